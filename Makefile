@@ -1,0 +1,38 @@
+# The whole set-up is two commands on a fresh machine: `make demo` and `make test`.
+# Both create .venv and install nomadgen (editable) with its test tools on first use.
+PY    ?= python3
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test check lint bench dev-up dev-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python dev/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check nomadgen dev tests
+
+check: lint test
+
+bench: $(STAMP)
+	$(BIN)/python dev/bench.py
+
+dev-up: $(STAMP)
+	@$(BIN)/python dev/cluster.py up
+
+dev-down: $(STAMP)
+	@$(BIN)/python dev/cluster.py down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache out .dev-cluster

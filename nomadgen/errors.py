@@ -1,0 +1,140 @@
+"""Every error nomadgen raises on purpose, and the exit code each one ends the CLI with.
+
+    NomadgenError               subject, details, location, hint
+    ├── ManifestError           3   the manifest file: not found, syntax, invalid fields
+    ├── TemplateError           3   a service template (packaged or from --templates)
+    ├── ResolutionError         4   unknown set, cycle, name collision, more than the cluster offers
+    ├── RenderError             5   a value Nomad cannot take
+    ├── ConfigError             6   addresses, tokens, certificates, zones
+    └── BackendError            7   talking to Nomad or Consul
+        ├── Unavailable         7   connection refused, timeout, TLS failure, 5xx
+        ├── PermissionDenied    8   403 / ACL token refused
+        ├── Rejected            9   the server refused the request (its message verbatim)
+        ├── Conflict           10   check-and-set lost, or the job is not ours
+        └── NotHealthy         11   a deployment or check did not become healthy in time
+
+`nomadgen plan` ends with 255 on any error, like `nomad job plan` (0 no change, 1 changes).
+Third-party exceptions never leave nomadgen.backends: they are translated there with `raise ... from`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+EXIT_OK = 0
+EXIT_CHANGES = 1
+EXIT_USAGE = 2
+EXIT_PLAN_ERROR = 255
+EXIT_INTERNAL = 70
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong, where it is, and what to do about it."""
+
+    message: str
+    location: str = ""  # "file:line:col" or "file: key.path"
+    hint: str = ""
+
+    def render(self) -> str:
+        head = f"{self.location}: {self.message}" if self.location else self.message
+        return f"{head}\n  hint: {self.hint}" if self.hint else head
+
+
+class NomadgenError(Exception):
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, subject: str, problems: list[Problem] | tuple[Problem, ...] = (), *,
+                 hint: str = "", location: str = "") -> None:
+        super().__init__(subject)
+        self.subject = subject
+        self.problems = tuple(problems)
+        self.hint = hint
+        self.location = location
+
+    def lines(self) -> list[str]:
+        """The message as printed: subject, one block per problem, a closing hint."""
+        head = f"{self.location}: {self.subject}" if self.location else self.subject
+        out = [head]
+        for p in self.problems:
+            out.extend("  " + line for line in p.render().splitlines())
+        if self.hint:
+            out.append(f"  hint: {self.hint}")
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+class ManifestError(NomadgenError):
+    exit_code = 3
+    kind = "manifest"
+
+
+class TemplateError(NomadgenError):
+    exit_code = 3
+    kind = "template"
+
+
+class ResolutionError(NomadgenError):
+    exit_code = 4
+    kind = "resolution"
+
+
+class RenderError(NomadgenError):
+    exit_code = 5
+    kind = "render"
+
+
+class ConfigError(NomadgenError):
+    exit_code = 6
+    kind = "config"
+
+
+class BackendError(NomadgenError):
+    exit_code = 7
+    kind = "backend"
+
+
+class Unavailable(BackendError):
+    exit_code = 7
+    kind = "unavailable"
+
+
+class PermissionDenied(BackendError):
+    exit_code = 8
+    kind = "permission"
+
+
+class Rejected(BackendError):
+    exit_code = 9
+    kind = "rejected"
+
+
+class Conflict(BackendError):
+    exit_code = 10
+    kind = "conflict"
+
+
+class NotHealthy(BackendError):
+    exit_code = 11
+    kind = "not-healthy"
+
+
+EXIT_CODES = {
+    "ok": EXIT_OK,
+    "plan: changes present": EXIT_CHANGES,
+    "usage (bad flag or argument)": EXIT_USAGE,
+    "manifest or template invalid": ManifestError.exit_code,
+    "resolution failed": ResolutionError.exit_code,
+    "render failed": RenderError.exit_code,
+    "configuration invalid": ConfigError.exit_code,
+    "Nomad/Consul unavailable": Unavailable.exit_code,
+    "permission denied": PermissionDenied.exit_code,
+    "request rejected by the server": Rejected.exit_code,
+    "conflict (check-and-set lost, not ours)": Conflict.exit_code,
+    "not healthy in time": NotHealthy.exit_code,
+    "internal error (a bug: please report)": EXIT_INTERNAL,
+    "plan: any error": EXIT_PLAN_ERROR,
+}

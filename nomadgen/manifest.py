@@ -1,0 +1,415 @@
+"""Reading a manifest: the seed's JSON map of service names to `{"depends": [...]}`, plus the
+optional fields a real deployment needs. Every problem is collected (not just the first) with
+its file, line and column, and a hint."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import ManifestError, Problem
+from .model import Check, InterfaceSpec, Manifest, Port, Resources, Runnable, Service
+
+# RFC 1123 label, lower-case: valid as a Nomad job ID, a Consul service name and a DNS label.
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PORT_LABEL_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+
+DEFAULT_IMAGE = "busybox:1.36"
+DEFAULT_PORT = Port("http", 8080)
+# Runnable as-is so the seed's bare manifest renders jobs Nomad can start: a tiny web server.
+DEFAULT_COMMAND = "httpd"
+DEFAULT_ARGS = ("-f", "-p", "8080", "-h", "/local")
+
+FIELDS = {
+    "depends": "list of dependencies: a generic service (`psql`) or a set (`psql:app`)",
+    "image": "container image (docker driver)",
+    "command": "command to run in the container",
+    "args": "list of arguments",
+    "ports": 'map of port label to the port inside the container, e.g. {"http": 8080}',
+    "env": "map of environment variables",
+    "resources": '{"cpu": MHz, "memory": MB}',
+    "count": "total instances, spread over the zones (instead of one per zone)",
+    "per_zone": "instances in each zone (default 1)",
+    "check": '{"type": "http", "path": "/health"} or {"type": "tcp"} or false',
+    "protocol": "protocol of the interface dependents get (default: http for a port named http)",
+}
+RESOURCE_FIELDS = {"cpu", "memory"}
+CHECK_FIELDS = {"type", "path", "interval", "timeout"}
+
+
+def load(path: str | Path, name: str | None = None) -> Manifest:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found: {p}",
+                            hint="pass the path of a JSON manifest, e.g. examples/dockland.json") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"cannot read manifest {p}: {exc}") from None
+    return parse(text, str(p), name or default_name(p))
+
+
+def default_name(p: Path) -> str:
+    stem = p.name.split(".")[0].lower()
+    return re.sub(r"[^a-z0-9-]+", "-", stem).strip("-") or "manifest"
+
+
+class _Dup:
+    """Marks an object that had duplicate keys; Python's json silently keeps the last one."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    dups = []
+    for k, v in pairs:
+        if k in out:
+            dups.append(k)
+        out[k] = v
+    if dups:
+        out[_Dup] = dups  # type: ignore[index]
+    return out
+
+
+def parse(text: str, filename: str = "<manifest>", name: str = "manifest") -> Manifest:
+    try:
+        data = json.loads(text, object_pairs_hook=_pairs)
+    except json.JSONDecodeError as exc:
+        hint = "check the JSON syntax"
+        if "delimiter" in exc.msg:
+            hint = "a comma is probably missing between two items (or one too many before a bracket)"
+        raise ManifestError(exc.msg, location=f"{filename}:{exc.lineno}:{exc.colno}", hint=hint) from None
+    checker = _Checker(text, filename)
+    services = checker.manifest(data)
+    if not NAME_RE.match(name):
+        checker.add((), f"manifest name {name!r} is not a DNS label",
+                    "name the file (or pass --name) with lower-case letters, digits and '-'")
+    if checker.problems:
+        checker.problems.sort(key=_position)
+        n = len(checker.problems)
+        raise ManifestError(f"{filename}: {n} problem{'s' if n > 1 else ''} in the manifest",
+                            checker.problems)
+    return Manifest(name=name, path=filename, services=tuple(services), text=text)
+
+
+def _position(p: Problem) -> tuple[int, int]:
+    parts = p.location.rsplit(":", 2)
+    try:
+        return int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        return 0, 0
+
+
+class _Checker:
+    def __init__(self, text: str, filename: str) -> None:
+        self.text = text
+        self.filename = filename
+        self.problems: list[Problem] = []
+        self._positions: dict[tuple, tuple[int, int]] | None = None
+
+    def where(self, path: tuple, dup: bool = False) -> str:
+        if dup:
+            pos = locate(self.text, dup_positions=True).get(path)
+            if pos:
+                return f"{self.filename}:{pos[0]}:{pos[1]}"
+        if self._positions is None:
+            self._positions = locate(self.text)
+        # Fall back to the nearest enclosing element that has a position.
+        for n in range(len(path), -1, -1):
+            pos = self._positions.get(path[:n])
+            if pos:
+                return f"{self.filename}:{pos[0]}:{pos[1]}"
+        return self.filename
+
+    def add(self, path: tuple, message: str, hint: str = "", dup: bool = False) -> None:
+        key = ".".join(str(p) for p in path)
+        msg = f"{key}: {message}" if key else message
+        self.problems.append(Problem(msg, self.where(path, dup), hint))
+
+    def dups(self, obj: dict, path: tuple) -> None:
+        for k in obj.pop(_Dup, ()):
+            self.add(path + (k,), "duplicate key (JSON keeps only the last one)",
+                     "merge the two entries into one", dup=True)
+
+    def manifest(self, data: Any) -> list[Service]:
+        if not isinstance(data, dict):
+            self.add((), "the manifest must be a JSON object mapping service names to definitions",
+                     'e.g. {"app": {"depends": ["psql"]}}')
+            return []
+        self.dups(data, ())
+        if not data:
+            self.add((), "the manifest declares no services", 'add one, e.g. {"app": {}}')
+        services = []
+        for sname in sorted(data):
+            body = data[sname]
+            path = (sname,)
+            if not NAME_RE.match(sname):
+                hint = "use lower-case letters, digits and '-' (1-63 characters; no '_', '.' or ':')"
+                if ":" in sname:
+                    hint = "':' names a set (psql:app) in `depends`; declare the service itself as its key"
+                self.add(path, f"invalid service name {sname!r}", hint)
+            if not isinstance(body, dict):
+                self.add(path, "a service must be a JSON object", 'e.g. {"depends": ["psql"]}')
+                continue
+            self.dups(body, path)
+            svc = self.service(sname, body, path)
+            if svc:
+                services.append(svc)
+        return services
+
+    def unknown(self, obj: dict, allowed, path: tuple) -> None:
+        for k in obj:
+            if k not in allowed:
+                close = difflib.get_close_matches(k, list(allowed), n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(sorted(allowed))
+                self.add(path + (k,), "unknown key", hint)
+
+    def strings(self, value: Any, path: tuple, what: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.add(path, f"{what} must be a list of strings")
+            return ()
+        return tuple(value)
+
+    def service(self, name: str, body: dict, path: tuple) -> Service | None:
+        self.unknown(body, FIELDS, path)
+        before = len(self.problems)
+        depends = self.depends(body.get("depends", []), path + ("depends",))
+        image = body.get("image", DEFAULT_IMAGE)
+        if not isinstance(image, str) or not IMAGE_RE.match(image):
+            self.add(path + ("image",), "must be a container image reference like postgres:16")
+        command = body.get("command", "" if "image" in body else DEFAULT_COMMAND)
+        if not isinstance(command, str):
+            self.add(path + ("command",), "must be a string")
+            command = ""
+        args = self.strings(body.get("args", [] if "image" in body else list(DEFAULT_ARGS)),
+                            path + ("args",), "args")
+        for i, a in enumerate(args):
+            self.driver_text(a, path + ("args", i))
+        self.driver_text(command, path + ("command",))
+        before_ports = len(self.problems)
+        ports = self.ports(body.get("ports"), path + ("ports",))
+        ports_ok = len(self.problems) == before_ports
+        env = self.env(body.get("env", {}), path + ("env",))
+        resources = self.resources(body.get("resources", {}), path + ("resources",))
+        count = self.positive(body.get("count"), path + ("count",), allow_none=True)
+        per_zone = self.positive(body.get("per_zone", 1), path + ("per_zone",)) or 1
+        if "count" in body and "per_zone" in body:
+            self.add(path + ("count",), "count and per_zone cannot both be set",
+                     "count is a total spread over the zones; per_zone is a number in each zone")
+        check = self.check(body.get("check", {}), path + ("check",), ports if ports_ok else None)
+        protocol = body.get("protocol")
+        if protocol is not None and (not isinstance(protocol, str) or not protocol.isidentifier()):
+            self.add(path + ("protocol",), "must be a short word like http, grpc or tcp")
+            protocol = None
+        if len(self.problems) > before:
+            return None
+        first = ports[0].label if ports else ""
+        proto = protocol or ("http" if first in ("http", "https") else "tcp")
+        iface = InterfaceSpec(
+            protocol=proto,
+            port=first,
+            env=(("HOST", "{host}"), ("PORT", "{port}"), ("ADDR", "{host}:{port}"),
+                 ("URL", proto + "://{host}:{port}")) if first else (),
+            url=proto + "://{dns}:{port}" if first else "",
+        )
+        run = Runnable(image=image, command=command, args=args, ports=ports, env=env,
+                       resources=resources, check=check)
+        return Service(name=name, depends=depends, run=run, interface=iface, per_zone=per_zone,
+                       count=count)
+
+    def depends(self, value: Any, path: tuple) -> tuple[str, ...]:
+        deps = self.strings(value, path, "depends")
+        seen: set[str] = set()
+        for i, d in enumerate(deps):
+            parts = d.split(":")
+            if not all(NAME_RE.match(p) for p in parts) or len(parts) > 3:
+                self.add(path + (i,), f"invalid dependency {d!r}",
+                         "write a generic service (`psql`) or a set (`psql:app`)")
+            if d in seen:
+                self.add(path + (i,), f"{d!r} is listed twice", "list each dependency once")
+            seen.add(d)
+        return deps
+
+    def driver_text(self, value: str, path: tuple) -> None:
+        # Nomad re-decodes driver config as HCL on the client, so %{ is evaluated even when
+        # escaped (nomad GH-14972); there is no safe way to pass it through args.
+        if "%{" in value:
+            self.add(path, "contains '%{', which Nomad evaluates as a template directive in driver config",
+                     "pass the value through `env` and reference it as ${VAR} instead")
+
+    def ports(self, value: Any, path: tuple) -> tuple[Port, ...]:
+        if value is None:
+            return (DEFAULT_PORT,)
+        if not isinstance(value, dict):
+            self.add(path, "must be a map of port label to container port", '{"http": 8080}')
+            return ()
+        self.dups(value, path)
+        out = []
+        for label in sorted(value):
+            to = value[label]
+            if not PORT_LABEL_RE.match(label):
+                self.add(path + (label,), f"invalid port label {label!r}",
+                         "use lower-case letters, digits and '_' (it becomes NOMAD_PORT_<label>)")
+            if not isinstance(to, int) or isinstance(to, bool) or not 0 <= to <= 65535:
+                self.add(path + (label,), "port must be an integer 0-65535 (0: same as the host port)")
+                continue
+            out.append(Port(label, to))
+        return tuple(out)
+
+    def env(self, value: Any, path: tuple) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, dict):
+            self.add(path, "must be a map of variable names to strings")
+            return ()
+        self.dups(value, path)
+        out = []
+        for k in sorted(value):
+            v = value[k]
+            if not ENV_RE.match(k):
+                self.add(path + (k,), f"invalid environment variable name {k!r}",
+                         "use letters, digits and '_', not starting with a digit")
+            if not isinstance(v, str):
+                self.add(path + (k,), "value must be a string", f'write "{v}" in quotes')
+                continue
+            out.append((k, v))
+        return tuple(out)
+
+    def resources(self, value: Any, path: tuple) -> Resources:
+        if not isinstance(value, dict):
+            self.add(path, 'must be an object like {"cpu": 200, "memory": 256}')
+            return Resources()
+        self.dups(value, path)
+        self.unknown(value, RESOURCE_FIELDS, path)
+        cpu = self.positive(value.get("cpu", 100), path + ("cpu",)) or 100
+        mem = self.positive(value.get("memory", 128), path + ("memory",)) or 128
+        return Resources(cpu, mem)
+
+    def check(self, value: Any, path: tuple, ports: tuple[Port, ...] | None) -> Check | None:
+        if value is False:
+            return None
+        if not isinstance(value, dict):
+            self.add(path, 'must be an object like {"type": "http", "path": "/health"}, or false')
+            return None
+        self.dups(value, path)
+        self.unknown(value, CHECK_FIELDS, path)
+        ctype = value.get("type", "tcp")
+        if ctype not in ("tcp", "http"):
+            self.add(path + ("type",), f"unknown check type {ctype!r}", "use http or tcp")
+        cpath = value.get("path", "/" if ctype == "http" else "")
+        if ctype == "http" and (not isinstance(cpath, str) or not cpath.startswith("/")):
+            self.add(path + ("path",), "an http check needs a path starting with /")
+        interval = self.positive(value.get("interval", 10), path + ("interval",)) or 10
+        timeout = self.positive(value.get("timeout", 2), path + ("timeout",)) or 2
+        if ports == ():
+            self.add(path, "a health check needs a port", 'declare "ports" or set "check": false')
+        return Check(ctype, cpath if isinstance(cpath, str) else "", interval, timeout)
+
+    def positive(self, value: Any, path: tuple, allow_none: bool = False) -> int | None:
+        if value is None and allow_none:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            self.add(path, "must be a whole number of at least 1")
+            return None
+        return value
+
+
+def locate(text: str, dup_positions: bool = False) -> dict[tuple, tuple[int, int]]:
+    """Map each JSON path to the (line, column) of its key, or of its value for list items.
+    Only run when there is an error to point at, so the happy path stays at C speed."""
+    pos: dict[tuple, tuple[int, int]] = {}
+    dups: dict[tuple, tuple[int, int]] = {}
+    i = 0
+    n = len(text)
+    line_starts = [0]
+    for m in re.finditer("\n", text):
+        line_starts.append(m.end())
+
+    import bisect
+
+    def lc(k: int) -> tuple[int, int]:
+        ln = bisect.bisect_right(line_starts, k)
+        return ln, k - line_starts[ln - 1] + 1
+
+    def ws() -> None:
+        nonlocal i
+        while i < n and text[i] in " \t\r\n":
+            i += 1
+
+    def string() -> str:
+        nonlocal i
+        end = i + 1
+        while end < n and text[end] != '"':
+            end += 2 if text[end] == "\\" else 1
+        raw = text[i:end + 1]
+        i = end + 1
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.strip('"')
+
+    def value(path: tuple) -> None:
+        nonlocal i
+        ws()
+        if i >= n:
+            return
+        c = text[i]
+        if c == "{":
+            i += 1
+            while True:
+                ws()
+                if i >= n or text[i] == "}":
+                    i += 1
+                    return
+                if text[i] == ",":
+                    i += 1
+                    continue
+                if text[i] != '"':
+                    return
+                start = i
+                key = string()
+                if path + (key,) in pos:
+                    dups[path + (key,)] = lc(start)
+                else:
+                    pos[path + (key,)] = lc(start)
+                ws()
+                if i < n and text[i] == ":":
+                    i += 1
+                value(path + (key,))
+        elif c == "[":
+            i += 1
+            idx = 0
+            while True:
+                ws()
+                if i >= n or text[i] == "]":
+                    i += 1
+                    return
+                if text[i] == ",":
+                    i += 1
+                    continue
+                pos.setdefault(path + (idx,), lc(i))
+                before = i
+                value(path + (idx,))
+                idx += 1
+                if i == before:
+                    return
+        elif c == '"':
+            string()
+        else:
+            m = re.compile(r"[^\s,\]}]+").match(text, i)
+            i = m.end() if m else i + 1
+
+    value(())
+    return pos if not dup_positions else dups
+
+
+def where(manifest: Manifest, *path: str | int) -> str:
+    """`file:line:col` of a key in the manifest, for errors found after loading."""
+    pos = locate(manifest.text)
+    for n in range(len(path), 0, -1):
+        if path[:n] in pos:
+            line, col = pos[path[:n]]
+            return f"{manifest.path}:{line}:{col}"
+    return manifest.path

@@ -1,0 +1,180 @@
+"""The data that flows between layers: frozen, slotted, tuples not lists, so it can be hashed,
+shared and compared, and sorted wherever order reaches the output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PER_ZONE = "per-zone"
+NODE_LOCAL = "node-local"
+SCHEDULINGS = (PER_ZONE, NODE_LOCAL)
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    label: str
+    to: int = 0  # port inside the task; 0 = same as the allocated host port
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    type: str = "tcp"  # tcp | http
+    path: str = ""
+    interval_s: int = 10
+    timeout_s: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    cpu: int = 100
+    memory: int = 128
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceSpec:
+    """What a dependent gets. `env` maps a suffix (HOST) to a value pattern with {host}, {port},
+    {dns}, {service}, {set}, {credentials}; the dependent sees <PREFIX>_<SUFFIX>."""
+
+    protocol: str
+    port: str
+    env: tuple[tuple[str, str], ...] = ()
+    url: str = ""
+    credentials: str = ""  # a reference (Nomad Variables or Vault path pattern), never a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Runnable:
+    """What one task runs: shared by service templates and manifest services."""
+
+    image: str
+    command: str = ""
+    args: tuple[str, ...] = ()
+    ports: tuple[Port, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    resources: Resources = Resources()
+    check: Check | None = Check()
+    secrets_template: str = ""  # trusted consul-template text from a service template only
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTemplate:
+    """A generic service a manifest can depend on (templates/psql.toml ...)."""
+
+    name: str
+    description: str
+    run: Runnable
+    interface: InterfaceSpec
+    scheduling: str = PER_ZONE
+    per_zone: int = 1
+    depends: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A service the manifest declares."""
+
+    name: str
+    depends: tuple[str, ...]
+    run: Runnable
+    interface: InterfaceSpec
+    per_zone: int = 1
+    count: int | None = None  # explicit total instead of per-zone
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    name: str
+    path: str
+    services: tuple[Service, ...]
+    text: str = field(default="", compare=False, repr=False)  # to point errors at lines
+
+    def service(self, name: str) -> Service | None:
+        for s in self.services:
+            if s.name == name:
+                return s
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    set: str
+    zone: str  # "" for node-local instances: they follow their host
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSet:
+    """One deployed group of a service with one configuration: `app`, `psql:app`."""
+
+    name: str
+    type: str  # the service or template name: "psql", "app"
+    owner: str  # the dependent set a dedicated set was made for; "" for declared services
+    declared: bool  # True for the manifest's own services
+    scheduling: str
+    count: int
+    per_zone_max: int  # the hard per-zone limit (distinct_property)
+    depends: tuple[str, ...]  # set names, sorted
+    users: tuple[str, ...]  # set names that depend on this one, sorted
+    run: Runnable
+    interface: InterfaceSpec
+    host: str = ""  # node-local: the set whose group carries this one
+    embedded: tuple[str, ...] = ()  # node-local sets carried in this set's group
+    prefixes: tuple[tuple[str, str], ...] = ()  # (dependency set, env prefix) for this dependent
+
+    @property
+    def job_id(self) -> str:
+        return dns_name(self.name)
+
+    @property
+    def job_hosted(self) -> bool:
+        """False for node-local sets: they live inside their host's job."""
+        return not self.host
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    manifest: str
+    zones: tuple[str, ...]
+    sets: tuple[ServiceSet, ...]
+    instances: tuple[Instance, ...]
+    layers: tuple[tuple[str, ...], ...]  # job-hosting set names in dependency order
+    by_name: dict[str, ServiceSet] = field(default_factory=dict, compare=False, repr=False)
+
+    def get(self, name: str) -> ServiceSet:
+        return self.by_name[name]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Rendering choices that are not in the manifest."""
+
+    zone_attribute: str = "${node.datacenter}"
+    namespace: str = "default"
+    region: str = ""
+    kv_prefix: str = "nomadgen"
+    consul_domain: str = "consul"
+    datacenters: tuple[str, ...] = ()  # empty: the zones when zones are datacenters, else ["*"]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    set: str
+    api: dict = field(compare=False, hash=False)  # the Nomad API form, {"ID": ...}
+    spec_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KVEntry:
+    key: str
+    value: bytes
+
+
+def dns_name(set_name: str) -> str:
+    """`psql:app` -> `psql-app`: the job ID, the Consul service name, the DNS label."""
+    return set_name.replace(":", "-").lower()
+
+
+def env_prefix(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
