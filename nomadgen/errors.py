@@ -19,7 +19,7 @@ Third-party exceptions never leave nomadgen.backends: they are translated there 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 EXIT_OK = 0
 EXIT_CHANGES = 1
@@ -28,8 +28,7 @@ EXIT_PLAN_ERROR = 255
 EXIT_INTERNAL = 70
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong, where it is, and what to do about it."""
 
     message: str

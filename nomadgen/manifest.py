@@ -4,7 +4,6 @@ its file, line and column, and a hint."""
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from pathlib import Path
@@ -164,6 +163,8 @@ class _Checker:
     def unknown(self, obj: dict, allowed, path: tuple) -> None:
         for k in obj:
             if k not in allowed:
+                import difflib  # only when there is something to suggest
+
                 close = difflib.get_close_matches(k, list(allowed), n=1, cutoff=0.6)
                 hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(sorted(allowed))
                 self.add(path + (k,), "unknown key", hint)

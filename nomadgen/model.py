@@ -1,37 +1,33 @@
-"""The data that flows between layers: frozen, slotted, tuples not lists, so it can be hashed,
-shared and compared, and sorted wherever order reaches the output."""
+"""The data that flows between layers: immutable records (NamedTuple: a frozen dataclass costs
+~0.5 ms of start-up per class), tuples not lists, sorted wherever order reaches the output."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 PER_ZONE = "per-zone"
 NODE_LOCAL = "node-local"
 SCHEDULINGS = (PER_ZONE, NODE_LOCAL)
 
 
-@dataclass(frozen=True, slots=True)
-class Port:
+class Port(NamedTuple):
     label: str
     to: int = 0  # port inside the task; 0 = same as the allocated host port
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class Check(NamedTuple):
     type: str = "tcp"  # tcp | http
     path: str = ""
     interval_s: int = 10
     timeout_s: int = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Resources:
+class Resources(NamedTuple):
     cpu: int = 100
     memory: int = 128
 
 
-@dataclass(frozen=True, slots=True)
-class InterfaceSpec:
+class InterfaceSpec(NamedTuple):
     """What a dependent gets. `env` maps a suffix (HOST) to a value pattern with {host}, {port},
     {dns}, {service}, {set}, {credentials}; the dependent sees <PREFIX>_<SUFFIX>."""
 
@@ -42,8 +38,7 @@ class InterfaceSpec:
     credentials: str = ""  # a reference (Nomad Variables or Vault path pattern), never a secret
 
 
-@dataclass(frozen=True, slots=True)
-class Runnable:
+class Runnable(NamedTuple):
     """What one task runs: shared by service templates and manifest services."""
 
     image: str
@@ -56,8 +51,7 @@ class Runnable:
     secrets_template: str = ""  # trusted consul-template text from a service template only
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceTemplate:
+class ServiceTemplate(NamedTuple):
     """A generic service a manifest can depend on (templates/psql.toml ...)."""
 
     name: str
@@ -70,8 +64,7 @@ class ServiceTemplate:
     source: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Service:
+class Service(NamedTuple):
     """A service the manifest declares."""
 
     name: str
@@ -82,12 +75,11 @@ class Service:
     count: int | None = None  # explicit total instead of per-zone
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(NamedTuple):
     name: str
     path: str
     services: tuple[Service, ...]
-    text: str = field(default="", compare=False, repr=False)  # to point errors at lines
+    text: str = ""  # to point errors at lines
 
     def service(self, name: str) -> Service | None:
         for s in self.services:
@@ -96,15 +88,13 @@ class Manifest:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Instance:
+class Instance(NamedTuple):
     set: str
     zone: str  # "" for node-local instances: they follow their host
     index: int
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceSet:
+class ServiceSet(NamedTuple):
     """One deployed group of a service with one configuration: `app`, `psql:app`."""
 
     name: str
@@ -132,21 +122,19 @@ class ServiceSet:
         return not self.host
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(NamedTuple):
     manifest: str
     zones: tuple[str, ...]
     sets: tuple[ServiceSet, ...]
     instances: tuple[Instance, ...]
     layers: tuple[tuple[str, ...], ...]  # job-hosting set names in dependency order
-    by_name: dict[str, ServiceSet] = field(default_factory=dict, compare=False, repr=False)
+    by_name: dict[str, ServiceSet] = {}  # noqa: RUF012 - filled by resolve, never mutated
 
     def get(self, name: str) -> ServiceSet:
         return self.by_name[name]
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(NamedTuple):
     """Rendering choices that are not in the manifest."""
 
     zone_attribute: str = "${node.datacenter}"
@@ -157,16 +145,14 @@ class Settings:
     datacenters: tuple[str, ...] = ()  # empty: the zones when zones are datacenters, else ["*"]
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
+class Job(NamedTuple):
     id: str
     set: str
-    api: dict = field(compare=False, hash=False)  # the Nomad API form, {"ID": ...}
+    api: dict  # the Nomad API form, {"ID": ...}
     spec_hash: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class KVEntry:
+class KVEntry(NamedTuple):
     key: str
     value: bytes
 

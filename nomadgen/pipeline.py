@@ -3,7 +3,7 @@ reading the manifest and templates; the CLI only formats what these return."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .catalog import Catalog
 from .manifest import load
@@ -13,8 +13,7 @@ from .resolve import resolve
 from .settings import Config
 
 
-@dataclass(frozen=True, slots=True)
-class Rendered:
+class Rendered(NamedTuple):
     manifest: Manifest
     plan: Plan
     jobs: tuple[Job, ...]

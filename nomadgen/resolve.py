@@ -254,6 +254,4 @@ def _loc(manifest: Manifest, name: str, dep: str | None = None) -> str:
 
 
 def _replace(s: ServiceSet, **kw) -> ServiceSet:
-    from dataclasses import replace
-
-    return replace(s, **kw)
+    return s._replace(**kw)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 from .errors import ConfigError, Problem
@@ -23,8 +23,7 @@ ZONE_ATTR_RE = re.compile(r"^\$\{(node\.datacenter|node\.class|node\.pool|meta\.
 KV_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(NamedTuple):
     zones: tuple[str, ...] = DEFAULT_ZONES
     zones_source: str = "default"  # default | config | env | flag | cluster
     templates: str | None = None

@@ -1,0 +1,163 @@
+"""Rendering: placement, co-location, interfaces and ownership, as Nomad and Consul read them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nomadgen.catalog import Catalog
+from nomadgen.manifest import parse
+from nomadgen.model import Settings
+from nomadgen.render import (
+    META_HASH,
+    META_MANIFEST,
+    META_SET,
+    ct_literal,
+    interfaces,
+    render,
+    spec_hash,
+    to_json,
+)
+from nomadgen.resolve import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def jobs_of(doc: dict | None = None, zones=("zone-a", "zone-b", "zone-c"), settings=Settings()):
+    text = json.dumps(doc) if doc is not None else (ROOT / "examples/dockland.json").read_text()
+    plan = resolve(parse(text, "m.json", "dockland"), Catalog(), zones)
+    return plan, {j.id: j for j in render(plan, settings)}
+
+
+def test_one_job_per_set_node_local_sets_ride_along():
+    _, jobs = jobs_of()
+    assert sorted(jobs) == ["app", "blog", "psql-app", "psql-blog", "worker"]
+
+
+def test_per_zone_set_is_one_per_zone_hard_and_spread_evenly():
+    _, jobs = jobs_of()
+    g = jobs["psql-app"].api["TaskGroups"][0]
+    assert g["Count"] == 3
+    assert {"LTarget": "${node.datacenter}", "Operand": "distinct_property", "RTarget": "1"} in g["Constraints"]
+    spread = g["Spreads"][0]
+    assert spread["Attribute"] == "${node.datacenter}"
+    assert [t["Value"] for t in spread["SpreadTarget"]] == ["zone-a", "zone-b", "zone-c"]
+    assert sum(t["Percent"] for t in spread["SpreadTarget"]) <= 100
+    assert 1 <= spread["Weight"] <= 100
+    assert jobs["psql-app"].api["Datacenters"] == ["zone-a", "zone-b", "zone-c"]
+
+
+def test_zone_attribute_from_node_meta():
+    _, jobs = jobs_of(settings=Settings(zone_attribute="${meta.zone}"))
+    g = jobs["psql-app"].api["TaskGroups"][0]
+    assert g["Constraints"][0]["LTarget"] == "${meta.zone}"
+    assert jobs["psql-app"].api["Datacenters"] == ["*"]
+
+
+def test_memcache_is_a_sidecar_in_the_dependents_group():
+    _, jobs = jobs_of()
+    g = jobs["app"].api["TaskGroups"][0]
+    tasks = {t["Name"]: t for t in g["Tasks"]}
+    assert set(tasks) == {"app", "memcache-app"}
+    assert tasks["memcache-app"]["Lifecycle"] == {"Hook": "prestart", "Sidecar": True}
+    assert tasks["memcache-app"]["Config"]["image"].startswith("memcached:")
+    labels = {p["Label"] for p in g["Networks"][0]["DynamicPorts"]}
+    assert "memcache_app" in labels
+    env = tasks["app"]["Env"]
+    # The same group is the same node: app reaches memcache on the node's own address.
+    assert env["MEMCACHE_HOST"] == "${NOMAD_IP_memcache_app}"
+    assert env["MEMCACHE_PORT"] == "${NOMAD_PORT_memcache_app}"
+    services = {s["Name"] for s in g["Services"]}
+    assert services == {"app", "memcache-app"}
+    # No separate memcache job: Nomad cannot co-locate across jobs.
+    assert not any(j.startswith("memcache") for j in jobs)
+
+
+def test_remote_dependency_comes_through_a_consul_template():
+    _, jobs = jobs_of()
+    task = jobs["worker"].api["TaskGroups"][0]["Tasks"][0]
+    (tpl,) = task["Templates"]
+    assert tpl["Envvars"] is True and tpl["ChangeMode"] == "restart"
+    data = tpl["EmbeddedTmpl"]
+    assert 'service "psql-app~_agent"' in data
+    assert "PSQL_HOST={{ .Address }}" in data and "PSQL_PORT={{ .Port }}" in data
+    assert 'key "nomadgen/dockland/interfaces/psql-app"' in data
+    assert "PSQL_CREDENTIALS=nomad/jobs/psql-app" in data
+
+
+def test_services_are_consul_services_with_set_and_zone_tags_and_a_check():
+    _, jobs = jobs_of()
+    (svc,) = jobs["psql-app"].api["TaskGroups"][0]["Services"]
+    assert svc["Name"] == "psql-app" and svc["Provider"] == "consul"
+    assert "${node.datacenter}" in svc["Tags"] and "set-psql-app" in svc["Tags"]
+    assert svc["Checks"][0]["Type"] == "tcp"
+    assert svc["Checks"][0]["Interval"] == 10_000_000_000
+
+
+def test_ownership_meta_and_spec_hash():
+    _, jobs = jobs_of()
+    meta = jobs["psql-app"].api["Meta"]
+    assert meta[META_MANIFEST] == "dockland" and meta[META_SET] == "psql:app"
+    assert meta[META_HASH] == jobs["psql-app"].spec_hash == spec_hash(jobs["psql-app"].api)
+
+
+def test_spec_hash_changes_with_spec_and_only_its_job():
+    base = {"app": {"depends": ["psql"]}, "other": {}}
+    _, a = jobs_of(base)
+    _, b = jobs_of({"app": {"depends": ["psql"], "env": {"X": "1"}}, "other": {}})
+    assert a["app"].spec_hash != b["app"].spec_hash
+    assert a["other"].spec_hash == b["other"].spec_hash
+    assert a["psql-app"].spec_hash == b["psql-app"].spec_hash
+
+
+def test_secrets_never_in_jobs_or_interfaces():
+    plan, jobs = jobs_of()
+    task = jobs["psql-app"].api["TaskGroups"][0]["Tasks"][0]
+    assert "POSTGRES_PASSWORD" not in task.get("Env", {})
+    (secret_tpl,) = task["Templates"]
+    assert secret_tpl["DestPath"].startswith("secrets/")
+    assert 'nomadVar "nomad/jobs/psql-app"' in secret_tpl["EmbeddedTmpl"]
+    for kv in interfaces(plan):
+        doc = json.loads(kv.value)
+        assert "password" not in kv.value.decode().lower()
+        assert set(doc) >= {"service", "dns", "port_label", "protocol", "env", "credentials", "version"}
+
+
+def test_interface_document():
+    plan, _ = jobs_of()
+    docs = {kv.key: json.loads(kv.value) for kv in interfaces(plan)}
+    doc = docs["nomadgen/dockland/interfaces/psql-app"]
+    assert doc["dns"] == "psql-app.service.consul"
+    assert doc["srv"] == "_psql-app._tcp.service.consul"
+    assert doc["credentials"] == "nomad/jobs/psql-app"
+    assert doc["users"] == ["app", "worker"] and doc["zones"] == ["zone-a", "zone-b", "zone-c"]
+    assert "PSQL_HOST" in doc["env"] and doc["protocol"] == "postgresql"
+    mc = docs["nomadgen/dockland/interfaces/memcache-app"]
+    assert mc["scheduling"] == "node-local" and mc["host"] == "app"
+
+
+def test_manifest_values_cannot_become_template_code():
+    # Literal text placed in consul-template data is neutralised.
+    assert ct_literal("a{{ .x }}b") == 'a{{ "{{" }} .x {{ "}}" }}b'
+    _, jobs = jobs_of({"app": {"env": {"X": "{{ env \"SECRET\" }}", "Y": "${attr.x}%{ if }"},
+                               "depends": ["redis"]}})
+    task = jobs["app"].api["TaskGroups"][0]["Tasks"][0]
+    # Env is plain data (never template text); JSON carries the exact value.
+    assert task["Env"]["X"] == '{{ env "SECRET" }}'
+    assert all('SECRET' not in t["EmbeddedTmpl"] for t in task["Templates"])
+
+
+def test_render_is_deterministic_bytes():
+    _, a = jobs_of()
+    _, b = jobs_of()
+    assert [to_json(j) for j in a.values()] == [to_json(j) for j in b.values()]
+
+
+def test_every_rendered_job_passes_the_strict_check():
+    from dev.jobcheck import check_job
+
+    for doc in (None, {"web": {"count": 5, "depends": ["redis", "mysql", "memcache"]},
+                       "api": {"depends": ["web", "psql"], "check": {"type": "http", "path": "/h"}}}):
+        _, jobs = jobs_of(doc)
+        for j in jobs.values():
+            assert check_job(j.api) == [], j.id

@@ -1,0 +1,144 @@
+"""The seed's semantics, rule by rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nomadgen.catalog import Catalog
+from nomadgen.errors import ConfigError, ResolutionError
+from nomadgen.manifest import parse
+from nomadgen.model import NODE_LOCAL, PER_ZONE
+from nomadgen.resolve import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plan_of(manifest: dict, zones=("zone-a", "zone-b", "zone-c"), templates=None):
+    m = parse(json.dumps(manifest, indent=2), "m.json", "m")
+    return resolve(m, Catalog(templates), zones)
+
+
+def test_seed_example_contract():
+    m = parse((ROOT / "examples/dockland.json").read_text(), "dockland.json", "dockland")
+    plan = resolve(m, Catalog())
+    names = [s.name for s in plan.sets]
+    assert names == ["app", "blog", "memcache:app", "memcache:blog", "psql:app", "psql:blog", "worker"]
+    # app and blog each get their own psql and memcache; worker shares app's psql.
+    assert plan.get("app").depends == ("memcache:app", "psql:app")
+    assert plan.get("blog").depends == ("memcache:blog", "psql:blog")
+    assert plan.get("worker").depends == ("psql:app",)
+    assert plan.get("psql:app").users == ("app", "worker")
+    # psql is one instance in each zone; memcache is on the node of each app instance.
+    zones = sorted(i.zone for i in plan.instances if i.set == "psql:app")
+    assert zones == ["zone-a", "zone-b", "zone-c"]
+    mc = plan.get("memcache:app")
+    assert mc.scheduling == NODE_LOCAL and mc.host == "app" and mc.count == plan.get("app").count
+    assert plan.get("app").embedded == ("memcache:app",)
+    assert plan.layers == (("psql:app", "psql:blog"), ("app", "blog", "worker"))
+
+
+def test_generic_dependency_is_dedicated_per_dependent():
+    plan = plan_of({"a": {"depends": ["redis"]}, "b": {"depends": ["redis"]}})
+    assert {s.name for s in plan.sets} == {"a", "b", "redis:a", "redis:b"}
+    assert plan.get("redis:a").users == ("a",)
+
+
+def test_specific_set_is_shared():
+    plan = plan_of({"a": {"depends": ["redis"]}, "b": {"depends": ["redis:a"]}})
+    assert "redis:b" not in {s.name for s in plan.sets}
+    assert plan.get("redis:a").users == ("a", "b")
+
+
+def test_missing_specific_set_names_both_sides():
+    with pytest.raises(ResolutionError) as e:
+        plan_of({"app": {}, "worker": {"depends": ["psql:app"]}})
+    text = str(e.value)
+    assert "worker depends on psql:app, but nothing creates set psql:app" in text
+    assert 'app does not depend on psql; add "psql" to app\'s depends' in text
+
+
+def test_declared_service_dependency_shares_its_set():
+    plan = plan_of({"checkout": {"depends": ["cart"]}, "cart": {}, "web": {"depends": ["cart"]}})
+    assert plan.get("cart").users == ("checkout", "web")
+    assert not any(":" in s.name for s in plan.sets)
+    assert plan.layers == (("cart",), ("checkout", "web"))
+
+
+def test_declared_service_wins_over_template_of_same_name():
+    plan = plan_of({"redis": {"image": "example/my-redis:1"}, "app": {"depends": ["redis"]}})
+    assert plan.get("app").depends == ("redis",)
+    assert plan.get("redis").declared
+
+
+def test_template_dependencies_resolve_recursively(tmp_path):
+    (tmp_path / "pool.toml").write_text(
+        'depends = ["psql"]\n[run]\nimage = "x/pool:1"\nports = { pg = 5432 }\n'
+        '[interface]\nprotocol = "postgresql"\nport = "pg"\n')
+    plan = plan_of({"app": {"depends": ["pool"]}}, templates=tmp_path)
+    assert plan.get("pool:app").depends == ("psql:pool:app",)
+    assert plan.get("psql:pool:app").owner == "pool:app"
+    assert plan.layers == (("psql:pool:app",), ("pool:app",), ("app",))
+
+
+def test_cycle_is_printed():
+    with pytest.raises(ResolutionError) as e:
+        plan_of({"a": {"depends": ["b"]}, "b": {"depends": ["c"]}, "c": {"depends": ["a"]}})
+    assert "a -> b -> c -> a" in str(e.value)
+
+
+def test_self_dependency_is_a_cycle():
+    with pytest.raises(ResolutionError, match="a -> a"):
+        plan_of({"a": {"depends": ["a"]}})
+
+
+def test_unknown_generic_service_suggests():
+    with pytest.raises(ResolutionError) as e:
+        plan_of({"a": {"depends": ["postgres"]}, "b": {"depends": ["memcahe"]}})
+    text = str(e.value)
+    assert "'postgres', which is neither a service in the manifest nor a known template" in text
+    assert "did you mean 'memcache'?" in text
+
+
+def test_dns_collision_is_an_error():
+    with pytest.raises(ResolutionError, match="both become job and service 'redis-a'"):
+        plan_of({"a": {"depends": ["redis"]}, "redis-a": {}})
+
+
+def test_too_long_set_name_is_an_error():
+    long = "a" * 60
+    with pytest.raises(ResolutionError, match="not a valid Nomad job ID"):
+        plan_of({long: {"depends": ["redis"]}})
+
+
+def test_two_sets_of_one_type_conflict_on_env_prefix():
+    with pytest.raises(ResolutionError, match="both would set PSQL_"):
+        plan_of({"a": {"depends": ["psql"]}, "b": {"depends": ["psql", "psql:a"]}})
+
+
+def test_counts_and_per_zone():
+    plan = plan_of({"web": {"count": 5}, "q": {"per_zone": 2}}, zones=("z1", "z2"))
+    assert plan.get("web").count == 5 and plan.get("web").per_zone_max == 3
+    assert plan.get("q").count == 4 and plan.get("q").per_zone_max == 2
+    per_zone = [i.zone for i in plan.instances if i.set == "web"]
+    assert per_zone.count("z1") == 3 and per_zone.count("z2") == 2
+
+
+def test_template_scheduling_per_zone_count_follows_zones():
+    plan = plan_of({"a": {"depends": ["psql"]}}, zones=("z1", "z2", "z3", "z4"))
+    assert plan.get("psql:a").count == 4 and plan.get("psql:a").scheduling == PER_ZONE
+
+
+@pytest.mark.parametrize("zones", [(), ("a", "a"), ("a b",), ("a,b",)])
+def test_bad_zones(zones):
+    with pytest.raises(ConfigError):
+        plan_of({"a": {}}, zones=zones)
+
+
+def test_resolution_is_deterministic():
+    doc = {"z": {"depends": ["psql", "memcache"]}, "a": {"depends": ["psql:z", "redis"]}}
+    p1 = plan_of(doc)
+    p2 = plan_of(dict(reversed(list(doc.items()))))
+    assert p1.sets == p2.sets and p1.instances == p2.instances and p1.layers == p2.layers
