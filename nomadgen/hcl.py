@@ -1,0 +1,856 @@
+"""Write a Nomad job, given in its JSON API form, as an HCL2 jobspec for humans.
+
+The JSON API form (CamelCase keys, durations in integer nanoseconds, what `POST /v1/jobs`
+takes inside `{"Job": ...}`) is the source of truth; this module only renders it.
+
+    to_hcl(job)          the bare Job dict -> jobspec text (deterministic, `nomad fmt` layout)
+    escape_string(s)     a quoted HCL string literal that can never interpolate
+    format_duration(ns)  integer nanoseconds -> Go duration string ("1m30s")
+
+The translation is table-driven (`_SPECS`, one entry per api struct, in canonical order).
+Fields the table does not know are still written, under their snake_case name, so nothing is
+silently lost; `READ_ONLY_FIELDS` are dropped, as are nulls, empty lists/maps and empty strings.
+
+Stdlib only: this sits on the CLI's start-up path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from typing import Any
+
+from nomadgen.errors import RenderError
+
+__all__ = [
+    "CONFIG_BLOCK_NAMES",
+    "DURATION_FIELDS",
+    "READ_ONLY_FIELDS",
+    "escape_string",
+    "format_duration",
+    "to_hcl",
+]
+
+# Fields Nomad fills in, or that have no jobspec form; never written. A bare name is dropped
+# wherever it appears in a structured block; "Parent.Name" only under that JSON key
+# ("Job" is the top level). Free-form maps (meta, env, driver config) are never filtered.
+READ_ONLY_FIELDS = frozenset({
+    "Status", "StatusDescription", "Version", "Stable", "SubmitTime",
+    "CreateIndex", "ModifyIndex", "JobModifyIndex",
+    "Stop", "ParentID", "Dispatched", "DispatchIdempotencyToken", "NomadTokenID",
+    "Job.Payload",
+    # set by CLI flags or the server, no jobspec field
+    "ConsulNamespace", "VaultNamespace",
+    # submit-time secrets (removed from the API in 1.10): never put a token in a file
+    "ConsulToken", "VaultToken",
+    # scaling policies: the server assigns these
+    "Scaling.ID", "Scaling.Namespace", "Scaling.Target",
+    "ScalingPolicies.ID", "ScalingPolicies.Namespace", "ScalingPolicies.Target",
+})
+
+# Integer nanoseconds in JSON, Go duration strings in HCL. Same naming rule as above.
+DURATION_FIELDS = frozenset({
+    "Interval", "Timeout", "Delay", "MaxDelay", "Grace",
+    "MinHealthyTime", "HealthyDeadline", "ProgressDeadline", "Stagger",
+    "KillTimeout", "ShutdownDelay", "Splay", "VaultGrace",
+    "MaxClientDisconnect", "StopAfterClientDisconnect", "LostAfter", "StopOnClientAfter",
+    "HealthTimeout", "TTL", "ConnectTimeout",
+    "Wait.Min", "Wait.Max",
+})
+
+# Driver-config keys written as blocks (docker/podman/qemu docs and the docker hclspec) when
+# their value is an object, or a list of objects, with identifier keys. Anything else is an
+# attribute. Nomad reads a block and an attribute object the same way (both become a list of
+# objects in the API form), so the choice is only about looking like the docs.
+CONFIG_BLOCK_NAMES = frozenset({
+    "auth", "logging", "config", "mount", "mounts", "devices", "healthchecks",
+    "port_map", "labels", "sysctl", "ulimit", "storage_opt",
+    "bind_options", "tmpfs_options", "volume_options", "driver_config",
+    # scaling policy bodies
+    "check", "strategy", "target",
+})
+
+# Table kinds:
+#   a    attribute                      a0  attribute of a Go non-pointer field: 0/false omitted
+#   b    single block                   bs  list -> repeated blocks
+#   lb   list -> labelled blocks        mb  map -> labelled blocks (label = key)
+#   m    string map (block form, attribute form if a key is not an identifier)
+#   ma   map attribute                  cfg free-form (driver config, proxy config, policy)
+#   label     consumed as the parent's block label
+#   implied   no HCL form; dropped when equal to the given value (jobspec2 sets it)
+#   alias     deprecated JSON spelling of another field; written only if that one is absent
+#   tscale    task scaling policies: scaling "cpu" / "mem"
+_Field = tuple[str, str, str, Any]
+
+
+def _f(json: str, hcl: str = "", kind: str = "a", sub: Any = None) -> _Field:
+    return (json, hcl, kind, sub)
+
+
+_CONSTRAINTS = _f("Constraints", "constraint", "bs", "Constraint")
+_AFFINITIES = _f("Affinities", "affinity", "bs", "Affinity")
+
+_SPECS: dict[str, tuple[_Field, ...]] = {
+    "Job": (
+        _f("ID", kind="label"), _f("Name", "name"),
+        _f("Namespace", "namespace"), _f("Region", "region"),
+        _f("Datacenters", "datacenters"), _f("NodePool", "node_pool"), _f("Type", "type"),
+        _f("Priority", "priority"), _f("AllAtOnce", "all_at_once"),
+        _f("Meta", "meta", "m"),
+        _CONSTRAINTS, _AFFINITIES, _f("Spreads", "spread", "bs", "Spread"),
+        _f("Update", "update", "b", "UpdateStrategy"),
+        _f("Migrate", "migrate", "b", "MigrateStrategy"),
+        _f("Reschedule", "reschedule", "b", "ReschedulePolicy"),
+        _f("Periodic", "periodic", "b", "PeriodicConfig"),
+        _f("ParameterizedJob", "parameterized", "b", "ParameterizedJobConfig"),
+        _f("Multiregion", "multiregion", "b", "Multiregion"),
+        _f("UI", "ui", "b", "JobUIConfig"),
+        _f("TaskGroups", "group", "lb", ("TaskGroup", "Name")),
+    ),
+    "TaskGroup": (
+        _f("Name", kind="label"), _f("Count", "count"),
+        _f("ShutdownDelay", "shutdown_delay"),
+        _f("StopAfterClientDisconnect", "stop_after_client_disconnect"),
+        _f("MaxClientDisconnect", "max_client_disconnect"),
+        _f("PreventRescheduleOnLost", "prevent_reschedule_on_lost"),
+        _f("Meta", "meta", "m"),
+        _CONSTRAINTS, _AFFINITIES, _f("Spreads", "spread", "bs", "Spread"),
+        _f("Consul", "consul", "b", "Consul"),
+        _f("Networks", "network", "bs", "NetworkResource"),
+        _f("Volumes", "volume", "mb", ("VolumeRequest", "Name")),
+        _f("Services", "service", "bs", "Service"),
+        _f("RestartPolicy", "restart", "b", "RestartPolicy"),
+        _f("ReschedulePolicy", "reschedule", "b", "ReschedulePolicy"),
+        _f("Update", "update", "b", "UpdateStrategy"),
+        _f("Migrate", "migrate", "b", "MigrateStrategy"),
+        _f("EphemeralDisk", "ephemeral_disk", "b", "EphemeralDisk"),
+        _f("Disconnect", "disconnect", "b", "DisconnectStrategy"),
+        _f("Scaling", "scaling", "b", "ScalingPolicy"),
+        _f("Tasks", "task", "lb", ("Task", "Name")),
+    ),
+    "Task": (
+        _f("Name", kind="label"), _f("Driver", "driver", "a0"), _f("User", "user", "a0"),
+        _f("Leader", "leader", "a0"), _f("Kind", "kind", "a0"),
+        _f("KillTimeout", "kill_timeout"), _f("KillSignal", "kill_signal", "a0"),
+        _f("ShutdownDelay", "shutdown_delay", "a0"),
+        _f("Lifecycle", "lifecycle", "b", "TaskLifecycle"),
+        _f("Config", "config", "cfg"),
+        _f("Env", "env", "m"), _f("Meta", "meta", "m"),
+        _CONSTRAINTS, _AFFINITIES,
+        _f("Artifacts", "artifact", "bs", "TaskArtifact"),
+        _f("Templates", "template", "bs", "Template"),
+        _f("Services", "service", "bs", "Service"),
+        _f("VolumeMounts", "volume_mount", "bs", "VolumeMount"),
+        _f("Vault", "vault", "b", "Vault"),
+        _f("Consul", "consul", "b", "Consul"),
+        _f("Identity", "identity", "b", "WorkloadIdentity"),
+        _f("Identities", "identity", "bs", "WorkloadIdentity"),
+        _f("RestartPolicy", "restart", "b", "RestartPolicy"),
+        _f("LogConfig", "logs", "b", "LogConfig"),
+        _f("Resources", "resources", "b", "Resources"),
+        _f("DispatchPayload", "dispatch_payload", "b", "DispatchPayloadConfig"),
+        _f("CSIPluginConfig", "csi_plugin", "b", "TaskCSIPluginConfig"),
+        _f("ScalingPolicies", "scaling", "tscale", "ScalingPolicy"),
+        _f("Actions", "action", "lb", ("Action", "Name")),
+        _f("Schedule", "schedule", "b", "TaskSchedule"),
+    ),
+    "Constraint": (
+        _f("LTarget", "attribute", "a0"), _f("Operand", "operator", "a0"),
+        _f("RTarget", "value", "a0"),
+    ),
+    "Affinity": (
+        _f("LTarget", "attribute", "a0"), _f("Operand", "operator", "a0"),
+        _f("RTarget", "value", "a0"), _f("Weight", "weight"),
+    ),
+    "Spread": (
+        _f("Attribute", "attribute", "a0"), _f("Weight", "weight"),
+        _f("SpreadTarget", "target", "lb", ("SpreadTarget", "Value")),
+    ),
+    "SpreadTarget": (_f("Value", kind="label"), _f("Percent", "percent", "a0")),
+    "UpdateStrategy": (
+        _f("MaxParallel", "max_parallel"), _f("HealthCheck", "health_check"),
+        _f("MinHealthyTime", "min_healthy_time"), _f("HealthyDeadline", "healthy_deadline"),
+        _f("ProgressDeadline", "progress_deadline"), _f("AutoRevert", "auto_revert"),
+        _f("AutoPromote", "auto_promote"), _f("Canary", "canary"), _f("Stagger", "stagger"),
+    ),
+    "MigrateStrategy": (
+        _f("MaxParallel", "max_parallel"), _f("HealthCheck", "health_check"),
+        _f("MinHealthyTime", "min_healthy_time"), _f("HealthyDeadline", "healthy_deadline"),
+    ),
+    "ReschedulePolicy": (
+        _f("Attempts", "attempts"), _f("Interval", "interval"), _f("Delay", "delay"),
+        _f("DelayFunction", "delay_function"), _f("MaxDelay", "max_delay"),
+        _f("Unlimited", "unlimited"),
+    ),
+    "RestartPolicy": (
+        _f("Attempts", "attempts"), _f("Interval", "interval"), _f("Delay", "delay"),
+        _f("Mode", "mode"), _f("RenderTemplates", "render_templates"),
+    ),
+    "EphemeralDisk": (
+        _f("SizeMB", "size"), _f("Sticky", "sticky"), _f("Migrate", "migrate"),
+    ),
+    "DisconnectStrategy": (
+        _f("LostAfter", "lost_after"), _f("StopOnClientAfter", "stop_on_client_after"),
+        _f("Replace", "replace"), _f("Reconcile", "reconcile"),
+    ),
+    "NetworkResource": (
+        _f("Mode", "mode", "a0"), _f("Hostname", "hostname", "a0"),
+        _f("Device", "device", "a0"), _f("CIDR", "cidr", "a0"), _f("IP", "ip", "a0"),
+        _f("MBits", "mbits"),
+        _f("DNS", "dns", "b", "DNSConfig"), _f("CNI", "cni", "b", "CNIConfig"),
+        # jobspec2 reads every `port` block into DynamicPorts, then moves static ones
+        _f("ReservedPorts", "port", "lb", ("Port", "Label")),
+        _f("DynamicPorts", "port", "lb", ("Port", "Label")),
+    ),
+    "Port": (
+        _f("Label", kind="label"), _f("Value", "static", "a0"), _f("To", "to", "a0"),
+        _f("HostNetwork", "host_network", "a0"),
+        _f("IgnoreCollision", "ignore_collision", "a0"),
+    ),
+    "DNSConfig": (
+        _f("Servers", "servers"), _f("Searches", "searches"), _f("Options", "options"),
+    ),
+    "CNIConfig": (_f("Args", "args", "ma"),),
+    "Service": (
+        _f("Name", "name", "a0"), _f("Provider", "provider", "a0"),
+        _f("PortLabel", "port", "a0"), _f("Tags", "tags"), _f("CanaryTags", "canary_tags"),
+        _f("AddressMode", "address_mode", "a0"), _f("Address", "address", "a0"),
+        _f("TaskName", "task", "a0"), _f("OnUpdate", "on_update", "a0"),
+        _f("EnableTagOverride", "enable_tag_override", "a0"), _f("Kind", "kind", "a0"),
+        _f("Cluster", "cluster", "a0"),
+        _f("Meta", "meta", "m"), _f("CanaryMeta", "canary_meta", "m"),
+        _f("TaggedAddresses", "tagged_addresses", "m"),
+        _f("Weights", "weights", "b", "ServiceWeights"),
+        _f("Identity", "identity", "b", "WorkloadIdentity"),
+        _f("CheckRestart", "check_restart", "b", "CheckRestart"),
+        _f("Checks", "check", "bs", "ServiceCheck"),
+        _f("Connect", "connect", "b", "ConsulConnect"),
+    ),
+    "ServiceCheck": tuple(
+        _f(j, h, "a0") for j, h in (
+            ("Name", "name"), ("Type", "type"), ("Command", "command"), ("Args", "args"),
+            ("Path", "path"), ("Protocol", "protocol"), ("Method", "method"), ("Body", "body"),
+            ("PortLabel", "port"), ("Expose", "expose"), ("AddressMode", "address_mode"),
+            ("Advertise", "advertise"), ("Interval", "interval"), ("Timeout", "timeout"),
+            ("InitialStatus", "initial_status"), ("Notes", "notes"),
+            ("TLSServerName", "tls_server_name"), ("TLSSkipVerify", "tls_skip_verify"),
+            ("GRPCService", "grpc_service"), ("GRPCUseTLS", "grpc_use_tls"),
+            ("TaskName", "task"), ("SuccessBeforePassing", "success_before_passing"),
+            ("FailuresBeforeCritical", "failures_before_critical"),
+            ("FailuresBeforeWarning", "failures_before_warning"), ("OnUpdate", "on_update"),
+        )
+    ) + (
+        _f("Header", "header", "m"),
+        _f("CheckRestart", "check_restart", "b", "CheckRestart"),
+    ),
+    "CheckRestart": (
+        _f("Limit", "limit", "a0"), _f("Grace", "grace"),
+        _f("IgnoreWarnings", "ignore_warnings", "a0"),
+    ),
+    "ServiceWeights": (_f("Passing", "passing", "a0"), _f("Warning", "warning", "a0")),
+    "ConsulConnect": (
+        _f("Native", "native", "a0"),
+        _f("SidecarService", "sidecar_service", "b", "ConsulSidecarService"),
+        _f("SidecarTask", "sidecar_task", "b", "SidecarTask"),
+        _f("Gateway", "gateway", "b", "ConsulGateway"),
+    ),
+    "ConsulSidecarService": (
+        _f("Port", "port", "a0"), _f("Tags", "tags"),
+        _f("DisableDefaultTCPCheck", "disable_default_tcp_check", "a0"),
+        _f("Meta", "meta", "m"), _f("Proxy", "proxy", "b", "ConsulProxy"),
+    ),
+    "SidecarTask": (
+        _f("Name", "name", "a0"), _f("Driver", "driver", "a0"), _f("User", "user", "a0"),
+        _f("KillTimeout", "kill_timeout"), _f("KillSignal", "kill_signal", "a0"),
+        _f("ShutdownDelay", "shutdown_delay"),
+        _f("Config", "config", "cfg"), _f("Env", "env", "m"), _f("Meta", "meta", "m"),
+        _f("Resources", "resources", "b", "Resources"),
+        _f("LogConfig", "logs", "b", "LogConfig"),
+        _f("VolumeMounts", "volume_mount", "bs", "VolumeMount"),
+    ),
+    "ConsulProxy": (
+        _f("LocalServiceAddress", "local_service_address", "a0"),
+        _f("LocalServicePort", "local_service_port", "a0"),
+        _f("Upstreams", "upstreams", "bs", "ConsulUpstream"),
+        _f("Expose", "expose", "b", "ConsulExposeConfig"),
+        _f("ExposeConfig", "expose", "alias", ("ConsulExposeConfig", "Expose")),
+        _f("TransparentProxy", "transparent_proxy", "b", "ConsulTransparentProxy"),
+        _f("Config", "config", "cfg"),
+    ),
+    "ConsulExposeConfig": (
+        _f("Paths", "path", "bs", "ConsulExposePath"),
+        _f("Path", "path", "alias", ("ConsulExposePath", "Paths")),
+    ),
+    "ConsulExposePath": tuple(
+        _f(j, h, "a0") for j, h in (
+            ("Path", "path"), ("Protocol", "protocol"),
+            ("LocalPathPort", "local_path_port"), ("ListenerPort", "listener_port"),
+        )
+    ),
+    "ConsulUpstream": tuple(
+        _f(j, h, "a0") for j, h in (
+            ("DestinationName", "destination_name"),
+            ("DestinationNamespace", "destination_namespace"),
+            ("DestinationPeer", "destination_peer"),
+            ("DestinationPartition", "destination_partition"),
+            ("DestinationType", "destination_type"), ("Datacenter", "datacenter"),
+            ("LocalBindAddress", "local_bind_address"), ("LocalBindPort", "local_bind_port"),
+            ("LocalBindSocketPath", "local_bind_socket_path"),
+            ("LocalBindSocketMode", "local_bind_socket_mode"),
+        )
+    ) + (
+        _f("MeshGateway", "mesh_gateway", "b", "ConsulMeshGateway"),
+        _f("Config", "config", "cfg"),
+    ),
+    "ConsulMeshGateway": (_f("Mode", "mode", "a0"),),
+    "ConsulTransparentProxy": tuple(
+        _f(j, h, "a0") for j, h in (
+            ("UID", "uid"), ("OutboundPort", "outbound_port"),
+            ("ExcludeInboundPorts", "exclude_inbound_ports"),
+            ("ExcludeOutboundPorts", "exclude_outbound_ports"),
+            ("ExcludeOutboundCIDRs", "exclude_outbound_cidrs"),
+            ("ExcludeUIDs", "exclude_uids"), ("NoDNS", "no_dns"),
+        )
+    ),
+    "ConsulGateway": (
+        _f("Proxy", "proxy", "b", "ConsulGatewayProxy"),
+        _f("Ingress", "ingress", "b", "ConsulIngressConfigEntry"),
+        _f("Terminating", "terminating", "b", "ConsulTerminatingConfigEntry"),
+        _f("Mesh", "mesh", "b", "Empty"),
+    ),
+    "ConsulGatewayProxy": (
+        _f("ConnectTimeout", "connect_timeout"),
+        _f("EnvoyGatewayBindTaggedAddresses", "envoy_gateway_bind_tagged_addresses", "a0"),
+        _f("EnvoyGatewayNoDefaultBind", "envoy_gateway_no_default_bind", "a0"),
+        _f("EnvoyDNSDiscoveryType", "envoy_dns_discovery_type", "a0"),
+        _f("EnvoyGatewayBindAddresses", "envoy_gateway_bind_addresses", "mb",
+           ("ConsulGatewayBindAddress", "Name")),
+        _f("Config", "config", "cfg"),
+    ),
+    "ConsulGatewayBindAddress": (
+        _f("Name", kind="label"), _f("Address", "address", "a0"), _f("Port", "port", "a0"),
+    ),
+    "ConsulIngressConfigEntry": (
+        _f("TLS", "tls", "b", "ConsulGatewayTLSConfig"),
+        _f("Listeners", "listener", "bs", "ConsulIngressListener"),
+    ),
+    "ConsulGatewayTLSConfig": (
+        _f("Enabled", "enabled", "a0"), _f("TLSMinVersion", "tls_min_version", "a0"),
+        _f("TLSMaxVersion", "tls_max_version", "a0"), _f("CipherSuites", "cipher_suites"),
+    ),
+    "ConsulIngressListener": (
+        _f("Port", "port", "a0"), _f("Protocol", "protocol", "a0"),
+        _f("Services", "service", "bs", "ConsulIngressService"),
+    ),
+    "ConsulIngressService": (_f("Name", "name", "a0"), _f("Hosts", "hosts")),
+    "ConsulTerminatingConfigEntry": (
+        _f("Services", "service", "bs", "ConsulLinkedService"),
+    ),
+    "ConsulLinkedService": tuple(
+        _f(j, h, "a0") for j, h in (
+            ("Name", "name"), ("CAFile", "ca_file"), ("CertFile", "cert_file"),
+            ("KeyFile", "key_file"), ("SNI", "sni"),
+        )
+    ),
+    "Empty": (),
+    "Template": (
+        _f("SourcePath", "source"), _f("EmbeddedTmpl", "data"),
+        _f("DestPath", "destination"), _f("Perms", "perms"), _f("Uid", "uid"),
+        _f("Gid", "gid"), _f("Envvars", "env"), _f("ChangeMode", "change_mode"),
+        _f("ChangeSignal", "change_signal"), _f("Splay", "splay"),
+        _f("LeftDelim", "left_delimiter"), _f("RightDelim", "right_delimiter"),
+        _f("ErrMissingKey", "error_on_missing_key"), _f("Once", "once"),
+        _f("VaultGrace", "vault_grace"),
+        _f("ChangeScript", "change_script", "b", "ChangeScript"),
+        _f("Wait", "wait", "b", "WaitConfig"),
+    ),
+    "WaitConfig": (_f("Min", "min"), _f("Max", "max")),
+    "ChangeScript": (
+        _f("Command", "command"), _f("Args", "args"), _f("Timeout", "timeout"),
+        _f("FailOnError", "fail_on_error"),
+    ),
+    "TaskLifecycle": (_f("Hook", "hook", "a0"), _f("Sidecar", "sidecar", "a0")),
+    "Resources": (
+        _f("CPU", "cpu"), _f("Cores", "cores"), _f("MemoryMB", "memory"),
+        _f("MemoryMaxMB", "memory_max"), _f("DiskMB", "disk"), _f("IOPS", "iops"),
+        _f("SecretsMB", "secrets"),
+        _f("Networks", "network", "bs", "NetworkResource"),
+        _f("Devices", "device", "lb", ("RequestedDevice", "Name")),
+        _f("NUMA", "numa", "b", "NUMAResource"),
+    ),
+    "RequestedDevice": (
+        _f("Name", kind="label"), _f("Count", "count"), _CONSTRAINTS, _AFFINITIES,
+    ),
+    "NUMAResource": (_f("Affinity", "affinity", "a0"), _f("Devices", "devices")),
+    "LogConfig": (
+        _f("MaxFiles", "max_files"), _f("MaxFileSizeMB", "max_file_size"),
+        _f("Disabled", "disabled"), _f("Enabled", "enabled"),
+    ),
+    "TaskArtifact": (
+        _f("GetterSource", "source"), _f("RelativeDest", "destination"),
+        _f("GetterMode", "mode"), _f("GetterInsecure", "insecure"),
+        _f("Chown", "chown", "a0"),
+        _f("GetterOptions", "options", "m"), _f("GetterHeaders", "headers", "m"),
+    ),
+    "Vault": (
+        _f("Role", "role", "a0"), _f("Policies", "policies"), _f("Namespace", "namespace"),
+        _f("Cluster", "cluster", "a0"), _f("Env", "env"), _f("DisableFile", "disable_file"),
+        _f("ChangeMode", "change_mode"), _f("ChangeSignal", "change_signal"),
+        _f("AllowTokenExpiration", "allow_token_expiration"),
+    ),
+    "Consul": (
+        _f("Namespace", "namespace", "a0"), _f("Cluster", "cluster", "a0"),
+        _f("Partition", "partition", "a0"),
+    ),
+    "WorkloadIdentity": tuple(
+        _f(j, h, "a0") for j, h in (
+            ("Name", "name"), ("Audience", "aud"), ("Env", "env"), ("File", "file"),
+            ("Filepath", "filepath"), ("ChangeMode", "change_mode"),
+            ("ChangeSignal", "change_signal"), ("ServiceName", "service_name"), ("TTL", "ttl"),
+        )
+    ),
+    "VolumeRequest": (
+        _f("Name", kind="label"), _f("Type", "type", "a0"), _f("Source", "source", "a0"),
+        _f("ReadOnly", "read_only", "a0"), _f("AccessMode", "access_mode", "a0"),
+        _f("AttachmentMode", "attachment_mode", "a0"), _f("PerAlloc", "per_alloc", "a0"),
+        _f("Sticky", "sticky", "a0"),
+        _f("MountOptions", "mount_options", "b", "CSIMountOptions"),
+    ),
+    "CSIMountOptions": (_f("FSType", "fs_type", "a0"), _f("MountFlags", "mount_flags")),
+    "VolumeMount": (
+        _f("Volume", "volume"), _f("Destination", "destination"), _f("ReadOnly", "read_only"),
+        _f("PropagationMode", "propagation_mode"), _f("SELinuxLabel", "selinux_label"),
+    ),
+    "DispatchPayloadConfig": (_f("File", "file", "a0"),),
+    "PeriodicConfig": (
+        _f("Enabled", "enabled"), _f("Spec", "cron"), _f("Specs", "crons"),
+        _f("SpecType", kind="implied", sub="cron"),
+        _f("ProhibitOverlap", "prohibit_overlap"), _f("TimeZone", "time_zone"),
+    ),
+    "ParameterizedJobConfig": (
+        _f("Payload", "payload", "a0"), _f("MetaRequired", "meta_required"),
+        _f("MetaOptional", "meta_optional"),
+    ),
+    "Multiregion": (
+        _f("Strategy", "strategy", "b", "MultiregionStrategy"),
+        _f("Regions", "region", "lb", ("MultiregionRegion", "Name")),
+    ),
+    "MultiregionStrategy": (_f("MaxParallel", "max_parallel"), _f("OnFailure", "on_failure")),
+    "MultiregionRegion": (
+        _f("Name", kind="label"), _f("Count", "count"), _f("Datacenters", "datacenters"),
+        _f("NodePool", "node_pool", "a0"), _f("Meta", "meta", "m"),
+    ),
+    "JobUIConfig": (
+        _f("Description", "description", "a0"), _f("Links", "link", "bs", "JobUILink"),
+    ),
+    "JobUILink": (_f("Label", "label", "a0"), _f("URL", "url", "a0")),
+    "ScalingPolicy": (
+        _f("Type", "type", "a0"), _f("Enabled", "enabled"), _f("Min", "min"),
+        _f("Max", "max"), _f("Policy", "policy", "cfg"),
+    ),
+    "Action": (_f("Name", kind="label"), _f("Command", "command"), _f("Args", "args")),
+    "TaskSchedule": (_f("Cron", "cron", "b", "TaskScheduleCron"),),
+    "TaskScheduleCron": (_f("Start", "start"), _f("End", "end"), _f("Timezone", "timezone")),
+    "TaskCSIPluginConfig": tuple(
+        _f(j, h, "a0") for j, h in (
+            ("ID", "id"), ("Type", "type"), ("MountDir", "mount_dir"),
+            ("StagePublishBaseDir", "stage_publish_base_dir"),
+            ("HealthTimeout", "health_timeout"),
+        )
+    ),
+}
+
+_TASK_SCALING_LABELS = {"vertical_cpu": "cpu", "vertical_mem": "mem"}
+
+# ---------------------------------------------------------------------------------------------
+# Scalars
+
+
+# Identifiers that are safe as attribute names and object keys in both Go HCL and python-hcl2.
+# Keywords are excluded: `{ for = 1 }` starts a for-expression, `null` cannot be a key.
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_KEYWORDS = frozenset({"true", "false", "null", "for", "in", "if", "else", "endif", "endfor"})
+_SIMPLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ZWJ = "\u200d"  # part of emoji sequences; harmless, so kept literal
+
+
+def _is_ident(key: object) -> bool:
+    return isinstance(key, str) and bool(_IDENT_RE.fullmatch(key)) and key not in _KEYWORDS
+
+
+def _char_escape(ch: str) -> str:
+    simple = _SIMPLE_ESCAPES.get(ch)
+    if simple is not None:
+        return simple
+    code = ord(ch)
+    if code < 0x80:
+        return f"\\u{code:04X}" if code < 0x20 or code == 0x7F else ch
+    cat = unicodedata.category(ch)
+    if cat == "Cs":
+        raise RenderError(
+            f"string contains a lone surrogate U+{code:04X}",
+            hint="pass valid Unicode text; a lone surrogate cannot be encoded as UTF-8",
+        )
+    # Controls, bidi overrides, zero-width and line/paragraph separators are escaped so a
+    # reader sees every character that is there.
+    if cat in ("Cc", "Cf", "Zl", "Zp") and ch != _ZWJ:
+        return f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}"
+    return ch
+
+
+_PLAIN_RE = re.compile(r'[\x20\x21\x23-\x5b\x5d-\x7e]*')  # printable ASCII but \\ and "
+
+
+def escape_string(s: str) -> str:
+    """Return `s` as a quoted HCL string literal that evaluates to exactly `s`.
+
+    Backslash, quote, newline, CR and tab get their short escapes; other control and
+    invisible format characters become \\uXXXX; `${` and `%{` are doubled to `$${` and `%%{`,
+    so no value can become a live interpolation or template directive. Other non-ASCII text
+    is kept as UTF-8.
+    """
+    if not isinstance(s, str):
+        raise RenderError(f"expected a string, got {type(s).__name__}: {s!r}")
+    # Escaping never creates or splits a "${"/"%{" pair ($, % and { are kept verbatim),
+    # so doubling them first is equivalent to doing it last.
+    s = s.replace("${", "$${").replace("%{", "%%{")
+    if _PLAIN_RE.fullmatch(s):
+        return f'"{s}"'
+    return '"' + "".join(_char_escape(ch) for ch in s) + '"'
+
+
+_NS_UNITS = (("h", 3_600_000_000_000), ("m", 60_000_000_000))
+_SUB_SECOND_UNITS = (("ms", 1_000_000), ("us", 1_000), ("ns", 1))
+
+
+def _decimal(whole: int, frac: int, scale: int) -> str:
+    if not frac:
+        return str(whole)
+    digits = str(frac).rjust(len(str(scale)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}"
+
+
+def format_duration(ns: int) -> str:
+    """Integer nanoseconds as a Go duration string: 90000000000 -> "1m30s".
+
+    Zero components are left out ("1h", "5m"), seconds may carry a decimal fraction
+    ("1.5s"), durations under a second use ms/us/ns ("250ms"). time.ParseDuration reads
+    all of these back to the same integer.
+    """
+    if isinstance(ns, bool) or not isinstance(ns, int):
+        raise RenderError(f"a duration must be integer nanoseconds, got {ns!r}")
+    if ns == 0:
+        return "0s"
+    if ns < 0:
+        return "-" + format_duration(-ns)
+    if ns < 1_000_000_000:
+        for unit, size in _SUB_SECOND_UNITS:
+            if ns >= size:
+                return _decimal(ns // size, ns % size, size) + unit
+    out = []
+    rest = ns
+    for unit, size in _NS_UNITS:
+        if rest >= size:
+            out.append(f"{rest // size}{unit}")
+            rest %= size
+    if rest:
+        out.append(_decimal(rest // 1_000_000_000, rest % 1_000_000_000, 1_000_000_000) + "s")
+    return "".join(out)
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, str):
+        return escape_string(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RenderError(f"{value!r} has no HCL (or JSON) form")
+        return repr(value)
+    raise RenderError(f"cannot write a {type(value).__name__} value: {value!r}")
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, (str, bool, int, float))
+
+
+def _expr(value: object) -> list[str]:
+    """Render a value as an HCL expression; lines after the first are relative to its indent."""
+    if isinstance(value, dict):
+        if not value:
+            return ["{}"]
+        rows = []
+        for key in sorted(value, key=str):
+            if value[key] is None:
+                continue
+            name = key if _is_ident(key) else escape_string(str(key))
+            rows.append(_Attr(name, _expr(value[key])))
+        return ["{", *_body_lines(rows, "  "), "}"]
+    if isinstance(value, (list, tuple)):
+        if all(_is_scalar(v) for v in value):
+            return ["[" + ", ".join(_scalar(v) for v in value) + "]"]
+        lines = ["["]
+        for v in value:
+            sub = _expr(v)
+            lines.extend("  " + line for line in sub[:-1])
+            lines.append("  " + sub[-1] + ",")
+        lines.append("]")
+        return lines
+    if value is None:
+        raise RenderError("null inside a list has no HCL form")
+    return [_scalar(value)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tree and layout
+
+
+class _Attr:
+    __slots__ = ("lines", "name")
+
+    def __init__(self, name: str, lines: list[str]) -> None:
+        self.name = name
+        self.lines = lines
+
+
+class _Block:
+    __slots__ = ("items", "labels", "type")
+
+    def __init__(self, type_: str, labels: tuple[str, ...], items: list[_Attr | _Block]) -> None:
+        self.type = type_
+        self.labels = labels
+        self.items = items
+
+
+def _body_lines(items: list[_Attr | _Block], indent: str) -> list[str]:
+    """Lay out a body like `nomad fmt`: `=` aligned over each run of single-line attributes
+    (a multi-line value ends the run, as in hclwrite), a blank line around blocks."""
+    out: list[str] = []
+    run: list[_Attr] = []
+
+    def flush() -> None:
+        width = max((len(a.name) for a in run), default=0)
+        out.extend(f"{indent}{a.name.ljust(width)} = {a.lines[0]}" for a in run)
+        run.clear()
+
+    prev: _Attr | _Block | None = None
+    for item in items:
+        if prev is not None and (isinstance(item, _Block) or isinstance(prev, _Block)):
+            flush()
+            out.append("")
+        if isinstance(item, _Attr):
+            if len(item.lines) == 1:
+                run.append(item)
+            else:
+                flush()
+                out.append(f"{indent}{item.name} = {item.lines[0]}")
+                out.extend(indent + line for line in item.lines[1:])
+        else:
+            flush()
+            head = " ".join([item.type, *(escape_string(label) for label in item.labels)])
+            if item.items:
+                out.append(f"{indent}{head} {{")
+                out.extend(_body_lines(item.items, indent + "  "))
+                out.append(f"{indent}}}")
+            else:
+                out.append(f"{indent}{head} {{}}")
+        prev = item
+    flush()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Table walk
+
+
+def _empty(value: object) -> bool:
+    return value is None or value == "" or (isinstance(value, (list, tuple, dict)) and not value)
+
+
+def _zero(value: object) -> bool:
+    return value is False or (type(value) in (int, float) and value == 0)
+
+
+def _qualified(name: str, parent: str, names: frozenset[str]) -> bool:
+    return name in names or f"{parent}.{name}" in names
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def _attr(name: str, hcl: str, value: object, parent: str) -> _Attr:
+    if _qualified(name, parent, DURATION_FIELDS) and not isinstance(value, str):
+        return _Attr(hcl, [escape_string(format_duration(value))])  # type: ignore[arg-type]
+    return _Attr(hcl, _expr(value))
+
+
+def _need_dict(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise RenderError(f"{where}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _string_map(hcl: str, value: object, where: str, force_attr: bool = False) -> _Attr | _Block:
+    mapping = {k: v for k, v in _need_dict(value, where).items() if v is not None}
+    if force_attr or not all(_is_ident(k) for k in mapping):
+        return _Attr(hcl, _expr(mapping))
+    return _Block(hcl, (), [_Attr(k, _expr(mapping[k])) for k in sorted(mapping)])
+
+
+def _config_items(cfg: dict, where: str) -> list[_Attr | _Block]:
+    """Free-form body (driver config and the like): keys kept as given, sorted, attributes
+    first. Objects under CONFIG_BLOCK_NAMES become blocks (see there)."""
+    attrs: list[_Attr | _Block] = []
+    blocks: list[_Attr | _Block] = []
+    for key in sorted(cfg, key=str):
+        value = cfg[key]
+        if _empty(value):
+            continue
+        if not _is_ident(key):
+            raise RenderError(
+                f"{where}: key {key!r} cannot be written in HCL",
+                hint="config keys must be identifiers (letters, digits, '_' and '-')",
+            )
+        here = f"{where}.{key}"
+        if key in CONFIG_BLOCK_NAMES and _blockable(value):
+            objs = value if isinstance(value, list) else [value]
+            blocks.extend(_Block(key, (), _config_items(o, here)) for o in objs)
+        elif isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+            # Nomad reads `k = {...}` in a config body as [{...}]: write the familiar form.
+            attrs.append(_Attr(key, _expr(value[0])))
+        else:
+            attrs.append(_Attr(key, _expr(value)))
+    return attrs + blocks
+
+
+def _blockable(value: object) -> bool:
+    objs = value if isinstance(value, list) else [value]
+    return all(isinstance(o, dict) and all(_is_ident(k) for k in o) for o in objs)
+
+
+def _label(obj: dict, field: str, where: str) -> str:
+    label = obj.get(field, "")
+    if label is None:
+        label = ""
+    if not isinstance(label, str):
+        raise RenderError(f"{where}: {field} must be a string, got {label!r}")
+    return label
+
+
+def _items(obj: dict, spec: str, parent: str, where: str) -> list[_Attr | _Block]:
+    fields = _SPECS[spec]
+    items: list[_Attr | _Block] = []
+    known = set()
+    for name, hcl, kind, sub in fields:
+        known.add(name)
+        value = obj.get(name)
+        if _empty(value) or _qualified(name, parent, READ_ONLY_FIELDS) or kind == "label":
+            continue
+        here = f"{where}.{name}"
+        if kind == "a":
+            items.append(_attr(name, hcl, value, parent))
+        elif kind == "a0":
+            if not _zero(value):
+                items.append(_attr(name, hcl, value, parent))
+        elif kind in ("b", "alias"):
+            if kind == "alias":
+                sub, primary = sub
+                if not _empty(obj.get(primary)):
+                    continue
+            if isinstance(value, list):  # deprecated list spellings (ConsulExposeConfig.Path)
+                items.extend(
+                    _Block(hcl, (), _items(_need_dict(v, here), sub, name, here)) for v in value
+                )
+            else:
+                items.append(_Block(hcl, (), _items(_need_dict(value, here), sub, name, here)))
+        elif kind == "bs":
+            items.extend(
+                _Block(hcl, (), _items(_need_dict(v, f"{here}[{i}]"), sub, name, f"{here}[{i}]"))
+                for i, v in enumerate(value) if v is not None
+            )
+        elif kind == "lb":
+            sub_spec, label_field = sub
+            for i, v in enumerate(value):
+                if v is None:
+                    continue
+                at = f"{here}[{i}]"
+                v = _need_dict(v, at)
+                items.append(
+                    _Block(hcl, (_label(v, label_field, at),), _items(v, sub_spec, name, at))
+                )
+        elif kind == "mb":
+            sub_spec, _label_field = sub
+            mapping = _need_dict(value, here)
+            for key in sorted(mapping):
+                if mapping[key] is None:
+                    continue
+                at = f"{here}[{key!r}]"
+                items.append(
+                    _Block(hcl, (str(key),), _items(_need_dict(mapping[key], at), sub_spec, name, at))
+                )
+        elif kind in ("m", "ma"):
+            items.append(_string_map(hcl, value, here, force_attr=kind == "ma"))
+        elif kind == "cfg":
+            items.append(_Block(hcl, (), _config_items(_need_dict(value, here), here)))
+        elif kind == "tscale":
+            for i, v in enumerate(value):
+                at = f"{here}[{i}]"
+                v = dict(_need_dict(v, at))
+                label = _TASK_SCALING_LABELS.get(v.pop("Type", None) or "")
+                if label is None:
+                    raise RenderError(f"{at}: task scaling Type must be vertical_cpu or vertical_mem")
+                items.append(_Block(hcl, (label,), _items(v, sub, name, at)))
+        elif kind == "implied":
+            if value != sub:
+                raise RenderError(f"{here} = {value!r} has no HCL form (only {sub!r} does)")
+        else:  # pragma: no cover - table typo
+            raise AssertionError(f"unknown kind {kind!r} in {spec}.{name}")
+    for name in sorted(k for k in obj if k not in known):
+        items.extend(_unknown(name, obj[name], parent, f"{where}.{name}"))
+    # Attributes before blocks, each group in table order.
+    return [i for i in items if isinstance(i, _Attr)] + [i for i in items if isinstance(i, _Block)]
+
+
+def _unknown(name: str, value: object, parent: str, where: str) -> list[_Attr | _Block]:
+    """A field the table does not know: written under its snake_case name, best effort."""
+    if _empty(value) or _qualified(name, parent, READ_ONLY_FIELDS) or not isinstance(name, str):
+        return []
+    hcl = _snake(name)
+    if isinstance(value, dict):
+        return [_Block(hcl, (), _generic_items(value, name, where))]
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return [_Block(hcl, (), _generic_items(v, name, where)) for v in value]
+    return [_attr(name, hcl, value, parent)]
+
+
+def _generic_items(obj: dict, parent: str, where: str) -> list[_Attr | _Block]:
+    items: list[_Attr | _Block] = []
+    for name in sorted(obj, key=str):
+        items.extend(_unknown(name, obj[name], parent, f"{where}.{name}"))
+    return [i for i in items if isinstance(i, _Attr)] + [i for i in items if isinstance(i, _Block)]
+
+
+def to_hcl(job: dict) -> str:
+    """Render the bare Job dict (not `{"Job": ...}`) as an HCL2 jobspec.
+
+    Same input, same bytes: field order comes from the table, maps are sorted by key.
+    Raises RenderError for values HCL cannot carry (e.g. a non-identifier driver-config key).
+    """
+    if not isinstance(job, dict):
+        raise RenderError(f"a job must be an object, got {type(job).__name__}")
+    if set(job) == {"Job"}:
+        raise RenderError(
+            "to_hcl takes the bare Job object", hint='pass body["Job"], not the request body'
+        )
+    job_id = job.get("ID")
+    if not isinstance(job_id, str) or not job_id:
+        raise RenderError("the job has no ID", hint="set Job.ID; it becomes the job label")
+    body = dict(job)
+    if body.get("Name") == job_id:
+        del body["Name"]  # jobspec2 defaults Name to the label
+    block = _Block("job", (job_id,), _items(body, "Job", "Job", "Job"))
+    return "\n".join(_body_lines([block], "")) + "\n"
