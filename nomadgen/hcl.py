@@ -9,7 +9,13 @@ takes inside `{"Job": ...}`) is the source of truth; this module only renders it
 
 The translation is table-driven (`_SPECS`, one entry per api struct, in canonical order).
 Fields the table does not know are still written, under their snake_case name, so nothing is
-silently lost; `READ_ONLY_FIELDS` are dropped, as are nulls, empty lists/maps and empty strings.
+silently lost; `READ_ONLY_FIELDS` are dropped, as are nulls, empty lists/maps and empty strings
+(outside string maps), and 0/false for Go non-pointer fields, where zero means unset.
+
+Every string is a quoted, escaped literal, including constraint targets: `"${attr.x}"` is
+written `"$${attr.x}"`, which jobspec2 reads back as the same text. In a driver config Nomad
+reads a block, `k = {...}` and `k = [{...}]` all as `[{...}]`, so an object there comes back
+from Nomad as a one-element list.
 
 Stdlib only: this sits on the CLI's start-up path.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 from nomadgen.errors import RenderError
@@ -26,6 +33,7 @@ from nomadgen.errors import RenderError
 __all__ = [
     "CONFIG_BLOCK_NAMES",
     "DURATION_FIELDS",
+    "LABELLED_CONFIG_BLOCK_NAMES",
     "READ_ONLY_FIELDS",
     "escape_string",
     "format_duration",
@@ -67,9 +75,11 @@ CONFIG_BLOCK_NAMES = frozenset({
     "auth", "logging", "config", "mount", "mounts", "devices", "healthchecks",
     "port_map", "labels", "sysctl", "ulimit", "storage_opt",
     "bind_options", "tmpfs_options", "volume_options", "driver_config",
-    # scaling policy bodies
-    "check", "strategy", "target",
 })
+
+# Config keys written as labelled blocks when the value has the shape Nomad gives them,
+# {"check": [{"<label>": [{...}]}]}: the autoscaler's check/strategy/target in scaling policies.
+LABELLED_CONFIG_BLOCK_NAMES = frozenset({"check", "strategy", "target"})
 
 # Table kinds:
 #   a    attribute                      a0  attribute of a Go non-pointer field: 0/false omitted
@@ -582,7 +592,7 @@ def _expr(value: object) -> list[str]:
     if isinstance(value, dict):
         if not value:
             return ["{}"]
-        rows = []
+        rows: list[_Attr | _Block] = []
         for key in sorted(value, key=str):
             if value[key] is None:
                 continue
@@ -625,7 +635,7 @@ class _Block:
         self.items = items
 
 
-def _body_lines(items: list[_Attr | _Block], indent: str) -> list[str]:
+def _body_lines(items: Sequence[_Attr | _Block], indent: str) -> list[str]:
     """Lay out a body like `nomad fmt`: `=` aligned over each run of single-line attributes
     (a multi-line value ends the run, as in hclwrite), a blank line around blocks."""
     out: list[str] = []
@@ -694,6 +704,12 @@ def _need_dict(value: object, where: str) -> dict:
     return value
 
 
+def _need_list(value: object, where: str) -> list:
+    if not isinstance(value, list):
+        raise RenderError(f"{where}: expected a list, got {type(value).__name__}")
+    return value
+
+
 def _string_map(hcl: str, value: object, where: str, force_attr: bool = False) -> _Attr | _Block:
     mapping = {k: v for k, v in _need_dict(value, where).items() if v is not None}
     if force_attr or not all(_is_ident(k) for k in mapping):
@@ -716,7 +732,11 @@ def _config_items(cfg: dict, where: str) -> list[_Attr | _Block]:
                 hint="config keys must be identifiers (letters, digits, '_' and '-')",
             )
         here = f"{where}.{key}"
-        if key in CONFIG_BLOCK_NAMES and _blockable(value):
+        if key in LABELLED_CONFIG_BLOCK_NAMES and _labelled_shape(value):
+            for obj in value:
+                ((label, (body,)),) = obj.items()
+                blocks.append(_Block(key, (label,), _config_items(body, f"{here}.{label}")))
+        elif key in CONFIG_BLOCK_NAMES and _blockable(value):
             objs = value if isinstance(value, list) else [value]
             blocks.extend(_Block(key, (), _config_items(o, here)) for o in objs)
         elif isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
@@ -730,6 +750,15 @@ def _config_items(cfg: dict, where: str) -> list[_Attr | _Block]:
 def _blockable(value: object) -> bool:
     objs = value if isinstance(value, list) else [value]
     return all(isinstance(o, dict) and all(_is_ident(k) for k in o) for o in objs)
+
+
+def _labelled_shape(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(o, dict) and len(o) == 1
+        and all(isinstance(k, str) for k in o)
+        and all(isinstance(v, list) and len(v) == 1 and _blockable(v[0]) for v in o.values())
+        for o in value
+    )
 
 
 def _label(obj: dict, field: str, where: str) -> str:
@@ -756,25 +785,18 @@ def _items(obj: dict, spec: str, parent: str, where: str) -> list[_Attr | _Block
         elif kind == "a0":
             if not _zero(value):
                 items.append(_attr(name, hcl, value, parent))
-        elif kind in ("b", "alias"):
-            if kind == "alias":
-                sub, primary = sub
-                if not _empty(obj.get(primary)):
-                    continue
-            if isinstance(value, list):  # deprecated list spellings (ConsulExposeConfig.Path)
-                items.extend(
-                    _Block(hcl, (), _items(_need_dict(v, here), sub, name, here)) for v in value
-                )
-            else:
-                items.append(_Block(hcl, (), _items(_need_dict(value, here), sub, name, here)))
+        elif kind == "b":
+            items.append(_Block(hcl, (), _items(_need_dict(value, here), sub, name, here)))
+        elif kind == "alias":
+            sub_spec, primary = sub
+            if _empty(obj.get(primary)):
+                name = primary  # read it as the field it stands for
+                items.extend(_items_for(hcl, value, sub_spec, name, here))
         elif kind == "bs":
-            items.extend(
-                _Block(hcl, (), _items(_need_dict(v, f"{here}[{i}]"), sub, name, f"{here}[{i}]"))
-                for i, v in enumerate(value) if v is not None
-            )
+            items.extend(_items_for(hcl, _need_list(value, here), sub, name, here))
         elif kind == "lb":
             sub_spec, label_field = sub
-            for i, v in enumerate(value):
+            for i, v in enumerate(_need_list(value, here)):
                 if v is None:
                     continue
                 at = f"{here}[{i}]"
@@ -783,7 +805,7 @@ def _items(obj: dict, spec: str, parent: str, where: str) -> list[_Attr | _Block
                     _Block(hcl, (_label(v, label_field, at),), _items(v, sub_spec, name, at))
                 )
         elif kind == "mb":
-            sub_spec, _label_field = sub
+            sub_spec, _ = sub  # the label field is the map key
             mapping = _need_dict(value, here)
             for key in sorted(mapping):
                 if mapping[key] is None:
@@ -797,7 +819,7 @@ def _items(obj: dict, spec: str, parent: str, where: str) -> list[_Attr | _Block
         elif kind == "cfg":
             items.append(_Block(hcl, (), _config_items(_need_dict(value, here), here)))
         elif kind == "tscale":
-            for i, v in enumerate(value):
+            for i, v in enumerate(_need_list(value, here)):
                 at = f"{here}[{i}]"
                 v = dict(_need_dict(v, at))
                 label = _TASK_SCALING_LABELS.get(v.pop("Type", None) or "")
@@ -813,6 +835,15 @@ def _items(obj: dict, spec: str, parent: str, where: str) -> list[_Attr | _Block
         items.extend(_unknown(name, obj[name], parent, f"{where}.{name}"))
     # Attributes before blocks, each group in table order.
     return [i for i in items if isinstance(i, _Attr)] + [i for i in items if isinstance(i, _Block)]
+
+
+def _items_for(hcl: str, value: object, spec: str, name: str, where: str) -> list[_Block]:
+    """One block per object: a list gives repeated blocks, an object one block."""
+    values = value if isinstance(value, list) else [value]
+    return [
+        _Block(hcl, (), _items(_need_dict(v, f"{where}[{i}]"), spec, name, f"{where}[{i}]"))
+        for i, v in enumerate(values) if v is not None
+    ]
 
 
 def _unknown(name: str, value: object, parent: str, where: str) -> list[_Attr | _Block]:
