@@ -11,7 +11,16 @@ from typing import Any
 
 from .errors import Problem, TemplateError
 from .manifest import ENV_RE, IMAGE_RE, NAME_RE, PORT_LABEL_RE
-from .model import NODE_LOCAL, SCHEDULINGS, Check, InterfaceSpec, Port, Resources, Runnable, ServiceTemplate
+from .model import (
+    NODE_LOCAL,
+    SCHEDULINGS,
+    Check,
+    InterfaceSpec,
+    Port,
+    Resources,
+    Runnable,
+    ServiceTemplate,
+)
 
 TOP = {"description", "scheduling", "per_zone", "depends", "run", "check", "interface"}
 RUN = {"image", "command", "args", "ports", "env", "resources", "secrets_template"}

@@ -7,9 +7,10 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import typer
 
@@ -40,13 +41,13 @@ class GraphFormat(str, Enum):
 
 
 ManifestArg = Annotated[str, typer.Argument(help="The manifest (JSON), e.g. examples/dockland.json.")]
-ZonesOpt = Annotated[Optional[str], typer.Option(
+ZonesOpt = Annotated[str | None, typer.Option(
     "--zones", help="Comma-separated zones [env NOMADGEN_ZONES; default: zone-a,zone-b,zone-c].")]
-TemplatesOpt = Annotated[Optional[str], typer.Option(
+TemplatesOpt = Annotated[str | None, typer.Option(
     "--templates", help="Folder of <service>.toml templates; yours win over the packaged ones.")]
-ConfigOpt = Annotated[Optional[str], typer.Option(
+ConfigOpt = Annotated[str | None, typer.Option(
     "--config", help="Config file [default: ./nomadgen.toml if present].")]
-NameOpt = Annotated[Optional[str], typer.Option(
+NameOpt = Annotated[str | None, typer.Option(
     "--name", help="Manifest name (owner of the jobs) [default: the file name].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -75,7 +76,7 @@ def _guarded(error_code: int | None = None) -> Callable:
             except KeyboardInterrupt:
                 _err("interrupted")
                 raise typer.Exit(130) from None
-            except Exception as exc:  # noqa: BLE001 - the boundary for bugs
+            except Exception as exc:
                 if _state["debug"]:
                     raise
                 _err(f"internal error: {type(exc).__name__}: {exc}")
@@ -103,8 +104,8 @@ def _config(zones=None, templates=None, config=None):
 def render(
     manifest: ManifestArg,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="hcl for people, json for the API.")] = Format.hcl,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write one file per job here.")] = None,
-    job: Annotated[Optional[str], typer.Option("--job", help="Print only this job.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write one file per job here.")] = None,
+    job: Annotated[str | None, typer.Option("--job", help="Print only this job.")] = None,
     zones: ZonesOpt = None,
     templates: TemplatesOpt = None,
     config: ConfigOpt = None,
@@ -164,7 +165,7 @@ def resolve(
 def graph(
     manifest: ManifestArg,
     fmt: Annotated[GraphFormat, typer.Option("--format", "-f")] = GraphFormat.dot,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write graph.dot and graph.mmd here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write graph.dot and graph.mmd here.")] = None,
     zones: ZonesOpt = None,
     templates: TemplatesOpt = None,
     config: ConfigOpt = None,
@@ -201,6 +202,195 @@ def templates(templates: TemplatesOpt = None) -> None:
 def schema() -> None:
     """Print the manifest's JSON Schema (for editors)."""
     typer.echo((Path(__file__).parent / "manifest.schema.json").read_text(encoding="utf-8"), nl=False)
+
+
+# --- Commands that talk to a cluster ----------------------------------------------------------
+
+NomadAddr = Annotated[str | None, typer.Option("--nomad-addr", help="[env NOMAD_ADDR; default http://127.0.0.1:4646]", rich_help_panel="Nomad")]
+NomadTokenFile = Annotated[str | None, typer.Option("--nomad-token-file", help="Read the ACL token from this file [env NOMAD_TOKEN, NOMAD_TOKEN_FILE].", rich_help_panel="Nomad")]
+NomadCACert = Annotated[str | None, typer.Option("--nomad-ca-cert", help="[env NOMAD_CACERT]", rich_help_panel="Nomad")]
+NomadNamespace = Annotated[str | None, typer.Option("--namespace", help="[env NOMAD_NAMESPACE]", rich_help_panel="Nomad")]
+SkipVerify = Annotated[bool, typer.Option("--tls-skip-verify", help="Do not verify TLS certificates (NOMAD_SKIP_VERIFY, CONSUL_HTTP_SSL_VERIFY=false); not for production.")]
+ConsulAddr = Annotated[str | None, typer.Option("--consul-addr", help="[env CONSUL_HTTP_ADDR; default 127.0.0.1:8500]", rich_help_panel="Consul")]
+ConsulTokenFile = Annotated[str | None, typer.Option("--consul-token-file", help="[env CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE]", rich_help_panel="Consul")]
+ConsulCACert = Annotated[str | None, typer.Option("--consul-ca-cert", help="[env CONSUL_CACERT]", rich_help_panel="Consul")]
+ZoneAttr = Annotated[str | None, typer.Option("--zone-attribute", help="Node property that names a zone [default ${node.datacenter}; e.g. ${meta.zone}].")]
+
+
+def _connect(nomad_addr, nomad_token_file, nomad_ca_cert, namespace, skip_verify,
+             consul_addr, consul_token_file, consul_ca_cert):
+    from .backends import connect
+    from .settings import consul_endpoint, nomad_endpoint
+
+    # Tokens come only from the environment or files: a flag would land in shell history.
+    n = nomad_endpoint(address=nomad_addr, token_file=nomad_token_file, ca_cert=nomad_ca_cert,
+                       namespace=namespace, skip_verify=True if skip_verify else None)
+    c = consul_endpoint(address=consul_addr, token_file=consul_token_file, ca_cert=consul_ca_cert,
+                        skip_verify=True if skip_verify else None)
+    if n.verify is False or c.verify is False:
+        _err("warning: TLS certificates are not verified")
+    return connect(n, c)
+
+
+def _online_config(zones, templates, config, zone_attribute, namespace):
+    from .settings import load_config
+
+    return load_config(zones=zones, templates=templates, config=config,
+                       zone_attribute=zone_attribute, namespace=namespace)
+
+
+@app.command()
+@_guarded(error_code=EXIT_PLAN_ERROR)
+def plan(
+    manifest: ManifestArg,
+    as_json: JsonOpt = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Show the owned jobs that submit --prune would stop.")] = False,
+    zones: ZonesOpt = None, templates: TemplatesOpt = None, config: ConfigOpt = None,
+    name: NameOpt = None, zone_attribute: ZoneAttr = None,
+    nomad_addr: NomadAddr = None, nomad_token_file: NomadTokenFile = None,
+    nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
+    tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
+    consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
+) -> None:
+    """Show what submit would change: job diffs, interfaces, stale jobs, reloads.
+    Exit 0: no change, 1: changes, 255: error (like `nomad job plan`)."""
+    from .console import changeset_text
+    from .operations import prepare
+
+    cfg = _online_config(zones, templates, config, zone_attribute, namespace)
+    nomad, consul = _connect(nomad_addr, nomad_token_file, nomad_ca_cert, namespace,
+                             tls_skip_verify, consul_addr, consul_token_file, consul_ca_cert)
+    prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune)
+    if as_json:
+        typer.echo(json.dumps(prep.changes.to_json(), indent=2))
+    else:
+        typer.echo(changeset_text(prep.changes, prep.zones_source))
+    raise typer.Exit(1 if prep.changes.changed else 0)
+
+
+@app.command()
+@_guarded()
+def submit(
+    manifest: ManifestArg,
+    as_json: JsonOpt = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Stop jobs this manifest owns and no longer declares.")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for each layer to be healthy before the next.")] = True,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for health, in all.")] = 300.0,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight at once.")] = 16,
+    zones: ZonesOpt = None, templates: TemplatesOpt = None, config: ConfigOpt = None,
+    name: NameOpt = None, zone_attribute: ZoneAttr = None,
+    nomad_addr: NomadAddr = None, nomad_token_file: NomadTokenFile = None,
+    nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
+    tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
+    consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
+) -> None:
+    """Converge the cluster on the manifest: interfaces, then jobs in dependency order."""
+    from .console import progress_printer, report_text
+    from .converge import ApplyError, apply
+    from .operations import prepare
+
+    cfg = _online_config(zones, templates, config, zone_attribute, namespace)
+    nomad, consul = _connect(nomad_addr, nomad_token_file, nomad_ca_cert, namespace,
+                             tls_skip_verify, consul_addr, consul_token_file, consul_ca_cert)
+    prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, concurrency=concurrency)
+    printer = progress_printer(enabled=not as_json)
+    try:
+        report = apply(prep.changes, nomad, consul, cfg.render, wait=wait, timeout=timeout,
+                       concurrency=concurrency, progress=printer)
+    except ApplyError as exc:
+        if as_json:
+            typer.echo(json.dumps(exc.report.to_json(), indent=2))
+        raise
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        typer.echo(report_text(report, prep.changes))
+
+
+@app.command()
+@_guarded()
+def status(
+    manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
+    as_json: JsonOpt = False, config: ConfigOpt = None, name: NameOpt = None,
+    zone_attribute: ZoneAttr = None,
+    nomad_addr: NomadAddr = None, nomad_token_file: NomadTokenFile = None,
+    nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
+    tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
+    consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
+) -> None:
+    """Per set: job state, allocations per zone and node, health, interface, drift."""
+    from .console import status_text
+    from .operations import status as get_status
+
+    cfg = _online_config(None, None, config, zone_attribute, namespace)
+    nomad, consul = _connect(nomad_addr, nomad_token_file, nomad_ca_cert, namespace,
+                             tls_skip_verify, consul_addr, consul_token_file, consul_ca_cert)
+    rows, record = get_status(name or _manifest_name(manifest), cfg, nomad, consul)
+    if as_json:
+        typer.echo(json.dumps([r._asdict() for r in rows], indent=2))
+    else:
+        typer.echo(status_text(record["manifest"], rows))
+
+
+@app.command()
+@_guarded()
+def destroy(
+    manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigOpt = None, name: NameOpt = None,
+    nomad_addr: NomadAddr = None, nomad_token_file: NomadTokenFile = None,
+    nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
+    tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
+    consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
+) -> None:
+    """Stop and purge every job this manifest owns and remove its Consul KV keys."""
+    from .operations import destroy as do_destroy
+    from .operations import owned_jobs
+
+    cfg = _online_config(None, None, config, None, namespace)
+    nomad, consul = _connect(nomad_addr, nomad_token_file, nomad_ca_cert, namespace,
+                             tls_skip_verify, consul_addr, consul_token_file, consul_ca_cert)
+    mname = name or _manifest_name(manifest)
+    jobs = owned_jobs(mname, nomad)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise NomadgenError("destroy needs confirmation", hint="pass --yes to confirm without a terminal")
+        typer.confirm(f"Stop and purge {len(jobs)} job(s) of manifest {mname} "
+                      f"({', '.join(jobs) or 'none'}) and remove its KV keys?", abort=True)
+    done = do_destroy(mname, cfg, nomad, consul)
+    typer.echo(f"stopped and purged {len(done.jobs)} job(s); removed {done.keys} KV key(s)")
+
+
+@interface_app.command("get")
+@_guarded()
+def interface_get(
+    set_name: Annotated[str, typer.Argument(metavar="SET", help="A set, e.g. psql:app.")],
+    manifest: Annotated[str | None, typer.Option("--manifest", help="The manifest that publishes it.")] = None,
+    config: ConfigOpt = None,
+    consul_addr: ConsulAddr = None, consul_token_file: ConsulTokenFile = None,
+    consul_ca_cert: ConsulCACert = None, tls_skip_verify: SkipVerify = False,
+) -> None:
+    """Print a set's interface document and its healthy instances (JSON)."""
+    from .backends import ConsulBackend
+    from .operations import interface_get as get
+    from .settings import consul_endpoint
+
+    cfg = _online_config(None, None, config, None, None)
+    consul = ConsulBackend(consul_endpoint(address=consul_addr, token_file=consul_token_file,
+                                           ca_cert=consul_ca_cert,
+                                           skip_verify=True if tls_skip_verify else None))
+    view = get(set_name, cfg, consul, manifest)
+    typer.echo(json.dumps({"key": view.key, "interface": view.document,
+                           "instances": list(view.instances)}, indent=2))
+
+
+def _manifest_name(arg: str) -> str:
+    p = Path(arg)
+    if p.suffix == ".json" or p.exists():
+        from .manifest import default_name
+
+        return default_name(p)
+    return arg
 
 
 def main() -> None:

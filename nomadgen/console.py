@@ -35,7 +35,7 @@ def plan_json(plan: Plan) -> dict:
 
 def table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def plan_table(plan: Plan) -> str:
@@ -51,3 +51,82 @@ def plan_table(plan: Plan) -> str:
     order = " -> ".join("{" + ", ".join(layer) + "}" for layer in plan.layers)
     return (f"manifest {plan.manifest}: {len(plan.sets)} sets, {len(plan.instances)} instances "
             f"in {len(plan.zones)} zones\n\n" + table(rows) + f"\n\nsubmit order: {order}")
+
+
+def changeset_text(cs, zones_source: str = "") -> str:
+    from .converge import _diff_summary, _failures
+
+    sign = {"create": "+", "update": "~", "unchanged": "=", "stop": "-", "stale": "!"}
+    out = [f"Plan for manifest {cs.manifest}: zones {', '.join(cs.plan.zones)}"
+           + (f" (from the {zones_source})" if zones_source else ""), ""]
+    for j in cs.jobs:
+        note = {"stale": "owned, no longer declared; submit --prune stops it",
+                "stop": "owned, no longer declared: will be stopped"}.get(j.action, j.action)
+        out.append(f"{sign[j.action]} job {j.id} ({note}, layer {j.layer + 1})"
+                   if j.action not in ("stop", "stale") else f"{sign[j.action]} job {j.id} ({note})")
+        for line in _diff_summary(j.nomad_plan):
+            out.append("    " + line)
+        for line in _failures(j.nomad_plan):
+            out.append("    ! " + line)
+    kv = Counter(k.action for k in cs.kv)
+    out.append("")
+    out.append(f"interfaces: {kv.get('put', 0)} to write, {kv.get('delete', 0)} to delete, "
+               f"{kv.get('unchanged', 0)} unchanged")
+    for k in cs.kv:
+        if k.action != "unchanged":
+            out.append(f"  {'+' if k.action == 'put' and not k.index else '~' if k.action == 'put' else '-'} {k.key}")
+    if cs.reloads:
+        out.append("reloads (the changed sets and what depends on them):")
+        for r in cs.reloads:
+            out.append(f"  {r.set} in job {r.job}: {r.how}, because {', '.join(r.because)} changed")
+    else:
+        out.append("reloads: none")
+    out.append("")
+    out.append("changes: yes" if cs.changed else "no changes")
+    return "\n".join(out)
+
+
+def progress_printer(enabled: bool = True):
+    import sys
+    import time
+
+    t0 = time.monotonic()
+
+    def show(step) -> None:
+        if not enabled:
+            return
+        mark = "ok" if step.ok else "FAILED"
+        detail = f": {step.detail}" if step.detail else ""
+        print(f"[{time.monotonic() - t0:6.1f}s] {mark:<6} {step.what} {step.target}{detail}",
+              file=sys.stderr, flush=True)
+
+    return show
+
+
+def report_text(report, cs) -> str:
+    registered = [s.target for s in report.steps if s.what == "register"]
+    out = [f"submitted manifest {report.manifest} in {report.seconds:.1f}s: "
+           f"{len(registered)} job(s) registered, {report.transactions} KV transaction(s), "
+           f"{report.writes} write(s)"]
+    unchanged = [j.id for j in cs.jobs if j.action == "unchanged"]
+    if unchanged:
+        out.append(f"unchanged (not registered again): {', '.join(unchanged)}")
+    stale = [j.id for j in cs.jobs if j.action == "stale"]
+    if stale:
+        out.append(f"stale, owned but no longer declared (use --prune): {', '.join(stale)}")
+    if report.reloads:
+        out.append("reloaded:")
+        for r in report.reloads:
+            out.append(f"  {r.set} ({r.job}): {r.how}")
+    else:
+        out.append("reloaded: nothing")
+    return "\n".join(out)
+
+
+def status_text(manifest: str, rows) -> str:
+    table_rows = [["SET", "JOB", "STATE", "PLACEMENT (zone/node)", "HEALTHY", "INTERFACE", "DRIFT"]]
+    for r in rows:
+        where = ", ".join(f"{z}/{n}" + ("" if st == "running" else f" ({st})") for z, n, st in r.placements)
+        table_rows.append([r.set, r.job, r.state, where or "-", f"{r.healthy}/{r.expected}",
+                           "published" if r.interface else "missing", r.drift])
+    return f"manifest {manifest}\n\n" + table(table_rows)

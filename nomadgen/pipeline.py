@@ -4,9 +4,8 @@ reading the manifest and templates; the CLI only formats what these return."""
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, NamedTuple
-
 from typing import NamedTuple
 
 from .catalog import Catalog

@@ -4,9 +4,9 @@ truth) and to the interface documents published in Consul KV. No I/O here."""
 from __future__ import annotations
 
 import json
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 import math
 import re
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
 from .model import (
     PER_ZONE,

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import ConfigError, Problem
 from .model import Settings
@@ -94,3 +94,142 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
             datacenters=tuple(dcs),
         ),
     )
+
+
+# --- Connections ----------------------------------------------------------------------------
+
+class Endpoint(NamedTuple):
+    """How to reach Nomad or Consul. The token is kept out of repr, so it never reaches a log
+    line or a traceback through this object."""
+
+    service: str  # "nomad" | "consul"
+    address: str  # scheme://host:port
+    token: str = ""
+    verify: bool | str = True  # True, False (skip), or a CA file / folder
+    cert: tuple[str, str] | None = None
+    namespace: str = ""
+    region: str = ""
+    timeout: float = 10.0
+
+    def __repr__(self) -> str:
+        tok = "set" if self.token else "none"
+        return f"Endpoint({self.service} {self.address}, token={tok}, verify={self.verify!r})"
+
+    __str__ = __repr__
+
+    @property
+    def host(self) -> str:
+        return self.address.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    @property
+    def scheme(self) -> str:
+        return self.address.split("://", 1)[0]
+
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _address(value: str, default_port: int, https: bool, what: str, source: str) -> str:
+    from urllib.parse import urlsplit
+
+    raw = value.strip()
+    if "://" not in raw:
+        raw = ("https://" if https else "http://") + raw
+    parts = urlsplit(raw)
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port < 1:
+        raise ConfigError(f"invalid {what} address {value!r} (from {source})",
+                          hint=f"use scheme://host:port, e.g. http://127.0.0.1:{default_port}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _token(flag: str | None, flag_file: str | None, env: dict, var: str, what: str) -> str:
+    if flag:
+        return flag.strip()
+    path = flag_file or env.get(var + "_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the {what} token file {path}: {exc.strerror}",
+                              hint=f"check --{what}-token-file / {var}_FILE") from None
+    return env.get(var, "").strip()
+
+
+def _file(path: str | None, what: str, var: str) -> str | None:
+    if path and not Path(path).exists():
+        raise ConfigError(f"{what} not found: {path}", hint=f"check {var} or the matching flag")
+    return path or None
+
+
+def nomad_endpoint(*, address: str | None = None, token: str | None = None,
+                   token_file: str | None = None, namespace: str | None = None,
+                   region: str | None = None, ca_cert: str | None = None,
+                   client_cert: str | None = None, client_key: str | None = None,
+                   skip_verify: bool | None = None, env: dict | None = None) -> Endpoint:
+    env = os.environ if env is None else env
+    src = "--nomad-addr" if address else "NOMAD_ADDR" if env.get("NOMAD_ADDR") else "default"
+    addr = _address(address or env.get("NOMAD_ADDR") or "http://127.0.0.1:4646", 4646, False,
+                    "Nomad", src)
+    ca = _file(ca_cert or env.get("NOMAD_CACERT") or env.get("NOMAD_CAPATH"),
+               "Nomad CA certificate", "NOMAD_CACERT")
+    cert = _file(client_cert or env.get("NOMAD_CLIENT_CERT"), "Nomad client certificate",
+                 "NOMAD_CLIENT_CERT")
+    key = _file(client_key or env.get("NOMAD_CLIENT_KEY"), "Nomad client key", "NOMAD_CLIENT_KEY")
+    if bool(cert) != bool(key):
+        raise ConfigError("a Nomad client certificate needs its key (and the key its certificate)",
+                          hint="set both NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY")
+    skip = skip_verify if skip_verify is not None else env.get("NOMAD_SKIP_VERIFY", "").lower() in _TRUE
+    return Endpoint(
+        service="nomad", address=addr,
+        token=_token(token, token_file, env, "NOMAD_TOKEN", "nomad"),
+        verify=False if skip else (ca or True),
+        cert=(cert, key) if cert and key else None,
+        namespace=namespace or env.get("NOMAD_NAMESPACE") or "default",
+        region=region or env.get("NOMAD_REGION") or "",
+    )
+
+
+def consul_endpoint(*, address: str | None = None, token: str | None = None,
+                    token_file: str | None = None, ca_cert: str | None = None,
+                    client_cert: str | None = None, client_key: str | None = None,
+                    skip_verify: bool | None = None, env: dict | None = None) -> Endpoint:
+    env = os.environ if env is None else env
+    https = env.get("CONSUL_HTTP_SSL", "").lower() in _TRUE
+    src = "--consul-addr" if address else "CONSUL_HTTP_ADDR" if env.get("CONSUL_HTTP_ADDR") else "default"
+    addr = _address(address or env.get("CONSUL_HTTP_ADDR") or "127.0.0.1:8500", 8500, https,
+                    "Consul", src)
+    ca = _file(ca_cert or env.get("CONSUL_CACERT") or env.get("CONSUL_CAPATH"),
+               "Consul CA certificate", "CONSUL_CACERT")
+    cert = _file(client_cert or env.get("CONSUL_CLIENT_CERT"), "Consul client certificate",
+                 "CONSUL_CLIENT_CERT")
+    key = _file(client_key or env.get("CONSUL_CLIENT_KEY"), "Consul client key", "CONSUL_CLIENT_KEY")
+    if bool(cert) != bool(key):
+        raise ConfigError("a Consul client certificate needs its key (and the key its certificate)",
+                          hint="set both CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY")
+    skip = skip_verify if skip_verify is not None else \
+        env.get("CONSUL_HTTP_SSL_VERIFY", "true").lower() not in _TRUE
+    return Endpoint(
+        service="consul", address=addr,
+        token=_token(token, token_file, env, "CONSUL_HTTP_TOKEN", "consul"),
+        verify=False if skip else (ca or True),
+        cert=(cert, key) if cert and key else None,
+    )
+
+
+def dns_server(value: str | None = None, env: dict | None = None) -> tuple[str, int]:
+    """Consul's DNS interface: --dns, NOMADGEN_DNS, or the agent default 127.0.0.1:8600."""
+    env = os.environ if env is None else env
+    raw = value or env.get("NOMADGEN_DNS") or "127.0.0.1:8600"
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"invalid DNS server {raw!r}", hint="use host:port, e.g. 127.0.0.1:8600")
+    return host.strip("[]"), int(port)

@@ -601,7 +601,7 @@ class DNSServer:
         for rec in extra:
             index.setdefault(rec[0], rec)
         out, done = [], set()
-        for name, rdtype, rd in answer:
+        for _name, rdtype, rd in answer:
             if rdtype != T.SRV or rd.target in done:
                 continue
             done.add(rd.target)

@@ -1,0 +1,310 @@
+"""The only code that talks to Nomad and Consul: one small adapter per service, over python-nomad
+and py-consul. Every foreign exception is translated here (`raise ... from`) into the
+nomadgen.errors tree, so nothing above this module knows the clients exist. Tests can swap an
+adapter for any object with the same methods."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .errors import BackendError, Conflict, NomadgenError, PermissionDenied, Rejected, Unavailable
+from .settings import Endpoint
+
+_ENV_LOCK = threading.Lock()
+READ_RETRIES = 2  # reads are retried on connection errors and 5xx; writes never are
+
+
+class Node(NamedTuple):
+    id: str
+    name: str
+    datacenter: str
+    address: str
+    status: str
+    eligible: bool
+    meta: dict
+    attributes: dict
+
+
+def _hint_for(ep: Endpoint, exc: BaseException) -> str:
+    text = f"{type(exc).__name__} {exc}"
+    if "SSL" in text or "CERTIFICATE" in text.upper():
+        var = "NOMAD_CACERT" if ep.service == "nomad" else "CONSUL_CACERT"
+        return f"the TLS certificate was not accepted: set {var} to the CA that signed it"
+    var = "NOMAD_ADDR" if ep.service == "nomad" else "CONSUL_HTTP_ADDR"
+    return f"is {ep.service} running there? set {var} (or the --{ep.service}-addr flag)"
+
+
+def _short(body: str, limit: int = 600) -> str:
+    body = (body or "").strip()
+    return body if len(body) <= limit else body[:limit] + " ..."
+
+
+class NomadBackend:
+    def __init__(self, ep: Endpoint) -> None:
+        import nomad  # the HTTP client is loaded only by commands that talk to a cluster
+        import nomad.api.exceptions as nex
+        import requests
+
+        self.ep = ep
+        self._nex = nex
+        self._requests = requests
+        # python-nomad reads NOMAD_* from the environment when an argument is empty; build it
+        # with those hidden so only the values we pass count.
+        with _ENV_LOCK:
+            saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("NOMAD_")}
+            try:
+                self.client = nomad.Nomad(
+                    host=ep.host, port=ep.port, secure=ep.scheme == "https",
+                    token=ep.token or None, namespace=ep.namespace or None,
+                    region=ep.region or None, timeout=ep.timeout, verify=ep.verify,
+                    cert=ep.cert or (),
+                )
+            finally:
+                os.environ.update(saved)
+
+    # --- translation ---------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable, *args, read: bool = True, **kwargs) -> Any:
+        nex = self._nex
+        attempts = 1 + (READ_RETRIES if read else 0)
+        for attempt in range(attempts):
+            try:
+                return fn(*args, **kwargs)
+            except nex.URLNotAuthorizedNomadException as exc:
+                raise PermissionDenied(
+                    f"Nomad refused the request ({what}): {_short(_body(exc))}",
+                    hint="check the Nomad token (NOMAD_TOKEN, --nomad-token-file) and its ACL policy",
+                ) from exc
+            except nex.BadRequestNomadException as exc:
+                raise Rejected(f"Nomad rejected {what}: {_short(_body(exc))}") from exc
+            except nex.URLNotFoundNomadException:
+                raise
+            except nex.TimeoutNomadException as exc:
+                err: BackendError = Unavailable(f"Nomad at {self.ep.address} timed out ({what})",
+                                                hint=_hint_for(self.ep, exc))
+                cause: BaseException = exc
+            except nex.BaseNomadException as exc:
+                resp = exc.nomad_resp
+                status = getattr(resp, "status_code", None)
+                body = _body(exc)
+                if status is None:
+                    err = Unavailable(f"cannot reach Nomad at {self.ep.address} ({what})",
+                                      hint=_hint_for(self.ep, resp if isinstance(resp, BaseException) else exc))
+                elif "Enforcing job modify index" in body:
+                    raise Conflict(
+                        f"{what}: the job changed since it was read ({_short(body)})",
+                        hint="someone else changed it; run `nomadgen plan` to see the difference, then submit again",
+                    ) from exc
+                elif status == 500 and not read:
+                    raise Rejected(f"Nomad rejected {what} (HTTP {status}): {_short(body)}") from exc
+                else:
+                    err = Unavailable(f"Nomad answered HTTP {status} to {what}: {_short(body)}",
+                                      hint="the server is failing; try again, and check its logs")
+                cause = exc
+            except self._requests.RequestException as exc:
+                err, cause = Unavailable(f"cannot reach Nomad at {self.ep.address} ({what})",
+                                         hint=_hint_for(self.ep, exc)), exc
+            if attempt + 1 < attempts:
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            raise err from cause
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- reads -------------------------------------------------------------------------------
+    def ping(self) -> str:
+        return self._call("reading the leader", self.client.status.leader.get_leader)
+
+    def nodes(self, with_meta: bool) -> list[Node]:
+        stubs = self._call("listing nodes", self.client.nodes.get_nodes)
+        out = []
+        for s in stubs:
+            meta, attrs = {}, {}
+            if with_meta:  # Meta and Attributes only come with the full node
+                full = self._call(f"reading node {s['Name']}", self.client.node.get_node, s["ID"])
+                meta, attrs = full.get("Meta") or {}, full.get("Attributes") or {}
+            out.append(Node(s["ID"], s["Name"], s.get("Datacenter", ""), s.get("Address", ""),
+                            s.get("Status", ""), s.get("SchedulingEligibility") == "eligible",
+                            meta, attrs))
+        return sorted(out, key=lambda n: n.name)
+
+    def jobs(self) -> dict[str, dict]:
+        """All jobs in the namespace, with their Meta (one request)."""
+        stubs = self._call("listing jobs", self.client.jobs.get_jobs, meta=True)
+        return {s["ID"]: s for s in stubs}
+
+    def job(self, job_id: str) -> dict | None:
+        try:
+            return self._call(f"reading job {job_id}", self.client.job.get_job, job_id)
+        except self._nex.URLNotFoundNomadException:
+            return None
+
+    def allocations(self, job_id: str) -> list[dict]:
+        try:
+            return self._call(f"reading allocations of {job_id}", self.client.job.get_allocations, job_id)
+        except self._nex.URLNotFoundNomadException:
+            return []
+
+    def deployment(self, job_id: str) -> dict | None:
+        try:
+            return self._call(f"reading the deployment of {job_id}", self.client.job.get_deployment, job_id)
+        except self._nex.URLNotFoundNomadException:
+            return None
+
+    def plan(self, job: dict) -> dict:
+        try:
+            return self._call(f"planning job {job['ID']}", self.client.job.plan_job, job["ID"],
+                              {"Job": job}, diff=True)
+        except self._nex.URLNotFoundNomadException as exc:
+            raise Rejected(f"Nomad has no plan endpoint for job {job['ID']}") from exc
+
+    # --- writes ------------------------------------------------------------------------------
+    def register(self, job: dict, modify_index: int) -> dict:
+        """Check-and-set: 0 creates only; N updates only from the state we read."""
+        body = {"Job": job, "EnforceIndex": True, "JobModifyIndex": modify_index}
+        try:
+            return self._call(f"registering job {job['ID']}", self.client.job.register_job,
+                              job["ID"], body, read=False)
+        except self._nex.URLNotFoundNomadException as exc:
+            raise Rejected(f"Nomad refused job {job['ID']}: {_short(_body(exc))}") from exc
+
+    def stop(self, job_id: str, purge: bool = False) -> dict | None:
+        try:
+            return self._call(f"stopping job {job_id}", self.client.job.deregister_job, job_id,
+                              purge=purge, read=False)
+        except self._nex.URLNotFoundNomadException:
+            return None
+
+
+def _body(exc: BaseException) -> str:
+    resp = getattr(exc, "nomad_resp", None)
+    text = getattr(resp, "text", None)
+    return text if isinstance(text, str) else str(resp if resp is not None else exc)
+
+
+class ConsulBackend:
+    TXN_MAX_OPS = 128  # Consul >= 1.14 (64 before)
+
+    def __init__(self, ep: Endpoint) -> None:
+        import consul
+        import consul.exceptions as cex
+        import requests
+
+        self.ep = ep
+        self._cex = cex
+        self._requests = requests
+        self.client = consul.Consul(host=ep.host, port=ep.port, scheme=ep.scheme, verify=ep.verify,
+                                    cert=ep.cert, connections_timeout=ep.timeout)
+        # py-consul lets CONSUL_HTTP_TOKEN override the argument, and its txn.put sends no
+        # token at all; a session header covers every request with the token we chose.
+        self.client.token = None
+        self.client.http.session.headers.pop("X-Consul-Token", None)
+        if ep.token:
+            self.client.http.session.headers["X-Consul-Token"] = ep.token
+        self.writes = 0
+
+    def _call(self, what: str, fn: Callable, *args, read: bool = True, **kwargs) -> Any:
+        cex = self._cex
+        attempts = 1 + (READ_RETRIES if read else 0)
+        for attempt in range(attempts):
+            try:
+                return fn(*args, **kwargs)
+            except cex.ACLPermissionDenied as exc:
+                raise PermissionDenied(
+                    f"Consul refused the request ({what}): {_short(str(exc))}",
+                    hint="check the Consul token (CONSUL_HTTP_TOKEN, --consul-token-file) and its policy",
+                ) from exc
+            except (cex.BadRequest, cex.ClientError) as exc:
+                raise Rejected(f"Consul rejected {what}: {_short(str(exc))}") from exc
+            except cex.ConsulException as exc:
+                err: BackendError = Unavailable(f"Consul failed {what}: {_short(str(exc))}",
+                                                hint="the server is failing; try again, and check its logs")
+                cause: BaseException = exc
+            except self._requests.RequestException as exc:
+                err, cause = Unavailable(f"cannot reach Consul at {self.ep.address} ({what})",
+                                         hint=_hint_for(self.ep, exc)), exc
+            if attempt + 1 < attempts:
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            raise err from cause
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def ping(self) -> str:
+        return self._call("reading the leader", self.client.status.leader)
+
+    def kv_tree(self, prefix: str) -> dict[str, tuple[bytes, int]]:
+        _, items = self._call(f"reading {prefix}", self.client.kv.get, prefix.rstrip("/") + "/",
+                              recurse=True)
+        return {i["Key"]: (i.get("Value") or b"", i["ModifyIndex"]) for i in items or ()}
+
+    def kv_get(self, key: str) -> tuple[bytes, int] | None:
+        _, item = self._call(f"reading {key}", self.client.kv.get, key)
+        return None if item is None else (item.get("Value") or b"", item["ModifyIndex"])
+
+    def txn(self, ops: list[dict]) -> int:
+        """Apply KV ops in transactions of at most 128; each one is atomic. Returns how many
+        transactions were sent. A lost check-and-set rolls its transaction back (409)."""
+        sent = 0
+        for start in range(0, len(ops), self.TXN_MAX_OPS):
+            chunk = ops[start:start + self.TXN_MAX_OPS]
+            payload = []
+            for op in chunk:
+                kv = dict(op)
+                if "Value" in kv:
+                    kv["Value"] = base64.b64encode(kv["Value"]).decode()
+                payload.append({"KV": kv})
+            try:
+                self._call("writing interfaces", self.client.txn.put, payload, read=False)
+            except Rejected as exc:
+                text = str(exc)
+                if " 409 " in f" {text} " or "409" in text.split(":", 1)[-1][:6]:
+                    raise Conflict(
+                        "Consul rolled back the interface transaction: a key changed since it was "
+                        f"read ({_short(_txn_errors(text))})",
+                        hint="another push ran at the same time; run nomadgen plan, then submit again",
+                    ) from exc
+                raise
+            sent += 1
+            self.writes += 1
+        return sent
+
+    def healthy(self, service: str) -> list[dict]:
+        _, nodes = self._call(f"reading health of {service}", self.client.health.service, service,
+                              passing=True)
+        return nodes
+
+    def register_service(self, name: str, service_id: str, address: str, port: int,
+                         tags: list[str], meta: dict[str, str]) -> None:
+        self._call(f"registering service {name}", self.client.agent.service.register, name,
+                   service_id=service_id, address=address, port=port, tags=tags, meta=meta,
+                   read=False)
+        self.writes += 1
+
+    def deregister_service(self, service_id: str) -> None:
+        self._call(f"deregistering service {service_id}", self.client.agent.service.deregister,
+                   service_id, read=False)
+        self.writes += 1
+
+    def services(self) -> dict[str, dict]:
+        return self._call("listing agent services", self.client.agent.services)
+
+
+def _txn_errors(text: str) -> str:
+    try:
+        body = json.loads(text.split("409", 1)[1].strip())
+        return "; ".join(e.get("What", "") for e in body.get("Errors") or ())
+    except (ValueError, IndexError, AttributeError):
+        return text
+
+
+def connect(nomad_ep: Endpoint, consul_ep: Endpoint) -> tuple[NomadBackend, ConsulBackend]:
+    try:
+        return NomadBackend(nomad_ep), ConsulBackend(consul_ep)
+    except NomadgenError:
+        raise
+    except Exception as exc:  # a client refusing its arguments
+        raise BackendError(f"cannot set up the clients: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,461 @@
+"""Converging a cluster on a plan, the pyinfra way: observe what is, compare it with what is
+wanted (a ChangeSet), show it, then apply it set by set (a Report).
+
+    observe(...)  -> ChangeSet   reads jobs, KV and (optionally) Nomad's own plan for each job
+    apply(...)    -> Report      writes interfaces, registers jobs layer by layer, waits for health
+
+Only jobs whose meta names this manifest are ever updated or stopped. Unchanged jobs (same spec
+hash) are never registered again; changed ones are registered with check-and-set on
+JobModifyIndex. Interface documents are written in Consul transactions (<= 128 ops) with
+check-and-set on each key's ModifyIndex.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError
+from .model import Job, KVEntry, Plan, Settings
+from .render import META_HASH, META_MANIFEST, META_SET, pretty_json
+
+CREATE, UPDATE, UNCHANGED, STOP, STALE = "create", "update", "unchanged", "stop", "stale"
+PUT, DELETE = "put", "delete"
+
+
+class JobChange(NamedTuple):
+    id: str
+    set: str
+    action: str  # create | update | unchanged | stop (prune) | stale (owned, dropped, kept)
+    layer: int
+    job: dict | None  # the desired API job
+    modify_index: int  # JobModifyIndex read at observe time (0: absent)
+    nomad_plan: dict | None = None  # Nomad's own dry run, with Diff and FailedTGAllocs
+
+
+class KVChange(NamedTuple):
+    key: str
+    action: str  # put | delete | unchanged
+    value: bytes | None
+    index: int  # ModifyIndex read at observe time (0: absent)
+
+
+class Reload(NamedTuple):
+    set: str
+    job: str
+    how: str  # "rolling update" | "template change (change_mode restart)"
+    because: tuple[str, ...]  # the changed sets it depends on (itself when its own job changed)
+
+
+class ChangeSet(NamedTuple):
+    manifest: str
+    plan: Plan
+    jobs: tuple[JobChange, ...]
+    kv: tuple[KVChange, ...]
+    reloads: tuple[Reload, ...]
+    push: tuple[KVChange, ...]  # the record of this push: manifest text and resolved plan
+
+    @property
+    def changed(self) -> bool:
+        return any(j.action not in (UNCHANGED, STALE) for j in self.jobs) or \
+            any(k.action != UNCHANGED for k in self.kv)
+
+    def to_json(self) -> dict:
+        return {
+            "manifest": self.manifest,
+            "changed": self.changed,
+            "jobs": [{"job": j.id, "set": j.set, "action": j.action, "layer": j.layer,
+                      "diff": _diff_summary(j.nomad_plan), "placement_failures": _failures(j.nomad_plan)}
+                     for j in self.jobs],
+            "interfaces": [{"key": k.key, "action": k.action} for k in self.kv],
+            "reloads": [{"set": r.set, "job": r.job, "how": r.how, "because": list(r.because)}
+                        for r in self.reloads],
+        }
+
+
+class Step(NamedTuple):
+    what: str  # "interfaces" | "register" | "healthy" | "stop" | "push record"
+    target: str
+    ok: bool
+    detail: str = ""
+
+
+class Report(NamedTuple):
+    manifest: str
+    steps: tuple[Step, ...]
+    not_applied: tuple[str, ...]
+    reloads: tuple[Reload, ...]
+    writes: int
+    transactions: int
+    seconds: float
+    ok: bool
+
+    def to_json(self) -> dict:
+        return {
+            "manifest": self.manifest, "ok": self.ok, "seconds": round(self.seconds, 3),
+            "writes": self.writes, "transactions": self.transactions,
+            "applied": [s._asdict() for s in self.steps if s.ok],
+            "failed": [s._asdict() for s in self.steps if not s.ok],
+            "not_applied": list(self.not_applied),
+            "reloads": [r._asdict() for r in self.reloads],
+        }
+
+
+class ApplyError(NomadgenError):
+    """A submit stopped part way: the original error plus what was and was not applied."""
+
+    def __init__(self, cause: NomadgenError, report: Report) -> None:
+        applied = [f"{s.what} {s.target}" for s in report.steps if s.ok]
+        problems = list(cause.problems) + [
+            Problem("applied: " + (", ".join(applied) or "nothing")),
+            Problem("not applied: " + (", ".join(report.not_applied) or "nothing")),
+        ]
+        super().__init__(f"submit stopped: {cause.subject}", problems,
+                         hint=(cause.hint + "; " if cause.hint else "") +
+                         "running submit again converges from here")
+        self.exit_code = cause.exit_code
+        self.report = report
+
+
+def prefix_of(manifest: str, settings: Settings) -> str:
+    return f"{settings.kv_prefix}/{manifest}"
+
+
+def zones_from_nodes(nodes, zone_attribute: str) -> tuple[str, ...]:
+    """The cluster's zones: the distinct values of the zone attribute over ready, eligible nodes."""
+    key = zone_attribute[2:-1]
+    values = set()
+    for n in nodes:
+        if n.status != "ready" or not n.eligible:
+            continue
+        if key == "node.datacenter":
+            values.add(n.datacenter)
+        elif key.startswith("meta."):
+            v = n.meta.get(key[5:])
+            if v:
+                values.add(v)
+        elif key.startswith("attr."):
+            v = n.attributes.get(key[5:])
+            if v:
+                values.add(v)
+    return tuple(sorted(values))
+
+
+def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], nomad, consul,
+            settings: Settings, *, manifest_text: str = "", prune: bool = False,
+            nomad_plan: bool = True, concurrency: int = 16) -> ChangeSet:
+    jobs = list(jobs)
+    layer_of = {name: i for i, layer in enumerate(plan.layers) for name in layer}
+    current = nomad.jobs()
+    problems = []
+    changes: list[JobChange] = []
+    for j in jobs:
+        stub = current.get(j.id)
+        layer = layer_of.get(j.set, 0)
+        if stub is None:
+            changes.append(JobChange(j.id, j.set, CREATE, layer, j.api, 0))
+            continue
+        meta = stub.get("Meta") or {}
+        if meta.get(META_MANIFEST) != plan.manifest:
+            owner = meta.get(META_MANIFEST)
+            problems.append(Problem(
+                f"job {j.id} already exists and is " +
+                (f"owned by manifest {owner!r}" if owner else "not managed by nomadgen"),
+                hint="rename the service, or stop that job first; nomadgen never touches jobs it does not own"))
+            continue
+        stopped = bool(stub.get("Stop")) or stub.get("Status") == "dead"
+        same = meta.get(META_HASH) == j.spec_hash and not stopped
+        changes.append(JobChange(j.id, j.set, UNCHANGED if same else UPDATE, layer, j.api,
+                                 int(stub.get("JobModifyIndex") or 0)))
+    if problems:
+        raise Conflict("jobs in the way", problems)
+    wanted = {j.id for j in jobs}
+    for jid in sorted(current):
+        meta = current[jid].get("Meta") or {}
+        if meta.get(META_MANIFEST) == plan.manifest and jid not in wanted and \
+                not current[jid].get("Stop"):
+            changes.append(JobChange(jid, meta.get(META_SET, jid), STOP if prune else STALE,
+                                     len(plan.layers), None, int(current[jid].get("JobModifyIndex") or 0)))
+
+    if nomad_plan:
+        todo = [c for c in changes if c.action in (CREATE, UPDATE)]
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            plans = list(pool.map(lambda c: nomad.plan(c.job), todo))
+        done = {c.id: p for c, p in zip(todo, plans, strict=True)}
+        changes = [c._replace(nomad_plan=done.get(c.id)) for c in changes]
+
+    root = prefix_of(plan.manifest, settings)
+    tree = consul.kv_tree(root)
+    kv: list[KVChange] = []
+    want = {e.key: e.value for e in interfaces}
+    for key, value in sorted(want.items()):
+        have = tree.get(key)
+        if have is None:
+            kv.append(KVChange(key, PUT, value, 0))
+        elif have[0] != value:
+            kv.append(KVChange(key, PUT, value, have[1]))
+        else:
+            kv.append(KVChange(key, UNCHANGED, value, have[1]))
+    iface_root = f"{root}/interfaces/"
+    for key in sorted(tree):
+        if key.startswith(iface_root) and key not in want:
+            kv.append(KVChange(key, DELETE if prune else UNCHANGED, None, tree[key][1]))
+
+    push = []
+    for key, value in ((f"{root}/push/manifest", manifest_text.encode()),
+                       (f"{root}/push/plan", plan_record(plan, jobs))):
+        have = tree.get(key)
+        push.append(KVChange(key, UNCHANGED if have and have[0] == value else PUT, value,
+                             have[1] if have else 0))
+
+    ordered = sorted(changes, key=lambda c: (c.layer, c.id))
+    return ChangeSet(plan.manifest, plan, tuple(ordered), tuple(kv), _reloads(plan, ordered, kv, settings),
+                     tuple(push))
+
+
+def plan_record(plan: Plan, jobs: Iterable[Job]) -> bytes:
+    """What `status` compares against: the resolved sets and each job's spec hash."""
+    doc = {
+        "manifest": plan.manifest,
+        "zones": list(plan.zones),
+        "sets": {s.name: {"job": s.job_id if s.job_hosted else "", "host": s.host,
+                          "depends": list(s.depends), "count": s.count} for s in plan.sets},
+        "jobs": {j.id: j.spec_hash for j in jobs},
+    }
+    return pretty_json(doc).encode() + b"\n"
+
+
+def _reloads(plan: Plan, changes: list[JobChange], kv: list[KVChange], settings: Settings) -> tuple[Reload, ...]:
+    """The blast radius: changed sets, and transitively everything that depends on them.
+    A set whose own job changed is replaced by a rolling update; a dependent whose job did not
+    change reloads through its templates' change_mode when the Consul data it reads changes."""
+    changed_jobs = {c.id for c in changes if c.action == UPDATE}
+    roots = {s.name for s in plan.sets if _job_of(plan, s.name) in changed_jobs}
+    iface_root = prefix_of(plan.manifest, settings) + "/interfaces/"
+    by_job_id = {s.job_id: s.name for s in plan.sets}
+    for k in kv:
+        if k.action == PUT and k.index and k.key.startswith(iface_root):  # changed, not new
+            name = by_job_id.get(k.key[len(iface_root):])
+            if name:
+                roots.add(name)
+    causes: dict[str, set[str]] = {}
+    for root in sorted(roots):
+        seen, frontier = {root}, [root]
+        while frontier:
+            name = frontier.pop()
+            causes.setdefault(name, set()).add(root)
+            for user in plan.get(name).users:
+                if user not in seen:
+                    seen.add(user)
+                    frontier.append(user)
+    out = []
+    for name in sorted(causes):
+        job = _job_of(plan, name)
+        how = "rolling update" if job in changed_jobs else "template change (change_mode restart)"
+        out.append(Reload(name, job, how, tuple(sorted(causes[name]))))
+    return tuple(out)
+
+
+def _job_of(plan: Plan, name: str) -> str:
+    s = plan.get(name)
+    while s.host:
+        s = plan.get(s.host)
+    return s.job_id
+
+
+def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True,
+          timeout: float = 300.0, concurrency: int = 16,
+          progress: Callable[[Step], None] = lambda s: None) -> Report:
+    t0 = time.monotonic()
+    steps: list[Step] = []
+    transactions = 0
+    writes_before = consul.writes
+
+    def record(step: Step) -> None:
+        steps.append(step)
+        progress(step)
+
+    infeasible = [(c.id, _failures(c.nomad_plan)) for c in cs.jobs
+                  if c.nomad_plan and _failures(c.nomad_plan)]
+    if infeasible:
+        raise ResolutionError(
+            "the cluster cannot place this manifest; nothing was written",
+            [Problem(f"job {jid}: {', '.join(f)}") for jid, f in infeasible],
+            hint="add nodes or zones, lower per_zone/count, or relax the constraints")
+
+    pending = [f"interfaces ({sum(1 for k in cs.kv if k.action != UNCHANGED)})"] + \
+        [f"{c.action} {c.id}" for c in cs.jobs if c.action in (CREATE, UPDATE, STOP)]
+    try:
+        # 1. Interfaces first: dependents' templates read them before their tasks start.
+        ops = [_kv_op(k) for k in cs.kv if k.action != UNCHANGED]
+        if ops:
+            transactions += consul.txn(ops)
+            record(Step("interfaces", f"{len(ops)} key(s)", True, f"{transactions} transaction(s)"))
+        pending.pop(0)
+
+        # 2. Jobs, layer by layer: a layer starts when the one before is healthy.
+        layers = sorted({c.layer for c in cs.jobs if c.action in (CREATE, UPDATE)})
+        deadline = t0 + timeout
+        for layer in layers:
+            todo = [c for c in cs.jobs if c.layer == layer and c.action in (CREATE, UPDATE)]
+            with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+                results = list(pool.map(lambda c: _register(nomad, c), todo))
+            errors = [r for r in results if isinstance(r, NomadgenError)]
+            for c, r in zip(todo, results, strict=True):
+                if not isinstance(r, NomadgenError):
+                    record(Step("register", c.id, True, f"{c.action}, version {r.get('JobModifyIndex', '?')}"))
+                    pending.remove(f"{c.action} {c.id}")
+            if errors:
+                raise errors[0]
+            if wait:
+                with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+                    results = list(pool.map(
+                        lambda c: _wait_healthy(nomad, consul, cs.plan, c, deadline), todo))
+                for c, r in zip(todo, results, strict=True):
+                    if isinstance(r, NomadgenError):
+                        record(Step("healthy", c.id, False, r.subject))
+                    else:
+                        record(Step("healthy", c.id, True, r))
+                errors = [r for r in results if isinstance(r, NomadgenError)]
+                if errors:
+                    raise errors[0]
+
+        # 3. Prune: only jobs this manifest owns and no longer declares.
+        for c in cs.jobs:
+            if c.action == STOP:
+                nomad.stop(c.id)
+                record(Step("stop", c.id, True))
+                pending.remove(f"stop {c.id}")
+
+        # 4. The record of this push, last, so it only ever describes a completed push.
+        ops = [_kv_op(k) for k in cs.push if k.action != UNCHANGED]
+        if ops:
+            transactions += consul.txn(ops)
+            record(Step("push record", "manifest and plan", True))
+    except NomadgenError as exc:
+        report = Report(cs.manifest, tuple(steps), tuple(pending), cs.reloads,
+                        consul.writes - writes_before + _job_writes(steps), transactions,
+                        time.monotonic() - t0, False)
+        raise ApplyError(exc, report) from exc
+    return Report(cs.manifest, tuple(steps), (), cs.reloads,
+                  consul.writes - writes_before + _job_writes(steps), transactions,
+                  time.monotonic() - t0, True)
+
+
+def _job_writes(steps: list[Step]) -> int:
+    return sum(1 for s in steps if s.what in ("register", "stop") and s.ok)
+
+
+def _kv_op(k: KVChange) -> dict:
+    if k.action == DELETE:
+        return {"Verb": "delete-cas", "Key": k.key, "Index": k.index}
+    # cas with Index 0 creates only if absent; otherwise only from the version we read.
+    return {"Verb": "cas", "Key": k.key, "Value": k.value or b"", "Index": k.index}
+
+
+def _register(nomad, c: JobChange):
+    try:
+        return nomad.register(c.job, c.modify_index)
+    except NomadgenError as exc:
+        return exc
+
+
+def expected_services(plan: Plan, job_id: str) -> dict[str, int]:
+    """Consul services a job registers, and how many passing instances make it healthy."""
+    out = {}
+    for s in plan.sets:
+        if _job_of(plan, s.name) == job_id and s.interface.port:
+            host = plan.get(s.host) if s.host else s
+            if s.run.check is not None:
+                out[s.job_id] = host.count
+    return out
+
+
+def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, deadline: float):
+    """Healthy = the job's deployment (if any) succeeded and its Consul checks pass."""
+    try:
+        delay = 0.05
+        want = expected_services(plan, c.id)
+        while True:
+            dep = nomad.deployment(c.id)
+            status = (dep or {}).get("Status")
+            if status in ("failed", "cancelled"):
+                raise NotHealthy(f"deployment of {c.id} {status}: {dep.get('StatusDescription', '')}",
+                                 hint=f"see `nomad job status {c.id}`; the previous version stays if auto_revert")
+            deployed = status == "successful" or (dep is None and _allocs_running(nomad, c.id))
+            if deployed:
+                counts = {svc: len(consul.healthy(svc)) for svc in want}
+                if all(counts[s] >= n for s, n in want.items()):
+                    return ", ".join(f"{s} {counts[s]}/{n} passing" for s, n in sorted(want.items())) \
+                        or "deployed"
+            if time.monotonic() > deadline:
+                raise NotHealthy(
+                    f"{c.id} did not become healthy in time (deployment: {status or 'none'})",
+                    hint="raise --timeout, or look at the job's allocations and checks")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+    except NomadgenError as exc:
+        return exc
+
+
+def _allocs_running(nomad, job_id: str) -> bool:
+    allocs = [a for a in nomad.allocations(job_id) if a.get("DesiredStatus") == "run"]
+    return bool(allocs) and all(a.get("ClientStatus") == "running" for a in allocs)
+
+
+def _failures(p: dict | None) -> list[str]:
+    out = []
+    for tg, metric in sorted(((p or {}).get("FailedTGAllocs") or {}).items()):
+        reasons = []
+        for k in ("ConstraintFiltered", "DimensionExhausted", "ClassFiltered"):
+            for reason, n in sorted((metric.get(k) or {}).items()):
+                reasons.append(f"{reason} filtered {n} node(s)")
+        if metric.get("NodesEvaluated") == 0:
+            reasons.append("no eligible node")
+        coalesced = metric.get("CoalescedFailures") or 0
+        out.append(f"group {tg}: {coalesced + 1} allocation(s) cannot be placed" +
+                   (f" ({'; '.join(reasons)})" if reasons else ""))
+    return out
+
+
+def _diff_summary(p: dict | None, verbose: bool = False) -> list[str]:
+    """Nomad's plan diff, flattened to lines like `~ group app / task app / Env[X]: "1" => "2"`.
+    A new job lists its groups and tasks only (every field is new); --verbose shows them all."""
+    if not p or not p.get("Diff"):
+        return []
+    added = p["Diff"].get("Type") == "Added" and not verbose
+    out: list[str] = []
+    sign = {"Added": "+", "Deleted": "-", "Edited": "~", "None": " "}
+
+    def fields(prefix: str, node: dict) -> None:
+        if added:
+            return
+        for f in node.get("Fields") or ():
+            if f.get("Type") == "None":
+                continue
+            ann = f" ({', '.join(f['Annotations'])})" if f.get("Annotations") else ""
+            out.append(f"{sign.get(f['Type'], '?')} {prefix}{f['Name']}: {json.dumps(f.get('Old'))} => "
+                       f"{json.dumps(f.get('New'))}{ann}")
+        for o in node.get("Objects") or ():
+            if o.get("Type") == "None":
+                continue
+            fields(f"{prefix}{o['Name']} / ", o)
+
+    d = p["Diff"]
+    fields("", d)
+    for tg in d.get("TaskGroups") or ():
+        if tg.get("Type") == "None":
+            continue
+        updates = ", ".join(f"{n} {k}" for k, n in sorted((tg.get("Updates") or {}).items()))
+        out.append(f"{sign.get(tg['Type'], '?')} group {tg['Name']}" + (f" ({updates})" if updates else ""))
+        fields(f"group {tg['Name']} / ", tg)
+        for t in tg.get("Tasks") or ():
+            if t.get("Type") == "None":
+                continue
+            ann = f" ({', '.join(t['Annotations'])})" if t.get("Annotations") else ""
+            out.append(f"{sign.get(t['Type'], '?')} group {tg['Name']} / task {t['Name']}{ann}")
+            fields(f"group {tg['Name']} / task {t['Name']} / ", t)
+    return out
