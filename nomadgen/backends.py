@@ -92,7 +92,10 @@ class NomadBackend:
                 resp = exc.nomad_resp
                 status = getattr(resp, "status_code", None)
                 body = _body(exc)
-                if status is None:
+                if isinstance(resp, self._requests.Timeout):
+                    err = Unavailable(f"Nomad at {self.ep.address} timed out ({what})",
+                                      hint=f"the server did not answer within {self.ep.timeout:g}s")
+                elif status is None:
                     err = Unavailable(f"cannot reach Nomad at {self.ep.address} ({what})",
                                       hint=_hint_for(self.ep, resp if isinstance(resp, BaseException) else exc))
                 elif "Enforcing job modify index" in body:
@@ -224,6 +227,9 @@ class ConsulBackend:
                 err: BackendError = Unavailable(f"Consul failed {what}: {_short(str(exc))}",
                                                 hint="the server is failing; try again, and check its logs")
                 cause: BaseException = exc
+            except self._requests.Timeout as exc:
+                err, cause = Unavailable(f"Consul at {self.ep.address} timed out ({what})",
+                                         hint=f"the server did not answer within {self.ep.timeout:g}s"), exc
             except self._requests.RequestException as exc:
                 err, cause = Unavailable(f"cannot reach Consul at {self.ep.address} ({what})",
                                          hint=_hint_for(self.ep, exc)), exc

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError, Problem
-from .model import Check, InterfaceSpec, Manifest, Port, Resources, Runnable, Service
+from .model import Check, InterfaceSpec, Manifest, Override, Port, Resources, Runnable, Service
 
 # RFC 1123 label, lower-case: valid as a Nomad job ID, a Consul service name and a DNS label.
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -36,7 +36,9 @@ FIELDS = {
     "per_zone": "instances in each zone (default 1)",
     "check": '{"type": "http", "path": "/health"} or {"type": "tcp"} or false',
     "protocol": "protocol of the interface dependents get (default: http for a port named http)",
+    "overrides": 'tuning of this service\'s dedicated sets, e.g. {"psql": {"image": "postgres:17"}}',
 }
+OVERRIDE_FIELDS = {"image", "args", "env", "resources", "per_zone"}
 RESOURCE_FIELDS = {"cpu", "memory"}
 CHECK_FIELDS = {"type", "path", "interval", "timeout"}
 
@@ -206,6 +208,7 @@ class _Checker:
         if protocol is not None and (not isinstance(protocol, str) or not protocol.isidentifier()):
             self.add(path + ("protocol",), "must be a short word like http, grpc or tcp")
             protocol = None
+        overrides = self.overrides(body.get("overrides", {}), path + ("overrides",), depends)
         if len(self.problems) > before:
             return None
         first = ports[0].label if ports else ""
@@ -220,7 +223,40 @@ class _Checker:
         run = Runnable(image=image, command=command, args=args, ports=ports, env=env,
                        resources=resources, check=check)
         return Service(name=name, depends=depends, run=run, interface=iface, per_zone=per_zone,
-                       count=count)
+                       count=count, overrides=overrides)
+
+    def overrides(self, value: Any, path: tuple, depends: tuple[str, ...]) -> tuple:
+        if not isinstance(value, dict):
+            self.add(path, 'must be an object like {"psql": {"image": "postgres:17"}}')
+            return ()
+        self.dups(value, path)
+        out = []
+        for dep in sorted(value):
+            body = value[dep]
+            p = path + (dep,)
+            if dep not in depends or ":" in dep:
+                self.add(p, f"{dep!r} is not a generic dependency of this service",
+                         "overrides tune the sets made for this service's generic dependencies; "
+                         "add it to depends first")
+                continue
+            if not isinstance(body, dict):
+                self.add(p, "must be an object")
+                continue
+            self.dups(body, p)
+            self.unknown(body, OVERRIDE_FIELDS, p)
+            image = body.get("image")
+            if image is not None and (not isinstance(image, str) or not IMAGE_RE.match(image)):
+                self.add(p + ("image",), "must be a container image reference like postgres:16")
+            args = None
+            if "args" in body:
+                args = self.strings(body["args"], p + ("args",), "args")
+                for i, a in enumerate(args):
+                    self.driver_text(a, p + ("args", i))
+            env = self.env(body.get("env", {}), p + ("env",))
+            res = self.resources(body["resources"], p + ("resources",)) if "resources" in body else None
+            per_zone = self.positive(body.get("per_zone"), p + ("per_zone",), allow_none=True)
+            out.append((dep, Override(image, args, env, res, per_zone)))
+        return tuple(out)
 
     def depends(self, value: Any, path: tuple) -> tuple[str, ...]:
         deps = self.strings(value, path, "depends")

@@ -64,6 +64,17 @@ class ServiceTemplate(NamedTuple):
     source: str = ""
 
 
+class Override(NamedTuple):
+    """A dependent's tuning of the set dedicated to it (`app` wants psql 17): None keeps the
+    template's value; env is merged over the template's."""
+
+    image: str | None = None
+    args: tuple[str, ...] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    resources: Resources | None = None
+    per_zone: int | None = None
+
+
 class Service(NamedTuple):
     """A service the manifest declares."""
 
@@ -73,6 +84,7 @@ class Service(NamedTuple):
     interface: InterfaceSpec
     per_zone: int = 1
     count: int | None = None  # explicit total instead of per-zone
+    overrides: tuple[tuple[str, Override], ...] = ()  # generic dependency -> tuning
 
 
 class Manifest(NamedTuple):

@@ -60,6 +60,11 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
                 specific.append((dependent, dep))
             elif dep in declared:
                 edges[dependent].append(dep)
+                if dependent in declared and dep in dict(declared[dependent].overrides):
+                    problems.append(Problem(
+                        f"{dependent} overrides {dep!r}, but {dep} is a service of the manifest, "
+                        "shared by its dependents", _loc(manifest, dependent),
+                        f"change {dep} itself in the manifest"))
             elif dep in catalog:
                 name = f"{dep}:{dependent}"
                 edges[dependent].append(name)
@@ -141,6 +146,14 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
         if owner:
             tpl = catalog.get(typ)
             run, iface, per_zone, count = tpl.run, tpl.interface, tpl.per_zone, None
+            ov = dict(declared[owner].overrides).get(typ) if owner in declared else None
+            if ov is not None:
+                run = run._replace(
+                    image=ov.image or run.image,
+                    args=run.args if ov.args is None else ov.args,
+                    env=tuple(sorted({**dict(run.env), **dict(ov.env)}.items())),
+                    resources=ov.resources or run.resources)
+                per_zone = ov.per_zone or per_zone
         else:
             svc = declared[name]
             run, iface, per_zone, count = svc.run, svc.interface, svc.per_zone, svc.count

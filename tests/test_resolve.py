@@ -142,3 +142,22 @@ def test_resolution_is_deterministic():
     p1 = plan_of(doc)
     p2 = plan_of(dict(reversed(list(doc.items()))))
     assert p1.sets == p2.sets and p1.instances == p2.instances and p1.layers == p2.layers
+
+
+def test_overrides_tune_only_the_dependents_own_set():
+    plan = plan_of({"app": {"depends": ["psql"], "overrides": {"psql": {
+                        "image": "postgres:17-alpine", "per_zone": 2, "env": {"TZ": "UTC"}}}},
+                    "blog": {"depends": ["psql"]}})
+    a, b = plan.get("psql:app"), plan.get("psql:blog")
+    assert a.run.image == "postgres:17-alpine" and a.count == 6 and ("TZ", "UTC") in a.run.env
+    assert ("POSTGRES_DB", "app") in a.run.env  # merged over the template's env
+    assert b.run.image == "postgres:16-alpine" and b.count == 3
+
+
+def test_overrides_must_name_a_generic_dependency():
+    from nomadgen.errors import ManifestError
+
+    with pytest.raises(ManifestError, match="not a generic dependency"):
+        plan_of({"app": {"depends": ["psql"], "overrides": {"redis": {"image": "r:1"}}}})
+    with pytest.raises(ResolutionError, match="app overrides 'cart'"):
+        plan_of({"app": {"depends": ["cart"], "overrides": {"cart": {"image": "c:2"}}}, "cart": {}})
