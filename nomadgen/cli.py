@@ -245,6 +245,7 @@ def plan(
     manifest: ManifestArg,
     as_json: JsonOpt = False,
     prune: Annotated[bool, typer.Option("--prune", help="Show the owned jobs that submit --prune would stop.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every field of new jobs too.")] = False,
     zones: ZonesOpt = None, templates: TemplatesOpt = None, config: ConfigOpt = None,
     name: NameOpt = None, zone_attribute: ZoneAttr = None,
     nomad_addr: NomadAddr = None, nomad_token_file: NomadTokenFile = None,
@@ -264,7 +265,7 @@ def plan(
     if as_json:
         typer.echo(json.dumps(prep.changes.to_json(), indent=2))
     else:
-        typer.echo(changeset_text(prep.changes, prep.zones_source))
+        typer.echo(changeset_text(prep.changes, prep.zones_source, verbose))
     raise typer.Exit(1 if prep.changes.changed else 0)
 
 

@@ -53,7 +53,7 @@ def plan_table(plan: Plan) -> str:
             f"in {len(plan.zones)} zones\n\n" + table(rows) + f"\n\nsubmit order: {order}")
 
 
-def changeset_text(cs, zones_source: str = "") -> str:
+def changeset_text(cs, zones_source: str = "", verbose: bool = False) -> str:
     from .converge import _diff_summary, _failures
 
     sign = {"create": "+", "update": "~", "unchanged": "=", "stop": "-", "stale": "!"}
@@ -64,7 +64,7 @@ def changeset_text(cs, zones_source: str = "") -> str:
                 "stop": "owned, no longer declared: will be stopped"}.get(j.action, j.action)
         out.append(f"{sign[j.action]} job {j.id} ({note}, layer {j.layer + 1})"
                    if j.action not in ("stop", "stale") else f"{sign[j.action]} job {j.id} ({note})")
-        for line in _diff_summary(j.nomad_plan):
+        for line in _diff_summary(j.nomad_plan, verbose):
             out.append("    " + line)
         for line in _failures(j.nomad_plan):
             out.append("    ! " + line)

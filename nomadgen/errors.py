@@ -12,6 +12,7 @@
         ├── Rejected            9   the server refused the request (its message verbatim)
         ├── Conflict           10   check-and-set lost, or the job is not ours
         └── NotHealthy         11   a deployment or check did not become healthy in time
+    InterfaceMissing           12   nomadgen.discovery: no such interface or no healthy instance
 
 `nomadgen plan` ends with 255 on any error, like `nomad job plan` (0 no change, 1 changes).
 Third-party exceptions never leave nomadgen.backends: they are translated there with `raise ... from`.
@@ -134,6 +135,7 @@ EXIT_CODES = {
     "request rejected by the server": Rejected.exit_code,
     "conflict (check-and-set lost, not ours)": Conflict.exit_code,
     "not healthy in time": NotHealthy.exit_code,
+    "discovery: the interface is missing": 12,
     "internal error (a bug: please report)": EXIT_INTERNAL,
     "plan: any error": EXIT_PLAN_ERROR,
 }
