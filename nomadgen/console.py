@@ -15,11 +15,11 @@ def plan_json(plan: Plan) -> dict:
         "sets": [
             {
                 "set": s.name,
-                "job": s.job_id if not s.host else s.host.replace(":", "-"),
+                "job": "" if s.external else s.job_id if not s.host else s.host.replace(":", "-"),
                 "service": s.job_id,
                 "type": s.type,
                 "declared": s.declared,
-                "scheduling": s.scheduling,
+                "scheduling": "external" if s.external else s.scheduling,
                 "count": s.count,
                 "host": s.host,
                 "depends": list(s.depends),
@@ -45,7 +45,8 @@ def plan_table(plan: Plan) -> str:
     rows = [["SET", "SCHEDULING", "INSTANCES"] + [z.upper() for z in plan.zones] + ["USED BY", "DEPENDS ON"]]
     for s in plan.sets:
         c = per_set.get(s.name, Counter())
-        sched = s.scheduling + (f" (in {s.host})" if s.host else "")
+        sched = f"external {s.external[0]}:{s.external[1]}" if s.external else \
+            s.scheduling + (f" (in {s.host})" if s.host else "")
         rows.append([s.name, sched, str(s.count)] + [str(c.get(z, 0)) for z in plan.zones]
                     + [", ".join(s.users) or "-", ", ".join(s.depends) or "-"])
     order = " -> ".join("{" + ", ".join(layer) + "}" for layer in plan.layers)
@@ -75,6 +76,10 @@ def changeset_text(cs, zones_source: str = "", verbose: bool = False) -> str:
     for k in cs.kv:
         if k.action != "unchanged":
             out.append(f"  {'+' if k.action == 'put' and not k.index else '~' if k.action == 'put' else '-'} {k.key}")
+    for sc in cs.services:
+        if sc.action != "unchanged":
+            out.append(f"external service {sc.name}: {sc.action}" +
+                       (f" {sc.address}:{sc.port}" if sc.address else ""))
     if cs.reloads:
         out.append("reloads (the changed sets and what depends on them):")
         for r in cs.reloads:

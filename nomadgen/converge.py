@@ -23,6 +23,7 @@ from .model import Job, KVEntry, Plan, Settings
 from .render import META_HASH, META_MANIFEST, META_SET, pretty_json
 
 CREATE, UPDATE, UNCHANGED, STOP, STALE = "create", "update", "unchanged", "stop", "stale"
+REGISTER, DEREGISTER = "register", "deregister"
 PUT, DELETE = "put", "delete"
 
 
@@ -43,6 +44,18 @@ class KVChange(NamedTuple):
     index: int  # ModifyIndex read at observe time (0: absent)
 
 
+class ServiceChange(NamedTuple):
+    """An external service nomadgen registers through the Consul agent API."""
+
+    id: str  # nomadgen-<manifest>-<service>
+    name: str
+    action: str  # register | unchanged | deregister | stale
+    address: str = ""
+    port: int = 0
+    tags: tuple[str, ...] = ()
+    meta: tuple[tuple[str, str], ...] = ()
+
+
 class Reload(NamedTuple):
     set: str
     job: str
@@ -57,11 +70,13 @@ class ChangeSet(NamedTuple):
     kv: tuple[KVChange, ...]
     reloads: tuple[Reload, ...]
     push: tuple[KVChange, ...]  # the record of this push: manifest text and resolved plan
+    services: tuple[ServiceChange, ...] = ()
 
     @property
     def changed(self) -> bool:
         return any(j.action not in (UNCHANGED, STALE) for j in self.jobs) or \
-            any(k.action != UNCHANGED for k in self.kv)
+            any(k.action != UNCHANGED for k in self.kv) or \
+            any(s.action in (REGISTER, DEREGISTER) for s in self.services)
 
     def to_json(self) -> dict:
         return {
@@ -71,6 +86,8 @@ class ChangeSet(NamedTuple):
                       "diff": _diff_summary(j.nomad_plan), "placement_failures": _failures(j.nomad_plan)}
                      for j in self.jobs],
             "interfaces": [{"key": k.key, "action": k.action} for k in self.kv],
+            "external_services": [{"service": s.name, "id": s.id, "action": s.action,
+                                   "address": s.address, "port": s.port} for s in self.services],
             "reloads": [{"set": r.set, "job": r.job, "how": r.how, "because": list(r.because)}
                         for r in self.reloads],
         }
@@ -213,7 +230,32 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
 
     ordered = sorted(changes, key=lambda c: (c.layer, c.id))
     return ChangeSet(plan.manifest, plan, tuple(ordered), tuple(kv), _reloads(plan, ordered, kv, settings),
-                     tuple(push))
+                     tuple(push), _external_changes(plan, consul, prune))
+
+
+def external_id(manifest: str, service: str) -> str:
+    return f"nomadgen-{manifest}-{service}"
+
+
+def _external_changes(plan: Plan, consul, prune: bool) -> tuple[ServiceChange, ...]:
+    wanted = {}
+    for s in plan.sets:
+        if s.external:
+            sid = external_id(plan.manifest, s.job_id)
+            wanted[sid] = ServiceChange(
+                sid, s.job_id, REGISTER, s.external[0], s.external[1], (f"set-{s.job_id}", "external"),
+                ((META_MANIFEST, plan.manifest), (META_SET, s.name)))
+    have = consul.services() if wanted or prune else {}
+    out = []
+    for sid, want in sorted(wanted.items()):
+        cur = have.get(sid)
+        same = cur is not None and cur.get("Address") == want.address and cur.get("Port") == want.port \
+            and tuple(cur.get("Tags") or ()) == want.tags and dict(cur.get("Meta") or {}) == dict(want.meta)
+        out.append(want._replace(action=UNCHANGED) if same else want)
+    for sid, cur in sorted(have.items()):
+        if (cur.get("Meta") or {}).get(META_MANIFEST) == plan.manifest and sid not in wanted:
+            out.append(ServiceChange(sid, cur.get("Service", sid), DEREGISTER if prune else STALE))
+    return tuple(out)
 
 
 def plan_record(plan: Plan, jobs: Iterable[Job]) -> bytes:
@@ -222,7 +264,8 @@ def plan_record(plan: Plan, jobs: Iterable[Job]) -> bytes:
         "manifest": plan.manifest,
         "zones": list(plan.zones),
         "sets": {s.name: {"job": s.job_id if s.job_hosted else "", "host": s.host,
-                          "depends": list(s.depends), "count": s.count} for s in plan.sets},
+                          "depends": list(s.depends), "count": s.count,
+                          "external": bool(s.external)} for s in plan.sets},
         "jobs": {j.id: j.spec_hash for j in jobs},
     }
     return pretty_json(doc).encode() + b"\n"
@@ -296,6 +339,12 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
             record(Step("interfaces", f"{len(ops)} key(s)", True, f"{transactions} transaction(s)"))
         pending.pop(0)
 
+        # 1b. External services: registered through the agent, as nothing else runs them.
+        for sc in cs.services:
+            if sc.action == REGISTER:
+                consul.register_service(sc.name, sc.id, sc.address, sc.port, list(sc.tags), dict(sc.meta))
+                record(Step("register service", sc.name, True, f"{sc.address}:{sc.port}"))
+
         # 2. Jobs, layer by layer: a layer starts when the one before is healthy.
         layers = sorted({c.layer for c in cs.jobs if c.action in (CREATE, UPDATE)})
         deadline = t0 + timeout
@@ -329,6 +378,10 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
                 nomad.stop(c.id)
                 record(Step("stop", c.id, True))
                 pending.remove(f"stop {c.id}")
+        for sc in cs.services:
+            if sc.action == DEREGISTER:
+                consul.deregister_service(sc.id)
+                record(Step("deregister service", sc.name, True))
 
         # 4. The record of this push, last, so it only ever describes a completed push.
         ops = [_kv_op(k) for k in cs.push if k.action != UNCHANGED]

@@ -16,6 +16,7 @@ from .model import Check, InterfaceSpec, Manifest, Override, Port, Resources, Ru
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PORT_LABEL_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$")
 IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 
 DEFAULT_IMAGE = "busybox:1.36"
@@ -36,6 +37,8 @@ FIELDS = {
     "per_zone": "instances in each zone (default 1)",
     "check": '{"type": "http", "path": "/health"} or {"type": "tcp"} or false',
     "protocol": "protocol of the interface dependents get (default: http for a port named http)",
+    "external": 'a service that runs elsewhere, e.g. {"address": "db.example.com", "port": 5432}: '
+                'nomadgen registers it in Consul so dependents find it like any other',
     "overrides": 'tuning of this service\'s dedicated sets, e.g. {"psql": {"image": "postgres:17"}}',
 }
 OVERRIDE_FIELDS = {"image", "args", "env", "resources", "per_zone"}
@@ -179,6 +182,8 @@ class _Checker:
 
     def service(self, name: str, body: dict, path: tuple) -> Service | None:
         self.unknown(body, FIELDS, path)
+        if "external" in body:
+            return self.external(name, body, path)
         before = len(self.problems)
         depends = self.depends(body.get("depends", []), path + ("depends",))
         image = body.get("image", DEFAULT_IMAGE)
@@ -224,6 +229,36 @@ class _Checker:
                        resources=resources, check=check)
         return Service(name=name, depends=depends, run=run, interface=iface, per_zone=per_zone,
                        count=count, overrides=overrides)
+
+    def external(self, name: str, body: dict, path: tuple) -> Service | None:
+        before = len(self.problems)
+        for k in sorted(set(body) - {"external", "protocol"}):
+            self.add(path + (k,), "an external service runs elsewhere; it takes only "
+                     "`external` and `protocol`", "remove this key, or drop `external` to run it here")
+        ext = body["external"]
+        p = path + ("external",)
+        if not isinstance(ext, dict):
+            self.add(p, 'must be an object like {"address": "db.example.com", "port": 5432}')
+            return None
+        self.dups(ext, p)
+        self.unknown(ext, {"address", "port"}, p)
+        address = ext.get("address")
+        if not isinstance(address, str) or not HOST_RE.match(address):
+            self.add(p + ("address",), "must be a host name or IP address")
+        port = ext.get("port")
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            self.add(p + ("port",), "must be a port number 1-65535")
+        protocol = body.get("protocol", "tcp")
+        if not isinstance(protocol, str) or not protocol.isidentifier():
+            self.add(path + ("protocol",), "must be a short word like http, grpc or tcp")
+        if len(self.problems) > before:
+            return None
+        iface = InterfaceSpec(
+            protocol=protocol, port="external",
+            env=(("HOST", "{host}"), ("PORT", "{port}"), ("ADDR", "{host}:{port}")),
+            url=f"{protocol}://{{dns}}:{port}")
+        run = Runnable(image="", check=None)
+        return Service(name=name, depends=(), run=run, interface=iface, external=(address, port))
 
     def overrides(self, value: Any, path: tuple, depends: tuple[str, ...]) -> tuple:
         if not isinstance(value, dict):

@@ -85,6 +85,7 @@ class Service(NamedTuple):
     per_zone: int = 1
     count: int | None = None  # explicit total instead of per-zone
     overrides: tuple[tuple[str, Override], ...] = ()  # generic dependency -> tuning
+    external: tuple[str, int] | None = None  # runs elsewhere: (address, port), registered in Consul
 
 
 class Manifest(NamedTuple):
@@ -123,6 +124,7 @@ class ServiceSet(NamedTuple):
     host: str = ""  # node-local: the set whose group carries this one
     embedded: tuple[str, ...] = ()  # node-local sets carried in this set's group
     prefixes: tuple[tuple[str, str], ...] = ()  # (dependency set, env prefix) for this dependent
+    external: tuple[str, int] | None = None  # (address, port) of a service that runs elsewhere
 
     @property
     def job_id(self) -> str:
@@ -130,8 +132,8 @@ class ServiceSet(NamedTuple):
 
     @property
     def job_hosted(self) -> bool:
-        """False for node-local sets: they live inside their host's job."""
-        return not self.host
+        """False for node-local sets (they live inside their host's job) and external services."""
+        return not self.host and self.external is None
 
 
 class Plan(NamedTuple):

@@ -77,6 +77,12 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
     attr = cfg.render.zone_attribute
     rows = []
     for name, info in sorted(record["sets"].items()):
+        if info.get("external"):
+            healthy = len(consul.healthy(dns_name(name)))
+            rows.append(SetStatus(name, "", "external", (), healthy, 1,
+                                  f"{root}/interfaces/{dns_name(name)}" in tree,
+                                  "in sync" if healthy else "not registered"))
+            continue
         job_id = info["job"] or dns_name(_host_root(record, name))
         stub = jobs.get(job_id)
         expected = info["count"]
@@ -133,6 +139,9 @@ def destroy(manifest_name: str, cfg: Config, nomad, consul) -> Destroyed:
     jobs = owned_jobs(manifest_name, nomad)
     for jid in jobs:
         nomad.stop(jid, purge=True)
+    for sid, svc in sorted(consul.services().items()):
+        if (svc.get("Meta") or {}).get(META_MANIFEST) == manifest_name:
+            consul.deregister_service(sid)
     root = converge.prefix_of(manifest_name, cfg.render)
     tree = consul.kv_tree(root)
     if tree:

@@ -284,12 +284,14 @@ def interface_document(plan: Plan, s: ServiceSet, settings: Settings) -> bytes:
         "url": fill(s.interface.url, s, plan, settings, {}) if s.interface.url else "",
         "env": sorted(f"{prefix}_{suffix}" for suffix, _ in s.interface.env),
         "credentials": credentials(s, plan),
-        "scheduling": s.scheduling,
-        "zones": list(plan.zones) if s.scheduling == PER_ZONE else [],
+        "scheduling": "external" if s.external else s.scheduling,
+        "zones": list(plan.zones) if s.scheduling == PER_ZONE and not s.external else [],
         "host": dns_name(s.host) if s.host else "",
-        "instances": s.count,
+        "instances": 1 if s.external else s.count,
         "users": list(s.users),
     }
+    if s.external:
+        doc["external"] = {"address": s.external[0], "port": s.external[1]}
     doc["version"] = sha256(canonical(doc)).hexdigest()[:16]
     return pretty_json(doc).encode() + b"\n"
 

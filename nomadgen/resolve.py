@@ -158,6 +158,8 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
             svc = declared[name]
             run, iface, per_zone, count = svc.run, svc.interface, svc.per_zone, svc.count
         total = count if count is not None else per_zone * nz
+        if not owner and declared[name].external:
+            total = 1
         built[name] = ServiceSet(
             name=name, type=typ, owner=owner, declared=not owner,
             scheduling=scheduling(name), count=total,
@@ -166,6 +168,7 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
             users=tuple(sorted(set(users.get(name, ())))),
             run=run, interface=iface, host=hosts.get(name, ""),
             embedded=tuple(sorted(embedded.get(name, ()))),
+            external=None if owner else declared[name].external,
         )
 
     # Node-local sets take their host's count: one beside each host instance.
@@ -195,6 +198,8 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
 
     for name in sorted(built):
         s = built[name]
+        if s.external:
+            continue  # runs elsewhere: no instances of ours
         if s.host:
             host = built[s.host]
             for inst in _spread(host.name, host.count, zones):
@@ -223,11 +228,11 @@ def _layers(built: dict[str, ServiceSet]) -> tuple[tuple[str, ...], ...]:
 
     graph: dict[str, set[str]] = {}
     for n, s in built.items():
-        if s.host:
+        if s.host or s.external:
             continue
-        deps = {job_of(d) for d in s.depends}
+        deps = {job_of(d) for d in s.depends if not built[d].external}
         for e in s.embedded:
-            deps |= {job_of(d) for d in built[e].depends}
+            deps |= {job_of(d) for d in built[e].depends if not built[d].external}
         deps.discard(n)
         graph[n] = deps
     ts = graphlib.TopologicalSorter(graph)

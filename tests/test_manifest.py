@@ -74,6 +74,9 @@ def test_all_problems_reported_in_file_order():
     ({"a": []}, "must be a JSON object"),
     ({}, "declares no services"),
     ({"a": {"image": "bad image"}}, "container image"),
+    ({"a": {"external": {"address": "db.example.com", "port": 5432}, "image": "x:1"}}, "takes only"),
+    ({"a": {"external": {"address": "bad host", "port": 5432}}}, "host name or IP"),
+    ({"a": {"external": {"address": "db", "port": 0}}}, "port number"),
 ])
 def test_invalid_fields(body, fragment):
     assert fragment in "\n".join(problems(json.dumps(body)))
@@ -99,6 +102,7 @@ def test_schema_accepts_the_examples_and_golden_cases():
     {"app": {"count": 2, "per_zone": 1}},
     {"app": {"depends": ["a:b:c:d"]}},
     {"app": {"args": ["%{ x }"]}},
+    {"db": {"external": {"address": "db.example.com", "port": 5432}, "image": "x:1"}},
 ])
 def test_schema_rejects_what_the_loader_rejects(doc):
     v = jsonschema.Draft202012Validator(SCHEMA)
