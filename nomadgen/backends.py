@@ -82,7 +82,7 @@ class NomadBackend:
                 ) from exc
             except nex.BadRequestNomadException as exc:
                 raise Rejected(f"Nomad rejected {what}: {_short(_body(exc))}") from exc
-            except nex.URLNotFoundNomadException:
+            except (nex.URLNotFoundNomadException, nex.VariableConflict):
                 raise
             except nex.TimeoutNomadException as exc:
                 err: BackendError = Unavailable(f"Nomad at {self.ep.address} timed out ({what})",
@@ -165,7 +165,23 @@ class NomadBackend:
         except self._nex.URLNotFoundNomadException as exc:
             raise Rejected(f"Nomad has no plan endpoint for job {job['ID']}") from exc
 
+    def variable_exists(self, path: str) -> bool:
+        try:
+            self._call(f"reading variable {path}", self.client.variable.get_variable, path)
+            return True
+        except self._nex.URLNotFoundNomadException:
+            return False
+
     # --- writes ------------------------------------------------------------------------------
+    def create_variable(self, path: str, items: dict[str, str]) -> bool:
+        """Create only (cas=0): an existing variable is never overwritten. False if it exists."""
+        body = {"Namespace": self.ep.namespace or "default", "Path": path, "Items": items}
+        try:
+            self._call(f"creating variable {path}", self.client.variable.create_variable, path,
+                       body, cas=0, read=False)
+            return True
+        except self._nex.VariableConflict:
+            return False
     def register(self, job: dict, modify_index: int) -> dict:
         """Check-and-set: 0 creates only; N updates only from the state we read."""
         body = {"Job": job, "EnforceIndex": True, "JobModifyIndex": modify_index}

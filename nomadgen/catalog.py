@@ -23,7 +23,7 @@ from .model import (
 )
 
 TOP = {"description", "scheduling", "per_zone", "depends", "run", "check", "interface"}
-RUN = {"image", "command", "args", "ports", "env", "resources", "secrets_template"}
+RUN = {"image", "command", "args", "ports", "env", "resources", "secrets_template", "secrets"}
 CHECK = {"type", "path", "interval", "timeout"}
 IFACE = {"protocol", "port", "url", "credentials", "env"}
 PLACEHOLDERS = {"host", "port", "dns", "service", "set", "job", "credentials"}
@@ -136,6 +136,14 @@ def load_template(path: Path) -> ServiceTemplate:
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         bad("run.args", "must be a list of strings")
         args = []
+    secret_items = run.get("secrets", [])
+    if not isinstance(secret_items, list) or not all(
+            isinstance(x, str) and re.match(r"^[A-Za-z0-9_]{1,64}$", x) for x in secret_items):
+        bad("run.secrets", "must be a list of item names like [\"password\"]")
+        secret_items = []
+    if secret_items and not iface.get("credentials"):
+        bad("run.secrets", "generated secrets need a place: set interface.credentials",
+            'e.g. credentials = "nomad/jobs/{job}"')
     res = table(run.get("resources", {}), "run.resources")
     unknown(res, {"cpu", "memory"}, "run.resources.")
     check: Check | None = None
@@ -178,6 +186,7 @@ def load_template(path: Path) -> ServiceTemplate:
             resources=Resources(int(res.get("cpu", 100)), int(res.get("memory", 128))),
             check=check,
             secrets_template=str(run.get("secrets_template", "")).strip("\n"),
+            secret_items=tuple(secret_items),
         ),
         interface=InterfaceSpec(
             protocol=str(iface.get("protocol", "tcp")),

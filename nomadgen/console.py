@@ -76,6 +76,8 @@ def changeset_text(cs, zones_source: str = "", verbose: bool = False) -> str:
     for k in cs.kv:
         if k.action != "unchanged":
             out.append(f"  {'+' if k.action == 'put' and not k.index else '~' if k.action == 'put' else '-'} {k.key}")
+    for path, items in cs.credentials:
+        out.append(f"credentials: will generate {', '.join(items)} at {path} (Nomad Variables; never shown)")
     for sc in cs.services:
         if sc.action != "unchanged":
             out.append(f"external service {sc.name}: {sc.action}" +

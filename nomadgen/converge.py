@@ -13,6 +13,7 @@ check-and-set on each key's ModifyIndex.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -71,12 +72,13 @@ class ChangeSet(NamedTuple):
     reloads: tuple[Reload, ...]
     push: tuple[KVChange, ...]  # the record of this push: manifest text and resolved plan
     services: tuple[ServiceChange, ...] = ()
+    credentials: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (variable path, items) to generate
 
     @property
     def changed(self) -> bool:
         return any(j.action not in (UNCHANGED, STALE) for j in self.jobs) or \
             any(k.action != UNCHANGED for k in self.kv) or \
-            any(s.action in (REGISTER, DEREGISTER) for s in self.services)
+            any(s.action in (REGISTER, DEREGISTER) for s in self.services) or bool(self.credentials)
 
     def to_json(self) -> dict:
         return {
@@ -86,6 +88,7 @@ class ChangeSet(NamedTuple):
                       "diff": _diff_summary(j.nomad_plan), "placement_failures": _failures(j.nomad_plan)}
                      for j in self.jobs],
             "interfaces": [{"key": k.key, "action": k.action} for k in self.kv],
+            "credentials_to_create": [path for path, _ in self.credentials],
             "external_services": [{"service": s.name, "id": s.id, "action": s.action,
                                    "address": s.address, "port": s.port} for s in self.services],
             "reloads": [{"set": r.set, "job": r.job, "how": r.how, "because": list(r.because)}
@@ -228,9 +231,15 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
         push.append(KVChange(key, UNCHANGED if have and have[0] == value else PUT, value,
                              have[1] if have else 0))
 
+    creds = []
+    for s in plan.sets:
+        if s.run.secret_items and s.job_hosted:
+            path = s.interface.credentials.replace("{job}", s.job_id)
+            if not nomad.variable_exists(path):
+                creds.append((path, s.run.secret_items))
     ordered = sorted(changes, key=lambda c: (c.layer, c.id))
     return ChangeSet(plan.manifest, plan, tuple(ordered), tuple(kv), _reloads(plan, ordered, kv, settings),
-                     tuple(push), _external_changes(plan, consul, prune))
+                     tuple(push), _external_changes(plan, consul, prune), tuple(sorted(creds)))
 
 
 def external_id(manifest: str, service: str) -> str:
@@ -338,6 +347,12 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
             transactions += consul.txn(ops)
             record(Step("interfaces", f"{len(ops)} key(s)", True, f"{transactions} transaction(s)"))
         pending.pop(0)
+
+        # 1a. Missing credentials: random values straight into Nomad Variables, create-only,
+        # never printed; the tasks read them through their templates.
+        for path, items in cs.credentials:
+            made = nomad.create_variable(path, {i: secrets.token_urlsafe(24) for i in items})
+            record(Step("credentials", path, True, "generated" if made else "already there"))
 
         # 1b. External services: registered through the agent, as nothing else runs them.
         for sc in cs.services:

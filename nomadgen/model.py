@@ -49,6 +49,7 @@ class Runnable(NamedTuple):
     resources: Resources = Resources()
     check: Check | None = Check()
     secrets_template: str = ""  # trusted consul-template text from a service template only
+    secret_items: tuple[str, ...] = ()  # Nomad Variables items to generate if missing (password)
 
 
 class ServiceTemplate(NamedTuple):
