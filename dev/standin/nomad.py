@@ -1,0 +1,1612 @@
+"""Nomad side of the stand-in: cluster state, the reconciler, clients, deployments, HTTP API.
+
+`NomadState` holds nodes, job versions, evaluations, allocations and deployments. Writes run the
+reconciler at once (evaluations complete immediately, like a quiet Nomad cluster); a ticker
+(`tick()`, driven by the StandIn) plays the clients: allocations start after `start_delay`,
+their services enter Consul, health is judged per the group's update block and deployments
+progress, succeed or fail. `make_handler(state, ...)` serves the HTTP API with Nomad's status
+codes and bodies.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import re
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import jobspec, scheduler, templates
+
+log = logging.getLogger("standin.nomad")
+
+NOMAD_VERSION = "1.10.5"
+SEC = jobspec.SEC
+TERMINAL_CLIENT = ("complete", "failed", "lost")
+
+
+class NomadError(Exception):
+    """An error the HTTP layer turns into a plain-text response with `status`."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def multierror(*problems: str) -> str:
+    """go-multierror's text, as Nomad returns validation and CAS errors."""
+    n = len(problems)
+    head = "1 error occurred:" if n == 1 else f"{n} errors occurred:"
+    return head + "".join(f"\n\t* {p}" for p in problems) + "\n\n"
+
+
+def _check_job(job: dict) -> str:
+    """Run dev/jobcheck on a submitted job; "" when valid (or jobcheck is not there yet)."""
+    try:
+        from .. import jobcheck  # optional: written by another engineer
+    except ImportError:
+        return ""
+    problems = jobcheck.check_job(job)
+    return jobcheck.nomad_error_text(problems) if problems else ""
+
+
+def rfc3339(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "t", "true", "yes", "")
+
+
+@dataclass
+class TaskRun:
+    """One task of an allocation, as its client runs it."""
+
+    name: str
+    state: str = "pending"  # pending | running | dead
+    restarts: int = 0
+    last_restart: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    blocked: str = ""  # why its templates cannot render yet
+    events: list[dict] = field(default_factory=list)
+    rendered: dict[int, str] = field(default_factory=dict)  # template index -> fingerprint
+    due: dict[int, float] = field(default_factory=dict)  # template index -> change_mode time
+
+    def event(self, kind: str, message: str, **details) -> None:
+        self.events.append({"Type": kind, "Time": time.time_ns(), "DisplayMessage": message,
+                            "Details": details})
+        del self.events[:-10]  # Nomad keeps the last 10 events per task
+
+
+@dataclass
+class Alloc:
+    id: str
+    eval_id: str
+    name: str
+    index: int
+    namespace: str
+    job_id: str
+    group: str
+    job: dict
+    node: dict
+    created: float
+    ports: list[dict]
+    task_ports: dict[str, list[dict]]
+    deployment_id: str = ""
+    previous: str = ""
+    next_alloc: str = ""
+    desired: str = "run"
+    desired_description: str = ""
+    client: str = "pending"
+    client_description: str = ""
+    start_at: float = 0.0  # monotonic time the client starts it
+    started: float | None = None  # wall time it started
+    finished: float | None = None
+    healthy: bool | None = None
+    health_time: float | None = None
+    passing_since: float | None = None  # monotonic: health condition held since
+    health_from: float = 0.0  # monotonic: when the current deployment began judging it
+    services: list[tuple[str, str]] = field(default_factory=list)  # (service id, name)
+    tasks: dict[str, TaskRun] = field(default_factory=dict)
+    group_started: bool = False
+    create_index: int = 0
+    modify_index: int = 0
+    modify_time: float = 0.0
+
+    @property
+    def terminal(self) -> bool:
+        return self.desired in ("stop", "evict") or self.client in TERMINAL_CLIENT
+
+    def ref(self) -> scheduler.AllocRef:
+        cpu, mem = scheduler.group_resources(jobspec.group_of(self.job, self.group) or {})
+        ports = {p["Value"] for p in self.ports}
+        for plist in self.task_ports.values():
+            ports |= {p["Value"] for p in plist}
+        return scheduler.AllocRef(self.id, self.node["ID"], self.namespace, self.job_id,
+                                  self.group, cpu, mem, frozenset(ports))
+
+
+@dataclass
+class JobRecord:
+    versions: list[dict]  # every stored version, oldest first; [-1] is current
+
+    @property
+    def job(self) -> dict:
+        return self.versions[-1]
+
+
+class NomadState:
+    """All Nomad-side state of one stand-in cluster. Thread-safe: one lock for everything."""
+
+    def __init__(self, *, consul=None, zones=("zone-a", "zone-b", "zone-c"), nodes_per_zone=1,
+                 seed=0, start_delay=0.0, time_scale=1.0) -> None:
+        self.consul = consul
+        self.seed = seed
+        self.start_delay = float(start_delay)
+        self.time_scale = float(time_scale)
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.index = 10
+        self._rng = random.Random(f"ids-{seed}")
+        self.nodes: list[dict] = []
+        self.jobs: dict[tuple[str, str], JobRecord] = {}
+        self.allocs: dict[str, Alloc] = {}
+        self.evals: dict[str, dict] = {}
+        self.deployments: dict[str, dict] = {}
+        self.never_healthy_jobs: set[str] = set()
+        self.variables: dict[tuple[str, str], dict] = {}  # (namespace, path) -> variable
+        self._dep_clock: dict[str, dict[str, float]] = {}  # deployment -> group -> deadline
+        self._watched: dict[str, int] = {}  # deployment -> healthy count at its last eval
+        self._port_rng: dict[str, random.Random] = {}
+        self._rng_splay = random.Random(f"splay-{seed}")
+        self._make_nodes(zones, nodes_per_zone)
+
+    # -- ids, indexes, time ------------------------------------------------------------------
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def bump(self) -> int:
+        self.index += 1
+        self.changed.notify_all()
+        return self.index
+
+    def scaled(self, ns: int | None) -> float:
+        """A job duration (ns) in seconds, scaled by `time_scale` for fast test runs."""
+        return (ns or 0) / SEC * self.time_scale
+
+    # -- nodes ---------------------------------------------------------------------------------
+    def _make_nodes(self, zones, per_zone) -> None:
+        node_rng = random.Random(f"nodes-{self.seed}")
+        n = 0
+        for zone in zones:
+            for i in range(1, per_zone + 1):
+                n += 1
+                node_id = str(uuid.UUID(int=node_rng.getrandbits(128), version=4))
+                name = f"{zone}-{i}"
+                addr = f"127.0.0.{10 + n}"
+                self.nodes.append(_node(node_id, name, zone, addr, self.index + n))
+        self.index += n
+        if self.consul is not None:
+            for node in self.nodes:
+                self.consul.register_node(node["Name"], node["HTTPAddr"].split(":")[0],
+                                          {"zone": node["Meta"]["zone"]})
+
+    def node_by_name(self, name: str) -> dict:
+        for node in self.nodes:
+            if node["Name"] == name or node["ID"] == name:
+                return node
+        raise KeyError(name)
+
+    def drop_node(self, name: str) -> None:
+        """The node goes down: its allocations are lost and the scheduler replaces them."""
+        with self.lock:
+            node = self.node_by_name(name)
+            node["Status"] = "down"
+            node["StatusDescription"] = "node is down"
+            node["ModifyIndex"] = self.bump()
+            self._consul_node_health(node, "critical")  # its agent is gone too
+            affected = set()
+            for a in self.allocs.values():
+                if a.node["ID"] == node["ID"] and not a.terminal:
+                    self._stop_alloc(a, "alloc is lost since its node is down", client="lost")
+                    affected.add((a.namespace, a.job_id))
+            for key in sorted(affected):
+                rec = self.jobs.get(key)
+                if rec:
+                    self._evaluate(rec, "node-update", node_id=node["ID"])
+
+    def restore_node(self, name: str) -> None:
+        """The node comes back: blocked evaluations get another chance."""
+        with self.lock:
+            node = self.node_by_name(name)
+            node["Status"] = "ready"
+            node["StatusDescription"] = ""
+            node["ModifyIndex"] = self.bump()
+            self._consul_node_health(node, "passing")
+            for ev in list(self.evals.values()):
+                if ev["Status"] == "blocked":
+                    ev["Status"] = "complete"
+                    ev["ModifyIndex"] = self.bump()
+                    rec = self.jobs.get((ev["Namespace"], ev["JobID"]))
+                    if rec and not rec.job.get("Stop"):
+                        self._evaluate(rec, "node-update", node_id=node["ID"])
+
+    def _consul_node_health(self, node: dict, status: str) -> None:
+        set_health = getattr(self.consul, "set_node_health", None)  # optional in the contract
+        if set_health is not None:
+            try:
+                set_health(node["Name"], status)
+            except KeyError:
+                pass
+
+    def never_healthy(self, job_id: str, on: bool = True) -> None:
+        """Checks of this job's services report critical from now on."""
+        with self.lock:
+            if on:
+                self.never_healthy_jobs.add(job_id)
+            else:
+                self.never_healthy_jobs.discard(job_id)
+            for a in self.allocs.values():
+                if a.job_id == job_id and self.consul is not None:
+                    for sid, _ in a.services:
+                        self.consul.set_service_health(sid, "critical" if on else "passing")
+            self.bump()
+
+    # -- jobs: register / plan / stop ------------------------------------------------------------
+    def register(self, submitted: dict, *, enforce: bool = False, modify_index: int = 0,
+                 namespace: str | None = None, triggered_by: str = "job-register") -> dict:
+        problems = _check_job(submitted)
+        if problems:
+            raise NomadError(500, problems)
+        with self.lock:
+            job = self._prepare(submitted, namespace)
+            key = (job["Namespace"], job["ID"])
+            rec = self.jobs.get(key)
+            current = rec.job if rec else None
+            if enforce:
+                have = current["JobModifyIndex"] if current else 0
+                if modify_index == 0 and current is not None:
+                    raise NomadError(500, multierror(
+                        "Enforcing job modify index 0: job already exists"))
+                if modify_index != 0 and current is None:
+                    raise NomadError(500, multierror(
+                        f"Enforcing job modify index {modify_index}: job does not exist"))
+                if modify_index != 0 and modify_index != have:
+                    raise NomadError(500, multierror(
+                        f"Enforcing job modify index {modify_index}: job exists with "
+                        f"conflicting job modify index: {have}"))
+            if jobspec.spec_changed(current, job):
+                index = self.bump()
+                job["SubmitTime"] = time.time_ns()
+                job["CreateIndex"] = current["CreateIndex"] if current else index
+                job["ModifyIndex"] = index
+                job["JobModifyIndex"] = index
+                job["Version"] = current["Version"] + 1 if current else 0
+                job["Stable"] = False
+                if rec is None:
+                    rec = self.jobs[key] = JobRecord([job])
+                else:
+                    rec.versions.append(job)
+                    del rec.versions[:-6]  # Nomad keeps a bounded history of versions
+                self._new_deployment(rec)
+            ev = self._evaluate(rec, triggered_by)
+            return {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
+                    "JobModifyIndex": rec.job["JobModifyIndex"], "Warnings": "",
+                    "Index": ev["CreateIndex"], "LastContact": 0, "KnownLeader": False}
+
+    def _prepare(self, submitted: dict, namespace: str | None) -> dict:
+        if namespace:
+            submitted = dict(submitted, Namespace=namespace)
+        job = jobspec.canonicalize(submitted)
+        if job["Namespace"] != "default":
+            raise NomadError(500, multierror(f'nonexistent namespace "{job["Namespace"]}"'))
+        return job
+
+    def plan(self, submitted: dict, *, diff: bool, namespace: str | None = None) -> dict:
+        problems = _check_job(submitted)
+        if problems:
+            raise NomadError(500, problems)
+        with self.lock:
+            job = self._prepare(submitted, namespace)
+            rec = self.jobs.get((job["Namespace"], job["ID"]))
+            current = rec.job if rec else None
+            if current is not None:
+                for k in ("CreateIndex", "ModifyIndex", "JobModifyIndex", "Version", "Stable",
+                          "SubmitTime", "Status"):
+                    job[k] = current[k]
+                if jobspec.spec_changed(current, job):
+                    job["Version"] = current["Version"] + 1
+            plan = self._reconcile(job, dry_run=True)
+            out_diff = None
+            if diff:
+                out_diff = jobspec.annotate(jobspec.job_diff(current, job), plan.desired)
+            created = None
+            if plan.failed:
+                created = [self._eval_dict(job, "queued-allocs", status="blocked",
+                                           description="created to place remaining allocations")]
+            return {"Index": self.index, "JobModifyIndex": current["JobModifyIndex"] if current else 0,
+                    "CreatedEvals": created, "Diff": out_diff,
+                    "Annotations": {"DesiredTGUpdates": plan.desired, "PreemptedAllocs": None},
+                    "FailedTGAllocs": plan.failed, "NextPeriodicLaunch": "0001-01-01T00:00:00Z",
+                    "Warnings": ""}
+
+    def deregister(self, job_id: str, *, purge: bool, namespace: str | None = None) -> dict:
+        with self.lock:
+            rec = self._record(job_id, namespace)
+            job = copy.deepcopy(rec.job)
+            if not job.get("Stop"):
+                index = self.bump()
+                job.update(Stop=True, Version=rec.job["Version"] + 1, ModifyIndex=index,
+                           JobModifyIndex=index, SubmitTime=time.time_ns(), Stable=False)
+                rec.versions.append(job)
+            for dep in self.deployments.values():
+                if dep["JobID"] == job_id and dep["Status"] == "running":
+                    self._end_deployment(dep, "cancelled", "Cancelled because job is stopped")
+            ev = self._evaluate(rec, "job-deregister")
+            if purge:
+                for a in self.allocs.values():
+                    if a.job_id == job_id and not a.terminal:
+                        self._stop_alloc(a, "alloc not needed due to job update")
+                del self.jobs[(rec.job["Namespace"], job_id)]
+                self.bump()
+            return {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
+                    "JobModifyIndex": job["JobModifyIndex"], "Index": self.index,
+                    "LastContact": 0, "KnownLeader": False}
+
+    def _record(self, job_id: str, namespace: str | None = None) -> JobRecord:
+        rec = self.jobs.get((namespace or "default", job_id))
+        if rec is None:
+            raise NomadError(404, "job not found")
+        return rec
+
+    # -- evaluations and the reconciler --------------------------------------------------------
+    def _eval_dict(self, job: dict, triggered_by: str, *, status="complete", description="",
+                   node_id="") -> dict:
+        now = time.time_ns()
+        return {
+            "ID": self.new_id(), "Namespace": job["Namespace"], "Priority": job["Priority"],
+            "Type": job["Type"], "TriggeredBy": triggered_by, "JobID": job["ID"],
+            "JobModifyIndex": job["JobModifyIndex"], "NodeID": node_id, "NodeModifyIndex": 0,
+            "DeploymentID": "", "Status": status, "StatusDescription": description, "Wait": 0,
+            "WaitUntil": "0001-01-01T00:00:00Z", "NextEval": "", "PreviousEval": "",
+            "BlockedEval": "", "RelatedEvals": None, "FailedTGAllocs": None,
+            "ClassEligibility": None, "QuotaLimitReached": "", "EscapedComputedClass": False,
+            "AnnotatePlan": False, "QueuedAllocations": None, "LeaderACL": "",
+            "SnapshotIndex": 0, "CreateIndex": 0, "ModifyIndex": 0, "CreateTime": now,
+            "ModifyTime": now,
+        }
+
+    def _evaluate(self, rec: JobRecord, triggered_by: str, node_id: str = "") -> dict:
+        job = rec.job
+        ev = self._eval_dict(job, triggered_by, node_id=node_id)
+        ev["CreateIndex"] = ev["ModifyIndex"] = self.bump()
+        dep = self._active_deployment(job)
+        ev["DeploymentID"] = dep["ID"] if dep else ""
+        plan = self._reconcile(job, dry_run=False, eval_id=ev["ID"])
+        ev["QueuedAllocations"] = {g: n for g, n in plan.queued.items()}
+        if plan.failed:
+            ev["FailedTGAllocs"] = plan.failed
+            blocked = self._eval_dict(job, "queued-allocs", status="blocked",
+                                      description="created to place remaining allocations")
+            blocked["PreviousEval"] = ev["ID"]
+            blocked["CreateIndex"] = blocked["ModifyIndex"] = self.bump()
+            # A newer blocked eval for the job replaces older ones, as in Nomad's blocked queue.
+            for old in self.evals.values():
+                if old["JobID"] == job["ID"] and old["Status"] == "blocked":
+                    old["Status"] = "canceled"
+            self.evals[blocked["ID"]] = blocked
+            ev["BlockedEval"] = blocked["ID"]
+        self.evals[ev["ID"]] = ev
+        self._settle()
+        return ev
+
+    def _live(self, job_id: str, namespace: str) -> list[Alloc]:
+        return sorted((a for a in self.allocs.values()
+                       if a.job_id == job_id and a.namespace == namespace and not a.terminal),
+                      key=lambda a: (a.group, a.index, a.created))
+
+    def _update_room(self, job: dict, group: str, mine: list[Alloc], dry_run: bool) -> int:
+        """How many destructive updates a rolling deployment allows now (update.max_parallel)."""
+        max_parallel = int(((jobspec.group_of(job, group) or {}).get("Update") or {})
+                           .get("MaxParallel") or 0)
+        if dry_run:
+            return max_parallel  # what the first batch of a new deployment would replace
+        dep = self._active_deployment(job)
+        if dep is None:
+            return 0  # failed or cancelled: the rollout stops where it is
+        in_flight = sum(1 for a in mine if a.deployment_id == dep["ID"] and a.healthy is None
+                        and not jobspec.spec_changed(a.job, job))
+        return max(0, max_parallel - in_flight)
+
+    def _reconcile(self, job: dict, *, dry_run: bool, eval_id: str = "") -> _Plan:
+        """Compare the job with its allocations; stop, place and update (or only count)."""
+        plan = _Plan()
+        live = self._live(job["ID"], job["Namespace"])
+        groups = {g["Name"]: g for g in job.get("TaskGroups") or []}
+        stops: list[tuple[Alloc, str]] = []
+        places: list[tuple[dict, int, Alloc | None]] = []
+        inplace: list[Alloc] = []
+        for a in live:
+            if job.get("Stop") or a.group not in groups:
+                stops.append((a, "alloc not needed due to job update"))
+                plan.desired.setdefault(a.group, _desired())["Stop"] += 1
+        if not job.get("Stop"):
+            for name, group in groups.items():
+                want = plan.desired.setdefault(name, _desired())
+                mine = [a for a in live if a.group == name]
+                count = int(group.get("Count") or 0)
+                if job["Type"] == "system":
+                    count = len(mine)  # system jobs: one per feasible node, placed below
+                for a in mine[count:]:
+                    stops.append((a, "alloc not needed due to job update"))
+                    want["Stop"] += 1
+                mine = mine[:count]
+                destructive: list[Alloc] = []
+                for a in mine:
+                    if not jobspec.spec_changed(a.job, job):
+                        want["Ignore"] += 1
+                    elif jobspec.tasks_updated(a.job, job, name) or not self._fits_in_place(
+                            a, job, group):
+                        destructive.append(a)
+                    else:
+                        inplace.append(a)
+                        want["InPlaceUpdate"] += 1
+                limit = len(destructive)
+                if _deploys(job, name):
+                    limit = min(limit, self._update_room(job, name, mine, dry_run))
+                for a in destructive[:limit]:
+                    places.append((group, a.index, a))
+                    want["DestructiveUpdate"] += 1
+                want["Ignore"] += len(destructive) - limit
+                used = {a.index for a in mine}
+                free = (i for i in range(10**6) if i not in used)
+                lost = {a.index: a for a in self.allocs.values()
+                        if a.job_id == job["ID"] and a.group == name and a.client == "lost"
+                        and not a.next_alloc}
+                for _ in range(count - len(mine)):
+                    index = next(free)
+                    places.append((group, index, lost.get(index)))
+                    want["Place"] += 1
+        # One placer per evaluation; the allocations this plan stops or replaces free their slots.
+        stopping = {a.id for a, _ in stops} | {p.id for _, _, p in places if p is not None}
+        placer = scheduler.Placer(job, self.nodes,
+                                  [a.ref() for a in self.allocs.values() if not a.terminal],
+                                  stopping, seed=f"{self.seed}-{eval_id or job['ID']}-{self.index}")
+        placed: list[tuple[dict, int, Alloc | None, dict]] = []
+        for group, index, prev in places:
+            node = placer.place(group)
+            if node is None:
+                plan.queued[group["Name"]] = plan.queued.get(group["Name"], 0) + 1
+                continue
+            placed.append((group, index, prev, node))
+        if job["Type"] == "system" and not job.get("Stop"):
+            self._place_system(job, placer, placed, plan)
+        plan.failed = placer.failed_allocs()
+        for name in groups:
+            plan.queued.setdefault(name, 0)
+        if dry_run:
+            return plan
+        for a, why in stops:
+            self._stop_alloc(a, why)
+        dep = self._active_deployment(job)
+        for a in inplace:
+            a.job = job
+            self._touch(a)
+            if a.group_started:  # the client re-syncs its services (tags, checks, ...)
+                self._deregister_services(a)
+                self._register_services(a, tasks=False)
+                for name, run in a.tasks.items():
+                    if run.state == "running":
+                        self._register_services(a, tasks=True, only=name)
+            if dep is not None and _deploys(job, a.group):
+                self._join_deployment(a, dep)
+                dep["TaskGroups"][a.group]["PlacedAllocs"] += 1
+        for group, index, prev, node in placed:
+            if prev is not None and not prev.terminal:
+                self._stop_alloc(prev, "alloc is being updated due to job update")
+            self._new_alloc(job, group, index, node, eval_id, prev, dep)
+        return plan
+
+    def _fits_in_place(self, a: Alloc, job: dict, group: dict) -> bool:
+        """Nomad only updates in place if the allocation's node is still feasible for it."""
+        others = [x.ref() for x in self.allocs.values() if not x.terminal]
+        probe = scheduler.Placer(job, [a.node], others, {a.id}, seed=a.id)
+        return probe.place(group) is not None
+
+    def _place_system(self, job, placer, placed, plan) -> None:
+        for group in job.get("TaskGroups") or []:
+            have = {a.node["ID"] for a in self._live(job["ID"], job["Namespace"])
+                    if a.group == group["Name"]}
+            for node in self.nodes:
+                if node["ID"] in have or node["Status"] != "ready":
+                    continue
+                if not scheduler.node_in_scope(node, job):
+                    continue
+                probe = scheduler.Placer(job, [node], placer.allocs + placer.proposed, set(),
+                                         seed=node["ID"])
+                if probe.place(group) is not None:
+                    placer.proposed.extend(probe.proposed)
+                    placed.append((group, 0, None, node))
+                    plan.desired.setdefault(group["Name"], _desired())["Place"] += 1
+
+    # -- allocations -------------------------------------------------------------------------------
+    def _ports_for(self, node: dict, networks: list | None, used: set[int]) -> list[dict]:
+        rng = self._port_rng.setdefault(node["ID"], random.Random(f"ports-{self.seed}-{node['ID']}"))
+        taken = set(used)
+        for a in self.allocs.values():
+            if a.node["ID"] == node["ID"] and not a.terminal:
+                taken |= {p["Value"] for p in a.ports}
+                for plist in a.task_ports.values():
+                    taken |= {p["Value"] for p in plist}
+        out = []
+        for net in networks or []:
+            for p in net.get("ReservedPorts") or []:
+                out.append({"Label": p["Label"], "Value": p["Value"],
+                            "To": p["Value"] if p.get("To") == -1 else p.get("To", 0),
+                            "HostIP": node["HTTPAddr"].split(":")[0]})
+                taken.add(p["Value"])
+            for p in net.get("DynamicPorts") or []:
+                value = rng.randint(20000, 32000)
+                while value in taken:
+                    value = rng.randint(20000, 32000)
+                taken.add(value)
+                out.append({"Label": p["Label"], "Value": value,
+                            "To": value if p.get("To") == -1 else p.get("To", 0),
+                            "HostIP": node["HTTPAddr"].split(":")[0]})
+        used |= taken
+        return out
+
+    def _new_alloc(self, job, group, index, node, eval_id, prev, dep) -> Alloc:
+        used: set[int] = set()
+        ports = self._ports_for(node, group.get("Networks"), used)
+        task_ports = {}
+        for task in group.get("Tasks") or []:
+            nets = (task.get("Resources") or {}).get("Networks")
+            if nets:
+                task_ports[task["Name"]] = self._ports_for(node, nets, used)
+        now = time.time()
+        a = Alloc(id=self.new_id(), eval_id=eval_id, name=f"{job['ID']}.{group['Name']}[{index}]",
+                  index=index, namespace=job["Namespace"], job_id=job["ID"], group=group["Name"],
+                  job=job, node=node, created=now, ports=ports, task_ports=task_ports,
+                  previous=prev.id if prev else "", start_at=time.monotonic() + self.start_delay)
+        self._touch(a)
+        a.create_index = a.modify_index
+        for task in group.get("Tasks") or []:
+            run = TaskRun(task["Name"])
+            run.event("Received", "Task received by client")
+            a.tasks[task["Name"]] = run
+        if prev is not None:
+            prev.next_alloc = a.id
+        self.allocs[a.id] = a
+        if dep is not None and _deploys(job, a.group):
+            self._join_deployment(a, dep)
+            dep["TaskGroups"][a.group]["PlacedAllocs"] += 1
+        return a
+
+    def _touch(self, a: Alloc) -> None:
+        a.modify_index = self.bump()
+        a.modify_time = time.time()
+
+    def _stop_alloc(self, a: Alloc, why: str, client: str = "complete") -> None:
+        a.desired = "stop"
+        a.desired_description = why
+        if a.client not in TERMINAL_CLIENT:
+            a.client = client
+            a.client_description = "node is down" if client == "lost" else "All tasks have completed"
+            a.finished = time.time()
+            for run in a.tasks.values():
+                if run.state != "dead":
+                    if run.state == "running":
+                        run.event("Killing", "Sent interrupt")
+                        run.event("Killed", "Task successfully killed")
+                    run.state = "dead"
+                    run.finished = a.finished
+        self._deregister_services(a)
+        self._touch(a)
+
+    def _settle(self) -> None:
+        """Play the clients: start due allocations, render templates, apply change_mode."""
+        now = time.monotonic()
+        for a in list(self.allocs.values()):
+            if a.desired != "run" or a.terminal or a.node["Status"] != "ready":
+                continue
+            if not a.group_started:
+                if now < a.start_at:
+                    continue
+                a.group_started = True  # group services register before the tasks start
+                a.started = time.time()
+                self._register_services(a, tasks=False)
+            changed = False
+            group = jobspec.group_of(a.job, a.group) or {}
+            for task in group.get("Tasks") or []:
+                run = a.tasks.get(task["Name"])
+                if run is None:
+                    continue
+                if run.state == "pending":
+                    changed |= self._start_task(a, task, run)
+                elif run.state == "running":
+                    changed |= self._watch_templates(a, task, run, now)
+            status = "running" if any(r.state == "running" for r in a.tasks.values()) else "pending"
+            if status != a.client:
+                a.client = status
+                a.client_description = ("Tasks are running" if status == "running"
+                                        else "No tasks have started")
+                changed = True
+            if changed:
+                self._touch(a)
+
+    def _fingerprint(self, a: Alloc, tmpl: dict) -> str:
+        def variable(path: str):
+            var = self.variables.get((a.namespace, path))
+            return dict(var["Items"]) if var else None
+
+        return templates.fingerprint(tmpl.get("EmbeddedTmpl") or "", self.consul, a.node,
+                                     variable)
+
+    def _fingerprints(self, a: Alloc, task: dict) -> dict[int, str]:
+        out = {}
+        for i, tmpl in enumerate(task.get("Templates") or []):
+            out[i] = self._fingerprint(a, tmpl)
+        return out
+
+    def _start_task(self, a: Alloc, task: dict, run: TaskRun) -> bool:
+        """Templates render first (a missing `key` holds the task pending), then it runs."""
+        try:
+            rendered = self._fingerprints(a, task)
+        except templates.Blocked as why:
+            if run.blocked != str(why):
+                run.blocked = str(why)
+                run.event("Template", f"Missing: {why}")
+                return True
+            return False
+        run.blocked = ""
+        run.rendered = rendered
+        run.state = "running"
+        run.started = time.time()
+        run.event("Task Setup", "Building Task Directory")
+        run.event("Started", "Task started by client")
+        self._register_services(a, tasks=True, only=task["Name"])
+        return True
+
+    def _watch_templates(self, a: Alloc, task: dict, run: TaskRun, now: float) -> bool:
+        """consul-template: on a data change wait (quiescence) and splay, then change_mode."""
+        tmpls = task.get("Templates") or []
+        if not tmpls:
+            return False
+        changed = False
+        for i, tmpl in enumerate(tmpls):
+            try:
+                fp = self._fingerprint(a, tmpl)
+            except templates.Blocked:
+                continue  # consul-template keeps the last rendering while it waits
+            if fp == run.rendered.get(i):
+                run.due.pop(i, None)
+                continue
+            if i not in run.due:
+                wait = (tmpl.get("Wait") or {}).get("Min") or 5 * SEC  # client default 5s
+                splay = self._rng_splay.uniform(0, tmpl.get("Splay") or 0)
+                run.due[i] = now + self.scaled(wait) + self.scaled(int(splay))
+                continue
+            if now < run.due[i]:
+                continue
+            del run.due[i]
+            run.rendered[i] = fp
+            mode = tmpl.get("ChangeMode") or "restart"
+            if mode == "restart":
+                run.restarts += 1
+                run.last_restart = time.time()
+                run.event("Restart Signaled", "Template with change_mode restart re-rendered")
+                run.event("Terminated", "Exit Code: 0")
+                run.event("Restarting", "Task restarting in 0s")
+                run.event("Started", "Task started by client")
+            elif mode == "signal":
+                run.event("Signaling", "Template re-rendered",
+                          signal=tmpl.get("ChangeSignal") or "")
+            elif mode == "script":
+                run.event("Template", "Template ran script", script=str(
+                    (tmpl.get("ChangeScript") or {}).get("Command", "")))
+            changed = True
+        return changed
+
+    # -- Consul services ---------------------------------------------------------------------------
+    def runtime_env(self, a: Alloc, task: dict | None) -> dict[str, str]:
+        node = a.node
+        ip = node["HTTPAddr"].split(":")[0]
+        group = jobspec.group_of(a.job, a.group) or {}
+        env = {
+            "NOMAD_ALLOC_ID": a.id, "NOMAD_SHORT_ALLOC_ID": a.id[:8], "NOMAD_ALLOC_NAME": a.name,
+            "NOMAD_ALLOC_INDEX": str(a.index), "NOMAD_GROUP_NAME": a.group,
+            "NOMAD_JOB_ID": a.job_id, "NOMAD_JOB_NAME": a.job.get("Name", a.job_id),
+            "NOMAD_JOB_PARENT_ID": a.job.get("ParentID", ""), "NOMAD_NAMESPACE": a.namespace,
+            "NOMAD_REGION": "global", "NOMAD_DC": node["Datacenter"],
+            "node.unique.id": node["ID"], "node.unique.name": node["Name"],
+            "node.datacenter": node["Datacenter"], "node.class": node.get("NodeClass", ""),
+            "node.region": "global", "node.pool": node.get("NodePool", "default"),
+        }
+        for k, v in (node.get("Attributes") or {}).items():
+            env[f"attr.{k}"] = v
+        for k, v in (node.get("Meta") or {}).items():
+            env[f"meta.{k}"] = v
+        ports = list(a.ports)
+        if task is not None:
+            ports += a.task_ports.get(task["Name"], [])
+            env["NOMAD_TASK_NAME"] = task["Name"]
+            res = task.get("Resources") or {}
+            env["NOMAD_CPU_LIMIT"] = str(res.get("CPU", 0))
+            env["NOMAD_MEMORY_LIMIT"] = str(res.get("MemoryMB", 0))
+            meta = jobspec.combined_meta(a.job, group, task)
+        else:
+            meta = {**(a.job.get("Meta") or {}), **(group.get("Meta") or {})}
+        for k, v in meta.items():
+            env[f"NOMAD_META_{k}"] = v
+            env[f"NOMAD_META_{k.upper()}"] = v
+        for p in ports:
+            label, value = p["Label"], p["Value"]
+            inner = p["To"] if p.get("To") else value
+            env[f"NOMAD_IP_{label}"] = ip
+            env[f"NOMAD_HOST_IP_{label}"] = ip
+            env[f"NOMAD_PORT_{label}"] = str(inner)
+            env[f"NOMAD_HOST_PORT_{label}"] = str(value)
+            env[f"NOMAD_ALLOC_PORT_{label}"] = str(inner)
+            env[f"NOMAD_ADDR_{label}"] = f"{ip}:{inner}"
+            env[f"NOMAD_HOST_ADDR_{label}"] = f"{ip}:{value}"
+        if task is not None:
+            for k, v in (task.get("Env") or {}).items():
+                env.setdefault(k, jobspec.replace_env(v, env))
+        return env
+
+    def _service_specs(self, a: Alloc):
+        group = jobspec.group_of(a.job, a.group) or {}
+        for svc in group.get("Services") or []:
+            yield svc, None, f"group-{a.group}"
+        for task in group.get("Tasks") or []:
+            for svc in task.get("Services") or []:
+                yield svc, task, task["Name"]
+
+    def _register_services(self, a: Alloc, *, tasks: bool, only: str | None = None) -> None:
+        """Group services (tasks=False) or the services of task `only` (tasks=True)."""
+        if self.consul is None:
+            return
+        ip = a.node["HTTPAddr"].split(":")[0]
+        status = "critical" if a.job_id in self.never_healthy_jobs else "passing"
+        for svc, task, owner in self._service_specs(a):
+            if (svc.get("Provider") or "consul") != "consul":
+                continue
+            if (task is not None) != tasks or (only is not None and owner != only):
+                continue
+            env = self.runtime_env(a, task)
+            label = svc.get("PortLabel") or ""
+            port = 0
+            ports = a.ports + (a.task_ports.get(task["Name"], []) if task else [])
+            for p in ports:
+                if p["Label"] == label:
+                    mode = svc.get("AddressMode") or "auto"
+                    port = p["To"] if mode in ("alloc", "driver") and p.get("To") else p["Value"]
+            if not port and label.isdigit():
+                port = int(label)
+            name = jobspec.replace_env(svc["Name"], env)
+            sid = f"_nomad-task-{a.id}-{owner}-{name}-{label}"
+            checks = svc.get("Checks") or []
+            check_name = ""
+            if checks:
+                check_name = checks[0].get("Name") or f'service: "{name}" check'
+            meta = {"external-source": "nomad"}
+            meta.update({k: jobspec.replace_env(v, env) for k, v in (svc.get("Meta") or {}).items()})
+            self.consul.register_service(
+                node=a.node["Name"], service_id=sid, name=name, address=ip, port=port,
+                tags=[jobspec.replace_env(t, env) for t in svc.get("Tags") or []], meta=meta,
+                check_status=status, check_name=check_name)
+            a.services.append((sid, name))
+
+    def _deregister_services(self, a: Alloc) -> None:
+        if self.consul is None:
+            a.services.clear()
+            return
+        for sid, _ in a.services:
+            self.consul.deregister_service(sid)
+        a.services.clear()
+
+    def _checks_passing(self, a: Alloc) -> bool:
+        """All Consul checks of the allocation's services pass (the node's check too)."""
+        if a.job_id in self.never_healthy_jobs:
+            return False
+        if self.consul is None:
+            return True
+        for sid, name in a.services:
+            entries = [e for e in self.consul.check_service_nodes(name)
+                       if e["Service"]["ID"] == sid]
+            if not entries or not all(c["Status"] == "passing"
+                                      for e in entries for c in e["Checks"]):
+                return False
+        return True
+
+    # -- deployments ---------------------------------------------------------------------------------
+    def _active_deployment(self, job: dict) -> dict | None:
+        for dep in self.deployments.values():
+            if (dep["JobID"] == job["ID"] and dep["Namespace"] == job["Namespace"]
+                    and dep["JobVersion"] == job["Version"] and dep["Status"] == "running"):
+                return dep
+        return None
+
+    def _new_deployment(self, rec: JobRecord) -> None:
+        job = rec.job
+        for dep in self.deployments.values():
+            if dep["JobID"] == job["ID"] and dep["Status"] == "running":
+                self._end_deployment(dep, "cancelled", "Cancelled due to newer version of job")
+        if job["Type"] != "service" or job.get("Stop"):
+            return
+        groups = {}
+        now = time.time()
+        for g in job.get("TaskGroups") or []:
+            if not _deploys(job, g["Name"]):
+                continue
+            upd = g["Update"]
+            groups[g["Name"]] = {
+                "AutoRevert": upd["AutoRevert"], "AutoPromote": upd["AutoPromote"],
+                "ProgressDeadline": upd["ProgressDeadline"], "RequireProgressBy": None,
+                "Promoted": False, "PlacedCanaries": None, "DesiredCanaries": 0,
+                "DesiredTotal": int(g.get("Count") or 0), "PlacedAllocs": 0,
+                "HealthyAllocs": 0, "UnhealthyAllocs": 0}
+        if not groups or not any(tg["DesiredTotal"] for tg in groups.values()):
+            return
+        index = self.bump()
+        dep = {"ID": self.new_id(), "Namespace": job["Namespace"], "JobID": job["ID"],
+               "JobVersion": job["Version"], "JobModifyIndex": job["JobModifyIndex"],
+               "JobSpecModifyIndex": job["JobModifyIndex"], "JobCreateIndex": job["CreateIndex"],
+               "IsMultiregion": False, "TaskGroups": groups, "Status": "running",
+               "StatusDescription": "Deployment is running", "EvalPriority": job["Priority"],
+               "CreateIndex": index, "ModifyIndex": index, "CreateTime": int(now * SEC),
+               "ModifyTime": int(now * SEC)}
+        self._dep_clock[dep["ID"]] = {}
+        mono = time.monotonic()
+        for name, tg in groups.items():
+            if tg["ProgressDeadline"]:
+                deadline = mono + self.scaled(tg["ProgressDeadline"])
+                self._dep_clock[dep["ID"]][name] = deadline
+                tg["RequireProgressBy"] = rfc3339(now + (deadline - mono))
+        self.deployments[dep["ID"]] = dep
+
+    def _join_deployment(self, a: Alloc, dep: dict) -> None:
+        a.deployment_id = dep["ID"]
+        a.healthy = None
+        a.health_time = None
+        a.passing_since = None
+        a.health_from = time.monotonic()
+
+    def _end_deployment(self, dep: dict, status: str, description: str) -> None:
+        dep["Status"] = status
+        dep["StatusDescription"] = description
+        dep["ModifyIndex"] = self.bump()
+        dep["ModifyTime"] = time.time_ns()
+        self._dep_clock.pop(dep["ID"], None)
+
+    def tick(self) -> None:
+        """Advance clients, health and deployments; called periodically by the StandIn."""
+        with self.lock:
+            self._settle()
+            mono = time.monotonic()
+            for dep in list(self.deployments.values()):
+                if dep["Status"] != "running":
+                    continue
+                rec = self.jobs.get((dep["Namespace"], dep["JobID"]))
+                if rec is None or rec.job["Version"] != dep["JobVersion"]:
+                    continue
+                self._judge_health(dep, rec.job, mono)
+                if dep["Status"] != "running":
+                    continue
+                if all(tg["HealthyAllocs"] >= tg["DesiredTotal"] for tg in dep["TaskGroups"].values()):
+                    self._end_deployment(dep, "successful", "Deployment completed successfully")
+                    rec.job["Stable"] = True
+                    rec.job["ModifyIndex"] = self.bump()
+                    continue
+                # Rolling update: place the next batch once the previous one is healthy.
+                healthy = sum(tg["HealthyAllocs"] for tg in dep["TaskGroups"].values())
+                if self._watched.get(dep["ID"]) == healthy:
+                    continue
+                self._watched[dep["ID"]] = healthy
+                if any(self._pending_destructive(rec.job, g) for g in dep["TaskGroups"]):
+                    self._evaluate(rec, "deployment-watcher")
+
+    def _pending_destructive(self, job: dict, group: str) -> bool:
+        for a in self._live(job["ID"], job["Namespace"]):
+            if (a.group == group and jobspec.spec_changed(a.job, job)
+                    and jobspec.tasks_updated(a.job, job, group)):
+                return self._has_room(job, group)
+        return False
+
+    def _has_room(self, job: dict, group: str) -> bool:
+        upd = (jobspec.group_of(job, group) or {}).get("Update") or {}
+        in_flight = sum(1 for a in self._live(job["ID"], job["Namespace"])
+                        if a.group == group and a.deployment_id and a.healthy is None
+                        and not jobspec.spec_changed(a.job, job))
+        return in_flight < int(upd.get("MaxParallel") or 0)
+
+    def _judge_health(self, dep: dict, job: dict, mono: float) -> None:
+        clocks = self._dep_clock.get(dep["ID"], {})
+        for a in list(self.allocs.values()):
+            if a.deployment_id != dep["ID"] or a.healthy is not None:
+                continue
+            group = jobspec.group_of(job, a.group) or {}
+            upd = group.get("Update") or {}
+            tg = dep["TaskGroups"].get(a.group)
+            if tg is None:
+                continue
+            mode = upd.get("HealthCheck") or "checks"
+            if mode == "manual":
+                continue
+            ok = (not a.terminal and a.tasks and all(r.state == "running" for r in a.tasks.values())
+                  and (mode == "task_states" or self._checks_passing(a)))
+            if ok:
+                a.passing_since = a.passing_since or mono
+                if mono - a.passing_since >= self.scaled(upd.get("MinHealthyTime")):
+                    self._set_health(a, dep, True)
+                    if a.group in clocks:
+                        clocks[a.group] = mono + self.scaled(tg["ProgressDeadline"])
+                        tg["RequireProgressBy"] = rfc3339(time.time() + self.scaled(
+                            tg["ProgressDeadline"]))
+                    continue
+            else:
+                a.passing_since = None
+            if a.terminal or mono - a.health_from >= self.scaled(upd.get("HealthyDeadline")):
+                self._set_health(a, dep, False)
+                if not tg["ProgressDeadline"]:
+                    self._fail_deployment(dep, job, "Failed due to unhealthy allocations")
+                    return
+        for name, deadline in list(clocks.items()):
+            tg = dep["TaskGroups"][name]
+            if mono >= deadline and tg["HealthyAllocs"] < tg["DesiredTotal"]:
+                self._fail_deployment(dep, job, "Failed due to progress deadline")
+                return
+
+    def _set_health(self, a: Alloc, dep: dict, healthy: bool) -> None:
+        a.healthy = healthy
+        a.health_time = time.time()
+        self._touch(a)
+        tg = dep["TaskGroups"][a.group]
+        tg["HealthyAllocs" if healthy else "UnhealthyAllocs"] += 1
+        dep["ModifyIndex"] = self.bump()
+
+    def _fail_deployment(self, dep: dict, job: dict, why: str) -> None:
+        rec = self.jobs[(job["Namespace"], job["ID"])]
+        revert = any(tg["AutoRevert"] for tg in dep["TaskGroups"].values())
+        target = None
+        if revert:
+            for old in reversed(rec.versions[:-1]):
+                if old.get("Stable") and not old.get("Stop"):
+                    target = old
+                    break
+            if target is None:
+                why += " - no stable job version to auto revert to"
+            else:
+                why += f" - rolling back to job version {target['Version']}"
+        self._end_deployment(dep, "failed", why)
+        if target is not None:
+            back = jobspec.spec(copy.deepcopy(target))
+            self.register(back, triggered_by="rollback")
+
+    # -- Nomad variables -----------------------------------------------------------------------------
+    def var_put(self, path: str, items: dict, *, namespace: str = "default",
+                cas: int | None = None) -> tuple[int, dict]:
+        """PUT /v1/var/:path. (200, variable) or (409, the conflicting variable)."""
+        if not _VAR_PATH.match(path):
+            raise NomadError(400, multierror(f'invalid path "{path}"'))
+        if not isinstance(items, dict) or not items:
+            raise NomadError(400, "variable missing required Items object")
+        if not all(isinstance(v, str) for v in items.values()):
+            raise NomadError(400, "Failed to parse request: items must be strings")
+        with self.lock:
+            key = (namespace, path)
+            old = self.variables.get(key)
+            if cas is not None and (old["ModifyIndex"] if old else 0) != cas:
+                conflict = dict(old) if old else {"Namespace": namespace, "Path": path,
+                                                  "CreateIndex": 0, "ModifyIndex": 0}
+                return 409, conflict
+            index = self.bump()
+            now = time.time_ns()
+            var = {"Namespace": namespace, "Path": path, "Items": dict(items),
+                   "CreateIndex": old["CreateIndex"] if old else index, "ModifyIndex": index,
+                   "CreateTime": old["CreateTime"] if old else now, "ModifyTime": now}
+            self.variables[key] = var
+            return 200, dict(var)
+
+    def var_delete(self, path: str, *, namespace: str = "default",
+                   cas: int | None = None) -> tuple[int, dict | None]:
+        with self.lock:
+            old = self.variables.get((namespace, path))
+            if cas is not None and (old["ModifyIndex"] if old else 0) != cas:
+                return 409, dict(old) if old else None
+            if old is not None:
+                del self.variables[(namespace, path)]
+                self.bump()
+            return 200, None
+
+    # -- read models ---------------------------------------------------------------------------------
+    def job_status(self, job: dict) -> str:
+        live = [a for a in self.allocs.values()
+                if a.job_id == job["ID"] and a.namespace == job["Namespace"] and not a.terminal]
+        if live:
+            return "running"
+        if job.get("Stop"):
+            return "dead"
+        if any(ev["JobID"] == job["ID"] and ev["Status"] in ("blocked", "pending")
+               for ev in self.evals.values()):
+            return "pending"
+        return "dead" if any(a.job_id == job["ID"] for a in self.allocs.values()) else "pending"
+
+    def job_view(self, rec: JobRecord) -> dict:
+        job = copy.deepcopy(rec.job)
+        job["Status"] = self.job_status(rec.job)
+        return job
+
+    def summary(self, rec: JobRecord) -> dict:
+        job = rec.job
+        groups = {g["Name"]: {"Queued": 0, "Complete": 0, "Failed": 0, "Running": 0,
+                              "Starting": 0, "Lost": 0, "Unknown": 0}
+                  for g in job.get("TaskGroups") or []}
+        for a in self.allocs.values():
+            if a.job_id != job["ID"] or a.namespace != job["Namespace"]:
+                continue
+            s = groups.setdefault(a.group, {"Queued": 0, "Complete": 0, "Failed": 0,
+                                            "Running": 0, "Starting": 0, "Lost": 0, "Unknown": 0})
+            key = {"pending": "Starting", "running": "Running", "complete": "Complete",
+                   "failed": "Failed", "lost": "Lost"}.get(a.client, "Unknown")
+            s[key] += 1
+        for ev in self.evals.values():
+            if ev["JobID"] == job["ID"] and ev["Status"] == "blocked":
+                prev = self.evals.get(ev["PreviousEval"]) or {}
+                for g, n in (prev.get("QueuedAllocations") or {}).items():
+                    if g in groups:
+                        groups[g]["Queued"] = n
+        return {"JobID": job["ID"], "Namespace": job["Namespace"], "Summary": groups,
+                "Children": {"Pending": 0, "Running": 0, "Dead": 0},
+                "CreateIndex": job["CreateIndex"], "ModifyIndex": self.index}
+
+    def job_stub(self, rec: JobRecord, meta: bool) -> dict:
+        job = rec.job
+        stub = {k: job.get(k) for k in ("ID", "ParentID", "Name", "Namespace", "Datacenters",
+                                        "NodePool", "Multiregion", "Type", "Priority", "Stop",
+                                        "StatusDescription", "CreateIndex", "ModifyIndex",
+                                        "JobModifyIndex", "SubmitTime", "Version")}
+        stub["Periodic"] = job.get("Periodic") is not None
+        stub["ParameterizedJob"] = job.get("ParameterizedJob") is not None
+        stub["Status"] = self.job_status(job)
+        stub["JobSummary"] = self.summary(rec)
+        if meta:
+            stub["Meta"] = job.get("Meta")
+        return stub
+
+    def alloc_view(self, a: Alloc, *, full: bool, resources: bool = False,
+                   task_states: bool = True) -> dict:
+        states = {}
+        for name, run in a.tasks.items():
+            states[name] = {"State": run.state, "Failed": a.client == "failed",
+                            "Restarts": run.restarts,
+                            "LastRestart": rfc3339(run.last_restart),
+                            "StartedAt": rfc3339(run.started),
+                            "FinishedAt": rfc3339(run.finished) if run.state == "dead" else None,
+                            "Events": [dict(e) for e in run.events]}
+        dstatus = None
+        if a.deployment_id:
+            dstatus = {"Healthy": a.healthy, "Timestamp": rfc3339(a.health_time) or
+                       "0001-01-01T00:00:00Z", "Canary": False, "ModifyIndex": a.modify_index}
+        out = {
+            "ID": a.id, "EvalID": a.eval_id, "Name": a.name, "Namespace": a.namespace,
+            "NodeID": a.node["ID"], "NodeName": a.node["Name"], "JobID": a.job_id,
+            "JobType": a.job["Type"], "JobVersion": a.job["Version"], "TaskGroup": a.group,
+            "DesiredStatus": a.desired, "DesiredDescription": a.desired_description,
+            "ClientStatus": a.client, "ClientDescription": a.client_description,
+            "DesiredTransition": {"Migrate": None, "Reschedule": None, "ForceReschedule": None,
+                                  "NoShutdownDelay": None},
+            "TaskStates": states if task_states else None, "DeploymentStatus": dstatus,
+            "FollowupEvalID": "", "NextAllocation": a.next_alloc, "RescheduleTracker": None,
+            "PreemptedAllocations": None, "PreemptedByAllocation": "",
+            "CreateIndex": a.create_index, "ModifyIndex": a.modify_index,
+            "CreateTime": int(a.created * SEC), "ModifyTime": int(a.modify_time * SEC),
+        }
+        if full or resources:
+            out["AllocatedResources"] = self._allocated_resources(a)
+        if full:
+            out.update(Job=a.job, DeploymentID=a.deployment_id, PreviousAllocation=a.previous,
+                       AllocModifyIndex=a.modify_index, Metrics=None, Resources=None,
+                       SharedResources=None, TaskResources=None, NetworkStatus=None)
+        return out
+
+    def _allocated_resources(self, a: Alloc) -> dict:
+        group = jobspec.group_of(a.job, a.group) or {}
+        ip = a.node["HTTPAddr"].split(":")[0]
+        nets = []
+        for net in group.get("Networks") or []:
+            labels = {p["Label"] for p in (net.get("DynamicPorts") or []) + (net.get("ReservedPorts") or [])}
+            mine = [p for p in a.ports if p["Label"] in labels]
+            nets.append({"Mode": net.get("Mode") or "host", "Device": "", "CIDR": "", "IP": ip,
+                         "MBits": net.get("MBits") or 0, "DNS": net.get("DNS"),
+                         "ReservedPorts": [
+                             {"Label": p["Label"], "Value": p["Value"], "To": p["To"],
+                              "HostNetwork": "default"} for p in mine
+                             if p["Label"] in {r["Label"] for r in net.get("ReservedPorts") or []}
+                         ] or None,
+                         "DynamicPorts": [
+                             {"Label": p["Label"], "Value": p["Value"], "To": p["To"],
+                              "HostNetwork": "default"} for p in mine
+                             if p["Label"] in {d["Label"] for d in net.get("DynamicPorts") or []}
+                         ] or None})
+        tasks = {}
+        for t in group.get("Tasks") or []:
+            res = t.get("Resources") or {}
+            tnets = []
+            if a.task_ports.get(t["Name"]):
+                tnets = [{"Mode": "host", "IP": ip, "Device": "", "CIDR": "", "MBits": 0,
+                          "DynamicPorts": [{"Label": p["Label"], "Value": p["Value"],
+                                            "To": p["To"], "HostNetwork": "default"}
+                                           for p in a.task_ports[t["Name"]]],
+                          "ReservedPorts": None}]
+            tasks[t["Name"]] = {"Cpu": {"CpuShares": res.get("CPU", 0), "ReservedCores": None},
+                                "Memory": {"MemoryMB": res.get("MemoryMB", 0),
+                                           "MemoryMaxMB": res.get("MemoryMaxMB", 0)},
+                                "Networks": tnets or None, "Devices": None}
+        return {"Tasks": tasks, "TaskLifecycles": None,
+                "Shared": {"DiskMB": (group.get("EphemeralDisk") or {}).get("SizeMB", 0),
+                           "Networks": nets or None, "Ports": [dict(p) for p in a.ports] or None}}
+
+    def node_stub(self, node: dict, *, resources=False, os_attr=False) -> dict:
+        stub = {k: node[k] for k in ("Address", "ID", "Datacenter", "Name", "NodeClass",
+                                     "NodePool", "Version", "Drain", "SchedulingEligibility",
+                                     "Status", "StatusDescription", "Drivers", "HostVolumes",
+                                     "LastDrain", "CreateIndex", "ModifyIndex")}
+        if os_attr:
+            stub["Attributes"] = {"os.name": node["Attributes"]["os.name"]}
+        if resources:
+            stub["NodeResources"] = node["NodeResources"]
+            stub["ReservedResources"] = node["ReservedResources"]
+        return stub
+
+
+@dataclass
+class _Plan:
+    desired: dict[str, dict] = field(default_factory=dict)
+    failed: dict | None = None
+    queued: dict[str, int] = field(default_factory=dict)
+
+
+def _desired() -> dict:
+    return {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0,
+            "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0}
+
+
+def _deploys(job: dict, group: str) -> bool:
+    upd = (jobspec.group_of(job, group) or {}).get("Update") or {}
+    return job["Type"] == "service" and int(upd.get("MaxParallel") or 0) > 0
+
+
+def _node(node_id: str, name: str, zone: str, addr: str, index: int) -> dict:
+    now = time.time_ns()
+    driver = {"Attributes": None, "Detected": True, "Healthy": True,
+              "HealthDescription": "Healthy", "UpdateTime": rfc3339(now / SEC)}
+    return {
+        "ID": node_id, "SecretID": "", "Datacenter": zone, "Name": name,
+        "HTTPAddr": f"{addr}:4646", "Address": addr, "TLSEnabled": False,
+        "Attributes": {
+            "kernel.name": "linux", "os.name": "ubuntu", "os.version": "22.04",
+            "cpu.arch": "amd64", "cpu.numcores": "4", "cpu.totalcompute": "4000",
+            "memory.totalbytes": str(8192 * 1024 * 1024), "unique.hostname": name,
+            "unique.network.ip-address": addr, "driver.docker": "1",
+            "driver.docker.version": "24.0.7", "driver.exec": "1",
+            "nomad.version": NOMAD_VERSION, "nomad.advertise.address": f"{addr}:4646",
+            "consul.datacenter": "dc1", "consul.version": "1.20.1",
+            "os.signals": "SIGHUP,SIGINT,SIGQUIT,SIGKILL,SIGTERM,SIGUSR1,SIGUSR2",
+        },
+        "NodeResources": {
+            "Cpu": {"CpuShares": 4000, "TotalCpuCores": 4, "ReservableCpuCores": [0, 1, 2, 3]},
+            "Memory": {"MemoryMB": 8192}, "Disk": {"DiskMB": 100_000},
+            "Networks": [{"Mode": "host", "Device": "lo", "CIDR": f"{addr}/32", "IP": addr,
+                          "MBits": 1000},
+                         {"Mode": "bridge", "Device": "", "CIDR": "", "IP": "", "MBits": 0}],
+            "NodeNetworks": None, "MinDynamicPort": 20000, "MaxDynamicPort": 32000,
+        },
+        "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0},
+                              "Disk": {"DiskMB": 0}, "Networks": {"ReservedHostPorts": ""}},
+        "Links": {"consul": f"dc1.{name}"}, "Meta": {"zone": zone}, "NodeClass": "",
+        "NodePool": "default", "ComputedClass": "v1:standin", "Drain": False,
+        "DrainStrategy": None, "SchedulingEligibility": "eligible", "Status": "ready",
+        "StatusDescription": "", "StatusUpdatedAt": now // SEC,
+        "Events": [{"Message": "Node registered", "Subsystem": "Cluster", "Details": None,
+                    "Timestamp": rfc3339(now / SEC), "CreateIndex": 0}],
+        "Drivers": {"docker": dict(driver), "exec": dict(driver)}, "HostVolumes": None,
+        "HostNetworks": None, "CSIControllerPlugins": None, "CSINodePlugins": None,
+        "LastDrain": None, "Version": NOMAD_VERSION, "CreateIndex": index, "ModifyIndex": index,
+    }
+
+
+# =================================================================================================
+# HTTP
+# =================================================================================================
+_VAR_PATH = re.compile(r"^[a-zA-Z0-9\-_~/]{1,128}$")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    total, pos = 0.0, 0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            raise ValueError(text)
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(text)
+    return total
+
+
+def _filter(items: list[dict], expr: str | None) -> list[dict]:
+    """A small subset of Nomad's filter expressions: `A.B == "x"`, `!=`, joined by `and`."""
+    if not expr:
+        return items
+    clauses = []
+    for part in re.split(r"\s+and\s+", expr.strip()):
+        m = re.match(r'^\s*([\w.]+)\s*(==|!=)\s*"([^"]*)"\s*$', part)
+        if not m:
+            raise NomadError(400, f"failed to read filter expression: {expr}")
+        clauses.append(m.groups())
+
+    def value(item, path):
+        for key in path.split("."):
+            item = item.get(key) if isinstance(item, dict) else None
+        return "" if item is None else str(item).lower() if isinstance(item, bool) else str(item)
+
+    return [i for i in items
+            if all((value(i, p) == v) == (op == "==") for p, op, v in clauses)]
+
+
+def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
+                 control=None) -> type[BaseHTTPRequestHandler]:
+    """Build the Nomad HTTP handler class for `state`. `hook(handler, "nomad")` may answer first;
+    `control(handler, method, path, query, body)` serves /_standin/ (no ACL, no faults)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "Nomad"
+        sys_version = ""
+
+        def log_message(self, fmt, *args):  # keep test output quiet
+            log.debug("%s - %s", self.address_string(), fmt % args)
+
+        def do_GET(self):
+            self._serve("GET")
+
+        def do_POST(self):
+            self._serve("POST")
+
+        def do_PUT(self):
+            self._serve("PUT")
+
+        def do_DELETE(self):
+            self._serve("DELETE")
+
+        # -- plumbing ----------------------------------------------------------------------
+        def _send(self, status: int, body, *, index: int | None = None, text=False) -> None:
+            if text:
+                data = str(body).encode()
+                ctype = "text/plain; charset=utf-8"
+            else:
+                data = json.dumps(body).encode()
+                ctype = "application/json"
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            if index is not None:
+                self.send_header("X-Nomad-Index", str(index))
+                self.send_header("X-Nomad-KnownLeader", "true")
+                self.send_header("X-Nomad-LastContact", "0")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _serve(self, method: str) -> None:
+            url = urlsplit(self.path)
+            path = unquote(url.path)
+            query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+            if path.startswith("/_standin/") and control is not None:
+                body = self._body()
+                status, payload = control(self, method, path, query, body)
+                self._send(status, payload)
+                return
+            if hook is not None and hook(self, "nomad"):
+                return
+            body = self._body()
+            try:
+                if acl_token is not None and not path.startswith("/v1/status/"):
+                    given = self.headers.get("X-Nomad-Token") or ""
+                    auth = self.headers.get("Authorization") or ""
+                    if not given and auth.lower().startswith("bearer "):
+                        given = auth[7:].strip()
+                    if not given:
+                        raise NomadError(403, "Permission denied")
+                    if given != acl_token:
+                        raise NomadError(403, "ACL token not found")
+                result = route(method, path, query, body)
+                if result is None:
+                    log.warning("stand-in has no route for %s %s", method, self.path)
+                    self._send(501, f"standin: {method} {path} is not implemented", text=True)
+                    return
+                status, payload, index = result
+                self._send(status, payload, index=index)
+            except NomadError as exc:
+                self._send(exc.status, exc.text, text=True)
+            except Exception:
+                log.exception("stand-in error on %s %s", method, self.path)
+                self._send(500, traceback.format_exc(), text=True)
+
+    def decode(body: bytes) -> dict:
+        try:
+            data = json.loads(body or b"null")
+        except ValueError as exc:
+            raise NomadError(400, f"Failed to decode request body: {exc}") from exc
+        if not isinstance(data, dict):
+            raise NomadError(400, "Request body must be a JSON object")
+        return data
+
+    def wait_index(query: dict) -> None:
+        """Blocking query: hold until the index passes ?index= or ?wait= elapses."""
+        if "index" not in query:
+            return
+        try:
+            target = int(query["index"])
+            wait = parse_duration(query.get("wait") or "5m")
+        except ValueError as exc:
+            raise NomadError(400, f"Invalid wait time or index: {exc}") from exc
+        deadline = time.monotonic() + min(wait, 600)
+        with state.changed:
+            while state.index <= target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                state.changed.wait(min(left, 0.25))
+
+    def route(method, path, query, body):
+        ns = query.get("namespace") or None
+        parts = [p for p in path.split("/") if p][1:] if path.startswith("/v1/") else None
+        if parts is None or not parts:
+            return None
+        head, rest = parts[0], parts[1:]
+
+        def read(payload_fn):
+            if method != "GET":
+                raise NomadError(405, "Invalid method")
+            wait_index(query)
+            with state.lock:  # copy under the lock: the ticker mutates live records
+                return 200, copy.deepcopy(payload_fn()), state.index
+
+        if head == "jobs" and not rest:
+            if method == "GET":
+                def jobs():
+                    out = [state.job_stub(r, _truthy(query.get("meta")) and "meta" in query)
+                           for (jns, jid), r in state.jobs.items()
+                           if (ns in (None, "*") or jns == ns)
+                           and jid.startswith(query.get("prefix", ""))]
+                    return _filter(sorted(out, key=lambda s: s["ID"]), query.get("filter"))
+                return read(jobs)
+            if method in ("POST", "PUT"):
+                return register(decode(body), None, ns)
+            raise NomadError(405, "Invalid method")
+        if head == "jobs" and rest == ["parse"]:
+            return None
+        if head == "job" and rest:
+            job_id, sub = rest[0], rest[1:]
+            if not sub:
+                if method == "GET":
+                    return read(lambda: state.job_view(state._record(job_id, ns)))
+                if method in ("POST", "PUT"):
+                    return register(decode(body), job_id, ns)
+                if method == "DELETE":
+                    with state.lock:
+                        out = state.deregister(job_id, purge=_truthy(query.get("purge"))
+                                               and "purge" in query, namespace=ns)
+                    return 200, out, None
+                raise NomadError(405, "Invalid method")
+            what = sub[0]
+            if what == "plan" and len(sub) == 1:
+                if method not in ("POST", "PUT"):
+                    raise NomadError(405, "Invalid method")
+                data = decode(body)
+                job = data.get("Job")
+                if not isinstance(job, dict):
+                    raise NomadError(400, "Job must be specified")
+                if not job.get("ID"):
+                    raise NomadError(400, "Job ID hasn't been provided")
+                if job.get("ID") != job_id:
+                    raise NomadError(400, "Job ID does not match")
+                return 200, state.plan(job, diff=bool(data.get("Diff")), namespace=ns), None
+            if what == "versions":
+                def versions():
+                    rec = state._record(job_id, ns)
+                    return {"Versions": [copy.deepcopy(v) for v in reversed(rec.versions)],
+                            "Diffs": None}
+                return read(versions)
+            if what == "allocations":
+                def allocs():
+                    rec = state._record(job_id, ns)
+                    return [state.alloc_view(a, full=False) for a in state.allocs.values()
+                            if a.job_id == rec.job["ID"] and a.namespace == rec.job["Namespace"]]
+                return read(allocs)
+            if what == "evaluations":
+                def evals():
+                    state._record(job_id, ns)
+                    return [e for e in state.evals.values() if e["JobID"] == job_id]
+                return read(evals)
+            if what == "deployments":
+                def deps():
+                    state._record(job_id, ns)
+                    return sorted((d for d in state.deployments.values() if d["JobID"] == job_id),
+                                  key=lambda d: -d["CreateIndex"])
+                return read(deps)
+            if what == "deployment":
+                def latest():
+                    state._record(job_id, ns)
+                    deps = [d for d in state.deployments.values() if d["JobID"] == job_id]
+                    return max(deps, key=lambda d: d["CreateIndex"]) if deps else None
+                return read(latest)
+            if what == "summary":
+                return read(lambda: state.summary(state._record(job_id, ns)))
+            if what == "evaluate" and method in ("POST", "PUT"):
+                with state.lock:
+                    rec = state._record(job_id, ns)
+                    ev = state._evaluate(rec, "job-register")
+                return 200, {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
+                             "JobModifyIndex": rec.job["JobModifyIndex"]}, None
+            return None
+        if head == "allocations" and not rest:
+            def allocs():
+                out = [state.alloc_view(a, full=False, resources=_truthy(query.get("resources"))
+                                        and "resources" in query,
+                                        task_states=not ("task_states" in query
+                                                         and not _truthy(query["task_states"])))
+                       for a in state.allocs.values()
+                       if a.id.startswith(query.get("prefix", ""))]
+                return _filter(sorted(out, key=lambda x: x["CreateIndex"]), query.get("filter"))
+            return read(allocs)
+        if head == "allocation" and len(rest) == 1:
+            def alloc():
+                a = _lookup(state.allocs, rest[0], "alloc not found")
+                return state.alloc_view(a, full=True)
+            return read(alloc)
+        if head == "evaluations" and not rest:
+            return read(lambda: _filter([e for e in state.evals.values()
+                                         if e["ID"].startswith(query.get("prefix", ""))],
+                                        query.get("filter")))
+        if head == "evaluation" and len(rest) == 1:
+            return read(lambda: _lookup(state.evals, rest[0], "eval not found"))
+        if head == "evaluation" and len(rest) == 2 and rest[1] == "allocations":
+            return read(lambda: [state.alloc_view(a, full=False) for a in state.allocs.values()
+                                 if a.eval_id == rest[0]])
+        if head == "deployments" and not rest:
+            return read(lambda: sorted((d for d in state.deployments.values()
+                                        if d["ID"].startswith(query.get("prefix", ""))),
+                                       key=lambda d: -d["CreateIndex"]))
+        if head == "deployment" and len(rest) == 1:
+            return read(lambda: _lookup(state.deployments, rest[0], "deployment not found"))
+        if head == "deployment" and len(rest) == 2 and rest[0] == "allocations":
+            return read(lambda: [state.alloc_view(a, full=False) for a in state.allocs.values()
+                                 if a.deployment_id == rest[1]])
+        if head == "nodes" and not rest:
+            return read(lambda: _filter(
+                [state.node_stub(n, resources=_truthy(query.get("resources")) and "resources" in query,
+                                 os_attr=_truthy(query.get("os")) and "os" in query)
+                 for n in state.nodes if n["ID"].startswith(query.get("prefix", ""))],
+                query.get("filter")))
+        if head == "node" and len(rest) == 1 and rest[0] != "pools":
+            def node():
+                for n in state.nodes:
+                    if n["ID"] == rest[0]:
+                        return copy.deepcopy(n)
+                raise NomadError(404, "node not found")
+            return read(node)
+        if head == "node" and len(rest) == 2 and rest[1] == "allocations":
+            return read(lambda: [state.alloc_view(a, full=True) for a in state.allocs.values()
+                                 if a.node["ID"] == rest[0]])
+        if head == "node" and rest == ["pools"]:
+            return read(lambda: [
+                {"Name": "all", "Description": "Node pool with all nodes in the cluster.",
+                 "Meta": None, "SchedulerConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1},
+                {"Name": "default", "Description": "Default node pool.", "Meta": None,
+                 "SchedulerConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1}])
+        if head == "namespaces" and not rest:
+            return read(lambda: [{"Name": "default", "Description": "Default shared namespace",
+                                  "Quota": "", "Meta": None, "Capabilities": None,
+                                  "NodePoolConfiguration": None, "VaultConfiguration": None,
+                                  "ConsulConfiguration": None, "CreateIndex": 1,
+                                  "ModifyIndex": 1}])
+        if head == "namespace" and len(rest) == 1:
+            def one():
+                if rest[0] != "default":
+                    raise NomadError(404, "namespace not found")
+                return {"Name": "default", "Description": "Default shared namespace",
+                        "Quota": "", "Meta": None, "Capabilities": None, "CreateIndex": 1,
+                        "ModifyIndex": 1}
+            return read(one)
+        if head == "status" and rest == ["leader"]:
+            return read(lambda: "127.0.0.1:4647")
+        if head == "status" and rest == ["peers"]:
+            return read(lambda: ["127.0.0.1:4647"])
+        if head == "regions" and not rest:
+            return read(lambda: ["global"])
+        if head == "agent" and rest == ["self"]:
+            return read(lambda: {
+                "config": {"Region": "global", "Datacenter": state.nodes[0]["Datacenter"]
+                           if state.nodes else "dc1", "NodeName": "standin",
+                           "Version": {"Version": NOMAD_VERSION, "VersionPrerelease": "",
+                                       "Revision": "standin"},
+                           "ACL": {"Enabled": acl_token is not None}},
+                "member": {"Name": "standin.global", "Addr": "127.0.0.1", "Port": 4648,
+                           "Status": "alive", "Tags": {"region": "global", "role": "nomad",
+                                                       "build": NOMAD_VERSION}},
+                "stats": {"nomad": {"leader": "true", "server": "true"}}})
+        if head == "vars" and not rest:
+            return read(lambda: [{k: v for k, v in var.items() if k != "Items"}
+                                 for (vns, path), var in sorted(state.variables.items())
+                                 if (ns in (None, "*") or vns == ns)
+                                 and path.startswith(query.get("prefix", ""))])
+        if head == "var" and rest:
+            path = "/".join(rest)
+            vns = ns or "default"
+            cas = int(query["cas"]) if query.get("cas", "").isdigit() else None
+            if method == "GET":
+                def one_var():
+                    var = state.variables.get((vns, path))
+                    if var is None:
+                        raise NomadError(404, "variable not found")
+                    return var
+                return read(one_var)
+            if method in ("PUT", "POST"):
+                data = decode(body)
+                return (*state.var_put(path, data.get("Items"), namespace=vns, cas=cas), None)
+            if method == "DELETE":
+                return (*state.var_delete(path, namespace=vns, cas=cas), None)
+            raise NomadError(405, "Invalid method")
+        if head == "validate" and rest == ["job"]:
+            if method not in ("POST", "PUT"):
+                raise NomadError(405, "Invalid method")
+            job = decode(body).get("Job")
+            if not isinstance(job, dict):
+                raise NomadError(400, "Job must be specified")
+            text = _check_job(job)
+            errors = [line[3:] for line in text.splitlines() if line.startswith("\t* ")]
+            return 200, {"DriverConfigValidated": True, "ValidationErrors": errors or None,
+                         "Error": text, "Warnings": ""}, None
+        return None
+
+    def register(data: dict, job_id: str | None, ns: str | None):
+        job = data.get("Job")
+        if not isinstance(job, dict):
+            raise NomadError(400, "Job must be specified")
+        if not job.get("ID"):
+            raise NomadError(400, "Job ID hasn't been provided")
+        if job_id is not None and job["ID"] != job_id:
+            raise NomadError(400, "Job ID does not match name")
+        ns = ns or data.get("Namespace") or None
+        out = state.register(job, enforce=bool(data.get("EnforceIndex")),
+                             modify_index=int(data.get("JobModifyIndex") or 0), namespace=ns)
+        return 200, out, None
+
+    return Handler
+
+
+def _lookup(table: dict, key: str, missing: str):
+    """Single-object reads take the full ID, as Nomad's do (the CLI resolves prefixes)."""
+    if key not in table:
+        raise NomadError(404, missing)
+    return table[key]

@@ -1,0 +1,235 @@
+"""`StandIn`: a Nomad + Consul + Consul-DNS stand-in cluster on 127.0.0.1, in one process.
+
+    with StandIn(zones=("zone-a", "zone-b", "zone-c")) as cluster:
+        nomad.Nomad(host="127.0.0.1", port=cluster.nomad_port)
+
+Everything binds to loopback only, runs on daemon threads and stops by itself after `lifetime`
+seconds, so a forgotten stand-in never outlives the test run that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from typing import Self
+
+from . import consul as consul_mod
+from .faults import Faults
+from .nomad import NomadState, make_handler
+
+log = logging.getLogger("standin")
+LOOPBACK = "127.0.0.1"
+
+
+class StandinHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that can abort a connection (RST) for an injected "reset" fault."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._reset: set[int] = set()
+        self._open: set[socket.socket] = set()
+        self._reset_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def get_request(self):
+        request, addr = super().get_request()
+        with self._reset_lock:
+            self._open.add(request)
+        return request, addr
+
+    def close_connections(self) -> None:
+        """End idle keep-alive connections so no handler thread outlives the stand-in."""
+        with self._reset_lock:
+            open_now = list(self._open)
+        for request in open_now:
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def mark_reset(self, sock: socket.socket) -> None:
+        with self._reset_lock:
+            self._reset.add(id(sock))
+
+    def shutdown_request(self, request) -> None:
+        with self._reset_lock:
+            abort = id(request) in self._reset
+            self._reset.discard(id(request))
+            self._open.discard(request)
+        if abort:
+            # No shutdown(SHUT_WR): with SO_LINGER 0 the close below sends RST, not FIN.
+            request.close()
+            return
+        super().shutdown_request(request)
+
+
+class StandIn:
+    """A local cluster: Nomad HTTP API, Consul HTTP API and Consul DNS on ephemeral ports."""
+
+    def __init__(self, *, zones=("zone-a", "zone-b", "zone-c"), nodes_per_zone: int = 1,
+                 seed: int = 0, nomad_acl_token: str | None = None,
+                 consul_acl_tokens: set[str] | None = None, start_delay: float = 0.0,
+                 lifetime: float = 900.0, time_scale: float = 1.0, nomad_port: int = 0,
+                 consul_port: int = 0, dns_port: int = 0, tick: float = 0.02) -> None:
+        self.zones = tuple(zones)
+        self.lifetime = lifetime
+        self.nomad_acl_token = nomad_acl_token
+        self._ports = (nomad_port, consul_port, dns_port)
+        self._tick = tick
+        self.faults = Faults(seed)
+        self.consul = consul_mod.ConsulState(acl_tokens=set(consul_acl_tokens or ()) or None)
+        self.nomad = NomadState(consul=self.consul, zones=self.zones,
+                                nodes_per_zone=nodes_per_zone, seed=seed,
+                                start_delay=start_delay, time_scale=time_scale)
+        self.dns = None
+        self._servers: list[StandinHTTPServer] = []
+        self._threads: list[threading.Thread] = []
+        self._stopped = threading.Event()
+        self._timer: threading.Timer | None = None
+        self.nomad_addr = self.consul_addr = ""
+        self.nomad_port = self.consul_port = 0
+        self.dns_host = LOOPBACK
+        self.dns_port = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> StandIn:
+        nomad_port, consul_port, dns_port = self._ports
+        nomad_handler = make_handler(self.nomad, hook=self.faults.hook,
+                                     acl_token=self.nomad_acl_token, control=self._control)
+        consul_handler = consul_mod.make_handler(self.consul, hook=self.faults.hook)
+        nomad_srv = StandinHTTPServer((LOOPBACK, nomad_port), nomad_handler)
+        consul_srv = StandinHTTPServer((LOOPBACK, consul_port), consul_handler)
+        self._servers = [nomad_srv, consul_srv]
+        for srv, name in ((nomad_srv, "nomad"), (consul_srv, "consul")):
+            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                                 name=f"standin-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        self.nomad_port = nomad_srv.server_address[1]
+        self.consul_port = consul_srv.server_address[1]
+        self.nomad_addr = f"http://{LOOPBACK}:{self.nomad_port}"
+        self.consul_addr = f"http://{LOOPBACK}:{self.consul_port}"
+        from . import dns as dns_mod  # late: everything else works without dnspython
+
+        self.dns = dns_mod.DNSServer(self.consul, host=LOOPBACK, port=dns_port).start()
+        self.dns_host, self.dns_port = self.dns.host, self.dns.port
+        ticker = threading.Thread(target=self._run_ticker, name="standin-ticker", daemon=True)
+        ticker.start()
+        self._threads.append(ticker)
+        if self.lifetime:
+            self._timer = threading.Timer(self.lifetime, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+        log.info("stand-in up: nomad %s consul %s dns %s:%s", self.nomad_addr,
+                 self.consul_addr, self.dns_host, self.dns_port)
+        return self
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        # Shut everything down in parallel: each waits up to one poll interval.
+        stops = [srv.shutdown for srv in self._servers] + ([self.dns.stop] if self.dns else [])
+        closers = [threading.Thread(target=fn, daemon=True) for fn in stops]
+        for t in closers:
+            t.start()
+        for t in closers:
+            t.join(timeout=2)
+        for srv in self._servers:
+            srv.server_close()
+            srv.close_connections()
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout=2)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._servers) and not self._stopped.is_set()
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+    def _expire(self) -> None:
+        log.warning("stand-in lifetime (%ss) is over: stopping", self.lifetime)
+        threading.Thread(target=self.stop, daemon=True).start()
+
+    def _run_ticker(self) -> None:
+        while not self._stopped.wait(self._tick):
+            try:
+                self.nomad.tick()
+            except Exception:  # a bug in the clients' simulation must not kill the ticker
+                log.exception("stand-in tick failed")
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- helpers for tests ---------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        """The environment a client of this cluster would use."""
+        return {"NOMAD_ADDR": self.nomad_addr,
+                "CONSUL_HTTP_ADDR": f"{LOOPBACK}:{self.consul_port}",
+                "NOMADGEN_DNS": f"{self.dns_host}:{self.dns_port}"}
+
+    def wait_for(self, predicate, timeout: float = 5.0, interval: float = 0.02):
+        """Poll `predicate()` until it returns something truthy; that value, else TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"condition not met within {timeout}s")
+            time.sleep(interval)
+
+    # -- /_standin/ control API (for a stand-in running in another process) --------------------
+    def _control(self, handler, method: str, path: str, query: dict, body: bytes):
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            return 400, {"error": f"bad JSON: {exc}"}
+        parts = [p for p in path.split("/") if p][1:]
+        try:
+            if parts == ["faults"] and method == "POST":
+                rule = self.faults.add(**data)
+                return 200, {"ok": True, "rule": rule.to_dict()}
+            if parts == ["faults"] and method == "DELETE":
+                self.faults.clear()
+                return 200, {"ok": True}
+            if parts == ["faults"] and method == "GET":
+                return 200, {"rules": [r.to_dict() for r in self.faults.rules],
+                             "latency": self.faults.latency}
+            if parts == ["latency"] and method in ("POST", "PUT"):
+                for service, seconds in data.items():
+                    self.faults.latency[service] = float(seconds)
+                return 200, {"ok": True, "latency": self.faults.latency}
+            if parts == ["calls"] and method == "GET":
+                return 200, {"calls": dict(self.faults.calls),
+                             "log": [list(x) for x in self.faults.log]}
+            if parts == ["calls"] and method == "DELETE":
+                self.faults.reset_calls()
+                return 200, {"ok": True}
+            if len(parts) == 2 and parts[0] == "never_healthy" and method in ("POST", "PUT"):
+                self.nomad.never_healthy(parts[1], on=bool(data.get("on", True)))
+                return 200, {"ok": True}
+            if len(parts) == 2 and parts[0] in ("drop_node", "restore_node") and method == "POST":
+                getattr(self.nomad, parts[0])(parts[1])
+                return 200, {"ok": True}
+            if parts == ["info"] and method == "GET":
+                return 200, {"env": self.env(), "zones": list(self.zones),
+                             "nodes": [{"Name": n["Name"], "ID": n["ID"], "Status": n["Status"],
+                                        "Address": n["Address"], "Datacenter": n["Datacenter"]}
+                                       for n in self.nomad.nodes]}
+        except (TypeError, ValueError, KeyError) as exc:
+            return 400, {"error": str(exc)}
+        return 404, {"error": f"unknown control endpoint {method} {path}"}

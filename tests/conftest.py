@@ -1,0 +1,1 @@
+pytest_plugins = ["dev.standin.pytest_plugin"]
