@@ -112,7 +112,7 @@ def up_standin(state: Path, args) -> dict[str, str]:
     env_file.unlink(missing_ok=True)
     cmd = [_python(), "-m", "dev.standin", "serve", "--env-file", str(env_file),
            "--zones", args.zones, "--lifetime", str(args.lifetime),
-           "--start-delay", str(args.start_delay)]
+           "--start-delay", str(args.start_delay), "--time-scale", str(args.time_scale)]
     pid = _spawn(cmd, state / "standin.log", ROOT)
     _write_pid(state, "standin", pid, "dev.standin")
 
@@ -287,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--lifetime", type=float, default=8 * 3600,
                     help="stand-in stops itself after this many seconds")
     up.add_argument("--start-delay", type=float, default=0.3)
+    up.add_argument("--time-scale", type=float, default=1.0,
+                    help="stand-in only: multiply job durations (min healthy time, deadlines)")
     up.add_argument("--timeout", type=float, default=20.0)
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("env", help="print the exports again")

@@ -28,9 +28,10 @@ def run(*args: str, env: dict, ok=(0,)) -> subprocess.CompletedProcess:
     shown = " ".join(a if " " not in a else repr(a) for a in args)
     print(f"$ {shown.replace(str(ROOT) + '/', '')}", flush=True)
     cmd = [str(BIN / "nomadgen"), *args[1:]] if args[0] == "nomadgen" else list(args)
-    res = subprocess.run(cmd, env=env, text=True, capture_output=True, cwd=ROOT)
+    # One stream, so progress lines (stderr) and results (stdout) keep their order.
+    res = subprocess.run(cmd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         cwd=ROOT)
     sys.stdout.write(res.stdout)
-    sys.stdout.write(res.stderr)
     if res.returncode not in ok:
         raise SystemExit(f"demo: `{shown}` exited {res.returncode}")
     return res
@@ -90,8 +91,8 @@ def main() -> None:
         banner("   ... and through Consul DNS (SRV + A), as any app can")
         dns = env["NOMADGEN_DNS"]
         run(sys.executable, "-c",
-            "from nomadgen.discovery import lookup\n"
-            f"for i in lookup('psql:app', dns_server={dns!r}).instances: print(i.host, i.port)",
+            "from nomadgen.discovery import lookup; "
+            f"print(*lookup('psql:app', dns_server={dns!r}).instances, sep=chr(10))",
             env=env)
         host, port = dns.rsplit(":", 1)
         print(f"(the same with dig: dig @{host} -p {port} _psql-app._tcp.service.consul SRV)")
