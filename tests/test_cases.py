@@ -7,14 +7,19 @@ expected files with NOMADGEN_UPDATE_GOLDEN=1 and review the diff."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from dev.jobcheck import check_job
 from nomadgen.cli import app
+from tests.hcl_parity import hcl_to_job
+from tests.test_hcl import canon_configs, normalise
 
 CASES = Path(__file__).parent / "cases"
 UPDATE = os.environ.get("NOMADGEN_UPDATE_GOLDEN") == "1"
@@ -61,3 +66,14 @@ def test_case(name: str, monkeypatch) -> None:
     rendered = _run(case, "render", "--format", "json")
     assert rendered.exit_code == 0, rendered.output
     _expect(case / "render.json", rendered.stdout)
+    hcl = _run(case, "render", "--format", "hcl")
+    assert hcl.exit_code == 0, hcl.output
+    _expect(case / "render.hcl", hcl.stdout)
+
+    # Fidelity: every job passes the strict Nomad check, and its HCL says the same as its JSON.
+    jobs = json.loads(rendered.stdout)
+    texts = dict(re.findall(r"# --- (\S+)\.nomad\.hcl\n(.*?)(?=\n# --- |\Z)", hcl.stdout, re.S))
+    assert sorted(texts) == sorted(jobs)
+    for job_id, body in jobs.items():
+        assert check_job(body["Job"]) == [], job_id
+        assert canon_configs(hcl_to_job(texts[job_id])) == normalise(body["Job"]), job_id

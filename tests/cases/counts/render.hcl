@@ -1,0 +1,265 @@
+# --- queue.nomad.hcl
+job "queue" {
+  datacenters = ["eu-1", "eu-2"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "counts"
+    nomadgen_set       = "queue"
+    nomadgen_spec_hash = "7511e584c482b1f2"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "queue" {
+    count = 4
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "2"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "eu-1" {
+        percent = 50
+      }
+
+      target "eu-2" {
+        percent = 50
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "queue"
+      provider = "consul"
+      port     = "http"
+      tags     = ["$${node.datacenter}", "set-queue"]
+
+      meta {
+        nomadgen_manifest = "counts"
+        nomadgen_set      = "queue"
+      }
+
+      check {
+        name     = "queue tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "queue" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+}
+
+# --- redis-web.nomad.hcl
+job "redis-web" {
+  datacenters = ["eu-1", "eu-2"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "counts"
+    nomadgen_set       = "redis:web"
+    nomadgen_spec_hash = "df476ed209ec5980"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "redis" {
+    count = 2
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "eu-1" {
+        percent = 50
+      }
+
+      target "eu-2" {
+        percent = 50
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-web"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["$${node.datacenter}", "set-redis-web"]
+
+      meta {
+        nomadgen_manifest = "counts"
+        nomadgen_set      = "redis:web"
+      }
+
+      check {
+        name     = "redis-web tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "redis" {
+      driver = "docker"
+
+      config {
+        image = "redis:7-alpine"
+        ports = ["redis"]
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+}
+
+# --- web.nomad.hcl
+job "web" {
+  datacenters = ["eu-1", "eu-2"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "counts"
+    nomadgen_set       = "web"
+    nomadgen_spec_hash = "a92169bd1877383b"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "web" {
+    count = 5
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "3"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "eu-1" {
+        percent = 50
+      }
+
+      target "eu-2" {
+        percent = 50
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "web"
+      provider = "consul"
+      port     = "http"
+      tags     = ["$${node.datacenter}", "set-web"]
+
+      meta {
+        nomadgen_manifest = "counts"
+        nomadgen_set      = "web"
+      }
+
+      check {
+        name     = "web tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "web" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      template {
+        data        = "{{- with service \"redis-web~_agent\" }}{{ with index . 0 }}\nREDIS_HOST={{ .Address }}\nREDIS_PORT={{ .Port }}\nREDIS_URL=redis://{{ .Address }}:{{ .Port }}/0\n{{- end }}{{ end }}\n{{ with key \"nomadgen/counts/interfaces/redis-web\" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/redis-web.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+}

@@ -1,0 +1,191 @@
+# --- billing.nomad.hcl
+job "billing" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "external"
+    nomadgen_set       = "billing"
+    nomadgen_spec_hash = "d8db1e6e62c9c8a0"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "billing" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "billing"
+      provider = "consul"
+      port     = "http"
+      tags     = ["$${node.datacenter}", "set-billing"]
+
+      meta {
+        nomadgen_manifest = "external"
+        nomadgen_set      = "billing"
+      }
+
+      check {
+        name     = "billing tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "billing" {
+      driver = "docker"
+
+      config {
+        image = "example/billing:7"
+        ports = ["http"]
+      }
+
+      template {
+        data        = "{{- with service \"legacy-db~_agent\" }}{{ with index . 0 }}\nLEGACY_DB_HOST={{ .Address }}\nLEGACY_DB_PORT={{ .Port }}\nLEGACY_DB_ADDR={{ .Address }}:{{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/external/interfaces/legacy-db\" | parseJSON }}LEGACY_DB_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/legacy-db.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      template {
+        data        = "{{- with service \"redis-billing~_agent\" }}{{ with index . 0 }}\nREDIS_HOST={{ .Address }}\nREDIS_PORT={{ .Port }}\nREDIS_URL=redis://{{ .Address }}:{{ .Port }}/0\n{{- end }}{{ end }}\n{{ with key \"nomadgen/external/interfaces/redis-billing\" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/redis-billing.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+}
+
+# --- redis-billing.nomad.hcl
+job "redis-billing" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "external"
+    nomadgen_set       = "redis:billing"
+    nomadgen_spec_hash = "f264d16122ecb424"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "redis" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-billing"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["$${node.datacenter}", "set-redis-billing"]
+
+      meta {
+        nomadgen_manifest = "external"
+        nomadgen_set      = "redis:billing"
+      }
+
+      check {
+        name     = "redis-billing tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "redis" {
+      driver = "docker"
+
+      config {
+        image = "redis:7-alpine"
+        ports = ["redis"]
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+}

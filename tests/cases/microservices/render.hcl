@@ -1,0 +1,497 @@
+# --- cart.nomad.hcl
+job "cart" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "microservices"
+    nomadgen_set       = "cart"
+    nomadgen_spec_hash = "302ade846b8d7398"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "cart" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "cart"
+      provider = "consul"
+      port     = "http"
+      tags     = ["$${node.datacenter}", "set-cart"]
+
+      meta {
+        nomadgen_manifest = "microservices"
+        nomadgen_set      = "cart"
+      }
+
+      check {
+        name     = "cart tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "cart" {
+      driver = "docker"
+
+      config {
+        image = "example/cart:3.0"
+        ports = ["http"]
+      }
+
+      template {
+        data        = "{{- with service \"redis-cart~_agent\" }}{{ with index . 0 }}\nREDIS_HOST={{ .Address }}\nREDIS_PORT={{ .Port }}\nREDIS_URL=redis://{{ .Address }}:{{ .Port }}/0\n{{- end }}{{ end }}\n{{ with key \"nomadgen/microservices/interfaces/redis-cart\" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/redis-cart.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 250
+        memory = 256
+      }
+    }
+  }
+}
+
+# --- checkout.nomad.hcl
+job "checkout" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "microservices"
+    nomadgen_set       = "checkout"
+    nomadgen_spec_hash = "d22ada3a16bb9b82"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "checkout" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "grpc" {
+        to = 9000
+      }
+    }
+
+    service {
+      name     = "checkout"
+      provider = "consul"
+      port     = "grpc"
+      tags     = ["$${node.datacenter}", "set-checkout"]
+
+      meta {
+        nomadgen_manifest = "microservices"
+        nomadgen_set      = "checkout"
+      }
+
+      check {
+        name     = "checkout tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "checkout" {
+      driver = "docker"
+
+      config {
+        image = "example/checkout:1.4"
+        ports = ["grpc"]
+      }
+
+      env {
+        LOG_LEVEL = "info"
+      }
+
+      template {
+        data        = "{{- with service \"cart~_agent\" }}{{ with index . 0 }}\nCART_HOST={{ .Address }}\nCART_PORT={{ .Port }}\nCART_ADDR={{ .Address }}:{{ .Port }}\nCART_URL=http://{{ .Address }}:{{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/microservices/interfaces/cart\" | parseJSON }}CART_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/cart.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      template {
+        data        = "{{- with service \"psql-checkout~_agent\" }}{{ with index . 0 }}\nPSQL_HOST={{ .Address }}\nPSQL_PORT={{ .Port }}\nPSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app\n{{- end }}{{ end }}\nPSQL_CREDENTIALS=nomad/jobs/psql-checkout\nPSQL_DATABASE=app\nPSQL_USER=app\n{{ with key \"nomadgen/microservices/interfaces/psql-checkout\" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/psql-checkout.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+}
+
+# --- frontend.nomad.hcl
+job "frontend" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "microservices"
+    nomadgen_set       = "frontend"
+    nomadgen_spec_hash = "8b0cf47ba9dfdc1e"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "frontend" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "frontend"
+      provider = "consul"
+      port     = "http"
+      tags     = ["$${node.datacenter}", "set-frontend"]
+
+      meta {
+        nomadgen_manifest = "microservices"
+        nomadgen_set      = "frontend"
+      }
+
+      check {
+        name     = "frontend http"
+        type     = "http"
+        path     = "/healthz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "frontend" {
+      driver = "docker"
+
+      config {
+        image = "example/frontend:2.1"
+        ports = ["http"]
+      }
+
+      template {
+        data        = "{{- with service \"cart~_agent\" }}{{ with index . 0 }}\nCART_HOST={{ .Address }}\nCART_PORT={{ .Port }}\nCART_ADDR={{ .Address }}:{{ .Port }}\nCART_URL=http://{{ .Address }}:{{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/microservices/interfaces/cart\" | parseJSON }}CART_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/cart.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      template {
+        data        = "{{- with service \"checkout~_agent\" }}{{ with index . 0 }}\nCHECKOUT_HOST={{ .Address }}\nCHECKOUT_PORT={{ .Port }}\nCHECKOUT_ADDR={{ .Address }}:{{ .Port }}\nCHECKOUT_URL=grpc://{{ .Address }}:{{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/microservices/interfaces/checkout\" | parseJSON }}CHECKOUT_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/checkout.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+}
+
+# --- psql-checkout.nomad.hcl
+job "psql-checkout" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "microservices"
+    nomadgen_set       = "psql:checkout"
+    nomadgen_spec_hash = "a07fb965d7d6f965"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "psql" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "psql-checkout"
+      provider = "consul"
+      port     = "db"
+      tags     = ["$${node.datacenter}", "set-psql-checkout"]
+
+      meta {
+        nomadgen_manifest = "microservices"
+        nomadgen_set      = "psql:checkout"
+      }
+
+      check {
+        name     = "psql-checkout tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "psql" {
+      driver = "docker"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
+      }
+
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
+      }
+
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/psql-checkout\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+}
+
+# --- redis-cart.nomad.hcl
+job "redis-cart" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "microservices"
+    nomadgen_set       = "redis:cart"
+    nomadgen_spec_hash = "12754632ff9c9484"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "redis" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-cart"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["$${node.datacenter}", "set-redis-cart"]
+
+      meta {
+        nomadgen_manifest = "microservices"
+        nomadgen_set      = "redis:cart"
+      }
+
+      check {
+        name     = "redis-cart tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "redis" {
+      driver = "docker"
+
+      config {
+        image = "redis:7-alpine"
+        ports = ["redis"]
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+}

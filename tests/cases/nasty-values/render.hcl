@@ -1,0 +1,195 @@
+# --- api.nomad.hcl
+job "api" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "nasty-values"
+    nomadgen_set       = "api"
+    nomadgen_spec_hash = "fc54713ba1c65eae"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "api" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "api"
+      provider = "consul"
+      port     = "http"
+      tags     = ["$${node.datacenter}", "set-api"]
+
+      meta {
+        nomadgen_manifest = "nasty-values"
+        nomadgen_set      = "api"
+      }
+
+      check {
+        name     = "api tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "api" {
+      driver = "docker"
+
+      config {
+        args    = ["--greeting", "héllo \"wörld\" $${NOMAD_PORT_http} C:\\path\\ 東京", "--tab\there"]
+        command = "/bin/api"
+        image   = "example/api:1"
+        ports   = ["http"]
+      }
+
+      env {
+        BACKSLASHES     = "\\\\server\\share\\"
+        EMOJI           = "🚀 ü ß"
+        ESCAPED         = "$$${already} %%%{kept}"
+        MULTILINE       = "line one\nline two\r\n\ttabbed"
+        TEMPLATE_LIKE   = "{{ env \"SECRET\" }} $${attr.kernel.name} %%{ if true }x%%{ endif }"
+        TRAILING_DOLLAR = "price$"
+      }
+
+      template {
+        data        = "{{- with service \"redis-api~_agent\" }}{{ with index . 0 }}\nREDIS_HOST={{ .Address }}\nREDIS_PORT={{ .Port }}\nREDIS_URL=redis://{{ .Address }}:{{ .Port }}/0\n{{- end }}{{ end }}\n{{ with key \"nomadgen/nasty-values/interfaces/redis-api\" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/redis-api.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+}
+
+# --- redis-api.nomad.hcl
+job "redis-api" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "nasty-values"
+    nomadgen_set       = "redis:api"
+    nomadgen_spec_hash = "1ee00beffe0f209d"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "redis" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-api"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["$${node.datacenter}", "set-redis-api"]
+
+      meta {
+        nomadgen_manifest = "nasty-values"
+        nomadgen_set      = "redis:api"
+      }
+
+      check {
+        name     = "redis-api tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "redis" {
+      driver = "docker"
+
+      config {
+        image = "redis:7-alpine"
+        ports = ["redis"]
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+}

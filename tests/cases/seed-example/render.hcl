@@ -1,0 +1,595 @@
+# --- app.nomad.hcl
+job "app" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "seed-example"
+    nomadgen_set       = "app"
+    nomadgen_spec_hash = "6038ad5d19ea70cd"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "app" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+
+      port "memcache_app" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["$${node.datacenter}", "set-app"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "app"
+      }
+
+      check {
+        name     = "app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    service {
+      name     = "memcache-app"
+      provider = "consul"
+      port     = "memcache_app"
+      tags     = ["$${node.datacenter}", "set-memcache-app"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "memcache:app"
+      }
+
+      check {
+        name     = "memcache-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR = "$${NOMAD_IP_memcache_app}:$${NOMAD_PORT_memcache_app}"
+        MEMCACHE_HOST = "$${NOMAD_IP_memcache_app}"
+        MEMCACHE_PORT = "$${NOMAD_PORT_memcache_app}"
+      }
+
+      template {
+        data        = "{{- with service \"psql-app~_agent\" }}{{ with index . 0 }}\nPSQL_HOST={{ .Address }}\nPSQL_PORT={{ .Port }}\nPSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app\n{{- end }}{{ end }}\nPSQL_CREDENTIALS=nomad/jobs/psql-app\nPSQL_DATABASE=app\nPSQL_USER=app\n{{ with key \"nomadgen/seed-example/interfaces/psql-app\" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "memcache-app" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["memcache_app"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+}
+
+# --- blog.nomad.hcl
+job "blog" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "seed-example"
+    nomadgen_set       = "blog"
+    nomadgen_spec_hash = "b4a4e1b0295354e7"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "blog" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+
+      port "memcache_blog" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "blog"
+      provider = "consul"
+      port     = "http"
+      tags     = ["$${node.datacenter}", "set-blog"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "blog"
+      }
+
+      check {
+        name     = "blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    service {
+      name     = "memcache-blog"
+      provider = "consul"
+      port     = "memcache_blog"
+      tags     = ["$${node.datacenter}", "set-memcache-blog"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "memcache:blog"
+      }
+
+      check {
+        name     = "memcache-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "blog" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR = "$${NOMAD_IP_memcache_blog}:$${NOMAD_PORT_memcache_blog}"
+        MEMCACHE_HOST = "$${NOMAD_IP_memcache_blog}"
+        MEMCACHE_PORT = "$${NOMAD_PORT_memcache_blog}"
+      }
+
+      template {
+        data        = "{{- with service \"psql-blog~_agent\" }}{{ with index . 0 }}\nPSQL_HOST={{ .Address }}\nPSQL_PORT={{ .Port }}\nPSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app\n{{- end }}{{ end }}\nPSQL_CREDENTIALS=nomad/jobs/psql-blog\nPSQL_DATABASE=app\nPSQL_USER=app\n{{ with key \"nomadgen/seed-example/interfaces/psql-blog\" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/psql-blog.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "memcache-blog" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["memcache_blog"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+}
+
+# --- psql-app.nomad.hcl
+job "psql-app" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "seed-example"
+    nomadgen_set       = "psql:app"
+    nomadgen_spec_hash = "b62f55625fc105a0"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "psql" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "psql-app"
+      provider = "consul"
+      port     = "db"
+      tags     = ["$${node.datacenter}", "set-psql-app"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "psql:app"
+      }
+
+      check {
+        name     = "psql-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "psql" {
+      driver = "docker"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
+      }
+
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
+      }
+
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/psql-app\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+}
+
+# --- psql-blog.nomad.hcl
+job "psql-blog" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "seed-example"
+    nomadgen_set       = "psql:blog"
+    nomadgen_spec_hash = "24dadfec6da41384"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "psql" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "psql-blog"
+      provider = "consul"
+      port     = "db"
+      tags     = ["$${node.datacenter}", "set-psql-blog"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "psql:blog"
+      }
+
+      check {
+        name     = "psql-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "psql" {
+      driver = "docker"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
+      }
+
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
+      }
+
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/psql-blog\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+}
+
+# --- worker.nomad.hcl
+job "worker" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "seed-example"
+    nomadgen_set       = "worker"
+    nomadgen_spec_hash = "cb40ffeea6495978"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "worker" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "worker"
+      provider = "consul"
+      port     = "http"
+      tags     = ["$${node.datacenter}", "set-worker"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "worker"
+      }
+
+      check {
+        name     = "worker tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "worker" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      template {
+        data        = "{{- with service \"psql-app~_agent\" }}{{ with index . 0 }}\nPSQL_HOST={{ .Address }}\nPSQL_PORT={{ .Port }}\nPSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app\n{{- end }}{{ end }}\nPSQL_CREDENTIALS=nomad/jobs/psql-app\nPSQL_DATABASE=app\nPSQL_USER=app\n{{ with key \"nomadgen/seed-example/interfaces/psql-app\" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+}

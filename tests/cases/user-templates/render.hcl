@@ -1,0 +1,391 @@
+# --- app.nomad.hcl
+job "app" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "user-templates"
+    nomadgen_set       = "app"
+    nomadgen_spec_hash = "f4b892b82c2c9a48"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "app" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["$${node.datacenter}", "set-app"]
+
+      meta {
+        nomadgen_manifest = "user-templates"
+        nomadgen_set      = "app"
+      }
+
+      check {
+        name     = "app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      template {
+        data        = "{{- with service \"pgbouncer-app~_agent\" }}{{ with index . 0 }}\nPGBOUNCER_HOST={{ .Address }}\nPGBOUNCER_PORT={{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/user-templates/interfaces/pgbouncer-app\" | parseJSON }}PGBOUNCER_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/pgbouncer-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      template {
+        data        = "{{- with service \"redis-app~_agent\" }}{{ with index . 0 }}\nREDIS_HOST={{ .Address }}\nREDIS_PORT={{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/user-templates/interfaces/redis-app\" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/redis-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+}
+
+# --- pgbouncer-app.nomad.hcl
+job "pgbouncer-app" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "user-templates"
+    nomadgen_set       = "pgbouncer:app"
+    nomadgen_spec_hash = "82ec4e7d9d519f8a"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "pgbouncer" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "pg" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "pgbouncer-app"
+      provider = "consul"
+      port     = "pg"
+      tags     = ["$${node.datacenter}", "set-pgbouncer-app"]
+
+      meta {
+        nomadgen_manifest = "user-templates"
+        nomadgen_set      = "pgbouncer:app"
+      }
+
+      check {
+        name     = "pgbouncer-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "pgbouncer" {
+      driver = "docker"
+
+      config {
+        image = "edoburu/pgbouncer:1.22"
+        ports = ["pg"]
+      }
+
+      template {
+        data        = "{{- with service \"psql-pgbouncer-app~_agent\" }}{{ with index . 0 }}\nPSQL_HOST={{ .Address }}\nPSQL_PORT={{ .Port }}\nPSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app\n{{- end }}{{ end }}\nPSQL_CREDENTIALS=nomad/jobs/psql-pgbouncer-app\nPSQL_DATABASE=app\nPSQL_USER=app\n{{ with key \"nomadgen/user-templates/interfaces/psql-pgbouncer-app\" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        destination = "local/nomadgen/psql-pgbouncer-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+}
+
+# --- psql-pgbouncer-app.nomad.hcl
+job "psql-pgbouncer-app" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "user-templates"
+    nomadgen_set       = "psql:pgbouncer:app"
+    nomadgen_spec_hash = "8e0e68b9c9c55dcb"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "psql" {
+    count = 3
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "psql-pgbouncer-app"
+      provider = "consul"
+      port     = "db"
+      tags     = ["$${node.datacenter}", "set-psql-pgbouncer-app"]
+
+      meta {
+        nomadgen_manifest = "user-templates"
+        nomadgen_set      = "psql:pgbouncer:app"
+      }
+
+      check {
+        name     = "psql-pgbouncer-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "psql" {
+      driver = "docker"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
+      }
+
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
+      }
+
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/psql-pgbouncer-app\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+}
+
+# --- redis-app.nomad.hcl
+job "redis-app" {
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "user-templates"
+    nomadgen_set       = "redis:app"
+    nomadgen_spec_hash = "6bcacc0b78b53c4e"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "redis" {
+    count = 6
+
+    constraint {
+      attribute = "$${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "2"
+    }
+
+    spread {
+      attribute = "$${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-app"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["$${node.datacenter}", "set-redis-app"]
+
+      meta {
+        nomadgen_manifest = "user-templates"
+        nomadgen_set      = "redis:app"
+      }
+
+      check {
+        name     = "redis-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "redis" {
+      driver = "docker"
+
+      config {
+        image = "redis:7.2-alpine"
+        ports = ["redis"]
+      }
+
+      resources {
+        cpu    = 200
+        memory = 1024
+      }
+    }
+  }
+}
