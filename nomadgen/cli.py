@@ -42,13 +42,13 @@ class GraphFormat(str, Enum):
 
 ManifestArg = Annotated[str, typer.Argument(help="The manifest (JSON), e.g. examples/dockland.json.")]
 ZonesOpt = Annotated[str | None, typer.Option(
-    "--zones", help="Comma-separated zones [env NOMADGEN_ZONES; default: zone-a,zone-b,zone-c].")]
+    "--zones", help="Comma-separated zones (env NOMADGEN_ZONES; default: zone-a,zone-b,zone-c).")]
 TemplatesOpt = Annotated[str | None, typer.Option(
     "--templates", help="Folder of <service>.toml templates; yours win over the packaged ones.")]
 ConfigOpt = Annotated[str | None, typer.Option(
-    "--config", help="Config file [default: ./nomadgen.toml if present].")]
+    "--config", help="Config file (default: ./nomadgen.toml if present).")]
 NameOpt = Annotated[str | None, typer.Option(
-    "--name", help="Manifest name (owner of the jobs) [default: the file name].")]
+    "--name", help="Manifest name (owner of the jobs) (default: the file name).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -206,27 +206,42 @@ def schema() -> None:
 
 # --- Commands that talk to a cluster ----------------------------------------------------------
 
-NomadAddr = Annotated[str | None, typer.Option("--nomad-addr", help="[env NOMAD_ADDR; default http://127.0.0.1:4646]", rich_help_panel="Nomad")]
-NomadTokenFile = Annotated[str | None, typer.Option("--nomad-token-file", help="Read the ACL token from this file [env NOMAD_TOKEN, NOMAD_TOKEN_FILE].", rich_help_panel="Nomad")]
-NomadCACert = Annotated[str | None, typer.Option("--nomad-ca-cert", help="[env NOMAD_CACERT]", rich_help_panel="Nomad")]
-NomadNamespace = Annotated[str | None, typer.Option("--namespace", help="[env NOMAD_NAMESPACE]", rich_help_panel="Nomad")]
+NomadAddr = Annotated[str | None, typer.Option("--nomad-addr", help="(env NOMAD_ADDR; default http://127.0.0.1:4646)", rich_help_panel="Nomad")]
+NomadTokenFile = Annotated[str | None, typer.Option("--nomad-token-file", help="Read the ACL token from this file (env NOMAD_TOKEN, NOMAD_TOKEN_FILE).", rich_help_panel="Nomad")]
+NomadCACert = Annotated[str | None, typer.Option("--nomad-ca-cert", help="(env NOMAD_CACERT)", rich_help_panel="Nomad")]
+NomadNamespace = Annotated[str | None, typer.Option("--namespace", help="(env NOMAD_NAMESPACE)", rich_help_panel="Nomad")]
 SkipVerify = Annotated[bool, typer.Option("--tls-skip-verify", help="Do not verify TLS certificates (NOMAD_SKIP_VERIFY, CONSUL_HTTP_SSL_VERIFY=false); not for production.")]
-ConsulAddr = Annotated[str | None, typer.Option("--consul-addr", help="[env CONSUL_HTTP_ADDR; default 127.0.0.1:8500]", rich_help_panel="Consul")]
-ConsulTokenFile = Annotated[str | None, typer.Option("--consul-token-file", help="[env CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE]", rich_help_panel="Consul")]
-ConsulCACert = Annotated[str | None, typer.Option("--consul-ca-cert", help="[env CONSUL_CACERT]", rich_help_panel="Consul")]
-ZoneAttr = Annotated[str | None, typer.Option("--zone-attribute", help="Node property that names a zone [default ${node.datacenter}; e.g. ${meta.zone}].")]
+ConsulAddr = Annotated[str | None, typer.Option("--consul-addr", help="(env CONSUL_HTTP_ADDR; default 127.0.0.1:8500)", rich_help_panel="Consul")]
+ConsulTokenFile = Annotated[str | None, typer.Option("--consul-token-file", help="(env CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE)", rich_help_panel="Consul")]
+ConsulCACert = Annotated[str | None, typer.Option("--consul-ca-cert", help="(env CONSUL_CACERT)", rich_help_panel="Consul")]
+NomadClientCert = Annotated[str | None, typer.Option("--nomad-client-cert", help="(env NOMAD_CLIENT_CERT)", rich_help_panel="Nomad")]
+NomadClientKey = Annotated[str | None, typer.Option("--nomad-client-key", help="(env NOMAD_CLIENT_KEY)", rich_help_panel="Nomad")]
+NomadRegion = Annotated[str | None, typer.Option("--region", help="(env NOMAD_REGION)", rich_help_panel="Nomad")]
+ConsulClientCert = Annotated[str | None, typer.Option("--consul-client-cert", help="(env CONSUL_CLIENT_CERT)", rich_help_panel="Consul")]
+ConsulClientKey = Annotated[str | None, typer.Option("--consul-client-key", help="(env CONSUL_CLIENT_KEY)", rich_help_panel="Consul")]
+ZoneAttr = Annotated[str | None, typer.Option("--zone-attribute", help="Node property that names a zone (default ${node.datacenter}; e.g. ${meta.zone}).")]
 
 
-def _connect(nomad_addr, nomad_token_file, nomad_ca_cert, namespace, skip_verify,
-             consul_addr, consul_token_file, consul_ca_cert):
+_CONNECTION = {"nomad_addr", "nomad_token_file", "nomad_ca_cert", "namespace", "tls_skip_verify",
+               "consul_addr", "consul_token_file", "consul_ca_cert", "nomad_client_cert",
+               "nomad_client_key", "region", "consul_client_cert", "consul_client_key"}
+
+
+def _connect(*, nomad_addr=None, nomad_token_file=None, nomad_ca_cert=None, namespace=None,
+             tls_skip_verify=False, consul_addr=None, consul_token_file=None, consul_ca_cert=None,
+             nomad_client_cert=None, nomad_client_key=None, region=None,
+             consul_client_cert=None, consul_client_key=None):
     from .backends import connect
     from .settings import consul_endpoint, nomad_endpoint
 
     # Tokens come only from the environment or files: a flag would land in shell history.
+    skip = True if tls_skip_verify else None
     n = nomad_endpoint(address=nomad_addr, token_file=nomad_token_file, ca_cert=nomad_ca_cert,
-                       namespace=namespace, skip_verify=True if skip_verify else None)
+                       namespace=namespace, region=region, client_cert=nomad_client_cert,
+                       client_key=nomad_client_key, skip_verify=skip)
     c = consul_endpoint(address=consul_addr, token_file=consul_token_file, ca_cert=consul_ca_cert,
-                        skip_verify=True if skip_verify else None)
+                        client_cert=consul_client_cert, client_key=consul_client_key,
+                        skip_verify=skip)
     if n.verify is False or c.verify is False:
         _err("warning: TLS certificates are not verified")
     return connect(n, c)
@@ -252,6 +267,9 @@ def plan(
     nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
     tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
     consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
+    nomad_client_cert: NomadClientCert = None, nomad_client_key: NomadClientKey = None,
+    region: NomadRegion = None, consul_client_cert: ConsulClientCert = None,
+    consul_client_key: ConsulClientKey = None,
 ) -> None:
     """Show what submit would change: job diffs, interfaces, stale jobs, reloads.
     Exit 0: no change, 1: changes, 255: error (like `nomad job plan`)."""
@@ -259,8 +277,7 @@ def plan(
     from .operations import prepare
 
     cfg = _online_config(zones, templates, config, zone_attribute, namespace)
-    nomad, consul = _connect(nomad_addr, nomad_token_file, nomad_ca_cert, namespace,
-                             tls_skip_verify, consul_addr, consul_token_file, consul_ca_cert)
+    nomad, consul = _connect(**{k: v for k, v in locals().items() if k in _CONNECTION})
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune)
     if as_json:
         typer.echo(json.dumps(prep.changes.to_json(), indent=2))
@@ -284,6 +301,9 @@ def submit(
     nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
     tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
     consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
+    nomad_client_cert: NomadClientCert = None, nomad_client_key: NomadClientKey = None,
+    region: NomadRegion = None, consul_client_cert: ConsulClientCert = None,
+    consul_client_key: ConsulClientKey = None,
 ) -> None:
     """Converge the cluster on the manifest: interfaces, then jobs in dependency order."""
     from .console import progress_printer, report_text
@@ -291,8 +311,7 @@ def submit(
     from .operations import prepare
 
     cfg = _online_config(zones, templates, config, zone_attribute, namespace)
-    nomad, consul = _connect(nomad_addr, nomad_token_file, nomad_ca_cert, namespace,
-                             tls_skip_verify, consul_addr, consul_token_file, consul_ca_cert)
+    nomad, consul = _connect(**{k: v for k, v in locals().items() if k in _CONNECTION})
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, concurrency=concurrency)
     printer = progress_printer(enabled=not as_json)
     try:
@@ -318,14 +337,16 @@ def status(
     nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
     tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
     consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
+    nomad_client_cert: NomadClientCert = None, nomad_client_key: NomadClientKey = None,
+    region: NomadRegion = None, consul_client_cert: ConsulClientCert = None,
+    consul_client_key: ConsulClientKey = None,
 ) -> None:
     """Per set: job state, allocations per zone and node, health, interface, drift."""
     from .console import status_text
     from .operations import status as get_status
 
     cfg = _online_config(None, None, config, zone_attribute, namespace)
-    nomad, consul = _connect(nomad_addr, nomad_token_file, nomad_ca_cert, namespace,
-                             tls_skip_verify, consul_addr, consul_token_file, consul_ca_cert)
+    nomad, consul = _connect(**{k: v for k, v in locals().items() if k in _CONNECTION})
     rows, record = get_status(name or _manifest_name(manifest), cfg, nomad, consul)
     if as_json:
         typer.echo(json.dumps([r._asdict() for r in rows], indent=2))
@@ -343,14 +364,16 @@ def destroy(
     nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
     tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
     consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
+    nomad_client_cert: NomadClientCert = None, nomad_client_key: NomadClientKey = None,
+    region: NomadRegion = None, consul_client_cert: ConsulClientCert = None,
+    consul_client_key: ConsulClientKey = None,
 ) -> None:
     """Stop and purge every job this manifest owns and remove its Consul KV keys."""
     from .operations import destroy as do_destroy
     from .operations import owned_jobs
 
     cfg = _online_config(None, None, config, None, namespace)
-    nomad, consul = _connect(nomad_addr, nomad_token_file, nomad_ca_cert, namespace,
-                             tls_skip_verify, consul_addr, consul_token_file, consul_ca_cert)
+    nomad, consul = _connect(**{k: v for k, v in locals().items() if k in _CONNECTION})
     mname = name or _manifest_name(manifest)
     jobs = owned_jobs(mname, nomad)
     if not yes:

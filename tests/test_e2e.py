@@ -327,3 +327,36 @@ def test_credentials_are_generated_once_and_never_shown(cluster):
     assert n.variable.get_variable("nomad/jobs/psql-app")["Items"]["password"] == password
     res = cli(cluster, "status", str(SEED))
     assert password not in res.output
+
+
+def test_a_change_made_in_between_is_reported_not_overwritten(cluster, tmp_path):
+    push(cluster)
+    doc = json.loads(SEED.read_text())
+    doc["app"]["overrides"] = {"psql": {"image": "postgres:17-alpine"}}
+    cfg = load_config(env={})
+    nomad, consul = backends(cluster)
+    prep = prepare(str(manifest_copy(tmp_path, doc)), cfg, nomad, consul, name="dockland")
+    # Someone else updates psql-app after our plan was read.
+    theirs = nomad.job("psql-app")
+    theirs["TaskGroups"][0]["Tasks"][0]["Env"]["SOMEONE"] = "else"
+    nomad.register(theirs, theirs["JobModifyIndex"])
+    with pytest.raises(ApplyError) as e:
+        apply(prep.changes, nomad, consul, cfg.render, timeout=30)
+    assert e.value.exit_code == 10 and "the job changed since it was read" in str(e.value)
+    assert nomad.job("psql-app")["TaskGroups"][0]["Tasks"][0]["Env"]["SOMEONE"] == "else"
+
+
+def test_two_concurrent_pushes_cannot_silently_overwrite_interfaces(cluster, tmp_path):
+    cfg = load_config(env={})
+    nomad, consul = backends(cluster)
+    first = prepare(str(SEED), cfg, nomad, consul, name="dockland")
+    doc = json.loads(SEED.read_text())
+    doc["worker"]["depends"] = ["psql:app", "redis"]
+    second = prepare(str(manifest_copy(tmp_path, doc)), cfg, nomad, consul, name="dockland")
+    apply(first.changes, nomad, consul, cfg.render, timeout=30)
+    cluster.faults.reset_calls()
+    with pytest.raises(ApplyError) as e:
+        apply(second.changes, nomad, consul, cfg.render, timeout=30)
+    assert e.value.exit_code == 10 and "rolled back" in str(e.value)
+    # The transaction was rolled back as a whole: no job was registered after it.
+    assert [x for x in writes(cluster.faults) if x[0] == "nomad"] == []
