@@ -61,17 +61,22 @@ def manifest(n: int) -> dict:
     return doc
 
 
-# What `nomadgen render --format json --out DIR` computes, minus the disk writes.
+# What `nomadgen render --format json --out DIR` computes (same calls), minus the disk writes.
 SCALE_CHILD = r"""
-import json, resource, sys, time
-from nomadgen.pipeline import build, job_files
+import gc, json, resource, sys, time
+gc.disable()  # as `nomadgen render` does (nomadgen/cli.py main)
+from nomadgen.pipeline import build_plan, no_gc, render_files
+from nomadgen.render import interfaces
 from nomadgen.settings import load_config
 cfg = load_config(env={})
 t = time.perf_counter()
-result = build(sys.argv[1], cfg, name="bench")
-files = job_files(result.jobs, "json")
+with no_gc():
+    _, plan = build_plan(sys.argv[1], cfg, name="bench")
+files = render_files(plan, cfg.render, "json")
+with no_gc():
+    docs = interfaces(plan, cfg.render)
 dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "jobs": len(result.jobs), "sets": len(result.plan.sets),
+print(json.dumps({"seconds": dt, "jobs": len(files), "sets": len(plan.sets),
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

@@ -5,6 +5,7 @@ in one place (`_guarded`); heavy modules are imported inside the commands that u
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import sys
 from collections.abc import Callable
@@ -112,31 +113,32 @@ def render(
     name: NameOpt = None,
 ) -> None:
     """Render the Nomad jobs (and interface documents) for a manifest."""
-    from .pipeline import build, job_files
+    from .pipeline import build, build_plan, no_gc, render_files
 
     cfg = _config(zones, templates, config)
-    result = build(manifest, cfg, name)
-    jobs = result.jobs
-    if job is not None:
-        jobs = tuple(j for j in jobs if j.id == job)
-        if not jobs:
-            raise NomadgenError(f"no job {job!r} in this manifest",
-                                hint="jobs: " + ", ".join(j.id for j in result.jobs))
-    files = job_files(jobs, fmt.value)
+    if out is None and job is None and fmt is Format.json:
+        result = build(manifest, cfg, name)  # one JSON object holding every job
+        typer.echo(json.dumps({j.id: {"Job": j.api} for j in result.jobs}, indent=2,
+                              sort_keys=True, ensure_ascii=False))
+        return
+    with no_gc():
+        _, plan = build_plan(manifest, cfg, name)
+    files = render_files(plan, cfg.render, fmt.value, only=job)
+    if job is not None and not files:
+        raise NomadgenError(f"no job {job!r} in this manifest",
+                            hint="jobs: " + ", ".join(s.job_id for s in plan.sets if s.job_hosted))
     if out is None:
-        if fmt is Format.json and job is None:
-            typer.echo(json.dumps({j.id: {"Job": j.api} for j in jobs}, indent=2, sort_keys=True,
-                                  ensure_ascii=False))
-        elif job is not None:
+        if job is not None:
             typer.echo(next(iter(files.values())), nl=False)
         else:
             typer.echo("\n".join(f"# --- {fname}\n{text}" for fname, text in files.items()), nl=False)
         return
     from .files import write_tree
+    from .render import interfaces
 
     entries = dict(files)
     if job is None:
-        for kv in result.interfaces:
+        for kv in interfaces(plan, cfg.render):
             entries["interfaces/" + kv.key.rsplit("/", 1)[1] + ".json"] = kv.value.decode()
     write_tree(out, entries)
     _err(f"wrote {len(files)} job(s) and {len(entries) - len(files)} interface(s) to {out}")
@@ -418,7 +420,22 @@ def _manifest_name(arg: str) -> str:
 
 
 def main() -> None:
-    app()
+    # Typer builds every command's parameters before running one (about 2 ms each). The offline
+    # commands run on a one-command app, so `nomadgen render` pays only for itself.
+    argv = sys.argv[1:]
+    name = next((a for a in argv if not a.startswith("-")), None)
+    fast = {"render": render, "resolve": resolve, "graph": graph}
+    if name in fast and not {"-h", "--help"} & set(argv):
+        # A short run that builds large acyclic structures: the cyclic collector would only
+        # rescan the growing heap (super-linear on big manifests).
+        gc.disable()
+        one = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False,
+                          context_settings={"help_option_names": ["-h", "--help"]})
+        one.callback()(_main)
+        one.command(name)(fast[name])
+        one(prog_name="nomadgen")
+        return
+    app(prog_name="nomadgen")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 from .catalog import Catalog
 from .manifest import load
-from .model import Job, KVEntry, Manifest, Plan
-from .render import interfaces, render, to_json
+from .model import Job, KVEntry, Manifest, Plan, Settings
+from .render import interfaces, render, render_job, to_json
 from .resolve import resolve
 from .settings import Config
 
@@ -49,6 +49,25 @@ def build(manifest_path: str, config: Config, name: str | None = None,
         manifest, plan = build_plan(manifest_path, config, name, zones)
         return Rendered(manifest, plan, tuple(render(plan, config.render)),
                         tuple(interfaces(plan, config.render)))
+
+
+def render_files(plan: Plan, settings: Settings, fmt: str, only: str | None = None) -> dict[str, str]:
+    """File name -> text for every job (or just `only`), each job written out as soon as it is
+    rendered and then dropped: a big manifest never holds every job dict at once."""
+    to_text = to_json if fmt == "json" else None
+    if to_text is None:
+        from .hcl import to_hcl
+
+        def to_text(job: Job) -> str:
+            return to_hcl(job.api)
+    suffix = ".nomad.json" if fmt == "json" else ".nomad.hcl"
+    shared: dict = {}
+    out = {}
+    with no_gc():
+        for s in plan.sets:
+            if s.job_hosted and (only is None or s.job_id == only):
+                out[s.job_id + suffix] = to_text(render_job(plan, s, settings, shared))
+    return dict(sorted(out.items()))
 
 
 def job_files(jobs: tuple[Job, ...] | list[Job], fmt: str) -> dict[str, str]:

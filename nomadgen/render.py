@@ -31,20 +31,30 @@ _PH = re.compile(r"\{([a-z_]+)\}")
 
 
 def render(plan: Plan, settings: Settings = Settings()) -> list[Job]:
-    """One job per job-hosting set, sorted by ID. Node-local sets ride in their host's group."""
-    return [render_job(plan, s, settings) for s in plan.sets if s.job_hosted]
+    """One job per job-hosting set, sorted by ID. Node-local sets ride in their host's group.
+    Identical blocks (update, spread, constraint) are one shared object across the jobs of a
+    render: jobs are read-only once rendered, and a big manifest needs far less memory."""
+    shared: dict = {}
+    return [render_job(plan, s, settings, shared) for s in plan.sets if s.job_hosted]
 
 
-def render_job(plan: Plan, s: ServiceSet, settings: Settings) -> Job:
+def _once(shared: dict | None, key: tuple, make):
+    if shared is None:
+        return make()
+    if key not in shared:
+        shared[key] = make()
+    return shared[key]
+
+
+def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: dict | None = None) -> Job:
     zattr = settings.zone_attribute
     group: dict = {
         "Name": s.type,
         "Count": s.count,
-        "Constraints": [
-            # The hard guarantee: never more than per_zone_max instances in one zone.
-            {"LTarget": zattr, "Operand": "distinct_property", "RTarget": str(s.per_zone_max)},
-        ],
-        "Spreads": [_spread(zattr, plan.zones)],
+        # The hard guarantee: never more than per_zone_max instances in one zone.
+        "Constraints": _once(shared, ("constraint", zattr, s.per_zone_max), lambda: [
+            {"LTarget": zattr, "Operand": "distinct_property", "RTarget": str(s.per_zone_max)}]),
+        "Spreads": _once(shared, ("spread", zattr, plan.zones), lambda: [_spread(zattr, plan.zones)]),
         "Networks": [{"Mode": "host", "DynamicPorts": _ports(plan, s)}],
         "Services": _services(plan, s, settings),
         "Tasks": [_main_task(plan, s, settings)] + [
@@ -58,16 +68,16 @@ def render_job(plan: Plan, s: ServiceSet, settings: Settings) -> Job:
         "ID": s.job_id,
         "Name": s.job_id,
         "Type": "service",
-        "Datacenters": list(_datacenters(plan, settings)),
+        "Datacenters": _once(shared, ("dcs",), lambda: list(_datacenters(plan, settings))),
         "Meta": {META_MANIFEST: plan.manifest, META_SET: s.name},
-        "Update": {
+        "Update": _once(shared, ("update",), lambda: {
             "MaxParallel": 1,
             "HealthCheck": "checks",
             "MinHealthyTime": 10 * SECOND,
             "HealthyDeadline": 300 * SECOND,
             "ProgressDeadline": 600 * SECOND,
             "AutoRevert": True,
-        },
+        }),
         "TaskGroups": [group],
     }
     if settings.namespace and settings.namespace != "default":
