@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -224,9 +225,33 @@ ConsulClientKey = Annotated[str | None, typer.Option("--consul-client-key", help
 ZoneAttr = Annotated[str | None, typer.Option("--zone-attribute", help="Node property that names a zone (default ${node.datacenter}; e.g. ${meta.zone}).")]
 
 
-_CONNECTION = {"nomad_addr", "nomad_token_file", "nomad_ca_cert", "namespace", "tls_skip_verify",
-               "consul_addr", "consul_token_file", "consul_ca_cert", "nomad_client_cert",
-               "nomad_client_key", "region", "consul_client_cert", "consul_client_key"}
+# The connection options every cluster command takes: (annotation, default).
+_CONNECTION = {
+    "nomad_addr": (NomadAddr, None), "nomad_token_file": (NomadTokenFile, None),
+    "nomad_ca_cert": (NomadCACert, None), "nomad_client_cert": (NomadClientCert, None),
+    "nomad_client_key": (NomadClientKey, None), "namespace": (NomadNamespace, None),
+    "region": (NomadRegion, None), "consul_addr": (ConsulAddr, None),
+    "consul_token_file": (ConsulTokenFile, None), "consul_ca_cert": (ConsulCACert, None),
+    "consul_client_cert": (ConsulClientCert, None), "consul_client_key": (ConsulClientKey, None),
+    "tls_skip_verify": (SkipVerify, False),
+}
+
+
+def _with_connection(fn: Callable) -> Callable:
+    """Adds the connection options to a command's signature (Typer reads the signature) and
+    hands them to it as one `conn` dict, so each command declares them once, here."""
+    sig = inspect.signature(fn, eval_str=True)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+             for name, (ann, default) in _CONNECTION.items()]
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        conn = {name: kwargs.pop(name, default) for name, (_, default) in _CONNECTION.items()}
+        return fn(*args, conn=conn, **kwargs)
+
+    inner.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in sig.parameters.values() if p.name != "conn"] + extra)
+    return inner
 
 
 def _connect(*, nomad_addr=None, nomad_token_file=None, nomad_ca_cert=None, namespace=None,
@@ -258,6 +283,7 @@ def _online_config(zones, templates, config, zone_attribute, namespace):
 
 @app.command()
 @_guarded(error_code=EXIT_PLAN_ERROR)
+@_with_connection
 def plan(
     manifest: ManifestArg,
     as_json: JsonOpt = False,
@@ -265,21 +291,15 @@ def plan(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every field of new jobs too.")] = False,
     zones: ZonesOpt = None, templates: TemplatesOpt = None, config: ConfigOpt = None,
     name: NameOpt = None, zone_attribute: ZoneAttr = None,
-    nomad_addr: NomadAddr = None, nomad_token_file: NomadTokenFile = None,
-    nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
-    tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
-    consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
-    nomad_client_cert: NomadClientCert = None, nomad_client_key: NomadClientKey = None,
-    region: NomadRegion = None, consul_client_cert: ConsulClientCert = None,
-    consul_client_key: ConsulClientKey = None,
+    conn: dict | None = None,
 ) -> None:
     """Show what submit would change: job diffs, interfaces, stale jobs, reloads.
     Exit 0: no change, 1: changes, 255: error (like `nomad job plan`)."""
     from .console import changeset_text
     from .operations import prepare
 
-    cfg = _online_config(zones, templates, config, zone_attribute, namespace)
-    nomad, consul = _connect(**{k: v for k, v in locals().items() if k in _CONNECTION})
+    cfg = _online_config(zones, templates, config, zone_attribute, conn["namespace"])
+    nomad, consul = _connect(**conn)
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune)
     if as_json:
         typer.echo(json.dumps(prep.changes.to_json(), indent=2))
@@ -290,6 +310,7 @@ def plan(
 
 @app.command()
 @_guarded()
+@_with_connection
 def submit(
     manifest: ManifestArg,
     as_json: JsonOpt = False,
@@ -299,21 +320,15 @@ def submit(
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight at once.")] = 16,
     zones: ZonesOpt = None, templates: TemplatesOpt = None, config: ConfigOpt = None,
     name: NameOpt = None, zone_attribute: ZoneAttr = None,
-    nomad_addr: NomadAddr = None, nomad_token_file: NomadTokenFile = None,
-    nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
-    tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
-    consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
-    nomad_client_cert: NomadClientCert = None, nomad_client_key: NomadClientKey = None,
-    region: NomadRegion = None, consul_client_cert: ConsulClientCert = None,
-    consul_client_key: ConsulClientKey = None,
+    conn: dict | None = None,
 ) -> None:
     """Converge the cluster on the manifest: interfaces, then jobs in dependency order."""
     from .console import progress_printer, report_text
     from .converge import ApplyError, apply
     from .operations import prepare
 
-    cfg = _online_config(zones, templates, config, zone_attribute, namespace)
-    nomad, consul = _connect(**{k: v for k, v in locals().items() if k in _CONNECTION})
+    cfg = _online_config(zones, templates, config, zone_attribute, conn["namespace"])
+    nomad, consul = _connect(**conn)
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, concurrency=concurrency)
     printer = progress_printer(enabled=not as_json)
     try:
@@ -331,24 +346,19 @@ def submit(
 
 @app.command()
 @_guarded()
+@_with_connection
 def status(
     manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
     as_json: JsonOpt = False, config: ConfigOpt = None, name: NameOpt = None,
     zone_attribute: ZoneAttr = None,
-    nomad_addr: NomadAddr = None, nomad_token_file: NomadTokenFile = None,
-    nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
-    tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
-    consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
-    nomad_client_cert: NomadClientCert = None, nomad_client_key: NomadClientKey = None,
-    region: NomadRegion = None, consul_client_cert: ConsulClientCert = None,
-    consul_client_key: ConsulClientKey = None,
+    conn: dict | None = None,
 ) -> None:
     """Per set: job state, allocations per zone and node, health, interface, drift."""
     from .console import status_text
     from .operations import status as get_status
 
-    cfg = _online_config(None, None, config, zone_attribute, namespace)
-    nomad, consul = _connect(**{k: v for k, v in locals().items() if k in _CONNECTION})
+    cfg = _online_config(None, None, config, zone_attribute, conn["namespace"])
+    nomad, consul = _connect(**conn)
     rows, record = get_status(name or _manifest_name(manifest), cfg, nomad, consul)
     if as_json:
         typer.echo(json.dumps([r._asdict() for r in rows], indent=2))
@@ -358,24 +368,19 @@ def status(
 
 @app.command()
 @_guarded()
+@_with_connection
 def destroy(
     manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     config: ConfigOpt = None, name: NameOpt = None,
-    nomad_addr: NomadAddr = None, nomad_token_file: NomadTokenFile = None,
-    nomad_ca_cert: NomadCACert = None, namespace: NomadNamespace = None,
-    tls_skip_verify: SkipVerify = False, consul_addr: ConsulAddr = None,
-    consul_token_file: ConsulTokenFile = None, consul_ca_cert: ConsulCACert = None,
-    nomad_client_cert: NomadClientCert = None, nomad_client_key: NomadClientKey = None,
-    region: NomadRegion = None, consul_client_cert: ConsulClientCert = None,
-    consul_client_key: ConsulClientKey = None,
+    conn: dict | None = None,
 ) -> None:
     """Stop and purge every job this manifest owns and remove its Consul KV keys."""
     from .operations import destroy as do_destroy
     from .operations import owned_jobs
 
-    cfg = _online_config(None, None, config, None, namespace)
-    nomad, consul = _connect(**{k: v for k, v in locals().items() if k in _CONNECTION})
+    cfg = _online_config(None, None, config, None, conn["namespace"])
+    nomad, consul = _connect(**conn)
     mname = name or _manifest_name(manifest)
     jobs = owned_jobs(mname, nomad)
     if not yes:
