@@ -70,53 +70,41 @@ class NomadBackend:
 
     # --- translation ---------------------------------------------------------------------
     def _call(self, what: str, fn: Callable, *args, read: bool = True, **kwargs) -> Any:
-        nex = self._nex
-        attempts = 1 + (READ_RETRIES if read else 0)
-        for attempt in range(attempts):
-            try:
-                return fn(*args, **kwargs)
-            except nex.URLNotAuthorizedNomadException as exc:
-                raise PermissionDenied(
-                    f"Nomad refused the request ({what}): {_short(_body(exc))}",
-                    hint="check the Nomad token (NOMAD_TOKEN, --nomad-token-file) and its ACL policy",
-                ) from exc
-            except nex.BadRequestNomadException as exc:
-                raise Rejected(f"Nomad rejected {what}: {_short(_body(exc))}") from exc
-            except (nex.URLNotFoundNomadException, nex.VariableConflict):
-                raise
-            except nex.TimeoutNomadException as exc:
-                err: BackendError = Unavailable(f"Nomad at {self.ep.address} timed out ({what})",
-                                                hint=_hint_for(self.ep, exc))
-                cause: BaseException = exc
-            except nex.BaseNomadException as exc:
-                resp = exc.nomad_resp
-                status = getattr(resp, "status_code", None)
-                body = _body(exc)
-                if isinstance(resp, self._requests.Timeout):
-                    err = Unavailable(f"Nomad at {self.ep.address} timed out ({what})",
-                                      hint=f"the server did not answer within {self.ep.timeout:g}s")
-                elif status is None:
-                    err = Unavailable(f"cannot reach Nomad at {self.ep.address} ({what})",
-                                      hint=_hint_for(self.ep, resp if isinstance(resp, BaseException) else exc))
-                elif "Enforcing job modify index" in body:
-                    raise Conflict(
-                        f"{what}: the job changed since it was read ({_short(body)})",
-                        hint="someone else changed it; run `nomadgen plan` to see the difference, then submit again",
-                    ) from exc
-                elif status == 500 and not read:
-                    raise Rejected(f"Nomad rejected {what} (HTTP {status}): {_short(body)}") from exc
-                else:
-                    err = Unavailable(f"Nomad answered HTTP {status} to {what}: {_short(body)}",
-                                      hint="the server is failing; try again, and check its logs")
-                cause = exc
-            except self._requests.RequestException as exc:
-                err, cause = Unavailable(f"cannot reach Nomad at {self.ep.address} ({what})",
-                                         hint=_hint_for(self.ep, exc)), exc
-            if attempt + 1 < attempts:
-                time.sleep(0.05 * (attempt + 1))
-                continue
-            raise err from cause
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _retrying(lambda: fn(*args, **kwargs), lambda exc: self._translate(what, exc, read), read)
+
+    def _translate(self, what: str, exc: Exception, read: bool) -> BackendError | None:
+        nex, ep = self._nex, self.ep
+        if isinstance(exc, nex.URLNotAuthorizedNomadException):
+            return PermissionDenied(
+                f"Nomad refused the request ({what}): {_short(_body(exc))}",
+                hint="check the Nomad token (NOMAD_TOKEN, --nomad-token-file) and its ACL policy")
+        if isinstance(exc, nex.BadRequestNomadException):
+            return Rejected(f"Nomad rejected {what}: {_short(_body(exc))}")
+        if isinstance(exc, (nex.URLNotFoundNomadException, nex.VariableConflict)):
+            return None  # the caller decides what absence or a lost create means
+        if isinstance(exc, nex.TimeoutNomadException):
+            return Unavailable(f"Nomad at {ep.address} timed out ({what})", hint=_hint_for(ep, exc))
+        if isinstance(exc, nex.BaseNomadException):
+            resp = exc.nomad_resp
+            status = getattr(resp, "status_code", None)
+            body = _body(exc)
+            if isinstance(resp, self._requests.Timeout):
+                return Unavailable(f"Nomad at {ep.address} timed out ({what})",
+                                   hint=f"the server did not answer within {ep.timeout:g}s")
+            if status is None:
+                return Unavailable(f"cannot reach Nomad at {ep.address} ({what})",
+                                   hint=_hint_for(ep, resp if isinstance(resp, BaseException) else exc))
+            if "Enforcing job modify index" in body:
+                return Conflict(
+                    f"{what}: the job changed since it was read ({_short(body)})",
+                    hint="someone else changed it; run `nomadgen plan` to see the difference, then submit again")
+            if status == 500 and not read:  # Nomad answers validation failures with 500
+                return Rejected(f"Nomad rejected {what} (HTTP {status}): {_short(body)}")
+            return Unavailable(f"Nomad answered HTTP {status} to {what}: {_short(body)}",
+                               hint="the server is failing; try again, and check its logs")
+        if isinstance(exc, self._requests.RequestException):
+            return Unavailable(f"cannot reach Nomad at {ep.address} ({what})", hint=_hint_for(ep, exc))
+        return None
 
     # --- reads -------------------------------------------------------------------------------
     def ping(self) -> str:
@@ -199,6 +187,25 @@ class NomadBackend:
             return None
 
 
+def _retrying(call: Callable[[], Any], translate: Callable[[Exception], BackendError | None],
+              read: bool) -> Any:
+    """Run `call`; a client exception leaves as one of ours (`raise ... from`). Reads that
+    found the server unavailable are tried again; writes never are (they may have landed)."""
+    attempts = 1 + (READ_RETRIES if read else 0)
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:
+            err = translate(exc)
+            if err is None:
+                raise
+            if isinstance(err, Unavailable) and attempt + 1 < attempts:
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            raise err from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _body(exc: BaseException) -> str:
     resp = getattr(exc, "nomad_resp", None)
     text = getattr(resp, "text", None)
@@ -227,33 +234,25 @@ class ConsulBackend:
         self.writes = 0
 
     def _call(self, what: str, fn: Callable, *args, read: bool = True, **kwargs) -> Any:
-        cex = self._cex
-        attempts = 1 + (READ_RETRIES if read else 0)
-        for attempt in range(attempts):
-            try:
-                return fn(*args, **kwargs)
-            except cex.ACLPermissionDenied as exc:
-                raise PermissionDenied(
-                    f"Consul refused the request ({what}): {_short(str(exc))}",
-                    hint="check the Consul token (CONSUL_HTTP_TOKEN, --consul-token-file) and its policy",
-                ) from exc
-            except (cex.BadRequest, cex.ClientError) as exc:
-                raise Rejected(f"Consul rejected {what}: {_short(str(exc))}") from exc
-            except cex.ConsulException as exc:
-                err: BackendError = Unavailable(f"Consul failed {what}: {_short(str(exc))}",
-                                                hint="the server is failing; try again, and check its logs")
-                cause: BaseException = exc
-            except self._requests.Timeout as exc:
-                err, cause = Unavailable(f"Consul at {self.ep.address} timed out ({what})",
-                                         hint=f"the server did not answer within {self.ep.timeout:g}s"), exc
-            except self._requests.RequestException as exc:
-                err, cause = Unavailable(f"cannot reach Consul at {self.ep.address} ({what})",
-                                         hint=_hint_for(self.ep, exc)), exc
-            if attempt + 1 < attempts:
-                time.sleep(0.05 * (attempt + 1))
-                continue
-            raise err from cause
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _retrying(lambda: fn(*args, **kwargs), lambda exc: self._translate(what, exc), read)
+
+    def _translate(self, what: str, exc: Exception) -> BackendError | None:
+        cex, ep = self._cex, self.ep
+        if isinstance(exc, cex.ACLPermissionDenied):
+            return PermissionDenied(
+                f"Consul refused the request ({what}): {_short(str(exc))}",
+                hint="check the Consul token (CONSUL_HTTP_TOKEN, --consul-token-file) and its policy")
+        if isinstance(exc, (cex.BadRequest, cex.ClientError)):
+            return Rejected(f"Consul rejected {what}: {_short(str(exc))}")
+        if isinstance(exc, cex.ConsulException):
+            return Unavailable(f"Consul failed {what}: {_short(str(exc))}",
+                               hint="the server is failing; try again, and check its logs")
+        if isinstance(exc, self._requests.Timeout):
+            return Unavailable(f"Consul at {ep.address} timed out ({what})",
+                               hint=f"the server did not answer within {ep.timeout:g}s")
+        if isinstance(exc, self._requests.RequestException):
+            return Unavailable(f"cannot reach Consul at {ep.address} ({what})", hint=_hint_for(ep, exc))
+        return None
 
     def ping(self) -> str:
         return self._call("reading the leader", self.client.status.leader)
