@@ -375,6 +375,8 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
             if errors:
                 raise errors[0]
             if wait:
+                progress(Step("waiting", ", ".join(c.id for c in todo), True,
+                              f"layer {layer + 1}: deployments successful and Consul checks passing"))
                 with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
                     results = list(pool.map(
                         lambda c: _wait_healthy(nomad, consul, cs.plan, c, deadline), todo))
