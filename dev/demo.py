@@ -65,6 +65,9 @@ def main() -> None:
         banner("2. Resolve it: sets, instances per zone, who uses what")
         run("nomadgen", "resolve", str(SEED), env=base_env)
 
+        banner("   ... and render one of its jobs: psql:app, one instance per zone (HCL; --format json for the API)")
+        run("nomadgen", "render", str(SEED), "--job", "psql-app", env=base_env)
+
         banner("3. Start the local cluster (three zones, one node each)")
         up = subprocess.run([*cluster, "up", "--state-dir", str(state), "--time-scale", "0.05"],
                             text=True, capture_output=True, env=base_env)
