@@ -68,13 +68,3 @@ def render_files(plan: Plan, settings: Settings, fmt: str, only: str | None = No
             if s.job_hosted and (only is None or s.job_id == only):
                 out[s.job_id + suffix] = to_text(render_job(plan, s, settings, shared))
     return dict(sorted(out.items()))
-
-
-def job_files(jobs: tuple[Job, ...] | list[Job], fmt: str) -> dict[str, str]:
-    """File name -> content, every job rendered before anything is written or printed."""
-    with no_gc():
-        if fmt == "json":
-            return {f"{j.id}.nomad.json": to_json(j) for j in jobs}
-        from .hcl import to_hcl
-
-        return {f"{j.id}.nomad.hcl": to_hcl(j.api) for j in jobs}
