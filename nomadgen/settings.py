@@ -170,6 +170,20 @@ def _file(path: str | None, what: str, var: str) -> str | None:
     return path or None
 
 
+def _tls_files(what: str, var: str, ca_cert: str | None, client_cert: str | None,
+               client_key: str | None, env: dict) -> tuple[str | None, tuple[str, str] | None]:
+    """The CA (file or folder) and the client certificate pair, each checked to exist."""
+    ca = _file(ca_cert or env.get(f"{var}_CACERT") or env.get(f"{var}_CAPATH"),
+               f"{what} CA certificate", f"{var}_CACERT")
+    cert = _file(client_cert or env.get(f"{var}_CLIENT_CERT"), f"{what} client certificate",
+                 f"{var}_CLIENT_CERT")
+    key = _file(client_key or env.get(f"{var}_CLIENT_KEY"), f"{what} client key", f"{var}_CLIENT_KEY")
+    if bool(cert) != bool(key):
+        raise ConfigError(f"a {what} client certificate needs its key (and the key its certificate)",
+                          hint=f"set both {var}_CLIENT_CERT and {var}_CLIENT_KEY")
+    return ca, (cert, key) if cert and key else None
+
+
 def nomad_endpoint(*, address: str | None = None, token: str | None = None,
                    token_file: str | None = None, namespace: str | None = None,
                    region: str | None = None, ca_cert: str | None = None,
@@ -179,20 +193,13 @@ def nomad_endpoint(*, address: str | None = None, token: str | None = None,
     src = "--nomad-addr" if address else "NOMAD_ADDR" if env.get("NOMAD_ADDR") else "default"
     addr = _address(address or env.get("NOMAD_ADDR") or "http://127.0.0.1:4646", 4646, False,
                     "Nomad", src)
-    ca = _file(ca_cert or env.get("NOMAD_CACERT") or env.get("NOMAD_CAPATH"),
-               "Nomad CA certificate", "NOMAD_CACERT")
-    cert = _file(client_cert or env.get("NOMAD_CLIENT_CERT"), "Nomad client certificate",
-                 "NOMAD_CLIENT_CERT")
-    key = _file(client_key or env.get("NOMAD_CLIENT_KEY"), "Nomad client key", "NOMAD_CLIENT_KEY")
-    if bool(cert) != bool(key):
-        raise ConfigError("a Nomad client certificate needs its key (and the key its certificate)",
-                          hint="set both NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY")
+    ca, pair = _tls_files("Nomad", "NOMAD", ca_cert, client_cert, client_key, env)
     skip = skip_verify if skip_verify is not None else env.get("NOMAD_SKIP_VERIFY", "").lower() in _TRUE
     return Endpoint(
         service="nomad", address=addr,
         token=_token(token, token_file, env, "NOMAD_TOKEN", "nomad"),
         verify=False if skip else (ca or True),
-        cert=(cert, key) if cert and key else None,
+        cert=pair,
         namespace=namespace or env.get("NOMAD_NAMESPACE") or "default",
         region=region or env.get("NOMAD_REGION") or "",
     )
@@ -207,21 +214,14 @@ def consul_endpoint(*, address: str | None = None, token: str | None = None,
     src = "--consul-addr" if address else "CONSUL_HTTP_ADDR" if env.get("CONSUL_HTTP_ADDR") else "default"
     addr = _address(address or env.get("CONSUL_HTTP_ADDR") or "127.0.0.1:8500", 8500, https,
                     "Consul", src)
-    ca = _file(ca_cert or env.get("CONSUL_CACERT") or env.get("CONSUL_CAPATH"),
-               "Consul CA certificate", "CONSUL_CACERT")
-    cert = _file(client_cert or env.get("CONSUL_CLIENT_CERT"), "Consul client certificate",
-                 "CONSUL_CLIENT_CERT")
-    key = _file(client_key or env.get("CONSUL_CLIENT_KEY"), "Consul client key", "CONSUL_CLIENT_KEY")
-    if bool(cert) != bool(key):
-        raise ConfigError("a Consul client certificate needs its key (and the key its certificate)",
-                          hint="set both CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY")
+    ca, pair = _tls_files("Consul", "CONSUL", ca_cert, client_cert, client_key, env)
     skip = skip_verify if skip_verify is not None else \
         env.get("CONSUL_HTTP_SSL_VERIFY", "true").lower() not in _TRUE
     return Endpoint(
         service="consul", address=addr,
         token=_token(token, token_file, env, "CONSUL_HTTP_TOKEN", "consul"),
         verify=False if skip else (ca or True),
-        cert=(cert, key) if cert and key else None,
+        cert=pair,
     )
 
 
