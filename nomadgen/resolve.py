@@ -95,6 +95,8 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
             close = difflib.get_close_matches(ref, known, n=1)
             if close:
                 hint = f"did you mean {close[0]!r}? " + hint
+            elif typ in catalog:
+                hint = f"depend on \"{typ}\" to give {dependent} a {typ} set of its own; " + hint
         problems.append(Problem(
             f"{_who(dependent)} depends on {ref}, but nothing creates set {ref}",
             _loc(manifest, dependent, ref), hint))
