@@ -15,11 +15,11 @@ def plan_json(plan: Plan) -> dict:
         "sets": [
             {
                 "set": s.name,
-                "job": "" if s.external else s.job_id if not s.host else s.host.replace(":", "-"),
+                "job": plan.job_of(s.name),
                 "service": s.job_id,
                 "type": s.type,
                 "declared": s.declared,
-                "scheduling": "external" if s.external else s.scheduling,
+                "scheduling": s.kind,
                 "count": s.count,
                 "host": s.host,
                 "depends": list(s.depends),
@@ -46,7 +46,7 @@ def plan_table(plan: Plan) -> str:
     for s in plan.sets:
         c = per_set.get(s.name, Counter())
         sched = f"external {s.external[0]}:{s.external[1]}" if s.external else \
-            s.scheduling + (f" (in {s.host})" if s.host else "")
+            s.kind + (f" (in {s.host})" if s.host else "")
         rows.append([s.name, sched, str(s.count)] + [str(c.get(z, 0)) for z in plan.zones]
                     + [", ".join(s.users) or "-", ", ".join(s.depends) or "-"])
     order = " -> ".join("{" + ", ".join(layer) + "}" for layer in plan.layers)

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError
-from .model import Job, KVEntry, Plan, Settings
+from .model import EXTERNAL, Job, KVEntry, Plan, Settings
 from .render import META_HASH, META_MANIFEST, META_SET, pretty_json
 
 CREATE, UPDATE, UNCHANGED, STOP, STALE = "create", "update", "unchanged", "stop", "stale"
@@ -249,7 +249,7 @@ def external_id(manifest: str, service: str) -> str:
 def _external_changes(plan: Plan, consul, prune: bool) -> tuple[ServiceChange, ...]:
     wanted = {}
     for s in plan.sets:
-        if s.external:
+        if s.kind == EXTERNAL:
             sid = external_id(plan.manifest, s.job_id)
             wanted[sid] = ServiceChange(
                 sid, s.job_id, REGISTER, s.external[0], s.external[1], (f"set-{s.job_id}", "external"),
@@ -274,7 +274,7 @@ def plan_record(plan: Plan, jobs: Iterable[Job]) -> bytes:
         "zones": list(plan.zones),
         "sets": {s.name: {"job": s.job_id if s.job_hosted else "", "host": s.host,
                           "depends": list(s.depends), "count": s.count,
-                          "external": bool(s.external)} for s in plan.sets},
+                          "external": s.kind == EXTERNAL} for s in plan.sets},
         "jobs": {j.id: j.spec_hash for j in jobs},
     }
     return pretty_json(doc).encode() + b"\n"
@@ -285,7 +285,7 @@ def _reloads(plan: Plan, changes: list[JobChange], kv: list[KVChange], settings:
     A set whose own job changed is replaced by a rolling update; a dependent whose job did not
     change reloads through its templates' change_mode when the Consul data it reads changes."""
     changed_jobs = {c.id for c in changes if c.action == UPDATE}
-    roots = {s.name for s in plan.sets if _job_of(plan, s.name) in changed_jobs}
+    roots = {s.name for s in plan.sets if plan.job_of(s.name) in changed_jobs}
     iface_root = prefix_of(plan.manifest, settings) + "/interfaces/"
     by_job_id = {s.job_id: s.name for s in plan.sets}
     for k in kv:
@@ -305,17 +305,10 @@ def _reloads(plan: Plan, changes: list[JobChange], kv: list[KVChange], settings:
                     frontier.append(user)
     out = []
     for name in sorted(causes):
-        job = _job_of(plan, name)
+        job = plan.job_of(name) or plan.get(name).job_id
         how = "rolling update" if job in changed_jobs else "template change (change_mode restart)"
         out.append(Reload(name, job, how, tuple(sorted(causes[name]))))
     return tuple(out)
-
-
-def _job_of(plan: Plan, name: str) -> str:
-    s = plan.get(name)
-    while s.host:
-        s = plan.get(s.host)
-    return s.job_id
 
 
 def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True,
@@ -437,10 +430,8 @@ def expected_services(plan: Plan, job_id: str) -> dict[str, int]:
     """Consul services a job registers, and how many passing instances make it healthy."""
     out = {}
     for s in plan.sets:
-        if _job_of(plan, s.name) == job_id and s.interface.port:
-            host = plan.get(s.host) if s.host else s
-            if s.run.check is not None:
-                out[s.job_id] = host.count
+        if plan.job_of(s.name) == job_id and s.interface.port and s.run.check is not None:
+            out[s.job_id] = s.count  # a node-local set has its host's count
     return out
 
 

@@ -12,7 +12,7 @@ def _id(name: str) -> str:
 
 def _label(plan: Plan, name: str) -> str:
     s = plan.get(name)
-    kind = "declared" if s.declared else s.scheduling
+    kind = "declared" if s.declared else s.kind
     return f"{name}\\n{kind} x{s.count}"
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-PER_ZONE = "per-zone"
-NODE_LOCAL = "node-local"
-SCHEDULINGS = (PER_ZONE, NODE_LOCAL)
+from .kinds import EXTERNAL, KINDS, NODE_LOCAL, PER_ZONE, SCHEDULINGS
+
+__all__ = ["EXTERNAL", "NODE_LOCAL", "PER_ZONE", "SCHEDULINGS"]
 
 
 class Port(NamedTuple):
@@ -115,7 +115,7 @@ class ServiceSet(NamedTuple):
     type: str  # the service or template name: "psql", "app"
     owner: str  # the dependent set a dedicated set was made for; "" for declared services
     declared: bool  # True for the manifest's own services
-    scheduling: str
+    kind: str  # per-zone | node-local | external: see kinds.py
     count: int
     per_zone_max: int  # the hard per-zone limit (distinct_property)
     depends: tuple[str, ...]  # set names, sorted
@@ -132,9 +132,13 @@ class ServiceSet(NamedTuple):
         return dns_name(self.name)
 
     @property
+    def scheduling(self) -> str:
+        return self.kind
+
+    @property
     def job_hosted(self) -> bool:
         """False for node-local sets (they live inside their host's job) and external services."""
-        return not self.host and self.external is None
+        return KINDS[self.kind].own_job
 
 
 class Plan(NamedTuple):
@@ -147,6 +151,17 @@ class Plan(NamedTuple):
 
     def get(self, name: str) -> ServiceSet:
         return self.by_name[name]
+
+    def job_set(self, name: str) -> ServiceSet | None:
+        """The set whose Nomad job runs `name`'s tasks (itself, or a node-local set's host);
+        None for an external service."""
+        s = self.by_name[name]
+        return KINDS[s.kind].job_set(self.get, s)
+
+    def job_of(self, name: str) -> str:
+        """The ID of the Nomad job running set `name`; "" for an external service."""
+        j = self.job_set(name)
+        return j.job_id if j is not None else ""
 
 
 class Settings(NamedTuple):

@@ -8,8 +8,8 @@ import math
 import re
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
+from .kinds import KINDS, NODE_LOCAL
 from .model import (
-    PER_ZONE,
     Job,
     KVEntry,
     Plan,
@@ -181,7 +181,7 @@ def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict:
     templates = []
     for dep_name, prefix in s.prefixes:
         dep = plan.get(dep_name)
-        if dep.host == s.name:
+        if dep.kind == NODE_LOCAL:
             # Node-local: same group, so same node; reach it on the node's own address.
             label = port_label(dep)
             values = {"host": "${NOMAD_IP_%s}" % label, "port": "${NOMAD_PORT_%s}" % label}
@@ -289,15 +289,15 @@ def interface_document(plan: Plan, s: ServiceSet, settings: Settings) -> bytes:
         "service": s.job_id,
         "dns": f"{s.job_id}.service.{dom}",
         "srv": f"_{s.job_id}._tcp.service.{dom}",
-        "port_label": s.interface.port if not s.host else port_label(s),
+        "port_label": port_label(s) if s.kind == NODE_LOCAL else s.interface.port,
         "protocol": s.interface.protocol,
         "url": fill(s.interface.url, s, plan, settings, {}) if s.interface.url else "",
         "env": sorted(f"{prefix}_{suffix}" for suffix, _ in s.interface.env),
         "credentials": credentials(s, plan),
-        "scheduling": "external" if s.external else s.scheduling,
-        "zones": list(plan.zones) if s.scheduling == PER_ZONE and not s.external else [],
+        "scheduling": s.kind,
+        "zones": list(plan.zones) if KINDS[s.kind].zoned else [],
         "host": dns_name(s.host) if s.host else "",
-        "instances": 1 if s.external else s.count,
+        "instances": s.count,
         "users": list(s.users),
     }
     if s.external:

@@ -17,13 +17,13 @@ import difflib
 import graphlib
 import math
 from collections import defaultdict
+from typing import NamedTuple
 
 from .catalog import Catalog
 from .errors import ConfigError, Problem, ResolutionError
+from .kinds import EXTERNAL, KINDS, NODE_LOCAL, PER_ZONE
 from .manifest import NAME_RE, where
 from .model import (
-    NODE_LOCAL,
-    PER_ZONE,
     Instance,
     Manifest,
     Plan,
@@ -35,27 +35,56 @@ from .model import (
 DEFAULT_ZONES = ("zone-a", "zone-b", "zone-c")  # the seed: three zones, one node each
 
 
+class _Node(NamedTuple):
+    """A set before it is built: what it runs and what it asked for."""
+
+    name: str
+    type: str  # the service or template name
+    owner: str  # the dependent a dedicated set is made for; "" for declared services
+    wants: tuple[str, ...]  # its dependencies as written (`psql`, `cart`, `psql:app`)
+
+
+class _Graph(NamedTuple):
+    nodes: dict[str, _Node]
+    edges: dict[str, list[str]]  # dependent -> set names
+
+
 def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAULT_ZONES) -> Plan:
+    _check_zones(zones)
+    graph = _expand(manifest, catalog)
+    _check_cycles(graph.edges, manifest)
+    _check_names(graph, manifest)
+    built = _build(graph, manifest, catalog, zones)
+    built = _node_local_counts(built)
+    built = _env_prefixes(built, manifest)
+    return Plan(manifest=manifest.name, zones=tuple(zones),
+                sets=tuple(built[n] for n in sorted(built)),
+                instances=_instances(built, zones),
+                layers=_layers(built), by_name=built)
+
+
+def _check_zones(zones: tuple[str, ...]) -> None:
     if not zones:
         raise ConfigError("no zones to schedule into", hint="pass --zones zone-a,zone-b,zone-c")
     bad = [z for z in zones if not z or any(c in z for c in ' ,"\\')]
     if bad or len(set(zones)) != len(zones):
         raise ConfigError(f"invalid zone list: {', '.join(zones)}",
                           hint="zones are distinct names without spaces, commas or quotes")
+
+
+def _expand(manifest: Manifest, catalog: Catalog) -> _Graph:
+    """Every set the manifest creates (declared services, then the dedicated sets their generic
+    dependencies make, recursively) and the edges between them; unknown names fail here."""
     problems: list[Problem] = []
     declared = {s.name: s for s in manifest.services}
-
-    # name -> (type, owner, raw dependency list)
-    sets: dict[str, tuple[str, str, tuple[str, ...]]] = {}
-    for s in manifest.services:
-        sets[s.name] = (s.name, "", s.depends)
+    nodes = {s.name: _Node(s.name, s.name, "", s.depends) for s in manifest.services}
     edges: dict[str, list[str]] = defaultdict(list)
     specific: list[tuple[str, str]] = []  # (dependent, set ref) checked once all sets exist
 
-    queue = sorted(sets)
+    queue = sorted(nodes)
     while queue:
         dependent = queue.pop()
-        for dep in sets[dependent][2]:
+        for dep in nodes[dependent].wants:
             if ":" in dep:
                 specific.append((dependent, dep))
             elif dep in declared:
@@ -68,8 +97,8 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
             elif dep in catalog:
                 name = f"{dep}:{dependent}"
                 edges[dependent].append(name)
-                if name not in sets:
-                    sets[name] = (dep, dependent, catalog.get(dep).depends)
+                if name not in nodes:
+                    nodes[name] = _Node(name, dep, dependent, catalog.get(dep).depends)
                     queue.append(name)
             else:
                 known = sorted(set(declared) | set(catalog.names()))
@@ -82,33 +111,38 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
                     "known: " + ", ".join(known) + " (add a template with --templates DIR)"))
 
     for dependent, ref in specific:
-        if ref in sets:
+        if ref in nodes:
             edges[dependent].append(ref)
-            continue
-        known = sorted(n for n in sets if ":" in n)
-        hint = f"known sets: {', '.join(known)}" if known else "no set is created yet"
-        typ, _, owner = ref.partition(":")
-        if owner in sets and typ in catalog:
-            hint = (f"{owner} does not depend on {typ}; add \"{typ}\" to {owner}'s depends to "
-                    f"create {ref}, or depend on \"{typ}\" for a dedicated set. " + hint)
         else:
-            close = difflib.get_close_matches(ref, known, n=1)
-            if close:
-                hint = f"did you mean {close[0]!r}? " + hint
-            elif typ in catalog:
-                hint = f"depend on \"{typ}\" to give {dependent} a {typ} set of its own; " + hint
-        problems.append(Problem(
-            f"{_who(dependent)} depends on {ref}, but nothing creates set {ref}",
-            _loc(manifest, dependent, ref), hint))
-
+            problems.append(_no_creator(manifest, catalog, nodes, dependent, ref))
     if problems:
         raise ResolutionError(f"cannot resolve {manifest.path}", problems)
+    return _Graph(nodes, edges)
 
-    _check_cycles(edges, manifest)
 
-    # Names after the DNS mapping must stay unique and valid.
+def _no_creator(manifest: Manifest, catalog: Catalog, nodes: dict[str, _Node],
+                dependent: str, ref: str) -> Problem:
+    known = sorted(n for n in nodes if ":" in n)
+    hint = f"known sets: {', '.join(known)}" if known else "no set is created yet"
+    typ, _, owner = ref.partition(":")
+    if owner in nodes and typ in catalog:
+        hint = (f"{owner} does not depend on {typ}; add \"{typ}\" to {owner}'s depends to "
+                f"create {ref}, or depend on \"{typ}\" for a dedicated set. " + hint)
+    else:
+        close = difflib.get_close_matches(ref, known, n=1)
+        if close:
+            hint = f"did you mean {close[0]!r}? " + hint
+        elif typ in catalog:
+            hint = f"depend on \"{typ}\" to give {dependent} a {typ} set of its own; " + hint
+    return Problem(f"{_who(dependent)} depends on {ref}, but nothing creates set {ref}",
+                   _loc(manifest, dependent, ref), hint)
+
+
+def _check_names(graph: _Graph, manifest: Manifest) -> None:
+    """Names after the DNS mapping (`psql:app` -> `psql-app`) must stay unique and valid."""
+    problems: list[Problem] = []
     by_dns: dict[str, str] = {}
-    for name in sorted(sets):
+    for name in sorted(graph.nodes):
         d = dns_name(name)
         if not NAME_RE.match(d):
             problems.append(Problem(
@@ -117,38 +151,44 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
         if d in by_dns:
             problems.append(Problem(
                 f"sets {by_dns[d]} and {name} both become job and service {d!r}",
-                where(manifest, by_dns[d] if by_dns[d] in declared else name),
+                where(manifest, by_dns[d] if not graph.nodes[by_dns[d]].owner else name),
                 f"rename the service {d!r} in the manifest"))
         by_dns[d] = name
     if problems:
         raise ResolutionError("name collision", problems)
 
-    users: dict[str, list[str]] = defaultdict(list)
+
+def _kind(node: _Node, manifest: Manifest, catalog: Catalog) -> str:
+    if node.owner:
+        return catalog.get(node.type).scheduling
+    return EXTERNAL if manifest.service(node.name).external else PER_ZONE
+
+
+def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
+           zones: tuple[str, ...]) -> dict[str, ServiceSet]:
+    """The sets, with what they run (a dependent's overrides applied), their kind, count, users
+    and, for node-local sets, the host whose group carries them (the dependent they serve)."""
+    nodes, edges = graph
+    declared = {s.name: s for s in manifest.services}
+    users: dict[str, set[str]] = defaultdict(set)
     for src, dsts in edges.items():
         for d in dsts:
-            users[d].append(src)
-
-    # Node-local sets live in their owner's group; everything else hosts its own job.
-    def scheduling(name: str) -> str:
-        typ, owner, _ = sets[name]
-        return catalog.get(typ).scheduling if owner else PER_ZONE
-
-    hosts = {n: sets[n][1] for n in sets if scheduling(n) == NODE_LOCAL}
+            users[d].add(src)
+    kinds = {n: _kind(nodes[n], manifest, catalog) for n in nodes}
+    hosts = {n: nodes[n].owner for n in nodes if kinds[n] == NODE_LOCAL}
     embedded: dict[str, list[str]] = defaultdict(list)
     for n, h in hosts.items():
         embedded[h].append(n)
 
     nz = len(zones)
     built: dict[str, ServiceSet] = {}
-    instances: list[Instance] = []
-    order = list(graphlib.TopologicalSorter({n: edges.get(n, []) for n in sets}).static_order())
-
-    for name in order:  # dependencies first, so a node-local set can read its host's count later
-        typ, owner, _ = sets[name]
-        if owner:
-            tpl = catalog.get(typ)
+    for name in sorted(nodes):
+        node = nodes[name]
+        if node.owner:
+            tpl = catalog.get(node.type)
             run, iface, per_zone, count = tpl.run, tpl.interface, tpl.per_zone, None
-            ov = dict(declared[owner].overrides).get(typ) if owner in declared else None
+            svc = declared.get(node.owner)
+            ov = dict(svc.overrides).get(node.type) if svc is not None else None
             if ov is not None:
                 run = run._replace(
                     image=ov.image or run.image,
@@ -159,30 +199,35 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
         else:
             svc = declared[name]
             run, iface, per_zone, count = svc.run, svc.interface, svc.per_zone, svc.count
-        total = count if count is not None else per_zone * nz
-        if not owner and declared[name].external:
-            total = 1
+        kind = kinds[name]
+        total = KINDS[kind].total(count if count is not None else per_zone * nz)
         built[name] = ServiceSet(
-            name=name, type=typ, owner=owner, declared=not owner,
-            scheduling=scheduling(name), count=total,
-            per_zone_max=math.ceil(total / nz),
+            name=name, type=node.type, owner=node.owner, declared=not node.owner,
+            kind=kind, count=total, per_zone_max=math.ceil(total / nz),
             depends=tuple(sorted(set(edges.get(name, ())))),
-            users=tuple(sorted(set(users.get(name, ())))),
+            users=tuple(sorted(users.get(name, ()))),
             run=run, interface=iface, host=hosts.get(name, ""),
             embedded=tuple(sorted(embedded.get(name, ()))),
-            external=None if owner else declared[name].external,
+            external=None if node.owner else declared[name].external,
         )
+    return built
 
-    # Node-local sets take their host's count: one beside each host instance.
-    for name in sorted(hosts):
-        host = hosts[name]
-        while host in hosts:
-            host = hosts[host]
-        s = built[name]
-        built[name] = _replace(s, count=built[host].count, per_zone_max=built[host].per_zone_max)
 
-    # Env prefixes: PSQL_ for any psql set, CART_ for the declared service cart.
-    for name, s in list(built.items()):
+def _node_local_counts(built: dict[str, ServiceSet]) -> dict[str, ServiceSet]:
+    """Node-local sets take their host's count: one beside each host instance."""
+    out = dict(built)
+    for name, s in built.items():
+        host = _job_set(built, name)
+        if s.kind == NODE_LOCAL and host is not None:
+            out[name] = s._replace(count=host.count, per_zone_max=host.per_zone_max)
+    return out
+
+
+def _env_prefixes(built: dict[str, ServiceSet], manifest: Manifest) -> dict[str, ServiceSet]:
+    """PSQL_ for any psql set, CART_ for the declared service cart."""
+    problems: list[Problem] = []
+    out = {}
+    for name, s in built.items():
         seen: dict[str, str] = {}
         pairs = []
         for dep in s.depends:
@@ -194,47 +239,37 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
                     f"depend on one {built[dep].type} set only"))
             seen[p] = dep
             pairs.append((dep, p))
-        built[name] = _replace(s, prefixes=tuple(pairs))
+        out[name] = s._replace(prefixes=tuple(pairs))
     if problems:
         raise ResolutionError("conflicting interfaces", problems)
+    return out
 
+
+def _instances(built: dict[str, ServiceSet], zones: tuple[str, ...]) -> tuple[Instance, ...]:
+    out = []
     for name in sorted(built):
         s = built[name]
-        if s.external:
-            continue  # runs elsewhere: no instances of ours
-        if s.host:
-            host = built[s.host]
-            for inst in _spread(host.name, host.count, zones):
-                instances.append(Instance(name, inst.zone, inst.index))
-        else:
-            instances.extend(_spread(name, s.count, zones))
-
-    layers = _layers(built)
-    return Plan(manifest=manifest.name, zones=tuple(zones),
-                sets=tuple(built[n] for n in sorted(built)),
-                instances=tuple(sorted(instances, key=lambda i: (i.set, i.zone, i.index))),
-                layers=layers, by_name=built)
+        host = built[s.host] if s.host else None
+        out.extend(Instance(name, z, i) for z, i in KINDS[s.kind].instance_slots(s, host, zones))
+    return tuple(sorted(out, key=lambda i: (i.set, i.zone, i.index)))
 
 
-def _spread(name: str, count: int, zones: tuple[str, ...]) -> list[Instance]:
-    return [Instance(name, zones[i % len(zones)], i // len(zones)) for i in range(count)]
+def _job_set(built: dict[str, ServiceSet], name: str) -> ServiceSet | None:
+    return KINDS[built[name].kind].job_set(built.__getitem__, built[name])
 
 
 def _layers(built: dict[str, ServiceSet]) -> tuple[tuple[str, ...], ...]:
     """Job-hosting sets in dependency order; a node-local dependency counts as its host."""
-
-    def job_of(n: str) -> str:
-        while built[n].host:
-            n = built[n].host
-        return n
+    def jobs(names: tuple[str, ...]) -> set[str]:
+        return {j.name for j in (_job_set(built, d) for d in names) if j is not None}
 
     graph: dict[str, set[str]] = {}
     for n, s in built.items():
-        if s.host or s.external:
+        if not KINDS[s.kind].own_job:
             continue
-        deps = {job_of(d) for d in s.depends if not built[d].external}
+        deps = jobs(s.depends)
         for e in s.embedded:
-            deps |= {job_of(d) for d in built[e].depends if not built[d].external}
+            deps |= jobs(built[e].depends)
         deps.discard(n)
         graph[n] = deps
     ts = graphlib.TopologicalSorter(graph)
@@ -271,7 +306,3 @@ def _loc(manifest: Manifest, name: str, dep: str | None = None) -> str:
     if dep is not None and root == name and dep in svc.depends:
         return where(manifest, root, "depends", svc.depends.index(dep))
     return where(manifest, root, "depends")
-
-
-def _replace(s: ServiceSet, **kw) -> ServiceSet:
-    return s._replace(**kw)

@@ -10,7 +10,7 @@ import pytest
 from nomadgen.catalog import Catalog
 from nomadgen.errors import ConfigError, ResolutionError
 from nomadgen.manifest import parse
-from nomadgen.model import NODE_LOCAL, PER_ZONE
+from nomadgen.model import EXTERNAL, NODE_LOCAL, PER_ZONE
 from nomadgen.resolve import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,3 +161,18 @@ def test_overrides_must_name_a_generic_dependency():
         plan_of({"app": {"depends": ["psql"], "overrides": {"redis": {"image": "r:1"}}}})
     with pytest.raises(ResolutionError, match="app overrides 'cart'"):
         plan_of({"app": {"depends": ["cart"], "overrides": {"cart": {"image": "c:2"}}}, "cart": {}})
+
+
+def test_every_set_has_an_explicit_kind_and_one_answer_for_its_job():
+    plan = plan_of({"app": {"image": "app:1", "depends": ["psql", "memcache", "legacy"]},
+                    "legacy": {"external": {"address": "10.0.0.9", "port": 5432}}})
+    kinds = {s.name: s.kind for s in plan.sets}
+    assert kinds == {"app": PER_ZONE, "psql:app": PER_ZONE, "memcache:app": NODE_LOCAL,
+                     "legacy": EXTERNAL}
+    # The job a set's tasks run in: its own, its host's, or none of ours.
+    assert plan.job_of("psql:app") == "psql-app"
+    assert plan.job_of("memcache:app") == "app"
+    assert plan.job_of("legacy") == ""
+    assert [s.name for s in plan.sets if s.job_hosted] == ["app", "psql:app"]
+    assert not [i for i in plan.instances if i.set == "legacy"]
+    assert plan.layers == (("psql:app",), ("app",))
