@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import jobspec, scheduler, templates
+from . import jobspec, namespaces, scheduler, templates
 
 log = logging.getLogger("standin.nomad")
 
@@ -167,6 +167,7 @@ class NomadState:
         self.deployments: dict[str, dict] = {}
         self.never_healthy_jobs: set[str] = set()
         self.variables: dict[tuple[str, str], dict] = {}  # (namespace, path) -> variable
+        self.namespaces: dict[str, dict] = namespaces.default_namespaces()
         self._dep_clock: dict[str, dict[str, float]] = {}  # deployment -> group -> deadline
         self._watched: dict[str, int] = {}  # deployment -> healthy count at its last eval
         self._port_rng: dict[str, random.Random] = {}
@@ -310,8 +311,9 @@ class NomadState:
         if namespace:
             submitted = dict(submitted, Namespace=namespace)
         job = jobspec.canonicalize(submitted)
-        if job["Namespace"] != "default":
-            raise NomadError(500, multierror(f'nonexistent namespace "{job["Namespace"]}"'))
+        problem = namespaces.job_namespace_error(self, job)
+        if problem:
+            raise NomadError(500, multierror(problem))
         return job
 
     def plan(self, submitted: dict, *, diff: bool, namespace: str | None = None) -> dict:
@@ -352,12 +354,13 @@ class NomadState:
                            JobModifyIndex=index, SubmitTime=time.time_ns(), Stable=False)
                 rec.versions.append(job)
             for dep in self.deployments.values():
-                if dep["JobID"] == job_id and dep["Status"] == "running":
+                if (dep["JobID"] == job_id and dep["Namespace"] == job["Namespace"]
+                        and dep["Status"] == "running"):
                     self._end_deployment(dep, "cancelled", "Cancelled because job is stopped")
             ev = self._evaluate(rec, "job-deregister")
             if purge:
                 for a in self.allocs.values():
-                    if a.job_id == job_id and not a.terminal:
+                    if a.job_id == job_id and a.namespace == job["Namespace"] and not a.terminal:
                         self._stop_alloc(a, "alloc not needed due to job update")
                 del self.jobs[(rec.job["Namespace"], job_id)]
                 self.bump()
@@ -1000,10 +1003,11 @@ class NomadState:
     def var_put(self, path: str, items: dict, *, namespace: str = "default",
                 cas: int | None = None) -> tuple[int, dict]:
         """PUT /v1/var/:path. (200, variable) or (409, the conflicting variable)."""
-        if not _VAR_PATH.match(path):
-            raise NomadError(400, multierror(f'invalid path "{path}"'))
         if not isinstance(items, dict) or not items:
             raise NomadError(400, "variable missing required Items object")
+        problem = namespaces.var_path_error(path)  # nomad/structs/variables.go ValidatePath
+        if problem:
+            raise NomadError(400, problem)
         if not all(isinstance(v, str) for v in items.values()):
             raise NomadError(400, "Failed to parse request: items must be strings")
         with self.lock:
@@ -1232,7 +1236,6 @@ def _node(node_id: str, name: str, zone: str, addr: str, index: int) -> dict:
 # =================================================================================================
 # HTTP
 # =================================================================================================
-_VAR_PATH = re.compile(r"^[a-zA-Z0-9\-_~/]{1,128}$")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
@@ -1384,6 +1387,10 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
             return None
         head, rest = parts[0], parts[1:]
 
+        def in_ns(obj_ns: str) -> bool:
+            """List endpoints: the request's namespace (default when absent), `*` for all."""
+            return ns == "*" or obj_ns == (ns or "default")
+
         def read(payload_fn):
             if method != "GET":
                 raise NomadError(405, "Invalid method")
@@ -1396,8 +1403,7 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                 def jobs():
                     out = [state.job_stub(r, _truthy(query.get("meta")) and "meta" in query)
                            for (jns, jid), r in state.jobs.items()
-                           if (ns in (None, "*") or jns == ns)
-                           and jid.startswith(query.get("prefix", ""))]
+                           if in_ns(jns) and jid.startswith(query.get("prefix", ""))]
                     return _filter(sorted(out, key=lambda s: s["ID"]), query.get("filter"))
                 return read(jobs)
             if method in ("POST", "PUT"):
@@ -1445,19 +1451,22 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                 return read(allocs)
             if what == "evaluations":
                 def evals():
-                    state._record(job_id, ns)
-                    return [e for e in state.evals.values() if e["JobID"] == job_id]
+                    jns = state._record(job_id, ns).job["Namespace"]
+                    return [e for e in state.evals.values()
+                            if e["JobID"] == job_id and e["Namespace"] == jns]
                 return read(evals)
             if what == "deployments":
                 def deps():
-                    state._record(job_id, ns)
-                    return sorted((d for d in state.deployments.values() if d["JobID"] == job_id),
+                    jns = state._record(job_id, ns).job["Namespace"]
+                    return sorted((d for d in state.deployments.values()
+                                   if d["JobID"] == job_id and d["Namespace"] == jns),
                                   key=lambda d: -d["CreateIndex"])
                 return read(deps)
             if what == "deployment":
                 def latest():
-                    state._record(job_id, ns)
-                    deps = [d for d in state.deployments.values() if d["JobID"] == job_id]
+                    jns = state._record(job_id, ns).job["Namespace"]
+                    deps = [d for d in state.deployments.values()
+                            if d["JobID"] == job_id and d["Namespace"] == jns]
                     return max(deps, key=lambda d: d["CreateIndex"]) if deps else None
                 return read(latest)
             if what == "summary":
@@ -1476,7 +1485,7 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                                         task_states=not ("task_states" in query
                                                          and not _truthy(query["task_states"])))
                        for a in state.allocs.values()
-                       if a.id.startswith(query.get("prefix", ""))]
+                       if in_ns(a.namespace) and a.id.startswith(query.get("prefix", ""))]
                 return _filter(sorted(out, key=lambda x: x["CreateIndex"]), query.get("filter"))
             return read(allocs)
         if head == "allocation" and len(rest) == 1:
@@ -1485,8 +1494,8 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                 return state.alloc_view(a, full=True)
             return read(alloc)
         if head == "evaluations" and not rest:
-            return read(lambda: _filter([e for e in state.evals.values()
-                                         if e["ID"].startswith(query.get("prefix", ""))],
+            return read(lambda: _filter([e for e in state.evals.values() if in_ns(e["Namespace"])
+                                         and e["ID"].startswith(query.get("prefix", ""))],
                                         query.get("filter")))
         if head == "evaluation" and len(rest) == 1:
             return read(lambda: _lookup(state.evals, rest[0], "eval not found"))
@@ -1495,7 +1504,8 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                                  if a.eval_id == rest[0]])
         if head == "deployments" and not rest:
             return read(lambda: sorted((d for d in state.deployments.values()
-                                        if d["ID"].startswith(query.get("prefix", ""))),
+                                        if in_ns(d["Namespace"])
+                                        and d["ID"].startswith(query.get("prefix", ""))),
                                        key=lambda d: -d["CreateIndex"]))
         if head == "deployment" and len(rest) == 1:
             return read(lambda: _lookup(state.deployments, rest[0], "deployment not found"))
@@ -1525,19 +1535,25 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                 {"Name": "default", "Description": "Default node pool.", "Meta": None,
                  "SchedulerConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1}])
         if head == "namespaces" and not rest:
-            return read(lambda: [{"Name": "default", "Description": "Default shared namespace",
-                                  "Quota": "", "Meta": None, "Capabilities": None,
-                                  "NodePoolConfiguration": None, "VaultConfiguration": None,
-                                  "ConsulConfiguration": None, "CreateIndex": 1,
-                                  "ModifyIndex": 1}])
+            return read(lambda: [state.namespaces[n] for n in sorted(state.namespaces)
+                                 if n.startswith(query.get("prefix", ""))])
         if head == "namespace" and len(rest) == 1:
-            def one():
-                if rest[0] != "default":
-                    raise NomadError(404, "namespace not found")
-                return {"Name": "default", "Description": "Default shared namespace",
-                        "Quota": "", "Meta": None, "Capabilities": None, "CreateIndex": 1,
-                        "ModifyIndex": 1}
-            return read(one)
+            if method == "GET":
+                def one():
+                    if rest[0] not in state.namespaces:
+                        raise NomadError(404, "Namespace not found")
+                    return state.namespaces[rest[0]]
+                return read(one)
+            if method in ("PUT", "POST"):
+                namespaces.upsert(state, decode(body), rest[0])
+                return 200, None, state.index
+            if method == "DELETE":
+                namespaces.delete(state, rest[0])
+                return 200, None, state.index
+            raise NomadError(405, "Invalid method")
+        if head == "namespace" and not rest and method in ("PUT", "POST"):
+            namespaces.upsert(state, decode(body), None)
+            return 200, None, state.index
         if head == "status" and rest == ["leader"]:
             return read(lambda: "127.0.0.1:4647")
         if head == "status" and rest == ["peers"]:
@@ -1558,7 +1574,7 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
         if head == "vars" and not rest:
             return read(lambda: [{k: v for k, v in var.items() if k != "Items"}
                                  for (vns, path), var in sorted(state.variables.items())
-                                 if (ns in (None, "*") or vns == ns)
+                                 if (ns == "*" or vns == (ns or "default"))
                                  and path.startswith(query.get("prefix", ""))])
         if head == "var" and rest:
             path = "/".join(rest)
@@ -1573,6 +1589,11 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                 return read(one_var)
             if method in ("PUT", "POST"):
                 data = decode(body)
+                # The body's Namespace wins over ?namespace= (nomad/variables_endpoint.go Apply);
+                # python-nomad sends no ?namespace= on /v1/var at all.
+                vns = data.get("Namespace") or vns
+                if vns == "*":
+                    raise NomadError(400, 'can not target wildcard ("*")namespace')
                 return (*state.var_put(path, data.get("Items"), namespace=vns, cas=cas), None)
             if method == "DELETE":
                 return (*state.var_delete(path, namespace=vns, cas=cas), None)
