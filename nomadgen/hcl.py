@@ -777,7 +777,9 @@ def _items(obj: dict, spec: str, parent: str, where: str) -> list[_Attr | _Block
     for name, hcl, kind, sub in fields:
         known.add(name)
         value = obj.get(name)
-        if _empty(value) or _qualified(name, parent, READ_ONLY_FIELDS) or kind == "label":
+        # "" is a value for a pointer field (Nomad's default replaces only an absent one).
+        if (_empty(value) and not (kind == "a" and value == "")) \
+                or _qualified(name, parent, READ_ONLY_FIELDS) or kind == "label":
             continue
         here = f"{where}.{name}"
         if kind == "a":

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from nomadgen.catalog import Catalog
+from nomadgen.hcl import to_hcl
 from nomadgen.manifest import parse
 from nomadgen.model import Settings
 from nomadgen.render import (
@@ -19,6 +20,7 @@ from nomadgen.render import (
     to_json,
 )
 from nomadgen.resolve import resolve
+from tests.nomad_tools import assert_proven, binary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def jobs_of(doc: dict | None = None, zones=("zone-a", "zone-b", "zone-c"), settings=Settings()):
     text = json.dumps(doc) if doc is not None else (ROOT / "examples/dockland.json").read_text()
     plan = resolve(parse(text, "m.json", "dockland"), Catalog(), zones)
-    return plan, {j.id: j for j in render(plan, settings)}
+    jobs = {j.id: j for j in render(plan, settings)}
+    if binary() is not None:  # every job a rendering test sees is proven by Nomad's own code
+        assert_proven((j.id, to_hcl(j.api), j.api) for j in jobs.values())
+    return plan, jobs
 
 
 def test_one_job_per_set_node_local_sets_ride_along():

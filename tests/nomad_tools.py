@@ -1,0 +1,162 @@
+"""Test helper: prove rendered jobs with Nomad 1.5.8's own code (dev/nomad_jobspec.py).
+
+    requires_nomad                 skip marker (with the reason) where the binary is absent
+    nomad_parse / nomad_decode / nomad_canonicalize / nomad_validate
+    json_diff(a, b)                ["Job.TaskGroups[0].Count: 3 != 2", ...]
+    dropped_keys(sent, decoded)    JSON paths Nomad's api.Job did not keep
+    prove(hcl, job)                every problem of one job: parse, decode, canonicalize, validate
+    assert_proven(pairs)           prove many jobs (concurrently), fail listing every problem
+
+What `prove` requires, for a job rendered both as HCL and as JSON:
+  1. Nomad's HCL2 parser reads the HCL; after Canonicalize it equals Canonicalize of the JSON,
+     field by field (so the file a user reviews is exactly what submit sends);
+  2. decoding the JSON into api.Job drops no key (a dropped key is a typo Nomad ignores);
+  3. the server's Job.Validate() (and admission checks) accept it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from dev import nomad_jobspec
+from dev.nomad_jobspec import JobspecError, binary, missing_reason
+
+__all__ = [
+    "JobspecError",
+    "assert_proven",
+    "binary",
+    "dropped_keys",
+    "json_diff",
+    "nomad_canonicalize",
+    "nomad_decode",
+    "nomad_parse",
+    "nomad_validate",
+    "prove",
+    "requires_nomad",
+    "split_hcl",
+]
+
+requires_nomad = pytest.mark.skipif(binary() is None, reason=missing_reason())
+
+nomad_parse = nomad_jobspec.parse
+nomad_decode = nomad_jobspec.decode
+nomad_canonicalize = nomad_jobspec.canonicalize
+nomad_validate = nomad_jobspec.validate
+
+
+def _bare(job: dict) -> dict:
+    return job["Job"] if set(job) == {"Job"} else job
+
+
+def json_diff(a: Any, b: Any, path: str = "Job") -> list[str]:
+    """Every difference between two JSON values, as `path: a != b` (or a missing key)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            here = f"{path}.{k}"
+            if k not in b:
+                out.append(f"{here}: only on the left ({a[k]!r})")
+            elif k not in a:
+                out.append(f"{here}: only on the right ({b[k]!r})")
+            else:
+                out.extend(json_diff(a[k], b[k], here))
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        out = [d for i, (x, y) in enumerate(zip(a, b, strict=False))
+               for d in json_diff(x, y, f"{path}[{i}]")]
+        if len(a) != len(b):
+            out.append(f"{path}: {len(a)} items != {len(b)} items")
+        return out
+    if a != b or isinstance(a, bool) != isinstance(b, bool):
+        return [f"{path}: {a!r} != {b!r}"]
+    return []
+
+
+def dropped_keys(sent: Any, decoded: Any, path: str = "Job") -> list[str]:
+    """Paths of values in `sent` that api.Job did not keep (unknown or misspelt keys, values
+    of the wrong shape). Null means absent in Nomad's API, so a null sent is not checked."""
+    if isinstance(sent, dict):
+        if not isinstance(decoded, dict):
+            return [f"{path}: sent an object, Nomad kept {decoded!r}"]
+        out = []
+        for k, v in sent.items():
+            if v is None:
+                continue
+            if k not in decoded:
+                out.append(f"{path}.{k}: dropped by Nomad's decoder (unknown key)")
+            else:
+                out.extend(dropped_keys(v, decoded[k], f"{path}.{k}"))
+        return out
+    if isinstance(sent, list):
+        if not isinstance(decoded, list) or len(decoded) != len(sent):
+            return [f"{path}: sent {len(sent)} items, Nomad kept {decoded!r}"]
+        return [d for i, (x, y) in enumerate(zip(sent, decoded, strict=True))
+                for d in dropped_keys(x, y, f"{path}[{i}]")]
+    if sent != decoded or isinstance(sent, bool) != isinstance(decoded, bool):
+        return [f"{path}: sent {sent!r}, Nomad kept {decoded!r}"]
+    return []
+
+
+def prove(hcl: str | None, job: dict) -> list[str]:
+    """Every problem Nomad's code finds with one job (see the module text); [] when proven."""
+    job = _bare(job)
+    problems: list[str] = []
+    try:
+        problems += dropped_keys(job, nomad_decode(job))
+        from_json = nomad_canonicalize(job)
+    except JobspecError as e:
+        return [f"JSON: {e}"]
+    if hcl is not None:
+        try:
+            from_hcl = nomad_parse(hcl, canonicalize=True)
+        except JobspecError as e:
+            problems.append(f"HCL does not parse: {e}")
+        else:
+            problems += [f"HCL != JSON after Canonicalize: {d}"
+                         for d in json_diff(from_hcl, from_json)]
+    ok, message = nomad_validate(job)
+    if not ok:
+        problems.append(f"Nomad rejects it: {message}")
+    return problems
+
+
+# One proof per distinct (HCL, JSON): rendering tests render the same jobs again and again.
+_PROVEN: dict[str, list[str]] = {}
+
+
+def _key(hcl: str | None, job: dict) -> str:
+    blob = json.dumps([hcl, job], sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _prove_cached(item: tuple[str, str | None, dict]) -> tuple[str, list[str]]:
+    name, hcl, job = item
+    key = _key(hcl, job)
+    if key not in _PROVEN:
+        _PROVEN[key] = prove(hcl, job)
+    return name, _PROVEN[key]
+
+
+def assert_proven(items: Iterable[tuple[str, str | None, dict]]) -> None:
+    """items: (name, HCL text or None, job). Fails listing every problem of every job."""
+    if binary() is None:
+        pytest.skip(missing_reason())
+    items = list(items)
+    assert items, "nothing to prove"
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(_prove_cached, items))
+    failures = [f"{name}: {p}" for name, problems in results for p in problems]
+    assert not failures, "Nomad's own code disagrees:\n" + "\n".join(failures)
+
+
+def split_hcl(text: str) -> dict[str, str]:
+    """`nomadgen render -f hcl` output (several jobs) -> {job id: its file's text}."""
+    return dict(re.findall(r"# --- (\S+)\.nomad\.hcl\n(.*?)(?=\n# --- |\Z)", text, re.S))

@@ -1,0 +1,170 @@
+"""Rendered jobs proven with Nomad 1.5.8's own parser, decoder, Canonicalize and Validate
+(tests/nomad_tools.py). Skips with the reason where ../shared/tools/nomad-jobspec is absent."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from dev.nomad_jobspec import shared_dir
+from nomadgen.hcl import to_hcl
+from tests.nomad_tools import (
+    assert_proven,
+    dropped_keys,
+    json_diff,
+    nomad_canonicalize,
+    nomad_decode,
+    nomad_parse,
+    prove,
+    requires_nomad,
+    split_hcl,
+)
+
+CASES = Path(__file__).parent / "cases"
+RENDERED = sorted(p.name for p in CASES.iterdir() if (p / "render.json").is_file())
+
+
+def case_jobs(name: str) -> list[tuple[str, str, dict]]:
+    jobs = json.loads((CASES / name / "render.json").read_text())
+    texts = split_hcl((CASES / name / "render.hcl").read_text())
+    assert sorted(texts) == sorted(jobs)
+    return [(f"{name}/{jid}", texts[jid], body) for jid, body in jobs.items()]
+
+
+@requires_nomad
+@pytest.mark.parametrize("name", RENDERED)
+def test_golden_case_is_proven_by_nomad(name):
+    """Every golden job (hostile values included): HCL == JSON after Canonicalize, no key
+    dropped, valid. test_cases keeps these files equal to what nomadgen renders now."""
+    assert_proven(case_jobs(name))
+
+
+def test_the_hostile_case_is_among_them():
+    assert "nasty-values" in RENDERED
+
+
+# --- the proof can fail -------------------------------------------------------------------------
+
+def _one(name: str = "seed-example") -> tuple[str, dict]:
+    _, hcl, job = case_jobs(name)[0]
+    return hcl, job["Job"]
+
+
+@requires_nomad
+def test_proof_reports_the_path_of_an_hcl_json_difference():
+    hcl, job = _one()
+    assert prove(hcl, job) == []
+    problems = prove(hcl.replace("count = 3", "count = 2", 1), job)
+    assert problems == ["HCL != JSON after Canonicalize: Job.TaskGroups[0].Count: 2 != 3"]
+
+
+@requires_nomad
+def test_proof_reports_keys_nomad_drops():
+    hcl, job = _one()
+    bad = copy.deepcopy(job)
+    bad["TaskGroups"][0]["Tasks"][0]["Resouces"] = {"CPU": 1}  # typo: Nomad ignores it
+    bad["Datacentres"] = ["x"]
+    problems = prove(None, bad)
+    assert "Job.Datacentres: dropped by Nomad's decoder (unknown key)" in problems
+    assert ("Job.TaskGroups[0].Tasks[0].Resouces: dropped by Nomad's decoder (unknown key)"
+            in problems)
+
+
+@requires_nomad
+def test_proof_reports_nomads_validation_message():
+    hcl, job = _one()
+    bad = dict(job, Priority=0)
+    (problem,) = prove(None, bad)
+    assert problem.startswith("Nomad rejects it: ") and "job priority must be between" in problem
+
+
+@requires_nomad
+def test_proof_reports_hcl_nomad_cannot_parse():
+    hcl, job = _one()
+    (problem,) = prove(hcl.replace("count = 3", "count = ${var.x}", 1), job)
+    assert problem.startswith("HCL does not parse: ") and "var.x" not in job
+
+
+def test_json_diff_names_paths():
+    a = {"A": [1, {"B": "x"}], "C": True, "D": 1}
+    b = {"A": [1, {"B": "y"}, 3], "C": 1}
+    assert json_diff(a, b) == [
+        "Job.A[1].B: 'x' != 'y'", "Job.A: 2 items != 3 items", "Job.C: True != 1",
+        "Job.D: only on the left (1)"]
+    assert json_diff(a, a) == []
+
+
+def test_dropped_keys_ignores_nulls_and_sees_changed_values():
+    assert dropped_keys({"A": None, "B": 1}, {"B": 1}) == []
+    assert dropped_keys({"B": [1, 2]}, {"B": [1]}) == ["Job.B: sent 2 items, Nomad kept [1]"]
+    assert dropped_keys({"B": True}, {"B": 1}) == ["Job.B: sent True, Nomad kept 1"]
+
+
+# --- hostile values through the writer, read by Nomad's own parser -----------------------------
+
+HOSTILE = [
+    "${foo}", "%{ if true }x%{ endif }", "$${already}", "%%{already}", "trailing $",
+    "trailing %", "$$$${x}", "${foo", "%{", 'say "quotes"', "C:\\path\\", "back\\slash\\n",
+    "line1\nline2\r\n", "tab\there", "{{ .Address }}", "zürich 東京", "emoji 😀 👨\u200d👩",
+    "bell\x07 esc\x1b del\x7f", "bidi \u202e override", "zero\u200bwidth", "line\u2028sep",
+    " ", "${a} ${b} %{c}", "$ {not} % {not}", '${file("/etc/passwd")}', "${var.x}",
+    "${upper(\"x\")}", "${node.datacenter}", "$${node.datacenter}", "${NOMAD_PORT_http}",
+    "${meta.zone}}", "EOT\nEOT\n", "  indented\n", "multi\nline\n",
+]
+
+
+@requires_nomad
+def test_hostile_values_read_back_exactly_in_nomads_parser():
+    values = {f"v{i}": v for i, v in enumerate(HOSTILE)}
+    job = {
+        "ID": "hostile", "Datacenters": ["dc1"], "Meta": values,
+        "TaskGroups": [{"Name": "g", "Tasks": [{
+            "Name": "t", "Driver": "docker", "Env": values,
+            "Config": {"image": "x", "args": HOSTILE},
+            "Templates": [{"EmbeddedTmpl": v, "DestPath": f"local/{i}"}
+                          for i, v in enumerate(HOSTILE)],
+        }]}],
+    }
+    back = nomad_parse(to_hcl(job))
+    assert back["Meta"] == values
+    task = back["TaskGroups"][0]["Tasks"][0]
+    assert task["Env"] == values
+    assert task["Config"]["args"] == HOSTILE
+    assert [t["EmbeddedTmpl"] for t in task["Templates"]] == HOSTILE
+    assert nomad_decode(job)["Meta"] == values
+
+
+# --- Nomad's own example jobs through the writer ------------------------------------------------
+
+EXAMPLES = shared_dir() / "nomad" / "examples"
+needs_examples = pytest.mark.skipif(
+    not EXAMPLES.is_dir(), reason=f"Nomad's example jobs are not at {EXAMPLES} (set NOMADGEN_SHARED)")
+
+
+@requires_nomad
+@needs_examples
+@pytest.mark.parametrize("name", ["example.nomad.hcl", "example-short.nomad.hcl"])
+def test_nomad_hcl_examples_round_trip_through_the_writer(name):
+    job = nomad_parse((EXAMPLES / name).read_text())
+    assert json_diff(nomad_parse(to_hcl(job)), job) == []
+
+
+@requires_nomad
+@needs_examples
+@pytest.mark.parametrize(
+    "name", ["example-short.json", "json-jobs-doc-example.json", "job-read-response.json"])
+def test_nomad_json_examples_round_trip_through_the_writer(name):
+    """What Nomad 1.5.8 keeps of the job (fields added later, like NodePool, are dropped by its
+    decoder and rejected by its parser), written as HCL, reads back the same after Canonicalize,
+    server-set fields (indexes, status) aside."""
+    data = json.loads((EXAMPLES / name).read_text())
+    job = nomad_decode(data.get("Job", data))
+    server_set = {"Status", "StatusDescription", "Stable", "Version", "SubmitTime", "CreateIndex",
+                  "ModifyIndex", "JobModifyIndex"}
+    expected = {k: v for k, v in nomad_canonicalize(job).items() if k not in server_set}
+    back = {k: v for k, v in nomad_parse(to_hcl(job), canonicalize=True).items()
+            if k not in server_set}
+    assert json_diff(back, expected) == []
