@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
 from .kinds import KINDS, NODE_LOCAL
@@ -315,35 +316,51 @@ def pretty_json(obj: object, indent: str = "  ") -> str:
     """The same bytes as json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False), about
     1.5x faster: with an indent the stdlib falls back to its pure-Python generator encoder."""
     out: list[str] = []
-    app = out.append
-
-    def enc(o: object, pad: str) -> None:
-        if isinstance(o, str):
-            app(encode_basestring(o))
-        elif isinstance(o, dict):
-            if not o:
-                app("{}")
-                return
-            inner = pad + indent
-            sep = "{\n" + inner
-            for k in sorted(o):
-                app(sep + encode_basestring(k) + ": ")
-                sep = ",\n" + inner
-                enc(o[k], inner)
-            app("\n" + pad + "}")
-        elif isinstance(o, list | tuple):
-            if not o:
-                app("[]")
-                return
-            inner = pad + indent
-            sep = "[\n" + inner
-            for v in o:
-                app(sep)
-                sep = ",\n" + inner
-                enc(v, inner)
-            app("\n" + pad + "]")
-        else:
-            app(json.dumps(o))
-
-    enc(obj, "")
+    _encode(obj, "", indent, out.append)
     return "".join(out)
+
+
+# Module-level rather than a closure in pretty_json: a nested function that calls itself is a
+# reference cycle, which kept every job's text fragments alive while the CLI runs with the
+# cyclic collector off (2.3 GB at 50k services instead of under 600 MB).
+def _encode(o: object, pad: str, indent: str, app: Callable[[str], None]) -> None:
+    if type(o) is str:
+        app(encode_basestring(o))
+    elif type(o) is dict:
+        if not o:
+            app("{}")
+            return
+        inner = pad + indent
+        sep = "{\n" + inner
+        for k in sorted(o):
+            app(sep + encode_basestring(k) + ": ")
+            sep = ",\n" + inner
+            _encode(o[k], inner, indent, app)
+        app("\n" + pad + "}")
+    elif type(o) is list or type(o) is tuple:
+        if not o:
+            app("[]")
+            return
+        inner = pad + indent
+        sep = "[\n" + inner
+        for v in o:
+            app(sep)
+            sep = ",\n" + inner
+            _encode(v, inner, indent, app)
+        app("\n" + pad + "]")
+    elif o is True:  # most scalars in a job are numbers and booleans: no json.dumps call
+        app("true")
+    elif o is False:
+        app("false")
+    elif o is None:
+        app("null")
+    elif type(o) is int:
+        app(int.__repr__(o))
+    elif isinstance(o, str):
+        app(encode_basestring(o))
+    elif isinstance(o, dict):
+        _encode(dict(o), pad, indent, app)
+    elif isinstance(o, list | tuple):
+        _encode(list(o), pad, indent, app)
+    else:
+        app(json.dumps(o))
