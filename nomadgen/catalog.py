@@ -14,17 +14,22 @@ from .manifest import ENV_RE, IMAGE_RE, NAME_RE, PORT_LABEL_RE
 from .model import (
     NODE_LOCAL,
     SCHEDULINGS,
+    STORAGES,
     Check,
     InterfaceSpec,
     Port,
     Resources,
     Runnable,
     ServiceTemplate,
+    State,
 )
 
-TOP = {"description", "scheduling", "per_zone", "depends", "run", "check", "interface"}
-RUN = {"image", "command", "args", "ports", "env", "resources", "secrets_template", "secrets"}
-CHECK = {"type", "path", "interval", "timeout"}
+TOP = {"description", "scheduling", "per_zone", "depends", "run", "check", "interface", "state"}
+RUN = {"image", "command", "args", "ports", "env", "resources", "secrets_template", "secrets",
+       "kill_timeout", "kill_signal"}
+CHECK = {"type", "path", "interval", "timeout", "command"}
+STATE = {"path", "size", "storage"}
+SIGNAL_RE = re.compile(r"^SIG[A-Z0-9]{2,8}$")
 IFACE = {"protocol", "port", "url", "credentials", "env"}
 PLACEHOLDERS = {"host", "port", "dns", "service", "set", "job", "credentials"}
 _PLACEHOLDER_RE = re.compile(r"\{([a-z_]*)\}")
@@ -151,10 +156,26 @@ def load_template(path: Path) -> ServiceTemplate:
         chk = table(chk, "check")
         unknown(chk, CHECK, "check.")
         ctype = chk.get("type", "tcp")
-        if ctype not in ("tcp", "http"):
-            bad("check.type", f"unknown check type {ctype!r}", "use tcp or http")
+        if ctype not in ("tcp", "http", "script"):
+            bad("check.type", f"unknown check type {ctype!r}", "use tcp, http or script")
+        command = chk.get("command", [])
+        if not isinstance(command, list) or not all(isinstance(a, str) for a in command) or \
+                (ctype == "script") != bool(command):
+            bad("check.command", "a script check needs command = [\"program\", \"arg\", ...] "
+                "(and only a script check has one)", 'e.g. command = ["pg_isready", "-h", "127.0.0.1"]')
+            command = []
         check = Check(ctype, chk.get("path", "/" if ctype == "http" else ""),
-                      int(chk.get("interval", 10)), int(chk.get("timeout", 2)))
+                      int(chk.get("interval", 10)), int(chk.get("timeout", 2)), tuple(command))
+    state = _state(data.get("state"), bad, unknown, table)
+    kill_timeout = run.get("kill_timeout", 0)
+    if not isinstance(kill_timeout, int) or isinstance(kill_timeout, bool) or not 0 <= kill_timeout <= 3600:
+        bad("run.kill_timeout", "must be whole seconds (0-3600)",
+            "Nomad clients cap it at their max_kill_timeout (30 s by default)")
+        kill_timeout = 0
+    kill_signal = run.get("kill_signal", "")
+    if kill_signal and (not isinstance(kill_signal, str) or not SIGNAL_RE.match(kill_signal)):
+        bad("run.kill_signal", "must be a signal name like SIGINT")
+        kill_signal = ""
 
     port_label = iface.get("port", ports[0].label if ports else "")
     if port_label not in {p.label for p in ports}:
@@ -187,6 +208,9 @@ def load_template(path: Path) -> ServiceTemplate:
             check=check,
             secrets_template=str(run.get("secrets_template", "")).strip("\n"),
             secret_items=tuple(secret_items),
+            state=state,
+            kill_timeout_s=kill_timeout,
+            kill_signal=kill_signal,
         ),
         interface=InterfaceSpec(
             protocol=str(iface.get("protocol", "tcp")),
@@ -200,6 +224,26 @@ def load_template(path: Path) -> ServiceTemplate:
         depends=tuple(depends),
         source=str(path),
     )
+
+
+def _state(raw, bad, unknown, table) -> State | None:
+    if raw is None:
+        return None
+    t = table(raw, "state")
+    unknown(t, STATE, "state.")
+    path, size, storage = t.get("path", ""), t.get("size", 1024), t.get("storage", "")
+    ok = True
+    if not isinstance(path, str) or not path.startswith("/") or "{" in path or "\n" in path:
+        bad("state.path", "must be an absolute path inside the container",
+            'where the image keeps its data, e.g. path = "/var/lib/postgresql/data"')
+        ok = False
+    if not isinstance(size, int) or isinstance(size, bool) or size < 10:
+        bad("state.size", "must be a size in MB (at least 10)", "e.g. size = 1024")
+        ok = False
+    if storage not in ("", *STORAGES):
+        bad("state.storage", f"unknown storage mode {storage!r}", "use " + ", ".join(STORAGES))
+        ok = False
+    return State(path, size, storage) if ok else None
 
 
 def _check_pattern(value: str, key: str, bad) -> None:

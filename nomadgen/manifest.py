@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError, Problem
-from .model import Check, InterfaceSpec, Manifest, Override, Port, Resources, Runnable, Service
+from .model import (
+    STORAGES,
+    Check,
+    InterfaceSpec,
+    Manifest,
+    Override,
+    Port,
+    Resources,
+    Runnable,
+    Service,
+)
 
 # RFC 1123 label, lower-case: valid as a Nomad job ID, a Consul service name and a DNS label.
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -41,7 +51,8 @@ FIELDS = {
                 'nomadgen registers it in Consul so dependents find it like any other',
     "overrides": 'tuning of this service\'s dedicated sets, e.g. {"psql": {"image": "postgres:17"}}',
 }
-OVERRIDE_FIELDS = {"image", "args", "env", "resources", "per_zone"}
+OVERRIDE_FIELDS = {"image", "args", "env", "resources", "per_zone", "state"}
+STATE_FIELDS = {"storage", "size", "path"}
 RESOURCE_FIELDS = {"cpu", "memory"}
 CHECK_FIELDS = {"type", "path", "interval", "timeout"}
 
@@ -290,7 +301,37 @@ class _Checker:
             env = self.env(body.get("env", {}), p + ("env",))
             res = self.resources(body["resources"], p + ("resources",)) if "resources" in body else None
             per_zone = self.positive(body.get("per_zone"), p + ("per_zone",), allow_none=True)
-            out.append((dep, Override(image, args, env, res, per_zone)))
+            state = self.state(body["state"], p + ("state",)) if "state" in body else ()
+            out.append((dep, Override(image, args, env, res, per_zone, state)))
+        return tuple(out)
+
+    def state(self, value: Any, path: tuple) -> tuple[tuple[str, object], ...]:
+        """Where a stateful dependency keeps its data: storage mode, size (MB), path."""
+        if not isinstance(value, dict):
+            self.add(path, 'must be an object like {"storage": "host", "size": 2048}')
+            return ()
+        self.dups(value, path)
+        self.unknown(value, STATE_FIELDS, path)
+        out: list[tuple[str, object]] = []
+        if "storage" in value:
+            mode = value["storage"]
+            if mode not in STORAGES:
+                self.add(path + ("storage",), f"unknown storage mode {mode!r}", "use " + ", ".join(STORAGES))
+            else:
+                out.append(("override", mode))
+        if "size" in value:
+            size = self.positive(value["size"], path + ("size",))
+            if size is not None and size < 10:
+                self.add(path + ("size",), "a data size is in MB, at least 10", "e.g. 2048")
+            elif size is not None:
+                out.append(("size_mb", size))
+        if "path" in value:
+            where_ = value["path"]
+            if not isinstance(where_, str) or not re.match(r"^/[A-Za-z0-9._/-]*$", where_):
+                self.add(path + ("path",), "must be an absolute path inside the container",
+                         'e.g. "/var/lib/postgresql/data"')
+            else:
+                out.append(("path", where_))
         return tuple(out)
 
     def depends(self, value: Any, path: tuple) -> tuple[str, ...]:

@@ -16,10 +16,25 @@ class Port(NamedTuple):
 
 
 class Check(NamedTuple):
-    type: str = "tcp"  # tcp | http
+    type: str = "tcp"  # tcp | http | script
     path: str = ""
     interval_s: int = 10
     timeout_s: int = 2
+    command: tuple[str, ...] = ()  # script checks: run inside the task (from templates only)
+
+
+EPHEMERAL, HOST, CSI = "ephemeral", "host", "csi"
+STORAGES = (EPHEMERAL, HOST, CSI)
+
+
+class State(NamedTuple):
+    """Where a stateful service keeps its data: `path` inside the container (where a host or CSI
+    volume is mounted), `size_mb`, and the storage mode ("" = nomadgen.toml's, else ephemeral)."""
+
+    path: str
+    size_mb: int = 1024
+    storage: str = ""
+    override: str = ""  # the storage mode a manifest override asks for
 
 
 class Resources(NamedTuple):
@@ -50,6 +65,9 @@ class Runnable(NamedTuple):
     check: Check | None = Check()
     secrets_template: str = ""  # trusted consul-template text from a service template only
     secret_items: tuple[str, ...] = ()  # Nomad Variables items to generate if missing (password)
+    state: State | None = None  # data that must outlive an allocation (databases)
+    kill_timeout_s: int = 0  # 0: Nomad's default (5 s)
+    kill_signal: str = ""  # "": the driver's default (SIGTERM for docker)
 
 
 class ServiceTemplate(NamedTuple):
@@ -74,6 +92,7 @@ class Override(NamedTuple):
     env: tuple[tuple[str, str], ...] = ()
     resources: Resources | None = None
     per_zone: int | None = None
+    state: tuple[tuple[str, object], ...] = ()  # state fields to change: storage, size_mb, path
 
 
 class Service(NamedTuple):
@@ -173,6 +192,9 @@ class Settings(NamedTuple):
     kv_prefix: str = "nomadgen"
     consul_domain: str = "consul"
     datacenters: tuple[str, ...] = ()  # empty: the zones when zones are datacenters, else ["*"]
+    storage: str = ""  # default storage mode of stateful sets ("": the template's, else ephemeral)
+    storage_sets: tuple[tuple[str, str], ...] = ()  # set name -> storage mode
+    csi_plugin: str = ""  # the CSI plugin the volumes of csi sets are created with
 
 
 class Job(NamedTuple):

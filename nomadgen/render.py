@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
+from . import stateful
 from .kinds import KINDS, NODE_LOCAL
 from .model import (
     Job,
@@ -61,6 +62,7 @@ def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: dict | Non
         "Tasks": [_main_task(plan, s, settings)] + [
             _sidecar_task(plan.get(e)) for e in s.embedded],
     }
+    stateful.apply(group, group["Tasks"][0], s, settings)
     if not group["Networks"][0]["DynamicPorts"]:
         del group["Networks"]
     if not group["Services"]:
@@ -152,6 +154,7 @@ def _service(plan: Plan, s: ServiceSet, label: str, settings: Settings) -> dict:
         }
         if c.type == "http":
             check["Path"] = c.path
+        check.update(stateful.check_fields(s, c))
         svc["Checks"] = [check]
     return svc
 

@@ -28,6 +28,7 @@ from .model import (
     Manifest,
     Plan,
     ServiceSet,
+    State,
     dns_name,
     env_prefix,
 )
@@ -182,6 +183,7 @@ def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
 
     nz = len(zones)
     built: dict[str, ServiceSet] = {}
+    problems: list[Problem] = []
     for name in sorted(nodes):
         node = nodes[name]
         if node.owner:
@@ -196,6 +198,8 @@ def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
                     env=tuple(sorted({**dict(run.env), **dict(ov.env)}.items())),
                     resources=ov.resources or run.resources)
                 per_zone = ov.per_zone or per_zone
+                if ov.state:
+                    run = _override_state(run, dict(ov.state), node.type, node.owner, manifest, problems)
         else:
             svc = declared[name]
             run, iface, per_zone, count = svc.run, svc.interface, svc.per_zone, svc.count
@@ -210,6 +214,8 @@ def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
             embedded=tuple(sorted(embedded.get(name, ()))),
             external=None if node.owner else declared[name].external,
         )
+    if problems:
+        raise ResolutionError("invalid overrides", problems)
     return built
 
 
@@ -292,6 +298,20 @@ def _check_cycles(edges: dict[str, list[str]], manifest: Manifest) -> None:
             [Problem(" -> ".join(cycle), _loc(manifest, cycle[0], cycle[1]),
                      "remove one of these dependencies")],
         ) from None
+
+
+def _override_state(run, fields: dict, typ: str, owner: str, manifest: Manifest,
+                    problems: list[Problem]):
+    base = run.state
+    if base is None and "path" not in fields:
+        problems.append(Problem(
+            f"{owner} overrides {typ}.state, but the {typ} template keeps no data",
+            where(manifest, owner, "overrides", typ, "state"),
+            'give the path where it keeps data: "state": {"path": "/data", ...}'))
+        return run
+    if base is None:
+        base = State(str(fields["path"]))
+    return run._replace(state=base._replace(**fields))
 
 
 def _who(name: str) -> str:

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import ConfigError, Problem
-from .model import Settings
+from .model import STORAGES, Settings
 from .resolve import DEFAULT_ZONES
 
 CONFIG_FILE = "nomadgen.toml"
 CONFIG_KEYS = {"zones", "zone_attribute", "namespace", "region", "kv_prefix", "templates",
-               "consul_domain", "datacenters"}
+               "consul_domain", "datacenters", "storage"}
+STORAGE_KEYS = {"mode", "csi_plugin", "sets"}
 ZONE_ATTR_RE = re.compile(r"^\$\{(node\.datacenter|node\.class|node\.pool|meta\.[A-Za-z0-9_.-]+|"
                           r"attr\.[A-Za-z0-9_.-]+)\}$")
 KV_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
@@ -79,6 +80,7 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
     if not isinstance(dcs, list):
         problems.append(Problem("datacenters must be a list", str(path)))
         dcs = []
+    storage = _storage(data.get("storage", {}), str(path), problems)
     if problems:
         raise ConfigError("invalid configuration", problems)
     return Config(
@@ -92,8 +94,40 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
             kv_prefix=prefix,
             consul_domain=data.get("consul_domain", "consul"),
             datacenters=tuple(dcs),
+            **storage,
         ),
     )
+
+
+def _storage(raw, path: str, problems: list) -> dict:
+    """[storage] mode = "ephemeral" | "host" | "csi", csi_plugin = "...", sets = {"psql:app" = "csi"}"""
+    if not isinstance(raw, dict):
+        problems.append(Problem("storage must be a table", path, '[storage]\nmode = "host"'))
+        return {}
+    out: dict = {}
+    for k in sorted(set(raw) - STORAGE_KEYS):
+        problems.append(Problem(f"storage.{k}: unknown key", path, "known: " + ", ".join(sorted(STORAGE_KEYS))))
+    mode = raw.get("mode", "")
+    if mode and mode not in STORAGES:
+        problems.append(Problem(f"storage.mode: unknown storage mode {mode!r}", path, "use " + ", ".join(STORAGES)))
+    elif mode:
+        out["storage"] = mode
+    plugin = raw.get("csi_plugin", "")
+    if not isinstance(plugin, str) or (plugin and not re.match(r"^[A-Za-z0-9._-]{1,128}$", plugin)):
+        problems.append(Problem("storage.csi_plugin: must be a CSI plugin ID", path, 'e.g. "aws-ebs0"'))
+    elif plugin:
+        out["csi_plugin"] = plugin
+    sets = raw.get("sets", {})
+    if not isinstance(sets, dict):
+        problems.append(Problem("storage.sets must be a table of set name = mode", path,
+                                '[storage.sets]\n"psql:app" = "csi"'))
+        sets = {}
+    for name in sorted(sets):
+        if sets[name] not in STORAGES:
+            problems.append(Problem(f"storage.sets.{name}: unknown storage mode {sets[name]!r}", path,
+                                    "use " + ", ".join(STORAGES)))
+    out["storage_sets"] = tuple(sorted((k, v) for k, v in sets.items() if v in STORAGES))
+    return out
 
 
 # --- Connections ----------------------------------------------------------------------------

@@ -95,8 +95,12 @@ def test_services_are_consul_services_with_set_and_zone_tags_and_a_check():
     (svc,) = jobs["psql-app"].api["TaskGroups"][0]["Services"]
     assert svc["Name"] == "psql-app" and svc["Provider"] == "consul"
     assert "${node.datacenter}" in svc["Tags"] and "set-psql-app" in svc["Tags"]
-    assert svc["Checks"][0]["Type"] == "tcp"
+    # A database is ready when it accepts connections, not when its port opens.
+    assert svc["Checks"][0]["Type"] == "script"
+    assert svc["Checks"][0]["Command"] == "pg_isready" and svc["Checks"][0]["TaskName"] == "psql"
     assert svc["Checks"][0]["Interval"] == 10_000_000_000
+    app = jobs["app"].api["TaskGroups"][0]["Services"][0]
+    assert app["Checks"][0]["Type"] == "tcp"
 
 
 def test_ownership_meta_and_spec_hash():

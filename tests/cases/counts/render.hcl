@@ -93,7 +93,7 @@ job "redis-web" {
   meta {
     nomadgen_manifest  = "counts"
     nomadgen_set       = "redis:web"
-    nomadgen_spec_hash = "df476ed209ec5980"
+    nomadgen_spec_hash = "ca9c0f8828047fef"
   }
 
   update {
@@ -147,17 +147,28 @@ job "redis-web" {
       }
 
       check {
-        name     = "redis-web tcp"
-        type     = "tcp"
+        name     = "redis-web script"
+        type     = "script"
+        command  = "sh"
+        args     = ["-c", "redis-cli -p 6379 ping | grep -q PONG"]
         interval = "10s"
         timeout  = "2s"
+        task     = "redis"
       }
     }
 
+    ephemeral_disk {
+      size    = 512
+      sticky  = true
+      migrate = true
+    }
+
     task "redis" {
-      driver = "docker"
+      driver       = "docker"
+      kill_timeout = "30s"
 
       config {
+        args  = ["redis-server", "--dir", "/alloc/data", "--appendonly", "yes"]
         image = "redis:7-alpine"
         ports = ["redis"]
       }

@@ -109,7 +109,7 @@ job "redis-billing" {
   meta {
     nomadgen_manifest  = "external"
     nomadgen_set       = "redis:billing"
-    nomadgen_spec_hash = "f264d16122ecb424"
+    nomadgen_spec_hash = "50093312ae0a62a1"
   }
 
   update {
@@ -167,17 +167,28 @@ job "redis-billing" {
       }
 
       check {
-        name     = "redis-billing tcp"
-        type     = "tcp"
+        name     = "redis-billing script"
+        type     = "script"
+        command  = "sh"
+        args     = ["-c", "redis-cli -p 6379 ping | grep -q PONG"]
         interval = "10s"
         timeout  = "2s"
+        task     = "redis"
       }
     }
 
+    ephemeral_disk {
+      size    = 512
+      sticky  = true
+      migrate = true
+    }
+
     task "redis" {
-      driver = "docker"
+      driver       = "docker"
+      kill_timeout = "30s"
 
       config {
+        args  = ["redis-server", "--dir", "/alloc/data", "--appendonly", "yes"]
         image = "redis:7-alpine"
         ports = ["redis"]
       }

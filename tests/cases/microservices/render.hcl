@@ -313,7 +313,7 @@ job "psql-checkout" {
   meta {
     nomadgen_manifest  = "microservices"
     nomadgen_set       = "psql:checkout"
-    nomadgen_spec_hash = "a07fb965d7d6f965"
+    nomadgen_spec_hash = "57ebc3da01f3fc55"
   }
 
   update {
@@ -371,15 +371,26 @@ job "psql-checkout" {
       }
 
       check {
-        name     = "psql-checkout tcp"
-        type     = "tcp"
+        name     = "psql-checkout script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
         interval = "10s"
         timeout  = "2s"
+        task     = "psql"
       }
     }
 
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
     task "psql" {
-      driver = "docker"
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
 
       config {
         image = "postgres:16-alpine"
@@ -415,7 +426,7 @@ job "redis-cart" {
   meta {
     nomadgen_manifest  = "microservices"
     nomadgen_set       = "redis:cart"
-    nomadgen_spec_hash = "12754632ff9c9484"
+    nomadgen_spec_hash = "e0a9d6a0d6c6d601"
   }
 
   update {
@@ -473,17 +484,28 @@ job "redis-cart" {
       }
 
       check {
-        name     = "redis-cart tcp"
-        type     = "tcp"
+        name     = "redis-cart script"
+        type     = "script"
+        command  = "sh"
+        args     = ["-c", "redis-cli -p 6379 ping | grep -q PONG"]
         interval = "10s"
         timeout  = "2s"
+        task     = "redis"
       }
     }
 
+    ephemeral_disk {
+      size    = 512
+      sticky  = true
+      migrate = true
+    }
+
     task "redis" {
-      driver = "docker"
+      driver       = "docker"
+      kill_timeout = "30s"
 
       config {
+        args  = ["redis-server", "--dir", "/alloc/data", "--appendonly", "yes"]
         image = "redis:7-alpine"
         ports = ["redis"]
       }

@@ -113,7 +113,7 @@ job "redis-api" {
   meta {
     nomadgen_manifest  = "nasty-values"
     nomadgen_set       = "redis:api"
-    nomadgen_spec_hash = "1ee00beffe0f209d"
+    nomadgen_spec_hash = "83a89b9ec7f84947"
   }
 
   update {
@@ -171,17 +171,28 @@ job "redis-api" {
       }
 
       check {
-        name     = "redis-api tcp"
-        type     = "tcp"
+        name     = "redis-api script"
+        type     = "script"
+        command  = "sh"
+        args     = ["-c", "redis-cli -p 6379 ping | grep -q PONG"]
         interval = "10s"
         timeout  = "2s"
+        task     = "redis"
       }
     }
 
+    ephemeral_disk {
+      size    = 512
+      sticky  = true
+      migrate = true
+    }
+
     task "redis" {
-      driver = "docker"
+      driver       = "docker"
+      kill_timeout = "30s"
 
       config {
+        args  = ["redis-server", "--dir", "/alloc/data", "--appendonly", "yes"]
         image = "redis:7-alpine"
         ports = ["redis"]
       }

@@ -300,7 +300,7 @@ job "psql-app" {
   meta {
     nomadgen_manifest  = "seed-example"
     nomadgen_set       = "psql:app"
-    nomadgen_spec_hash = "b62f55625fc105a0"
+    nomadgen_spec_hash = "c821f2157fd0a5cd"
   }
 
   update {
@@ -358,15 +358,26 @@ job "psql-app" {
       }
 
       check {
-        name     = "psql-app tcp"
-        type     = "tcp"
+        name     = "psql-app script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
         interval = "10s"
         timeout  = "2s"
+        task     = "psql"
       }
     }
 
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
     task "psql" {
-      driver = "docker"
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
 
       config {
         image = "postgres:16-alpine"
@@ -402,7 +413,7 @@ job "psql-blog" {
   meta {
     nomadgen_manifest  = "seed-example"
     nomadgen_set       = "psql:blog"
-    nomadgen_spec_hash = "24dadfec6da41384"
+    nomadgen_spec_hash = "e6972e26014d366e"
   }
 
   update {
@@ -460,15 +471,26 @@ job "psql-blog" {
       }
 
       check {
-        name     = "psql-blog tcp"
-        type     = "tcp"
+        name     = "psql-blog script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
         interval = "10s"
         timeout  = "2s"
+        task     = "psql"
       }
     }
 
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
     task "psql" {
-      driver = "docker"
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
 
       config {
         image = "postgres:16-alpine"

@@ -207,7 +207,7 @@ job "psql-pgbouncer-app" {
   meta {
     nomadgen_manifest  = "user-templates"
     nomadgen_set       = "psql:pgbouncer:app"
-    nomadgen_spec_hash = "8e0e68b9c9c55dcb"
+    nomadgen_spec_hash = "e3ec43db55b0a3a6"
   }
 
   update {
@@ -265,15 +265,26 @@ job "psql-pgbouncer-app" {
       }
 
       check {
-        name     = "psql-pgbouncer-app tcp"
-        type     = "tcp"
+        name     = "psql-pgbouncer-app script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
         interval = "10s"
         timeout  = "2s"
+        task     = "psql"
       }
     }
 
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
     task "psql" {
-      driver = "docker"
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
 
       config {
         image = "postgres:16-alpine"
