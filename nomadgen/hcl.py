@@ -29,12 +29,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from nomadgen.errors import RenderError
+from nomadgen.model import Runtime
 
 __all__ = [
     "CONFIG_BLOCK_NAMES",
     "DURATION_FIELDS",
     "LABELLED_CONFIG_BLOCK_NAMES",
     "READ_ONLY_FIELDS",
+    "RUNTIME_FIELDS",
+    "RUNTIME_REF",
     "escape_string",
     "format_duration",
     "to_hcl",
@@ -55,6 +58,13 @@ READ_ONLY_FIELDS = frozenset({
     # scaling policies: the server assigns these
     "Scaling.ID", "Scaling.Namespace", "Scaling.Target",
     "ScalingPolicies.ID", "ScalingPolicies.Namespace", "ScalingPolicies.Target",
+})
+
+# Placement attributes: Nomad reads `${...}` in them as a runtime reference by definition, so
+# one is written as Nomad users write it (see RUNTIME_REF). Same naming rule as above.
+RUNTIME_FIELDS = frozenset({
+    "Constraints.LTarget", "Constraints.RTarget", "Affinities.LTarget", "Affinities.RTarget",
+    "Spreads.Attribute",
 })
 
 # Integer nanoseconds in JSON, Go duration strings in HCL. Same naming rule as above.
@@ -512,22 +522,76 @@ def _char_escape(ch: str) -> str:
 _PLAIN_RE = re.compile(r'[\x20\x21\x23-\x5b\x5d-\x7e]*')  # printable ASCII but \\ and "
 
 
+# Nomad runtime references that jobspec2 leaves as they are written (its evaluation context
+# knows only `var` and `local`; any other root is kept as source text), in the plain form that
+# reads the same in Nomad 1.5 through 1.10: `${node.datacenter}`, `${attr.kernel.name}`,
+# `${meta.zone}`, `${device.model}`, `${NOMAD_PORT_http}`. Not: hyphenated names (Nomad 1.10
+# reads `${meta.a-b}` as a subtraction), a `$` just before (`$${` is the escape), a `}` just
+# after (1.5.8 doubles it). tests/test_nomad_proof.py proves each form with Nomad's parser.
+RUNTIME_REF = re.compile(
+    r"(?<!\$)\$\{(?:(?:node|attr|meta|device)(?:\.[A-Za-z_][A-Za-z0-9_]*)+|NOMAD_[A-Za-z0-9_]+)\}"
+    r"(?! *\})"
+)
+
+
+def _template_escape(s: str) -> str:
+    # Escaping never creates or splits a "${"/"%{" pair ($, % and { are kept verbatim),
+    # so doubling them first is equivalent to doing it last.
+    return s.replace("${", "$${").replace("%{", "%%{")
+
+
+def _escape_template_text(s: str) -> str:
+    """`${`/`%{` doubled, except the runtime references of a Runtime string."""
+    if not isinstance(s, Runtime) or "${" not in s:
+        return _template_escape(s)
+    out, pos = [], 0
+    for m in RUNTIME_REF.finditer(s):
+        out += [_template_escape(s[pos:m.start()]), m.group(0)]
+        pos = m.end()
+    out.append(_template_escape(s[pos:]))
+    return "".join(out)
+
+
 def escape_string(s: str) -> str:
     """Return `s` as a quoted HCL string literal that evaluates to exactly `s`.
 
     Backslash, quote, newline, CR and tab get their short escapes; other control and
     invisible format characters become \\uXXXX; `${` and `%{` are doubled to `$${` and `%%{`,
     so no value can become a live interpolation or template directive. Other non-ASCII text
-    is kept as UTF-8.
+    is kept as UTF-8. In a `Runtime` string (text nomadgen writes, never a manifest value),
+    Nomad runtime references (RUNTIME_REF) are written as they are: jobspec2 keeps them.
     """
     if not isinstance(s, str):
         raise RenderError(f"expected a string, got {type(s).__name__}: {s!r}")
-    # Escaping never creates or splits a "${"/"%{" pair ($, % and { are kept verbatim),
-    # so doubling them first is equivalent to doing it last.
-    s = s.replace("${", "$${").replace("%{", "%%{")
+    s = _escape_template_text(s)
     if _PLAIN_RE.fullmatch(s):
         return f'"{s}"'
     return '"' + "".join(_char_escape(ch) for ch in s) + '"'
+
+
+_HEREDOC_TEXT_RE = re.compile(r"[^\x00-\x09\x0b-\x1f\x7f]*")
+
+
+def _heredoc(s: str) -> list[str] | None:
+    """A multi-line string (ending in a newline) as a heredoc, or None when it cannot be one
+    exactly. `<<-EOT` when some line starts at column 0 (Nomad strips the common indent of
+    the non-empty lines); `<<EOT` with the text at column 0 otherwise. Heredocs take no
+    backslash escapes, so a string with characters that need one (tab, CR, invisible
+    characters) stays quoted. Lines starting with "\x00" are written at column 0."""
+    if s.count("\n") < 2 or not s.endswith("\n") or not _HEREDOC_TEXT_RE.fullmatch(s):
+        return None
+    if any(_char_escape(ch) != ch for ch in s if ord(ch) >= 0x80):
+        return None
+    lines = s[:-1].split("\n")
+    if any(line.strip(" ") == "" and line for line in lines):
+        return None  # whitespace-only lines: Nomad keeps them unstripped
+    marker = "EOT"
+    while any(line.strip() == marker for line in lines):
+        marker += "X"
+    text = _escape_template_text(s)[:-1].split("\n")
+    if any(line and not line.startswith(" ") for line in lines):
+        return [f"<<-{marker}", *(f"  {t}" if t else "\x00" for t in text), marker]
+    return [f"<<{marker}", *(f"\x00{t}" for t in text), f"\x00{marker}"]
 
 
 _NS_UNITS = (("h", 3_600_000_000_000), ("m", 60_000_000_000))
@@ -657,7 +721,8 @@ def _body_lines(items: Sequence[_Attr | _Block], indent: str) -> list[str]:
             else:
                 flush()
                 out.append(f"{indent}{item.name} = {item.lines[0]}")
-                out.extend(indent + line for line in item.lines[1:])
+                out.extend(line[1:] if line.startswith("\x00") else indent + line
+                           for line in item.lines[1:])
         else:
             flush()
             head = " ".join([item.type, *(escape_string(label) for label in item.labels)])
@@ -695,7 +760,18 @@ def _snake(name: str) -> str:
 def _attr(name: str, hcl: str, value: object, parent: str) -> _Attr:
     if _qualified(name, parent, DURATION_FIELDS) and not isinstance(value, str):
         return _Attr(hcl, [escape_string(format_duration(value))])  # type: ignore[arg-type]
-    return _Attr(hcl, _expr(value))
+    if _qualified(name, parent, RUNTIME_FIELDS) and type(value) is str:
+        value = Runtime(value)
+    return _Attr(hcl, _value_lines(value))
+
+
+def _value_lines(value: object) -> list[str]:
+    """An attribute's value: a heredoc for multi-line text, else the expression."""
+    if isinstance(value, str) and "\n" in value:
+        doc = _heredoc(value)
+        if doc is not None:
+            return doc
+    return _expr(value)
 
 
 def _need_dict(value: object, where: str) -> dict:
@@ -714,7 +790,7 @@ def _string_map(hcl: str, value: object, where: str, force_attr: bool = False) -
     mapping = {k: v for k, v in _need_dict(value, where).items() if v is not None}
     if force_attr or not all(_is_ident(k) for k in mapping):
         return _Attr(hcl, _expr(mapping))
-    return _Block(hcl, (), [_Attr(k, _expr(mapping[k])) for k in sorted(mapping)])
+    return _Block(hcl, (), [_Attr(k, _value_lines(mapping[k])) for k in sorted(mapping)])
 
 
 def _config_items(cfg: dict, where: str) -> list[_Attr | _Block]:
@@ -743,7 +819,7 @@ def _config_items(cfg: dict, where: str) -> list[_Attr | _Block]:
             # Nomad reads `k = {...}` in a config body as [{...}]: write the familiar form.
             attrs.append(_Attr(key, _expr(value[0])))
         else:
-            attrs.append(_Attr(key, _expr(value)))
+            attrs.append(_Attr(key, _value_lines(value)))
     return attrs + blocks
 
 

@@ -10,6 +10,15 @@ from .kinds import EXTERNAL, KINDS, NODE_LOCAL, PER_ZONE, SCHEDULINGS
 __all__ = ["EXTERNAL", "NODE_LOCAL", "PER_ZONE", "SCHEDULINGS"]
 
 
+class Runtime(str):
+    """Text nomadgen itself writes that holds Nomad runtime references (`${node.datacenter}`,
+    `${meta.zone}`, `${NOMAD_PORT_x}`). The same text as a str everywhere (JSON, hashes); only
+    the HCL writer looks at the type, to write those references as Nomad users do instead of
+    escaping them. Manifest values are plain str and always fully escaped."""
+
+    __slots__ = ()
+
+
 class Port(NamedTuple):
     label: str
     to: int = 0  # port inside the task; 0 = same as the allocated host port

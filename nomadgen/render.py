@@ -15,6 +15,7 @@ from .model import (
     Job,
     KVEntry,
     Plan,
+    Runtime,
     ServiceSet,
     Settings,
     dns_name,
@@ -49,7 +50,7 @@ def _once(shared: dict | None, key: tuple, make):
 
 
 def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: dict | None = None) -> Job:
-    zattr = settings.zone_attribute
+    zattr = Runtime(settings.zone_attribute)  # a runtime reference: written as such in HCL
     group: dict = {
         "Name": s.type,
         "Count": s.count,
@@ -141,7 +142,7 @@ def _service(plan: Plan, s: ServiceSet, label: str, settings: Settings) -> dict:
         "PortLabel": label,
         "Provider": "consul",
         # Tags double as DNS filters: zone-a.psql-app.service.consul
-        "Tags": [settings.zone_attribute, f"set-{s.job_id}"],
+        "Tags": [Runtime(settings.zone_attribute), f"set-{s.job_id}"],
         "Meta": {META_MANIFEST: plan.manifest, META_SET: s.name},
     }
     c = s.run.check
@@ -190,7 +191,7 @@ def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict:
             label = port_label(dep)
             values = {"host": "${NOMAD_IP_%s}" % label, "port": "${NOMAD_PORT_%s}" % label}
             for suffix, pattern in dep.interface.env:
-                env[f"{prefix}_{suffix}"] = fill(pattern, dep, plan, settings, values)
+                env[f"{prefix}_{suffix}"] = Runtime(fill(pattern, dep, plan, settings, values))
         else:
             templates.append(_dependency_template(plan, dep, prefix, settings))
     if s.run.secrets_template:

@@ -50,15 +50,66 @@ def unescape(raw: str) -> str:
                 i += 10
             else:
                 raise ValueError(f"bad escape \\{nxt} in {raw!r}")
-        elif s.startswith(("$${", "%%{"), i):  # HCL: doubled leader is a literal
-            out.append(s[i + 1:i + 3])
-            i += 3
-        elif s.startswith(("${", "%{"), i):
+        elif s.startswith(("$${", "%%{"), i) or s.startswith("${", i):
+            n = _template_piece(s, i, out)
+            if n is None:
+                raise LiveTemplate(f"live template sequence at {i} in {raw!r}")
+            i += n
+        elif s.startswith("%{", i):
             raise LiveTemplate(f"live template sequence at {i} in {raw!r}")
         elif ch in "\n\r":
             raise ValueError(f"raw newline in quoted string {raw!r}")
         else:
             out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+# jobspec2 evaluates only `var.*`, `local.*` and functions; an interpolation of a plain
+# traversal with any other root (`${node.datacenter}`, `${NOMAD_PORT_http}`) is kept as
+# written, for Nomad to fill in at run time. python-hcl2 does not model this (it keeps all
+# strings as written), so this helper applies jobspec2's rule.
+_KEPT_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z_][A-Za-z0-9_]*)*\}")
+
+
+def _template_piece(s: str, i: int, out: list[str]) -> int | None:
+    """At s[i] a `$${`/`%%{` escape or a `${` jobspec2 keeps: append its text, return its
+    length; None for a live interpolation."""
+    if s.startswith(("$${", "%%{"), i):  # HCL: doubled leader is a literal
+        out.append(s[i + 1:i + 3])
+        return 3
+    m = _KEPT_REF.match(s, i)
+    if m is None or m.group(1) in ("var", "local"):
+        return None
+    out.append(m.group(0))
+    return m.end() - i
+
+
+def heredoc(raw: str) -> str:
+    """python-hcl2's heredoc ('"<<-EOT\\n...\\n  EOT"') -> its value. HCL: no backslash escapes;
+    `<<-` strips the smallest indent of the non-blank lines; the last newline is kept."""
+    lines = raw[1:-1].split("\n")
+    head, body, end = lines[0], lines[1:-1], lines[-1].strip()
+    flush = head.startswith("<<-")
+    if end != head.lstrip("<-"):
+        raise ValueError(f"heredoc marker mismatch in {raw!r}")
+    if flush:
+        indents = [len(x) - len(x.lstrip(" ")) for x in body if x.strip(" ")]
+        cut = min(indents, default=0)
+        body = [x[cut:] if x.strip(" ") else x for x in body]
+    s = "\n".join(body) + "\n"
+    out: list[str] = []
+    i = 0
+    while i < len(s):
+        if s.startswith(("$${", "%%{", "${"), i):
+            n = _template_piece(s, i, out)
+            if n is None:
+                raise LiveTemplate(f"live template sequence at {i} in {raw!r}")
+            i += n
+        elif s.startswith("%{", i):
+            raise LiveTemplate(f"live template sequence at {i} in {raw!r}")
+        else:
+            out.append(s[i])
             i += 1
     return "".join(out)
 
@@ -106,6 +157,8 @@ def _is_labelled_list(v: Any) -> bool:
 def value(v: Any) -> Any:
     """A python-hcl2 attribute value -> plain Python (strings unescaped)."""
     if isinstance(v, str):
+        if v.startswith('"<<'):
+            return heredoc(v)
         if v.startswith('"'):
             return unescape(v)
         m = _NEG_NUMBER.fullmatch(v)  # python-hcl2 keeps negative literals as expressions

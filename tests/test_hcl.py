@@ -510,7 +510,8 @@ def _naive(s: str) -> str:
 
 
 @pytest.mark.parametrize(("s", "failure"), [
-    ("${foo}", LiveTemplate), ("%{ if true }x%{ endif }", LiveTemplate),
+    ("${var.foo}", LiveTemplate), ("${local.x}", LiveTemplate),
+    ("%{ if true }x%{ endif }", LiveTemplate),
     ('say "hi"', LarkError), ("a\\b", ValueError),
 ])
 def test_naive_writer_fails_the_same_round_trip(monkeypatch, s, failure):

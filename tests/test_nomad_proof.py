@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from dev.nomad_jobspec import shared_dir
-from nomadgen.hcl import to_hcl
+from nomadgen.hcl import escape_string, to_hcl
+from nomadgen.model import Runtime
+from tests.hcl_parity import hcl_to_job
 from tests.nomad_tools import (
     assert_proven,
     dropped_keys,
@@ -168,3 +171,101 @@ def test_nomad_json_examples_round_trip_through_the_writer(name):
     back = {k: v for k, v in nomad_parse(to_hcl(job), canonicalize=True).items()
             if k not in server_set}
     assert json_diff(back, expected) == []
+
+
+# --- idiomatic forms: each proven to read back as exactly the JSON value ------------------------
+
+REFS = ["${node.datacenter}", "${node.unique.name}", "${attr.kernel.name}", "${meta.zone}",
+        "${meta.rack_1}", "${device.model}", "${NOMAD_PORT_http}", "${NOMAD_HOST_PORT_db}",
+        "${NOMAD_IP_memcache_app}", "${NOMAD_ALLOC_ID}"]
+# Every printable ASCII character just before and just after a reference.
+CONTEXTS = [(c, "") for c in map(chr, range(0x20, 0x7F))] + [
+    ("", c) for c in map(chr, range(0x20, 0x7F))] + [("", "  }"), ("a ", " b"), ("$$", ""), ("", "")]
+
+
+def _runtime_values() -> dict[str, Runtime]:
+    vals = [Runtime(pre + ref + post) for ref in REFS for pre, post in CONTEXTS]
+    vals.append(Runtime("${NOMAD_IP_x}:${NOMAD_PORT_x}/${meta.zone}${node.class}"))
+    return {f"k{i}": v for i, v in enumerate(vals)}
+
+
+@requires_nomad
+def test_runtime_references_are_written_as_nomad_users_write_them_and_read_back_exactly():
+    values = _runtime_values()
+    job = {"ID": "refs", "Meta": values}
+    text = to_hcl(job)
+    assert '"${node.datacenter}"' in text and '"${NOMAD_PORT_http}"' in text
+    assert '"${NOMAD_IP_x}:${NOMAD_PORT_x}/${meta.zone}${node.class}"' in text
+    assert nomad_parse(text)["Meta"] == values
+
+
+@requires_nomad
+def test_runtime_references_in_placement_fields_are_written_plainly():
+    job = {"ID": "p", "TaskGroups": [{"Name": "g", "Count": 1,
+           "Constraints": [{"LTarget": "${meta.zone}", "Operand": "=", "RTarget": "${node.class}"}],
+           "Spreads": [{"Attribute": "${attr.platform.aws.placement.availability-zone}"}],
+           "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": "x"}}]}]}
+    text = to_hcl(job)
+    assert 'attribute = "${meta.zone}"' in text and 'value     = "${node.class}"' in text
+    # hyphenated: Nomad 1.10 would read `-` as a subtraction, so it stays escaped
+    assert 'attribute = "$${attr.platform.aws.placement.availability-zone}"' in text
+    back = nomad_parse(text)["TaskGroups"][0]
+    assert back["Constraints"][0]["LTarget"] == "${meta.zone}"
+    assert back["Spreads"][0]["Attribute"] == "${attr.platform.aws.placement.availability-zone}"
+
+
+def test_manifest_values_stay_escaped():
+    """The same text as a plain str (as every manifest value is) never has a live `${`."""
+    for value in _runtime_values().values():
+        literal = escape_string(str(value))
+        assert re.search(r"(?<!\$)\$\{", literal.replace("$${", "")) is None, literal
+
+
+@requires_nomad
+def test_the_context_rules_are_needed():
+    """What a writer without RUNTIME_REF's rules would get wrong, shown by Nomad's parser."""
+    job = {"ID": "bad", "Meta": {"brace": "${node.class}}", "dollar": "$${node.class}"}}
+    naive = to_hcl(job).replace("$${", "${")  # every reference written live
+    back = nomad_parse(naive)["Meta"]
+    assert back["brace"] != "${node.class}}"   # 1.5.8 doubles a brace that follows
+    assert back["dollar"] != "$${node.class}"  # `$${` is the escape
+    assert nomad_parse(to_hcl(job))["Meta"] == job["Meta"]
+
+
+HEREDOCS = {
+    "flush": ("{{ with service \"db\" }}\n  {{ .Address }}\n{{ end }}\n", "<<-EOT"),
+    "blank lines": ("a\n\n  b\n\nc\n", "<<-EOT"),
+    "all indented": ("  a\n    b\n", "<<EOT"),
+    "backslash and quotes": ('say "hi" \\n C:\\path\\\n$${x} %{ y }\n', "<<-EOT"),
+    "live-looking": ("${var.x}\n%{ if true }x%{ endif }\n${node.datacenter}\n", "<<-EOT"),
+    "marker inside": ("EOT\n  EOT\nEOTX\n", "<<-EOTXX"),
+    "unicode": ("zürich\n東京 😀\n", "<<-EOT"),
+}
+QUOTED = {  # multi-line, but a heredoc could not carry them exactly
+    "no final newline": "a\nb",
+    "whitespace-only line": "a\n   \nb\n",
+    "tab": "a\n\tb\n",
+    "cr": "a\r\nb\r\n",
+    "invisible": "a\u202e\nb\n",
+    "one line": "a\n",
+}
+
+
+@requires_nomad
+def test_multiline_strings_are_heredocs_that_nomad_reads_exactly():
+    values = {**{k: v for k, (v, _) in HEREDOCS.items()}, **QUOTED}
+    job = {"ID": "h", "TaskGroups": [{"Name": "g", "Tasks": [{
+        "Name": "t", "Driver": "docker", "Config": {"image": "x"},
+        "Env": {k.replace(" ", "_").replace("-", "_"): v for k, v in values.items()},
+        "Templates": [{"EmbeddedTmpl": v, "DestPath": f"local/{i}"}
+                      for i, v in enumerate(values.values())]}]}]}
+    text = to_hcl(job)
+    for name, (_value, head) in HEREDOCS.items():
+        assert f"= {head}\n" in text, name
+    for name, value in QUOTED.items():
+        assert f"= {escape_string(value)}\n" in text, name
+    task = nomad_parse(text)["TaskGroups"][0]["Tasks"][0]
+    assert [t["EmbeddedTmpl"] for t in task["Templates"]] == list(values.values())
+    assert task["Env"] == job["TaskGroups"][0]["Tasks"][0]["Env"]
+    # and python-hcl2 (the parity helper) reads them the same
+    assert hcl_to_job(text)["TaskGroups"][0]["Tasks"][0]["Env"] == task["Env"]

@@ -22,13 +22,13 @@ job "queue" {
     count = 4
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "2"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "eu-1" {
@@ -52,7 +52,7 @@ job "queue" {
       name     = "queue"
       provider = "consul"
       port     = "http"
-      tags     = ["$${node.datacenter}", "set-queue"]
+      tags     = ["${node.datacenter}", "set-queue"]
 
       meta {
         nomadgen_manifest = "counts"
@@ -109,13 +109,13 @@ job "redis-web" {
     count = 2
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "eu-1" {
@@ -139,7 +139,7 @@ job "redis-web" {
       name     = "redis-web"
       provider = "consul"
       port     = "redis"
-      tags     = ["$${node.datacenter}", "set-redis-web"]
+      tags     = ["${node.datacenter}", "set-redis-web"]
 
       meta {
         nomadgen_manifest = "counts"
@@ -205,13 +205,13 @@ job "web" {
     count = 5
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "3"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "eu-1" {
@@ -235,7 +235,7 @@ job "web" {
       name     = "web"
       provider = "consul"
       port     = "http"
-      tags     = ["$${node.datacenter}", "set-web"]
+      tags     = ["${node.datacenter}", "set-web"]
 
       meta {
         nomadgen_manifest = "counts"
@@ -261,7 +261,14 @@ job "web" {
       }
 
       template {
-        data        = "{{- with service \"redis-web~_agent\" }}{{ with index . 0 }}\nREDIS_HOST={{ .Address }}\nREDIS_PORT={{ .Port }}\nREDIS_URL=redis://{{ .Address }}:{{ .Port }}/0\n{{- end }}{{ end }}\n{{ with key \"nomadgen/counts/interfaces/redis-web\" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "redis-web~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address }}
+          REDIS_PORT={{ .Port }}
+          REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0
+          {{- end }}{{ end }}
+          {{ with key "nomadgen/counts/interfaces/redis-web" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/redis-web.env"
         env         = true
         change_mode = "restart"

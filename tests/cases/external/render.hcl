@@ -22,13 +22,13 @@ job "billing" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -56,7 +56,7 @@ job "billing" {
       name     = "billing"
       provider = "consul"
       port     = "http"
-      tags     = ["$${node.datacenter}", "set-billing"]
+      tags     = ["${node.datacenter}", "set-billing"]
 
       meta {
         nomadgen_manifest = "external"
@@ -80,14 +80,28 @@ job "billing" {
       }
 
       template {
-        data        = "{{- with service \"legacy-db~_agent\" }}{{ with index . 0 }}\nLEGACY_DB_HOST={{ .Address }}\nLEGACY_DB_PORT={{ .Port }}\nLEGACY_DB_ADDR={{ .Address }}:{{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/external/interfaces/legacy-db\" | parseJSON }}LEGACY_DB_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "legacy-db~_agent" }}{{ with index . 0 }}
+          LEGACY_DB_HOST={{ .Address }}
+          LEGACY_DB_PORT={{ .Port }}
+          LEGACY_DB_ADDR={{ .Address }}:{{ .Port }}
+          {{- end }}{{ end }}
+          {{ with key "nomadgen/external/interfaces/legacy-db" | parseJSON }}LEGACY_DB_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/legacy-db.env"
         env         = true
         change_mode = "restart"
       }
 
       template {
-        data        = "{{- with service \"redis-billing~_agent\" }}{{ with index . 0 }}\nREDIS_HOST={{ .Address }}\nREDIS_PORT={{ .Port }}\nREDIS_URL=redis://{{ .Address }}:{{ .Port }}/0\n{{- end }}{{ end }}\n{{ with key \"nomadgen/external/interfaces/redis-billing\" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "redis-billing~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address }}
+          REDIS_PORT={{ .Port }}
+          REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0
+          {{- end }}{{ end }}
+          {{ with key "nomadgen/external/interfaces/redis-billing" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/redis-billing.env"
         env         = true
         change_mode = "restart"
@@ -125,13 +139,13 @@ job "redis-billing" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -159,7 +173,7 @@ job "redis-billing" {
       name     = "redis-billing"
       provider = "consul"
       port     = "redis"
-      tags     = ["$${node.datacenter}", "set-redis-billing"]
+      tags     = ["${node.datacenter}", "set-redis-billing"]
 
       meta {
         nomadgen_manifest = "external"

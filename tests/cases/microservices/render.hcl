@@ -22,13 +22,13 @@ job "cart" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -56,7 +56,7 @@ job "cart" {
       name     = "cart"
       provider = "consul"
       port     = "http"
-      tags     = ["$${node.datacenter}", "set-cart"]
+      tags     = ["${node.datacenter}", "set-cart"]
 
       meta {
         nomadgen_manifest = "microservices"
@@ -80,7 +80,14 @@ job "cart" {
       }
 
       template {
-        data        = "{{- with service \"redis-cart~_agent\" }}{{ with index . 0 }}\nREDIS_HOST={{ .Address }}\nREDIS_PORT={{ .Port }}\nREDIS_URL=redis://{{ .Address }}:{{ .Port }}/0\n{{- end }}{{ end }}\n{{ with key \"nomadgen/microservices/interfaces/redis-cart\" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "redis-cart~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address }}
+          REDIS_PORT={{ .Port }}
+          REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0
+          {{- end }}{{ end }}
+          {{ with key "nomadgen/microservices/interfaces/redis-cart" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/redis-cart.env"
         env         = true
         change_mode = "restart"
@@ -118,13 +125,13 @@ job "checkout" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -152,7 +159,7 @@ job "checkout" {
       name     = "checkout"
       provider = "consul"
       port     = "grpc"
-      tags     = ["$${node.datacenter}", "set-checkout"]
+      tags     = ["${node.datacenter}", "set-checkout"]
 
       meta {
         nomadgen_manifest = "microservices"
@@ -180,14 +187,32 @@ job "checkout" {
       }
 
       template {
-        data        = "{{- with service \"cart~_agent\" }}{{ with index . 0 }}\nCART_HOST={{ .Address }}\nCART_PORT={{ .Port }}\nCART_ADDR={{ .Address }}:{{ .Port }}\nCART_URL=http://{{ .Address }}:{{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/microservices/interfaces/cart\" | parseJSON }}CART_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "cart~_agent" }}{{ with index . 0 }}
+          CART_HOST={{ .Address }}
+          CART_PORT={{ .Port }}
+          CART_ADDR={{ .Address }}:{{ .Port }}
+          CART_URL=http://{{ .Address }}:{{ .Port }}
+          {{- end }}{{ end }}
+          {{ with key "nomadgen/microservices/interfaces/cart" | parseJSON }}CART_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/cart.env"
         env         = true
         change_mode = "restart"
       }
 
       template {
-        data        = "{{- with service \"psql-checkout~_agent\" }}{{ with index . 0 }}\nPSQL_HOST={{ .Address }}\nPSQL_PORT={{ .Port }}\nPSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app\n{{- end }}{{ end }}\nPSQL_CREDENTIALS=nomad/jobs/psql-checkout\nPSQL_DATABASE=app\nPSQL_USER=app\n{{ with key \"nomadgen/microservices/interfaces/psql-checkout\" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "psql-checkout~_agent" }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address }}
+          PSQL_PORT={{ .Port }}
+          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
+          {{- end }}{{ end }}
+          PSQL_CREDENTIALS=nomad/jobs/psql-checkout
+          PSQL_DATABASE=app
+          PSQL_USER=app
+          {{ with key "nomadgen/microservices/interfaces/psql-checkout" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/psql-checkout.env"
         env         = true
         change_mode = "restart"
@@ -225,13 +250,13 @@ job "frontend" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -259,7 +284,7 @@ job "frontend" {
       name     = "frontend"
       provider = "consul"
       port     = "http"
-      tags     = ["$${node.datacenter}", "set-frontend"]
+      tags     = ["${node.datacenter}", "set-frontend"]
 
       meta {
         nomadgen_manifest = "microservices"
@@ -284,14 +309,30 @@ job "frontend" {
       }
 
       template {
-        data        = "{{- with service \"cart~_agent\" }}{{ with index . 0 }}\nCART_HOST={{ .Address }}\nCART_PORT={{ .Port }}\nCART_ADDR={{ .Address }}:{{ .Port }}\nCART_URL=http://{{ .Address }}:{{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/microservices/interfaces/cart\" | parseJSON }}CART_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "cart~_agent" }}{{ with index . 0 }}
+          CART_HOST={{ .Address }}
+          CART_PORT={{ .Port }}
+          CART_ADDR={{ .Address }}:{{ .Port }}
+          CART_URL=http://{{ .Address }}:{{ .Port }}
+          {{- end }}{{ end }}
+          {{ with key "nomadgen/microservices/interfaces/cart" | parseJSON }}CART_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/cart.env"
         env         = true
         change_mode = "restart"
       }
 
       template {
-        data        = "{{- with service \"checkout~_agent\" }}{{ with index . 0 }}\nCHECKOUT_HOST={{ .Address }}\nCHECKOUT_PORT={{ .Port }}\nCHECKOUT_ADDR={{ .Address }}:{{ .Port }}\nCHECKOUT_URL=grpc://{{ .Address }}:{{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/microservices/interfaces/checkout\" | parseJSON }}CHECKOUT_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "checkout~_agent" }}{{ with index . 0 }}
+          CHECKOUT_HOST={{ .Address }}
+          CHECKOUT_PORT={{ .Port }}
+          CHECKOUT_ADDR={{ .Address }}:{{ .Port }}
+          CHECKOUT_URL=grpc://{{ .Address }}:{{ .Port }}
+          {{- end }}{{ end }}
+          {{ with key "nomadgen/microservices/interfaces/checkout" | parseJSON }}CHECKOUT_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/checkout.env"
         env         = true
         change_mode = "restart"
@@ -329,13 +370,13 @@ job "psql-checkout" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -363,7 +404,7 @@ job "psql-checkout" {
       name     = "psql-checkout"
       provider = "consul"
       port     = "db"
-      tags     = ["$${node.datacenter}", "set-psql-checkout"]
+      tags     = ["${node.datacenter}", "set-psql-checkout"]
 
       meta {
         nomadgen_manifest = "microservices"
@@ -442,13 +483,13 @@ job "redis-cart" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -476,7 +517,7 @@ job "redis-cart" {
       name     = "redis-cart"
       provider = "consul"
       port     = "redis"
-      tags     = ["$${node.datacenter}", "set-redis-cart"]
+      tags     = ["${node.datacenter}", "set-redis-cart"]
 
       meta {
         nomadgen_manifest = "microservices"

@@ -22,13 +22,13 @@ job "api" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -56,7 +56,7 @@ job "api" {
       name     = "api"
       provider = "consul"
       port     = "http"
-      tags     = ["$${node.datacenter}", "set-api"]
+      tags     = ["${node.datacenter}", "set-api"]
 
       meta {
         nomadgen_manifest = "nasty-values"
@@ -91,7 +91,14 @@ job "api" {
       }
 
       template {
-        data        = "{{- with service \"redis-api~_agent\" }}{{ with index . 0 }}\nREDIS_HOST={{ .Address }}\nREDIS_PORT={{ .Port }}\nREDIS_URL=redis://{{ .Address }}:{{ .Port }}/0\n{{- end }}{{ end }}\n{{ with key \"nomadgen/nasty-values/interfaces/redis-api\" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "redis-api~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address }}
+          REDIS_PORT={{ .Port }}
+          REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0
+          {{- end }}{{ end }}
+          {{ with key "nomadgen/nasty-values/interfaces/redis-api" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/redis-api.env"
         env         = true
         change_mode = "restart"
@@ -129,13 +136,13 @@ job "redis-api" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -163,7 +170,7 @@ job "redis-api" {
       name     = "redis-api"
       provider = "consul"
       port     = "redis"
-      tags     = ["$${node.datacenter}", "set-redis-api"]
+      tags     = ["${node.datacenter}", "set-redis-api"]
 
       meta {
         nomadgen_manifest = "nasty-values"

@@ -22,13 +22,13 @@ job "app" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -60,7 +60,7 @@ job "app" {
       name     = "app"
       provider = "consul"
       port     = "http"
-      tags     = ["$${node.datacenter}", "set-app"]
+      tags     = ["${node.datacenter}", "set-app"]
 
       meta {
         nomadgen_manifest = "seed-example"
@@ -79,7 +79,7 @@ job "app" {
       name     = "memcache-app"
       provider = "consul"
       port     = "memcache_app"
-      tags     = ["$${node.datacenter}", "set-memcache-app"]
+      tags     = ["${node.datacenter}", "set-memcache-app"]
 
       meta {
         nomadgen_manifest = "seed-example"
@@ -105,13 +105,23 @@ job "app" {
       }
 
       env {
-        MEMCACHE_ADDR = "$${NOMAD_IP_memcache_app}:$${NOMAD_PORT_memcache_app}"
-        MEMCACHE_HOST = "$${NOMAD_IP_memcache_app}"
-        MEMCACHE_PORT = "$${NOMAD_PORT_memcache_app}"
+        MEMCACHE_ADDR = "${NOMAD_IP_memcache_app}:${NOMAD_PORT_memcache_app}"
+        MEMCACHE_HOST = "${NOMAD_IP_memcache_app}"
+        MEMCACHE_PORT = "${NOMAD_PORT_memcache_app}"
       }
 
       template {
-        data        = "{{- with service \"psql-app~_agent\" }}{{ with index . 0 }}\nPSQL_HOST={{ .Address }}\nPSQL_PORT={{ .Port }}\nPSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app\n{{- end }}{{ end }}\nPSQL_CREDENTIALS=nomad/jobs/psql-app\nPSQL_DATABASE=app\nPSQL_USER=app\n{{ with key \"nomadgen/seed-example/interfaces/psql-app\" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "psql-app~_agent" }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address }}
+          PSQL_PORT={{ .Port }}
+          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
+          {{- end }}{{ end }}
+          PSQL_CREDENTIALS=nomad/jobs/psql-app
+          PSQL_DATABASE=app
+          PSQL_USER=app
+          {{ with key "nomadgen/seed-example/interfaces/psql-app" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/psql-app.env"
         env         = true
         change_mode = "restart"
@@ -169,13 +179,13 @@ job "blog" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -207,7 +217,7 @@ job "blog" {
       name     = "blog"
       provider = "consul"
       port     = "http"
-      tags     = ["$${node.datacenter}", "set-blog"]
+      tags     = ["${node.datacenter}", "set-blog"]
 
       meta {
         nomadgen_manifest = "seed-example"
@@ -226,7 +236,7 @@ job "blog" {
       name     = "memcache-blog"
       provider = "consul"
       port     = "memcache_blog"
-      tags     = ["$${node.datacenter}", "set-memcache-blog"]
+      tags     = ["${node.datacenter}", "set-memcache-blog"]
 
       meta {
         nomadgen_manifest = "seed-example"
@@ -252,13 +262,23 @@ job "blog" {
       }
 
       env {
-        MEMCACHE_ADDR = "$${NOMAD_IP_memcache_blog}:$${NOMAD_PORT_memcache_blog}"
-        MEMCACHE_HOST = "$${NOMAD_IP_memcache_blog}"
-        MEMCACHE_PORT = "$${NOMAD_PORT_memcache_blog}"
+        MEMCACHE_ADDR = "${NOMAD_IP_memcache_blog}:${NOMAD_PORT_memcache_blog}"
+        MEMCACHE_HOST = "${NOMAD_IP_memcache_blog}"
+        MEMCACHE_PORT = "${NOMAD_PORT_memcache_blog}"
       }
 
       template {
-        data        = "{{- with service \"psql-blog~_agent\" }}{{ with index . 0 }}\nPSQL_HOST={{ .Address }}\nPSQL_PORT={{ .Port }}\nPSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app\n{{- end }}{{ end }}\nPSQL_CREDENTIALS=nomad/jobs/psql-blog\nPSQL_DATABASE=app\nPSQL_USER=app\n{{ with key \"nomadgen/seed-example/interfaces/psql-blog\" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "psql-blog~_agent" }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address }}
+          PSQL_PORT={{ .Port }}
+          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
+          {{- end }}{{ end }}
+          PSQL_CREDENTIALS=nomad/jobs/psql-blog
+          PSQL_DATABASE=app
+          PSQL_USER=app
+          {{ with key "nomadgen/seed-example/interfaces/psql-blog" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/psql-blog.env"
         env         = true
         change_mode = "restart"
@@ -316,13 +336,13 @@ job "psql-app" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -350,7 +370,7 @@ job "psql-app" {
       name     = "psql-app"
       provider = "consul"
       port     = "db"
-      tags     = ["$${node.datacenter}", "set-psql-app"]
+      tags     = ["${node.datacenter}", "set-psql-app"]
 
       meta {
         nomadgen_manifest = "seed-example"
@@ -429,13 +449,13 @@ job "psql-blog" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -463,7 +483,7 @@ job "psql-blog" {
       name     = "psql-blog"
       provider = "consul"
       port     = "db"
-      tags     = ["$${node.datacenter}", "set-psql-blog"]
+      tags     = ["${node.datacenter}", "set-psql-blog"]
 
       meta {
         nomadgen_manifest = "seed-example"
@@ -542,13 +562,13 @@ job "worker" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -576,7 +596,7 @@ job "worker" {
       name     = "worker"
       provider = "consul"
       port     = "http"
-      tags     = ["$${node.datacenter}", "set-worker"]
+      tags     = ["${node.datacenter}", "set-worker"]
 
       meta {
         nomadgen_manifest = "seed-example"
@@ -602,7 +622,17 @@ job "worker" {
       }
 
       template {
-        data        = "{{- with service \"psql-app~_agent\" }}{{ with index . 0 }}\nPSQL_HOST={{ .Address }}\nPSQL_PORT={{ .Port }}\nPSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app\n{{- end }}{{ end }}\nPSQL_CREDENTIALS=nomad/jobs/psql-app\nPSQL_DATABASE=app\nPSQL_USER=app\n{{ with key \"nomadgen/seed-example/interfaces/psql-app\" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "psql-app~_agent" }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address }}
+          PSQL_PORT={{ .Port }}
+          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
+          {{- end }}{{ end }}
+          PSQL_CREDENTIALS=nomad/jobs/psql-app
+          PSQL_DATABASE=app
+          PSQL_USER=app
+          {{ with key "nomadgen/seed-example/interfaces/psql-app" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/psql-app.env"
         env         = true
         change_mode = "restart"

@@ -22,13 +22,13 @@ job "app" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -56,7 +56,7 @@ job "app" {
       name     = "app"
       provider = "consul"
       port     = "http"
-      tags     = ["$${node.datacenter}", "set-app"]
+      tags     = ["${node.datacenter}", "set-app"]
 
       meta {
         nomadgen_manifest = "user-templates"
@@ -82,14 +82,26 @@ job "app" {
       }
 
       template {
-        data        = "{{- with service \"pgbouncer-app~_agent\" }}{{ with index . 0 }}\nPGBOUNCER_HOST={{ .Address }}\nPGBOUNCER_PORT={{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/user-templates/interfaces/pgbouncer-app\" | parseJSON }}PGBOUNCER_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "pgbouncer-app~_agent" }}{{ with index . 0 }}
+          PGBOUNCER_HOST={{ .Address }}
+          PGBOUNCER_PORT={{ .Port }}
+          {{- end }}{{ end }}
+          {{ with key "nomadgen/user-templates/interfaces/pgbouncer-app" | parseJSON }}PGBOUNCER_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/pgbouncer-app.env"
         env         = true
         change_mode = "restart"
       }
 
       template {
-        data        = "{{- with service \"redis-app~_agent\" }}{{ with index . 0 }}\nREDIS_HOST={{ .Address }}\nREDIS_PORT={{ .Port }}\n{{- end }}{{ end }}\n{{ with key \"nomadgen/user-templates/interfaces/redis-app\" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "redis-app~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address }}
+          REDIS_PORT={{ .Port }}
+          {{- end }}{{ end }}
+          {{ with key "nomadgen/user-templates/interfaces/redis-app" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/redis-app.env"
         env         = true
         change_mode = "restart"
@@ -127,13 +139,13 @@ job "pgbouncer-app" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -161,7 +173,7 @@ job "pgbouncer-app" {
       name     = "pgbouncer-app"
       provider = "consul"
       port     = "pg"
-      tags     = ["$${node.datacenter}", "set-pgbouncer-app"]
+      tags     = ["${node.datacenter}", "set-pgbouncer-app"]
 
       meta {
         nomadgen_manifest = "user-templates"
@@ -185,7 +197,17 @@ job "pgbouncer-app" {
       }
 
       template {
-        data        = "{{- with service \"psql-pgbouncer-app~_agent\" }}{{ with index . 0 }}\nPSQL_HOST={{ .Address }}\nPSQL_PORT={{ .Port }}\nPSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app\n{{- end }}{{ end }}\nPSQL_CREDENTIALS=nomad/jobs/psql-pgbouncer-app\nPSQL_DATABASE=app\nPSQL_USER=app\n{{ with key \"nomadgen/user-templates/interfaces/psql-pgbouncer-app\" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}\n"
+        data = <<-EOT
+          {{- with service "psql-pgbouncer-app~_agent" }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address }}
+          PSQL_PORT={{ .Port }}
+          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
+          {{- end }}{{ end }}
+          PSQL_CREDENTIALS=nomad/jobs/psql-pgbouncer-app
+          PSQL_DATABASE=app
+          PSQL_USER=app
+          {{ with key "nomadgen/user-templates/interfaces/psql-pgbouncer-app" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
         destination = "local/nomadgen/psql-pgbouncer-app.env"
         env         = true
         change_mode = "restart"
@@ -223,13 +245,13 @@ job "psql-pgbouncer-app" {
     count = 3
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "1"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -257,7 +279,7 @@ job "psql-pgbouncer-app" {
       name     = "psql-pgbouncer-app"
       provider = "consul"
       port     = "db"
-      tags     = ["$${node.datacenter}", "set-psql-pgbouncer-app"]
+      tags     = ["${node.datacenter}", "set-psql-pgbouncer-app"]
 
       meta {
         nomadgen_manifest = "user-templates"
@@ -336,13 +358,13 @@ job "redis-app" {
     count = 6
 
     constraint {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       operator  = "distinct_property"
       value     = "2"
     }
 
     spread {
-      attribute = "$${node.datacenter}"
+      attribute = "${node.datacenter}"
       weight    = 100
 
       target "zone-a" {
@@ -370,7 +392,7 @@ job "redis-app" {
       name     = "redis-app"
       provider = "consul"
       port     = "redis"
-      tags     = ["$${node.datacenter}", "set-redis-app"]
+      tags     = ["${node.datacenter}", "set-redis-app"]
 
       meta {
         nomadgen_manifest = "user-templates"
