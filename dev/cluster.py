@@ -38,19 +38,42 @@ def _python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
-def _alive(pid: int, marker: str) -> bool:
-    """True if `pid` runs and its command line mentions `marker` (guards against pid reuse)."""
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot), or None without /proc.
+
+    Fixed at fork, unlike the command line, which still shows the parent's until the child
+    has exec'd: a busy machine made `up` mistake a starting stand-in for one that had exited.
+    """
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, marker: str, start: str | None = None) -> bool:
+    """True if `pid` still runs and is the process the pid file names (pid reuse guarded).
+
+    New pid files record the start time; older ones only a command-line marker.
+    """
     try:
         os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+    except ProcessLookupError:
         return False
+    except PermissionError:
+        pass  # it exists; /proc says whether it is ours
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return True  # no /proc (macOS): trust the pid file
-    # A zombie has exited already (orphans linger where pid 1 does not reap them).
-    return state != "Z" and marker in cmdline
+    if stat[0] == "Z":
+        return False  # a zombie has exited already (orphans linger where pid 1 does not reap)
+    if start is not None:
+        return stat[19] == start
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return True
+    return marker in cmdline
 
 
 def _answers(url: str) -> bool:
@@ -63,11 +86,10 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _spawn(cmd: list[str], log: Path, cwd: Path) -> int:
+def _spawn(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+        return subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    return proc.pid
 
 
 def _read_env(state: Path) -> dict[str, str]:
@@ -82,20 +104,25 @@ def _exports(env: dict[str, str]) -> str:
     return "".join(f"export {k}={v}\n" for k, v in env.items())
 
 
-def _pids(state: Path) -> list[tuple[Path, int, str]]:
+def _pids(state: Path) -> list[tuple[Path, int, str, str | None]]:
+    """(pid file, pid, marker, start time) for each pid file; format `PID START MARKER`."""
     out = []
     for pid_file in sorted(state.glob("*.pid")):
         try:
-            pid = int(pid_file.read_text().split()[0])
-            marker = pid_file.read_text().split(maxsplit=1)[1].strip()
+            words = pid_file.read_text().split()
+            pid = int(words[0])
         except (ValueError, IndexError, OSError):
             continue
-        out.append((pid_file, pid, marker))
+        start = words[1] if len(words) > 2 and words[1].isdigit() else None
+        marker = " ".join(words[2:] if start is not None else words[1:])
+        out.append((pid_file, pid, marker, start))
     return out
 
 
-def _write_pid(state: Path, name: str, pid: int, marker: str) -> None:
-    (state / f"{name}.pid").write_text(f"{pid} {marker}\n")
+def _write_pid(state: Path, name: str, proc: subprocess.Popen, marker: str) -> None:
+    start = _start_time(proc.pid)
+    text = f"{proc.pid} {start} {marker}\n" if start else f"{proc.pid} {marker}\n"
+    (state / f"{name}.pid").write_text(text)
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -113,13 +140,14 @@ def up_standin(state: Path, args) -> dict[str, str]:
     cmd = [_python(), "-m", "dev.standin", "serve", "--env-file", str(env_file),
            "--zones", args.zones, "--lifetime", str(args.lifetime),
            "--start-delay", str(args.start_delay), "--time-scale", str(args.time_scale)]
-    pid = _spawn(cmd, state / "standin.log", ROOT)
-    _write_pid(state, "standin", pid, "dev.standin")
+    proc = _spawn(cmd, state / "standin.log", ROOT)
+    _write_pid(state, "standin", proc, "dev.standin")
 
     def ready() -> bool:
-        if not _alive(pid, "dev.standin"):
+        if proc.poll() is not None:  # our own child: its exit status is the truth
             log = (state / "standin.log").read_text(errors="replace")[-2000:]
-            raise SystemExit(f"dev cluster: the stand-in exited early:\n{log}")
+            raise SystemExit(f"dev cluster: the stand-in exited early (status {proc.returncode}):"
+                             f"\n{log}")
         env = _read_env(state)
         return bool(env) and _answers(env["NOMAD_ADDR"] + "/v1/status/leader") and _answers(
             "http://" + env["CONSUL_HTTP_ADDR"] + "/v1/status/leader")
@@ -179,22 +207,22 @@ consul {{
 def up_real(state: Path, args) -> dict[str, str]:
     consul_dir = state / "consul"
     consul_dir.mkdir(exist_ok=True)
-    pid = _spawn(["consul", "agent", "-dev", "-client", "127.0.0.1", "-bind", "127.0.0.1",
-                  "-http-port", str(REAL_PORTS["consul_http"]),
-                  "-dns-port", str(REAL_PORTS["consul_dns"])], state / "consul.log", state)
-    _write_pid(state, "consul", pid, "consul")
+    proc = _spawn(["consul", "agent", "-dev", "-client", "127.0.0.1", "-bind", "127.0.0.1",
+                   "-http-port", str(REAL_PORTS["consul_http"]),
+                   "-dns-port", str(REAL_PORTS["consul_dns"])], state / "consul.log", state)
+    _write_pid(state, "consul", proc, "consul")
     consul_url = f"http://127.0.0.1:{REAL_PORTS['consul_http']}"
     _wait(lambda: _answers(consul_url + "/v1/status/leader"), args.timeout, "consul")
 
     (state / "nomad-server.hcl").write_text(_nomad_server_hcl(state))
-    pid = _spawn(["nomad", "agent", "-config", str(state / "nomad-server.hcl")],
-                 state / "nomad-server.log", state)
-    _write_pid(state, "nomad-server", pid, "nomad")
+    proc = _spawn(["nomad", "agent", "-config", str(state / "nomad-server.hcl")],
+                  state / "nomad-server.log", state)
+    _write_pid(state, "nomad-server", proc, "nomad")
     for i, zone in enumerate(ZONES):
         conf = state / f"nomad-{zone}.hcl"
         conf.write_text(_nomad_client_hcl(state, zone, i))
-        pid = _spawn(["nomad", "agent", "-config", str(conf)], state / f"nomad-{zone}.log", state)
-        _write_pid(state, f"nomad-{zone}", pid, "nomad")
+        proc = _spawn(["nomad", "agent", "-config", str(conf)], state / f"nomad-{zone}.log", state)
+        _write_pid(state, f"nomad-{zone}", proc, "nomad")
     nomad_url = f"http://127.0.0.1:{REAL_PORTS['nomad_http']}"
 
     def nodes_ready() -> bool:
@@ -218,12 +246,12 @@ def up_real(state: Path, args) -> dict[str, str]:
 def cmd_up(args) -> int:
     state = Path(args.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
-    running = [(f, pid, m) for f, pid, m in _pids(state) if _alive(pid, m)]
+    running = [e for e in _pids(state) if _alive(e[1], e[2], e[3])]
     if running:
         print("# dev cluster already running; `down` first to restart it", file=sys.stderr)
         sys.stdout.write(_exports(_read_env(state)))
         return 0
-    for pid_file, _, _ in _pids(state):
+    for pid_file, *_ in _pids(state):
         pid_file.unlink()
     have_real = bool(shutil.which("nomad") and shutil.which("consul"))
     backend = args.backend if args.backend != "auto" else ("real" if have_real else "standin")
@@ -240,24 +268,42 @@ def cmd_up(args) -> int:
 
 
 def _stop_all(state: Path, quiet: bool = False) -> int:
+    """Stop every process named in a pid file; a pid file goes only once its process is gone."""
     stopped = 0
+    left = []
     # Clients before the server, the server before Consul: reverse start order.
     entries = sorted(_pids(state), key=lambda e: ("consul" in e[0].name, "server" in e[0].name))
-    for pid_file, pid, marker in entries:
-        if _alive(pid, marker):
+    for pid_file, pid, marker, start in entries:
+        if _alive(pid, marker, start):
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while _alive(pid, marker) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _alive(pid, marker):
+            if not _gone(pid, marker, start, 10):
                 os.kill(pid, signal.SIGKILL)
+            if not _gone(pid, marker, start, 10):
+                left.append(f"{pid_file.stem} (pid {pid})")
+                continue
             stopped += 1
             if not quiet:
                 print(f"# stopped {pid_file.stem} (pid {pid})", file=sys.stderr)
         pid_file.unlink(missing_ok=True)
+    if left:
+        raise SystemExit("dev cluster: still running after SIGKILL, pid files kept: "
+                         + ", ".join(left))
     (state / "env").unlink(missing_ok=True)
     (state / "backend").unlink(missing_ok=True)
     return stopped
+
+
+def _gone(pid: int, marker: str, start: str | None, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid, marker, start):
+        if time.monotonic() > deadline:
+            return False
+        try:  # our own child (a failed `up`) must be reaped, else it stays a zombie
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    return True
 
 
 def cmd_down(args) -> int:
@@ -270,7 +316,7 @@ def cmd_down(args) -> int:
 def cmd_env(args) -> int:
     state = Path(args.state_dir).resolve()
     env = _read_env(state)
-    if not env or not any(_alive(pid, m) for _, pid, m in _pids(state)):
+    if not env or not any(_alive(pid, m, st) for _, pid, m, st in _pids(state)):
         print("# dev cluster is not running (run `make dev-up`)", file=sys.stderr)
         return 1
     sys.stdout.write(_exports(env))

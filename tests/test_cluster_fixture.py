@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("NOMAD_", "CONSUL_", "NOMADGEN_"))}
+           if not k.startswith(("NOMAD_", "CONSUL_", "NOMADGEN_")) or k == "NOMADGEN_SHARED"}
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env
@@ -199,3 +199,70 @@ def test_cluster_py_up_env_down_with_the_standin(tmp_path):
     idle = _cluster_py(state, "down")
     assert idle.returncode == 0 and "nothing is running" in idle.stderr
     assert _cluster_py(state, "env").returncode == 1
+
+
+def _start_time(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+def _burn() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def test_cluster_py_starts_and_stops_twenty_times_on_a_busy_machine(tmp_path):
+    """Issue 7: `up` judged a just-forked stand-in by its command line and gave up."""
+    burners = [_burn(), _burn()]
+    pids = []
+    try:
+        for i in range(20):
+            state = tmp_path / f"s{i % 2}"
+            up = _cluster_py(state, "up", "--backend", "standin", "--timeout", "25")
+            assert up.returncode == 0, f"round {i}: {up.stderr}"
+            pid = int((state / "standin.pid").read_text().split()[0])
+            pids.append(pid)
+            env = dict(line.removeprefix("export ").split("=", 1) for line in up.stdout.splitlines())
+            assert requests.get(env["NOMAD_ADDR"] + "/v1/status/leader", timeout=10).ok
+            down = _cluster_py(state, "down")
+            assert down.returncode == 0 and "stopped standin" in down.stderr, down.stderr
+            assert not _running(pid), f"round {i}: pid {pid} left running"
+            assert not list(state.glob("*.pid"))
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+        for i in range(2):
+            _cluster_py(tmp_path / f"s{i}", "down")
+    assert not [p for p in pids if _running(p)]
+
+
+def test_cluster_py_down_stops_a_process_whose_command_line_is_not_switched_yet(tmp_path):
+    """A pid file names its process by start time: a fresh fork still shows the parent's cmdline."""
+    state = tmp_path / "state"
+    state.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (state / "standin.pid").write_text(f"{proc.pid} {_start_time(proc.pid)} dev.standin\n")
+        down = _cluster_py(state, "down")
+        assert down.returncode == 0 and "stopped standin" in down.stderr, down.stderr
+        assert proc.wait(timeout=10) is not None
+        assert not (state / "standin.pid").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_cluster_py_leaves_a_reused_pid_alone(tmp_path):
+    """Same pid, other start time: another process now; it is neither signalled nor kept."""
+    state = tmp_path / "state"
+    state.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        wrong = int(_start_time(proc.pid)) - 1
+        (state / "standin.pid").write_text(f"{proc.pid} {wrong} dev.standin\n")
+        down = _cluster_py(state, "down")
+        assert down.returncode == 0 and "nothing is running" in down.stderr, down.stderr
+        assert proc.poll() is None
+        assert not (state / "standin.pid").exists()
+    finally:
+        proc.kill()
+        proc.wait()
