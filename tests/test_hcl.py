@@ -107,7 +107,7 @@ def round_trip(job: dict) -> dict:
 def load_example(name: str) -> dict:
     path = EXAMPLES / name
     if not path.exists():
-        pytest.skip(f"{path} is absent: the shared Nomad examples are not checked out beside the repo")
+        pytest.skip(f"{path} is absent: the shared Nomad examples are not beside the repo (set NOMADGEN_SHARED)")
     data = json.loads(path.read_text())
     return data["Job"] if set(data) == {"Job"} else data
 

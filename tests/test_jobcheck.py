@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from dev import jobcheck
 from dev.jobcheck import check_job, nomad_error_text, schema_available
+from dev.nomad_jobspec import shared_dir
 
 S = 1_000_000_000
 
 
 def _shared_nomad() -> Path:
-    base = os.environ.get("NOMADGEN_SHARED")
-    shared = Path(base) if base else Path(__file__).resolve().parents[1].parent / "shared"
-    return shared / "nomad"
+    return shared_dir() / "nomad"
 
 
 SHARED = _shared_nomad()

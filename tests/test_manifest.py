@@ -9,11 +9,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from dev.nomad_jobspec import shared_dir
 from nomadgen.errors import ManifestError
 from nomadgen.manifest import DEFAULT_IMAGE, parse
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT.parent / "shared" / "seed" / "000_edd4c70cb77f2012.txt"
+SEED = shared_dir() / "seed" / "000_edd4c70cb77f2012.txt"
 SCHEMA = json.loads((ROOT / "nomadgen" / "manifest.schema.json").read_text())
 
 
@@ -25,7 +26,7 @@ def problems(text: str) -> list[str]:
 
 def test_seed_text_fails_at_the_missing_comma():
     if not SEED.is_file():
-        pytest.skip(f"the seed is not beside this clone ({SEED}); the golden case covers a copy")
+        pytest.skip(f"the seed is not at {SEED} (set NOMADGEN_SHARED); the golden case covers a copy")
     block = re.search(r"## MANIFEST\n\n(.*?)\n\n## Processing", SEED.read_text(), re.S).group(1)
     text = "\n".join(line[4:] for line in block.splitlines()) + "\n"
     lines = problems(text)
