@@ -90,8 +90,18 @@ def _guarded(error_code: int | None = None) -> Callable:
     return wrap
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"nomadgen {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False):
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print nomadgen's version and exit.")] = False):
     _state["debug"] = debug
 
 

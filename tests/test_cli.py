@@ -151,3 +151,14 @@ def test_render_does_not_import_clients_or_parsers():
 def test_schema_command_prints_the_manifest_schema():
     res = run("schema")
     assert json.loads(res.stdout)["title"] == "nomadgen manifest"
+
+
+def test_version_is_the_distribution_version():
+    import tomllib
+
+    want = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    proc = subprocess.run([sys.executable, "-m", "nomadgen", "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"nomadgen {want}\n", "")
+    res = run("--version", "render", "no-such-manifest.json")  # eager: nothing else runs
+    assert (res.exit_code, res.stdout) == (0, f"nomadgen {want}\n")
