@@ -224,8 +224,9 @@ def test_stale_check_and_set_is_refused_like_nomad(client, job_id):
         client.job.register_job(job_id, {"Job": make_job(job_id, env={"MODE": "three"}),
                                          "EnforceIndex": True, "JobModifyIndex": index})
     assert exc.value.nomad_resp.status_code == 500
-    assert (f"Enforcing job modify index {index}: job exists with conflicting job modify "
-            f"index: {current}") in exc.value.nomad_resp.text
+    # Exactly the RPC error's text: no go-multierror wrapping (nomad/job_endpoint.go Register).
+    assert exc.value.nomad_resp.text == (f"Enforcing job modify index {index}: job exists with "
+                                         f"conflicting job modify index: {current}")
     with pytest.raises(nex.BaseNomadException) as exc:
         client.job.register_job(job_id + "-x", {"Job": make_job(job_id + "-x"),
                                                 "EnforceIndex": True, "JobModifyIndex": 5})
@@ -629,3 +630,45 @@ def test_dependency_change_restarts_only_dependent_tasks(client, standin):
     poll(lambda: "Signaling" in [e["Type"] for a in live(client, "sig")
                                  for e in a["TaskStates"]["app"]["Events"]])
     assert restarts("other") == 0 and restarts("sig") == 0
+
+
+def test_deleting_a_missing_job_is_a_quiet_200(cluster, job_id):
+    """nomad/job_endpoint.go Deregister returns nil for a job that does not exist."""
+    resp = requests.delete(f"{cluster.nomad_addr}/v1/job/{job_id}", timeout=5,
+                           headers={"X-Nomad-Token": cluster.nomad_token or ""})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["EvalID"] == ""
+    assert requests.get(f"{cluster.nomad_addr}/v1/job/{job_id}", timeout=5,
+                        headers={"X-Nomad-Token": cluster.nomad_token or ""}).status_code == 404
+
+
+def test_latest_deployment_of_a_job_without_one_is_200_null(client, cluster, job_id):
+    """A batch job never gets a deployment: Job.LatestDeployment answers a nil deployment."""
+    batch = make_job(job_id, count=1, distinct=False)
+    batch["Type"] = "batch"
+    del batch["TaskGroups"][0]["Update"]
+    del batch["TaskGroups"][0]["Services"]
+    client.job.register_job(job_id, {"Job": batch})
+    resp = requests.get(f"{cluster.nomad_addr}/v1/job/{job_id}/deployment", timeout=5,
+                        headers={"X-Nomad-Token": cluster.nomad_token or ""})
+    assert (resp.status_code, resp.text) == (200, "null")
+
+
+def test_plan_diff_is_contextual(client, job_id):
+    """The plan endpoint diffs with contextual=true (nomad/job_endpoint.go Plan,
+    nomad/structs/diff.go): an edited object also lists its unchanged fields as Type None."""
+    client.job.register_job(job_id, {"Job": make_job(job_id, tags=["v1", "blue"])})
+    diff = client.job.plan_job(job_id, {"Job": make_job(job_id, tags=["v1", "green"])},
+                               diff=True)["Diff"]
+    (group,) = diff["TaskGroups"]
+    (service,) = [o for o in group["Objects"] if o["Name"] == "Service"]
+    assert service["Type"] == "Edited"
+    fields = {f["Name"]: (f["Type"], f["Old"], f["New"]) for f in service["Fields"]}
+    assert fields["Name"] == ("None", f"{job_id}-api", f"{job_id}-api")
+    assert fields["PortLabel"] == ("None", "http", "http")
+    (tags,) = [o for o in service["Objects"] if o["Name"] == "Tags"]
+    assert sorted((f["Type"], f["Old"], f["New"]) for f in tags["Fields"]) == [
+        ("Added", "", "green"), ("Deleted", "blue", ""), ("None", "v1", "v1")]
+    # Unchanged objects stay out, and so do unchanged top-level fields.
+    assert not [o for o in group["Objects"] if o["Type"] == "None"]
+    assert not [f for f in group.get("Fields") or [] if f["Type"] == "None"]

@@ -337,12 +337,16 @@ def _flat_all(obj, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _field_diffs(old: dict[str, str] | None, new: dict[str, str] | None) -> list[dict]:
+def _field_diffs(old: dict[str, str] | None, new: dict[str, str] | None,
+                 contextual: bool = False) -> list[dict]:
     old, new = old or {}, new or {}
     out = []
     for name in sorted(set(old) | set(new)):
         o, n = old.get(name), new.get(name)
         if o == n:
+            if contextual:  # plans diff contextually: an edited object shows its other fields
+                out.append({"Type": "None", "Name": name, "Old": o or "", "New": n or "",
+                            "Annotations": None})
             continue
         kind = "Added" if o is None else "Deleted" if n is None else "Edited"
         out.append({"Type": kind, "Name": name, "Old": o or "", "New": n or "",
@@ -355,24 +359,26 @@ def _sort_objects(objs: list[dict]) -> list[dict]:
 
 
 def _object_diff(old, new, name: str, flat_all: bool = False) -> dict | None:
-    """primitiveObjectDiff: one nested object, recursing into its own nested objects."""
+    """primitiveObjectDiff: one nested object, recursing into its own nested objects.
+
+    Contextual, as the plan endpoint asks (`Job.Diff(new, true)` in nomad/job_endpoint.go Plan):
+    a changed object also lists its unchanged fields and string sets, with Type "None".
+    """
     if old is None and new is None:
         return None
-    if flat_all:
-        fields = _field_diffs(_flat_all(old) if old is not None else None,
-                              _flat_all(new) if new is not None else None)
-        objects: list[dict] = []
-    else:
-        fields = _field_diffs(_flat_primitives(old, set()) if old is not None else None,
-                              _flat_primitives(new, set()) if new is not None else None)
-        objects = _nested_objects(old or {}, new or {}, set())
-    if not fields and not objects:
+    flat = _flat_all if flat_all else (lambda o: _flat_primitives(o, set()))
+    old_flat = flat(old) if old is not None else None
+    new_flat = flat(new) if new is not None else None
+    objects = [] if flat_all else _nested_objects(old or {}, new or {}, set(), contextual=True)
+    if not _field_diffs(old_flat, new_flat) and not [o for o in objects if o["Type"] != "None"]:
         return None
+    fields = _field_diffs(old_flat, new_flat, contextual=True)
     kind = "Added" if old is None else "Deleted" if new is None else "Edited"
     return {"Type": kind, "Name": name, "Fields": fields or None, "Objects": objects or None}
 
 
-def _string_set_diff(old: list | None, new: list | None, name: str) -> dict | None:
+def _string_set_diff(old: list | None, new: list | None, name: str,
+                     contextual: bool = False) -> dict | None:
     old_set, new_set = set(map(str, old or [])), set(map(str, new or []))
     fields = []
     for v in sorted(old_set | new_set):
@@ -380,9 +386,14 @@ def _string_set_diff(old: list | None, new: list | None, name: str) -> dict | No
             fields.append({"Type": "Deleted", "Name": name, "Old": v, "New": "", "Annotations": None})
         elif v in new_set and v not in old_set:
             fields.append({"Type": "Added", "Name": name, "Old": "", "New": v, "Annotations": None})
+        elif contextual:
+            fields.append({"Type": "None", "Name": name, "Old": v, "New": v, "Annotations": None})
     if not fields:
         return None
-    kind = "Added" if not old_set else "Deleted" if not new_set else "Edited"
+    added = any(f["Type"] == "Added" for f in fields)
+    deleted = any(f["Type"] == "Deleted" for f in fields)
+    kind = ("Edited" if added and deleted else "Added" if added else "Deleted" if deleted
+            else "None")
     return {"Type": kind, "Name": name, "Fields": fields, "Objects": None}
 
 
@@ -413,7 +424,7 @@ def _keyed_list_diff(old: list | None, new: list | None, name: str, key: str | N
     return out
 
 
-def _nested_objects(old: dict, new: dict, skip: set[str]) -> list[dict]:
+def _nested_objects(old: dict, new: dict, skip: set[str], contextual: bool = False) -> list[dict]:
     out: list[dict] = []
     for k in sorted(set(old) | set(new)):
         if k in skip or k in MAP_FIELDS:
@@ -429,7 +440,7 @@ def _nested_objects(old: dict, new: dict, skip: set[str]) -> list[dict]:
         elif isinstance(sample, list):
             items = (o or []) + (n or [])
             if all(_is_scalar(x) for x in items):
-                d = _string_set_diff(o, n, k)
+                d = _string_set_diff(o, n, k, contextual)
                 if d:
                     out.append(d)
             else:
@@ -438,13 +449,18 @@ def _nested_objects(old: dict, new: dict, skip: set[str]) -> list[dict]:
     return _sort_objects(out)
 
 
+def _top_objects(old: dict, new: dict, skip: set[str]) -> list[dict]:
+    """Objects of a job, group or task: unchanged ones are left out even in a contextual diff."""
+    return [o for o in _nested_objects(old, new, skip, contextual=True) if o["Type"] != "None"]
+
+
 def _task_diff(old: dict | None, new: dict | None) -> dict:
     name = (new or old or {}).get("Name", "")
     kind = "Added" if old is None else "Deleted" if new is None else (
         "None" if _eq(old, new) else "Edited")
     fields = _field_diffs(_flat_primitives(old, TASK_SKIP | {"Config"}) if old else None,
                           _flat_primitives(new, TASK_SKIP | {"Config"}) if new else None)
-    objects = _nested_objects(old or {}, new or {}, TASK_SKIP)
+    objects = _top_objects(old or {}, new or {}, TASK_SKIP)
     return {"Type": kind, "Name": name, "Fields": fields or None, "Objects": objects or None,
             "Annotations": None}
 
@@ -455,7 +471,7 @@ def _group_diff(old: dict | None, new: dict | None) -> dict:
         "None" if _eq(old, new) else "Edited")
     fields = _field_diffs(_flat_primitives(old, GROUP_SKIP) if old else None,
                           _flat_primitives(new, GROUP_SKIP) if new else None)
-    objects = _nested_objects(old or {}, new or {}, GROUP_SKIP)
+    objects = _top_objects(old or {}, new or {}, GROUP_SKIP)
     ot = {t.get("Name"): t for t in (old or {}).get("Tasks") or []}
     nt = {t.get("Name"): t for t in (new or {}).get("Tasks") or []}
     tasks = [_task_diff(ot.get(n), nt.get(n)) for n in sorted(set(ot) | set(nt))]
@@ -467,7 +483,7 @@ def job_diff(old: dict | None, new: dict) -> dict:
     """Job.Diff(old, new) in the API's JSON shape (non-contextual)."""
     fields = _field_diffs(_flat_primitives(old, JOB_SKIP) if old else None,
                           _flat_primitives(new, JOB_SKIP))
-    objects = _nested_objects(old or {}, new, JOB_SKIP)
+    objects = _top_objects(old or {}, new, JOB_SKIP)
     og = {g.get("Name"): g for g in (old or {}).get("TaskGroups") or []}
     ng = {g.get("Name"): g for g in new.get("TaskGroups") or []}
     groups = [_group_diff(og.get(n), ng.get(n)) for n in sorted(set(og) | set(ng))]

@@ -277,17 +277,17 @@ class NomadState:
             rec = self.jobs.get(key)
             current = rec.job if rec else None
             if enforce:
+                # Plain error text, no multierror (nomad/job_endpoint.go Register; the HTTP
+                # agent answers an uncoded RPC error with 500 and err.Error()).
                 have = current["JobModifyIndex"] if current else 0
                 if modify_index == 0 and current is not None:
-                    raise NomadError(500, multierror(
-                        "Enforcing job modify index 0: job already exists"))
+                    raise NomadError(500, "Enforcing job modify index 0: job already exists")
                 if modify_index != 0 and current is None:
-                    raise NomadError(500, multierror(
-                        f"Enforcing job modify index {modify_index}: job does not exist"))
+                    raise NomadError(
+                        500, f"Enforcing job modify index {modify_index}: job does not exist")
                 if modify_index != 0 and modify_index != have:
-                    raise NomadError(500, multierror(
-                        f"Enforcing job modify index {modify_index}: job exists with "
-                        f"conflicting job modify index: {have}"))
+                    raise NomadError(500, f"Enforcing job modify index {modify_index}: job exists "
+                                          f"with conflicting job modify index: {have}")
             if jobspec.spec_changed(current, job):
                 index = self.bump()
                 job["SubmitTime"] = time.time_ns()
@@ -346,6 +346,11 @@ class NomadState:
 
     def deregister(self, job_id: str, *, purge: bool, namespace: str | None = None) -> dict:
         with self.lock:
+            if (namespace or "default", job_id) not in self.jobs:
+                # nomad/job_endpoint.go Deregister: a missing job is a no-op, answered 200.
+                return {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": 0,
+                        "VolumeEvalID": "", "VolumeEvalIndex": 0, "Index": 0,
+                        "LastContact": 0, "KnownLeader": False, "NextToken": ""}
             rec = self._record(job_id, namespace)
             job = copy.deepcopy(rec.job)
             if not job.get("Stop"):
