@@ -158,7 +158,7 @@ def test_version_is_the_distribution_version():
 
     want = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     proc = subprocess.run([sys.executable, "-m", "nomadgen", "--version"], capture_output=True,
-                          text=True, timeout=60, check=False)
+                          text=True, timeout=60, check=False, cwd=ROOT)  # this checkout's nomadgen
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"nomadgen {want}\n", "")
     res = run("--version", "render", "no-such-manifest.json")  # eager: nothing else runs
     assert (res.exit_code, res.stdout) == (0, f"nomadgen {want}\n")
