@@ -45,12 +45,27 @@ def _short(body: str, limit: int = 600) -> str:
     return body if len(body) <= limit else body[:limit] + " ..."
 
 
+def warn_if_unverified(ep: Endpoint) -> None:
+    """Once per client, in our words (urllib3 would warn on every request instead)."""
+    if ep.verify is not False or ep.scheme != "https":
+        return
+    import sys
+    import warnings
+
+    import urllib3
+
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+    sys.stderr.write(f"warning: TLS certificates of {ep.service.capitalize()} at {ep.address} "
+                     "are not verified: whoever answers there gets the token\n")
+
+
 class NomadBackend:
     def __init__(self, ep: Endpoint) -> None:
         import nomad  # the HTTP client is loaded only by commands that talk to a cluster
         import nomad.api.exceptions as nex
         import requests
 
+        warn_if_unverified(ep)
         self.ep = ep
         self._nex = nex
         self._requests = requests
@@ -220,6 +235,7 @@ class ConsulBackend:
         import consul.exceptions as cex
         import requests
 
+        warn_if_unverified(ep)
         self.ep = ep
         self._cex = cex
         self._requests = requests
@@ -282,7 +298,15 @@ class ConsulBackend:
                 self._call("writing interfaces", self.client.txn.put, payload, read=False)
             except Rejected as exc:
                 text = str(exc)
-                if " 409 " in f" {text} " or "409" in text.split(":", 1)[-1][:6]:
+                is_409 = " 409 " in f" {text} " or "409" in text.split(":", 1)[-1][:6]
+                if is_409 and "permission denied" in _txn_errors(text).lower():
+                    # An ACL refusal inside a transaction comes back as a 409 with the op's
+                    # error (consul agent/consul/txn_endpoint.go preCheck): not a lost race.
+                    raise PermissionDenied(
+                        f"Consul refused the interface transaction: {_short(_txn_errors(text))}",
+                        hint="check the Consul token (CONSUL_HTTP_TOKEN, --consul-token-file): "
+                             "it needs key:write on the KV prefix") from exc
+                if is_409:
                     raise Conflict(
                         "Consul rolled back the interface transaction: a key changed since it was "
                         f"read ({_short(_txn_errors(text))})",

@@ -3,22 +3,19 @@ and overridable from a user's folder (`--templates DIR`; the user's file wins)."
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
 
-from .errors import Problem, TemplateError
-from .manifest import ENV_RE, IMAGE_RE, NAME_RE, PORT_LABEL_RE
+from .errors import TemplateError
+from .fields import NAME_RE, FieldChecker, clip, cut
+from .files import InputFileError, read_text
+from .manifest import IMAGE_RE
 from .model import (
     NODE_LOCAL,
     SCHEDULINGS,
     STORAGES,
-    Check,
     InterfaceSpec,
-    Port,
-    Resources,
     Runnable,
     ServiceTemplate,
     State,
@@ -27,9 +24,8 @@ from .model import (
 TOP = {"description", "scheduling", "per_zone", "depends", "run", "check", "interface", "state"}
 RUN = {"image", "command", "args", "ports", "env", "resources", "secrets_template", "secrets",
        "kill_timeout", "kill_signal"}
-CHECK = {"type", "path", "interval", "timeout", "command"}
 STATE = {"path", "size", "storage"}
-SIGNAL_RE = re.compile(r"^SIG[A-Z0-9]{2,8}$")
+SIGNAL_RE = re.compile(r"^SIG[A-Z0-9]{2,8}\Z")
 IFACE = {"protocol", "port", "url", "credentials", "env"}
 PLACEHOLDERS = {"host", "port", "dns", "service", "set", "job", "credentials"}
 _PLACEHOLDER_RE = re.compile(r"\{([a-z_]*)\}")
@@ -69,151 +65,141 @@ class Catalog:
         return self._cache[name]
 
 
+class _TemplateChecker(FieldChecker):
+    """The shared field checks, located by TOML line (`file:line:col`)."""
+
+    def __init__(self, text: str, filename: str) -> None:
+        super().__init__(filename)
+        self.text = text
+        self._positions: dict[tuple, tuple[int, int]] | None = None
+
+    def where(self, path: tuple) -> str:
+        if self._positions is None:
+            self._positions = toml_positions(self.text)
+        for n in range(len(path), 0, -1):
+            pos = self._positions.get(tuple(str(p) for p in path[:n]))
+            if pos:
+                return f"{self.filename}:{pos[0]}:{pos[1]}"
+        return self.filename
+
+
 def load_template(path: Path) -> ServiceTemplate:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = read_text(path)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TemplateError(f"{path}: {exc}", hint="fix the TOML syntax") from None
-    except OSError as exc:
+    except (OSError, InputFileError) as exc:
         raise TemplateError(f"cannot read template {path}: {exc}") from None
-    problems: list[Problem] = []
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4,300 digits
+        raise TemplateError(f"{path}: {clip(str(exc))}", hint="fix the value") from None
     name = path.stem
-
-    def bad(key: str, msg: str, hint: str = "") -> None:
-        problems.append(Problem(f"{key}: {msg}", str(path), hint))
-
-    def unknown(obj: dict, allowed: set[str], prefix: str) -> None:
-        for k in obj:
-            if k not in allowed:
-                close = difflib.get_close_matches(k, sorted(allowed), n=1)
-                bad(prefix + k, "unknown key",
-                    f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(sorted(allowed)))
-
-    def table(obj: Any, key: str) -> dict:
-        if obj is None:
-            return {}
-        if not isinstance(obj, dict):
-            bad(key, "must be a table")
-            return {}
-        return obj
+    ck = _TemplateChecker(text, str(path))
+    bad = ck.add
 
     if not NAME_RE.match(name):
-        bad("file name", f"{name!r} is not a valid service name", "lower-case letters, digits, '-'")
-    unknown(data, TOP, "")
-    run = table(data.get("run"), "run")
-    unknown(run, RUN, "run.")
-    chk = data.get("check", {})
-    iface = table(data.get("interface"), "interface")
-    unknown(iface, IFACE, "interface.")
+        bad((), f"file name {cut(name)} is not a valid service name", "lower-case letters, digits, '-'")
+    ck.unknown(data, TOP, ())
+    run = ck.table(data.get("run"), ("run",))
+    ck.unknown(run, RUN, ("run",))
+    iface = ck.table(data.get("interface"), ("interface",))
+    ck.unknown(iface, IFACE, ("interface",))
 
     scheduling = data.get("scheduling", "per-zone")
     if scheduling not in SCHEDULINGS:
-        bad("scheduling", f"unknown scheduling {scheduling!r}", "use per-zone or node-local")
-    per_zone = data.get("per_zone", 1)
-    if not isinstance(per_zone, int) or per_zone < 1:
-        bad("per_zone", "must be a whole number of at least 1")
-        per_zone = 1
+        bad(("scheduling",), f"unknown scheduling {cut(scheduling)}", "use per-zone or node-local")
+    per_zone = ck.number(data.get("per_zone"), ("per_zone",), "per_zone", 1) or 1
     depends = data.get("depends", [])
     if not isinstance(depends, list) or not all(
             isinstance(d, str) and all(NAME_RE.match(p) for p in d.split(":")) for d in depends):
-        bad("depends", "must be a list of service or set names")
+        bad(("depends",), "must be a list of service or set names", 'e.g. depends = ["psql"]')
         depends = []
     if scheduling == NODE_LOCAL and depends:
-        bad("depends", "a node-local service cannot have dependencies of its own",
+        bad(("depends",), "a node-local service cannot have dependencies of its own",
             "it runs inside its dependent's group; give the dependent those dependencies")
 
     image = run.get("image", "")
     if not isinstance(image, str) or not IMAGE_RE.match(image):
-        bad("run.image", "a container image is required, e.g. postgres:16")
-    ports_t = table(run.get("ports", {}), "run.ports")
-    ports = []
-    for label in sorted(ports_t):
-        to = ports_t[label]
-        if not PORT_LABEL_RE.match(label) or not isinstance(to, int) or not 0 <= to <= 65535:
-            bad(f"run.ports.{label}", "a port is label = number (0-65535); labels [a-z0-9_]")
-            continue
-        ports.append(Port(label, to))
-    env_t = table(run.get("env", {}), "run.env")
-    for k, v in env_t.items():
-        if not ENV_RE.match(k) or not isinstance(v, str):
-            bad(f"run.env.{k}", "environment variables are NAME = \"string\"")
-    args = run.get("args", [])
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        bad("run.args", "must be a list of strings")
-        args = []
+        bad(("run", "image"), "a container image is required, e.g. postgres:16")
+    command = run.get("command", "")
+    if not isinstance(command, str):
+        bad(("run", "command"), "must be a string")
+        command = ""
+    ports = ck.ports(run.get("ports", {}), ("run", "ports"))
+    env = ck.env(run.get("env", {}), ("run", "env"))
+    args = ck.strings(run.get("args", []), ("run", "args"), "args")
     secret_items = run.get("secrets", [])
     if not isinstance(secret_items, list) or not all(
-            isinstance(x, str) and re.match(r"^[A-Za-z0-9_]{1,64}$", x) for x in secret_items):
-        bad("run.secrets", "must be a list of item names like [\"password\"]")
+            isinstance(x, str) and re.match(r"^[A-Za-z0-9_]{1,64}\Z", x) for x in secret_items):
+        bad(("run", "secrets"), "must be a list of item names like [\"password\"]")
         secret_items = []
     if secret_items and not iface.get("credentials"):
-        bad("run.secrets", "generated secrets need a place: set interface.credentials",
+        bad(("run", "secrets"), "generated secrets need a place: set interface.credentials",
             'e.g. credentials = "nomad/jobs/{job}"')
-    res = table(run.get("resources", {}), "run.resources")
-    unknown(res, {"cpu", "memory"}, "run.resources.")
-    check: Check | None = None
-    if chk is not False:
-        chk = table(chk, "check")
-        unknown(chk, CHECK, "check.")
-        ctype = chk.get("type", "tcp")
-        if ctype not in ("tcp", "http", "script"):
-            bad("check.type", f"unknown check type {ctype!r}", "use tcp, http or script")
-        command = chk.get("command", [])
-        if not isinstance(command, list) or not all(isinstance(a, str) for a in command) or \
-                (ctype == "script") != bool(command):
-            bad("check.command", "a script check needs command = [\"program\", \"arg\", ...] "
-                "(and only a script check has one)", 'e.g. command = ["pg_isready", "-h", "127.0.0.1"]')
-            command = []
-        check = Check(ctype, chk.get("path", "/" if ctype == "http" else ""),
-                      int(chk.get("interval", 10)), int(chk.get("timeout", 2)), tuple(command))
-    state = _state(data.get("state"), bad, unknown, table)
+    secrets_template = run.get("secrets_template", "")
+    if not isinstance(secrets_template, str):
+        bad(("run", "secrets_template"), "must be a string (consul-template text)")
+        secrets_template = ""
+    resources = ck.resources(run.get("resources", {}), ("run", "resources"))
+    check = ck.check(data.get("check", {}), ("check",), None, script=True)
+    state = _state(data.get("state"), ck)
     kill_timeout = run.get("kill_timeout", 0)
     if not isinstance(kill_timeout, int) or isinstance(kill_timeout, bool) or not 0 <= kill_timeout <= 3600:
-        bad("run.kill_timeout", "must be whole seconds (0-3600)",
+        bad(("run", "kill_timeout"), "must be whole seconds (0-3600)",
             "Nomad clients cap it at their max_kill_timeout (30 s by default)")
         kill_timeout = 0
     kill_signal = run.get("kill_signal", "")
     if kill_signal and (not isinstance(kill_signal, str) or not SIGNAL_RE.match(kill_signal)):
-        bad("run.kill_signal", "must be a signal name like SIGINT")
+        bad(("run", "kill_signal"), "must be a signal name like SIGINT")
         kill_signal = ""
 
     port_label = iface.get("port", ports[0].label if ports else "")
-    if port_label not in {p.label for p in ports}:
-        bad("interface.port", f"{port_label!r} is not one of run.ports",
+    if not isinstance(port_label, str) or port_label not in {p.label for p in ports}:
+        bad(("interface", "port"), f"{cut(port_label)} is not one of run.ports",
             "name the port dependents connect to")
-    ienv = table(iface.get("env", {}), "interface.env")
+        port_label = ""
+    protocol = iface.get("protocol", "tcp")
+    if not isinstance(protocol, str) or not protocol.isidentifier():
+        bad(("interface", "protocol"), "must be a short word like http, grpc or tcp")
+    ienv = ck.table(iface.get("env"), ("interface", "env"))
     for k, v in ienv.items():
-        if not re.match(r"^[A-Z0-9_]+$", k) or not isinstance(v, str):
-            bad(f"interface.env.{k}", "entries are SUFFIX = \"pattern\" (upper-case suffix)")
+        if not re.match(r"^[A-Z0-9_]{1,64}\Z", k) or not isinstance(v, str):
+            bad(("interface", "env", k), "entries are SUFFIX = \"pattern\" (upper-case suffix)")
         else:
-            _check_pattern(v, f"interface.env.{k}", bad)
+            _check_pattern(v, ("interface", "env", k), bad)
     for key in ("url", "credentials"):
         v = iface.get(key, "")
         if not isinstance(v, str):
-            bad(f"interface.{key}", "must be a string")
+            bad(("interface", key), "must be a string")
         else:
-            _check_pattern(v, f"interface.{key}", bad)
-    if problems:
-        raise TemplateError(f"{path}: {len(problems)} problem(s) in service template {name!r}", problems)
+            _check_pattern(v, ("interface", key), bad)
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        bad(("description",), "must be a string")
+    if ck.problems:
+        ck.problems.sort(key=lambda p: [int(x) if x.isdigit() else 0 for x in p.location.rsplit(":", 2)[1:]])
+        n = len(ck.problems)
+        raise TemplateError(f"{path}: {n} problem{'s' if n > 1 else ''} in service template {name!r}",
+                            ck.problems)
     return ServiceTemplate(
         name=name,
-        description=str(data.get("description", "")),
+        description=description,
         run=Runnable(
             image=image,
-            command=str(run.get("command", "")),
-            args=tuple(args),
-            ports=tuple(ports),
-            env=tuple(sorted(env_t.items())),
-            resources=Resources(int(res.get("cpu", 100)), int(res.get("memory", 128))),
+            command=command,
+            args=args,
+            ports=ports,
+            env=env,
+            resources=resources,
             check=check,
-            secrets_template=str(run.get("secrets_template", "")).strip("\n"),
+            secrets_template=secrets_template.strip("\n"),
             secret_items=tuple(secret_items),
             state=state,
             kill_timeout_s=kill_timeout,
             kill_signal=kill_signal,
         ),
         interface=InterfaceSpec(
-            protocol=str(iface.get("protocol", "tcp")),
+            protocol=protocol,
             port=port_label,
             env=tuple(sorted(ienv.items())),
             url=iface.get("url", ""),
@@ -226,27 +212,61 @@ def load_template(path: Path) -> ServiceTemplate:
     )
 
 
-def _state(raw, bad, unknown, table) -> State | None:
+def _state(raw, ck: FieldChecker) -> State | None:
     if raw is None:
         return None
-    t = table(raw, "state")
-    unknown(t, STATE, "state.")
+    t = ck.table(raw, ("state",))
+    ck.unknown(t, STATE, ("state",))
     path, size, storage = t.get("path", ""), t.get("size", 1024), t.get("storage", "")
     ok = True
     if not isinstance(path, str) or not path.startswith("/") or "{" in path or "\n" in path:
-        bad("state.path", "must be an absolute path inside the container",
-            'where the image keeps its data, e.g. path = "/var/lib/postgresql/data"')
+        ck.add(("state", "path"), "must be an absolute path inside the container",
+               'where the image keeps its data, e.g. path = "/var/lib/postgresql/data"')
         ok = False
     if not isinstance(size, int) or isinstance(size, bool) or size < 10:
-        bad("state.size", "must be a size in MB (at least 10)", "e.g. size = 1024")
+        ck.add(("state", "size"), "must be a size in MB (at least 10)", "e.g. size = 1024")
+        ok = False
+    elif ck.number(size, ("state", "size"), "size") is None:
         ok = False
     if storage not in ("", *STORAGES):
-        bad("state.storage", f"unknown storage mode {storage!r}", "use " + ", ".join(STORAGES))
+        ck.add(("state", "storage"), f"unknown storage mode {cut(storage)}", "use " + ", ".join(STORAGES))
         ok = False
     return State(path, size, storage) if ok else None
 
 
-def _check_pattern(value: str, key: str, bad) -> None:
+_TOML_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_TOML_KEY = re.compile(r"\s*([A-Za-z0-9_\-\.\"' ]+?)\s*=")
+
+
+def toml_positions(text: str) -> dict[tuple, tuple[int, int]]:
+    """(line, column) of each table header and key of a TOML text, by dotted path. Good enough
+    for pointing at a problem: headers, `a.b = ...` and keys inside one-line inline tables."""
+    pos: dict[tuple, tuple[int, int]] = {}
+    table: tuple = ()
+
+    def parts(dotted: str) -> tuple:
+        return tuple(p.strip().strip("\"'") for p in dotted.split("."))
+
+    for ln, line in enumerate(text.splitlines(), 1):
+        m = _TOML_HEADER.match(line)
+        if m:
+            table = parts(m.group(1))
+            pos.setdefault(table, (ln, line.index("[") + 1))
+            continue
+        m = _TOML_KEY.match(line)
+        if not m or line.lstrip().startswith("#"):
+            continue
+        key = table + parts(m.group(1))
+        pos.setdefault(key, (ln, m.start(1) + 1))
+        rest = line[m.end():]
+        if rest.lstrip().startswith("{"):  # inline table: its keys are on this line
+            base = len(line) - len(rest)
+            for im in re.finditer(r"[{,]\s*([A-Za-z0-9_\-]+)\s*=", rest):
+                pos.setdefault(key + (im.group(1),), (ln, base + im.start(1) + 1))
+    return pos
+
+
+def _check_pattern(value: str, key: tuple, bad) -> None:
     # Patterns end up inside consul-template text and env files: no delimiters, no newlines.
     for ph in _PLACEHOLDER_RE.findall(value):
         if ph not in PLACEHOLDERS:

@@ -79,10 +79,13 @@ def _guarded(error_code: int | None = None) -> Callable:
                 _err("interrupted")
                 raise typer.Exit(130) from None
             except Exception as exc:
-                if _state["debug"]:
-                    raise
-                _err(f"internal error: {type(exc).__name__}: {exc}")
-                _err("  hint: this is a bug in nomadgen; run again with --debug for the traceback")
+                if _state["debug"]:  # the traceback, and still the documented exit code
+                    import traceback
+
+                    _err("".join(traceback.format_exception(exc)).rstrip("\n"))
+                else:
+                    _err(f"internal error: {type(exc).__name__}: {exc}")
+                    _err("  hint: this is a bug in nomadgen; run again with --debug for the traceback")
                 raise typer.Exit(error_code or EXIT_INTERNAL) from None
 
         return inner
@@ -279,9 +282,7 @@ def _connect(*, nomad_addr=None, nomad_token_file=None, nomad_ca_cert=None, name
     c = consul_endpoint(address=consul_addr, token_file=consul_token_file, ca_cert=consul_ca_cert,
                         client_cert=consul_client_cert, client_key=consul_client_key,
                         skip_verify=skip)
-    if n.verify is False or c.verify is False:
-        _err("warning: TLS certificates are not verified")
-    return connect(n, c)
+    return connect(n, c)  # each client warns once if it does not verify TLS
 
 
 def _online_config(zones, templates, config, zone_attribute, namespace):

@@ -27,6 +27,8 @@ EXIT_CHANGES = 1
 EXIT_USAGE = 2
 EXIT_PLAN_ERROR = 255
 EXIT_INTERNAL = 70
+MAX_PROBLEMS_SHOWN = 20  # then "and N more problems": error output stays bounded
+MAX_LINE = 500  # characters of one printed line
 
 
 class Problem(NamedTuple):
@@ -57,11 +59,14 @@ class NomadgenError(Exception):
         """The message as printed: subject, one block per problem, a closing hint."""
         head = f"{self.location}: {self.subject}" if self.location else self.subject
         out = [head]
-        for p in self.problems:
+        for p in self.problems[:MAX_PROBLEMS_SHOWN]:
             out.extend("  " + line for line in p.render().splitlines())
+        more = len(self.problems) - MAX_PROBLEMS_SHOWN
+        if more > 0:
+            out.append(f"  and {more:,} more problem{'s' if more > 1 else ''}")
         if self.hint:
             out.append(f"  hint: {self.hint}")
-        return out
+        return [line if len(line) <= MAX_LINE else line[:MAX_LINE] + " ..." for line in out]
 
     def __str__(self) -> str:
         return "\n".join(self.lines())

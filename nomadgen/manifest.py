@@ -10,24 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError, Problem
-from .model import (
-    STORAGES,
-    Check,
-    InterfaceSpec,
-    Manifest,
-    Override,
-    Port,
-    Resources,
-    Runnable,
-    Service,
-)
+from .fields import ENV_RE, NAME_RE, PORT_LABEL_RE, FieldChecker, bad_strings, clip, cut, key_text
+from .files import MAX_MANIFEST_BYTES, InputFileError, read_text
+from .model import STORAGES, InterfaceSpec, Manifest, Override, Port, Runnable, Service
 
-# RFC 1123 label, lower-case: valid as a Nomad job ID, a Consul service name and a DNS label.
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PORT_LABEL_RE = re.compile(r"^[a-z0-9_]{1,32}$")
-HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$")
-IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+__all__ = ["ENV_RE", "NAME_RE", "PORT_LABEL_RE", "HOST_RE", "IMAGE_RE", "load", "parse"]
+
+# NAME_RE: RFC 1123 label, lower-case: valid as a Nomad job ID, a Consul service name and a
+# DNS label (fields.py). Every pattern ends in \Z: `$` would let a final newline through.
+HOST_RE = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?\Z")
+IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
 
 DEFAULT_IMAGE = "busybox:1.36"
 DEFAULT_PORT = Port("http", 8080)
@@ -53,19 +45,18 @@ FIELDS = {
 }
 OVERRIDE_FIELDS = {"image", "args", "env", "resources", "per_zone", "state"}
 STATE_FIELDS = {"storage", "size", "path"}
-RESOURCE_FIELDS = {"cpu", "memory"}
-CHECK_FIELDS = {"type", "path", "interval", "timeout"}
 
 
 def load(path: str | Path, name: str | None = None) -> Manifest:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_text(p, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         raise ManifestError(f"manifest not found: {p}",
                             hint="pass the path of a JSON manifest, e.g. examples/dockland.json") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read manifest {p}: {exc}") from None
+    except InputFileError as exc:
+        raise ManifestError(f"cannot read manifest {p}: {exc}",
+                            hint="a manifest is a UTF-8 JSON file (see Limits in the README)") from None
     return parse(text, str(p), name or default_name(p))
 
 
@@ -78,36 +69,46 @@ class _Dup:
     """Marks an object that had duplicate keys; Python's json silently keeps the last one."""
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict:
-    out: dict = {}
-    dups = []
-    for k, v in pairs:
-        if k in out:
-            dups.append(k)
-        out[k] = v
-    if dups:
-        out[_Dup] = dups  # type: ignore[index]
-    return out
-
-
 def parse(text: str, filename: str = "<manifest>", name: str = "manifest") -> Manifest:
+    had_dups = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        out = dict(items)
+        if len(out) < len(items):  # duplicates: Python's json keeps only the last one
+            seen: set[str] = set()
+            out[_Dup] = [k for k, _ in items if k in seen or seen.add(k)]  # type: ignore[index]
+            had_dups.append(True)
+        return out
+
     try:
-        data = json.loads(text, object_pairs_hook=_pairs)
+        data = json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
         hint = "check the JSON syntax"
         if "delimiter" in exc.msg:
             hint = "a comma is probably missing between two items (or one too many before a bracket)"
         raise ManifestError(exc.msg, location=f"{filename}:{exc.lineno}:{exc.colno}", hint=hint) from None
+    except RecursionError:
+        raise ManifestError(f"{filename}: nested too deeply for a manifest",
+                            hint="a manifest is a few levels deep: services, their fields, "
+                                 "and maps or lists inside them") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        reason = "a number has more than 4,300 digits" if "digits" in str(exc) else clip(str(exc))
+        raise ManifestError(f"{filename}: {reason}",
+                            hint="numbers in a manifest are small whole numbers") from None
     checker = _Checker(text, filename)
+    broken = bad_strings(data)
+    if broken:
+        for path in broken:
+            checker.add(path, "not valid Unicode text (a lone surrogate like \\ud800)",
+                        "write the character itself, or a valid \\u pair")
+        checker.fail()
+    if had_dups:
+        checker.all_dups(data)
     services = checker.manifest(data)
     if not NAME_RE.match(name):
-        checker.add((), f"manifest name {name!r} is not a DNS label",
+        checker.add((), f"manifest name {cut(name)} is not a DNS label",
                     "name the file (or pass --name) with lower-case letters, digits and '-'")
-    if checker.problems:
-        checker.problems.sort(key=_position)
-        n = len(checker.problems)
-        raise ManifestError(f"{filename}: {n} problem{'s' if n > 1 else ''} in the manifest",
-                            checker.problems)
+    checker.fail()
     return Manifest(name=name, path=filename, services=tuple(services), text=text)
 
 
@@ -119,16 +120,25 @@ def _position(p: Problem) -> tuple[int, int]:
         return 0, 0
 
 
-class _Checker:
+class _Checker(FieldChecker):
     def __init__(self, text: str, filename: str) -> None:
+        super().__init__(filename)
         self.text = text
-        self.filename = filename
-        self.problems: list[Problem] = []
         self._positions: dict[tuple, tuple[int, int]] | None = None
+        self._dup_positions: dict[tuple, tuple[int, int]] | None = None
+
+    def fail(self) -> None:
+        if self.problems:
+            self.problems.sort(key=_position)
+            n = len(self.problems)
+            raise ManifestError(f"{self.filename}: {n} problem{'s' if n > 1 else ''} in the manifest",
+                                self.problems)
 
     def where(self, path: tuple, dup: bool = False) -> str:
         if dup:
-            pos = locate(self.text, dup_positions=True).get(path)
+            if self._dup_positions is None:  # one scan for all duplicates: linear
+                self._dup_positions = locate(self.text, dup_positions=True)
+            pos = self._dup_positions.get(path)
             if pos:
                 return f"{self.filename}:{pos[0]}:{pos[1]}"
         if self._positions is None:
@@ -140,22 +150,29 @@ class _Checker:
                 return f"{self.filename}:{pos[0]}:{pos[1]}"
         return self.filename
 
-    def add(self, path: tuple, message: str, hint: str = "", dup: bool = False) -> None:
-        key = ".".join(str(p) for p in path)
-        msg = f"{key}: {message}" if key else message
-        self.problems.append(Problem(msg, self.where(path, dup), hint))
-
     def dups(self, obj: dict, path: tuple) -> None:
         for k in obj.pop(_Dup, ()):
-            self.add(path + (k,), "duplicate key (JSON keeps only the last one)",
-                     "merge the two entries into one", dup=True)
+            self.problems.append(Problem(
+                f"{key_text(path + (k,))}: duplicate key (JSON keeps only the last one)",
+                self.where(path + (k,), dup=True), "merge the two entries into one"))
+
+    def all_dups(self, data: Any) -> None:
+        """Report (and drop the markers of) every duplicate key, in one pass over the data."""
+        stack = [((), data)]
+        while stack:
+            path, v = stack.pop()
+            if isinstance(v, dict):
+                if _Dup in v:
+                    self.dups(v, path)
+                stack.extend((path + (k,), item) for k, item in v.items())
+            elif isinstance(v, list):
+                stack.extend((path + (i,), item) for i, item in enumerate(v))
 
     def manifest(self, data: Any) -> list[Service]:
         if not isinstance(data, dict):
             self.add((), "the manifest must be a JSON object mapping service names to definitions",
                      'e.g. {"app": {"depends": ["psql"]}}')
             return []
-        self.dups(data, ())
         if not data:
             self.add((), "the manifest declares no services", 'add one, e.g. {"app": {}}')
         services = []
@@ -166,30 +183,14 @@ class _Checker:
                 hint = "use lower-case letters, digits and '-' (1-63 characters; no '_', '.' or ':')"
                 if ":" in sname:
                     hint = "':' names a set (psql:app) in `depends`; declare the service itself as its key"
-                self.add(path, f"invalid service name {sname!r}", hint)
+                self.add(path, f"invalid service name {cut(sname)}", hint)
             if not isinstance(body, dict):
                 self.add(path, "a service must be a JSON object", 'e.g. {"depends": ["psql"]}')
                 continue
-            self.dups(body, path)
             svc = self.service(sname, body, path)
             if svc:
                 services.append(svc)
         return services
-
-    def unknown(self, obj: dict, allowed, path: tuple) -> None:
-        for k in obj:
-            if k not in allowed:
-                import difflib  # only when there is something to suggest
-
-                close = difflib.get_close_matches(k, list(allowed), n=1, cutoff=0.6)
-                hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(sorted(allowed))
-                self.add(path + (k,), "unknown key", hint)
-
-    def strings(self, value: Any, path: tuple, what: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.add(path, f"{what} must be a list of strings")
-            return ()
-        return tuple(value)
 
     def service(self, name: str, body: dict, path: tuple) -> Service | None:
         self.unknown(body, FIELDS, path)
@@ -210,12 +211,12 @@ class _Checker:
             self.driver_text(a, path + ("args", i))
         self.driver_text(command, path + ("command",))
         before_ports = len(self.problems)
-        ports = self.ports(body.get("ports"), path + ("ports",))
+        ports = self.ports(body.get("ports"), path + ("ports",), (DEFAULT_PORT,))
         ports_ok = len(self.problems) == before_ports
         env = self.env(body.get("env", {}), path + ("env",))
         resources = self.resources(body.get("resources", {}), path + ("resources",))
-        count = self.positive(body.get("count"), path + ("count",), allow_none=True)
-        per_zone = self.positive(body.get("per_zone", 1), path + ("per_zone",)) or 1
+        count = self.number(body.get("count"), path + ("count",), "count")
+        per_zone = self.number(body.get("per_zone"), path + ("per_zone",), "per_zone", 1) or 1
         if "count" in body and "per_zone" in body:
             self.add(path + ("count",), "count and per_zone cannot both be set",
                      "count is a total spread over the zones; per_zone is a number in each zone")
@@ -251,7 +252,6 @@ class _Checker:
         if not isinstance(ext, dict):
             self.add(p, 'must be an object like {"address": "db.example.com", "port": 5432}')
             return None
-        self.dups(ext, p)
         self.unknown(ext, {"address", "port"}, p)
         address = ext.get("address")
         if not isinstance(address, str) or not HOST_RE.match(address):
@@ -275,20 +275,18 @@ class _Checker:
         if not isinstance(value, dict):
             self.add(path, 'must be an object like {"psql": {"image": "postgres:17"}}')
             return ()
-        self.dups(value, path)
         out = []
         for dep in sorted(value):
             body = value[dep]
             p = path + (dep,)
             if dep not in depends or ":" in dep:
-                self.add(p, f"{dep!r} is not a generic dependency of this service",
+                self.add(p, f"{cut(dep)} is not a generic dependency of this service",
                          "overrides tune the sets made for this service's generic dependencies; "
                          "add it to depends first")
                 continue
             if not isinstance(body, dict):
                 self.add(p, "must be an object")
                 continue
-            self.dups(body, p)
             self.unknown(body, OVERRIDE_FIELDS, p)
             image = body.get("image")
             if image is not None and (not isinstance(image, str) or not IMAGE_RE.match(image)):
@@ -300,7 +298,7 @@ class _Checker:
                     self.driver_text(a, p + ("args", i))
             env = self.env(body.get("env", {}), p + ("env",))
             res = self.resources(body["resources"], p + ("resources",)) if "resources" in body else None
-            per_zone = self.positive(body.get("per_zone"), p + ("per_zone",), allow_none=True)
+            per_zone = self.number(body.get("per_zone"), p + ("per_zone",), "per_zone")
             state = self.state(body["state"], p + ("state",)) if "state" in body else ()
             out.append((dep, Override(image, args, env, res, per_zone, state)))
         return tuple(out)
@@ -310,24 +308,23 @@ class _Checker:
         if not isinstance(value, dict):
             self.add(path, 'must be an object like {"storage": "host", "size": 2048}')
             return ()
-        self.dups(value, path)
         self.unknown(value, STATE_FIELDS, path)
         out: list[tuple[str, object]] = []
         if "storage" in value:
             mode = value["storage"]
             if mode not in STORAGES:
-                self.add(path + ("storage",), f"unknown storage mode {mode!r}", "use " + ", ".join(STORAGES))
+                self.add(path + ("storage",), f"unknown storage mode {cut(mode)}", "use " + ", ".join(STORAGES))
             else:
                 out.append(("override", mode))
         if "size" in value:
-            size = self.positive(value["size"], path + ("size",))
+            size = self.number(value["size"], path + ("size",), "size")
             if size is not None and size < 10:
                 self.add(path + ("size",), "a data size is in MB, at least 10", "e.g. 2048")
             elif size is not None:
                 out.append(("size_mb", size))
         if "path" in value:
             where_ = value["path"]
-            if not isinstance(where_, str) or not re.match(r"^/[A-Za-z0-9._/-]*$", where_):
+            if not isinstance(where_, str) or not re.match(r"^/[A-Za-z0-9._/-]{0,1023}\Z", where_):
                 self.add(path + ("path",), "must be an absolute path inside the container",
                          'e.g. "/var/lib/postgresql/data"')
             else:
@@ -340,10 +337,10 @@ class _Checker:
         for i, d in enumerate(deps):
             parts = d.split(":")
             if not all(NAME_RE.match(p) for p in parts) or len(parts) > 3:
-                self.add(path + (i,), f"invalid dependency {d!r}",
+                self.add(path + (i,), f"invalid dependency {cut(d)}",
                          "write a generic service (`psql`) or a set (`psql:app`)")
             if d in seen:
-                self.add(path + (i,), f"{d!r} is listed twice", "list each dependency once")
+                self.add(path + (i,), f"{cut(d)} is listed twice", "list each dependency once")
             seen.add(d)
         return deps
 
@@ -353,80 +350,6 @@ class _Checker:
         if "%{" in value:
             self.add(path, "contains '%{', which Nomad evaluates as a template directive in driver config",
                      "pass the value through `env` and reference it as ${VAR} instead")
-
-    def ports(self, value: Any, path: tuple) -> tuple[Port, ...]:
-        if value is None:
-            return (DEFAULT_PORT,)
-        if not isinstance(value, dict):
-            self.add(path, "must be a map of port label to container port", '{"http": 8080}')
-            return ()
-        self.dups(value, path)
-        out = []
-        for label in sorted(value):
-            to = value[label]
-            if not PORT_LABEL_RE.match(label):
-                self.add(path + (label,), f"invalid port label {label!r}",
-                         "use lower-case letters, digits and '_' (it becomes NOMAD_PORT_<label>)")
-            if not isinstance(to, int) or isinstance(to, bool) or not 0 <= to <= 65535:
-                self.add(path + (label,), "port must be an integer 0-65535 (0: same as the host port)")
-                continue
-            out.append(Port(label, to))
-        return tuple(out)
-
-    def env(self, value: Any, path: tuple) -> tuple[tuple[str, str], ...]:
-        if not isinstance(value, dict):
-            self.add(path, "must be a map of variable names to strings")
-            return ()
-        self.dups(value, path)
-        out = []
-        for k in sorted(value):
-            v = value[k]
-            if not ENV_RE.match(k):
-                self.add(path + (k,), f"invalid environment variable name {k!r}",
-                         "use letters, digits and '_', not starting with a digit")
-            if not isinstance(v, str):
-                self.add(path + (k,), "value must be a string", f'write "{v}" in quotes')
-                continue
-            out.append((k, v))
-        return tuple(out)
-
-    def resources(self, value: Any, path: tuple) -> Resources:
-        if not isinstance(value, dict):
-            self.add(path, 'must be an object like {"cpu": 200, "memory": 256}')
-            return Resources()
-        self.dups(value, path)
-        self.unknown(value, RESOURCE_FIELDS, path)
-        cpu = self.positive(value.get("cpu", 100), path + ("cpu",)) or 100
-        mem = self.positive(value.get("memory", 128), path + ("memory",)) or 128
-        return Resources(cpu, mem)
-
-    def check(self, value: Any, path: tuple, ports: tuple[Port, ...] | None) -> Check | None:
-        if value is False:
-            return None
-        if not isinstance(value, dict):
-            self.add(path, 'must be an object like {"type": "http", "path": "/health"}, or false')
-            return None
-        self.dups(value, path)
-        self.unknown(value, CHECK_FIELDS, path)
-        ctype = value.get("type", "tcp")
-        if ctype not in ("tcp", "http"):
-            self.add(path + ("type",), f"unknown check type {ctype!r}", "use http or tcp")
-        cpath = value.get("path", "/" if ctype == "http" else "")
-        if ctype == "http" and (not isinstance(cpath, str) or not cpath.startswith("/")):
-            self.add(path + ("path",), "an http check needs a path starting with /")
-        interval = self.positive(value.get("interval", 10), path + ("interval",)) or 10
-        timeout = self.positive(value.get("timeout", 2), path + ("timeout",)) or 2
-        if ports == ():
-            self.add(path, "a health check needs a port", 'declare "ports" or set "check": false')
-        return Check(ctype, cpath if isinstance(cpath, str) else "", interval, timeout)
-
-    def positive(self, value: Any, path: tuple, allow_none: bool = False) -> int | None:
-        if value is None and allow_none:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            self.add(path, "must be a whole number of at least 1")
-            return None
-        return value
 
 
 def locate(text: str, dup_positions: bool = False) -> dict[tuple, tuple[int, int]]:
@@ -514,7 +437,10 @@ def locate(text: str, dup_positions: bool = False) -> dict[tuple, tuple[int, int
             m = re.compile(r"[^\s,\]}]+").match(text, i)
             i = m.end() if m else i + 1
 
-    value(())
+    try:
+        value(())
+    except RecursionError:  # deeper than any valid manifest: the positions found so far do
+        pass
     return pos if not dup_positions else dups
 
 

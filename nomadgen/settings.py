@@ -19,9 +19,14 @@ CONFIG_FILE = "nomadgen.toml"
 CONFIG_KEYS = {"zones", "zone_attribute", "namespace", "region", "kv_prefix", "templates",
                "consul_domain", "datacenters", "storage"}
 STORAGE_KEYS = {"mode", "csi_plugin", "sets"}
-ZONE_ATTR_RE = re.compile(r"^\$\{(node\.datacenter|node\.class|node\.pool|meta\.[A-Za-z0-9_.-]+|"
-                          r"attr\.[A-Za-z0-9_.-]+)\}$")
-KV_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+ZONE_ATTR_RE = re.compile(r"^\$\{(node\.datacenter|node\.class|node\.pool|meta\.[A-Za-z0-9_.-]{1,128}|"
+                          r"attr\.[A-Za-z0-9_.-]{1,128})\}\Z")
+ZONE_RE = re.compile(r'^[^\s,"\\\x00-\x1f\x7f]{1,128}\Z')
+KV_PREFIX_RE = re.compile(r"^(?=.{1,128}\Z)[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")
+# The type of each nomadgen.toml key: a wrong type is a configuration error, not a crash.
+CONFIG_TYPES = {"zones": list, "zone_attribute": str, "namespace": str, "region": str,
+                "kv_prefix": str, "templates": str, "consul_domain": str, "datacenters": list,
+                "storage": dict}
 
 
 class Config(NamedTuple):
@@ -43,16 +48,7 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
     data: dict = {}
     path = Path(config) if config else Path(CONFIG_FILE)
     if config or path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}", hint="fix the TOML syntax") from None
-        unknown = sorted(set(data) - CONFIG_KEYS)
-        if unknown:
-            raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}",
-                              hint="known keys: " + ", ".join(sorted(CONFIG_KEYS)))
+        data = _read_config(path)
 
     if zones is not None:
         z, src = _split(zones), "flag"
@@ -66,6 +62,13 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
     else:
         z, src = DEFAULT_ZONES, "default"
 
+    odd = [zone for zone in z if not ZONE_RE.match(zone)]
+    if odd:
+        from .fields import cut
+
+        raise ConfigError(f"invalid zone name {cut(odd[0])} (from {src})",
+                          hint="a zone is 1-128 characters, without spaces, commas, quotes, "
+                               "backslashes or control characters")
     attr = zone_attribute or env.get("NOMADGEN_ZONE_ATTRIBUTE") or data.get("zone_attribute") \
         or "${node.datacenter}"
     if not ZONE_ATTR_RE.match(attr):
@@ -113,7 +116,7 @@ def _storage(raw, path: str, problems: list) -> dict:
     elif mode:
         out["storage"] = mode
     plugin = raw.get("csi_plugin", "")
-    if not isinstance(plugin, str) or (plugin and not re.match(r"^[A-Za-z0-9._-]{1,128}$", plugin)):
+    if not isinstance(plugin, str) or (plugin and not re.match(r"^[A-Za-z0-9._-]{1,128}\Z", plugin)):
         problems.append(Problem("storage.csi_plugin: must be a CSI plugin ID", path, 'e.g. "aws-ebs0"'))
     elif plugin:
         out["csi_plugin"] = plugin
@@ -131,6 +134,37 @@ def _storage(raw, path: str, problems: list) -> dict:
 
 
 # --- Connections ----------------------------------------------------------------------------
+
+def _read_config(path: Path) -> dict:
+    from .fields import clip, cut, key_text
+    from .files import InputFileError, read_text
+
+    try:
+        data = tomllib.loads(read_text(path))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except InputFileError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}", hint="fix the TOML syntax") from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"{path}: {clip(str(exc))}", hint="fix the value") from None
+    unknown = sorted(set(data) - CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(key_text((k,)) for k in unknown[:10])}",
+                          hint="known keys: " + ", ".join(sorted(CONFIG_KEYS)))
+    problems = []
+    for key, want in sorted(CONFIG_TYPES.items()):
+        if key not in data:
+            continue
+        value = data[key]
+        if not isinstance(value, want) or (want is list and not all(isinstance(x, str) for x in value)):
+            what = "a list of strings" if want is list else "a string"
+            problems.append(Problem(f"{key} must be {what}, not {cut(value)}", str(path)))
+    if problems:
+        raise ConfigError(f"{path}: invalid configuration", problems)
+    return data
+
 
 class Endpoint(NamedTuple):
     """How to reach Nomad or Consul. The token is kept out of repr, so it never reaches a log
@@ -164,7 +198,25 @@ class Endpoint(NamedTuple):
         return self.address.split("://", 1)[0]
 
 
-_TRUE = {"1", "true", "yes", "on"}
+# Go's strconv.ParseBool, which Consul's and Nomad's api packages use for CONSUL_HTTP_SSL,
+# CONSUL_HTTP_SSL_VERIFY and NOMAD_SKIP_VERIFY (consul api/api.go, nomad api/api.go). Consul
+# turns verification off when it cannot parse the value; nomadgen refuses instead.
+_GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_GO_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def parse_bool(env: dict, var: str, default: bool) -> bool:
+    value = env.get(var, "")
+    if value == "":
+        return default
+    if value in _GO_TRUE:
+        return True
+    if value in _GO_FALSE:
+        return False
+    from .fields import cut
+
+    raise ConfigError(f"{var}={cut(value)} is not a boolean",
+                      hint="use true or false (also 1/0, t/f, TRUE/FALSE, True/False)")
 
 
 def _address(value: str, default_port: int, https: bool, what: str, source: str) -> str:
@@ -187,15 +239,34 @@ def _address(value: str, default_port: int, https: bool, what: str, source: str)
 
 def _token(flag: str | None, flag_file: str | None, env: dict, var: str, what: str) -> str:
     if flag:
-        return flag.strip()
+        return _checked_token(flag.strip(), "the flag", what)
     path = flag_file or env.get(var + "_FILE")
     if path:
+        from .files import InputFileError, read_text
+
         try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the {what} token file {path}: {exc.strerror}",
+            text = read_text(path)
+        except (OSError, InputFileError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"cannot read the {what} token file {path}: {reason}",
                               hint=f"check --{what}-token-file / {var}_FILE") from None
-    return env.get(var, "").strip()
+        return _checked_token(text.strip(), f"the file {path}", what)
+    return _checked_token(env.get(var, "").strip(), var, what)
+
+
+def _checked_token(token: str, source: str, what: str) -> str:
+    """A token goes into an HTTP header: printable Latin-1, one line. Never echoed back."""
+    problem = ""
+    if any(c in token for c in "\r\n"):
+        problem = "has a line break inside it"
+    elif any(ord(c) > 0xFF for c in token):
+        problem = "has characters outside Latin-1, which an HTTP header cannot carry"
+    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in token):
+        problem = "has control characters"
+    if problem:
+        raise ConfigError(f"the {what} token from {source} {problem}",
+                          hint="a token is one line of printable characters (usually a UUID)")
+    return token
 
 
 def _file(path: str | None, what: str, var: str) -> str | None:
@@ -228,7 +299,7 @@ def nomad_endpoint(*, address: str | None = None, token: str | None = None,
     addr = _address(address or env.get("NOMAD_ADDR") or "http://127.0.0.1:4646", 4646, False,
                     "Nomad", src)
     ca, pair = _tls_files("Nomad", "NOMAD", ca_cert, client_cert, client_key, env)
-    skip = skip_verify if skip_verify is not None else env.get("NOMAD_SKIP_VERIFY", "").lower() in _TRUE
+    skip = skip_verify if skip_verify is not None else parse_bool(env, "NOMAD_SKIP_VERIFY", False)
     return Endpoint(
         service="nomad", address=addr,
         token=_token(token, token_file, env, "NOMAD_TOKEN", "nomad"),
@@ -244,13 +315,13 @@ def consul_endpoint(*, address: str | None = None, token: str | None = None,
                     client_cert: str | None = None, client_key: str | None = None,
                     skip_verify: bool | None = None, env: dict | None = None) -> Endpoint:
     env = os.environ if env is None else env
-    https = env.get("CONSUL_HTTP_SSL", "").lower() in _TRUE
+    https = parse_bool(env, "CONSUL_HTTP_SSL", False)
     src = "--consul-addr" if address else "CONSUL_HTTP_ADDR" if env.get("CONSUL_HTTP_ADDR") else "default"
     addr = _address(address or env.get("CONSUL_HTTP_ADDR") or "127.0.0.1:8500", 8500, https,
                     "Consul", src)
     ca, pair = _tls_files("Consul", "CONSUL", ca_cert, client_cert, client_key, env)
     skip = skip_verify if skip_verify is not None else \
-        env.get("CONSUL_HTTP_SSL_VERIFY", "true").lower() not in _TRUE
+        not parse_bool(env, "CONSUL_HTTP_SSL_VERIFY", True)
     return Endpoint(
         service="consul", address=addr,
         token=_token(token, token_file, env, "CONSUL_HTTP_TOKEN", "consul"),
