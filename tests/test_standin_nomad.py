@@ -456,7 +456,8 @@ def test_acl_token_required(standin_factory):
     wrong = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5, token="nope")
     with pytest.raises(nex.URLNotAuthorizedNomadException) as exc:
         wrong.jobs.get_jobs()
-    assert exc.value.nomad_resp.text == "ACL token not found"
+    # nomad/auth/auth.go: an unknown token fails authentication -> "Permission denied".
+    assert exc.value.nomad_resp.text == "Permission denied"
     good = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5, token="s3cret")
     assert good.jobs.get_jobs() == []
     r = requests.get(f"{s.nomad_addr}/v1/jobs", headers={"Authorization": "Bearer s3cret"},

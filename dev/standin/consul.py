@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import acl as acl_mod
+
 log = logging.getLogger("standin.consul")
 
 CONSUL_VERSION = "1.21.5"
@@ -466,6 +468,8 @@ class ConsulState:
     ) -> None:
         self.datacenter = datacenter
         self.acl_tokens: frozenset[str] = frozenset(acl_tokens or ())
+        # Tokens given here are global-management; acl.add_token(rules) adds narrower ones.
+        self.acl = acl_mod.ConsulACL(self.acl_tokens)
         self.node_name = node_name
         self.node_address = node_address
         self._lock = threading.RLock()
@@ -501,7 +505,7 @@ class ConsulState:
 
     @property
     def acl_enabled(self) -> bool:
-        return bool(self.acl_tokens)
+        return self.acl.enabled
 
     @property
     def index(self) -> int:
@@ -1153,12 +1157,14 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
     def _common(self) -> None:
         """Consul's s.parse(): token, dc, consistency, wait/index."""
         st = self.state
-        self.authorized = True
+        self.authorized = True  # ACLs off, or a management token
+        self.authz: acl_mod.ConsulAuthz | None = None
         if st.acl_enabled and not self.req_path.startswith("/v1/status/"):
-            tok = self._token()
-            if tok and tok not in st.acl_tokens:
-                raise _HTTPError(403, "ACL not found")
-            self.authorized = bool(tok)
+            try:
+                self.authz = st.acl.resolve(self._token())
+            except KeyError:
+                raise _HTTPError(403, "ACL not found") from None
+            self.authorized = self.authz.management
         dc = self._q("dc")
         if dc and dc != st.datacenter:
             raise _HTTPError(500, "No path to datacenter")
@@ -1216,16 +1222,19 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
         return result
 
     def _need(self, resource: str, name: str | None = None) -> None:
-        if not self.authorized:
-            raise _perm_denied(resource, name)
+        if self.authorized or self.authz is None or self.authz.allows(resource, name):
+            return
+        raise _HTTPError(403, self.authz.denied(resource, name))
 
     def _acl_filter(self, items: list) -> list:
-        """Anonymous (deny-all) reads of list endpoints are filtered, not refused."""
-        if self.authorized:
+        """List reads are filtered per row by the token's rules (dev/standin/acl.py), not
+        refused; Consul then sets X-Consul-Results-Filtered-By-ACLs."""
+        if self.authorized or self.authz is None:
             return items
-        if items:
+        kept = [i for i in items if self.authz.sees(i)]
+        if len(kept) < len(items):
             self._extra_headers["X-Consul-Results-Filtered-By-ACLs"] = "true"
-        return []
+        return kept
 
     def _node_meta_ok(self, node: dict) -> bool:
         return all(node["Meta"].get(k) == v for k, v in self.node_meta)
@@ -1412,9 +1421,17 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
             if op["Key"] == "" and verb != "delete-tree":
                 errors.append({"OpIndex": i, "What": "Must provide key"})
             elif not self.authorized and verb not in ("get", "get-tree", "get-or-empty"):
-                # kvsPreApply: gets are filtered on output, checks need read, the rest write.
-                perm = "key:read" if verb.startswith("check-") else "key:write"
-                errors.append({"OpIndex": i, "What": str(_perm_denied(perm, op["Key"]).body)})
+                # kvsPreApply (agent/consul/kvs_endpoint.go): gets are filtered on output,
+                # check-index/check-session need read, delete-tree write on the whole prefix,
+                # every other verb (check-not-exists too) write.
+                if verb in ("check-index", "check-session"):
+                    ok, perm = self.authz.allows("key:read", op["Key"]), "key:read"
+                elif verb == "delete-tree":
+                    ok, perm = self.authz.key_write_prefix(op["Key"]), "key:write"
+                else:
+                    ok, perm = self.authz.allows("key:write", op["Key"]), "key:write"
+                if not ok:
+                    errors.append({"OpIndex": i, "What": self.authz.denied(perm, op["Key"])})
         if errors:
             self._send_json({"Results": None, "Errors": errors}, 409)
             return
@@ -1432,8 +1449,8 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
                     results.extend(self._txn_kv(work, idx, op))
                 except ValueError as exc:
                     errors.append({"OpIndex": i, "What": str(exc)})
-            if not self.authorized:  # reads are filtered on the way out
-                results = []
+            if not self.authorized:  # reads are filtered on the way out (FilterTxnResults)
+                results = [r for r in results if self.authz.sees(r.get("KV"))]
             if writes:
                 st._index = idx  # the txn went through raft whether or not it committed
                 if not errors:
@@ -1623,7 +1640,7 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
         def query() -> tuple[int, Any]:
             idx = max(st._tables["nodes"], st._tables["services"])
             n = st._nodes.get(arg)
-            if n is None or not self.authorized:
+            if n is None or not (self.authorized or self.authz.allows("node:read", arg)):
                 return idx, None
             svcs = {
                 s["ID"]: st._service_json(s)
@@ -1643,10 +1660,12 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
         b = _norm(body)
         if not self._token() and isinstance(b.get("writerequest"), dict):
             tok = _norm(b["writerequest"]).get("token") or ""
-            if tok:
-                if tok not in st.acl_tokens and st.acl_enabled:
-                    raise _HTTPError(403, "ACL not found")
-                self.authorized = True
+            if tok and st.acl_enabled:
+                try:
+                    self.authz = st.acl.resolve(tok)
+                except KeyError:
+                    raise _HTTPError(403, "ACL not found") from None
+                self.authorized = self.authz.management
         node, address = str(b.get("node") or ""), str(b.get("address") or "")
         if not node:
             raise _HTTPError(400, "Must provide node")

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import jobspec, namespaces, scheduler, templates
+from . import acl as acl_mod
+from . import jobspec, namespaces, network, scheduler, taskview, templates
 
 log = logging.getLogger("standin.nomad")
 
@@ -168,6 +169,8 @@ class NomadState:
         self.never_healthy_jobs: set[str] = set()
         self.variables: dict[tuple[str, str], dict] = {}  # (namespace, path) -> variable
         self.namespaces: dict[str, dict] = namespaces.default_namespaces()
+        self.acl = acl_mod.NomadACL()  # off until a management token is given (dev/standin/acl.py)
+        self.network = network.Network(self)
         self._dep_clock: dict[str, dict[str, float]] = {}  # deployment -> group -> deadline
         self._watched: dict[str, int] = {}  # deployment -> healthy count at its last eval
         self._port_rng: dict[str, random.Random] = {}
@@ -655,8 +658,9 @@ class NomadState:
             if changed:
                 self._touch(a)
 
-    def _fingerprint(self, a: Alloc, tmpl: dict) -> str:
+    def _fingerprint(self, a: Alloc, tmpl: dict, task: str = "") -> str:
         def variable(path: str):
+            taskview.check_var(self, a, task, path)  # workload identity (dev/standin/acl.py)
             var = self.variables.get((a.namespace, path))
             return dict(var["Items"]) if var else None
 
@@ -666,7 +670,7 @@ class NomadState:
     def _fingerprints(self, a: Alloc, task: dict) -> dict[int, str]:
         out = {}
         for i, tmpl in enumerate(task.get("Templates") or []):
-            out[i] = self._fingerprint(a, tmpl)
+            out[i] = self._fingerprint(a, tmpl, task["Name"])
         return out
 
     def _start_task(self, a: Alloc, task: dict, run: TaskRun) -> bool:
@@ -676,7 +680,7 @@ class NomadState:
         except templates.Blocked as why:
             if run.blocked != str(why):
                 run.blocked = str(why)
-                run.event("Template", f"Missing: {why}")
+                run.event("Template", getattr(why, "event", f"Missing: {why}"))
                 return True
             return False
         run.blocked = ""
@@ -696,7 +700,7 @@ class NomadState:
         changed = False
         for i, tmpl in enumerate(tmpls):
             try:
-                fp = self._fingerprint(a, tmpl)
+                fp = self._fingerprint(a, tmpl, task["Name"])
             except templates.Blocked:
                 continue  # consul-template keeps the last rendering while it waits
             if fp == run.rendered.get(i):
@@ -731,7 +735,6 @@ class NomadState:
     # -- Consul services ---------------------------------------------------------------------------
     def runtime_env(self, a: Alloc, task: dict | None) -> dict[str, str]:
         node = a.node
-        ip = node["HTTPAddr"].split(":")[0]
         group = jobspec.group_of(a.job, a.group) or {}
         env = {
             "NOMAD_ALLOC_ID": a.id, "NOMAD_SHORT_ALLOC_ID": a.id[:8], "NOMAD_ALLOC_NAME": a.name,
@@ -760,16 +763,7 @@ class NomadState:
         for k, v in meta.items():
             env[f"NOMAD_META_{k}"] = v
             env[f"NOMAD_META_{k.upper()}"] = v
-        for p in ports:
-            label, value = p["Label"], p["Value"]
-            inner = p["To"] if p.get("To") else value
-            env[f"NOMAD_IP_{label}"] = ip
-            env[f"NOMAD_HOST_IP_{label}"] = ip
-            env[f"NOMAD_PORT_{label}"] = str(inner)
-            env[f"NOMAD_HOST_PORT_{label}"] = str(value)
-            env[f"NOMAD_ALLOC_PORT_{label}"] = str(inner)
-            env[f"NOMAD_ADDR_{label}"] = f"{ip}:{inner}"
-            env[f"NOMAD_HOST_ADDR_{label}"] = f"{ip}:{value}"
+        env.update(network.port_env(ports))  # as client/taskenv/env.go builds them
         if task is not None:
             for k, v in (task.get("Env") or {}).items():
                 env.setdefault(k, jobspec.replace_env(v, env))
@@ -1282,6 +1276,9 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
     """Build the Nomad HTTP handler class for `state`. `hook(handler, "nomad")` may answer first;
     `control(handler, method, path, query, body)` serves /_standin/ (no ACL, no faults)."""
 
+    if acl_token is not None and not state.acl.enabled:
+        state.acl.enable(acl_token)
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "Nomad"
@@ -1337,21 +1334,25 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                 return
             body = self._body()
             try:
-                if acl_token is not None and not path.startswith("/v1/status/"):
-                    given = self.headers.get("X-Nomad-Token") or ""
-                    auth = self.headers.get("Authorization") or ""
-                    if not given and auth.lower().startswith("bearer "):
-                        given = auth[7:].strip()
-                    if not given:
-                        raise NomadError(403, "Permission denied")
-                    if given != acl_token:
-                        raise NomadError(403, "ACL token not found")
-                result = route(method, path, query, body)
+                # Per-capability ACLs (dev/standin/acl.py); None when ACLs are off.
+                secret = self.headers.get("X-Nomad-Token") or ""
+                auth = self.headers.get("Authorization") or ""
+                if not secret and auth.lower().startswith("bearer "):
+                    secret = auth[7:].strip()
+                parts = [p for p in path.split("/") if p][1:] if path.startswith("/v1/") else []
+                acl = state.acl.resolve(secret) if parts and parts[0] != "status" else None
+                if acl is not None:
+                    acl_mod.check(state, acl, method, parts, query.get("namespace"), body)
+                if parts and parts[0] == "acl":
+                    result = acl_mod.route(state, acl, method, parts[1:], secret, body)
+                else:
+                    result = route(method, path, query, body)
                 if result is None:
                     log.warning("stand-in has no route for %s %s", method, self.path)
                     self._send(501, f"standin: {method} {path} is not implemented", text=True)
                     return
                 status, payload, index = result
+                payload = acl_mod.filter_payload(acl, parts, query.get("namespace"), payload)
                 self._send(status, payload, index=index)
             except NomadError as exc:
                 self._send(exc.status, exc.text, text=True)
@@ -1571,7 +1572,7 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                            if state.nodes else "dc1", "NodeName": "standin",
                            "Version": {"Version": NOMAD_VERSION, "VersionPrerelease": "",
                                        "Revision": "standin"},
-                           "ACL": {"Enabled": acl_token is not None}},
+                           "ACL": {"Enabled": state.acl.enabled}},
                 "member": {"Name": "standin.global", "Addr": "127.0.0.1", "Port": 4648,
                            "Status": "alive", "Tags": {"region": "global", "role": "nomad",
                                                        "build": NOMAD_VERSION}},

@@ -14,12 +14,14 @@ import logging
 import socket
 import threading
 import time
+from dataclasses import asdict
 from http.server import ThreadingHTTPServer
 from typing import Self
 
 from . import consul as consul_mod
+from . import taskview
 from .faults import Faults
-from .nomad import NomadState, make_handler
+from .nomad import NomadError, NomadState, make_handler
 
 log = logging.getLogger("standin")
 LOOPBACK = "127.0.0.1"
@@ -192,6 +194,35 @@ class StandIn:
                 raise TimeoutError(f"condition not met within {timeout}s")
             time.sleep(interval)
 
+    # -- network, task view, ACL helpers (dev/standin/network.py, taskview.py, acl.py) -------
+    def reach(self, address: str, source: tuple[str, str] | None = None):
+        """The running task `address` ("host:port") reaches — an Endpoint (alloc_id, task,
+        label, job_id, group, node, port) — or None. `source` = (alloc ID, task name) it is
+        dialled from (for 127.0.0.1 inside a task); None = from another machine."""
+        return self.nomad.network.reach(address, source)
+
+    def network_map(self) -> list[dict]:
+        """Every published port: node, host_ip, host_port -> alloc_id, netns, port, label."""
+        with self.nomad.lock:
+            return [asdict(m) for m in self.nomad.network.mappings()]
+
+    def task_view(self, alloc_id: str, task: str) -> dict:
+        """The task's environment and rendered templates (see dev/standin/taskview.py)."""
+        return taskview.task_view(self.nomad, alloc_id, task)
+
+    def nomad_token(self, policies=(), *, rules: dict[str, str] | None = None,
+                    name: str = "") -> str:
+        """A Nomad token (secret) with these policies; `rules` {name: HCL} creates them first.
+        Needs ACLs on (`nomad_acl_token=`)."""
+        for pname, text in (rules or {}).items():
+            self.nomad.acl.apply_policy(pname, text)
+        names = list(policies) + [p for p in (rules or {}) if p not in policies]
+        return self.nomad.acl.create_token(policies=names, name=name)["SecretID"]
+
+    def consul_token(self, rules: str) -> str:
+        """A Consul token (secret) with these rules. Needs ACLs on (`consul_acl_tokens=`)."""
+        return self.consul.acl.add_token(rules)
+
     # -- /_standin/ control API (for a stand-in running in another process) --------------------
     def _control(self, handler, method: str, path: str, query: dict, body: bytes):
         try:
@@ -225,11 +256,30 @@ class StandIn:
             if len(parts) == 2 and parts[0] in ("drop_node", "restore_node") and method == "POST":
                 getattr(self.nomad, parts[0])(parts[1])
                 return 200, {"ok": True}
+            if parts == ["reach"] and method == "GET":
+                source = (query["alloc"], query["task"]) if query.get("alloc") else None
+                hit = self.reach(query["address"], source)
+                return 200, {"reaches": asdict(hit) if hit else None}
+            if parts == ["network"] and method == "GET":
+                return 200, {"mappings": self.network_map()}
+            if len(parts) == 3 and parts[0] == "task" and method == "GET":
+                return 200, self.task_view(parts[1], parts[2])
+            if parts == ["nomad_policy"] and method in ("POST", "PUT"):
+                policy = self.nomad.acl.apply_policy(data["name"], data["rules"],
+                                                     description=data.get("description", ""),
+                                                     job_acl=data.get("job_acl"))
+                return 200, {"ok": True, "policy": policy}
+            if parts == ["nomad_token"] and method in ("POST", "PUT"):
+                return 200, {"secret": self.nomad_token(data.get("policies", ()),
+                                                        rules=data.get("rules"),
+                                                        name=data.get("name", ""))}
+            if parts == ["consul_token"] and method in ("POST", "PUT"):
+                return 200, {"secret": self.consul_token(data["rules"])}
             if parts == ["info"] and method == "GET":
                 return 200, {"env": self.env(), "zones": list(self.zones),
                              "nodes": [{"Name": n["Name"], "ID": n["ID"], "Status": n["Status"],
                                         "Address": n["Address"], "Datacenter": n["Datacenter"]}
                                        for n in self.nomad.nodes]}
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, NomadError) as exc:
             return 400, {"error": str(exc)}
         return 404, {"error": f"unknown control endpoint {method} {path}"}
