@@ -631,6 +631,9 @@ class _Rules:
                     )
                 elif stop_after < 0:
                     self.add("stop_after_client_disconnect must be a positive value")
+            max_disconnect = _dur(tg, "MaxClientDisconnect")
+            if max_disconnect is not None and max_disconnect < 0:
+                self.add("max_client_disconnect cannot be negative")
             count = _group_count(tg)
             if jtype == "system" and count > 1:
                 self.add(
@@ -648,8 +651,9 @@ class _Rules:
         self.periodic_and_parameterized()
 
         priority = _int(job, "Priority")
-        if priority is not None and priority != 0 and not 1 <= priority <= 100:
-            # 0 means "unset": the server fills job_default_priority before validating
+        if priority is not None and not 1 <= priority <= 100:
+            # api.Job.Priority is a pointer: an explicit 0 is kept, and the server's admission
+            # check refuses it (nomad/job_endpoint_hooks.go jobValidate); absent means default.
             self.add("job priority must be between [1, 100]")
 
     def periodic_and_parameterized(self) -> None:
@@ -733,7 +737,9 @@ class _Rules:
         disk_mb = 300 if disk_mb is None else disk_mb
 
         update = self.group_update(tg)
-        if tg.get("Update") is not None and jtype not in ("service", "system"):
+        # The job's update block is merged into every group first (api TaskGroup.Canonicalize)
+        if jtype not in ("service", "system") and (
+                tg.get("Update") is not None or _update_set(self.job.get("Update"))):
             self.add(f"Job type {_q(jtype)} does not allow update block")
         if update is not None:
             for err in _update_errors(update):
@@ -834,16 +840,15 @@ class _Rules:
         if self.jtype not in ("service", "system"):
             return None
         job_up, tg_up = self.job.get("Update"), tg.get("Update")
-        job_set = isinstance(job_up, dict) and any(
-            v not in (None, 0, False, "") for v in job_up.values()
-        )
-        if not job_set and not isinstance(tg_up, dict):
+        if not _update_set(job_up) and not isinstance(tg_up, dict):
             return None
         return _merged(_merged(_UPDATE_DEFAULTS, job_up), tg_up)
 
     def group_networks(self, tg: dict, tasks: list[dict]) -> None:
         networks = _dicts(tg, "Networks")
         if len(networks) > 1:
+            # Stricter than Nomad on purpose: 1.5.8 accepts a second group network, but its
+            # client uses only the first (command/agent/consul/structs.go), so it is ignored.
             self.add("Only one network block is allowed per group")
         labels: dict[str, str] = {}
         static: dict[str, dict[int, str]] = {}
@@ -851,6 +856,8 @@ class _Rules:
             for kind, port in _ports(net):
                 label = _s(port, "Label")
                 if label == "":
+                    # Stricter than Nomad on purpose: accepted, but no task or service can
+                    # ever name the port, so it is a mistake.
                     self.add(f"{kind} port has an empty Label")
                 if label in labels:
                     self.add(f"Port label {label} already in use by {labels[label]}")
@@ -1058,11 +1065,11 @@ class _Rules:
             self.add("Dispatch Payload validation failed: destination escapes allocation directory")
 
         life = task.get("Lifecycle")
-        if isinstance(life, dict):
+        # api TaskLifecycle.Empty(): a block without a hook is dropped, sidecar and all, so
+        # the server's "no lifecycle hook provided" cannot be reached through the API.
+        if isinstance(life, dict) and _s(life, "Hook"):
             hook = _s(life, "Hook")
-            if hook == "":
-                self.add("Lifecycle validation failed: no lifecycle hook provided")
-            elif hook not in ("prestart", "poststart", "poststop"):
+            if hook not in ("prestart", "poststart", "poststop"):
                 self.add(f"Lifecycle validation failed: invalid hook: {hook}")
 
         for idx, mount in enumerate(_dicts(task, "VolumeMounts")):
@@ -1080,8 +1087,8 @@ class _Rules:
                     self.add(f"Task restart policy: {err}")
 
     def driver_config(self, task: dict, driver: str) -> None:
-        # Nomad leaves driver config to the client's driver plugin; checked here so a job that
-        # could never start is caught at submit time.
+        # Stricter than Nomad on purpose: Nomad leaves driver config to the client's driver
+        # plugin; checked here so a job that could never start is caught at submit time.
         config = task.get("Config")
         config = config if isinstance(config, dict) else {}
         required = {"docker": "image", "podman": "image", "exec": "command", "raw_exec": "command"}
@@ -1509,7 +1516,7 @@ def _template_errors(tmpl: dict) -> list[str]:
     if mode in ("noop", "restart"):
         pass
     elif mode == "signal":
-        if _s(tmpl, "ChangeSignal") == "":
+        if _s(tmpl, "ChangeSignal", "SIGHUP") == "":  # api Template.Canonicalize default
             errors.append("Must specify signal value when change mode is signal")
         if tmpl.get("Envvars") is True:
             errors.append("cannot use signals with env var templates")
@@ -1826,6 +1833,11 @@ def _escapes_alloc(prefix: str, path: str) -> bool:
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def _update_set(update: Any) -> bool:
+    """api UpdateStrategy.Empty() negated: a job-level block groups inherit."""
+    return isinstance(update, dict) and any(v not in (None, 0, False, "") for v in update.values())
 
 
 def _s(obj: Any, key: str, default: str = "") -> str:

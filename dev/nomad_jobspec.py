@@ -92,18 +92,39 @@ def canonicalize(job: Any) -> dict:
 
 
 def validate(job: Any) -> tuple[bool, str]:
-    """(True, "") or (False, Nomad's text: "N errors occurred:\\n\\t* ..."). Warnings do not
-    fail a job, as in Nomad."""
+    """(True, "") or (False, Nomad's go-multierror text: "N errors occurred:\\n\\t* ...\\n\\n").
+    Warnings do not fail a job, as in Nomad. JSON that api.Job cannot decode (a wrong type)
+    raises JobspecError with the decoder's message, as the HTTP API answers 400."""
+    return _validate_cached(_json(job))
+
+
+_DECODE_PREFIX = "Failed to parse JSON job: "
+_VERDICTS: dict[str, tuple[bool, str]] = {}  # job text -> verdict: tests register the same jobs
+
+
+def _validate_cached(text: str) -> tuple[bool, str]:
+    verdict = _VERDICTS.get(text)
+    if verdict is None:
+        verdict = _validate(text)
+        if len(_VERDICTS) > 4096:
+            _VERDICTS.clear()
+        _VERDICTS[text] = verdict
+    if isinstance(verdict, JobspecError):
+        raise verdict
+    return verdict
+
+
+def _validate(text: str) -> tuple[bool, str] | JobspecError:
     path = binary()
     if path is None:
         raise FileNotFoundError(missing_reason())
-    res = subprocess.run([str(path), "validate", "-"], input=_json(job).encode(),
+    res = subprocess.run([str(path), "validate", "-"], input=text.encode(),
                          capture_output=True, timeout=60)
     out = res.stdout.decode(errors="replace")
     if res.returncode == 0:
         return True, ""
     marker = "Job validation errors:\n"
     if marker in out:
-        return False, out.split(marker, 1)[1].strip()
-    # Not a validation verdict: the JSON itself did not decode (a wrong type, say).
-    return False, (res.stderr.decode(errors="replace") or out).strip()
+        return False, out.split(marker, 1)[1].rstrip("\n") + "\n\n"
+    err = (res.stderr.decode(errors="replace") or out).strip()
+    return JobspecError(err.removeprefix(_DECODE_PREFIX))

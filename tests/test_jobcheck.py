@@ -189,13 +189,21 @@ def mutated(mutation) -> dict:
 
 
 @needs_examples
-@pytest.mark.parametrize(
-    "name", ["example-short.json", "json-jobs-doc-example.json", "job-read-response.json"]
-)
+@pytest.mark.parametrize("name", ["example-short.json", "json-jobs-doc-example.json"])
 def test_real_nomad_jobs_pass(name):
     doc = json.loads((SHARED / "examples" / name).read_text())
     job = doc["Job"] if set(doc) == {"Job"} else doc
     assert check_job(job) == []
+
+
+@needs_examples
+def test_a_batch_job_read_back_is_refused_like_nomad_1_5_refuses_it():
+    # The server's read response of a batch job carries a job-level update block, which
+    # api.TaskGroup.Canonicalize copies into the group; 1.5.8's Validate refuses it
+    # (nomad-jobspec validate says the same, see test_jobcheck_vs_nomad).
+    doc = json.loads((SHARED / "examples" / "job-read-response.json").read_text())
+    assert check_job(doc["Job"] if set(doc) == {"Job"} else doc) == [
+        'Task group cache validation failed: Job type "batch" does not allow update block']
 
 
 @needs_schema
@@ -212,7 +220,9 @@ GOOD_VARIANTS = [
     pytest.param(lambda job: None, id="unchanged"),
     pytest.param(delp(f"{SP}.Weight"), id="spread-weight-defaults-to-50"),
     pytest.param(delp(f"{SP}.SpreadTarget"), id="spread-without-targets"),
-    pytest.param(setp("Priority", 0), id="priority-0-means-default"),
+    pytest.param(setp(f"{T}.Lifecycle", {"Sidecar": True}), id="lifecycle-without-hook-is-dropped"),
+    pytest.param(chain(setp(f"{TM}.Envvars", False), setp(f"{TM}.ChangeMode", "signal")),
+                 id="template-signal-defaults-to-sighup"),
     pytest.param(setp("Priority", 100), id="priority-100"),
     pytest.param(delp("Datacenters"), id="datacenters-default-to-star"),
     pytest.param(setp("Datacenters", ["dc*", "*"]), id="datacenter-globs"),
@@ -507,12 +517,13 @@ BAD = [
     pytest.param(setp(f"{T}.Resources.Cores", 2), "Task can only ask for 'cpu' or 'cores' resource, not both.", id="cpu-and-cores"),
     pytest.param(setp(f"{T}.Resources.MemoryMaxMB", 128), "MemoryMaxMB value (128) should be larger than MemoryMB value (256)", id="memory-max-below-memory"),
     pytest.param(setp(f"{T}.Lifecycle", {"Hook": "prestop"}), "Lifecycle validation failed: invalid hook: prestop", id="lifecycle-hook"),
-    pytest.param(setp(f"{T}.Lifecycle", {"Sidecar": True}), "no lifecycle hook provided", id="lifecycle-no-hook"),
+    pytest.param(setp("Priority", 0), "job priority must be between [1, 100]", id="priority-0"),
+    pytest.param(chain(to_batch, setp("Update", {"MaxParallel": 1})), 'Job type "batch" does not allow update block', id="job-update-in-batch"),
     pytest.param(setp(f"{T}.KillTimeout", -S), "KillTimeout must be a positive value", id="kill-timeout-negative"),
     pytest.param(setp(f"{T}.LogConfig", {"MaxFiles": 20, "MaxFileSizeMB": 20}), "log storage (400 MB) must be less than requested disk capacity (300 MB)", id="logs-exceed-disk"),
     pytest.param(setp(f"{T}.Artifacts", [{"GetterSource": "https://x/a.tgz", "RelativeDest": "../../../etc"}]), "Artifact 1 validation failed: destination escapes allocation directory", id="artifact-escape"),
     # templates
-    pytest.param(chain(setp(f"{TM}.Envvars", False), setp(f"{TM}.ChangeMode", "signal")), "Template 1 validation failed: Must specify signal value when change mode is signal", id="template-signal-no-signal"),
+    pytest.param(chain(setp(f"{TM}.Envvars", False), setp(f"{TM}.ChangeMode", "signal"), setp(f"{TM}.ChangeSignal", "")), "Template 1 validation failed: Must specify signal value when change mode is signal", id="template-signal-no-signal"),
     pytest.param(chain(setp(f"{TM}.ChangeMode", "signal"), setp(f"{TM}.ChangeSignal", "SIGHUP")), "Template 1 validation failed: cannot use signals with env var templates", id="env-template-signal"),
     pytest.param(delp(f"{TM}.DestPath"), "Must specify a destination for the template", id="template-no-destination"),
     pytest.param(setp(f"{TM}.ChangeMode", "reload"), "Invalid change mode. Must be one of the following: noop, signal, script, restart", id="template-change-mode"),

@@ -17,7 +17,7 @@ import nomad.api.exceptions as nex
 import pytest
 import requests
 
-from dev import jobcheck
+from dev import jobcheck, nomad_jobspec
 from dev.standin.server import StandIn
 
 SEC = 1_000_000_000
@@ -241,7 +241,11 @@ def test_invalid_job_is_refused_with_multierror_text(client, job_id):
     with pytest.raises(nex.BaseNomadException) as exc:
         client.job.register_job(job_id, {"Job": bad})
     assert exc.value.nomad_resp.status_code == 500
-    assert exc.value.nomad_resp.text == jobcheck.nomad_error_text(problems)
+    expected = jobcheck.nomad_error_text(problems)
+    if nomad_jobspec.binary() is not None:  # then the stand-in answers in Nomad's own words
+        expected = nomad_jobspec.validate(bad)[1]
+    assert exc.value.nomad_resp.text == expected
+    assert "Service name must be valid per RFC 1123" in expected
     with pytest.raises(nex.BaseNomadException):
         client.job.plan_job(job_id, {"Job": bad})
     with pytest.raises(nex.URLNotFoundNomadException):

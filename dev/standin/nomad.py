@@ -51,11 +51,20 @@ def multierror(*problems: str) -> str:
 
 
 def _check_job(job: dict) -> str:
-    """Run dev/jobcheck on a submitted job; "" when valid (or jobcheck is not there yet)."""
-    try:
-        from .. import jobcheck  # optional: written by another engineer
-    except ImportError:
-        return ""
+    """A submitted job's validation errors as Nomad words them; "" when valid. First Nomad
+    1.5.8's own Job.Validate() (../shared/tools/nomad-jobspec, when present): a job real
+    Nomad rejects is never accepted here. Then dev/jobcheck, which also knows the fields
+    added after 1.5 (which 1.5.8's decoder drops) and refuses unknown keys."""
+    from .. import jobcheck, nomad_jobspec
+
+    if nomad_jobspec.binary() is not None:
+        try:
+            ok, text = nomad_jobspec.validate(job)
+        except nomad_jobspec.JobspecError as e:
+            # command/agent/job_endpoint.go: a body that does not decode is CodedError(400, ...)
+            raise NomadError(400, str(e)) from None
+        if not ok:
+            return text
     problems = jobcheck.check_job(job)
     return jobcheck.nomad_error_text(problems) if problems else ""
 

@@ -1,0 +1,63 @@
+"""The stand-in validates submitted jobs with Nomad 1.5.8's own code (when ../shared has it):
+register, plan and /v1/validate/job answer with Nomad's message and Nomad's status code."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+
+import nomad
+import nomad.api.exceptions as nex
+import pytest
+import requests
+
+from tests.nomad_tools import nomad_validate, requires_nomad
+from tests.test_standin_nomad import make_job
+
+pytestmark = requires_nomad
+
+
+@pytest.fixture
+def client(cluster):
+    return nomad.Nomad(host=cluster.nomad_host, port=cluster.nomad_port, timeout=5, verify=False,
+                       token=cluster.nomad_token)
+
+
+@pytest.fixture
+def job_id():
+    return f"v-{uuid.uuid4().hex[:8]}"  # never registered: every job here is refused
+
+
+def test_a_job_real_nomad_rejects_is_refused_with_nomads_message(client, job_id):
+    bad = make_job(job_id)
+    bad["Priority"] = 0  # api.Job keeps an explicit 0; the server's range check refuses it
+    ok, message = nomad_validate(bad)
+    assert not ok and "job priority must be between [1, 100]" in message
+    for call in (lambda: client.job.register_job(job_id, {"Job": bad}),
+                 lambda: client.job.plan_job(job_id, {"Job": bad})):
+        with pytest.raises(nex.BaseNomadException) as exc:
+            call()
+        assert (exc.value.nomad_resp.status_code, exc.value.nomad_resp.text) == (500, message)
+    with pytest.raises(nex.URLNotFoundNomadException):
+        client.job.get_job(job_id)
+
+
+def test_validate_endpoint_lists_nomads_errors(cluster, job_id):
+    bad = make_job(job_id)
+    bad["TaskGroups"][0]["Count"] = -1
+    r = requests.post(f"{cluster.nomad_addr}/v1/validate/job", json={"Job": bad}, timeout=10)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["Error"] == nomad_validate(bad)[1]
+    assert any("count can't be negative" in e for e in body["ValidationErrors"])
+    good = requests.post(f"{cluster.nomad_addr}/v1/validate/job", json={"Job": make_job(job_id)},
+                         timeout=10).json()
+    assert good["ValidationErrors"] is None and good["Error"] == ""
+
+
+def test_a_body_nomad_cannot_decode_is_a_400(cluster, job_id):
+    bad = copy.deepcopy(make_job(job_id))
+    bad["Priority"] = "high"
+    r = requests.put(f"{cluster.nomad_addr}/v1/job/{job_id}", json={"Job": bad}, timeout=10)
+    assert r.status_code == 400
+    assert "cannot unmarshal string" in r.text and "Priority" in r.text
