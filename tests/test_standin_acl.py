@@ -345,3 +345,21 @@ def test_consul_token_rules_and_a_denied_transaction(standin_factory):
     assert requests.get(f"{base}/v1/health/service/db", headers=hdr, timeout=5).json() == []
     r = requests.get(f"{base}/v1/kv/nope", headers={"X-Consul-Token": "wrong"}, timeout=5)
     assert (r.status_code, r.text) == (403, "ACL not found")
+
+
+def test_names_resolve_through_consul_dns_and_externals_can_be_declared(cluster):
+    s = cluster.standin
+    client = _client(s)
+    client.job.register_job("web", {"Job": make_job("web", count=1)})
+    (alloc,) = _running(s, client, "web")
+    env = s.task_view(alloc["ID"], "app")["Env"]
+    s.wait_for(lambda: s.resolve("web-api.service.consul"))
+    assert s.resolve("web-api.service.consul") == [env["NOMAD_IP_http"]]
+    hit = s.reach(f"web-api.service.consul:{env['NOMAD_HOST_PORT_http']}")
+    assert hit is not None and hit.alloc_id == alloc["ID"]
+    assert s.reach("web-api.service.consul:8080") is None  # the container port is not published
+    assert s.reach("nothing.service.consul:80") is None
+    assert s.reach("10.20.30.40:5432") is None
+    s.add_external("10.20.30.40:5432", "legacy-db")
+    hit = s.reach("10.20.30.40:5432")
+    assert (hit.job_id, hit.label) == ("legacy-db", "external")

@@ -124,6 +124,13 @@ class Network:
 
     def __init__(self, nomad_state) -> None:
         self.state = nomad_state
+        self.externals: dict[tuple[str, int], str] = {}  # (ip, port) -> name, outside Nomad
+
+    def add_external(self, address: str, name: str) -> None:
+        """A listener outside the cluster (an external service's real address)."""
+        host, _, port = address.rpartition(":")
+        with self.state.lock:
+            self.externals[(host.strip("[]"), int(port))] = name
 
     def _live(self):
         for a in self.state.allocs.values():
@@ -198,7 +205,8 @@ class Network:
                 return listeners.get((netns, "*", port))
             node = self._node_by_ip(host)
             if node is None:
-                return None
+                name = self.externals.get((host, port))
+                return Endpoint("", "", name, "", "", "", "external", "", port) if name else None
             return self._on_node(node, host, port, listeners)
 
     def _on_node(self, node: str, ip: str, port: int, listeners) -> Endpoint | None:

@@ -9,6 +9,7 @@ seconds, so a forgotten stand-in never outlives the test run that made it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import socket
@@ -24,6 +25,15 @@ from .faults import Faults
 from .nomad import NomadError, NomadState, make_handler
 
 log = logging.getLogger("standin")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -198,8 +208,33 @@ class StandIn:
     def reach(self, address: str, source: tuple[str, str] | None = None):
         """The running task `address` ("host:port") reaches — an Endpoint (alloc_id, task,
         label, job_id, group, node, port) — or None. `source` = (alloc ID, task name) it is
-        dialled from (for 127.0.0.1 inside a task); None = from another machine."""
+        dialled from (for 127.0.0.1 inside a task); None = from another machine. A name is
+        resolved through the stand-in's Consul DNS (A records); it reaches only if every
+        address it resolves to does (the first endpoint is returned)."""
+        host, _, port = address.rpartition(":")
+        if host and host != "localhost" and not _is_ip(host.strip("[]")):
+            hits = [self.nomad.network.reach(f"{ip}:{port}", source) for ip in self.resolve(host)]
+            return hits[0] if hits and all(hits) else None
         return self.nomad.network.reach(address, source)
+
+    def resolve(self, name: str) -> list[str]:
+        """A records of `name` from the stand-in's Consul DNS ([] if none)."""
+        import dns.exception
+        import dns.resolver
+
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [self.dns_host]
+        resolver.port = self.dns_port
+        try:
+            return sorted(r.address for r in resolver.resolve(name, "A", lifetime=5))
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
+            return []
+        except dns.exception.Timeout as exc:
+            raise TimeoutError(f"stand-in DNS did not answer for {name}") from exc
+
+    def add_external(self, address: str, name: str) -> None:
+        """Declare a listener outside Nomad (an external service), so reach() finds it."""
+        self.nomad.network.add_external(address, name)
 
     def network_map(self) -> list[dict]:
         """Every published port: node, host_ip, host_port -> alloc_id, netns, port, label."""
