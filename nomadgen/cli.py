@@ -147,13 +147,14 @@ def render(
         else:
             typer.echo("\n".join(f"# --- {fname}\n{text}" for fname, text in files.items()), nl=False)
         return
+    from . import names
     from .files import write_tree
     from .render import interfaces
 
     entries = dict(files)
     if job is None:
         for kv in interfaces(plan, cfg.render):
-            entries["interfaces/" + kv.key.rsplit("/", 1)[1] + ".json"] = kv.value.decode()
+            entries["interfaces/" + names.service_of_key(kv.key) + ".json"] = kv.value.decode()
     write_tree(out, entries)
     _err(f"wrote {len(files)} job(s) and {len(entries) - len(files)} interface(s) to {out}")
 

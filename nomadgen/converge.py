@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from . import names
 from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError
 from .model import EXTERNAL, Job, KVEntry, Plan, Settings
 from .render import META_HASH, META_MANIFEST, META_SET, pretty_json
@@ -141,26 +142,18 @@ class ApplyError(NomadgenError):
 
 
 def prefix_of(manifest: str, settings: Settings) -> str:
-    return f"{settings.kv_prefix}/{manifest}"
+    return names.kv_root(settings.kv_prefix, manifest)
 
 
 def zones_from_nodes(nodes, zone_attribute: str) -> tuple[str, ...]:
     """The cluster's zones: the distinct values of the zone attribute over ready, eligible nodes."""
-    key = zone_attribute[2:-1]
     values = set()
     for n in nodes:
         if n.status != "ready" or not n.eligible:
             continue
-        if key == "node.datacenter":
-            values.add(n.datacenter)
-        elif key.startswith("meta."):
-            v = n.meta.get(key[5:])
-            if v:
-                values.add(v)
-        elif key.startswith("attr."):
-            v = n.attributes.get(key[5:])
-            if v:
-                values.add(v)
+        v = names.node_zone(n, zone_attribute)
+        if v:
+            values.add(v)
     return tuple(sorted(values))
 
 
@@ -219,14 +212,14 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
             kv.append(KVChange(key, PUT, value, have[1]))
         else:
             kv.append(KVChange(key, UNCHANGED, value, have[1]))
-    iface_root = f"{root}/interfaces/"
+    iface_root = names.interfaces_root(root)
     for key in sorted(tree):
         if key.startswith(iface_root) and key not in want:
             kv.append(KVChange(key, DELETE if prune else UNCHANGED, None, tree[key][1]))
 
     push = []
-    for key, value in ((f"{root}/push/manifest", manifest_text.encode()),
-                       (f"{root}/push/plan", plan_record(plan, jobs))):
+    for key, value in ((names.push_key(root, "manifest"), manifest_text.encode()),
+                       (names.push_key(root, "plan"), plan_record(plan, jobs))):
         have = tree.get(key)
         push.append(KVChange(key, UNCHANGED if have and have[0] == value else PUT, value,
                              have[1] if have else 0))
@@ -234,7 +227,7 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
     creds = []
     for s in plan.sets:
         if s.run.secret_items and s.job_hosted:
-            path = s.interface.credentials.replace("{job}", s.job_id)
+            path = names.credentials_path(s.interface.credentials, s.job_id)
             if not nomad.variable_exists(path):
                 creds.append((path, s.run.secret_items))
     ordered = sorted(changes, key=lambda c: (c.layer, c.id))
@@ -242,15 +235,11 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
                      tuple(push), _external_changes(plan, consul, prune), tuple(sorted(creds)))
 
 
-def external_id(manifest: str, service: str) -> str:
-    return f"nomadgen-{manifest}-{service}"
-
-
 def _external_changes(plan: Plan, consul, prune: bool) -> tuple[ServiceChange, ...]:
     wanted = {}
     for s in plan.sets:
         if s.kind == EXTERNAL:
-            sid = external_id(plan.manifest, s.job_id)
+            sid = names.external_id(plan.manifest, s.job_id)
             wanted[sid] = ServiceChange(
                 sid, s.job_id, REGISTER, s.external[0], s.external[1], (f"set-{s.job_id}", "external"),
                 ((META_MANIFEST, plan.manifest), (META_SET, s.name)))
@@ -286,7 +275,7 @@ def _reloads(plan: Plan, changes: list[JobChange], kv: list[KVChange], settings:
     change reloads through its templates' change_mode when the Consul data it reads changes."""
     changed_jobs = {c.id for c in changes if c.action == UPDATE}
     roots = {s.name for s in plan.sets if plan.job_of(s.name) in changed_jobs}
-    iface_root = prefix_of(plan.manifest, settings) + "/interfaces/"
+    iface_root = names.interfaces_root(prefix_of(plan.manifest, settings))
     by_job_id = {s.job_id: s.name for s in plan.sets}
     for k in kv:
         if k.action == PUT and k.index and k.key.startswith(iface_root):  # changed, not new

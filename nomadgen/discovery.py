@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
+from . import names
 from .errors import NomadgenError, Unavailable
-from .model import dns_name
 
 
 class InterfaceMissing(NomadgenError):
@@ -37,7 +37,7 @@ class Interface(NamedTuple):
 def lookup(set_name: str, *, via: str = "dns", tag: str | None = None,
            dns_server: str | None = None, domain: str = "consul", consul_addr: str | None = None,
            manifest: str | None = None, kv_prefix: str = "nomadgen", timeout: float = 2.0) -> Interface:
-    service = dns_name(set_name)
+    service = names.job_id(set_name)
     if via == "dns":
         return _dns(set_name, service, tag, dns_server, domain, timeout)
     if via == "http":
@@ -56,7 +56,7 @@ def _dns(set_name, service, tag, dns_server, domain, timeout) -> Interface:
     from .settings import dns_server as server_of
 
     host, port = server_of(dns_server)
-    qname = f"_{service}._{tag or 'tcp'}.service.{domain}."
+    qname = names.srv(service, domain, tag or "tcp") + "."
     query = dns.message.make_query(qname, dns.rdatatype.SRV, use_edns=0, payload=4096)
     try:
         resp = dns.query.udp(query, host, port=port, timeout=timeout)
@@ -92,7 +92,7 @@ def _http(set_name, service, tag, consul_addr, manifest, kv_prefix, timeout) -> 
     consul = ConsulBackend(consul_endpoint(address=consul_addr)._replace(timeout=timeout))
     doc = None
     if manifest:
-        got = consul.kv_get(f"{kv_prefix}/{manifest}/interfaces/{service}")
+        got = consul.kv_get(names.interface_key(names.kv_root(kv_prefix, manifest), service))
         if got is None:
             raise InterfaceMissing(f"no interface document for {set_name} in manifest {manifest}",
                                    hint="submit the manifest, or check the set and manifest names")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .kinds import EXTERNAL, KINDS, NODE_LOCAL, PER_ZONE, SCHEDULINGS
+from .names import DEFAULT_KV_PREFIX, DEFAULT_ZONE_ATTRIBUTE, job_id
 
 __all__ = ["EXTERNAL", "NODE_LOCAL", "PER_ZONE", "SCHEDULINGS"]
 
@@ -157,7 +158,7 @@ class ServiceSet(NamedTuple):
 
     @property
     def job_id(self) -> str:
-        return dns_name(self.name)
+        return job_id(self.name)
 
     @property
     def scheduling(self) -> str:
@@ -195,10 +196,10 @@ class Plan(NamedTuple):
 class Settings(NamedTuple):
     """Rendering choices that are not in the manifest."""
 
-    zone_attribute: str = "${node.datacenter}"
+    zone_attribute: str = DEFAULT_ZONE_ATTRIBUTE
     namespace: str = "default"
     region: str = ""
-    kv_prefix: str = "nomadgen"
+    kv_prefix: str = DEFAULT_KV_PREFIX
     consul_domain: str = "consul"
     datacenters: tuple[str, ...] = ()  # empty: the zones when zones are datacenters, else ["*"]
     storage: str = ""  # default storage mode of stateful sets ("": the template's, else ephemeral)
@@ -217,11 +218,3 @@ class KVEntry(NamedTuple):
     key: str
     value: bytes
 
-
-def dns_name(set_name: str) -> str:
-    """`psql:app` -> `psql-app`: the job ID, the Consul service name, the DNS label."""
-    return set_name.replace(":", "-").lower()
-
-
-def env_prefix(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).upper()

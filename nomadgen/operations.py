@@ -8,9 +8,8 @@ import json
 from collections import Counter
 from typing import NamedTuple
 
-from . import converge
+from . import converge, names
 from .errors import ConfigError, NomadgenError, Problem, ResolutionError
-from .model import dns_name
 from .pipeline import Rendered, build_plan, no_gc
 from .render import META_HASH, META_MANIFEST, interfaces, render
 from .settings import Config
@@ -67,7 +66,7 @@ class SetStatus(NamedTuple):
 def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStatus], dict]:
     root = converge.prefix_of(manifest_name, cfg.render)
     tree = consul.kv_tree(root)
-    record_raw = tree.get(f"{root}/push/plan")
+    record_raw = tree.get(names.push_key(root, "plan"))
     if record_raw is None:
         raise NomadgenError(f"nothing was pushed for manifest {manifest_name!r}",
                             hint="run `nomadgen submit MANIFEST` first (the manifest name is its file name)")
@@ -78,12 +77,12 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
     rows = []
     for name, info in sorted(record["sets"].items()):
         if info.get("external"):
-            healthy = len(consul.healthy(dns_name(name)))
+            healthy = len(consul.healthy(names.job_id(name)))
             rows.append(SetStatus(name, "", "external", (), healthy, 1,
-                                  f"{root}/interfaces/{dns_name(name)}" in tree,
+                                  names.interface_key(root, names.job_id(name)) in tree,
                                   "in sync" if healthy else "not registered"))
             continue
-        job_id = info["job"] or dns_name(_host_root(record, name))
+        job_id = info["job"] or names.job_id(_host_root(record, name))
         stub = jobs.get(job_id)
         expected = info["count"]
         if stub is None:
@@ -102,9 +101,9 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
             placements = tuple(sorted(
                 (_zone(nodes.get(a.get("NodeID")), attr), a.get("NodeName", "?"), a.get("ClientStatus", "?"))
                 for a in nomad.allocations(job_id) if a.get("DesiredStatus") == "run"))
-        healthy = len(consul.healthy(dns_name(name)))
+        healthy = len(consul.healthy(names.job_id(name)))
         rows.append(SetStatus(name, job_id, state, placements, healthy, expected,
-                              f"{root}/interfaces/{dns_name(name)}" in tree, drift))
+                              names.interface_key(root, names.job_id(name)) in tree, drift))
     return rows, record
 
 
@@ -115,14 +114,7 @@ def _host_root(record: dict, name: str) -> str:
 
 
 def _zone(node, attr: str) -> str:
-    if node is None:
-        return "?"
-    key = attr[2:-1]
-    if key == "node.datacenter":
-        return node.datacenter
-    if key.startswith("meta."):
-        return node.meta.get(key[5:], "?")
-    return node.attributes.get(key[5:], "?")
+    return (names.node_zone(node, attr) if node is not None else None) or "?"
 
 
 class Destroyed(NamedTuple):
@@ -156,20 +148,20 @@ class InterfaceView(NamedTuple):
 
 
 def interface_get(set_name: str, cfg: Config, consul, manifest_name: str | None = None) -> InterfaceView:
-    job_id = dns_name(set_name)
+    job_id = names.job_id(set_name)
     if manifest_name:
-        key = f"{converge.prefix_of(manifest_name, cfg.render)}/interfaces/{job_id}"
+        key = names.interface_key(converge.prefix_of(manifest_name, cfg.render), job_id)
         got = consul.kv_get(key)
         found = {key: got} if got else {}
     else:
         tree = consul.kv_tree(cfg.render.kv_prefix)
-        found = {k: v for k, v in tree.items() if k.endswith(f"/interfaces/{job_id}")}
+        found = {k: v for k, v in tree.items() if names.is_interface_of(k, job_id)}
     if not found:
         raise NomadgenError(f"no interface published for {set_name}",
                             hint="check the set name (`nomadgen resolve MANIFEST`) and that it was submitted")
     if len(found) > 1:
         raise NomadgenError(f"{set_name} is published by several manifests: " +
-                            ", ".join(k.split("/")[-3] for k in sorted(found)),
+                            ", ".join(names.owner_of_key(k) for k in sorted(found)),
                             hint="pick one with --manifest")
     key, (value, _) = next(iter(found.items()))
     instances = tuple(

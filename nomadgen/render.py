@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
-from . import stateful
+from . import names, stateful
 from .kinds import KINDS, NODE_LOCAL
 from .model import (
     Job,
@@ -18,7 +18,6 @@ from .model import (
     Runtime,
     ServiceSet,
     Settings,
-    dns_name,
 )
 
 try:  # hashlib loads OpenSSL: 2 ms of start-up for one digest per job
@@ -227,16 +226,16 @@ def _sidecar_task(emb: ServiceSet) -> dict:
 
 
 def interface_key(plan: Plan, s: ServiceSet, settings: Settings) -> str:
-    return f"{settings.kv_prefix}/{plan.manifest}/interfaces/{s.job_id}"
+    return names.interface_key(names.kv_root(settings.kv_prefix, plan.manifest), s.job_id)
 
 
 def credentials(s: ServiceSet, plan: Plan) -> str:
-    return s.interface.credentials.replace("{job}", s.job_id)
+    return names.credentials_path(s.interface.credentials, s.job_id)
 
 
 def fill(pattern: str, s: ServiceSet, plan: Plan, settings: Settings, values: dict[str, str]) -> str:
     base = {
-        "dns": f"{s.job_id}.service.{settings.consul_domain}",
+        "dns": names.dns(s.job_id, settings.consul_domain),
         "service": s.job_id,
         "set": s.name,
         "job": s.job_id,
@@ -292,8 +291,8 @@ def interface_document(plan: Plan, s: ServiceSet, settings: Settings) -> bytes:
         "type": s.type,
         "manifest": plan.manifest,
         "service": s.job_id,
-        "dns": f"{s.job_id}.service.{dom}",
-        "srv": f"_{s.job_id}._tcp.service.{dom}",
+        "dns": names.dns(s.job_id, dom),
+        "srv": names.srv(s.job_id, dom),
         "port_label": port_label(s) if s.kind == NODE_LOCAL else s.interface.port,
         "protocol": s.interface.protocol,
         "url": fill(s.interface.url, s, plan, settings, {}) if s.interface.url else "",
@@ -301,7 +300,7 @@ def interface_document(plan: Plan, s: ServiceSet, settings: Settings) -> bytes:
         "credentials": credentials(s, plan),
         "scheduling": s.kind,
         "zones": list(plan.zones) if KINDS[s.kind].zoned else [],
-        "host": dns_name(s.host) if s.host else "",
+        "host": names.dns_name(s.host) if s.host else "",
         "instances": s.count,
         "users": list(s.users),
     }

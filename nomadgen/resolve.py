@@ -29,11 +29,8 @@ from .model import (
     Plan,
     ServiceSet,
     State,
-    dns_name,
-    env_prefix,
 )
-
-DEFAULT_ZONES = ("zone-a", "zone-b", "zone-c")  # the seed: three zones, one node each
+from .names import DEFAULT_ZONES, dns_name, env_prefix
 
 
 class _Node(NamedTuple):

@@ -13,16 +13,19 @@ from typing import NamedTuple
 
 from .errors import ConfigError, Problem
 from .model import STORAGES, Settings
-from .resolve import DEFAULT_ZONES
+from .names import (
+    DEFAULT_KV_PREFIX,
+    DEFAULT_ZONE_ATTRIBUTE,
+    DEFAULT_ZONES,
+    KV_PREFIX_RE,
+    ZONE_ATTR_RE,
+    ZONE_RE,
+)
 
 CONFIG_FILE = "nomadgen.toml"
 CONFIG_KEYS = {"zones", "zone_attribute", "namespace", "region", "kv_prefix", "templates",
                "consul_domain", "datacenters", "storage"}
 STORAGE_KEYS = {"mode", "csi_plugin", "sets"}
-ZONE_ATTR_RE = re.compile(r"^\$\{(node\.datacenter|node\.class|node\.pool|meta\.[A-Za-z0-9_.-]{1,128}|"
-                          r"attr\.[A-Za-z0-9_.-]{1,128})\}\Z")
-ZONE_RE = re.compile(r'^[^\s,"\\\x00-\x1f\x7f]{1,128}\Z')
-KV_PREFIX_RE = re.compile(r"^(?=.{1,128}\Z)[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")
 # The type of each nomadgen.toml key: a wrong type is a configuration error, not a crash.
 CONFIG_TYPES = {"zones": list, "zone_attribute": str, "namespace": str, "region": str,
                 "kv_prefix": str, "templates": str, "consul_domain": str, "datacenters": list,
@@ -70,11 +73,11 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
                           hint="a zone is 1-128 characters, without spaces, commas, quotes, "
                                "backslashes or control characters")
     attr = zone_attribute or env.get("NOMADGEN_ZONE_ATTRIBUTE") or data.get("zone_attribute") \
-        or "${node.datacenter}"
+        or DEFAULT_ZONE_ATTRIBUTE
     if not ZONE_ATTR_RE.match(attr):
         raise ConfigError(f"invalid zone attribute {attr!r}",
                           hint="use ${node.datacenter} or a node meta key like ${meta.zone}")
-    prefix = kv_prefix or env.get("NOMADGEN_KV_PREFIX") or data.get("kv_prefix") or "nomadgen"
+    prefix = kv_prefix or env.get("NOMADGEN_KV_PREFIX") or data.get("kv_prefix") or DEFAULT_KV_PREFIX
     if not KV_PREFIX_RE.match(prefix):
         raise ConfigError(f"invalid KV prefix {prefix!r}", hint="letters, digits, '-', '_' and '/'")
     ns = namespace or env.get("NOMAD_NAMESPACE") or data.get("namespace") or "default"

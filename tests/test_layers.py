@@ -18,7 +18,7 @@ ALLOWED = {
     "hcl2": set(),  # only the tests parse HCL
 }
 # The pure core never reaches for I/O layers.
-PURE = {"model", "kinds", "errors", "resolve", "render", "hcl", "graph"}
+PURE = {"names", "model", "kinds", "errors", "resolve", "render", "hcl", "graph"}
 IO_MODULES = {"backends", "converge", "operations", "cli", "discovery"}
 
 
@@ -50,6 +50,21 @@ def test_pure_core_imports_no_io_layer():
     for mod in PURE:
         ours = {n.split(".")[1] for n in imports(PKG / f"{mod}.py") if n.startswith("nomadgen.")}
         assert not ours & IO_MODULES, f"{mod} imports {ours & IO_MODULES}"
+
+
+def _ours(mod: str) -> set[str]:
+    return {n.split(".")[1] for n in imports(PKG / f"{mod}.py") if n.startswith("nomadgen.")}
+
+
+def test_names_is_the_top_of_the_layering():
+    """names.py owns every name and layout; it imports nothing of ours and no third party."""
+    names = imports(PKG / "names.py")
+    assert not {n for n in names if n.startswith("nomadgen")}, names
+    assert all(n.split(".")[0] in {"re", "__future__"} for n in names), names
+
+
+def test_settings_does_not_import_resolve():
+    assert "resolve" not in _ours("settings")
 
 
 def test_the_check_catches_a_violation(tmp_path):

@@ -1,0 +1,114 @@
+"""Names and layout: every name nomadgen writes to a cluster is formatted here, and only here.
+Job IDs and Consul service names, DNS names, the Consul KV layout (interface documents, push
+records), external service IDs, credentials paths, env variable prefixes and the zone attribute.
+Changing the layout is one edit in this file. Pure and dependency-free (stdlib only): every other
+module may import it.
+
+An environment's scope (`prod`) prefixes everything global (`prod-psql-app`), so two
+environments on one cluster never write the same job, service, key, variable or policy. The
+empty scope is the unscoped layout (no environment)."""
+
+from __future__ import annotations
+
+import re
+
+DEFAULT_ZONES = ("zone-a", "zone-b", "zone-c")  # the seed: three zones, one node each
+DEFAULT_ZONE_ATTRIBUTE = "${node.datacenter}"
+DEFAULT_KV_PREFIX = "nomadgen"
+
+ZONE_ATTR_RE = re.compile(r"^\$\{(node\.datacenter|node\.class|node\.pool|meta\.[A-Za-z0-9_.-]{1,128}|"
+                          r"attr\.[A-Za-z0-9_.-]{1,128})\}\Z")
+ZONE_RE = re.compile(r'^[^\s,"\\\x00-\x1f\x7f]{1,128}\Z')
+KV_PREFIX_RE = re.compile(r"^(?=.{1,128}\Z)[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")
+
+
+# --- Sets, jobs and services ----------------------------------------------------------------
+
+def dns_name(set_name: str) -> str:
+    """`psql:app` -> `psql-app`: the set's label (job ID, Consul service name, DNS label)."""
+    return set_name.replace(":", "-").lower()
+
+
+def job_id(set_name: str, scope: str = "") -> str:
+    """The Nomad job ID and Consul service name of a set: `psql-app`, `prod-psql-app` in scope prod."""
+    label = dns_name(set_name)
+    return f"{scope}-{label}" if scope else label
+
+
+def env_prefix(name: str) -> str:
+    """`psql` -> `PSQL`: the prefix of the variables a dependent gets (PSQL_HOST ...)."""
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def dns(service: str, domain: str = "consul") -> str:
+    return f"{service}.service.{domain}"
+
+
+def srv(service: str, domain: str = "consul", protocol: str = "tcp") -> str:
+    return f"_{service}._{protocol}.service.{domain}"
+
+
+def external_id(manifest: str, service: str) -> str:
+    """The Consul agent service ID of an external service nomadgen registers."""
+    return f"nomadgen-{manifest}-{service}"
+
+
+def credentials_path(pattern: str, job: str) -> str:
+    """A template's credentials reference (`nomad/jobs/{job}`) for one job."""
+    return pattern.replace("{job}", job)
+
+
+def policy_name(manifest: str, scope: str = "") -> str:
+    """The ACL policy name of a manifest's deployment (per environment)."""
+    return f"nomadgen-{manifest}" + (f"-{scope}" if scope else "")
+
+
+# --- Consul KV layout -----------------------------------------------------------------------
+
+def kv_root(kv_prefix: str, manifest: str, scope: str = "") -> str:
+    """Everything one manifest (in one environment) keeps in KV. A scoped root is never inside an
+    unscoped one: `@` cannot appear in a manifest name, so destroying `dockland` leaves
+    `dockland@prod` alone."""
+    return f"{kv_prefix}/{manifest}" + (f"@{scope}" if scope else "")
+
+
+def interfaces_root(root: str) -> str:
+    return f"{root}/interfaces/"
+
+
+def interface_key(root: str, service: str) -> str:
+    return f"{root}/interfaces/{service}"
+
+
+def push_key(root: str, what: str) -> str:
+    """`manifest` or `plan`: the record of the last push, which `status` compares against."""
+    return f"{root}/push/{what}"
+
+
+def is_interface_of(key: str, service: str) -> bool:
+    """Whether a key (anywhere under the KV prefix) is the interface document of a service."""
+    return key.endswith(f"/interfaces/{service}")
+
+
+def owner_of_key(key: str) -> str:
+    """The manifest (with `@scope`) that published an interface key."""
+    return key.split("/")[-3]
+
+
+def service_of_key(key: str) -> str:
+    return key.rsplit("/", 1)[1]
+
+
+# --- Zones ----------------------------------------------------------------------------------
+
+def node_zone(node, zone_attribute: str) -> str | None:
+    """The zone of a node (anything with datacenter, meta and attributes) by the zone attribute
+    (`${node.datacenter}`, `${meta.zone}`, `${attr.x}`); None when the node has none."""
+    key = zone_attribute[2:-1]
+    if key == "node.datacenter":
+        return node.datacenter
+    if key.startswith("meta."):
+        return node.meta.get(key[5:]) or None
+    if key.startswith("attr."):
+        return node.attributes.get(key[5:]) or None
+    return None
