@@ -182,7 +182,10 @@ def test_count_above_zones_fails_placement_in_plan_and_register(client, job_id):
     assert ev["Status"] == "complete"
     assert ev["FailedTGAllocs"]["app"]["ConstraintFiltered"]
     assert ev["BlockedEval"]
-    assert client.evaluation.get_evaluation(ev["BlockedEval"])["Status"] == "blocked"
+    # A later evaluation (the deployment watcher's, on health changes) blocks anew and the
+    # newer blocked eval replaces the older one (nomad/blocked_evals.go): one stays blocked.
+    assert client.evaluation.get_evaluation(ev["BlockedEval"])["Status"] in ("blocked", "canceled")
+    assert len([e for e in client.job.get_evaluations(job_id) if e["Status"] == "blocked"]) == 1
     assert len(live(client, job_id)) == 3
     assert client.job.get_summary(job_id)["Summary"]["app"]["Queued"] == 1
 
@@ -299,10 +302,12 @@ def test_same_seed_gives_same_cluster(standin_factory):
         c = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5)
         c.job.register_job("det", {"Job": make_job("det")})
         allocs = sorted(c.job.get_allocations("det"), key=lambda x: x["Name"])
-        ports = [c.allocation.get_allocation(x["ID"])["AllocatedResources"]["Shared"]["Ports"]
-                 for x in allocs]
+        ports = sorted((x["NodeName"], json.dumps(c.allocation.get_allocation(x["ID"])[
+            "AllocatedResources"]["Shared"]["Ports"])) for x in allocs)
         ids.append(([n["ID"] for n in c.nodes.get_nodes()],
-                    [(x["ID"], x["NodeName"]) for x in allocs], ports))
+                    [(x["ID"], x["Name"]) for x in allocs], ports))
+    # Which of equal nodes gets which instance is Nomad's shuffle, seeded by the evaluation ID
+    # (scheduler/util.go shuffleNodes): not the stand-in's to fix when nomad-sched decides.
     assert ids[0] == ids[1]
 
 

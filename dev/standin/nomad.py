@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import acl as acl_mod
-from . import jobspec, namespaces, network, scheduler, taskview, templates
+from . import jobspec, namespaces, network, nomadsched, scheduler, taskview, templates
 
 log = logging.getLogger("standin.nomad")
 
@@ -174,6 +174,7 @@ class NomadState:
         self.jobs: dict[tuple[str, str], JobRecord] = {}
         self.allocs: dict[str, Alloc] = {}
         self.evals: dict[str, dict] = {}
+        self.sched_errors: list[str] = []  # nomad-sched failures (the stand-in decided instead)
         self.deployments: dict[str, dict] = {}
         self.never_healthy_jobs: set[str] = set()
         self.variables: dict[tuple[str, str], dict] = {}  # (namespace, path) -> variable
@@ -451,7 +452,95 @@ class NomadState:
         return max(0, max_parallel - in_flight)
 
     def _reconcile(self, job: dict, *, dry_run: bool, eval_id: str = "") -> _Plan:
-        """Compare the job with its allocations; stop, place and update (or only count)."""
+        """Compare the job with its allocations; stop, place and update (or only count).
+
+        The decisions are Nomad's own scheduler's where nomad-sched is at hand
+        (dev/standin/nomadsched.py), else the stand-in's engine's."""
+        decided = self._decide_with_nomad(job, dry_run) if nomadsched.binary() else None
+        if decided is None:
+            decided = self._decide_own(job, dry_run=dry_run, eval_id=eval_id)
+        plan, stops, inplace, placed = decided
+        if dry_run:
+            return plan
+        return self._apply(job, plan, stops, inplace, placed, eval_id)
+
+    def _decide_with_nomad(self, job: dict, dry_run: bool):
+        """Nomad 1.5.8's decisions for this evaluation; None (and a recorded error) if it failed."""
+        live = self._live(job["ID"], job["Namespace"])
+        groups = {g["Name"]: g for g in job.get("TaskGroups") or []}
+        pool = job.get("NodePool") or "default"
+        in_pool = [n for n in self.nodes if pool == "all" or n.get("NodePool", "default") == pool]
+        usage: dict[str, list] = {n["ID"]: [0, 0, set()] for n in in_pool}
+        for a in self.allocs.values():  # other jobs' allocations, as node reservations
+            if a.terminal or (a.job_id, a.namespace) == (job["ID"], job["Namespace"]):
+                continue
+            ref = a.ref()
+            if ref.node_id in usage:
+                usage[ref.node_id][0] += ref.cpu
+                usage[ref.node_id][1] += ref.memory_mb
+                usage[ref.node_id][2] |= ref.ports
+        nodes = [nomadsched.node_input(n, *usage[n["ID"]]) for n in in_pool]
+        lives = [nomadsched.LiveAlloc(a.id, a.name, a.group, a.node["ID"],
+                                      "pending" if a.client == "pending" else "running", a.job)
+                 for a in live]
+        def reasons(group_name: str) -> dict[str, str]:
+            group = groups.get(group_name) or {}
+            out = {}
+            for n in in_pool:
+                probe = scheduler.Placer(job, [n], [], set(), seed=n["ID"])
+                metric = scheduler.Metric()
+                ok = probe._feasible(n, group, metric)
+                out[n["Name"]] = "" if ok else next(iter(metric.ConstraintFiltered or {}), "")
+            return out
+
+        try:
+            d = nomadsched.decide(nomadsched.binary(), job, nodes, lives, pool_size=len(in_pool),
+                                  reasons=reasons)
+        except nomadsched.SchedError as exc:
+            self.sched_errors.append(f"{job['ID']}: {exc}")
+            log.error("nomad-sched failed for job %s, the stand-in's engine decides: %s",
+                      job["ID"], exc)
+            return None
+        plan = _Plan(desired=d.desired, failed=d.failed, queued=d.queued)
+        for name in groups:
+            plan.desired.setdefault(name, _desired())
+            plan.queued.setdefault(name, 0)
+        # Pacing of a rolling update stays the stand-in's (its deployments judge health):
+        # at most the room max_parallel leaves now, the rest waits (as Nomad's Ignore).
+        keep = []
+        for name in sorted({p["group"] for p in d.place}):
+            mine = [a for a in live if a.group == name]
+            repl = [p for p in d.place if p["group"] == name and p["previous"]]
+            room = len(repl)
+            if name in groups and _deploys(job, name):
+                fresh = sum(1 for p in d.place if p["group"] == name and not p["previous"])
+                room = min(room, max(0, self._update_room(job, name, mine, dry_run) - fresh))
+            plan.desired[name]["DestructiveUpdate"] -= len(repl) - room
+            plan.desired[name]["Ignore"] += len(repl) - room
+            keep.extend(p for p in d.place if p["group"] == name and (
+                not p["previous"] or p in repl[:room]))
+        replacing = {p["previous"] for p in keep if p["previous"]}
+        waiting = {p["previous"] for p in d.place if p["previous"]} - replacing
+        stops = [(self.allocs[i], why) for i, why in d.stop
+                 if i not in replacing and i not in waiting]
+        handled = {a.id for a, _ in stops} | replacing | waiting | set(d.inplace)
+        for a in live:  # a group neither version the scheduler saw has
+            if a.id not in handled and a.group not in groups and jobspec.group_of(
+                    nomadsched.previous_job(job, lives), a.group) is None:
+                stops.append((a, "alloc not needed due to job update"))
+        inplace = [self.allocs[i] for i in d.inplace]
+        lost = {a.name: a for a in self.allocs.values()
+                if a.job_id == job["ID"] and a.namespace == job["Namespace"]
+                and a.client == "lost" and not a.next_alloc}
+        placed = []
+        for p in sorted(keep, key=lambda p: (p["group"], p["name"])):  # ids in name order
+            prev = self.allocs.get(p["previous"]) if p["previous"] else lost.get(p["name"])
+            index = int(p["name"].rsplit("[", 1)[1].rstrip("]"))
+            placed.append((groups[p["group"]], index, prev, self.node_by_name(p["node_id"])))
+        return plan, stops, inplace, placed
+
+    def _decide_own(self, job: dict, *, dry_run: bool, eval_id: str = ""):
+        """The stand-in's own engine (scheduler.py, jobspec.tasks_updated)."""
         plan = _Plan()
         live = self._live(job["ID"], job["Namespace"])
         groups = {g["Name"]: g for g in job.get("TaskGroups") or []}
@@ -485,7 +574,10 @@ class NomadState:
                         want["InPlaceUpdate"] += 1
                 limit = len(destructive)
                 if _deploys(job, name):
-                    limit = min(limit, self._update_room(job, name, mine, dry_run))
+                    # New placements use max_parallel first, replacements get what is left
+                    # (scheduler/reconcile.go computeReplacements, computeDestructiveUpdates).
+                    room = self._update_room(job, name, mine, dry_run) - max(0, count - len(mine))
+                    limit = min(limit, max(0, room))
                 for a in destructive[:limit]:
                     places.append((group, a.index, a))
                     want["DestructiveUpdate"] += 1
@@ -503,7 +595,8 @@ class NomadState:
         stopping = {a.id for a, _ in stops} | {p.id for _, _, p in places if p is not None}
         placer = scheduler.Placer(job, self.nodes,
                                   [a.ref() for a in self.allocs.values() if not a.terminal],
-                                  stopping, seed=f"{self.seed}-{eval_id or job['ID']}-{self.index}")
+                                  stopping, seed=f"{self.seed}-{eval_id or job['ID']}-{self.index}",
+                                  updating=[a.ref() for a in inplace])
         placed: list[tuple[dict, int, Alloc | None, dict]] = []
         for group, index, prev in places:
             node = placer.place(group)
@@ -516,8 +609,9 @@ class NomadState:
         plan.failed = placer.failed_allocs()
         for name in groups:
             plan.queued.setdefault(name, 0)
-        if dry_run:
-            return plan
+        return plan, stops, inplace, placed
+
+    def _apply(self, job: dict, plan: _Plan, stops, inplace, placed, eval_id: str) -> _Plan:
         for a, why in stops:
             self._stop_alloc(a, why)
         dep = self._active_deployment(job)
@@ -927,15 +1021,24 @@ class NomadState:
                 if self._watched.get(dep["ID"]) == healthy:
                     continue
                 self._watched[dep["ID"]] = healthy
-                if any(self._pending_destructive(rec.job, g) for g in dep["TaskGroups"]):
+                # Nomad's deployment watcher evaluates on health changes
+                # (nomad/deploymentwatcher/deployment_watcher.go); here only when there is
+                # work: replacements waiting, or placements an earlier evaluation could not make.
+                if any(self._pending_destructive(rec.job, g) or self._missing(rec.job, g)
+                       for g in dep["TaskGroups"]):
                     self._evaluate(rec, "deployment-watcher")
 
     def _pending_destructive(self, job: dict, group: str) -> bool:
+        # In-place updates happen at once: what still runs an older spec waits for replacement
+        # (whichever engine judged it destructive).
         for a in self._live(job["ID"], job["Namespace"]):
-            if (a.group == group and jobspec.spec_changed(a.job, job)
-                    and jobspec.tasks_updated(a.job, job, group)):
+            if a.group == group and jobspec.spec_changed(a.job, job):
                 return self._has_room(job, group)
         return False
+
+    def _missing(self, job: dict, group: str) -> bool:
+        want = int((jobspec.group_of(job, group) or {}).get("Count") or 0)
+        return sum(1 for a in self._live(job["ID"], job["Namespace"]) if a.group == group) < want
 
     def _has_room(self, job: dict, group: str) -> bool:
         upd = (jobspec.group_of(job, group) or {}).get("Update") or {}

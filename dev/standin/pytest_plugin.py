@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from . import nomadsched
 from .faults import Faults
 from .server import StandIn
 
@@ -153,13 +154,23 @@ def cluster(monkeypatch: pytest.MonkeyPatch):
     standin = StandIn(lifetime=600, time_scale=DEFAULT_TIME_SCALE).start()
     try:
         print(f"cluster backend: standin (nomad {standin.nomad_addr}, "
-              f"consul {standin.consul_addr}, dns {standin.dns_host}:{standin.dns_port})")
+              f"consul {standin.consul_addr}, dns {standin.dns_host}:{standin.dns_port}; "
+              f"scheduler {'nomad-sched' if nomadsched.binary() else 'stand-in engine'})")
         yield Cluster(backend="standin", nomad_addr=standin.nomad_addr,
                       consul_addr=standin.consul_addr, dns_host=standin.dns_host,
                       dns_port=standin.dns_port, standin=standin, faults=standin.faults,
                       zones=standin.zones)
+        _no_sched_errors(standin)
     finally:
         standin.stop()
+
+
+def _no_sched_errors(standin: StandIn) -> None:
+    """nomad-sched refusing an evaluation is a stand-in bug: its engine decided instead."""
+    errors = standin.nomad.sched_errors
+    if errors:
+        pytest.fail("nomad-sched failed, the stand-in's engine decided instead:\n"
+                    + "\n".join(errors), pytrace=False)
 
 
 @pytest.fixture
@@ -178,6 +189,8 @@ def standin_factory(monkeypatch: pytest.MonkeyPatch):
 
     try:
         yield make
+        for standin in made:
+            _no_sched_errors(standin)
     finally:
         for standin in made:
             standin.stop()

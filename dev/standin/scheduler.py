@@ -221,10 +221,14 @@ class Placer:
     """
 
     def __init__(self, job: dict, nodes: list[dict], allocs: list[AllocRef],
-                 stopping: set[str], seed: str) -> None:
+                 stopping: set[str], seed: str, updating: list[AllocRef] = ()) -> None:
         self.job = job
         self.nodes = nodes
         self.allocs = [a for a in allocs if a.id not in stopping]
+        # Allocations this plan updates in place: Nomad's propertySet counts them once from the
+        # state and once more from the plan (scheduler/propertyset.go PopulateProposed,
+        # unchanged from 1.5 to 1.10), so they fill distinct_property twice.
+        self.updating = list(updating)
         self.proposed: list[AllocRef] = []
         self.rng = random.Random(seed)
         self.failed: dict[str, Metric] = {}
@@ -361,7 +365,7 @@ class Placer:
         if not ok:
             return f'missing property "{target}"'
         used = 0
-        for a in self._all_allocs():
+        for a in self._all_allocs() + self.updating:
             if a.job_id != self.job["ID"] or a.namespace != self.job["Namespace"]:
                 continue
             if level == "group" and a.group != group["Name"]:
