@@ -109,8 +109,11 @@ def previous_job(job: dict, live: list[LiveAlloc]) -> dict:
 
 def build_input(job: dict, nodes: list[dict], live: list[LiveAlloc]) -> tuple[dict, set[str]]:
     """nomad-sched's input, and the ids of allocations that run `job`'s own spec already."""
-    previous = previous_job(job, live)
     current = {a.id for a in live if not jobspec.spec_changed(a.job, job)}
+    # The harness's state store knows only the default namespace; scheduling does not depend
+    # on it (only this job's allocations are given).
+    previous = dict(previous_job(job, live), Namespace="default")
+    job = dict(job, Namespace="default")
     allocs = []
     for a in live:
         if jobspec.group_of(previous if a.id not in current else job, a.group) is None:

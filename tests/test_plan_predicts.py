@@ -1,0 +1,262 @@
+"""`nomadgen plan` says what Nomad's scheduler decides (issue 16, points 2 and 3).
+
+For every golden case, and for the changes users make (count, image, env, resources, a node
+lost), what `nomadgen plan --json` states about each group (create, ignore, in-place,
+create/destroy) and about placement failures is checked against a direct run of nomad-sched
+(Nomad 1.5.8's scheduler) on the same nodes, the job as the cluster runs it, its allocations,
+and the job nomadgen would submit. The stand-in's plumbing is not the oracle: the test builds
+nomad-sched's input from what the cluster's HTTP API shows.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from dev.nomad_jobspec import shared_dir
+from dev.standin import nomadsched
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "tests" / "cases"
+GOLDEN = sorted(p.name for p in CASES.iterdir() if (p / "render.json").is_file())
+BINARY = nomadsched.binary()
+pytestmark = pytest.mark.skipif(
+    BINARY is None,
+    reason=f"nomad-sched not found at {shared_dir() / nomadsched.TOOL} (set NOMADGEN_SHARED)")
+LABELS = {"Place": "create", "Stop": "destroy", "Ignore": "ignore", "Migrate": "migrate",
+          "Canary": "canary", "InPlaceUpdate": "in-place update",
+          "DestructiveUpdate": "create/destroy update"}
+_GROUP = re.compile(r"^[~+-] group (\S+) \((.*)\)$")
+
+
+def _args(case: str) -> list[str]:
+    path = CASES / case / "args.txt"
+    text = path.read_text().replace("{case}", str(CASES / case)) if path.is_file() else ""
+    return text.split()
+
+
+def _zones(args: list[str]) -> tuple[str, ...]:
+    if "--zones" in args:
+        return tuple(args[args.index("--zones") + 1].split(","))
+    return ("zone-a", "zone-b", "zone-c")
+
+
+def _nomadgen(cluster_env: dict, *argv: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "CONSUL_"))}
+    env.update(cluster_env)
+    return subprocess.run([sys.executable, "-m", "nomadgen", *argv], capture_output=True,
+                          text=True, timeout=300, check=False, env=env, cwd=ROOT)
+
+
+def _stated(plan_json: dict) -> dict:
+    """What nomadgen's plan states per job: group updates and placement failures."""
+    out = {}
+    for j in plan_json["jobs"]:
+        groups = {}
+        for line in j["diff"]:
+            m = _GROUP.match(line)
+            if m:
+                groups[m.group(1)] = dict(
+                    (label, int(n)) for n, label in (part.split(" ", 1) for part in
+                                                     m.group(2).split(", ")))
+        out[j["job"]] = {"groups": groups, "failures": _failure_counts(j["placement_failures"])}
+    return out
+
+
+def _failure_counts(lines: list[str]) -> dict:
+    out = {}
+    for line in lines:
+        m = re.match(r"group (\S+): (\d+) allocation\(s\) cannot be placed(?: \((.*)\))?$", line)
+        assert m, line
+        reasons = {r.rsplit(" filtered ", 1)[0] for r in (m.group(3) or "").split("; ") if r}
+        out[m.group(1)] = (int(m.group(2)), _comparable(reasons))
+    return out
+
+
+def _comparable(reasons: set[str]) -> frozenset:
+    """Reasons that do not depend on the scheduler's pass or node order: distinct_property,
+    distinct_hosts and exhausted dimensions. Plain constraints are cached per computed class
+    (and nomad-sched's harness reports them as "computed class ineligible", see dev/README.md)."""
+    keep = set()
+    for r in reasons:
+        if r.startswith(("distinct_property", "distinct_hosts")) or r in (
+                "cpu", "memory", "disk") or r.startswith("network:"):
+            keep.add(re.sub(r" used by \d+ allocs", "", r))
+    return frozenset(keep)
+
+
+def _nomad(cluster, path: str):
+    resp = requests.get(cluster.nomad_addr + path, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def _oracle(cluster, job: dict) -> dict:
+    """nomad-sched's decision for `job`, from what the cluster's API shows."""
+    nodes = [_nomad(cluster, f"/v1/node/{n['ID']}") for n in _nomad(cluster, "/v1/nodes")]
+    allocs = [_nomad(cluster, f"/v1/allocation/{a['ID']}")
+              for a in _nomad(cluster, "/v1/allocations")
+              if a["DesiredStatus"] == "run" and a["ClientStatus"] in ("pending", "running")]
+    usage = {n["ID"]: [0, 0, set()] for n in nodes}
+    mine = []
+    for a in allocs:
+        if a["JobID"] == job["ID"]:
+            mine.append({"ID": a["ID"], "Name": a["Name"], "NodeID": a["NodeID"],
+                         "TaskGroup": a["TaskGroup"], "ClientStatus": a["ClientStatus"],
+                         "DesiredStatus": "run"})
+            continue
+        res = a["AllocatedResources"]
+        u = usage[a["NodeID"]]
+        for t in (res.get("Tasks") or {}).values():
+            u[0] += t["Cpu"]["CpuShares"]
+            u[1] += t["Memory"]["MemoryMB"]
+        u[2] |= {p["Value"] for p in (res.get("Shared") or {}).get("Ports") or []}
+    data = {"nodes": [nomadsched.node_input(n, *usage[n["ID"]]) for n in nodes],
+            "job": {"Job": job}}
+    if mine:
+        data.update(previous_job={"Job": _nomad(cluster, f"/v1/job/{job['ID']}")},
+                    allocs=mine, previous_healthy=False)
+    run = nomadsched.run(BINARY, data)["run"]
+    groups, failures = {}, {}
+    for name, tg in run["task_groups"].items():
+        groups[name] = {LABELS[k]: v for k, v in tg["desired_updates"].items()
+                        if v and k in LABELS}
+        m = tg.get("failed_tg_allocs")
+        if m:
+            reasons = set(m.get("ConstraintFiltered") or {}) | set(m.get("DimensionExhausted") or {})
+            failures[name] = (m.get("CoalescedFailures", 0) + 1, _comparable(reasons))
+    return {"groups": groups, "failures": failures}
+
+
+def _plan(cluster, manifest: Path, args: list[str]) -> dict:
+    res = _nomadgen(cluster.env(), "plan", str(manifest), *args, "--json")
+    assert res.returncode in (0, 1), res.stderr
+    return json.loads(res.stdout)
+
+
+def _check(cluster, manifest: Path, args: list[str]) -> dict:
+    """Every job nomadgen would create or update: its statements equal nomad-sched's."""
+    plan = _plan(cluster, manifest, args)
+    stated = _stated(plan)
+    rendered = json.loads(_nomadgen(cluster.env(), "render", str(manifest), *args, "-f",
+                                    "json").stdout)
+    checked = {}
+    for j in plan["jobs"]:
+        if j["action"] not in ("create", "update"):
+            continue
+        job = rendered[j["job"]]
+        job = job.get("Job", job)
+        want = _oracle(cluster, copy.deepcopy(job))
+        got = stated[j["job"]]
+        assert _agree(got, want), (j["job"], got, want)
+        checked[j["job"]] = want
+    return checked
+
+
+def _agree(stated: dict, decided: dict) -> bool:
+    return stated == decided and bool(stated["groups"])
+
+
+def test_a_misstated_plan_is_caught():
+    """Known-bad: a plan that calls Nomad's replacement an in-place update, or hides a failure."""
+    decided = {"groups": {"app": {"create/destroy update": 1, "ignore": 2}},
+               "failures": {"app": (1, frozenset({"cpu"}))}}
+    plan = {"jobs": [{"job": "web", "diff": ["~ group app (1 in-place update, 2 ignore)"],
+                      "placement_failures": ["group app: 1 allocation(s) cannot be placed "
+                                             "(cpu filtered 3 node(s))"]}]}
+    assert not _agree(_stated(plan)["web"], decided)
+    plan["jobs"][0]["diff"] = ["~ group app (1 create/destroy update, 2 ignore)"]
+    assert _agree(_stated(plan)["web"], decided)
+    plan["jobs"][0]["placement_failures"] = []
+    assert not _agree(_stated(plan)["web"], decided)
+
+
+def _with_cluster(standin_factory, zones):
+    s = standin_factory(zones=zones, nodes_per_zone=2)
+
+    class C:
+        nomad_addr = s.nomad_addr
+        standin = s
+
+        @staticmethod
+        def env():
+            return s.env()
+    return C
+
+
+@pytest.mark.parametrize("case", GOLDEN)
+def test_plan_of_every_golden_case_states_what_nomad_decides(case, standin_factory, tmp_path):
+    args = _args(case)
+    cluster = _with_cluster(standin_factory, _zones(args))
+    checked = _check(cluster, CASES / case / "manifest.json", args)
+    assert checked, "every golden case creates jobs"
+
+
+def _submit(cluster, manifest: Path, args: list[str]) -> None:
+    res = _nomadgen(cluster.env(), "submit", str(manifest), *args, "--timeout", "120")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+CHANGES = {
+    "count": lambda m: {k: ({**v, "per_zone": v.get("per_zone", 1) + 1} if "count" not in v
+                            else {**v, "count": v["count"] + 1})
+                        for k, v in m.items() if isinstance(v, dict) and "external" not in v},
+    "image": lambda m: {k: {**v, "image": "example/other:2"} for k, v in m.items()
+                        if isinstance(v, dict) and "external" not in v},
+    "env": lambda m: {k: {**v, "env": {**(v.get("env") or {}), "EXTRA": "1"}}
+                      for k, v in m.items() if isinstance(v, dict) and "external" not in v},
+    "resources": lambda m: {k: {**v, "resources": {"cpu": 300, "memory": 300}}
+                            for k, v in m.items() if isinstance(v, dict) and "external" not in v},
+    "too big": lambda m: {k: {**v, "resources": {"cpu": 9000, "memory": 300}}
+                          for k, v in m.items() if isinstance(v, dict) and "external" not in v},
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES) + ["node lost"])
+def test_plan_of_a_change_states_what_nomad_decides(change, standin_factory, tmp_path):
+    case = "counts"
+    args = _args(case)
+    cluster = _with_cluster(standin_factory, _zones(args))
+    manifest = json.loads((CASES / case / "manifest.json").read_text())
+    path = tmp_path / "counts.json"
+    path.write_text(json.dumps(manifest))
+    _submit(cluster, path, args)
+    if change == "node lost":
+        cluster.standin.nomad.drop_node(f"{_zones(args)[0]}-1")
+        changed = CHANGES["count"](manifest)
+    else:
+        changed = CHANGES[change](manifest)
+    path.write_text(json.dumps({**manifest, **changed}))
+    checked = _check(cluster, path, args)
+    assert checked, f"{change}: the change updates jobs"
+
+
+def test_preflight_refusal_matches_nomad(standin_factory, tmp_path):
+    """The whole-manifest check before writing (today: Nomad's own plan per job, in
+    `nomadgen submit`) refuses exactly what nomad-sched cannot place, with its dimension;
+    and what it accepts places fully in nomad-sched."""
+    case = "counts"
+    args = _args(case)
+    cluster = _with_cluster(standin_factory, _zones(args))
+    manifest = json.loads((CASES / case / "manifest.json").read_text())
+    path = tmp_path / "counts.json"
+    path.write_text(json.dumps({**manifest, **CHANGES["too big"](manifest)}))
+    want = _check(cluster, path, args)
+    assert any(w["failures"] for w in want.values())
+    assert all("cpu" in reasons for w in want.values() for _, reasons in w["failures"].values())
+    res = _nomadgen(cluster.env(), "submit", str(path), *args)
+    assert res.returncode != 0 and "cannot place" in res.stdout + res.stderr
+    assert "cpu" in res.stdout + res.stderr
+    assert _nomad(cluster, "/v1/jobs") == []  # nothing written
+    path.write_text(json.dumps(manifest))
+    want = _check(cluster, path, args)
+    assert not any(w["failures"] for w in want.values())
+    _submit(cluster, path, args)
