@@ -135,6 +135,13 @@ def _summary(plan: dict) -> dict:
     return {"desired": desired, "failed": failed}
 
 
+def _run_evals(st: NomadState) -> None:
+    """Process pending evaluations now, where the stand-in queues them."""
+    run = getattr(st, "run_evals", None)
+    if run is not None:
+        run()
+
+
 def _run(case: str, engine: str, monkeypatch) -> dict:
     """What one engine decides for a case: the plan, then what survives the change."""
     if engine == "standin":
@@ -146,14 +153,17 @@ def _run(case: str, engine: str, monkeypatch) -> dict:
     with st.lock:
         if before is not None:
             st.register(copy.deepcopy(before))
+            _run_evals(st)
             for a in st.allocs.values():  # the first version runs, healthy
                 a.client = "running"
                 a.healthy = True
         for name in drop:
             st.drop_node(name)
+        _run_evals(st)
         plan = _summary(st.plan(copy.deepcopy(after), diff=False))
         old = {a.id for a in st.allocs.values() if not a.terminal}
         st.register(copy.deepcopy(after))
+        _run_evals(st)
         live = [a for a in st.allocs.values() if not a.terminal]
         kept = len(old & {a.id for a in live})
         # How instances spread (which zone or node is a tie's): per node always, per zone
