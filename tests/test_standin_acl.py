@@ -363,3 +363,19 @@ def test_names_resolve_through_consul_dns_and_externals_can_be_declared(cluster)
     s.add_external("10.20.30.40:5432", "legacy-db")
     hit = s.reach("10.20.30.40:5432")
     assert (hit.job_id, hit.label) == ("legacy-db", "external")
+
+
+def test_exec_tasks_bind_the_nodes_address(cluster):
+    s = cluster.standin
+    client = _client(s)
+    job = make_job("raw", count=1)
+    group = job["TaskGroups"][0]
+    group["Networks"] = [{"Mode": "host", "DynamicPorts": [{"Label": "http"}]}]
+    group["Tasks"][0].update(Driver="exec", Config={"command": "/bin/server"})
+    client.job.register_job("raw", {"Job": job})
+    (alloc,) = _running(s, client, "raw")
+    env = s.task_view(alloc["ID"], "app")["Env"]
+    assert env["NOMAD_PORT_http"] == env["NOMAD_HOST_PORT_http"]  # no `to`: the host port
+    assert s.reach(env["NOMAD_ADDR_http"]).task == "app"
+    here = s.reach(f"127.0.0.1:{env['NOMAD_PORT_http']}", source=(alloc["ID"], "app"))
+    assert here is not None and here.alloc_id == alloc["ID"]  # same (host) namespace
