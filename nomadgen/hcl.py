@@ -26,6 +26,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from nomadgen.errors import RenderError
@@ -496,7 +497,12 @@ _ZWJ = "\u200d"  # part of emoji sequences; harmless, so kept literal
 
 
 def _is_ident(key: object) -> bool:
-    return isinstance(key, str) and bool(_IDENT_RE.fullmatch(key)) and key not in _KEYWORDS
+    return isinstance(key, str) and _ident_str(key)
+
+
+@lru_cache(maxsize=4096)
+def _ident_str(key: str) -> bool:
+    return bool(_IDENT_RE.fullmatch(key)) and key not in _KEYWORDS
 
 
 def _char_escape(ch: str) -> str:
@@ -563,10 +569,25 @@ def escape_string(s: str) -> str:
     """
     if not isinstance(s, str):
         raise RenderError(f"expected a string, got {type(s).__name__}: {s!r}")
-    s = _escape_template_text(s)
+    return _escape(s)
+
+
+# Most strings in a job repeat across jobs (drivers, modes, labels): cached, by type as well,
+# since a Runtime string and a plain one with the same text are written differently.
+@lru_cache(maxsize=8192, typed=True)
+def _escape(s: str) -> str:
+    if "{" in s:
+        s = _escape_template_text(s)
     if _PLAIN_RE.fullmatch(s):
-        return f'"{s}"'
-    return '"' + "".join(_char_escape(ch) for ch in s) + '"'
+        return '"' + s + '"'
+    return '"' + _SPECIAL_RE.sub(_escape_match, s) + '"'
+
+
+_SPECIAL_RE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')  # what _PLAIN_RE does not take
+
+
+def _escape_match(m: re.Match[str]) -> str:
+    return _char_escape(m.group())
 
 
 _HEREDOC_TEXT_RE = re.compile(r"[^\x00-\x09\x0b-\x1f\x7f]*")
@@ -580,7 +601,7 @@ def _heredoc(s: str) -> list[str] | None:
     characters) stays quoted. Lines starting with "\x00" are written at column 0."""
     if s.count("\n") < 2 or not s.endswith("\n") or not _HEREDOC_TEXT_RE.fullmatch(s):
         return None
-    if any(_char_escape(ch) != ch for ch in s if ord(ch) >= 0x80):
+    if not s.isascii() and any(_char_escape(ch) != ch for ch in s if ord(ch) >= 0x80):
         return None
     lines = s[:-1].split("\n")
     if any(line.strip(" ") == "" and line for line in lines):
@@ -651,90 +672,96 @@ def _is_scalar(value: object) -> bool:
     return isinstance(value, (str, bool, int, float))
 
 
-def _expr(value: object) -> list[str]:
-    """Render a value as an HCL expression; lines after the first are relative to its indent."""
+# ---------------------------------------------------------------------------------------------
+# Tree and layout
+#
+# The writer builds a small tree, then lays it out. Its nodes are plain tuples, for speed:
+#   attribute  (False, name, value)   value: one line (str), or a list of lines where lines
+#                                     after the first are relative to the attribute's indent
+#                                     ("\x00" first: written at column 0, for heredocs)
+#   block      (True, head, items)    head: the type and its quoted labels
+_Item = tuple[bool, str, Any]
+
+
+def _expr(value: object) -> str | list[str]:
+    """Render a value as an HCL expression: one line, or lines after the first relative to
+    its indent."""
     if isinstance(value, dict):
         if not value:
-            return ["{}"]
-        rows: list[_Attr | _Block] = []
+            return "{}"
+        rows: list[_Item] = []
         for key in sorted(value, key=str):
             if value[key] is None:
                 continue
             name = key if _is_ident(key) else escape_string(str(key))
-            rows.append(_Attr(name, _expr(value[key])))
-        return ["{", *_body_lines(rows, "  "), "}"]
+            rows.append((False, name, _expr(value[key])))
+        lines = ["{"]
+        _layout(rows, "  ", lines)
+        lines.append("}")
+        return lines
     if isinstance(value, (list, tuple)):
         if all(_is_scalar(v) for v in value):
-            return ["[" + ", ".join(_scalar(v) for v in value) + "]"]
+            return "[" + ", ".join([_scalar(v) for v in value]) + "]"
         lines = ["["]
         for v in value:
             sub = _expr(v)
-            lines.extend("  " + line for line in sub[:-1])
-            lines.append("  " + sub[-1] + ",")
+            if type(sub) is str:
+                lines.append("  " + sub + ",")
+            else:
+                lines.extend(["  " + line for line in sub[:-1]])
+                lines.append("  " + sub[-1] + ",")
         lines.append("]")
         return lines
     if value is None:
         raise RenderError("null inside a list has no HCL form")
-    return [_scalar(value)]
+    return _scalar(value)
 
 
-# ---------------------------------------------------------------------------------------------
-# Tree and layout
+def _flush(run: list[_Item], indent: str, out: list[str]) -> None:
+    if len(run) == 1:
+        out.append(f"{indent}{run[0][1]} = {run[0][2]}")
+    else:
+        width = max([len(a[1]) for a in run])
+        out.extend([f"{indent}{a[1].ljust(width)} = {a[2]}" for a in run])
+    run.clear()
 
 
-class _Attr:
-    __slots__ = ("lines", "name")
-
-    def __init__(self, name: str, lines: list[str]) -> None:
-        self.name = name
-        self.lines = lines
-
-
-class _Block:
-    __slots__ = ("items", "labels", "type")
-
-    def __init__(self, type_: str, labels: tuple[str, ...], items: list[_Attr | _Block]) -> None:
-        self.type = type_
-        self.labels = labels
-        self.items = items
-
-
-def _body_lines(items: Sequence[_Attr | _Block], indent: str) -> list[str]:
+def _layout(items: Sequence[_Item], indent: str, out: list[str]) -> None:
     """Lay out a body like `nomad fmt`: `=` aligned over each run of single-line attributes
     (a multi-line value ends the run, as in hclwrite), a blank line around blocks."""
-    out: list[str] = []
-    run: list[_Attr] = []
-
-    def flush() -> None:
-        width = max((len(a.name) for a in run), default=0)
-        out.extend(f"{indent}{a.name.ljust(width)} = {a.lines[0]}" for a in run)
-        run.clear()
-
-    prev: _Attr | _Block | None = None
+    run: list[_Item] = []
+    prev_block: bool | None = None
     for item in items:
-        if prev is not None and (isinstance(item, _Block) or isinstance(prev, _Block)):
-            flush()
+        is_block, name, value = item
+        if prev_block is not None and (is_block or prev_block):
+            if run:
+                _flush(run, indent, out)
             out.append("")
-        if isinstance(item, _Attr):
-            if len(item.lines) == 1:
+        prev_block = is_block
+        if not is_block:
+            if type(value) is str:
                 run.append(item)
-            else:
-                flush()
-                out.append(f"{indent}{item.name} = {item.lines[0]}")
-                out.extend(line[1:] if line.startswith("\x00") else indent + line
-                           for line in item.lines[1:])
+                continue
+            if run:
+                _flush(run, indent, out)
+            out.append(f"{indent}{name} = {value[0]}")
+            out.extend([line[1:] if line[:1] == "\x00" else indent + line for line in value[1:]])
         else:
-            flush()
-            head = " ".join([item.type, *(escape_string(label) for label in item.labels)])
-            if item.items:
-                out.append(f"{indent}{head} {{")
-                out.extend(_body_lines(item.items, indent + "  "))
+            if run:
+                _flush(run, indent, out)
+            if value:
+                out.append(f"{indent}{name} {{")
+                _layout(value, indent + "  ", out)
                 out.append(f"{indent}}}")
             else:
-                out.append(f"{indent}{head} {{}}")
-        prev = item
-    flush()
-    return out
+                out.append(f"{indent}{name} {{}}")
+    if run:
+        _flush(run, indent, out)
+
+
+def _block(type_: str, labels: tuple[str, ...], items: list[_Item]) -> _Item:
+    head = " ".join([type_, *[escape_string(label) for label in labels]]) if labels else type_
+    return (True, head, items)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -757,20 +784,31 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
-def _attr(name: str, hcl: str, value: object, parent: str) -> _Attr:
-    if _qualified(name, parent, DURATION_FIELDS) and not isinstance(value, str):
-        return _Attr(hcl, [escape_string(format_duration(value))])  # type: ignore[arg-type]
-    if _qualified(name, parent, RUNTIME_FIELDS) and type(value) is str:
+def _attr(name: str, hcl: str, value: object, parent: str) -> _Item:
+    return _attr_item(hcl, value, _qualified(name, parent, DURATION_FIELDS),
+                      _qualified(name, parent, RUNTIME_FIELDS))
+
+
+def _attr_item(hcl: str, value: object, duration: bool, runtime: bool) -> _Item:
+    if duration and not isinstance(value, str):
+        return (False, hcl, escape_string(format_duration(value)))  # type: ignore[arg-type]
+    if runtime and type(value) is str:
         value = Runtime(value)
-    return _Attr(hcl, _value_lines(value))
+    return (False, hcl, _value_lines(value))
 
 
-def _value_lines(value: object) -> list[str]:
+def _value_lines(value: object) -> str | list[str]:
     """An attribute's value: a heredoc for multi-line text, else the expression."""
-    if isinstance(value, str) and "\n" in value:
-        doc = _heredoc(value)
-        if doc is not None:
-            return doc
+    if isinstance(value, str):
+        if "\n" in value:
+            doc = _heredoc(value)
+            if doc is not None:
+                return doc
+        return escape_string(value)
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int:
+        return str(value)
     return _expr(value)
 
 
@@ -786,18 +824,18 @@ def _need_list(value: object, where: str) -> list:
     return value
 
 
-def _string_map(hcl: str, value: object, where: str, force_attr: bool = False) -> _Attr | _Block:
+def _string_map(hcl: str, value: object, where: str, force_attr: bool = False) -> _Item:
     mapping = {k: v for k, v in _need_dict(value, where).items() if v is not None}
     if force_attr or not all(_is_ident(k) for k in mapping):
-        return _Attr(hcl, _expr(mapping))
-    return _Block(hcl, (), [_Attr(k, _value_lines(mapping[k])) for k in sorted(mapping)])
+        return (False, hcl, _expr(mapping))
+    return (True, hcl, [(False, k, _value_lines(mapping[k])) for k in sorted(mapping)])
 
 
-def _config_items(cfg: dict, where: str) -> list[_Attr | _Block]:
+def _config_items(cfg: dict, where: str) -> list[_Item]:
     """Free-form body (driver config and the like): keys kept as given, sorted, attributes
     first. Objects under CONFIG_BLOCK_NAMES become blocks (see there)."""
-    attrs: list[_Attr | _Block] = []
-    blocks: list[_Attr | _Block] = []
+    attrs: list[_Item] = []
+    blocks: list[_Item] = []
     for key in sorted(cfg, key=str):
         value = cfg[key]
         if _empty(value):
@@ -807,19 +845,20 @@ def _config_items(cfg: dict, where: str) -> list[_Attr | _Block]:
                 f"{where}: key {key!r} cannot be written in HCL",
                 hint="config keys must be identifiers (letters, digits, '_' and '-')",
             )
-        here = f"{where}.{key}"
         if key in LABELLED_CONFIG_BLOCK_NAMES and _labelled_shape(value):
+            here = f"{where}.{key}"
             for obj in value:
                 ((label, (body,)),) = obj.items()
-                blocks.append(_Block(key, (label,), _config_items(body, f"{here}.{label}")))
+                blocks.append(_block(key, (label,), _config_items(body, f"{here}.{label}")))
         elif key in CONFIG_BLOCK_NAMES and _blockable(value):
+            here = f"{where}.{key}"
             objs = value if isinstance(value, list) else [value]
-            blocks.extend(_Block(key, (), _config_items(o, here)) for o in objs)
+            blocks.extend([(True, key, _config_items(o, here)) for o in objs])
         elif isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
             # Nomad reads `k = {...}` in a config body as [{...}]: write the familiar form.
-            attrs.append(_Attr(key, _expr(value[0])))
+            attrs.append((False, key, _expr(value[0])))
         else:
-            attrs.append(_Attr(key, _value_lines(value)))
+            attrs.append((False, key, _value_lines(value)))
     return attrs + blocks
 
 
@@ -846,108 +885,232 @@ def _label(obj: dict, field: str, where: str) -> str:
     return label
 
 
-def _items(obj: dict, spec: str, parent: str, where: str) -> list[_Attr | _Block]:
-    fields = _SPECS[spec]
-    items: list[_Attr | _Block] = []
-    known = set()
-    for name, hcl, kind, sub in fields:
-        known.add(name)
-        value = obj.get(name)
-        # "" is a value for a pointer field (Nomad's default replaces only an absent one).
-        if (_empty(value) and not (kind == "a" and value == "")) \
-                or _qualified(name, parent, READ_ONLY_FIELDS) or kind == "label":
+# One spec read under one parent key, with the per-field name rules resolved once: JSON name
+# -> (table position, json, hcl, kind, sub, skip, duration, runtime). Objects are sparse, so
+# the walk looks up the keys an object has rather than every field of its table.
+_CompiledField = tuple[int, str, str, str, Any, bool, bool, bool]
+_COMPILED: dict[tuple[str, str], dict[str, _CompiledField]] = {}
+
+
+def _compiled(spec: str, parent: str) -> dict[str, _CompiledField]:
+    found = _COMPILED.get((spec, parent))
+    if found is None:
+        found = _COMPILED[(spec, parent)] = {
+            name: (i, name, hcl, kind, sub,
+                   kind == "label" or _qualified(name, parent, READ_ONLY_FIELDS),
+                   _qualified(name, parent, DURATION_FIELDS),
+                   _qualified(name, parent, RUNTIME_FIELDS))
+            for i, (name, hcl, kind, sub) in enumerate(_SPECS[spec])
+        }
+    return found
+
+
+# Blocks that are one object in every job (render shares identical blocks), written once:
+# id -> (the object, {(field, indent): lines}). Set by to_hcl(..., shared=) for one call.
+_shared: dict[int, tuple[object, dict]] = {}
+
+
+def _body(obj: dict, spec: str, parent: str, where: str, indent: str, out: list[str]) -> None:
+    """Write `obj` as the body of a block, at `indent`, into `out`: attributes first (aligned
+    like `nomad fmt`), then blocks, each group in table order, a blank line around blocks.
+    Written straight to lines, without an intermediate tree: this is the HCL render's hot path."""
+    table = _compiled(spec, parent)
+    keys = obj.keys()
+    unknown = () if keys <= table.keys() else [k for k in keys if k not in table]
+    present = sorted([table[k] for k in keys & table.keys()])
+    attrs: list[tuple[str, str | list[str]]] = []
+    blocks: list[tuple] = []  # (field, value), or (None, tree item) for a prebuilt block
+    for field in present:
+        _, name, hcl, kind, sub, skip, duration, runtime = field
+        value = obj[name]
+        if value is None or skip:
             continue
-        here = f"{where}.{name}"
-        if kind == "a":
-            items.append(_attr(name, hcl, value, parent))
-        elif kind == "a0":
-            if not _zero(value):
-                items.append(_attr(name, hcl, value, parent))
-        elif kind == "b":
-            items.append(_Block(hcl, (), _items(_need_dict(value, here), sub, name, here)))
-        elif kind == "alias":
-            sub_spec, primary = sub
-            if _empty(obj.get(primary)):
-                name = primary  # read it as the field it stands for
-                items.extend(_items_for(hcl, value, sub_spec, name, here))
-        elif kind == "bs":
-            items.extend(_items_for(hcl, _need_list(value, here), sub, name, here))
-        elif kind == "lb":
-            sub_spec, label_field = sub
-            for i, v in enumerate(_need_list(value, here)):
-                if v is None:
-                    continue
-                at = f"{here}[{i}]"
-                v = _need_dict(v, at)
-                items.append(
-                    _Block(hcl, (_label(v, label_field, at),), _items(v, sub_spec, name, at))
-                )
-        elif kind == "mb":
-            sub_spec, _ = sub  # the label field is the map key
-            mapping = _need_dict(value, here)
-            for key in sorted(mapping):
-                if mapping[key] is None:
-                    continue
-                at = f"{here}[{key!r}]"
-                items.append(
-                    _Block(hcl, (str(key),), _items(_need_dict(mapping[key], at), sub_spec, name, at))
-                )
-        elif kind in ("m", "ma"):
-            items.append(_string_map(hcl, value, here, force_attr=kind == "ma"))
-        elif kind == "cfg":
-            items.append(_Block(hcl, (), _config_items(_need_dict(value, here), here)))
-        elif kind == "tscale":
-            for i, v in enumerate(_need_list(value, here)):
-                at = f"{here}[{i}]"
-                v = dict(_need_dict(v, at))
-                label = _TASK_SCALING_LABELS.get(v.pop("Type", None) or "")
-                if label is None:
-                    raise RenderError(f"{at}: task scaling Type must be vertical_cpu or vertical_mem")
-                items.append(_Block(hcl, (label,), _items(v, sub, name, at)))
+        # "" is a value for a pointer field (Nomad's default replaces only an absent one).
+        if not value and ((value == "" and kind != "a") or isinstance(value, (list, tuple, dict))):
+            continue
+        if kind == "a" or kind == "a0":
+            if kind == "a0" and _zero(value):
+                continue
+            if type(value) is str and not runtime and "\n" not in value:
+                attrs.append((hcl, escape_string(value)))
+            else:
+                attrs.append(_attr_item(hcl, value, duration, runtime)[1:])  # type: ignore[arg-type]
+        elif kind == "m" or kind == "ma":
+            mapping = {k: v for k, v in _need_dict(value, f"{where}.{name}").items()
+                       if v is not None}
+            if kind == "ma" or not all(_is_ident(k) for k in mapping):
+                attrs.append((hcl, _expr(mapping)))
+            else:
+                blocks.append((None, (hcl, mapping)))
         elif kind == "implied":
             if value != sub:
-                raise RenderError(f"{here} = {value!r} has no HCL form (only {sub!r} does)")
-        else:  # pragma: no cover - table typo
-            raise AssertionError(f"unknown kind {kind!r} in {spec}.{name}")
-    for name in sorted(k for k in obj if k not in known):
-        items.extend(_unknown(name, obj[name], parent, f"{where}.{name}"))
-    # Attributes before blocks, each group in table order.
-    return [i for i in items if isinstance(i, _Attr)] + [i for i in items if isinstance(i, _Block)]
+                raise RenderError(f"{where}.{name} = {value!r} has no HCL form (only {sub!r} does)")
+        else:
+            blocks.append((field, value))
+    for name in sorted(unknown):
+        for item in _unknown(name, obj[name], parent, f"{where}.{name}"):
+            if item[0]:
+                blocks.append((None, item))
+            else:
+                attrs.append(item[1:])  # type: ignore[arg-type]
+
+    start = len(out)
+    if attrs:
+        _write_attrs(attrs, indent, out)
+    # Every block below is written with a blank line before it; the first one's goes again
+    # at the end when no attribute stands before it.
+
+    for field, value in blocks:
+        if field is None:
+            if type(value[0]) is bool:  # a prebuilt tree item
+                out.append("")
+                _layout([value], indent, out)
+            else:  # a string map as a block: `env { NAME = "value" }`
+                _map_block(*value, indent, out)
+            continue
+        shared = _shared.get(id(value)) if _shared else None
+        if shared is None or shared[0] is not value or field[3] == "alias":
+            _group(obj, field, value, where, indent, out)
+            continue
+        # The same object in every job (render shares identical blocks): written once.
+        key = (id(field), indent)
+        lines = shared[1].get(key)
+        if lines is None:
+            mark = len(out)
+            _group(obj, field, value, where, indent, out)
+            shared[1][key] = out[mark:]
+        else:
+            out.extend(lines)
+    if not attrs and len(out) > start:
+        del out[start]  # the blank line before the first block
 
 
-def _items_for(hcl: str, value: object, spec: str, name: str, where: str) -> list[_Block]:
-    """One block per object: a list gives repeated blocks, an object one block."""
-    values = value if isinstance(value, list) else [value]
-    return [
-        _Block(hcl, (), _items(_need_dict(v, f"{where}[{i}]"), spec, name, f"{where}[{i}]"))
-        for i, v in enumerate(values) if v is not None
-    ]
 
 
-def _unknown(name: str, value: object, parent: str, where: str) -> list[_Attr | _Block]:
+def _group(obj: dict, field: tuple, value: object, where: str, indent: str,
+           out: list[str]) -> None:
+    """The blocks of one field of `obj` (a block, repeated or labelled blocks, a config)."""
+    _, name, hcl, kind, sub, _skip, _duration, _runtime = field
+    here = f"{where}.{name}"
+    if kind == "b":
+        _block_lines(hcl, _need_dict(value, here), sub, name, here, indent, out)
+    elif kind == "bs":
+        for i, v in enumerate(_need_list(value, here)):
+            if v is not None:
+                at = f"{here}[{i}]"
+                _block_lines(hcl, _need_dict(v, at), sub, name, at, indent, out)
+    elif kind == "alias":
+        sub_spec, primary = sub
+        if _empty(obj.get(primary)):  # read it as the field it stands for
+            for i, v in enumerate(value if isinstance(value, list) else [value]):
+                if v is not None:
+                    at = f"{here}[{i}]"
+                    _block_lines(hcl, _need_dict(v, at), sub_spec, primary, at, indent, out)
+    elif kind == "lb":
+        sub_spec, label_field = sub
+        for i, v in enumerate(_need_list(value, here)):
+            if v is not None:
+                at = f"{here}[{i}]"
+                v = _need_dict(v, at)
+                head = f"{hcl} {escape_string(_label(v, label_field, at))}"
+                _block_lines(head, v, sub_spec, name, at, indent, out)
+    elif kind == "mb":
+        sub_spec, _ = sub  # the label field is the map key
+        mapping = _need_dict(value, here)
+        for key in sorted(mapping):
+            if mapping[key] is not None:
+                at = f"{here}[{key!r}]"
+                head = f"{hcl} {escape_string(str(key))}"
+                _block_lines(head, _need_dict(mapping[key], at), sub_spec, name, at, indent, out)
+    elif kind == "cfg":
+        out.append("")
+        _layout([(True, hcl, _config_items(_need_dict(value, here), here))], indent, out)
+    elif kind == "tscale":
+        for i, v in enumerate(_need_list(value, here)):
+            at = f"{here}[{i}]"
+            v = dict(_need_dict(v, at))
+            label = _TASK_SCALING_LABELS.get(v.pop("Type", None) or "")
+            if label is None:
+                raise RenderError(f"{at}: task scaling Type must be vertical_cpu or vertical_mem")
+            _block_lines(f"{hcl} {escape_string(label)}", v, sub, name, at, indent, out)
+    else:  # pragma: no cover - table typo
+        raise AssertionError(f"unknown kind {kind!r} in {name} ({hcl})")
+
+
+def _map_block(hcl: str, mapping: dict, indent: str, out: list[str]) -> None:
+    out.append("")
+    if not mapping:
+        out.append(f"{indent}{hcl} {{}}")
+        return
+    out.append(f"{indent}{hcl} {{")
+    _write_attrs([(k, _value_lines(mapping[k])) for k in sorted(mapping)], indent + "  ", out)
+    out.append(indent + "}")
+
+
+def _block_lines(head: str, obj: dict, spec: str, parent: str, where: str, indent: str,
+                 out: list[str]) -> None:
+    """A blank line, then `head { ... }` (or `head {}` when the body is empty)."""
+    out.append("")
+    opening = f"{indent}{head} {{"
+    out.append(opening)
+    _body(obj, spec, parent, where, indent + "  ", out)
+    if out[-1] is opening:
+        out[-1] = opening + "}"
+    else:
+        out.append(indent + "}")
+
+
+def _write_attrs(attrs: list[tuple[str, str | list[str]]], indent: str, out: list[str]) -> None:
+    run: list[tuple[str, str]] = []
+    for name, value in attrs:
+        if type(value) is str:
+            run.append((name, value))
+            continue
+        if run:
+            _flush_attrs(run, indent, out)
+        out.append(f"{indent}{name} = {value[0]}")
+        out.extend([line[1:] if line[:1] == "\x00" else indent + line for line in value[1:]])
+    if run:
+        _flush_attrs(run, indent, out)
+
+
+def _flush_attrs(run: list[tuple[str, str]], indent: str, out: list[str]) -> None:
+    if len(run) == 1:
+        out.append(f"{indent}{run[0][0]} = {run[0][1]}")
+    else:
+        width = max([len(n) for n, _ in run])
+        out.extend([f"{indent}{n.ljust(width)} = {v}" for n, v in run])
+    run.clear()
+
+
+def _unknown(name: str, value: object, parent: str, where: str) -> list[_Item]:
     """A field the table does not know: written under its snake_case name, best effort."""
     if _empty(value) or _qualified(name, parent, READ_ONLY_FIELDS) or not isinstance(name, str):
         return []
     hcl = _snake(name)
     if isinstance(value, dict):
-        return [_Block(hcl, (), _generic_items(value, name, where))]
+        return [(True, hcl, _generic_items(value, name, where))]
     if isinstance(value, list) and all(isinstance(v, dict) for v in value):
-        return [_Block(hcl, (), _generic_items(v, name, where)) for v in value]
+        return [(True, hcl, _generic_items(v, name, where)) for v in value]
     return [_attr(name, hcl, value, parent)]
 
 
-def _generic_items(obj: dict, parent: str, where: str) -> list[_Attr | _Block]:
-    items: list[_Attr | _Block] = []
+def _generic_items(obj: dict, parent: str, where: str) -> list[_Item]:
+    items: list[_Item] = []
     for name in sorted(obj, key=str):
         items.extend(_unknown(name, obj[name], parent, f"{where}.{name}"))
-    return [i for i in items if isinstance(i, _Attr)] + [i for i in items if isinstance(i, _Block)]
+    return [i for i in items if not i[0]] + [i for i in items if i[0]]
 
 
-def to_hcl(job: dict) -> str:
+
+
+def to_hcl(job: dict, shared: dict[int, tuple[object, dict]] | None = None) -> str:
     """Render the bare Job dict (not `{"Job": ...}`) as an HCL2 jobspec.
 
     Same input, same bytes: field order comes from the table, maps are sorted by key.
     Raises RenderError for values HCL cannot carry (e.g. a non-identifier driver-config key).
+    `shared` (id -> (object, {})) names objects that many jobs hold (see
+    pipeline.render_files): their lines are written once and reused. It must pin its objects.
     """
     if not isinstance(job, dict):
         raise RenderError(f"a job must be an object, got {type(job).__name__}")
@@ -961,5 +1124,12 @@ def to_hcl(job: dict) -> str:
     body = dict(job)
     if body.get("Name") == job_id:
         del body["Name"]  # jobspec2 defaults Name to the label
-    block = _Block("job", (job_id,), _items(body, "Job", "Job", "Job"))
-    return "\n".join(_body_lines([block], "")) + "\n"
+    global _shared
+    out: list[str] = []
+    _shared = shared or {}
+    try:
+        _block_lines(f"job {escape_string(job_id)}", body, "Job", "Job", "Job", "", out)
+    finally:
+        _shared = {}
+    out.append("")
+    return "\n".join(out[1:])

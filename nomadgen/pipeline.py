@@ -54,17 +54,22 @@ def build(manifest_path: str, config: Config, name: str | None = None,
 def render_files(plan: Plan, settings: Settings, fmt: str, only: str | None = None) -> dict[str, str]:
     """File name -> text for every job (or just `only`), each job written out as soon as it is
     rendered and then dropped: a big manifest never holds every job dict at once."""
-    to_text = to_json if fmt == "json" else None
-    if to_text is None:
-        from .hcl import to_hcl
-
-        def to_text(job: Job) -> str:
-            return to_hcl(job.api)
     suffix = ".nomad.json" if fmt == "json" else ".nomad.hcl"
-    shared: dict = {}
+    shared: dict = {}  # identical blocks, one object across the jobs (render.render_job)
+    written: dict[int, tuple[object, dict]] = {}  # for HCL: those blocks' lines, written once
     out = {}
+    if fmt != "json":
+        from .hcl import to_hcl
     with no_gc():
         for s in plan.sets:
             if s.job_hosted and (only is None or s.job_id == only):
-                out[s.job_id + suffix] = to_text(render_job(plan, s, settings, shared))
+                job = render_job(plan, s, settings, shared)
+                if fmt == "json":
+                    text = to_json(job)
+                else:
+                    for v in shared.values():
+                        if id(v) not in written:
+                            written[id(v)] = (v, {})
+                    text = to_hcl(job.api, shared=written)
+                out[s.job_id + suffix] = text
     return dict(sorted(out.items()))

@@ -27,6 +27,7 @@ from .model import (
     Instance,
     Manifest,
     Plan,
+    Service,
     ServiceSet,
     State,
 )
@@ -156,10 +157,10 @@ def _check_names(graph: _Graph, manifest: Manifest) -> None:
         raise ResolutionError("name collision", problems)
 
 
-def _kind(node: _Node, manifest: Manifest, catalog: Catalog) -> str:
+def _kind(node: _Node, declared: dict[str, Service], catalog: Catalog) -> str:
     if node.owner:
         return catalog.get(node.type).scheduling
-    return EXTERNAL if manifest.service(node.name).external else PER_ZONE
+    return EXTERNAL if declared[node.name].external else PER_ZONE
 
 
 def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
@@ -172,7 +173,7 @@ def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
     for src, dsts in edges.items():
         for d in dsts:
             users[d].add(src)
-    kinds = {n: _kind(nodes[n], manifest, catalog) for n in nodes}
+    kinds = {n: _kind(nodes[n], declared, catalog) for n in nodes}
     hosts = {n: nodes[n].owner for n in nodes if kinds[n] == NODE_LOCAL}
     embedded: dict[str, list[str]] = defaultdict(list)
     for n, h in hosts.items():

@@ -76,3 +76,17 @@ def test_the_check_catches_a_self_referencing_encoder():
 
     assert _garbage_after(lambda: [leaky({"a": {"b": 1}}) for _ in range(100)]) >= 100
     assert _garbage_after(lambda: [pretty_json({"a": {"b": 1}}) for _ in range(100)]) == 0
+
+
+def test_hcl_of_blocks_shared_across_jobs_is_the_same_as_written_alone(tmp_path):
+    """render_files writes a block that many jobs share once and reuses its lines; every file
+    must still be exactly what to_hcl writes for that job on its own."""
+    from nomadgen.hcl import to_hcl
+    from nomadgen.render import render
+
+    cfg = load_config(env={})
+    _, plan = build_plan(_manifest_file(tmp_path, 60), cfg, name="m")
+    files = render_files(plan, cfg.render, "hcl")
+    alone = {j.id + ".nomad.hcl": to_hcl(j.api) for j in render(plan, cfg.render)}
+    assert files == alone
+    assert len(files) > 30
