@@ -11,6 +11,9 @@ from .names import DEFAULT_KV_PREFIX, DEFAULT_ZONE_ATTRIBUTE, job_id
 __all__ = ["EXTERNAL", "NODE_LOCAL", "PER_ZONE", "SCHEDULINGS"]
 
 
+OLDEST_NOMAD = (1, 5)  # the oldest Nomad release the output supports
+
+
 class Runtime(str):
     """Text nomadgen itself writes that holds Nomad runtime references (`${node.datacenter}`,
     `${meta.zone}`, `${NOMAD_PORT_x}`). The same text as a str everywhere (JSON, hashes); only
@@ -205,6 +208,10 @@ class Settings(NamedTuple):
     storage: str = ""  # default storage mode of stateful sets ("": the template's, else ephemeral)
     storage_sets: tuple[tuple[str, str], ...] = ()  # set name -> storage mode
     csi_plugin: str = ""  # the CSI plugin the volumes of csi sets are created with
+    # The oldest Nomad the jobs must run on: fields newer than it are rendered only when a
+    # setting asks for them and this allows it (README "What gets rendered").
+    nomad_version: tuple[int, int] = OLDEST_NOMAD
+    node_pool: str = ""  # Job.NodePool (Nomad 1.6+)
 
 
 class Job(NamedTuple):

@@ -87,6 +87,8 @@ def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: dict | Non
         job["Namespace"] = settings.namespace
     if settings.region:
         job["Region"] = settings.region
+    if settings.node_pool:  # Nomad 1.6+: only when nomad_version allows it (settings.py)
+        job["NodePool"] = settings.node_pool
     digest = spec_hash(job)
     job["Meta"][META_HASH] = digest
     return Job(id=s.job_id, set=s.name, api=job, spec_hash=digest)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import ConfigError, Problem
-from .model import STORAGES, Settings
+from .model import OLDEST_NOMAD, STORAGES, Settings
 from .names import (
     DEFAULT_KV_PREFIX,
     DEFAULT_ZONE_ATTRIBUTE,
@@ -24,12 +24,12 @@ from .names import (
 
 CONFIG_FILE = "nomadgen.toml"
 CONFIG_KEYS = {"zones", "zone_attribute", "namespace", "region", "kv_prefix", "templates",
-               "consul_domain", "datacenters", "storage"}
+               "consul_domain", "datacenters", "storage", "nomad_version", "node_pool"}
 STORAGE_KEYS = {"mode", "csi_plugin", "sets"}
 # The type of each nomadgen.toml key: a wrong type is a configuration error, not a crash.
 CONFIG_TYPES = {"zones": list, "zone_attribute": str, "namespace": str, "region": str,
                 "kv_prefix": str, "templates": str, "consul_domain": str, "datacenters": list,
-                "storage": dict}
+                "storage": dict, "nomad_version": str, "node_pool": str}
 
 
 class Config(NamedTuple):
@@ -87,6 +87,7 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
         problems.append(Problem("datacenters must be a list", str(path)))
         dcs = []
     storage = _storage(data.get("storage", {}), str(path), problems)
+    versioned = _versioned(data, str(path), problems)
     if problems:
         raise ConfigError("invalid configuration", problems)
     return Config(
@@ -101,8 +102,38 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
             consul_domain=data.get("consul_domain", "consul"),
             datacenters=tuple(dcs),
             **storage,
+            **versioned,
         ),
     )
+
+
+def _versioned(data: dict, path: str, problems: list) -> dict:
+    """nomad_version = "1.6" (the oldest Nomad the jobs must run on; default 1.5) and the
+    settings that need a newer Nomad than 1.5: node_pool (1.6)."""
+    out: dict = {}
+    raw = data.get("nomad_version")
+    version = OLDEST_NOMAD
+    if raw is not None:
+        m = re.fullmatch(r"(\d{1,3})\.(\d{1,3})(?:\.\d{1,3})?", raw) if isinstance(raw, str) else None
+        if m is None or (int(m[1]), int(m[2])) < OLDEST_NOMAD:
+            problems.append(Problem(f"nomad_version: {str(raw)[:40]!r} is not a supported Nomad "
+                                    "version", path, 'use "1.5" or later, e.g. nomad_version = "1.6"'))
+        else:
+            version = out["nomad_version"] = (int(m[1]), int(m[2]))
+    pool = data.get("node_pool")
+    if pool is not None:
+        if not isinstance(pool, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", pool):
+            problems.append(Problem("node_pool: must be a node pool name", path,
+                                    "letters, digits, '-' and '_', at most 128"))
+        elif version < (1, 6):
+            problems.append(Problem(
+                "node_pool needs Nomad 1.6 or later; the target is Nomad "
+                f"{version[0]}.{version[1]}", path,
+                'node pools came with Nomad 1.6: set nomad_version = "1.6" (or later) if every '
+                "cluster you submit to runs it"))
+        else:
+            out["node_pool"] = pool
+    return out
 
 
 def _storage(raw, path: str, problems: list) -> dict:
