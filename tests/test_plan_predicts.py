@@ -220,13 +220,20 @@ CHANGES = {
 }
 
 
-@pytest.mark.parametrize("change", sorted(CHANGES) + ["node lost"])
-def test_plan_of_a_change_states_what_nomad_decides(change, standin_factory, tmp_path):
-    case = "counts"
+# The stateful issue's case: app and its own psql from one to two instances per zone.
+CHANGES["psql per zone"] = lambda m: {"app": {**m["app"], "per_zone": 2,
+                                              "overrides": {"psql": {"per_zone": 2}}}}
+
+
+@pytest.mark.parametrize("case, change", [("counts", c) for c in sorted(CHANGES)
+                                          if c != "psql per zone"]
+                         + [("counts", "node lost"), ("seed-example", "psql per zone"),
+                            ("seed-example", "node lost")])
+def test_plan_of_a_change_states_what_nomad_decides(case, change, standin_factory, tmp_path):
     args = _args(case)
     cluster = _with_cluster(standin_factory, _zones(args))
     manifest = json.loads((CASES / case / "manifest.json").read_text())
-    path = tmp_path / "counts.json"
+    path = tmp_path / f"{case}.json"
     path.write_text(json.dumps(manifest))
     _submit(cluster, path, args)
     if change == "node lost":
