@@ -53,6 +53,19 @@ def job(count=3, *, distinct=True, cpu=200, mem=128, image="example/app:1.0", en
     }
 
 
+def typed(kind: str, **kw) -> dict:
+    j = job(**kw)
+    j["Type"] = kind
+    del j["TaskGroups"][0]["Update"]
+    if kind == "system":
+        del j["TaskGroups"][0]["Count"]
+    return j
+
+
+def stopped(**kw) -> dict:
+    return {**job(**kw), "Stop": True}
+
+
 SPREAD = [{"Attribute": "${node.datacenter}", "Weight": 50, "SpreadTarget": None}]
 AFFINITY = [{"LTarget": "${meta.zone}", "Operand": "=", "RTarget": "zone-a", "Weight": 50}]
 NOWHERE = {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "windows"}
@@ -92,6 +105,11 @@ CASES: dict[str, tuple] = {
                                         ()),
     "count up, in place, one per zone": (2, job(count=3),
                                          job(count=6, distinct=2, tags=("v2",)), ()),
+    "system job": (2, None, typed("system", distinct=False), ()),
+    "system job, image": (1, typed("system", distinct=False),
+                          typed("system", distinct=False, image="x:2"), ()),
+    "batch job": (1, None, typed("batch", count=2, distinct=False), ()),
+    "job stopped": (1, job(), stopped(), ()),
     "node lost, no room elsewhere": (1, job(), job(), ("zone-b-1",)),
     "node lost, room in its zone": (2, job(), job(), ("zone-b-1",)),
     "node lost, no constraint": (1, job(distinct=False), job(distinct=False), ("zone-b-1",)),
