@@ -258,6 +258,8 @@ class ConsulBackend:
             return PermissionDenied(
                 f"Consul refused the request ({what}): {_short(str(exc))}",
                 hint="check the Consul token (CONSUL_HTTP_TOKEN, --consul-token-file) and its policy")
+        if isinstance(exc, cex.NotFound):
+            return None  # the caller decides what absence means (a session that expired)
         if isinstance(exc, (cex.BadRequest, cex.ClientError)):
             return Rejected(f"Consul rejected {what}: {_short(str(exc))}")
         if isinstance(exc, cex.ConsulException):
@@ -336,6 +338,43 @@ class ConsulBackend:
 
     def services(self) -> dict[str, dict]:
         return self._call("listing agent services", self.client.agent.services)
+
+    # --- sessions and locks, as `consul lock` uses them -------------------------------------
+    def session_create(self, name: str, ttl_s: int, lock_delay_s: int) -> str:
+        sid = self._call("creating a lock session", self.client.session.create, name=name,
+                         ttl=ttl_s, lock_delay=lock_delay_s, behavior="release", read=False)
+        self.writes += 1
+        return sid
+
+    def session_renew(self, session: str) -> bool:
+        """False when the session is gone (expired or destroyed): the lock is lost."""
+        try:
+            return self._call("renewing the lock session", self.client.session.renew, session,
+                              read=False) is not None
+        except self._cex.NotFound:
+            return False
+
+    def session_destroy(self, session: str) -> None:
+        self._call("ending the lock session", self.client.session.destroy, session, read=False)
+
+    def session_info(self, session: str) -> dict | None:
+        _, info = self._call("reading a lock session", self.client.session.info, session)
+        return info
+
+    def kv_acquire(self, key: str, value: bytes, session: str) -> bool:
+        ok = self._call(f"acquiring {key}", self.client.kv.put, key, value, acquire=session,
+                        read=False)
+        self.writes += 1
+        return bool(ok)
+
+    def kv_release(self, key: str, session: str) -> bool:
+        return bool(self._call(f"releasing {key}", self.client.kv.put, key, b"", release=session,
+                               read=False))
+
+    def kv_delete_cas(self, key: str, index: int) -> bool:
+        ok = self._call(f"deleting {key}", self.client.kv.delete, key, cas=index, read=False)
+        self.writes += 1
+        return bool(ok)
 
 
 def _txn_errors(text: str) -> str:

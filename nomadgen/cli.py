@@ -336,20 +336,42 @@ def submit(
 ) -> None:
     """Converge the cluster on the manifest: interfaces, then jobs in dependency order."""
     from .console import progress_printer, report_text
-    from .converge import ApplyError, apply
-    from .operations import prepare
+    from .converge import ApplyError, apply, prefix_of
+    from .manifest import default_name
+    from .operations import ManifestLock, check_manifest_name, fingerprint, needs_lock, prepare
 
     cfg = _online_config(zones, templates, config, zone_attribute, conn["namespace"])
     nomad, consul = _connect(**conn)
-    prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, concurrency=concurrency)
+    mname = check_manifest_name(name or default_name(Path(manifest)))
     printer = progress_printer(enabled=not as_json)
+    # Reads first (bad input, placements Nomad cannot make and "nothing to do" write nothing,
+    # not even the lock); then the manifest's lock, held until the last write.
+    prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, concurrency=concurrency)
+    lock = None
+    if needs_lock(prep.changes):
+        lock = ManifestLock(consul, prefix_of(mname, cfg.render), mname, "submit").__enter__()
     try:
-        report = apply(prep.changes, nomad, consul, cfg.render, wait=wait, timeout=timeout,
-                       concurrency=concurrency, progress=printer)
-    except ApplyError as exc:
-        if as_json:
-            typer.echo(json.dumps(exc.report.to_json(), indent=2))
-        raise
+        if lock is not None:
+            again = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, nomad_plan=False)
+            if fingerprint(again.changes) != fingerprint(prep.changes):  # changed meanwhile
+                prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune,
+                               concurrency=concurrency)
+
+        def progress(step):
+            if lock is not None:
+                lock.check()  # a lost lock stops the run before its next write
+            printer(step)
+
+        try:
+            report = apply(prep.changes, nomad, consul, cfg.render, wait=wait, timeout=timeout,
+                           concurrency=concurrency, progress=progress)
+        except ApplyError as exc:
+            if as_json:
+                typer.echo(json.dumps(exc.report.to_json(), indent=2))
+            raise
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -371,7 +393,9 @@ def status(
 
     cfg = _online_config(None, None, config, zone_attribute, conn["namespace"])
     nomad, consul = _connect(**conn)
-    rows, record = get_status(name or _manifest_name(manifest), cfg, nomad, consul)
+    from .operations import check_manifest_name
+
+    rows, record = get_status(check_manifest_name(name or _manifest_name(manifest)), cfg, nomad, consul)
     if as_json:
         typer.echo(json.dumps([r._asdict() for r in rows], indent=2))
     else:
@@ -388,12 +412,12 @@ def destroy(
     conn: dict | None = None,
 ) -> None:
     """Stop and purge every job this manifest owns and remove its Consul KV keys."""
+    from .operations import check_manifest_name, owned_jobs
     from .operations import destroy as do_destroy
-    from .operations import owned_jobs
 
+    mname = check_manifest_name(name or _manifest_name(manifest))
     cfg = _online_config(None, None, config, None, conn["namespace"])
     nomad, consul = _connect(**conn)
-    mname = name or _manifest_name(manifest)
     jobs = owned_jobs(mname, nomad)
     if not yes:
         if not sys.stdin.isatty():
@@ -401,7 +425,11 @@ def destroy(
         typer.confirm(f"Stop and purge {len(jobs)} job(s) of manifest {mname} "
                       f"({', '.join(jobs) or 'none'}) and remove its KV keys?", abort=True)
     done = do_destroy(mname, cfg, nomad, consul)
-    typer.echo(f"stopped and purged {len(done.jobs)} job(s); removed {done.keys} KV key(s)")
+    typer.echo(f"stopped and purged {len(done.jobs)} job(s); removed {done.keys} KV key(s)" +
+               (f"; deregistered {len(done.services)} external service(s)" if done.services else ""))
+    if done.kept_keys:
+        _err(f"kept {len(done.kept_keys)} key(s) under the manifest's prefix that nomadgen did not "
+             f"write: {', '.join(done.kept_keys[:5])}" + (" ..." if len(done.kept_keys) > 5 else ""))
 
 
 @interface_app.command("get")
@@ -415,9 +443,12 @@ def interface_get(
 ) -> None:
     """Print a set's interface document and its healthy instances (JSON)."""
     from .backends import ConsulBackend
+    from .operations import check_manifest_name
     from .operations import interface_get as get
     from .settings import consul_endpoint
 
+    if manifest is not None:
+        check_manifest_name(manifest)
     cfg = _online_config(None, None, config, None, None)
     consul = ConsulBackend(consul_endpoint(address=consul_addr, token_file=consul_token_file,
                                            ca_cert=consul_ca_cert,
@@ -429,7 +460,7 @@ def interface_get(
 
 def _manifest_name(arg: str) -> str:
     p = Path(arg)
-    if p.suffix == ".json" or p.exists():
+    if arg and (p.suffix == ".json" or p.is_file()):
         from .manifest import default_name
 
         return default_name(p)

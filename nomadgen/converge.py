@@ -245,6 +245,14 @@ def _external_changes(plan: Plan, consul, prune: bool) -> tuple[ServiceChange, .
                 ((META_MANIFEST, plan.manifest), (META_SET, s.name)))
     have = consul.services() if wanted or prune else {}
     out = []
+    taken = [(want.name, (have[sid].get("Meta") or {}).get(META_MANIFEST)) for sid, want in
+             sorted(wanted.items()) if sid in have and
+             (have[sid].get("Meta") or {}).get(META_MANIFEST) != plan.manifest]
+    if taken:
+        raise Conflict("external services in the way", [Problem(
+            f"service ID for {name} is registered by " +
+            (f"manifest {owner!r}" if owner else "someone other than nomadgen"),
+            hint="nomadgen never replaces a service it does not own") for name, owner in taken])
     for sid, want in sorted(wanted.items()):
         cur = have.get(sid)
         same = cur is not None and cur.get("Address") == want.address and cur.get("Port") == want.port \
@@ -374,7 +382,7 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
         # 3. Prune: only jobs this manifest owns and no longer declares.
         for c in cs.jobs:
             if c.action == STOP:
-                nomad.stop(c.id)
+                stop_owned(nomad, c.id, cs.manifest)
                 record(Step("stop", c.id, True))
                 pending.remove(f"stop {c.id}")
         for sc in cs.services:
@@ -408,6 +416,24 @@ def _kv_op(k: KVChange) -> dict:
     return {"Verb": "cas", "Key": k.key, "Value": k.value or b"", "Index": k.index}
 
 
+def stop_owned(nomad, job_id: str, manifest: str, purge: bool = False) -> bool:
+    """Stop (or purge) a job only if it is still this manifest's, read again right before
+    the request. Nomad's deregister takes no check-and-set, so one window remains: a job
+    re-registered by another owner between this read and the stop (one round trip)."""
+    job = nomad.job(job_id)
+    if job is None:
+        return False
+    owner = (job.get("Meta") or {}).get(META_MANIFEST)
+    if owner != manifest:
+        raise Conflict(f"job {job_id} is no longer owned by manifest {manifest!r} " +
+                       (f"(now {owner!r})" if owner else "(now not managed by nomadgen)") +
+                       "; it was left alone",
+                       hint="someone registered a job with that ID in between; nomadgen never "
+                            "stops jobs it does not own")
+    nomad.stop(job_id, purge=purge)
+    return True
+
+
 def _register(nomad, c: JobChange):
     try:
         return nomad.register(c.job, c.modify_index)
@@ -436,6 +462,8 @@ def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, deadline: float):
                 raise NotHealthy(f"deployment of {c.id} {status}: {dep.get('StatusDescription', '')}",
                                  hint=f"see `nomad job status {c.id}`; the previous version stays if auto_revert")
             deployed = status == "successful" or (dep is None and _allocs_running(nomad, c.id))
+            if dep is None and not deployed:
+                _still_there(nomad, c.id)
             if deployed:
                 counts = {svc: len(consul.healthy(svc)) for svc in want}
                 if all(counts[s] >= n for s, n in want.items()):
@@ -449,6 +477,16 @@ def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, deadline: float):
             delay = min(delay * 1.5, 1.0)
     except NomadgenError as exc:
         return exc
+
+
+def _still_there(nomad, job_id: str) -> None:
+    """A job purged or stopped by someone else while submit waits is said, not waited out."""
+    job = nomad.job(job_id)
+    if job is None or job.get("Stop"):
+        gone = "purged" if job is None else "stopped"
+        raise Conflict(f"job {job_id} was {gone} by someone else while submit waited for it",
+                       hint="another `nomadgen destroy` or `nomad job stop` ran at the same time; "
+                            "run submit again to bring it back")
 
 
 def _allocs_running(nomad, job_id: str) -> bool:

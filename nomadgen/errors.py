@@ -11,7 +11,8 @@
         ├── PermissionDenied    8   403 / ACL token refused
         ├── Rejected            9   the server refused the request (its message verbatim)
         ├── Conflict           10   check-and-set lost, or the job is not ours
-        └── NotHealthy         11   a deployment or check did not become healthy in time
+        ├── NotHealthy         11   a deployment or check did not become healthy in time
+        └── Locked             13   another nomadgen run holds the manifest's lock
     InterfaceMissing           12   nomadgen.discovery: no such interface or no healthy instance
 
 `nomadgen plan` ends with 255 on any error, like `nomad job plan` (0 no change, 1 changes).
@@ -127,6 +128,11 @@ class NotHealthy(BackendError):
     kind = "not-healthy"
 
 
+class Locked(BackendError):
+    exit_code = 13
+    kind = "locked"
+
+
 EXIT_CODES = {
     "ok": EXIT_OK,
     "plan: changes present": EXIT_CHANGES,
@@ -141,6 +147,7 @@ EXIT_CODES = {
     "conflict (check-and-set lost, not ours)": Conflict.exit_code,
     "not healthy in time": NotHealthy.exit_code,
     "discovery: the interface is missing": 12,
+    "another nomadgen run holds the manifest's lock": Locked.exit_code,
     "internal error (a bug: please report)": EXIT_INTERNAL,
     "plan: any error": EXIT_PLAN_ERROR,
 }

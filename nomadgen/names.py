@@ -85,6 +85,11 @@ def push_key(root: str, what: str) -> str:
     return f"{root}/push/{what}"
 
 
+def lock_key(root: str) -> str:
+    """The manifest's lock (a Consul session holds it while submit or destroy writes)."""
+    return f"{root}/lock"
+
+
 def is_interface_of(key: str, service: str) -> bool:
     """Whether a key (anywhere under the KV prefix) is the interface document of a service."""
     return key.endswith(f"/interfaces/{service}")

@@ -5,11 +5,23 @@ tests can pass fakes; the CLI only formats what they return."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 from typing import NamedTuple
 
 from . import converge, names
-from .errors import ConfigError, NomadgenError, Problem, ResolutionError
+from .errors import (
+    ConfigError,
+    Conflict,
+    Locked,
+    ManifestError,
+    NomadgenError,
+    PermissionDenied,
+    Problem,
+    ResolutionError,
+)
+from .fields import NAME_RE, cut
 from .pipeline import Rendered, build_plan, no_gc
 from .render import META_HASH, META_MANIFEST, interfaces, render
 from .settings import Config
@@ -50,6 +62,21 @@ def prepare(manifest_path: str, cfg: Config, nomad, consul, *, name: str | None 
     cs = converge.observe(plan, jobs, ifaces, nomad, consul, cfg.render, manifest_text=manifest.text,
                           prune=prune, nomad_plan=nomad_plan, concurrency=concurrency)
     return Prepared(Rendered(manifest, plan, jobs, ifaces), cs, source)
+
+
+def needs_lock(cs: converge.ChangeSet) -> bool:
+    """Whether applying `cs` writes anything. Not when nothing changed, nor when Nomad's plan
+    says a job cannot be placed (apply refuses before its first write)."""
+    if any(converge._failures(c.nomad_plan) for c in cs.jobs):
+        return False
+    return cs.changed or any(k.action != converge.UNCHANGED for k in cs.push)
+
+
+def fingerprint(cs: converge.ChangeSet) -> tuple:
+    """What a change set was computed from: each job's and key's action and index."""
+    return (tuple((c.id, c.action, c.modify_index) for c in cs.jobs),
+            tuple((k.key, k.action, k.index) for k in cs.kv + cs.push),
+            tuple((s.id, s.action) for s in cs.services), cs.credentials)
 
 
 class SetStatus(NamedTuple):
@@ -120,6 +147,34 @@ def _zone(node, attr: str) -> str:
 class Destroyed(NamedTuple):
     jobs: tuple[str, ...]
     keys: int
+    services: tuple[str, ...] = ()
+    kept_keys: tuple[str, ...] = ()  # keys under the prefix nomadgen did not write
+
+
+class DestroyError(NomadgenError):
+    """destroy stopped part way: the cause, and exactly what was and was not done."""
+
+    def __init__(self, cause: NomadgenError, done: list[str], not_done: list[str]) -> None:
+        super().__init__(f"destroy stopped: {cause.subject}", list(cause.problems) + [
+            Problem("done: " + _few(done)), Problem("not done: " + _few(not_done))],
+            hint=(cause.hint + "; " if cause.hint else "") + "running destroy again finishes the rest")
+        self.exit_code = cause.exit_code
+
+
+def _few(items: list[str], n: int = 8) -> str:
+    if not items:
+        return "nothing"
+    more = len(items) - n
+    return ", ".join(items[:n]) + (f" and {more} more" if more > 0 else "")
+
+
+def check_manifest_name(name: str) -> str:
+    """A manifest name is a DNS label, like a set name: `dockland/interfaces` is not one."""
+    if not NAME_RE.match(name):
+        raise ManifestError(f"invalid manifest name {cut(name)}",
+                            hint="a manifest name is lower-case letters, digits and '-' (1-63), "
+                                 "like the file name dockland.json -> dockland")
+    return name
 
 
 def owned_jobs(manifest_name: str, nomad) -> list[str]:
@@ -127,18 +182,183 @@ def owned_jobs(manifest_name: str, nomad) -> list[str]:
                   if (s.get("Meta") or {}).get(META_MANIFEST) == manifest_name)
 
 
+def ours(root: str, tree: dict[str, tuple[bytes, int]]) -> tuple[dict[str, int], list[str]]:
+    """The keys nomadgen wrote under a manifest's prefix (its interface documents, the push
+    record, the lock), with their ModifyIndex; and the other keys, which destroy leaves."""
+    mine, other = {}, []
+    fixed = {names.push_key(root, "manifest"), names.push_key(root, "plan"), names.lock_key(root)}
+    iface_root = names.interfaces_root(root)
+    for key, (value, index) in sorted(tree.items()):
+        if key in fixed:
+            mine[key] = index
+            continue
+        service = key[len(iface_root):]
+        if key.startswith(iface_root) and service and "/" not in service:
+            try:
+                doc = json.loads(value)
+                if isinstance(doc, dict) and doc.get("service") == service and "set" in doc:
+                    mine[key] = index
+                    continue
+            except ValueError:
+                pass
+        other.append(key)
+    return mine, other
+
+
 def destroy(manifest_name: str, cfg: Config, nomad, consul) -> Destroyed:
-    jobs = owned_jobs(manifest_name, nomad)
-    for jid in jobs:
-        nomad.stop(jid, purge=True)
-    for sid, svc in sorted(consul.services().items()):
-        if (svc.get("Meta") or {}).get(META_MANIFEST) == manifest_name:
-            consul.deregister_service(sid)
+    """Purge the jobs this manifest owns (ownership read again right before each), deregister
+    its external services and delete the keys it wrote; run under the manifest's lock, which
+    is also the first write and so proves the Consul token can write before anything goes."""
+    check_manifest_name(manifest_name)
     root = converge.prefix_of(manifest_name, cfg.render)
-    tree = consul.kv_tree(root)
-    if tree:
-        consul.txn([{"Verb": "delete-tree", "Key": root + "/"}])
-    return Destroyed(tuple(jobs), len(tree))
+    with ManifestLock(consul, root, manifest_name, "destroy") as lock:
+        jobs = owned_jobs(manifest_name, nomad)
+        _probe_nomad_write(nomad, jobs)
+        services = sorted(sid for sid, svc in consul.services().items()
+                          if (svc.get("Meta") or {}).get(META_MANIFEST) == manifest_name)
+        mine, other = ours(root, consul.kv_tree(root))
+        mine.pop(lock.key, None)  # released and deleted last, by the lock itself
+        todo = [f"purge {j}" for j in jobs] + [f"deregister {s}" for s in services] + \
+            ([f"delete {len(mine)} key(s)"] if mine else [])
+        done: list[str] = []
+        purged, left_alone = [], []
+        try:
+            for jid in jobs:
+                lock.check()
+                try:
+                    if converge.stop_owned(nomad, jid, manifest_name, purge=True):
+                        purged.append(jid)
+                except Conflict as exc:
+                    left_alone.append(exc)
+                todo.remove(f"purge {jid}")
+                done.append(f"purge {jid}")
+            for sid in services:
+                lock.check()
+                consul.deregister_service(sid)
+                todo.remove(f"deregister {sid}")
+                done.append(f"deregister {sid}")
+            if mine:
+                lock.check()
+                # delete-cas: a key rewritten since it was read is someone else's now: kept.
+                consul.txn([{"Verb": "delete-cas", "Key": k, "Index": i} for k, i in mine.items()])
+                todo.pop()
+                done.append(f"delete {len(mine)} key(s)")
+        except NomadgenError as exc:
+            raise DestroyError(exc, done, todo) from exc
+        lock.delete_on_release = True
+    if left_alone:
+        raise Conflict("destroy left jobs that changed owner alone",
+                       [Problem(e.subject) for e in left_alone] +
+                       [Problem("done: " + _few(done))],
+                       hint="nomadgen never stops jobs it does not own")
+    return Destroyed(tuple(purged), len(mine), tuple(services), tuple(other))
+
+
+def _probe_nomad_write(nomad, jobs: list[str]) -> None:
+    """Nomad's plan endpoint needs the submit-job capability, as stop and purge do: a dry
+    run of one owned job checks the token before anything is purged."""
+    if not jobs:
+        return
+    job = nomad.job(jobs[0])
+    if job is None:
+        return
+    try:
+        nomad.plan(job)
+    except PermissionDenied:
+        raise
+    except NomadgenError:
+        pass  # a plan the server finds fault with still passed the ACL check
+
+
+# --- The manifest lock ---------------------------------------------------------------------
+
+LOCK_TTL_S = 15  # Consul invalidates a session after 2 x TTL without renewal: a crashed
+LOCK_DELAY_S = 5  # holder's lock frees within 30 s, and can be taken again 5 s later
+LOCK_RENEW_S = 5.0
+
+
+class ManifestLock:
+    """`consul lock` for one manifest: a session with a TTL, `?acquire=` on
+    <kv_prefix>/<manifest>/lock, renewed in the background, released (session destroyed) on
+    exit. A crash leaves the session to expire. Every writing command holds it."""
+
+    def __init__(self, consul, root: str, manifest: str, command: str) -> None:
+        self.consul = consul
+        self.key = names.lock_key(root)
+        self.manifest = manifest
+        self.command = command
+        self.session = ""
+        self.lost = False
+        self.delete_on_release = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> ManifestLock:
+        import os
+        import socket
+
+        holder = json.dumps({"command": self.command, "host": socket.gethostname(),
+                             "pid": os.getpid(), "since": int(time.time())}, sort_keys=True)
+        self.session = self.consul.session_create(f"nomadgen {self.command} {self.manifest}",
+                                                  LOCK_TTL_S, LOCK_DELAY_S)
+        try:
+            got = self.consul.kv_acquire(self.key, holder.encode(), self.session)
+        except BaseException:
+            self._end()
+            raise
+        if not got:
+            self._end()
+            raise Locked(f"manifest {self.manifest} is locked by another nomadgen run "
+                         f"({self._holder()})",
+                         hint="wait for it to finish and run again; a run that was killed frees "
+                              f"its lock within {2 * LOCK_TTL_S + LOCK_DELAY_S} s")
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="nomadgen-lock")
+        self._thread.start()
+        return self
+
+    def _holder(self) -> str:
+        try:
+            got = self.consul.kv_get(self.key)
+            doc = json.loads(got[0]) if got and got[0] else {}
+            since = time.strftime("%H:%M:%S", time.localtime(doc.get("since", 0)))
+            return f"{doc.get('command', '?')} on {doc.get('host', '?')}, pid {doc.get('pid', '?')}, " \
+                   f"since {since}"
+        except (NomadgenError, ValueError, TypeError, AttributeError):
+            return "holder unknown"
+
+    def _renew(self) -> None:
+        while not self._stop.wait(LOCK_RENEW_S):
+            try:
+                if not self.consul.session_renew(self.session):
+                    self.lost = True
+                    return
+            except NomadgenError:
+                continue  # a failed renewal is tried again; the TTL leaves room for a few
+
+    def check(self) -> None:
+        """Called before each write: a lost lock (session expired) stops the run."""
+        if self.lost:
+            raise Locked(f"lost the lock of manifest {self.manifest} (its Consul session expired)",
+                         hint="another run may have taken over; run again")
+
+    def _end(self) -> None:
+        try:
+            self.consul.session_destroy(self.session)  # releases the lock, as in Consul
+        except NomadgenError:
+            pass  # the TTL ends it anyway
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            if self.consul.kv_release(self.key, self.session) and self.delete_on_release:
+                got = self.consul.kv_get(self.key)
+                if got is not None:
+                    self.consul.kv_delete_cas(self.key, got[1])
+        except NomadgenError:
+            pass
+        self._end()
 
 
 class InterfaceView(NamedTuple):

@@ -19,3 +19,177 @@ def test_permission_denied_inside_a_transaction_is_exit_8(standin_factory):
     assert res.exit_code == 8, res.output
     assert "another push ran at the same time" not in res.output
     assert "Permission denied" in res.stderr
+
+
+# --- the manifest lock, ownership re-checks, destroy's own keys -------------------------------
+
+import json  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+from nomadgen import operations  # noqa: E402
+from nomadgen.backends import connect  # noqa: E402
+from nomadgen.converge import ApplyError, apply  # noqa: E402
+from nomadgen.operations import ManifestLock, destroy, prepare  # noqa: E402
+from nomadgen.settings import consul_endpoint, load_config, nomad_endpoint  # noqa: E402
+
+FOREIGN = {"Type": "service", "Datacenters": ["*"], "Meta": {"nomadgen_manifest": "other"},
+           "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [
+               {"Name": "t", "Driver": "docker", "Config": {"image": "x:1"},
+                "Resources": {"CPU": 100, "MemoryMB": 64}}]}]}
+
+
+def backends(cluster):
+    return connect(nomad_endpoint(address=cluster.nomad_addr, env={}),
+                   consul_endpoint(address=cluster.consul_addr, env={}))
+
+
+def cli(cluster, *args):
+    return CliRunner().invoke(app, list(args), env=cluster.env())
+
+
+def foreign(job_id: str) -> dict:
+    return {**FOREIGN, "ID": job_id, "Name": job_id}
+
+
+def submit(cluster, path=SEED, **kw):
+    cfg = load_config(env={})
+    nomad, consul = backends(cluster)
+    prep = prepare(str(path), cfg, nomad, consul, name="dockland", **kw)
+    return prep, apply(prep.changes, nomad, consul, cfg.render, timeout=30)
+
+
+def test_a_held_lock_stops_submit_and_destroy_with_exit_13(cluster):
+    _, consul = backends(cluster)
+    with ManifestLock(consul, "nomadgen/dockland", "dockland", "destroy"):
+        res = cli(cluster, "submit", str(SEED))
+        assert res.exit_code == 13, res.output
+        assert "manifest dockland is locked by another nomadgen run (destroy on " in res.stderr
+        res = cli(cluster, "destroy", "dockland", "--yes")
+        assert res.exit_code == 13
+    nomad, _ = backends(cluster)
+    assert nomad.jobs() == {}  # the loser wrote nothing
+    assert cli(cluster, "submit", str(SEED)).exit_code == 0  # released on exit
+
+
+def test_a_crashed_holder_frees_the_lock_when_its_session_expires(cluster, monkeypatch):
+    if cluster.standin is None:
+        pytest.skip("needs the stand-in's session clock")
+    cluster.standin.consul.time_scale = 0.01  # TTL 15 s -> the session ends 0.3 s after renewals stop
+    monkeypatch.setattr(operations, "LOCK_RENEW_S", 0.02)
+    _, consul = backends(cluster)
+    crashed = ManifestLock(consul, "nomadgen/dockland", "dockland", "submit").__enter__()
+    crashed._stop.set()  # "kill -9": no more renewals, no release
+    session = crashed.session
+    deadline = time.monotonic() + 20
+    while consul.session_info(session) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert consul.session_info(session) is None
+    deadline = time.monotonic() + 20
+    while (res := cli(cluster, "submit", str(SEED))).exit_code == 13 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the lock-delay after the session ended
+    assert res.exit_code == 0, res.output
+
+
+def test_prune_rechecks_ownership_right_before_stopping(cluster, tmp_path):
+    submit(cluster)
+    doc = {"app": {"depends": ["psql", "memcache"]}, "worker": {"depends": ["psql:app"]}}
+    path = tmp_path / "dockland.json"
+    path.write_text(json.dumps(doc))
+    cfg = load_config(env={})
+    nomad, consul = backends(cluster)
+    prep = prepare(str(path), cfg, nomad, consul, name="dockland", prune=True)
+    assert sorted(c.id for c in prep.changes.jobs if c.action == "stop") == ["blog", "psql-blog"]
+    nomad.register(foreign("blog"), int(nomad.job("blog")["JobModifyIndex"]))  # taken over
+    with pytest.raises(ApplyError) as exc:
+        apply(prep.changes, nomad, consul, cfg.render, timeout=30)
+    assert exc.value.exit_code == 10
+    assert "job blog is no longer owned by manifest 'dockland' (now 'other')" in str(exc.value)
+    assert not nomad.job("blog").get("Stop")  # the other owner's job runs on
+
+
+def test_destroy_rechecks_ownership_and_leaves_the_new_owners_job(cluster, monkeypatch):
+    submit(cluster)
+    nomad, consul = backends(cluster)
+    stale = operations.owned_jobs("dockland", nomad)  # read before the takeover
+    nomad.register(foreign("worker"), int(nomad.job("worker")["JobModifyIndex"]))
+    monkeypatch.setattr(operations, "owned_jobs", lambda *a: stale)
+    with pytest.raises(Exception) as exc:
+        destroy("dockland", load_config(env={}), nomad, consul)
+    assert getattr(exc.value, "exit_code", None) == 10
+    assert "job worker is no longer owned by manifest 'dockland' (now 'other')" in str(exc.value)
+    assert nomad.job("worker") is not None and not nomad.job("worker").get("Stop")
+    assert nomad.job("app") is None  # its own jobs were purged
+
+
+def test_destroy_deletes_only_the_keys_nomadgen_wrote(cluster):
+    submit(cluster)
+    _, consul = backends(cluster)
+    consul.txn([{"Verb": "set", "Key": "nomadgen/dockland/notes", "Value": b"mine"},
+                {"Verb": "set", "Key": "nomadgen/dockland/interfaces/hand-made", "Value": b"{}"}])
+    res = cli(cluster, "destroy", "dockland", "--yes")
+    assert res.exit_code == 0, res.output
+    assert sorted(consul.kv_tree("nomadgen/dockland")) == [
+        "nomadgen/dockland/interfaces/hand-made", "nomadgen/dockland/notes"]
+    assert "kept 2 key(s)" in res.stderr
+
+
+@pytest.mark.parametrize("name", ["dockland/interfaces", "dockland\n", "../x", ""])
+def test_manifest_names_are_checked_everywhere(cluster, name):
+    for args in (["destroy", name, "--yes"], ["status", name], ["interface", "get", "a", "--manifest", name]):
+        res = cli(cluster, *args)
+        assert res.exit_code == 3, (args, res.output)
+        assert "invalid manifest name" in res.stderr
+
+
+def test_destroy_with_a_refused_consul_token_touches_nothing(standin_factory):
+    s = standin_factory(consul_acl_tokens={"consul-secret"})
+    env = {**s.env(), "CONSUL_HTTP_TOKEN": "consul-secret"}
+    assert CliRunner().invoke(app, ["submit", str(SEED)], env=env).exit_code == 0
+    res = CliRunner().invoke(app, ["destroy", "dockland", "--yes"], env=s.env())  # no token
+    assert res.exit_code == 8, res.output
+    nomad, _ = connect(nomad_endpoint(address=s.nomad_addr, env={}),
+                       consul_endpoint(address=s.consul_addr, env={}))
+    assert len(operations.owned_jobs("dockland", nomad)) == 5  # nothing purged
+
+
+def test_a_job_purged_while_submit_waits_is_said(cluster):
+    cluster.standin.nomad.never_healthy("psql-app") if cluster.standin else pytest.skip("stand-in lever")
+    cfg = load_config(env={})
+    nomad, consul = backends(cluster)
+    prep = prepare(str(SEED), cfg, nomad, consul, name="dockland")
+    out = {}
+
+    def run():
+        try:
+            apply(prep.changes, nomad, consul, cfg.render, timeout=60)
+        except ApplyError as exc:
+            out["err"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.monotonic() + 20
+    while nomad.job("psql-app") is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    nomad.stop("psql-app", purge=True)
+    t.join(60)
+    assert "err" in out and out["err"].exit_code == 10
+    assert "job psql-app was purged by someone else while submit waited for it" in str(out["err"])
+
+
+def test_an_external_service_of_another_manifest_is_never_replaced(cluster, tmp_path):
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps({"b-c": {"external": {"address": "10.0.0.1", "port": 1}}}))
+    ab = tmp_path / "a-b.json"
+    ab.write_text(json.dumps({"c": {"external": {"address": "10.0.0.2", "port": 2}}}))
+    assert cli(cluster, "submit", str(a)).exit_code == 0
+    res = cli(cluster, "submit", str(ab))
+    _, consul = backends(cluster)
+    addresses = sorted(s["Address"] for s in consul.services().values())
+    assert "10.0.0.1" in addresses  # manifest a's service is still there, unchanged
+    if res.exit_code == 0:  # IDs that cannot collide: both registered
+        assert "10.0.0.2" in addresses
+    else:  # colliding IDs: refused, never replaced
+        assert res.exit_code == 10 and "is registered by manifest 'a'" in res.stderr, res.output

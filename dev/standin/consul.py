@@ -70,6 +70,9 @@ _DUR_UNITS = {
 }
 
 
+SESSION_TTL_MIN, SESSION_TTL_MAX = 10.0, 86400.0  # structs.SessionTTLMax; config session_ttl_min
+
+
 def parse_go_duration(text: str) -> float:
     """Go's time.ParseDuration ("5s", "100ms", "1m30s"), in seconds; ValueError if invalid."""
     s, sign = text, 1.0
@@ -482,6 +485,12 @@ class ConsulState:
         self._tables = {"nodes": 0, "services": 0, "checks": 0}
         self._svc_index: dict[str, int] = {}  # lower-cased service name -> last change
         self._svc_extinction = 0  # last time some service lost its final instance
+        # Sessions and locks (agent/consul/session_ttl.go, state/kvs.go, state/session.go).
+        self.time_scale = 1.0  # multiplies session TTLs and lock-delays, like the Nomad side
+        self._sessions: dict[str, dict] = {}
+        self._session_timers: dict[str, threading.Timer] = {}
+        self._lock_delay: dict[str, float] = {}  # key -> monotonic time the delay ends
+        self._session_seq = 0
         # Bootstrap at index 1: the server's own node, serfHealth, and the "consul" service.
         self._put_node(
             1,
@@ -535,6 +544,131 @@ class ConsulState:
                 if remaining <= 0:
                     return idx, result
                 self._cond.wait(remaining)
+
+    # ---- sessions and locks
+
+    def session_create(self, body: dict) -> str:
+        """agent/session_endpoint.go SessionCreate: defaults Node = the agent's node,
+        LockDelay 15s, Behavior release; agent/consul/session_endpoint.go Apply checks the
+        TTL bounds [10s, 24h] and that the node exists."""
+        b = _norm(body)
+        ttl_text = str(b.get("ttl") or "")
+        ttl = 0.0
+        if ttl_text:
+            try:
+                ttl = parse_go_duration(ttl_text)
+            except ValueError:
+                raise _HTTPError(400, f"Request decode failed: time: invalid duration {ttl_text!r}") from None
+            if ttl != 0 and not SESSION_TTL_MIN <= ttl <= SESSION_TTL_MAX:
+                raise _HTTPError(500, f"Invalid Session TTL '{int(ttl * 1e9)}', must be between "
+                                      f"[10s=24h0m0s]")
+        delay = b.get("lockdelay", 15.0)
+        if isinstance(delay, str):
+            delay = parse_go_duration(delay)
+        elif isinstance(delay, int | float):
+            # FixupLockDelay: small numbers are seconds, large ones nanoseconds.
+            delay = float(delay) if delay < 1000 else delay / 1e9
+        behavior = b.get("behavior") or "release"
+        if behavior not in ("release", "delete"):
+            raise _HTTPError(500, f"Invalid Behavior setting '{behavior}'")
+        node = b.get("node") or self.node_name
+        with self._cond:
+            if node not in self._nodes:
+                raise _HTTPError(500, "Missing node registration")
+            self._session_seq += 1
+            sid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"standin-session-{self._session_seq}"))
+            idx = self._next_index()
+            self._sessions[sid] = {
+                "ID": sid, "Name": str(b.get("name") or ""), "Node": node,
+                "LockDelay": int(delay * 1e9), "Behavior": behavior,
+                "TTL": ttl_text, "NodeChecks": ["serfHealth"], "ServiceChecks": None,
+                "CreateIndex": idx, "ModifyIndex": idx, "_ttl": ttl, "_delay": delay,
+            }
+            self._arm(sid)
+            self._notify()
+        return sid
+
+    def _arm(self, sid: str) -> None:
+        # session_ttl.go resetSessionTimer: the timer runs TTL * SessionTTLMultiplier (2).
+        old = self._session_timers.pop(sid, None)
+        if old:
+            old.cancel()
+        ttl = self._sessions[sid]["_ttl"]
+        if ttl:
+            t = threading.Timer(ttl * 2 * self.time_scale, self.session_destroy, (sid,))
+            t.daemon = True
+            self._session_timers[sid] = t
+            t.start()
+
+    def session_renew(self, sid: str) -> dict | None:
+        with self._cond:
+            if sid not in self._sessions:
+                return None
+            self._arm(sid)
+            return self._sessions[sid]
+
+    def session_destroy(self, sid: str) -> None:
+        """state/session.go deleteSessionTxn: the session's locks are released (or their keys
+        deleted, Behavior delete) and each gets the session's lock-delay."""
+        with self._cond:
+            sess = self._sessions.pop(sid, None)
+            timer = self._session_timers.pop(sid, None)
+            if timer:
+                timer.cancel()
+            idx = self._next_index()
+            if sess is None:
+                return
+            now = time.monotonic()
+            for key, e in list(self._kv.entries.items()):
+                if e.get("Session") != sid:
+                    continue
+                if sess["_delay"] > 0:
+                    self._lock_delay[key] = now + sess["_delay"] * self.time_scale
+                if sess["Behavior"] == "delete":
+                    self._kv.delete(idx, key)
+                else:
+                    self._kv.entries[key] = {**e, "Session": "", "ModifyIndex": idx}
+                    self._kv.index = idx
+            self._notify()
+
+    def session_json(self, sid: str) -> dict | None:
+        with self._lock:
+            s = self._sessions.get(sid)
+            return None if s is None else {k: v for k, v in s.items() if not k.startswith("_")}
+
+    def kv_acquire(self, key: str, value: bytes, flags: int, sid: str) -> bool:
+        """state/kvs.go kvsLockTxn (+ kvs_endpoint.go: no acquire while a lock-delay runs)."""
+        with self._cond:
+            idx = self._next_index()
+            if sid not in self._sessions:
+                raise _HTTPError(500, f'invalid session "{sid}"')
+            if self._lock_delay.get(key, 0) > time.monotonic():
+                return False
+            old = self._kv.entries.get(key)
+            if old is not None and old.get("Session") and old["Session"] != sid:
+                return False
+            held = old is not None and old.get("Session") == sid
+            self._kv.entries[key] = {
+                "Key": key, "Value": value, "Flags": flags, "Session": sid,
+                "LockIndex": (old["LockIndex"] if held else (old["LockIndex"] + 1 if old else 1)),
+                "CreateIndex": old["CreateIndex"] if old else idx, "ModifyIndex": idx,
+            }
+            self._kv.index = idx
+            self._notify()
+            return True
+
+    def kv_release(self, key: str, value: bytes, flags: int, sid: str) -> bool:
+        """state/kvs.go kvsUnlockTxn: only the holding session releases."""
+        with self._cond:
+            idx = self._next_index()
+            old = self._kv.entries.get(key)
+            if old is None or old.get("Session") != sid:
+                return False
+            self._kv.entries[key] = {**old, "Value": value, "Flags": flags, "Session": "",
+                                     "ModifyIndex": idx}
+            self._kv.index = idx
+            self._notify()
+            return True
 
     # ---- KV (direct helpers)
 
@@ -1012,6 +1146,10 @@ _ROUTES: list[_Route] = [
         ("PUT",),
         "agent_check_ttl",
     ),
+    (re.compile(r"^/v1/session/create$"), ("PUT",), "session_create"),
+    (re.compile(r"^/v1/session/destroy/(?P<arg>[^/]+)$"), ("PUT",), "session_destroy"),
+    (re.compile(r"^/v1/session/renew/(?P<arg>[^/]+)$"), ("PUT",), "session_renew"),
+    (re.compile(r"^/v1/session/info/(?P<arg>[^/]+)$"), ("GET",), "session_info"),
     (re.compile(r"^/v1/status/leader$"), ("GET",), "status_leader"),
     (re.compile(r"^/v1/status/peers$"), ("GET",), "status_peers"),
 ]
@@ -1335,20 +1473,17 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
                 "https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size.",
             )
         value = self._body
+        if self._has("acquire") or self._has("release"):
+            verb = "acquire" if self._has("acquire") else "release"
+            sess = self._q(verb) or ""
+            if not sess:
+                with st._cond:
+                    st._next_index()
+                raise _HTTPError(500, "missing session")
+            fn = st.kv_acquire if verb == "acquire" else st.kv_release
+            self._send_json(fn(key, value, flags, sess))
+            return
         with st._cond:
-            if self._has("acquire"):
-                sess = self._q("acquire") or ""
-                st._next_index()
-                raise _HTTPError(
-                    500, "missing session" if not sess else f'invalid session "{sess}"'
-                )
-            if self._has("release"):
-                sess = self._q("release") or ""
-                st._next_index()
-                if not sess:
-                    raise _HTTPError(500, "missing session")
-                self._send_json(False)  # no session can hold a lock here
-                return
             idx = st._next_index()
             if cas is not None:
                 ok = st._kv.cas(idx, key, value, flags, cas) is not None
@@ -2091,6 +2226,36 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
         self._send(200, b"", None)
 
     # ---- status
+
+    # ---- sessions (agent/session_endpoint.go)
+
+    def _r_session_create(self) -> None:
+        body = self._json_body() if self._body.strip() else {}
+        node = (_norm(body).get("node") if isinstance(body, dict) else None) or self.state.node_name
+        self._need("session:write", node)
+        self._send_json({"ID": self.state.session_create(body if isinstance(body, dict) else {})})
+
+    def _r_session_destroy(self, arg: str) -> None:
+        sess = self.state.session_json(arg)
+        if sess is not None:
+            self._need("session:write", sess["Node"])
+        self.state.session_destroy(arg)
+        self._send_json(True)
+
+    def _r_session_renew(self, arg: str) -> None:
+        sess = self.state.session_json(arg)
+        if sess is not None:
+            self._need("session:write", sess["Node"])
+        if self.state.session_renew(arg) is None:
+            raise _HTTPError(404, f"Session id '{arg}' not found")
+        self._send_json([self.state.session_json(arg)])
+
+    def _r_session_info(self, arg: str) -> None:
+        sess = self.state.session_json(arg)
+        if sess is not None:
+            self._need("session:read", sess["Node"])
+        self._set_meta(self.state.index)
+        self._send_json([sess] if sess else [])
 
     def _r_status_leader(self) -> None:
         self._send_json(f"{self.state.node_address}:8300")
