@@ -59,8 +59,11 @@ def parse_rules(text: str) -> list[tuple[str, str | None, dict]]:
     if text.startswith("{"):
         doc = json.loads(text)
     else:
-        import hcl2  # dev dependency (python-hcl2)
-
+        try:
+            import hcl2  # dev dependency (python-hcl2)
+        except ImportError as exc:  # never reported as a policy error
+            raise RuntimeError("HCL rules need python-hcl2 (pip install -e .[dev]); "
+                               "JSON rules work without it") from exc
         doc = _unq(hcl2.loads(text))
     out: list[tuple[str, str | None, dict]] = []
     for kind, blocks in doc.items():
@@ -243,10 +246,11 @@ class NomadACL:
     def create_token(self, *, policies=(), name: str = "", type: str = "client",
                      secret: str | None = None) -> dict:
         """A token with these policy names (Type "client") or a management token."""
+        # nomad/structs/acl.go ACLToken.Validate; the endpoint wraps it as "token 0 invalid".
         if type not in ("client", "management"):
-            raise ValueError(f"Token type must be client or management, not {type!r}")
+            raise ValueError("token 0 invalid: token type must be client or management")
         if type == "client" and not policies:
-            raise ValueError("client token missing policies")
+            raise ValueError("token 0 invalid: client token missing policies or roles")
         with self.lock:
             self.index += 1
             now = time.time()
@@ -271,6 +275,8 @@ class NomadACL:
                 problems.append(f"failed to parse rules: Invalid policy: {rules}")
         except (ValueError, TypeError) as exc:
             problems.append(f"failed to parse rules: Failed to parse ACL Policy: {exc}")
+        except RuntimeError:
+            raise
         except Exception as exc:  # hcl2's own parse errors
             problems.append(f"failed to parse rules: Failed to parse ACL Policy: {exc}")
         job = {k: (job_acl or {}).get(k) or "" for k in ("Namespace", "JobID", "Group", "Task")}
@@ -284,7 +290,7 @@ class NomadACL:
         if problems:
             from .nomad import NomadError, multierror
 
-            raise NomadError(400, f"policy {name} invalid: " + multierror(*problems))
+            raise NomadError(400, "policy 0 invalid: " + multierror(*problems))  # acl_endpoint.go
         with self.lock:
             self.index += 1
             old = self.policies.get(name)
@@ -500,7 +506,7 @@ def route(state, acl: NomadACLObject | None, method: str, rest: list[str], secre
             return 200, dict(store.policies[name]), store.index
         if method in ("PUT", "POST"):
             if data.get("Name") and data["Name"] != name:
-                raise NomadError(400, "Policy name does not match request path")
+                raise NomadError(400, "ACL policy name does not match request path")
             store.apply_policy(name, data.get("Rules") or "",
                                description=data.get("Description") or "",
                                job_acl=data.get("JobACL"))
