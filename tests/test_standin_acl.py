@@ -138,7 +138,10 @@ def test_stopped_allocation_reaches_nothing(cluster):
 def test_sidecar_in_the_same_group(cluster, mode):
     s = cluster.standin
     client = _client(s)
-    client.job.register_job("shop", {"Job": _sidecar_job("shop", mode)})
+    job = _sidecar_job("shop", mode)
+    if mode == "bridge":  # docker `ports` are not needed in bridge mode
+        del job["TaskGroups"][0]["Tasks"][0]["Config"]["ports"]
+    client.job.register_job("shop", {"Job": job})
     (alloc,) = _running(s, client, "shop")
     s.wait_for(lambda: s.task_view(alloc["ID"], "cache")["State"] == "running")
     env = s.task_view(alloc["ID"], "app")["Env"]
@@ -151,6 +154,7 @@ def test_sidecar_in_the_same_group(cluster, mode):
         assert local is not None and local.task == "cache"
     else:  # Docker gives each container its own namespace
         assert local is None
+    assert s.reach(env["NOMAD_ADDR_http"]).task == "app"
     assert any(m["alloc_id"] == alloc["ID"] and m["label"] == "memcache"
                for m in s.network_map())
 

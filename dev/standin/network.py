@@ -18,8 +18,9 @@ them up:
     IP:Value -> the container's `to` port (or Value); labels not listed there are not published;
   - a docker task with `network_mode = "host"`, or another driver (exec, raw_exec) in host mode:
     the task runs in the node's namespace and binds NOMAD_PORT_<l> on the node's address.
-A task listens on the port of each label it is given (docker: `config.ports`; other drivers: every
-port of its group and task networks) while it is running. 127.0.0.1 inside a namespace reaches only
+A task listens on the port of each label it is given (docker: `config.ports`; without them in
+bridge mode, and for other drivers: the group's ports no docker task of the group lists) while it
+is running. 127.0.0.1 inside a namespace reaches only
 that namespace; a node's address reaches its host listeners and published ports.
 Not modelled: Consul Connect/envoy upstreams, CNI plugins, IPv6, `host_network`, firewalls.
 """
@@ -102,9 +103,15 @@ def task_netns(alloc, task: dict) -> str:
 def _task_labels(alloc, task: dict) -> list[str]:
     """Labels whose NOMAD_PORT_<l> the task binds."""
     own = [p["Label"] for p in alloc.task_ports.get(task["Name"], [])]
-    if task.get("Driver") == "docker":
-        return list((task.get("Config") or {}).get("ports") or []) + own
-    return [p["Label"] for p in alloc.ports] + own
+    listed = list((task.get("Config") or {}).get("ports") or [])
+    group = _group(alloc)
+    if task.get("Driver") == "docker" and (listed or _group_mode(group) != "bridge"):
+        return listed + own
+    # bridge mode (docker `ports` not needed there) or another driver: the group's ports that
+    # no docker task of the group claims in its `ports`.
+    claimed = {lbl for t in group.get("Tasks") or [] if t is not task
+               for lbl in (t.get("Config") or {}).get("ports") or []}
+    return [p["Label"] for p in alloc.ports if p["Label"] not in claimed] + own
 
 
 def _ports_of(alloc, task: dict | None) -> dict[str, dict]:
