@@ -26,9 +26,11 @@ RUN = {"image", "command", "args", "ports", "env", "resources", "secrets_templat
        "kill_timeout", "kill_signal"}
 STATE = {"path", "size", "storage"}
 SIGNAL_RE = re.compile(r"^SIG[A-Z0-9]{2,8}\Z")
-IFACE = {"protocol", "port", "url", "credentials", "env"}
+IFACE = {"protocol", "port", "url", "credentials", "env", "extra", "zone_fallback"}
 PLACEHOLDERS = {"host", "port", "dns", "service", "set", "job", "credentials"}
-_PLACEHOLDER_RE = re.compile(r"\{([a-z_]*)\}")
+# {host}; {env.POSTGRES_USER}: the set's own env (overrides included); {secret.password}: an item
+# of its credentials, only ever rendered into a dependent's secrets/ file.
+_PLACEHOLDER_RE = re.compile(r"\{((?:env\.|secret\.)?[A-Za-z0-9_]*)\}")
 
 
 def packaged_dir() -> Path:
@@ -162,17 +164,25 @@ def load_template(path: Path) -> ServiceTemplate:
     if not isinstance(protocol, str) or not protocol.isidentifier():
         bad(("interface", "protocol"), "must be a short word like http, grpc or tcp")
     ienv = ck.table(iface.get("env"), ("interface", "env"))
-    for k, v in ienv.items():
-        if not re.match(r"^[A-Z0-9_]{1,64}\Z", k) or not isinstance(v, str):
-            bad(("interface", "env", k), "entries are SUFFIX = \"pattern\" (upper-case suffix)")
-        else:
-            _check_pattern(v, ("interface", "env", k), bad)
+    extra = ck.table(iface.get("extra"), ("interface", "extra"))
+    envd = dict(env)
+    for part, tab in (("env", ienv), ("extra", extra)):
+        for k, v in tab.items():
+            if not re.match(r"^[A-Z0-9_]{1,64}\Z", k) or not isinstance(v, str):
+                bad(("interface", part, k), "entries are SUFFIX = \"pattern\" (upper-case suffix)")
+            else:
+                _check_pattern(v, ("interface", part, k), bad, envd, secret_items)
     for key in ("url", "credentials"):
         v = iface.get(key, "")
         if not isinstance(v, str):
             bad(("interface", key), "must be a string")
         else:
-            _check_pattern(v, ("interface", key), bad)
+            _check_pattern(v, ("interface", key), bad, envd, ())
+    fallback = iface.get("zone_fallback", True)
+    if not isinstance(fallback, bool):
+        bad(("interface", "zone_fallback"), "must be true or false",
+            "false for stateful services: a dependent waits for its own zone's instance")
+        fallback = True
     description = data.get("description", "")
     if not isinstance(description, str):
         bad(("description",), "must be a string")
@@ -202,8 +212,10 @@ def load_template(path: Path) -> ServiceTemplate:
             protocol=protocol,
             port=port_label,
             env=tuple(sorted(ienv.items())),
+            extra=tuple(sorted(extra.items())),
             url=iface.get("url", ""),
             credentials=iface.get("credentials", ""),
+            zone_fallback=fallback,
         ),
         scheduling=scheduling,
         per_zone=per_zone,
@@ -266,10 +278,19 @@ def toml_positions(text: str) -> dict[tuple, tuple[int, int]]:
     return pos
 
 
-def _check_pattern(value: str, key: tuple, bad) -> None:
+def _check_pattern(value: str, key: tuple, bad, env: dict, secret_items) -> None:
     # Patterns end up inside consul-template text and env files: no delimiters, no newlines.
     for ph in _PLACEHOLDER_RE.findall(value):
-        if ph not in PLACEHOLDERS:
-            bad(key, f"unknown placeholder {{{ph}}}", "known: " + ", ".join(sorted(PLACEHOLDERS)))
+        kind, _, item = ph.partition(".")
+        if kind == "env" and item:
+            if item not in env:
+                bad(key, f"{{{ph}}}: {item} is not in run.env", "name one of run.env's variables")
+        elif kind == "secret" and item:
+            if item not in secret_items:
+                bad(key, f"{{{ph}}}: {item} is not in run.secrets",
+                    "secrets reach dependents only from the interface's own credentials")
+        elif ph not in PLACEHOLDERS:
+            bad(key, f"unknown placeholder {{{ph}}}", "known: " + ", ".join(sorted(PLACEHOLDERS)) +
+                ", {env.NAME}, {secret.ITEM}")
     if "{{" in value or "}}" in value or "\n" in value:
         bad(key, "must not contain '{{', '}}' or newlines")

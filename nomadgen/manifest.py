@@ -9,10 +9,21 @@ import re
 from pathlib import Path
 from typing import Any
 
+from . import refs
 from .errors import ManifestError, Problem
 from .fields import ENV_RE, NAME_RE, PORT_LABEL_RE, FieldChecker, bad_strings, clip, cut, key_text
 from .files import MAX_MANIFEST_BYTES, InputFileError, read_text
-from .model import STORAGES, InterfaceSpec, Manifest, Override, Port, Runnable, Service
+from .model import (
+    STORAGES,
+    Constraint,
+    InterfaceSpec,
+    Manifest,
+    Override,
+    Port,
+    Runnable,
+    Service,
+    Wiring,
+)
 
 __all__ = ["ENV_RE", "NAME_RE", "PORT_LABEL_RE", "HOST_RE", "IMAGE_RE", "load", "parse"]
 
@@ -42,7 +53,21 @@ FIELDS = {
     "external": 'a service that runs elsewhere, e.g. {"address": "db.example.com", "port": 5432}: '
                 'nomadgen registers it in Consul so dependents find it like any other',
     "overrides": 'tuning of this service\'s dedicated sets, e.g. {"psql": {"image": "postgres:17"}}',
+    "wiring": 'how each dependency is taken, e.g. {"psql": {"change_mode": "signal", "signal": "SIGHUP"}}',
+    "tags": "extra Consul tags of this service (for ingress such as Traefik or Fabio)",
+    "constraints": 'placement constraints, e.g. [{"attribute": "${node.class}", "value": "web"}]',
+    "node_pool": "the Nomad node pool to run in",
 }
+WIRING_FIELDS = {"change_mode", "signal", "zone_fallback"}
+CHANGE_MODES = ("restart", "signal", "noop")
+SIGNAL_RE = re.compile(r"^SIG[A-Z0-9]{2,8}\Z")
+CONSTRAINT_FIELDS = {"attribute", "operator", "value"}
+# Nomad's constraint operators (structs.Constraint.Validate), without the ones nomadgen sets itself.
+OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "regexp", "set_contains", "set_contains_all",
+             "set_contains_any", "version", "semver", "is_set", "is_not_set", "distinct_hosts")
+ATTRIBUTE_RE = re.compile(r"^\$\{(node\.(class|datacenter|pool|unique\.name|unique\.id)|"
+                          r"(attr|meta)\.[A-Za-z0-9_.-]{1,128})\}\Z")
+POOL_RE = re.compile(r"^[a-zA-Z0-9-_]{1,128}\Z")
 OVERRIDE_FIELDS = {"image", "args", "env", "resources", "per_zone", "state"}
 STATE_FIELDS = {"storage", "size", "path"}
 
@@ -213,8 +238,15 @@ class _Checker(FieldChecker):
         before_ports = len(self.problems)
         ports = self.ports(body.get("ports"), path + ("ports",), (DEFAULT_PORT,))
         ports_ok = len(self.problems) == before_ports
-        env = self.env(body.get("env", {}), path + ("env",))
+        env, env_refs = self.env_with_refs(body.get("env", {}), path + ("env",))
         resources = self.resources(body.get("resources", {}), path + ("resources",))
+        wiring = self.wiring(body.get("wiring", {}), path + ("wiring",), depends)
+        tags = self.tags(body.get("tags", []), path + ("tags",))
+        constraints = self.constraints(body.get("constraints", []), path + ("constraints",))
+        node_pool = body.get("node_pool", "")
+        if not isinstance(node_pool, str) or (node_pool and not POOL_RE.match(node_pool)):
+            self.add(path + ("node_pool",), "must be a node pool name (letters, digits, '-', '_')")
+            node_pool = ""
         count = self.number(body.get("count"), path + ("count",), "count")
         per_zone = self.number(body.get("per_zone"), path + ("per_zone",), "per_zone", 1) or 1
         if "count" in body and "per_zone" in body:
@@ -240,7 +272,8 @@ class _Checker(FieldChecker):
         run = Runnable(image=image, command=command, args=args, ports=ports, env=env,
                        resources=resources, check=check)
         return Service(name=name, depends=depends, run=run, interface=iface, per_zone=per_zone,
-                       count=count, overrides=overrides)
+                       count=count, overrides=overrides, env_refs=env_refs, wiring=wiring,
+                       tags=tags, constraints=constraints, node_pool=node_pool)
 
     def external(self, name: str, body: dict, path: tuple) -> Service | None:
         before = len(self.problems)
@@ -343,6 +376,101 @@ class _Checker(FieldChecker):
                 self.add(path + (i,), f"{cut(d)} is listed twice", "list each dependency once")
             seen.add(d)
         return deps
+
+    def env_with_refs(self, value: Any, path: tuple) -> tuple[tuple, tuple]:
+        """Plain variables (with `$${` unescaped) and those that refer to dependencies."""
+        plain, with_refs = [], []
+        for k, v in self.env(value, path):
+            try:
+                parts = refs.parse(v)
+            except refs.RefError as exc:
+                self.add(path + (k,), f"{exc} at character {exc.offset + 1}", exc.hint)
+                continue
+            text = refs.literal(parts)
+            if text is None:
+                with_refs.append((k, parts))
+            else:
+                plain.append((k, text))
+        return tuple(plain), tuple(with_refs)
+
+    def wiring(self, value: Any, path: tuple, depends: tuple[str, ...]) -> tuple:
+        if not isinstance(value, dict):
+            self.add(path, 'must be an object like {"psql": {"change_mode": "noop"}}')
+            return ()
+        self.dups(value, path)
+        out = []
+        for dep in sorted(value):
+            body = value[dep]
+            p = path + (dep,)
+            if dep not in depends:
+                import difflib
+
+                close = difflib.get_close_matches(dep, list(depends), n=1)
+                self.add(p, f"{dep!r} is not in this service's depends",
+                         f"did you mean {close[0]!r}?" if close else "wiring is keyed by a dependency as "
+                         "written in depends")
+                continue
+            if not isinstance(body, dict):
+                self.add(p, "must be an object")
+                continue
+            self.dups(body, p)
+            self.unknown(body, WIRING_FIELDS, p)
+            mode = body.get("change_mode", "restart")
+            if mode not in CHANGE_MODES:
+                self.add(p + ("change_mode",), f"unknown change_mode {mode!r}", "use restart, signal or noop")
+                mode = "restart"
+            signal = body.get("signal", "")
+            if mode == "signal" and not (isinstance(signal, str) and SIGNAL_RE.match(signal)):
+                self.add(p + ("signal",), "change_mode signal needs a signal like SIGHUP")
+            elif mode != "signal" and "signal" in body:
+                self.add(p + ("signal",), "a signal is only sent with change_mode signal")
+            fallback = body.get("zone_fallback")
+            if fallback is not None and not isinstance(fallback, bool):
+                self.add(p + ("zone_fallback",), "must be true or false")
+                fallback = None
+            out.append((dep, Wiring(mode, signal if mode == "signal" else "", fallback)))
+        return tuple(out)
+
+    def tags(self, value: Any, path: tuple) -> tuple[str, ...]:
+        tags = self.strings(value, path, "tags")
+        for i, tag in enumerate(tags):
+            if not tag or len(tag) > 255 or any(ord(c) < 32 for c in tag):
+                self.add(path + (i,), "a tag is 1-255 printable characters")
+            elif "${" in tag or "%{" in tag:
+                self.add(path + (i,), "contains '${' or '%{', which Nomad interpolates in service tags",
+                         "tags are literal text; nomadgen adds the zone tag itself")
+        return tags
+
+    def constraints(self, value: Any, path: tuple) -> tuple[Constraint, ...]:
+        if not isinstance(value, list):
+            self.add(path, 'must be a list like [{"attribute": "${node.class}", "value": "web"}]')
+            return ()
+        out = []
+        for i, c in enumerate(value):
+            p = path + (i,)
+            if not isinstance(c, dict):
+                self.add(p, 'must be an object like {"attribute": "${node.class}", "value": "web"}')
+                continue
+            self.dups(c, p)
+            self.unknown(c, CONSTRAINT_FIELDS, p)
+            attr = c.get("attribute")
+            if not isinstance(attr, str) or not ATTRIBUTE_RE.match(attr):
+                self.add(p + ("attribute",), "must be a node attribute like ${node.class}, "
+                         "${meta.rack} or ${attr.kernel.name}")
+            op = c.get("operator", "=")
+            if op not in OPERATORS:
+                import difflib
+
+                close = difflib.get_close_matches(str(op), OPERATORS, n=1)
+                self.add(p + ("operator",), f"unknown operator {op!r}",
+                         f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(OPERATORS))
+            val = c.get("value", "")
+            if not isinstance(val, str) or any(ord(ch) < 32 for ch in val) or "${" in val or "%{" in val:
+                self.add(p + ("value",), "must be a plain string (no '${' or '%{')")
+            elif not val and op not in ("is_set", "is_not_set", "distinct_hosts"):
+                self.add(p + ("value",), f"operator {op!r} needs a value")
+            out.append(Constraint(str(attr), str(op), val if isinstance(val, str) else ""))
+        return tuple(out)
 
     def driver_text(self, value: str, path: tuple) -> None:
         # Nomad re-decodes driver config as HCL on the client, so %{ is evaluated even when

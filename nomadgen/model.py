@@ -64,6 +64,8 @@ class InterfaceSpec(NamedTuple):
     env: tuple[tuple[str, str], ...] = ()
     url: str = ""
     credentials: str = ""  # a reference (Nomad Variables or Vault path pattern), never a secret
+    extra: tuple[tuple[str, str], ...] = ()  # fields a dependent gets only when it maps them
+    zone_fallback: bool = True  # a dependent may use another zone's instance when its own has none
 
 
 class Runnable(NamedTuple):
@@ -108,6 +110,29 @@ class Override(NamedTuple):
     state: tuple[tuple[str, object], ...] = ()  # state fields to change: storage, size_mb, path
 
 
+class Wiring(NamedTuple):
+    """How a dependent takes one of its dependencies (`wiring` in the manifest)."""
+
+    change_mode: str = "restart"  # restart | signal | noop: what a change of its data does
+    signal: str = ""  # with change_mode signal
+    zone_fallback: bool | None = None  # None: the dependency's template decides
+
+
+class Constraint(NamedTuple):
+    attribute: str  # ${node.class}, ${meta.x}, ${attr.x}
+    operator: str
+    value: str = ""
+
+
+class Link(NamedTuple):
+    """One dependency of a set, as the dependent's task receives it."""
+
+    set: str
+    prefix: str  # default env names: <prefix>_HOST ...
+    wiring: Wiring = Wiring()
+    mapped: bool = False  # the dependent maps some of its fields to names of its own
+
+
 class Service(NamedTuple):
     """A service the manifest declares."""
 
@@ -119,6 +144,11 @@ class Service(NamedTuple):
     count: int | None = None  # explicit total instead of per-zone
     overrides: tuple[tuple[str, Override], ...] = ()  # generic dependency -> tuning
     external: tuple[str, int] | None = None  # runs elsewhere: (address, port), registered in Consul
+    env_refs: tuple[tuple[str, tuple], ...] = ()  # env values with ${dep.field}: refs.parse parts
+    wiring: tuple[tuple[str, Wiring], ...] = ()  # dependency as written -> how it is taken
+    tags: tuple[str, ...] = ()  # extra Consul tags of its service
+    constraints: tuple[Constraint, ...] = ()
+    node_pool: str = ""
 
 
 class Manifest(NamedTuple):
@@ -158,6 +188,17 @@ class ServiceSet(NamedTuple):
     embedded: tuple[str, ...] = ()  # node-local sets carried in this set's group
     prefixes: tuple[tuple[str, str], ...] = ()  # (dependency set, env prefix) for this dependent
     external: tuple[str, int] | None = None  # (address, port) of a service that runs elsewhere
+    links: tuple[Link, ...] = ()  # this dependent's dependencies, in `depends` order
+    mapped_env: tuple[tuple[str, tuple], ...] = ()  # NAME -> parts; each Ref.dep is a set name
+    tags: tuple[str, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+    node_pool: str = ""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """What a dependent can refer to: ${psql.url} ..."""
+        return tuple(sorted({s.lower() for s, _ in self.interface.env + self.interface.extra}
+                            | {"addrs"}))
 
     @property
     def job_id(self) -> str:

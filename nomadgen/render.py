@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Callable
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import NamedTuple
 
 from . import names, stateful
 from .kinds import KINDS, NODE_LOCAL
@@ -29,7 +30,7 @@ SECOND = 1_000_000_000
 META_MANIFEST = "nomadgen_manifest"
 META_SET = "nomadgen_set"
 META_HASH = "nomadgen_spec_hash"
-_PH = re.compile(r"\{([a-z_]+)\}")
+_PH = re.compile(r"\{((?:env\.|secret\.)?[A-Za-z0-9_]+)\}")
 
 
 def render(plan: Plan, settings: Settings = Settings()) -> list[Job]:
@@ -54,8 +55,9 @@ def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: dict | Non
         "Name": s.type,
         "Count": s.count,
         # The hard guarantee: never more than per_zone_max instances in one zone.
-        "Constraints": _once(shared, ("constraint", zattr, s.per_zone_max), lambda: [
-            {"LTarget": zattr, "Operand": "distinct_property", "RTarget": str(s.per_zone_max)}]),
+        "Constraints": _once(shared, ("constraint", zattr, s.per_zone_max, plan.zones, s.constraints,
+                                      s.node_pool, _datacenters(plan, settings)),
+                             lambda: _constraints(plan, s, settings)),
         "Spreads": _once(shared, ("spread", zattr, plan.zones), lambda: [_spread(zattr, plan.zones)]),
         "Networks": [{"Mode": "host", "DynamicPorts": _ports(plan, s)}],
         "Services": _services(plan, s, settings),
@@ -113,6 +115,20 @@ def _datacenters(plan: Plan, settings: Settings) -> tuple[str, ...]:
     return ("*",)
 
 
+def _constraints(plan: Plan, s: ServiceSet, settings: Settings) -> list[dict]:
+    zattr = settings.zone_attribute
+    out = [{"LTarget": zattr, "Operand": "distinct_property", "RTarget": str(s.per_zone_max)}]
+    if tuple(_datacenters(plan, settings)) != plan.zones:
+        # The zones are not the datacenters list: keep every instance inside the configured ones
+        # (a spread alone only prefers them).
+        out.append({"LTarget": zattr, "Operand": "set_contains_any", "RTarget": ",".join(plan.zones)})
+    if s.node_pool:
+        out.append({"LTarget": "${node.pool}", "Operand": "=", "RTarget": s.node_pool})
+    for c in s.constraints:
+        out.append({"LTarget": c.attribute, "Operand": c.operator, "RTarget": c.value})
+    return out
+
+
 def _spread(attr: str, zones: tuple[str, ...]) -> dict:
     pct = math.floor(100 / len(zones))  # the sum must stay <= 100; Nomad shares the rest evenly
     return {
@@ -143,7 +159,7 @@ def _service(plan: Plan, s: ServiceSet, label: str, settings: Settings) -> dict:
         "PortLabel": label,
         "Provider": "consul",
         # Tags double as DNS filters: zone-a.psql-app.service.consul
-        "Tags": [Runtime(settings.zone_attribute), f"set-{s.job_id}"],
+        "Tags": [Runtime(settings.zone_attribute), f"set-{s.job_id}", *s.tags],
         "Meta": {META_MANIFEST: plan.manifest, META_SET: s.name},
     }
     c = s.run.check
@@ -184,17 +200,9 @@ def _config(s: ServiceSet, ports: list[str]) -> dict:
 
 def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict:
     env = dict(s.run.env)
-    templates = []
-    for dep_name, prefix in s.prefixes:
-        dep = plan.get(dep_name)
-        if dep.kind == NODE_LOCAL:
-            # Node-local: same group, so same node; reach it on the node's own address.
-            label = port_label(dep)
-            values = {"host": "${NOMAD_IP_%s}" % label, "port": "${NOMAD_PORT_%s}" % label}
-            for suffix, pattern in dep.interface.env:
-                env[f"{prefix}_{suffix}"] = Runtime(fill(pattern, dep, plan, settings, values))
-        else:
-            templates.append(_dependency_template(plan, dep, prefix, settings))
+    wiring = _wire(plan, s, settings)
+    env.update(wiring.env)
+    templates = list(wiring.templates)
     if s.run.secrets_template:
         templates.append({
             "EmbeddedTmpl": s.run.secrets_template.replace("{credentials}", credentials(s, plan)) + "\n",
@@ -213,6 +221,185 @@ def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict:
     if templates:
         task["Templates"] = templates
     return task
+
+
+# -- wiring: how a dependent's task receives its dependencies ---------------------------------
+# A value is a list of segments: literal text, or (what, set) with what in host | port | addrs |
+# secret.<item>. Values that need nothing live go into the task's env; the rest into one template
+# per dependency that reads only what they use: its instances, its credentials.
+
+class _Wiring(NamedTuple):
+    env: dict[str, str]
+    templates: list[dict]
+
+
+def _segments(dep: ServiceSet, pattern: str, plan: Plan, settings: Settings) -> list:
+    out: list = []
+    pos = 0
+    live = {"host", "port"} | {f"secret.{i}" for i in dep.run.secret_items}
+    for m in _PH.finditer(pattern):
+        if m.group(1) in live:
+            out.append(pattern[pos:m.start()])
+            out.append((m.group(1), dep.name))
+            pos = m.end()
+    out.append(pattern[pos:])
+    return [_fill_static(x, dep, plan, settings) if isinstance(x, str) else x for x in out if x != ""]
+
+
+def _fill_static(text: str, dep: ServiceSet, plan: Plan, settings: Settings) -> str:
+    return fill(text, dep, plan, settings, {})
+
+
+def _field(dep: ServiceSet, field: str, plan: Plan, settings: Settings) -> list:
+    if field == "addrs":
+        return [("addrs", dep.name)]
+    for suffix, pattern in dep.interface.env + dep.interface.extra:
+        if suffix.lower() == field:
+            return _segments(dep, pattern, plan, settings)
+    raise KeyError(field)  # resolve checked every reference
+
+
+def _wire(plan: Plan, s: ServiceSet, settings: Settings) -> _Wiring:
+    values: list[tuple[str, list]] = []
+    for link in s.links:
+        if link.mapped:
+            continue  # it chose its own names for this dependency
+        dep = plan.get(link.set)
+        for suffix, pattern in dep.interface.env:
+            values.append((f"{link.prefix}_{suffix}", _segments(dep, pattern, plan, settings)))
+    for var, parts in s.mapped_env:
+        segs: list = []
+        for part in parts:
+            segs.extend([part] if isinstance(part, str) else
+                        _field(plan.get(part.dep), part.field, plan, settings))
+        values.append((var, segs))
+
+    def local(name: str) -> bool:  # node-local in this group: same node, reached directly
+        return plan.get(name).host == s.name
+
+    env: dict[str, str] = {}
+    per_dep: dict[str, list[tuple[str, list]]] = {}
+    for var, segs in values:
+        remote = sorted({x[1] for x in segs if not isinstance(x, str) and not local(x[1])})
+        secret = any(not isinstance(x, str) and x[0].startswith("secret.") for x in segs)
+        if not remote and not secret:
+            value = "".join(x if isinstance(x, str) else _local_ref(plan.get(x[1]), x[0]) for x in segs)
+            # Nomad's own references (${NOMAD_IP_x}) read as such in HCL; literal text that
+            # holds `${` keeps the value a plain, fully escaped string.
+            runtime = value != "".join(x for x in segs if isinstance(x, str)) and \
+                not any(isinstance(x, str) and "${" in x for x in segs)
+            env[var] = Runtime(value) if runtime else value
+        else:
+            # resolve allows one dependency read live per variable
+            per_dep.setdefault(remote[0] if remote else segs_set(segs), []).append((var, segs))
+    templates = [_dependency_template(plan, s, link, per_dep[link.set], settings)
+                 for link in s.links if link.set in per_dep]
+    return _Wiring(env, templates)
+
+
+def segs_set(segs: list) -> str:
+    return next(x[1] for x in segs if not isinstance(x, str))
+
+
+def _local_ref(dep: ServiceSet, what: str) -> str:
+    # Docker maps the host port to the container port: NOMAD_PORT_<label> is the port inside
+    # the sidecar's container, NOMAD_HOST_PORT_<label> the one reachable on the node's address
+    # (client/taskenv/env.go, addGroupPort).
+    label = port_label(dep)
+    if what == "host":
+        return "${NOMAD_IP_%s}" % label
+    if what == "port":
+        return "${NOMAD_HOST_PORT_%s}" % label
+    return "${NOMAD_ADDR_%s}" % label  # addrs: the one beside this instance
+
+
+def _go_string(text: str) -> str:
+    """A Go string literal: JSON's escapes are Go's, and raw UTF-8 avoids surrogate escapes."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _line(var: str, segs: list, arg) -> str:
+    """NAME={{ printf "literal %v literal" .Address | toJSON }}: every literal character stays
+    literal (a Go string, % doubled), the value is quoted for the env file."""
+    fmt, args = [], []
+    url = any(isinstance(x, str) and "://" in x for x in segs)
+    for x in segs:
+        if isinstance(x, str):
+            fmt.append(x.replace("%", "%%"))
+        else:
+            fmt.append("%v")
+            a = arg(x)
+            if x[0].startswith("secret.") and url:
+                a = f"({a} | urlquery)"  # a password inside a URL
+            args.append(a)
+    if fmt == ["%v"] and not segs[0][0].startswith("secret."):
+        return f"{var}={{{{ {args[0]} | toJSON }}}}"
+    return f"{var}={{{{ printf {_go_string(''.join(fmt))} {' '.join(args)} | toJSON }}}}"
+
+
+def wait_key(plan: Plan, dep: ServiceSet, settings: Settings) -> str:
+    """A key nobody writes: reading it makes consul-template wait, and Nomad shows the reason
+    (`Missing: kv.block(<this key>)`) in the task's events."""
+    return f"{settings.kv_prefix}/{plan.manifest}/no-healthy-instance/{dep.job_id}"
+
+
+def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings: Settings) -> dict:
+    dep = plan.get(link.set)
+    items = sorted({x[0][7:] for _, segs in values for x in segs
+                    if not isinstance(x, str) and x[0].startswith("secret.")})
+    uses_addrs = any(not isinstance(x, str) and x[0] == "addrs" for _, segs in values for x in segs)
+    head: list[str] = []
+    if items:
+        head.append('{{- $creds := nomadVar "%s" }}' % credentials(dep, plan))
+    if uses_addrs:
+        # Every healthy instance, for clients that balance themselves.
+        head.append('{{- $addrs := "" }}{{ $sep := "" }}{{ range service "%s" }}'
+                    '{{ $addrs = printf "%%s%%s%%s:%%d" $addrs $sep .Address .Port }}'
+                    '{{ $sep = "," }}{{ end }}' % dep.job_id)
+
+    def arg(x) -> str:
+        what, name = x
+        if name != dep.name:  # a node-local set of this group, used in the same variable
+            o = plan.get(name)
+            return '(env "%s")' % _local_ref(o, what)[2:-1]
+        if what == "addrs":
+            return "$addrs"
+        if what.startswith("secret."):
+            return '(index $creds "%s")' % what[7:]
+        return ".Address" if what == "host" else ".Port"
+
+    def instance(x) -> bool:
+        return not isinstance(x, str) and x[1] == dep.name and x[0] in ("host", "port")
+
+    live = [_line(v, segs, arg) for v, segs in values if any(instance(x) for x in segs)]
+    rest = [_line(v, segs, arg) for v, segs in values if not any(instance(x) for x in segs)]
+    body = head
+    if live:
+        wait = '{{ key "%s" }}' % wait_key(plan, dep, settings)
+        # Nearest healthy instance first (RTT from this node's agent).
+        nearest = ('with service "%s~_agent" }}{{ with index . 0 }}\n%s\n{{- end }}{{ else }}%s{{ end }}'
+                   % (dep.job_id, "\n".join(live), wait))
+        fallback = link.wiring.zone_fallback
+        if fallback is None:
+            fallback = dep.interface.zone_fallback
+        if KINDS[dep.kind].zoned:
+            # This instance's own zone first (the zone tag of each instance's service).
+            zone_key = settings.zone_attribute[2:-1]
+            own = ('{{- with service (print (env "%s") ".%s") }}{{ with index . 0 }}\n%s\n'
+                   '{{- end }}{{ else }}' % (zone_key, dep.job_id, "\n".join(live)))
+            body.append(own + ("{{ " + nearest if fallback else wait) + "{{ end }}")
+        else:
+            body.append("{{- " + nearest)
+    body.extend(rest)
+    tmpl: dict = {
+        "EmbeddedTmpl": "\n".join(body) + "\n",
+        "DestPath": f"{'secrets' if items else 'local'}/nomadgen/{dep.job_id}.env",
+        "Envvars": True,
+        "ChangeMode": link.wiring.change_mode,
+    }
+    if link.wiring.change_mode == "signal":
+        tmpl["ChangeSignal"] = link.wiring.signal
+    return tmpl
 
 
 def _sidecar_task(emb: ServiceSet) -> dict:
@@ -243,6 +430,7 @@ def fill(pattern: str, s: ServiceSet, plan: Plan, settings: Settings, values: di
         "job": s.job_id,
         "credentials": credentials(s, plan),
     }
+    base.update({f"env.{k}": v for k, v in s.run.env})
     base.update(values)
     return _PH.sub(lambda m: base.get(m.group(1), m.group(0)), pattern)
 
@@ -250,33 +438,6 @@ def fill(pattern: str, s: ServiceSet, plan: Plan, settings: Settings, values: di
 def ct_literal(text: str) -> str:
     """Literal text inside consul-template: delimiters become string actions, never code."""
     return re.sub(r"(\{\{|\}\})", lambda m: '{{ "%s" }}' % m.group(1), text)
-
-
-def _dependency_template(plan: Plan, dep: ServiceSet, prefix: str, settings: Settings) -> dict:
-    key = interface_key(plan, dep, settings)
-    live = {"host": "\x00host\x00", "port": "\x00port\x00"}
-    lines_live, lines_static = [], []
-    for suffix, pattern in dep.interface.env:
-        text = fill(pattern, dep, plan, settings, live)
-        line = ct_literal(f"{prefix}_{suffix}=" + text)
-        line = line.replace("\x00host\x00", "{{ .Address }}").replace("\x00port\x00", "{{ .Port }}")
-        (lines_live if "{{ ." in line else lines_static).append(line)
-    body = [
-        # Nearest healthy instance first (RTT from this node's agent): the same zone when there is one.
-        '{{- with service "%s~_agent" }}{{ with index . 0 }}' % dep.job_id,
-        *lines_live,
-        "{{- end }}{{ end }}",
-        *lines_static,
-        # Reading the interface document makes a change to it re-render and reload this task.
-        '{{ with key "%s" | parseJSON }}%s_INTERFACE_VERSION={{ .version }}{{ end }}' % (key, prefix),
-        "",
-    ]
-    return {
-        "EmbeddedTmpl": "\n".join(body),
-        "DestPath": f"local/nomadgen/{dep.job_id}.env",
-        "Envvars": True,
-        "ChangeMode": "restart",
-    }
 
 
 def interfaces(plan: Plan, settings: Settings = Settings()) -> list[KVEntry]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import graphlib
 import math
+import re
 from collections import defaultdict
 from typing import NamedTuple
 
@@ -25,13 +26,16 @@ from .kinds import EXTERNAL, KINDS, NODE_LOCAL, PER_ZONE
 from .manifest import NAME_RE, where
 from .model import (
     Instance,
+    Link,
     Manifest,
     Plan,
     Service,
     ServiceSet,
     State,
+    Wiring,
 )
 from .names import DEFAULT_ZONES, dns_name, env_prefix
+from .refs import Ref
 
 
 class _Node(NamedTuple):
@@ -55,7 +59,7 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
     _check_names(graph, manifest)
     built = _build(graph, manifest, catalog, zones)
     built = _node_local_counts(built)
-    built = _env_prefixes(built, manifest)
+    built = _links(built, manifest)
     return Plan(manifest=manifest.name, zones=tuple(zones),
                 sets=tuple(built[n] for n in sorted(built)),
                 instances=_instances(built, zones),
@@ -211,6 +215,9 @@ def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
             run=run, interface=iface, host=hosts.get(name, ""),
             embedded=tuple(sorted(embedded.get(name, ()))),
             external=None if node.owner else declared[name].external,
+            tags=() if node.owner else declared[name].tags,
+            constraints=() if node.owner else declared[name].constraints,
+            node_pool="" if node.owner else declared[name].node_pool,
         )
     if problems:
         raise ResolutionError("invalid overrides", problems)
@@ -227,26 +234,105 @@ def _node_local_counts(built: dict[str, ServiceSet]) -> dict[str, ServiceSet]:
     return out
 
 
-def _env_prefixes(built: dict[str, ServiceSet], manifest: Manifest) -> dict[str, ServiceSet]:
-    """PSQL_ for any psql set, CART_ for the declared service cart."""
+def _links(built: dict[str, ServiceSet], manifest: Manifest) -> dict[str, ServiceSet]:
+    """Each dependent's view of its dependencies: default env names (PSQL_ for a psql set; the set
+    name, MYSQL_BLOG1_, when it has several of one kind), wiring, and its own names bound to sets."""
     problems: list[Problem] = []
     out = {}
     for name, s in built.items():
-        seen: dict[str, str] = {}
-        pairs = []
+        svc = manifest.service(name) if s.declared else None
+        by_type: dict[str, int] = defaultdict(int)
         for dep in s.depends:
-            p = env_prefix(built[dep].type)
+            by_type[env_prefix(built[dep].type)] += 1
+        mapped_env, used = _bind(s, svc, built, manifest, problems) if svc else ((), set())
+        wiring = dict(svc.wiring) if svc else {}
+        seen: dict[str, str] = {}
+        links = []
+        for dep in s.depends:
+            t = env_prefix(built[dep].type)
+            p = t if by_type[t] == 1 else env_prefix(dep)
             if p in seen:
                 problems.append(Problem(
                     f"{_who(name)} depends on {seen[p]} and {dep}; both would set {p}_* variables",
-                    _loc(manifest, name),
-                    f"depend on one {built[dep].type} set only"))
+                    _loc(manifest, name), "map the fields you need to names of your own in env, "
+                    "or rename one of the services"))
             seen[p] = dep
-            pairs.append((dep, p))
-        out[name] = s._replace(prefixes=tuple(pairs))
+            written = _as_written(svc, dep) if svc else dep
+            links.append(Link(dep, p, wiring.get(written, Wiring()), dep in used))
+        out[name] = s._replace(prefixes=tuple((lk.set, lk.prefix) for lk in links),
+                               links=tuple(links), mapped_env=mapped_env)
     if problems:
         raise ResolutionError("conflicting interfaces", problems)
     return out
+
+
+_LIVE = re.compile(r"\{(host|port|secret\.[A-Za-z0-9_]+)\}")
+
+
+def _is_live(dep: ServiceSet, field: str) -> bool:
+    """The field is read at run time (an instance's address, a credential), not fixed text."""
+    if field == "addrs":
+        return True
+    pattern = dict((k.lower(), v) for k, v in dep.interface.env + dep.interface.extra).get(field, "")
+    return bool(_LIVE.search(pattern))
+
+
+def _as_written(svc: Service, set_name: str) -> str:
+    """The `depends` entry that made `set_name` a dependency of svc."""
+    if set_name in svc.depends:
+        return set_name
+    return set_name.split(":")[0]  # a generic dependency: psql -> psql:<svc>
+
+
+def _bind(s: ServiceSet, svc: Service, built: dict[str, ServiceSet], manifest: Manifest,
+          problems: list[Problem]) -> tuple[tuple, set[str]]:
+    """${psql.url} in the dependent's env -> (set psql:app, field url); one problem per bad ref."""
+    by_written = {_as_written(svc, d): d for d in s.depends}
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for d in s.depends:
+        by_type[built[d].type].append(d)
+    out, used = [], set()
+    for var, parts in svc.env_refs:
+        bound: list = []
+        for part in parts:
+            if not isinstance(part, Ref):
+                bound.append(part)
+                continue
+            loc = where(manifest, svc.name, "env", var)
+            target = by_written.get(part.dep) or (part.dep if part.dep in s.depends else None)
+            if target is None and len(by_type.get(part.dep, ())) == 1:
+                target = by_type[part.dep][0]
+            if target is None:
+                if len(by_type.get(part.dep, ())) > 1:
+                    hint = "name one set: " + ", ".join(f"${{{d}.{part.field}}}" for d in by_type[part.dep])
+                else:
+                    known = sorted(set(by_written) | set(s.depends))
+                    close = difflib.get_close_matches(part.dep, known, n=1)
+                    hint = (f"did you mean {close[0]!r}? " if close else "") + \
+                        ("dependencies: " + ", ".join(known) if known else "add it to depends first")
+                problems.append(Problem(
+                    f"{svc.name}.env.{var}: ${{{part.dep}.{part.field}}} refers to {part.dep!r}, "
+                    f"which is not a dependency of {svc.name}", loc, hint))
+                continue
+            fields = built[target].fields
+            if part.field not in fields:
+                close = difflib.get_close_matches(part.field, fields, n=1)
+                problems.append(Problem(
+                    f"{svc.name}.env.{var}: {target} has no field {part.field!r}", loc,
+                    (f"did you mean ${{{part.dep}.{close[0]}}}? " if close else "") +
+                    "fields: " + ", ".join(fields)))
+                continue
+            used.add(target)
+            bound.append(part._replace(dep=target))
+        live = {r.dep for r in bound if isinstance(r, Ref) and built[r.dep].host != s.name
+                and _is_live(built[r.dep], r.field)}
+        if len(live) > 1:
+            problems.append(Problem(
+                f"{svc.name}.env.{var}: reads the instances of {' and '.join(sorted(live))}",
+                where(manifest, svc.name, "env", var),
+                "each variable reads the instances of one dependency; use one variable per dependency"))
+        out.append((var, tuple(bound)))
+    return tuple(out), used
 
 
 def _instances(built: dict[str, ServiceSet], zones: tuple[str, ...]) -> tuple[Instance, ...]:

@@ -73,7 +73,7 @@ def test_seed_example_lands_as_the_seed_says(cluster):
     # worker reads psql:app (the shared set), not a set of its own.
     worker = nomad.job("worker")
     (tpl,) = worker["TaskGroups"][0]["Tasks"][0]["Templates"]
-    assert 'service "psql-app~_agent"' in tpl["EmbeddedTmpl"]
+    assert '".psql-app")' in tpl["EmbeddedTmpl"]
     assert nomad.job("psql-worker") is None
     # Every interface is readable through KV and DNS.
     cfg = load_config(env={})

@@ -69,9 +69,10 @@ def test_memcache_is_a_sidecar_in_the_dependents_group():
     labels = {p["Label"] for p in g["Networks"][0]["DynamicPorts"]}
     assert "memcache_app" in labels
     env = tasks["app"]["Env"]
-    # The same group is the same node: app reaches memcache on the node's own address.
+    # The same group is the same node: app reaches memcache on the node's own address and the
+    # host port Docker maps (NOMAD_PORT_<label> is the port inside memcache's container).
     assert env["MEMCACHE_HOST"] == "${NOMAD_IP_memcache_app}"
-    assert env["MEMCACHE_PORT"] == "${NOMAD_PORT_memcache_app}"
+    assert env["MEMCACHE_PORT"] == "${NOMAD_HOST_PORT_memcache_app}"
     services = {s["Name"] for s in g["Services"]}
     assert services == {"app", "memcache-app"}
     # No separate memcache job: Nomad cannot co-locate across jobs.
@@ -83,11 +84,18 @@ def test_remote_dependency_comes_through_a_consul_template():
     task = jobs["worker"].api["TaskGroups"][0]["Tasks"][0]
     (tpl,) = task["Templates"]
     assert tpl["Envvars"] is True and tpl["ChangeMode"] == "restart"
+    assert tpl["DestPath"] == "secrets/nomadgen/psql-app.env"
     data = tpl["EmbeddedTmpl"]
-    assert 'service "psql-app~_agent"' in data
-    assert "PSQL_HOST={{ .Address }}" in data and "PSQL_PORT={{ .Port }}" in data
-    assert 'key "nomadgen/dockland/interfaces/psql-app"' in data
-    assert "PSQL_CREDENTIALS=nomad/jobs/psql-app" in data
+    # Its own zone's instance; psql is stateful, so no other zone's: it waits for a key nobody
+    # writes (Nomad shows it as the reason) while its zone has no healthy instance.
+    assert 'with service (print (env "node.datacenter") ".psql-app")' in data
+    assert "~_agent" not in data
+    assert '{{ else }}{{ key "nomadgen/dockland/no-healthy-instance/psql-app" }}' in data
+    assert "PSQL_HOST={{ .Address | toJSON }}" in data and "PSQL_PORT={{ .Port | toJSON }}" in data
+    assert 'nomadVar "nomad/jobs/psql-app"' in data and "PSQL_PASSWORD=" in data
+    # Never the interface document: a new user of psql:app must not reload worker.
+    assert "interfaces/" not in data and "version" not in data
+    assert task["Env"]["PSQL_CREDENTIALS"] == "nomad/jobs/psql-app"
 
 
 def test_services_are_consul_services_with_set_and_zone_tags_and_a_check():
@@ -128,7 +136,8 @@ def test_secrets_never_in_jobs_or_interfaces():
     assert 'nomadVar "nomad/jobs/psql-app"' in secret_tpl["EmbeddedTmpl"]
     for kv in interfaces(plan):
         doc = json.loads(kv.value)
-        assert "password" not in kv.value.decode().lower()
+        # Names only: PSQL_PASSWORD is listed, its value never is.
+        assert "password" not in kv.value.decode().lower().replace("psql_password", "")
         assert set(doc) >= {"service", "dns", "port_label", "protocol", "env", "credentials", "version"}
 
 
@@ -148,7 +157,7 @@ def test_interface_document():
 def test_manifest_values_cannot_become_template_code():
     # Literal text placed in consul-template data is neutralised.
     assert ct_literal("a{{ .x }}b") == 'a{{ "{{" }} .x {{ "}}" }}b'
-    _, jobs = jobs_of({"app": {"env": {"X": "{{ env \"SECRET\" }}", "Y": "${attr.x}%{ if }"},
+    _, jobs = jobs_of({"app": {"env": {"X": "{{ env \"SECRET\" }}", "Y": "$${attr.x}%{ if }"},
                                "depends": ["redis"]}})
     task = jobs["app"].api["TaskGroups"][0]["Tasks"][0]
     # Env is plain data (never template text); JSON carries the exact value.

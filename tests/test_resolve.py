@@ -113,9 +113,10 @@ def test_too_long_set_name_is_an_error():
         plan_of({long: {"depends": ["redis"]}})
 
 
-def test_two_sets_of_one_type_conflict_on_env_prefix():
-    with pytest.raises(ResolutionError, match="both would set PSQL_"):
-        plan_of({"a": {"depends": ["psql"]}, "b": {"depends": ["psql", "psql:a"]}})
+def test_several_sets_of_one_type_get_names_after_the_set():
+    plan = plan_of({"a": {"depends": ["psql"]}, "b": {"depends": ["psql", "psql:a"]}})
+    assert plan.get("b").prefixes == (("psql:a", "PSQL_A"), ("psql:b", "PSQL_B"))
+    assert plan.get("a").prefixes == (("psql:a", "PSQL"),)
 
 
 def test_counts_and_per_zone():

@@ -5,7 +5,8 @@ Supported: text with `{{- ... -}}` trimming, `{{/* comments */}}`, `with`/`if`/`
 `else`) and `end`, pipelines with `|`, `.Field` chains (also map keys), `$` and `$x :=` range
 variables, string/number literals, and the functions `service`, `key`, `keyOrDefault`,
 `keyExists`, `nomadVar`, `nomadVarExists`, `env`, `index`, `toJSON`, `parseJSON`, `toUpper`,
-`toLower`, `len`, `printf` (%s %d %v %q only), `eq`, `ne`, `not`, `and`, `or`.
+`toLower`, `len`, `printf` (%s %d %v %q only), `print`, `urlquery`, `eq`, `ne`, `not`, `and`,
+`or`; `$x := ...` and `$x = ...` actions.
 Anything else raises Unsupported: a rendering the stand-in cannot do is never guessed.
 The data sources are callables given by the caller (`fetch(fn, arg)`), which may raise to block
 or deny, as consul-template does (see templates.py).
@@ -16,8 +17,12 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
+from collections import ChainMap
 from collections.abc import Callable
 from typing import Any
+
+_SET = re.compile(r"^(\$\w+)\s*(:=|=)\s*(.*)$", re.DOTALL)
 
 
 class Unsupported(Exception):
@@ -127,7 +132,7 @@ class Renderer:
 
     def render(self, text: str) -> str:
         out: list[str] = []
-        self._run(_tree(_parse_actions(text)), None, {"$": None}, out)
+        self._run(_tree(_parse_actions(text)), None, ChainMap({"$": None}), out)
         return "".join(out)
 
     def _run(self, nodes, dot, vars_, out) -> None:
@@ -135,6 +140,16 @@ class Renderer:
             if kind == "text":
                 out.append(node)
             elif kind == "out":
+                m = _SET.match(node)
+                if m:  # `$x := pipeline` declares, `$x = pipeline` assigns: no output
+                    value = self._pipe(m.group(3), dot, vars_)
+                    if m.group(2) == ":=":
+                        vars_[m.group(1)] = value
+                    else:
+                        if m.group(1) not in vars_:
+                            raise Unsupported(f"undefined variable {m.group(1)}")
+                        next(s for s in vars_.maps if m.group(1) in s)[m.group(1)] = value
+                    continue
                 value = self._pipe(node, dot, vars_)
                 out.append(_show(value))
             else:
@@ -156,7 +171,7 @@ class Renderer:
                     self._run(node["else"], dot, vars_, out)
                 return
             for k, v in items:
-                scope = dict(vars_)
+                scope = vars_.new_child()
                 if len(names) == 2:
                     scope[names[0]], scope[names[1]] = k, v
                 elif names:
@@ -164,7 +179,7 @@ class Renderer:
                 self._run(node["body"], v, scope, out)
             return
         if _truth(value):
-            scope = dict(vars_)
+            scope = vars_.new_child()
             if names:
                 scope[names[0]] = value
             self._run(node["body"], value if node["kind"] == "with" else dot, scope, out)
@@ -271,6 +286,15 @@ class Renderer:
             return len(args[0])
         if name == "printf":
             return _printf(args[0], args[1:])
+        if name == "print":  # fmt.Sprint: a space between operands when neither is a string
+            out = ""
+            for i, a in enumerate(args):
+                if i and not isinstance(a, str) and not isinstance(args[i - 1], str):
+                    out += " "
+                out += _show(a)
+            return out
+        if name == "urlquery":  # text/template: url.QueryEscape of the printed arguments
+            return urllib.parse.quote_plus("".join(_show(a) for a in args))
         if name == "eq":
             return any(args[0] == a for a in args[1:])
         if name == "ne":

@@ -761,19 +761,19 @@ class NomadState:
             if changed:
                 self._touch(a)
 
-    def _fingerprint(self, a: Alloc, tmpl: dict, task: str = "") -> str:
+    def _fingerprint(self, a: Alloc, tmpl: dict, task: dict) -> str:
         def variable(path: str):
-            taskview.check_var(self, a, task, path)  # workload identity (dev/standin/acl.py)
+            taskview.check_var(self, a, task["Name"], path)  # workload identity (dev/standin/acl.py)
             var = self.variables.get((a.namespace, path))
             return dict(var["Items"]) if var else None
 
         return templates.fingerprint(tmpl.get("EmbeddedTmpl") or "", self.consul, a.node,
-                                     variable)
+                                     variable, self.runtime_env(a, task))
 
     def _fingerprints(self, a: Alloc, task: dict) -> dict[int, str]:
         out = {}
         for i, tmpl in enumerate(task.get("Templates") or []):
-            out[i] = self._fingerprint(a, tmpl, task["Name"])
+            out[i] = self._fingerprint(a, tmpl, task)
         return out
 
     def _start_task(self, a: Alloc, task: dict, run: TaskRun) -> bool:
@@ -803,7 +803,7 @@ class NomadState:
         changed = False
         for i, tmpl in enumerate(tmpls):
             try:
-                fp = self._fingerprint(a, tmpl, task["Name"])
+                fp = self._fingerprint(a, tmpl, task)
             except templates.Blocked:
                 continue  # consul-template keeps the last rendering while it waits
             if fp == run.rendered.get(i):

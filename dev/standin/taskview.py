@@ -87,7 +87,8 @@ def task_view(state, alloc_id: str, task_name: str) -> dict:
         task = next((t for t in group.get("Tasks") or [] if t["Name"] == task_name), None)
         if task is None:
             raise KeyError(f"allocation {alloc_id} has no task {task_name}")
-        env = {k: v for k, v in state.runtime_env(a, task).items() if "." not in k}
+        full = state.runtime_env(a, task)
+        env = {k: v for k, v in full.items() if "." not in k}
         env.update(NOMAD_ALLOC_DIR="/alloc", NOMAD_TASK_DIR="/local",
                    NOMAD_SECRETS_DIR="/secrets")
         fetch = _fetch(state, a, task_name)
@@ -97,7 +98,8 @@ def task_view(state, alloc_id: str, task_name: str) -> dict:
             entry: dict = {"DestPath": tmpl.get("DestPath") or "",
                            "Envvars": bool(tmpl.get("Envvars")), "Denied": False}
             try:
-                text = gotmpl.Renderer(fetch, env).render(tmpl.get("EmbeddedTmpl") or "")
+                # `env` in a template also sees the node's attributes (TaskEnv.All, taskenv/env.go)
+                text = gotmpl.Renderer(fetch, {**full, **env}).render(tmpl.get("EmbeddedTmpl") or "")
                 entry["Rendered"] = text
                 if entry["Envvars"]:
                     template_env.update(gotmpl.env_lines(text))

@@ -50,13 +50,107 @@ class Blocked(Exception):
     """Rendering cannot complete yet (consul-template keeps waiting): the reason, Nomad-style."""
 
 
-def fingerprint(text: str, consul, node: dict, variable=None) -> str:
+def fingerprint(text: str, consul, node: dict, variable=None, env: dict | None = None) -> str:
     """A stable digest of everything `text` reads (Blocked if it must wait). `variable(path)`
-    returns a Nomad variable's items or None."""
-    parts = []
-    for fn, arg in dependencies(text):
-        parts.append([fn, arg, _read(fn, arg, text, consul, node, variable)])
+    returns a Nomad variable's items or None; `env` is what the template's `env` function sees
+    (the task environment and the node's attributes: client/taskenv/env.go TaskEnv.All)."""
+    env = env if env is not None else _node_env(node)
+    parts: list = []
+    _eval(_parse(_actions(text or "")), text or "", consul, node, variable, env, parts)
     return json.dumps(parts, sort_keys=True, default=str)
+
+
+# consul-template executes the Go template and records what each run reads: a `with service`
+# whose list is empty runs its `else` branch only, so a `key` there is read (and blocks) only
+# while the list is empty. The stand-in walks `with`/`range`/`if` blocks the same way for
+# `with service` and reads the rest of the template as before.
+def _actions(text: str) -> list[str]:
+    out, i = [], 0
+    while True:
+        start = text.find("{{", i)
+        if start < 0:
+            return out
+        j = start + 2
+        while j < len(text) and not text.startswith("}}", j):
+            if text[j] == '"':
+                j += 1
+                while j < len(text) and text[j] != '"':
+                    j += 2 if text[j] == "\\" else 1
+            j += 1
+        body = text[start + 2:j].strip()
+        out.append(body.strip("-").strip())
+        i = j + 2
+
+
+def _parse(actions: list[str]):
+    """Nested blocks: ("block", head, body, else_body) or ("action", text)."""
+    root: list = []
+    stack: list = [(None, root, None)]
+    for a in actions:
+        word = a.split(None, 1)[0] if a else ""
+        if word in ("if", "with", "range"):
+            block = ["block", a, [], []]
+            stack[-1][1].append(block)
+            stack.append((block, block[2], block[3]))
+        elif word == "else" and len(stack) > 1:
+            block, _, other = stack.pop()
+            stack.append((block, other, other))
+        elif word == "end" and len(stack) > 1:
+            stack.pop()
+        else:
+            stack[-1][1].append(["action", a])
+    return root
+
+
+_SERVICE_HEAD = re.compile(
+    r'^(with|range)\s+(?:\$\w+\s*,\s*\$\w+\s*:=\s*)?service\s+'
+    r'(?:"(?P<lit>(?:[^"\\]|\\.)*)"|\(print\s+\(env\s+"(?P<env>[^"]+)"\)\s+"(?P<suffix>[^"]*)"\))')
+_FIELDS = {"Address": "address", "Port": "port", "Tags": "tags", "ServiceMeta": "meta",
+           "Node": "node", "ID": "id"}
+
+
+def _project(item: dict, text: str) -> dict:
+    """consul-template compares rendered text: only the instance fields the text uses count."""
+    used = {v for k, v in _FIELDS.items() if re.search(rf"\.{k}\b", text)}
+    return {k: v for k, v in item.items() if k in used} if used else item
+
+
+def _eval(nodes, text, consul, node, variable, env, parts) -> None:
+    for n in nodes:
+        if n[0] == "action":
+            _reads(n[1], text, consul, node, variable, parts)
+            continue
+        _, head, body, other = n
+        m = _SERVICE_HEAD.match(head)
+        if not m or consul is None:
+            _reads(head, text, consul, node, variable, parts)
+            _eval(body, text, consul, node, variable, env, parts)
+            _eval(other, text, consul, node, variable, env, parts)
+            continue
+        arg = m.group("lit") if m.group("lit") is not None else \
+            env.get(m.group("env"), "") + m.group("suffix")
+        items = _service(arg, "", consul, node) or []
+        first = body[0] if body and body[0][0] == "block" else None
+        idx = re.match(r"^with\s+index\s+\.\s+(\d+)$", first[1]) if first else None
+        if m.group(1) == "with" and idx and len(body) == 1:
+            k = int(idx.group(1))
+            parts.append(["service", arg, _project(items[k], text) if k < len(items) else None])
+        else:
+            parts.append(["service", arg, [_project(i, text) for i in items]])
+        if m.group(1) == "with":
+            _eval(body if items else other, text, consul, node, variable, env, parts)
+
+
+def _reads(action: str, text, consul, node, variable, parts) -> None:
+    for fn, arg in dependencies("{{ " + action + " }}"):
+        parts.append([fn, arg, _read(fn, arg, text, consul, node, variable)])
+
+
+def _node_env(node: dict) -> dict:
+    env = {"node.datacenter": node.get("Datacenter", ""), "node.unique.name": node.get("Name", "")}
+    env.update({f"meta.{k}": v for k, v in (node.get("Meta") or {}).items()})
+    env.update({f"attr.{k}": v for k, v in (node.get("Attributes") or {}).items()})
+    return env
 
 
 def _read(fn: str, arg: str, text: str, consul, node: dict, variable):

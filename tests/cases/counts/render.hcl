@@ -189,7 +189,7 @@ job "web" {
   meta {
     nomadgen_manifest  = "counts"
     nomadgen_set       = "web"
-    nomadgen_spec_hash = "a92169bd1877383b"
+    nomadgen_spec_hash = "937312d2f23cf822"
   }
 
   update {
@@ -262,12 +262,15 @@ job "web" {
 
       template {
         data = <<-EOT
-          {{- with service "redis-web~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address }}
-          REDIS_PORT={{ .Port }}
-          REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0
-          {{- end }}{{ end }}
-          {{ with key "nomadgen/counts/interfaces/redis-web" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- with service (print (env "node.datacenter") ".redis-web") }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ with service "redis-web~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/counts/no-healthy-instance/redis-web" }}{{ end }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-web.env"
         env         = true

@@ -6,7 +6,7 @@ job "billing" {
   meta {
     nomadgen_manifest  = "external"
     nomadgen_set       = "billing"
-    nomadgen_spec_hash = "d8db1e6e62c9c8a0"
+    nomadgen_spec_hash = "72e7b7fd0d0d8ad5"
   }
 
   update {
@@ -82,11 +82,10 @@ job "billing" {
       template {
         data = <<-EOT
           {{- with service "legacy-db~_agent" }}{{ with index . 0 }}
-          LEGACY_DB_HOST={{ .Address }}
-          LEGACY_DB_PORT={{ .Port }}
-          LEGACY_DB_ADDR={{ .Address }}:{{ .Port }}
-          {{- end }}{{ end }}
-          {{ with key "nomadgen/external/interfaces/legacy-db" | parseJSON }}LEGACY_DB_INTERFACE_VERSION={{ .version }}{{ end }}
+          LEGACY_DB_HOST={{ .Address | toJSON }}
+          LEGACY_DB_PORT={{ .Port | toJSON }}
+          LEGACY_DB_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/external/no-healthy-instance/legacy-db" }}{{ end }}
         EOT
         destination = "local/nomadgen/legacy-db.env"
         env         = true
@@ -95,12 +94,15 @@ job "billing" {
 
       template {
         data = <<-EOT
-          {{- with service "redis-billing~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address }}
-          REDIS_PORT={{ .Port }}
-          REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0
-          {{- end }}{{ end }}
-          {{ with key "nomadgen/external/interfaces/redis-billing" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- with service (print (env "node.datacenter") ".redis-billing") }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ with service "redis-billing~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/external/no-healthy-instance/redis-billing" }}{{ end }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-billing.env"
         env         = true

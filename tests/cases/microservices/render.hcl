@@ -6,7 +6,7 @@ job "cart" {
   meta {
     nomadgen_manifest  = "microservices"
     nomadgen_set       = "cart"
-    nomadgen_spec_hash = "302ade846b8d7398"
+    nomadgen_spec_hash = "f4358e3916c8bea4"
   }
 
   update {
@@ -81,12 +81,15 @@ job "cart" {
 
       template {
         data = <<-EOT
-          {{- with service "redis-cart~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address }}
-          REDIS_PORT={{ .Port }}
-          REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0
-          {{- end }}{{ end }}
-          {{ with key "nomadgen/microservices/interfaces/redis-cart" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- with service (print (env "node.datacenter") ".redis-cart") }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ with service "redis-cart~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/redis-cart" }}{{ end }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-cart.env"
         env         = true
@@ -109,7 +112,7 @@ job "checkout" {
   meta {
     nomadgen_manifest  = "microservices"
     nomadgen_set       = "checkout"
-    nomadgen_spec_hash = "d22ada3a16bb9b82"
+    nomadgen_spec_hash = "4c25da33f29b37ae"
   }
 
   update {
@@ -183,18 +186,25 @@ job "checkout" {
       }
 
       env {
-        LOG_LEVEL = "info"
+        LOG_LEVEL        = "info"
+        PSQL_CREDENTIALS = "nomad/jobs/psql-checkout"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
       }
 
       template {
         data = <<-EOT
-          {{- with service "cart~_agent" }}{{ with index . 0 }}
-          CART_HOST={{ .Address }}
-          CART_PORT={{ .Port }}
-          CART_ADDR={{ .Address }}:{{ .Port }}
-          CART_URL=http://{{ .Address }}:{{ .Port }}
-          {{- end }}{{ end }}
-          {{ with key "nomadgen/microservices/interfaces/cart" | parseJSON }}CART_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- with service (print (env "node.datacenter") ".cart") }}{{ with index . 0 }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
         EOT
         destination = "local/nomadgen/cart.env"
         env         = true
@@ -203,17 +213,15 @@ job "checkout" {
 
       template {
         data = <<-EOT
-          {{- with service "psql-checkout~_agent" }}{{ with index . 0 }}
-          PSQL_HOST={{ .Address }}
-          PSQL_PORT={{ .Port }}
-          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
-          {{- end }}{{ end }}
-          PSQL_CREDENTIALS=nomad/jobs/psql-checkout
-          PSQL_DATABASE=app
-          PSQL_USER=app
-          {{ with key "nomadgen/microservices/interfaces/psql-checkout" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- $creds := nomadVar "nomad/jobs/psql-checkout" }}
+          {{- with service (print (env "node.datacenter") ".psql-checkout") }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/psql-checkout" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
-        destination = "local/nomadgen/psql-checkout.env"
+        destination = "secrets/nomadgen/psql-checkout.env"
         env         = true
         change_mode = "restart"
       }
@@ -234,7 +242,7 @@ job "frontend" {
   meta {
     nomadgen_manifest  = "microservices"
     nomadgen_set       = "frontend"
-    nomadgen_spec_hash = "8b0cf47ba9dfdc1e"
+    nomadgen_spec_hash = "c4c33ada2d16a63e"
   }
 
   update {
@@ -310,13 +318,17 @@ job "frontend" {
 
       template {
         data = <<-EOT
-          {{- with service "cart~_agent" }}{{ with index . 0 }}
-          CART_HOST={{ .Address }}
-          CART_PORT={{ .Port }}
-          CART_ADDR={{ .Address }}:{{ .Port }}
-          CART_URL=http://{{ .Address }}:{{ .Port }}
-          {{- end }}{{ end }}
-          {{ with key "nomadgen/microservices/interfaces/cart" | parseJSON }}CART_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- with service (print (env "node.datacenter") ".cart") }}{{ with index . 0 }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
         EOT
         destination = "local/nomadgen/cart.env"
         env         = true
@@ -325,13 +337,17 @@ job "frontend" {
 
       template {
         data = <<-EOT
-          {{- with service "checkout~_agent" }}{{ with index . 0 }}
-          CHECKOUT_HOST={{ .Address }}
-          CHECKOUT_PORT={{ .Port }}
-          CHECKOUT_ADDR={{ .Address }}:{{ .Port }}
-          CHECKOUT_URL=grpc://{{ .Address }}:{{ .Port }}
-          {{- end }}{{ end }}
-          {{ with key "nomadgen/microservices/interfaces/checkout" | parseJSON }}CHECKOUT_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- with service (print (env "node.datacenter") ".checkout") }}{{ with index . 0 }}
+          CHECKOUT_HOST={{ .Address | toJSON }}
+          CHECKOUT_PORT={{ .Port | toJSON }}
+          CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ with service "checkout~_agent" }}{{ with index . 0 }}
+          CHECKOUT_HOST={{ .Address | toJSON }}
+          CHECKOUT_PORT={{ .Port | toJSON }}
+          CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/checkout" }}{{ end }}{{ end }}
         EOT
         destination = "local/nomadgen/checkout.env"
         env         = true

@@ -6,7 +6,7 @@ job "api" {
   meta {
     nomadgen_manifest  = "nasty-values"
     nomadgen_set       = "api"
-    nomadgen_spec_hash = "fc54713ba1c65eae"
+    nomadgen_spec_hash = "fa035293d61a52b0"
   }
 
   update {
@@ -92,12 +92,15 @@ job "api" {
 
       template {
         data = <<-EOT
-          {{- with service "redis-api~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address }}
-          REDIS_PORT={{ .Port }}
-          REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0
-          {{- end }}{{ end }}
-          {{ with key "nomadgen/nasty-values/interfaces/redis-api" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- with service (print (env "node.datacenter") ".redis-api") }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ with service "redis-api~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/nasty-values/no-healthy-instance/redis-api" }}{{ end }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-api.env"
         env         = true

@@ -6,7 +6,7 @@ job "app" {
   meta {
     nomadgen_manifest  = "seed-example"
     nomadgen_set       = "app"
-    nomadgen_spec_hash = "6038ad5d19ea70cd"
+    nomadgen_spec_hash = "cce015b11a50f71f"
   }
 
   update {
@@ -105,24 +105,25 @@ job "app" {
       }
 
       env {
-        MEMCACHE_ADDR = "${NOMAD_IP_memcache_app}:${NOMAD_PORT_memcache_app}"
-        MEMCACHE_HOST = "${NOMAD_IP_memcache_app}"
-        MEMCACHE_PORT = "${NOMAD_PORT_memcache_app}"
+        MEMCACHE_ADDR    = "${NOMAD_IP_memcache_app}:${NOMAD_HOST_PORT_memcache_app}"
+        MEMCACHE_HOST    = "${NOMAD_IP_memcache_app}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_memcache_app}"
+        PSQL_CREDENTIALS = "nomad/jobs/psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
       }
 
       template {
         data = <<-EOT
-          {{- with service "psql-app~_agent" }}{{ with index . 0 }}
-          PSQL_HOST={{ .Address }}
-          PSQL_PORT={{ .Port }}
-          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
-          {{- end }}{{ end }}
-          PSQL_CREDENTIALS=nomad/jobs/psql-app
-          PSQL_DATABASE=app
-          PSQL_USER=app
-          {{ with key "nomadgen/seed-example/interfaces/psql-app" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- $creds := nomadVar "nomad/jobs/psql-app" }}
+          {{- with service (print (env "node.datacenter") ".psql-app") }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
-        destination = "local/nomadgen/psql-app.env"
+        destination = "secrets/nomadgen/psql-app.env"
         env         = true
         change_mode = "restart"
       }
@@ -163,7 +164,7 @@ job "blog" {
   meta {
     nomadgen_manifest  = "seed-example"
     nomadgen_set       = "blog"
-    nomadgen_spec_hash = "b4a4e1b0295354e7"
+    nomadgen_spec_hash = "81718fa6e141dfa8"
   }
 
   update {
@@ -262,24 +263,25 @@ job "blog" {
       }
 
       env {
-        MEMCACHE_ADDR = "${NOMAD_IP_memcache_blog}:${NOMAD_PORT_memcache_blog}"
-        MEMCACHE_HOST = "${NOMAD_IP_memcache_blog}"
-        MEMCACHE_PORT = "${NOMAD_PORT_memcache_blog}"
+        MEMCACHE_ADDR    = "${NOMAD_IP_memcache_blog}:${NOMAD_HOST_PORT_memcache_blog}"
+        MEMCACHE_HOST    = "${NOMAD_IP_memcache_blog}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_memcache_blog}"
+        PSQL_CREDENTIALS = "nomad/jobs/psql-blog"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
       }
 
       template {
         data = <<-EOT
-          {{- with service "psql-blog~_agent" }}{{ with index . 0 }}
-          PSQL_HOST={{ .Address }}
-          PSQL_PORT={{ .Port }}
-          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
-          {{- end }}{{ end }}
-          PSQL_CREDENTIALS=nomad/jobs/psql-blog
-          PSQL_DATABASE=app
-          PSQL_USER=app
-          {{ with key "nomadgen/seed-example/interfaces/psql-blog" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- $creds := nomadVar "nomad/jobs/psql-blog" }}
+          {{- with service (print (env "node.datacenter") ".psql-blog") }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-blog" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
-        destination = "local/nomadgen/psql-blog.env"
+        destination = "secrets/nomadgen/psql-blog.env"
         env         = true
         change_mode = "restart"
       }
@@ -546,7 +548,7 @@ job "worker" {
   meta {
     nomadgen_manifest  = "seed-example"
     nomadgen_set       = "worker"
-    nomadgen_spec_hash = "cb40ffeea6495978"
+    nomadgen_spec_hash = "f8444ac25cc7b71c"
   }
 
   update {
@@ -621,19 +623,23 @@ job "worker" {
         ports   = ["http"]
       }
 
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
       template {
         data = <<-EOT
-          {{- with service "psql-app~_agent" }}{{ with index . 0 }}
-          PSQL_HOST={{ .Address }}
-          PSQL_PORT={{ .Port }}
-          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
-          {{- end }}{{ end }}
-          PSQL_CREDENTIALS=nomad/jobs/psql-app
-          PSQL_DATABASE=app
-          PSQL_USER=app
-          {{ with key "nomadgen/seed-example/interfaces/psql-app" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- $creds := nomadVar "nomad/jobs/psql-app" }}
+          {{- with service (print (env "node.datacenter") ".psql-app") }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
-        destination = "local/nomadgen/psql-app.env"
+        destination = "secrets/nomadgen/psql-app.env"
         env         = true
         change_mode = "restart"
       }

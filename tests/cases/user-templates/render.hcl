@@ -6,7 +6,7 @@ job "app" {
   meta {
     nomadgen_manifest  = "user-templates"
     nomadgen_set       = "app"
-    nomadgen_spec_hash = "f4b892b82c2c9a48"
+    nomadgen_spec_hash = "82965ac6d85f994b"
   }
 
   update {
@@ -83,11 +83,13 @@ job "app" {
 
       template {
         data = <<-EOT
-          {{- with service "pgbouncer-app~_agent" }}{{ with index . 0 }}
-          PGBOUNCER_HOST={{ .Address }}
-          PGBOUNCER_PORT={{ .Port }}
-          {{- end }}{{ end }}
-          {{ with key "nomadgen/user-templates/interfaces/pgbouncer-app" | parseJSON }}PGBOUNCER_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- with service (print (env "node.datacenter") ".pgbouncer-app") }}{{ with index . 0 }}
+          PGBOUNCER_HOST={{ .Address | toJSON }}
+          PGBOUNCER_PORT={{ .Port | toJSON }}
+          {{- end }}{{ else }}{{ with service "pgbouncer-app~_agent" }}{{ with index . 0 }}
+          PGBOUNCER_HOST={{ .Address | toJSON }}
+          PGBOUNCER_PORT={{ .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/pgbouncer-app" }}{{ end }}{{ end }}
         EOT
         destination = "local/nomadgen/pgbouncer-app.env"
         env         = true
@@ -96,11 +98,13 @@ job "app" {
 
       template {
         data = <<-EOT
-          {{- with service "redis-app~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address }}
-          REDIS_PORT={{ .Port }}
-          {{- end }}{{ end }}
-          {{ with key "nomadgen/user-templates/interfaces/redis-app" | parseJSON }}REDIS_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- with service (print (env "node.datacenter") ".redis-app") }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          {{- end }}{{ else }}{{ with service "redis-app~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/redis-app" }}{{ end }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-app.env"
         env         = true
@@ -123,7 +127,7 @@ job "pgbouncer-app" {
   meta {
     nomadgen_manifest  = "user-templates"
     nomadgen_set       = "pgbouncer:app"
-    nomadgen_spec_hash = "82ec4e7d9d519f8a"
+    nomadgen_spec_hash = "ef2ed6e06b71bdf1"
   }
 
   update {
@@ -196,19 +200,23 @@ job "pgbouncer-app" {
         ports = ["pg"]
       }
 
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/psql-pgbouncer-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
       template {
         data = <<-EOT
-          {{- with service "psql-pgbouncer-app~_agent" }}{{ with index . 0 }}
-          PSQL_HOST={{ .Address }}
-          PSQL_PORT={{ .Port }}
-          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
-          {{- end }}{{ end }}
-          PSQL_CREDENTIALS=nomad/jobs/psql-pgbouncer-app
-          PSQL_DATABASE=app
-          PSQL_USER=app
-          {{ with key "nomadgen/user-templates/interfaces/psql-pgbouncer-app" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- $creds := nomadVar "nomad/jobs/psql-pgbouncer-app" }}
+          {{- with service (print (env "node.datacenter") ".psql-pgbouncer-app") }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/psql-pgbouncer-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
-        destination = "local/nomadgen/psql-pgbouncer-app.env"
+        destination = "secrets/nomadgen/psql-pgbouncer-app.env"
         env         = true
         change_mode = "restart"
       }
