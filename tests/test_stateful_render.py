@@ -18,6 +18,7 @@ from nomadgen.model import Settings
 from nomadgen.render import render, to_json
 from nomadgen.resolve import resolve
 from nomadgen.settings import load_config
+from tests.nomad_tools import assert_proven, binary
 
 ZONES = ("zone-a", "zone-b", "zone-c")
 
@@ -35,7 +36,10 @@ needs_tool = pytest.mark.skipif(not TOOL.is_file(), reason=f"nomad-jobspec not f
 
 def jobs(doc: dict, settings: Settings = Settings()) -> dict:
     plan = resolve(parse(json.dumps(doc), "m.json", "m"), Catalog(), ZONES)
-    return {j.id: j.api for j in render(plan, settings)}
+    out = {j.id: j.api for j in render(plan, settings)}
+    if binary() is not None:  # every job a rendering test sees is proven by Nomad's own code
+        assert_proven((jid, to_hcl(job), job) for jid, job in out.items())
+    return out
 
 
 def group(job: dict) -> dict:
