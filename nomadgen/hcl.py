@@ -12,10 +12,14 @@ Fields the table does not know are still written, under their snake_case name, s
 silently lost; `READ_ONLY_FIELDS` are dropped, as are nulls, empty lists/maps and empty strings
 (outside string maps), and 0/false for Go non-pointer fields, where zero means unset.
 
-Every string is a quoted, escaped literal, including constraint targets: `"${attr.x}"` is
-written `"$${attr.x}"`, which jobspec2 reads back as the same text. In a driver config Nomad
-reads a block, `k = {...}` and `k = [{...}]` all as `[{...}]`, so an object there comes back
-from Nomad as a one-element list.
+Every string is written so that Nomad's parser (jobspec2) reads back exactly the JSON value,
+and no value can become live HCL: `${` and `%{` are escaped (`$${`, `%%{`), except Nomad
+runtime references (RUNTIME_REF) in constraint, affinity and spread targets and in `Runtime`
+strings (text nomadgen writes, never a manifest value), which are written as Nomad users write
+them: `"${node.datacenter}"`. Multi-line text ending in a newline is a heredoc (`<<-EOT`).
+tests/test_nomad_proof.py proves each form with Nomad 1.5.8's own parser. In a driver config
+Nomad reads a block, `k = {...}` and `k = [{...}]` all as `[{...}]`, so an object there comes
+back from Nomad as a one-element list.
 
 Stdlib only: this sits on the CLI's start-up path.
 """
