@@ -262,3 +262,29 @@ def test_binary_found_through_nomadgen_shared(monkeypatch, tmp_path):
     monkeypatch.setenv("NOMADGEN_STANDIN_ENGINE", "standin")
     assert nomadsched.binary() is None
     assert Path(BINARY).name == "nomad-sched"
+
+
+@pytest.mark.parametrize("engine", ["nomad", "standin"])
+def test_task_annotations_follow_the_deciding_engine(engine, monkeypatch):
+    """A task affinity change: the task's annotation says what the group's updates say
+    (scheduler/annotate.go: destructive in 1.5.8, in place from 1.10)."""
+    if engine == "nomad" and nomadsched.binary() is None:
+        pytest.skip(f"nomad-sched not found at {BINARY} (set NOMADGEN_SHARED)")
+    if engine == "standin":
+        monkeypatch.setenv("NOMADGEN_STANDIN_ENGINE", "standin")
+    st = _state(1)
+    before = job()
+    after = job()
+    after["TaskGroups"][0]["Tasks"][0]["Affinities"] = AFFINITY
+    with st.lock:
+        st.register(copy.deepcopy(before))
+        _run_evals(st)
+        plan = st.plan(copy.deepcopy(after), diff=True)
+    (group,) = plan["Diff"]["TaskGroups"]
+    (task,) = group["Tasks"]
+    if engine == "nomad":
+        assert task["Annotations"] == ["forces create/destroy update"]
+        assert group["Updates"] == {"create/destroy update": 1, "ignore": 2}
+    else:
+        assert task["Annotations"] == ["forces in-place update"]
+        assert group["Updates"] == {"in-place update": 3}

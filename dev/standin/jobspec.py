@@ -497,8 +497,11 @@ def job_diff(old: dict | None, new: dict) -> dict:
             "Objects": objects or None, "TaskGroups": groups or None}
 
 
-def annotate(diff: dict, desired: dict[str, dict]) -> dict:
-    """scheduler/annotate.go: group update counts, count changes, task update kinds."""
+def annotate(diff: dict, desired: dict[str, dict], *, nomad_1_5: bool = False) -> dict:
+    """scheduler/annotate.go: group update counts, count changes, task update kinds.
+
+    `nomad_1_5`: Nomad 1.5.8's rules (what nomad-sched decides by): affinity and spread changes
+    force a destructive update; from 1.10 they are in place."""
     for tg in diff.get("TaskGroups") or []:
         want = desired.get(tg["Name"])
         if want:
@@ -518,11 +521,11 @@ def annotate(diff: dict, desired: dict[str, dict]) -> dict:
                 elif new < old:
                     f["Annotations"] = ["forces destroy"]
         for task in tg.get("Tasks") or []:
-            _annotate_task(task, tg)
+            _annotate_task(task, tg, nomad_1_5)
     return diff
 
 
-def _annotate_task(task: dict, parent: dict) -> None:
+def _annotate_task(task: dict, parent: dict, nomad_1_5: bool = False) -> None:
     if task["Type"] == "None":
         return
     if parent["Type"] in ("Added", "Deleted"):
@@ -535,7 +538,8 @@ def _annotate_task(task: dict, parent: dict) -> None:
     destructive = any(f["Name"] != "KillTimeout" for f in task.get("Fields") or [])
     if not destructive:
         for obj in task.get("Objects") or []:
-            if obj["Name"] in ("Service", "Constraint", "Affinity", "Spread"):
+            if obj["Name"] in (("Service", "Constraint") if nomad_1_5
+                               else ("Service", "Constraint", "Affinity", "Spread")):
                 continue
             if obj["Name"] == "LogConfig":
                 if any(f["Name"] == "Disabled" for f in obj.get("Fields") or []):

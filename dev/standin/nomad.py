@@ -346,7 +346,8 @@ class NomadState:
             plan = self._reconcile(job, dry_run=True)
             out_diff = None
             if diff:
-                out_diff = jobspec.annotate(jobspec.job_diff(current, job), plan.desired)
+                out_diff = jobspec.annotate(jobspec.job_diff(current, job), plan.desired,
+                                            nomad_1_5=plan.engine == "nomad-sched")
             created = None
             if plan.failed:
                 created = [self._eval_dict(job, "queued-allocs", status="blocked",
@@ -501,7 +502,7 @@ class NomadState:
             log.error("nomad-sched failed for job %s, the stand-in's engine decides: %s",
                       job["ID"], exc)
             return None
-        plan = _Plan(desired=d.desired, failed=d.failed, queued=d.queued)
+        plan = _Plan(desired=d.desired, failed=d.failed, queued=d.queued, engine="nomad-sched")
         for name in groups:
             plan.desired.setdefault(name, _desired())
             plan.queued.setdefault(name, 0)
@@ -1293,6 +1294,7 @@ class _Plan:
     desired: dict[str, dict] = field(default_factory=dict)
     failed: dict | None = None
     queued: dict[str, int] = field(default_factory=dict)
+    engine: str = "standin"  # or "nomad-sched": whose rules decided
 
 
 def _desired() -> dict:
