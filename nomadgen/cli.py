@@ -29,7 +29,7 @@ app = typer.Typer(
 interface_app = typer.Typer(help="Read published interfaces.", no_args_is_help=True)
 app.add_typer(interface_app, name="interface")
 
-_state = {"debug": False}
+_state: dict = {"debug": False}
 
 
 class Format(str, Enum):
@@ -108,14 +108,48 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
     _state["debug"] = debug
 
 
+EnvOpt = Annotated[str | None, typer.Option(
+    "--env", help="Environment from nomadgen.toml's [env.NAME] (env NOMADGEN_ENV).", rich_help_panel="Environment")]
+VarFileOpt = Annotated[list[str] | None, typer.Option(
+    "--var-file", help="Per-set values, JSON or TOML: {\"psql:app\": {\"image\": ...}} (repeatable).",
+    rich_help_panel="Environment")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="One value: SET.FIELD=VALUE, e.g. psql:app.resources.memory=2048 (repeatable).",
+    rich_help_panel="Environment")]
+_ENVIRONMENT = {"env": (EnvOpt, None), "var_file": (VarFileOpt, None), "set_values": (SetOpt, None)}
+
+
+def _with_environment(fn: Callable) -> Callable:
+    """Adds --env, --var-file and --set to a command (declared once, here); the config loaders
+    below read them."""
+    sig = inspect.signature(fn, eval_str=True)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+             for name, (ann, default) in _ENVIRONMENT.items()]
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        _state["environment"] = {name: kwargs.pop(name, None) for name in _ENVIRONMENT}
+        return fn(*args, **kwargs)
+
+    inner.__signature__ = sig.replace(parameters=list(sig.parameters.values()) + extra)  # type: ignore[attr-defined]
+    return inner
+
+
+def _env_args() -> dict:
+    e = _state.get("environment") or {}
+    return {"environment": e.get("env"), "var_files": tuple(e.get("var_file") or ()),
+            "sets": tuple(e.get("set_values") or ())}
+
+
 def _config(zones=None, templates=None, config=None):
     from .settings import load_config
 
-    return load_config(zones=zones, templates=templates, config=config)
+    return load_config(zones=zones, templates=templates, config=config, **_env_args())
 
 
 @app.command()
 @_guarded()
+@_with_environment
 def render(
     manifest: ManifestArg,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="hcl for people, json for the API.")] = Format.hcl,
@@ -161,6 +195,7 @@ def render(
 
 @app.command()
 @_guarded()
+@_with_environment
 def resolve(
     manifest: ManifestArg,
     as_json: JsonOpt = False,
@@ -179,6 +214,7 @@ def resolve(
 
 @app.command()
 @_guarded()
+@_with_environment
 def graph(
     manifest: ManifestArg,
     fmt: Annotated[GraphFormat, typer.Option("--format", "-f")] = GraphFormat.dot,
@@ -200,6 +236,42 @@ def graph(
         _err(f"wrote {out / 'graph.dot'} and {out / 'graph.mmd'}")
         return
     typer.echo(to_dot(plan) if fmt is GraphFormat.dot else to_mermaid(plan), nl=False)
+
+
+@app.command()
+@_guarded()
+def diff(
+    manifest: ManifestArg,
+    envs: Annotated[list[str], typer.Option("--env", help="Two environments to compare: --env stage --env prod.")],
+    as_json: JsonOpt = False,
+    templates: TemplatesOpt = None,
+    config: ConfigOpt = None,
+    name: NameOpt = None,
+) -> None:
+    """Per set, what differs between two environments' rendered jobs (offline).
+    Exit 0: the same, 1: they differ."""
+    from .envplan import compare
+    from .pipeline import build_plan
+    from .settings import load_config
+
+    if len(envs) != 2:
+        raise typer.BadParameter("give exactly two: --env stage --env prod", param_hint="--env")
+    sides = []
+    for e in envs:
+        cfg = load_config(templates=templates, config=config, environment=e)
+        sides.append((build_plan(manifest, cfg, name)[1], cfg.render))
+    out = compare(sides[0], sides[1])
+    if as_json:
+        typer.echo(json.dumps({"environments": envs, "sets": out}, indent=2, sort_keys=True))
+    else:
+        a, b = envs
+        if not out:
+            typer.echo(f"{a} and {b} render the same sets")
+        for set_name, fields in out.items():
+            typer.echo(f"{set_name}:")
+            for field, (x, y) in fields.items():
+                typer.echo(f"  {field}: {a} {json.dumps(x)}  ->  {b} {json.dumps(y)}")
+    raise typer.Exit(1 if out else 0)
 
 
 @app.command()
@@ -290,11 +362,18 @@ def _online_config(zones, templates, config, zone_attribute, namespace):
     from .settings import load_config
 
     return load_config(zones=zones, templates=templates, config=config,
-                       zone_attribute=zone_attribute, namespace=namespace)
+                       zone_attribute=zone_attribute, namespace=namespace, **_env_args())
+
+
+def _cluster(conn: dict, cfg):
+    """Connections in the environment's Nomad namespace and region."""
+    return _connect(**{**conn, "namespace": cfg.render.namespace,
+                       "region": cfg.render.region or conn.get("region")})
 
 
 @app.command()
 @_guarded(error_code=EXIT_PLAN_ERROR)
+@_with_environment
 @_with_connection
 def plan(
     manifest: ManifestArg,
@@ -311,7 +390,7 @@ def plan(
     from .operations import prepare
 
     cfg = _online_config(zones, templates, config, zone_attribute, conn["namespace"])
-    nomad, consul = _connect(**conn)
+    nomad, consul = _cluster(conn, cfg)
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune)
     if as_json:
         typer.echo(json.dumps(prep.changes.to_json(), indent=2))
@@ -322,6 +401,7 @@ def plan(
 
 @app.command()
 @_guarded()
+@_with_environment
 @_with_connection
 def submit(
     manifest: ManifestArg,
@@ -338,11 +418,12 @@ def submit(
     from .console import progress_printer, report_text
     from .converge import ApplyError, apply, prefix_of
     from .manifest import default_name
+    from .names import owner
     from .operations import ManifestLock, check_manifest_name, fingerprint, needs_lock, prepare
 
     cfg = _online_config(zones, templates, config, zone_attribute, conn["namespace"])
-    nomad, consul = _connect(**conn)
-    mname = check_manifest_name(name or default_name(Path(manifest)))
+    nomad, consul = _cluster(conn, cfg)
+    mname = owner(check_manifest_name(name or default_name(Path(manifest))), cfg.render.scope)
     printer = progress_printer(enabled=not as_json)
     # Reads first (bad input, placements Nomad cannot make and "nothing to do" write nothing,
     # not even the lock); then the manifest's lock, held until the last write.
@@ -380,6 +461,7 @@ def submit(
 
 @app.command()
 @_guarded()
+@_with_environment
 @_with_connection
 def status(
     manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
@@ -389,13 +471,14 @@ def status(
 ) -> None:
     """Per set: job state, allocations per zone and node, health, interface, drift."""
     from .console import status_text
+    from .names import owner
     from .operations import status as get_status
 
     cfg = _online_config(None, None, config, zone_attribute, conn["namespace"])
-    nomad, consul = _connect(**conn)
+    nomad, consul = _cluster(conn, cfg)
     from .operations import check_manifest_name
 
-    rows, record = get_status(check_manifest_name(name or _manifest_name(manifest)), cfg, nomad, consul)
+    rows, record = get_status(owner(check_manifest_name(name or _manifest_name(manifest)), cfg.render.scope), cfg, nomad, consul)
     if as_json:
         typer.echo(json.dumps([r._asdict() for r in rows], indent=2))
     else:
@@ -404,6 +487,7 @@ def status(
 
 @app.command()
 @_guarded()
+@_with_environment
 @_with_connection
 def destroy(
     manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
@@ -412,12 +496,14 @@ def destroy(
     conn: dict | None = None,
 ) -> None:
     """Stop and purge every job this manifest owns and remove its Consul KV keys."""
+    from .names import owner
     from .operations import check_manifest_name, owned_jobs
     from .operations import destroy as do_destroy
 
     mname = check_manifest_name(name or _manifest_name(manifest))
     cfg = _online_config(None, None, config, None, conn["namespace"])
-    nomad, consul = _connect(**conn)
+    nomad, consul = _cluster(conn, cfg)
+    mname = owner(mname, cfg.render.scope)
     jobs = owned_jobs(mname, nomad)
     if not yes:
         if not sys.stdin.isatty():
@@ -434,6 +520,7 @@ def destroy(
 
 @interface_app.command("get")
 @_guarded()
+@_with_environment
 def interface_get(
     set_name: Annotated[str, typer.Argument(metavar="SET", help="A set, e.g. psql:app.")],
     manifest: Annotated[str | None, typer.Option("--manifest", help="The manifest that publishes it.")] = None,

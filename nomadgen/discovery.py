@@ -36,13 +36,30 @@ class Interface(NamedTuple):
 
 def lookup(set_name: str, *, via: str = "dns", tag: str | None = None,
            dns_server: str | None = None, domain: str = "consul", consul_addr: str | None = None,
-           manifest: str | None = None, kv_prefix: str = "nomadgen", timeout: float = 2.0) -> Interface:
-    service = names.job_id(set_name)
+           manifest: str | None = None, kv_prefix: str = "nomadgen", timeout: float = 2.0,
+           env: str | None = None, config: str | None = None) -> Interface:
+    """`env` reads the set of that environment (its scope: the name, or env.NAME.scope in
+    nomadgen.toml / `config` when one declares it)."""
+    scope = _scope(env, config) if env else ""
+    service = names.job_id(set_name, scope)
+    if manifest:
+        manifest = names.owner(manifest, scope)
     if via == "dns":
         return _dns(set_name, service, tag, dns_server, domain, timeout)
     if via == "http":
         return _http(set_name, service, tag, consul_addr, manifest, kv_prefix, timeout)
     raise ValueError(f"via must be 'dns' or 'http', not {via!r}")
+
+
+def _scope(env: str, config: str | None) -> str:
+    from pathlib import Path
+
+    from .settings import CONFIG_FILE, load_config
+
+    if config is None and not Path(CONFIG_FILE).is_file():
+        return env  # an app without nomadgen.toml: the default scope is the environment's name
+    cfg = load_config(config=config, environment=env, env={})
+    return cfg.render.scope
 
 
 def _dns(set_name, service, tag, dns_server, domain, timeout) -> Interface:

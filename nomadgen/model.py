@@ -199,10 +199,11 @@ class ServiceSet(NamedTuple):
         """What a dependent can refer to: ${psql.url} ..."""
         return tuple(sorted({s.lower() for s, _ in self.interface.env + self.interface.extra}
                             | {"addrs"}))
+    scope: str = ""  # the environment's scope: prefixes the job ID and service name
 
     @property
     def job_id(self) -> str:
-        return job_id(self.name)
+        return job_id(self.name, self.scope)
 
     @property
     def scheduling(self) -> str:
@@ -253,6 +254,8 @@ class Settings(NamedTuple):
     # setting asks for them and this allows it (README "What gets rendered").
     nomad_version: tuple[int, int] = OLDEST_NOMAD
     node_pool: str = ""  # Job.NodePool (Nomad 1.6+)
+    scope: str = ""  # the environment's scope: prefixes job IDs, services, KV roots ("" = none)
+    consul_datacenter: str = ""  # where dependents read Consul data ("" = the local agent's)
 
 
 class Job(NamedTuple):

@@ -40,12 +40,17 @@ def env_prefix(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).upper()
 
 
-def dns(service: str, domain: str = "consul") -> str:
-    return f"{service}.service.{domain}"
+def dns(service: str, domain: str = "consul", datacenter: str = "") -> str:
+    return f"{service}.service.{datacenter + '.' if datacenter else ''}{domain}"
 
 
-def srv(service: str, domain: str = "consul", protocol: str = "tcp") -> str:
-    return f"_{service}._{protocol}.service.{domain}"
+def srv(service: str, domain: str = "consul", protocol: str = "tcp", datacenter: str = "") -> str:
+    return f"_{service}._{protocol}.service.{datacenter + '.' if datacenter else ''}{domain}"
+
+
+def in_datacenter(name: str, datacenter: str = "") -> str:
+    """A consul-template `service` or `key` argument in another Consul datacenter: `name@dc1`."""
+    return f"{name}@{datacenter}" if datacenter else name
 
 
 def external_id(manifest: str, service: str) -> str:
@@ -59,17 +64,22 @@ def credentials_path(pattern: str, job: str) -> str:
 
 
 def policy_name(manifest: str, scope: str = "") -> str:
-    """The ACL policy name of a manifest's deployment (per environment)."""
-    return f"nomadgen-{manifest}" + (f"-{scope}" if scope else "")
+    """The ACL policy name of a manifest's deployment (`dockland@prod` is scope prod's)."""
+    return "nomadgen-" + owner(manifest, scope).replace("@", "--")
+
+
+def owner(manifest: str, scope: str = "") -> str:
+    """Who owns what a deployment writes (job and service meta, the KV root): `dockland`, or
+    `dockland@prod` in scope prod. `@` is never in a manifest name, so no two owners clash."""
+    return f"{manifest}@{scope}" if scope else manifest
 
 
 # --- Consul KV layout -----------------------------------------------------------------------
 
 def kv_root(kv_prefix: str, manifest: str, scope: str = "") -> str:
     """Everything one manifest (in one environment) keeps in KV. A scoped root is never inside an
-    unscoped one: `@` cannot appear in a manifest name, so destroying `dockland` leaves
-    `dockland@prod` alone."""
-    return f"{kv_prefix}/{manifest}" + (f"@{scope}" if scope else "")
+    unscoped one: destroying `dockland` (its tree under `dockland/`) leaves `dockland@prod` alone."""
+    return f"{kv_prefix}/{owner(manifest, scope)}"
 
 
 def interfaces_root(root: str) -> str:
@@ -93,6 +103,11 @@ def lock_key(root: str) -> str:
 def is_interface_of(key: str, service: str) -> bool:
     """Whether a key (anywhere under the KV prefix) is the interface document of a service."""
     return key.endswith(f"/interfaces/{service}")
+
+
+def wait_key(root: str, service: str) -> str:
+    """A key nobody writes: a template reading it waits, and Nomad shows it in the task's events."""
+    return f"{root}/no-healthy-instance/{service}"
 
 
 def owner_of_key(key: str) -> str:

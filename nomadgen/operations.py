@@ -92,6 +92,7 @@ class SetStatus(NamedTuple):
 
 def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStatus], dict]:
     root = converge.prefix_of(manifest_name, cfg.render)
+    scope = cfg.render.scope
     tree = consul.kv_tree(root)
     record_raw = tree.get(names.push_key(root, "plan"))
     if record_raw is None:
@@ -104,12 +105,12 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
     rows = []
     for name, info in sorted(record["sets"].items()):
         if info.get("external"):
-            healthy = len(consul.healthy(names.job_id(name)))
+            healthy = len(consul.healthy(names.job_id(name, scope)))
             rows.append(SetStatus(name, "", "external", (), healthy, 1,
-                                  names.interface_key(root, names.job_id(name)) in tree,
+                                  names.interface_key(root, names.job_id(name, scope)) in tree,
                                   "in sync" if healthy else "not registered"))
             continue
-        job_id = info["job"] or names.job_id(_host_root(record, name))
+        job_id = info["job"] or names.job_id(_host_root(record, name), scope)
         stub = jobs.get(job_id)
         expected = info["count"]
         if stub is None:
@@ -128,9 +129,9 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
             placements = tuple(sorted(
                 (_zone(nodes.get(a.get("NodeID")), attr), a.get("NodeName", "?"), a.get("ClientStatus", "?"))
                 for a in nomad.allocations(job_id) if a.get("DesiredStatus") == "run"))
-        healthy = len(consul.healthy(names.job_id(name)))
+        healthy = len(consul.healthy(names.job_id(name, scope)))
         rows.append(SetStatus(name, job_id, state, placements, healthy, expected,
-                              names.interface_key(root, names.job_id(name)) in tree, drift))
+                              names.interface_key(root, names.job_id(name, scope)) in tree, drift))
     return rows, record
 
 
@@ -368,9 +369,10 @@ class InterfaceView(NamedTuple):
 
 
 def interface_get(set_name: str, cfg: Config, consul, manifest_name: str | None = None) -> InterfaceView:
-    job_id = names.job_id(set_name)
+    job_id = names.job_id(set_name, cfg.render.scope)
     if manifest_name:
-        key = names.interface_key(converge.prefix_of(manifest_name, cfg.render), job_id)
+        owner = names.owner(manifest_name, cfg.render.scope)
+        key = names.interface_key(converge.prefix_of(owner, cfg.render), job_id)
         got = consul.kv_get(key)
         found = {key: got} if got else {}
     else:

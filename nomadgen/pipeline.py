@@ -27,7 +27,26 @@ def build_plan(manifest_path: str, config: Config, name: str | None = None,
                zones: tuple[str, ...] | None = None) -> tuple[Manifest, Plan]:
     manifest = load(manifest_path, name)
     catalog = Catalog(config.templates)
-    return manifest, resolve(manifest, catalog, zones or config.zones)
+    zones = zones or config.zones
+    if not config.overrides and config.environment is None:
+        return manifest, resolve(manifest, catalog, zones)  # no environment: as it always was
+    from .envplan import apply_overrides, check_collisions, scoped
+
+    tuned = apply_overrides(manifest, catalog, zones, config.overrides)
+    plan = scoped(resolve(tuned, catalog, zones), config.render.scope, manifest)
+    env = config.environment
+    if env is not None:
+        others = []
+        for other in config.environments:
+            if other.name != env.name:
+                st = config.render._replace(
+                    scope=other.scope, namespace=other.namespace or config.render.namespace,
+                    region=other.region or config.render.region,
+                    kv_prefix=other.kv_prefix or config.render.kv_prefix,
+                    consul_datacenter=other.consul_datacenter)
+                others.append((other.name, scoped(plan, other.scope, manifest), st))
+        check_collisions((env.name, plan, config.render), others)
+    return manifest, plan
 
 
 @contextmanager

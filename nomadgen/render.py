@@ -340,11 +340,12 @@ def _line(var: str, segs: list, arg) -> str:
 def wait_key(plan: Plan, dep: ServiceSet, settings: Settings) -> str:
     """A key nobody writes: reading it makes consul-template wait, and Nomad shows the reason
     (`Missing: kv.block(<this key>)`) in the task's events."""
-    return f"{settings.kv_prefix}/{plan.manifest}/no-healthy-instance/{dep.job_id}"
+    return names.wait_key(names.kv_root(settings.kv_prefix, plan.manifest), dep.job_id)
 
 
 def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings: Settings) -> dict:
     dep = plan.get(link.set)
+    svc = names.in_datacenter(dep.job_id, settings.consul_datacenter)
     items = sorted({x[0][7:] for _, segs in values for x in segs
                     if not isinstance(x, str) and x[0].startswith("secret.")})
     uses_addrs = any(not isinstance(x, str) and x[0] == "addrs" for _, segs in values for x in segs)
@@ -355,7 +356,7 @@ def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings
         # Every healthy instance, for clients that balance themselves.
         head.append('{{- $addrs := "" }}{{ $sep := "" }}{{ range service "%s" }}'
                     '{{ $addrs = printf "%%s%%s%%s:%%d" $addrs $sep .Address .Port }}'
-                    '{{ $sep = "," }}{{ end }}' % dep.job_id)
+                    '{{ $sep = "," }}{{ end }}' % svc)
 
     def arg(x) -> str:
         what, name = x
@@ -378,7 +379,7 @@ def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings
         wait = '{{ key "%s" }}' % wait_key(plan, dep, settings)
         # Nearest healthy instance first (RTT from this node's agent).
         nearest = ('with service "%s~_agent" }}{{ with index . 0 }}\n%s\n{{- end }}{{ else }}%s{{ end }}'
-                   % (dep.job_id, "\n".join(live), wait))
+                   % (svc, "\n".join(live), wait))
         fallback = link.wiring.zone_fallback
         if fallback is None:
             fallback = dep.interface.zone_fallback
@@ -386,7 +387,7 @@ def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings
             # This instance's own zone first (the zone tag of each instance's service).
             zone_key = settings.zone_attribute[2:-1]
             own = ('{{- with service (print (env "%s") ".%s") }}{{ with index . 0 }}\n%s\n'
-                   '{{- end }}{{ else }}' % (zone_key, dep.job_id, "\n".join(live)))
+                   '{{- end }}{{ else }}' % (zone_key, svc, "\n".join(live)))
             body.append(own + ("{{ " + nearest if fallback else wait) + "{{ end }}")
         else:
             body.append("{{- " + nearest)
@@ -424,7 +425,7 @@ def credentials(s: ServiceSet, plan: Plan) -> str:
 
 def fill(pattern: str, s: ServiceSet, plan: Plan, settings: Settings, values: dict[str, str]) -> str:
     base = {
-        "dns": names.dns(s.job_id, settings.consul_domain),
+        "dns": names.dns(s.job_id, settings.consul_domain, settings.consul_datacenter),
         "service": s.job_id,
         "set": s.name,
         "job": s.job_id,
@@ -454,8 +455,8 @@ def interface_document(plan: Plan, s: ServiceSet, settings: Settings) -> bytes:
         "type": s.type,
         "manifest": plan.manifest,
         "service": s.job_id,
-        "dns": names.dns(s.job_id, dom),
-        "srv": names.srv(s.job_id, dom),
+        "dns": names.dns(s.job_id, dom, settings.consul_datacenter),
+        "srv": names.srv(s.job_id, dom, datacenter=settings.consul_datacenter),
         "port_label": port_label(s) if s.kind == NODE_LOCAL else s.interface.port,
         "protocol": s.interface.protocol,
         "url": fill(s.interface.url, s, plan, settings, {}) if s.interface.url else "",

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import NamedTuple
 
+from .environments import EnvSpec, Value, locator, parse_envs, parse_set, read_var_file
 from .errors import ConfigError, Problem
 from .model import OLDEST_NOMAD, STORAGES, Settings
 from .names import (
@@ -24,12 +25,12 @@ from .names import (
 
 CONFIG_FILE = "nomadgen.toml"
 CONFIG_KEYS = {"zones", "zone_attribute", "namespace", "region", "kv_prefix", "templates",
-               "consul_domain", "datacenters", "storage", "nomad_version", "node_pool"}
+               "consul_domain", "datacenters", "storage", "nomad_version", "node_pool", "env"}
 STORAGE_KEYS = {"mode", "csi_plugin", "sets"}
 # The type of each nomadgen.toml key: a wrong type is a configuration error, not a crash.
 CONFIG_TYPES = {"zones": list, "zone_attribute": str, "namespace": str, "region": str,
                 "kv_prefix": str, "templates": str, "consul_domain": str, "datacenters": list,
-                "storage": dict, "nomad_version": str, "node_pool": str}
+                "storage": dict, "nomad_version": str, "node_pool": str, "env": dict}
 
 
 class Config(NamedTuple):
@@ -37,6 +38,10 @@ class Config(NamedTuple):
     zones_source: str = "default"  # default | config | env | flag | cluster
     templates: str | None = None
     render: Settings = Settings()
+    environment: EnvSpec | None = None  # the selected [env.NAME] (--env, NOMADGEN_ENV)
+    environments: tuple[EnvSpec, ...] = ()  # every declared one, to check for collisions
+    overrides: tuple[Value, ...] = ()  # per-set values: environment, then var files, then --set
+    source: str = ""  # the config file read, if any
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -46,12 +51,23 @@ def _split(value: str) -> tuple[str, ...]:
 def load_config(*, zones: str | None = None, templates: str | None = None,
                 config: str | None = None, zone_attribute: str | None = None,
                 namespace: str | None = None, kv_prefix: str | None = None,
+                environment: str | None = None, var_files: tuple[str, ...] = (),
+                sets: tuple[str, ...] = (), region: str | None = None,
                 env: dict[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     data: dict = {}
     path = Path(config) if config else Path(CONFIG_FILE)
     if config or path.is_file():
         data = _read_config(path)
+    envs, chosen = _environments(data, path, environment or env.get("NOMADGEN_ENV") or "",
+                                 "--env" if environment else "NOMADGEN_ENV")
+    if chosen is not None:
+        # The selected environment's values stand in for the top-level ones; flags and
+        # NOMADGEN_* variables still win (NOMAD_NAMESPACE/NOMAD_REGION do not: --env is explicit).
+        for key in ("zones", "zone_attribute", "datacenters", "kv_prefix", "namespace", "region"):
+            if getattr(chosen, key):
+                data[key] = list(getattr(chosen, key)) if key in ("zones", "datacenters") \
+                    else getattr(chosen, key)
 
     if zones is not None:
         z, src = _split(zones), "flag"
@@ -80,7 +96,12 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
     prefix = kv_prefix or env.get("NOMADGEN_KV_PREFIX") or data.get("kv_prefix") or DEFAULT_KV_PREFIX
     if not KV_PREFIX_RE.match(prefix):
         raise ConfigError(f"invalid KV prefix {prefix!r}", hint="letters, digits, '-', '_' and '/'")
-    ns = namespace or env.get("NOMAD_NAMESPACE") or data.get("namespace") or "default"
+    if chosen is not None:
+        ns = namespace or chosen.namespace or env.get("NOMAD_NAMESPACE") or data.get("namespace") or "default"
+        reg = region or chosen.region or env.get("NOMAD_REGION") or data.get("region", "")
+    else:
+        ns = namespace or env.get("NOMAD_NAMESPACE") or data.get("namespace") or "default"
+        reg = region or env.get("NOMAD_REGION", data.get("region", ""))
     dcs = data.get("datacenters", [])
     problems = []
     if not isinstance(dcs, list):
@@ -97,13 +118,20 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
         render=Settings(
             zone_attribute=attr,
             namespace=ns,
-            region=env.get("NOMAD_REGION", data.get("region", "")),
+            region=reg,
             kv_prefix=prefix,
             consul_domain=data.get("consul_domain", "consul"),
             datacenters=tuple(dcs),
             **storage,
             **versioned,
+            scope=chosen.scope if chosen else "",
+            consul_datacenter=chosen.consul_datacenter if chosen else "",
         ),
+        environment=chosen,
+        environments=tuple(envs.values()),
+        overrides=(chosen.overrides if chosen else ()) +
+        tuple(v for f in var_files for v in read_var_file(f)) + tuple(parse_set(x) for x in sets),
+        source=str(path) if data or config else "",
     )
 
 
@@ -134,6 +162,28 @@ def _versioned(data: dict, path: str, problems: list) -> dict:
         else:
             out["node_pool"] = pool
     return out
+
+
+def _environments(data: dict, path: Path, name: str, origin: str) -> tuple[dict[str, EnvSpec], EnvSpec | None]:
+    raw = data.get("env", {})
+    if not raw and not name:
+        return {}, None
+    text = path.read_text(encoding="utf-8") if "env" in data else ""
+    problems: list[Problem] = []
+    envs = parse_envs(raw, locator(text, str(path), "toml"), problems)
+    if problems:
+        raise ConfigError(f"{path}: invalid environment(s)", problems)
+    if not name:
+        return envs, None
+    if name not in envs:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(envs), n=1)
+        known = ", ".join(sorted(envs)) or f"none (declare [env.{name}] in {path})"
+        raise ConfigError(f"unknown environment {name!r} (from {origin})",
+                          location=str(path) if "env" in data else "",
+                          hint=(f"did you mean {close[0]!r}? " if close else "") + f"environments: {known}")
+    return envs, envs[name]
 
 
 def _storage(raw, path: str, problems: list) -> dict:
