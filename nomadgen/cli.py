@@ -255,7 +255,8 @@ def diff(
     from .settings import load_config
 
     if len(envs) != 2:
-        raise typer.BadParameter("give exactly two: --env stage --env prod", param_hint="--env")
+        _err("error: diff compares exactly two environments: --env stage --env prod")
+        raise typer.Exit(2)
     sides = []
     for e in envs:
         cfg = load_config(templates=templates, config=config, environment=e)

@@ -124,8 +124,17 @@ def apply_overrides(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...]
         services[owner.name] = owner._replace(overrides=tuple(sorted(mine.items())))
     if problems:
         n = len(problems)
-        raise ConfigError(f"{n} problem{'s' if n > 1 else ''} in the set values", problems)
+        raise ConfigError(f"{n} problem{'s' if n > 1 else ''} in the set values",
+                          sorted(problems, key=_order))
     return manifest._replace(services=tuple(services[s.name] for s in manifest.services))
+
+
+def _order(p: Problem) -> tuple:
+    """By file, then line and column (a --set value has no line: after the files)."""
+    parts = p.location.rsplit(":", 2)
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        return (0, parts[0], int(parts[1]), int(parts[2]))
+    return (1, p.location, 0, 0)
 
 
 def _resources(body: dict, base: Resources) -> Resources:

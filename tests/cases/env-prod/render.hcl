@@ -1,0 +1,658 @@
+# --- prod-app.nomad.hcl
+job "prod-app" {
+  namespace   = "prod"
+  region      = "global"
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "env-prod@prod"
+    nomadgen_set       = "app"
+    nomadgen_spec_hash = "7905eb3ba4459a77"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "app" {
+    count = 6
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "2"
+    }
+
+    spread {
+      attribute = "${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+
+      port "prod_memcache_app" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "prod-app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-prod-app"]
+
+      meta {
+        nomadgen_manifest = "env-prod@prod"
+        nomadgen_set      = "app"
+      }
+
+      check {
+        name     = "prod-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    service {
+      name     = "prod-memcache-app"
+      provider = "consul"
+      port     = "prod_memcache_app"
+      tags     = ["${node.datacenter}", "set-prod-memcache-app"]
+
+      meta {
+        nomadgen_manifest = "env-prod@prod"
+        nomadgen_set      = "memcache:app"
+      }
+
+      check {
+        name     = "prod-memcache-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        LOG_LEVEL     = "warn"
+        MEMCACHE_ADDR = "${NOMAD_IP_prod_memcache_app}:${NOMAD_PORT_prod_memcache_app}"
+        MEMCACHE_HOST = "${NOMAD_IP_prod_memcache_app}"
+        MEMCACHE_PORT = "${NOMAD_PORT_prod_memcache_app}"
+      }
+
+      template {
+        data = <<-EOT
+          {{- with service "prod-psql-app~_agent" }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address }}
+          PSQL_PORT={{ .Port }}
+          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
+          {{- end }}{{ end }}
+          PSQL_CREDENTIALS=nomad/jobs/prod-psql-app
+          PSQL_DATABASE=app
+          PSQL_USER=app
+          {{ with key "nomadgen/env-prod@prod/interfaces/prod-psql-app" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
+        destination = "local/nomadgen/prod-psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "prod-memcache-app" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["prod_memcache_app"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+}
+
+# --- prod-blog.nomad.hcl
+job "prod-blog" {
+  namespace   = "prod"
+  region      = "global"
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "env-prod@prod"
+    nomadgen_set       = "blog"
+    nomadgen_spec_hash = "c33ff2b4b50b86b8"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "blog" {
+    count = 3
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+
+      port "prod_memcache_blog" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "prod-blog"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-prod-blog"]
+
+      meta {
+        nomadgen_manifest = "env-prod@prod"
+        nomadgen_set      = "blog"
+      }
+
+      check {
+        name     = "prod-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    service {
+      name     = "prod-memcache-blog"
+      provider = "consul"
+      port     = "prod_memcache_blog"
+      tags     = ["${node.datacenter}", "set-prod-memcache-blog"]
+
+      meta {
+        nomadgen_manifest = "env-prod@prod"
+        nomadgen_set      = "memcache:blog"
+      }
+
+      check {
+        name     = "prod-memcache-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "blog" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR = "${NOMAD_IP_prod_memcache_blog}:${NOMAD_PORT_prod_memcache_blog}"
+        MEMCACHE_HOST = "${NOMAD_IP_prod_memcache_blog}"
+        MEMCACHE_PORT = "${NOMAD_PORT_prod_memcache_blog}"
+      }
+
+      template {
+        data = <<-EOT
+          {{- with service "prod-psql-blog~_agent" }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address }}
+          PSQL_PORT={{ .Port }}
+          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
+          {{- end }}{{ end }}
+          PSQL_CREDENTIALS=nomad/jobs/prod-psql-blog
+          PSQL_DATABASE=app
+          PSQL_USER=app
+          {{ with key "nomadgen/env-prod@prod/interfaces/prod-psql-blog" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
+        destination = "local/nomadgen/prod-psql-blog.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "prod-memcache-blog" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["prod_memcache_blog"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+}
+
+# --- prod-psql-app.nomad.hcl
+job "prod-psql-app" {
+  namespace   = "prod"
+  region      = "global"
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "env-prod@prod"
+    nomadgen_set       = "psql:app"
+    nomadgen_spec_hash = "404af5d2e2f5d41a"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "psql" {
+    count = 3
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "prod-psql-app"
+      provider = "consul"
+      port     = "db"
+      tags     = ["${node.datacenter}", "set-prod-psql-app"]
+
+      meta {
+        nomadgen_manifest = "env-prod@prod"
+        nomadgen_set      = "psql:app"
+      }
+
+      check {
+        name     = "prod-psql-app script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "psql"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
+    task "psql" {
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
+
+      config {
+        image = "postgres:16.4-alpine"
+        ports = ["db"]
+      }
+
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
+      }
+
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/prod-psql-app\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 2048
+      }
+    }
+  }
+}
+
+# --- prod-psql-blog.nomad.hcl
+job "prod-psql-blog" {
+  namespace   = "prod"
+  region      = "global"
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "env-prod@prod"
+    nomadgen_set       = "psql:blog"
+    nomadgen_spec_hash = "24e676a07216031a"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "psql" {
+    count = 3
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "prod-psql-blog"
+      provider = "consul"
+      port     = "db"
+      tags     = ["${node.datacenter}", "set-prod-psql-blog"]
+
+      meta {
+        nomadgen_manifest = "env-prod@prod"
+        nomadgen_set      = "psql:blog"
+      }
+
+      check {
+        name     = "prod-psql-blog script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "psql"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
+    task "psql" {
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
+      }
+
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
+      }
+
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/prod-psql-blog\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+}
+
+# --- prod-worker.nomad.hcl
+job "prod-worker" {
+  namespace   = "prod"
+  region      = "global"
+  datacenters = ["zone-a", "zone-b", "zone-c"]
+  type        = "service"
+
+  meta {
+    nomadgen_manifest  = "env-prod@prod"
+    nomadgen_set       = "worker"
+    nomadgen_spec_hash = "42931da11a06057e"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "worker" {
+    count = 3
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "distinct_property"
+      value     = "1"
+    }
+
+    spread {
+      attribute = "${node.datacenter}"
+      weight    = 100
+
+      target "zone-a" {
+        percent = 33
+      }
+
+      target "zone-b" {
+        percent = 33
+      }
+
+      target "zone-c" {
+        percent = 33
+      }
+    }
+
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "prod-worker"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-prod-worker"]
+
+      meta {
+        nomadgen_manifest = "env-prod@prod"
+        nomadgen_set      = "worker"
+      }
+
+      check {
+        name     = "prod-worker tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "worker" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      template {
+        data = <<-EOT
+          {{- with service "prod-psql-app~_agent" }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address }}
+          PSQL_PORT={{ .Port }}
+          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
+          {{- end }}{{ end }}
+          PSQL_CREDENTIALS=nomad/jobs/prod-psql-app
+          PSQL_DATABASE=app
+          PSQL_USER=app
+          {{ with key "nomadgen/env-prod@prod/interfaces/prod-psql-app" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+        EOT
+        destination = "local/nomadgen/prod-psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+}

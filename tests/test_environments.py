@@ -1,0 +1,271 @@
+"""Environments: one manifest as dev, stage and prod. Config, precedence, scoped names,
+collisions refused, interfaces per environment, and `nomadgen diff`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nomadgen import names
+from nomadgen.cli import app
+from nomadgen.errors import ConfigError, ResolutionError
+from nomadgen.operations import interface_get
+from nomadgen.pipeline import build, build_plan
+from nomadgen.settings import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = str(ROOT / "examples/dockland.json")
+
+CONFIG = """\
+zones = ["zone-a", "zone-b", "zone-c"]
+
+[env.dev]
+namespace = "dev"
+
+[env.stage]
+namespace = "stage"
+
+[env.prod]
+namespace = "prod"
+
+[env.prod.overrides."psql:app"]
+image = "postgres:16.4-alpine"
+resources = { memory = 2048 }
+
+[env.prod.overrides.app]
+per_zone = 2
+"""
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch, tmp_path):
+    for k in list(os.environ):
+        if k.startswith(("NOMAD", "CONSUL")):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+
+
+def _cfg(tmp_path: Path, text: str = CONFIG, **kw):
+    path = tmp_path / "nomadgen.toml"
+    path.write_text(text)
+    return load_config(config=str(path), env={}, **kw)
+
+
+def _manifest(tmp_path: Path, doc: dict) -> str:
+    p = tmp_path / "dockland.json"
+    p.write_text(json.dumps(doc))
+    return str(p)
+
+
+def test_without_an_environment_nothing_changes(tmp_path):
+    plain = build(EXAMPLE, load_config(env={}))
+    with_file = build(EXAMPLE, _cfg(tmp_path))  # environments declared, none selected
+    assert [j.api for j in plain.jobs] == [j.api for j in with_file.jobs]
+    assert plain.plan.manifest == "dockland"
+    assert [j.id for j in plain.jobs] == ["app", "blog", "psql-app", "psql-blog", "worker"]
+
+
+def test_an_environment_scopes_every_name_it_writes(tmp_path):
+    r = build(EXAMPLE, _cfg(tmp_path, environment="prod"))
+    assert [j.id for j in r.jobs] == ["prod-app", "prod-blog", "prod-psql-app", "prod-psql-blog", "prod-worker"]
+    assert r.plan.manifest == "dockland@prod"
+    app = next(j.api for j in r.jobs if j.id == "prod-app")
+    assert app["Namespace"] == "prod"
+    assert app["Meta"]["nomadgen_manifest"] == "dockland@prod"
+    services = {s["Name"] for s in app["TaskGroups"][0]["Services"]}
+    assert services == {"prod-app", "prod-memcache-app"}
+    tmpl = app["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"]
+    assert 'service "prod-psql-app~_agent"' in tmpl
+    assert 'key "nomadgen/dockland@prod/interfaces/prod-psql-app"' in tmpl
+    doc = json.loads(dict((k.key, k.value) for k in r.interfaces)
+                     ["nomadgen/dockland@prod/interfaces/prod-psql-app"])
+    assert doc["dns"] == "prod-psql-app.service.consul"
+    assert doc["credentials"] == "nomad/jobs/prod-psql-app"
+
+
+def test_environment_values_apply_and_nomadgen_env_selects(tmp_path, monkeypatch):
+    path = tmp_path / "nomadgen.toml"
+    path.write_text(CONFIG)
+    cfg = load_config(config=str(path), env={"NOMADGEN_ENV": "prod"})
+    _, plan = build_plan(EXAMPLE, cfg)
+    assert plan.get("psql:app").run.image == "postgres:16.4-alpine"
+    assert plan.get("psql:app").run.resources.memory == 2048
+    assert plan.get("app").count == 6 and plan.get("memcache:app").count == 6
+    _, dev = build_plan(EXAMPLE, _cfg(tmp_path, environment="dev"))
+    assert dev.get("psql:app").run.image == "postgres:16-alpine"  # the template's
+    assert dev.get("app").count == 3
+
+
+def test_precedence_flag_over_var_file_over_environment_over_manifest_over_template(tmp_path):
+    m = _manifest(tmp_path, {"app": {"depends": ["psql"], "overrides": {
+        "psql": {"image": "postgres:17-alpine", "env": {"A": "manifest", "B": "manifest"}}}}})
+    text = CONFIG + '\n[env.stage.overrides."psql:app"]\nimage = "postgres:16.1"\nenv = { A = "env" }\n'
+    json_vars = tmp_path / "vars.json"
+    json_vars.write_text(json.dumps({"psql:app": {"image": "postgres:16.2", "resources": {"cpu": 900}}}))
+    toml_vars = tmp_path / "vars.toml"
+    toml_vars.write_text('["psql:app"]\nimage = "postgres:16.3"\n')
+
+    def psql(**kw):
+        return build_plan(m, _cfg(tmp_path, text, **kw))[1].get("psql:app").run
+
+    assert psql().image == "postgres:17-alpine"  # manifest over template
+    assert dict(psql().env)["A"] == "manifest"
+    stage = psql(environment="stage")
+    assert stage.image == "postgres:16.1"  # environment over manifest
+    assert dict(stage.env)["A"] == "env" and dict(stage.env)["B"] == "manifest"  # merged key by key
+    files = psql(environment="stage", var_files=(str(json_vars),))
+    assert files.image == "postgres:16.2" and files.resources.cpu == 900
+    later = psql(environment="stage", var_files=(str(json_vars), str(toml_vars)))
+    assert later.image == "postgres:16.3"  # a later var file wins
+    flag = psql(environment="stage", var_files=(str(json_vars),), sets=("psql:app.image=postgres:16.9",
+                                                                        "psql:app.resources.memory=4096"))
+    assert flag.image == "postgres:16.9" and flag.resources.memory == 4096 and flag.resources.cpu == 900
+
+
+def test_a_declared_service_takes_values_too(tmp_path):
+    _, plan = build_plan(EXAMPLE, _cfg(tmp_path, sets=("worker.image=busybox:1.37", 'worker.args=["-v"]',
+                                                      "worker.env.MODE=batch")))
+    w = plan.get("worker").run
+    assert (w.image, w.args, dict(w.env)) == ("busybox:1.37", ("-v",), {"MODE": "batch"})
+
+
+def test_unknown_environment_is_a_config_error_with_the_known_ones(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        _cfg(tmp_path, environment="prd")
+    assert "did you mean 'prod'" in e.value.hint and "dev, prod, stage" in e.value.hint
+    other = tmp_path / "other.toml"
+    other.write_text('zones = ["a"]\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(config=str(other), env={"NOMADGEN_ENV": "prod"})  # this file declares none
+    assert "from NOMADGEN_ENV" in e.value.subject and "declare [env.prod]" in e.value.hint
+
+
+def test_bad_environment_tables_point_at_their_line(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        _cfg(tmp_path, '[env.prod]\nnamespce = "prod"\nscope = "Prod!"\nzones = "a"\n')
+    got = [p.message for p in e.value.problems]
+    locs = sorted(p.location.rsplit("/", 1)[-1] for p in e.value.problems)
+    assert locs == ["nomadgen.toml:2:1", "nomadgen.toml:3:1", "nomadgen.toml:4:1"], got
+    assert any("did you mean 'namespace'" in p.hint for p in e.value.problems)
+
+
+def test_a_set_that_runs_elsewhere_has_no_image(tmp_path):
+    m = _manifest(tmp_path, {"app": {"depends": ["db"]},
+                             "db": {"external": {"address": "db.example.com", "port": 5432}}})
+    with pytest.raises(ConfigError) as e:
+        build_plan(m, _cfg(tmp_path, sets=("db.image=postgres:16",)))
+    assert "db: runs elsewhere" in e.value.problems[0].message
+    assert e.value.problems[0].location == "--set 'db.image=postgres:16'"
+
+
+def test_a_var_file_error_points_at_its_line(tmp_path):
+    vars_ = tmp_path / "prod.json"
+    vars_.write_text('{\n  "app": {\n    "per_zone": "2"\n  }\n}\n')
+    with pytest.raises(ConfigError) as e:
+        build_plan(EXAMPLE, _cfg(tmp_path, var_files=(str(vars_),)))
+    assert e.value.problems[0].location == f"{vars_}:3:5"
+    assert e.value.exit_code == 6
+
+
+def test_two_environments_with_one_scope_collide(tmp_path):
+    text = '[env.blue]\nnamespace = "a"\nscope = "live"\n[env.green]\nnamespace = "b"\nscope = "live"\n'
+    with pytest.raises(ResolutionError) as e:
+        build_plan(EXAMPLE, _cfg(tmp_path, text, environment="blue"))
+    msgs = " ".join(p.message for p in e.value.problems)
+    # different namespaces keep the jobs apart, but not Consul's services and KV
+    assert "environments blue and green would both write service 'live-app'" in msgs
+    assert "KV root 'nomadgen/dockland@live'" in msgs
+    assert "would both write job" not in msgs
+    assert e.value.exit_code == 4
+
+
+def test_unscoped_environments_in_one_namespace_collide_on_jobs(tmp_path):
+    text = '[env.a]\nscope = ""\n[env.b]\nscope = ""\n'
+    with pytest.raises(ResolutionError) as e:
+        build_plan(EXAMPLE, _cfg(tmp_path, text, environment="a"))
+    assert "would both write job 'app'" in " ".join(p.message for p in e.value.problems)
+
+
+def test_distinct_environments_write_disjoint_names(tmp_path):
+    from nomadgen.envplan import written_names
+
+    got = {}
+    for env in ("dev", "stage", "prod"):
+        cfg = _cfg(tmp_path, environment=env)
+        got[env] = written_names(build_plan(EXAMPLE, cfg)[1], cfg.render)
+    for a in got:
+        for b in got:
+            if a < b:
+                for what in got[a]:
+                    assert not got[a][what] & got[b][what], (a, b, what)
+
+
+class FakeConsul:
+    def __init__(self, tree):
+        self.tree = tree
+
+    def kv_tree(self, prefix):
+        return {k: v for k, v in self.tree.items() if k.startswith(prefix)}
+
+    def kv_get(self, key):
+        return self.tree.get(key)
+
+    def healthy(self, service):
+        return [{"Node": {"Node": f"n-{service}", "Address": "10.0.0.1"},
+                 "Service": {"Address": "", "Port": 1, "Tags": []}}]
+
+
+def test_interface_get_reads_the_environments_own_document(tmp_path):
+    tree = {}
+    for env in ("dev", "prod"):
+        r = build(EXAMPLE, _cfg(tmp_path, environment=env))
+        tree.update({k.key: (k.value, 1) for k in r.interfaces})
+    view = interface_get("psql:app", _cfg(tmp_path, environment="prod"), FakeConsul(tree))
+    assert view.key == "nomadgen/dockland@prod/interfaces/prod-psql-app"
+    assert view.document["service"] == "prod-psql-app"
+    assert view.instances[0]["node"] == "n-prod-psql-app"
+    named = interface_get("psql:app", _cfg(tmp_path, environment="dev"), FakeConsul(tree), "dockland")
+    assert named.key == "nomadgen/dockland@dev/interfaces/dev-psql-app"
+
+
+def test_discovery_scope_is_the_environment_name_or_the_configured_scope(tmp_path):
+    from nomadgen.discovery import _scope
+
+    assert _scope("prod", None) == "prod"  # no nomadgen.toml: the default scope
+    (tmp_path / "nomadgen.toml").write_text('[env.prod]\nscope = "p"\n')
+    assert _scope("prod", None) == "p"
+
+
+def test_diff_shows_what_prod_gets_that_stage_has_not(tmp_path):
+    (tmp_path / "nomadgen.toml").write_text(CONFIG)
+    res = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "stage", "--env", "prod", "--json"])
+    assert res.exit_code == 1, res.output
+    sets = json.loads(res.stdout)["sets"]
+    assert sets["psql:app"]["image"] == ["postgres:16-alpine", "postgres:16.4-alpine"]
+    assert sets["psql:app"]["memory"][1] == 2048
+    assert sets["app"]["count"] == [3, 6]
+    assert "blog" not in sets and "worker" not in sets
+    same = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "dev", "--env", "stage"])
+    assert same.exit_code == 0 and "render the same sets" in same.stdout
+    text = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "stage", "--env", "prod"])
+    assert 'image: stage "postgres:16-alpine"  ->  prod "postgres:16.4-alpine"' in text.stdout
+    one = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "prod"])
+    assert one.exit_code == 2 and "exactly two" in one.stderr
+
+
+def test_every_command_takes_env(tmp_path):
+    (tmp_path / "nomadgen.toml").write_text(CONFIG)
+    res = CliRunner().invoke(app, ["resolve", EXAMPLE, "--env", "prod", "--set", "blog.per_zone=2", "--json"])
+    assert res.exit_code == 0, res.output
+    for cmd in ("render", "resolve", "graph", "plan", "submit", "status", "destroy"):
+        h = CliRunner().invoke(app, [cmd, "--help"])
+        assert "--env" in h.stdout and "--var-file" in h.stdout and "--set" in h.stdout, cmd
+    assert "--env" in CliRunner().invoke(app, ["interface", "get", "--help"]).stdout
+
+
+def test_scoped_root_never_under_unscoped():
+    assert not names.kv_root("nomadgen", "dockland", "prod").startswith(names.kv_root("nomadgen", "dockland") + "/")
