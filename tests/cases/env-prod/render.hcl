@@ -1,6 +1,5 @@
 # --- prod-app.nomad.hcl
 job "prod-app" {
-  namespace   = "prod"
   region      = "global"
   datacenters = ["zone-a", "zone-b", "zone-c"]
   type        = "service"
@@ -8,7 +7,7 @@ job "prod-app" {
   meta {
     nomadgen_manifest  = "env-prod@prod"
     nomadgen_set       = "app"
-    nomadgen_spec_hash = "7905eb3ba4459a77"
+    nomadgen_spec_hash = "c3b6266c8d4cf8e1"
   }
 
   update {
@@ -160,7 +159,6 @@ job "prod-app" {
 
 # --- prod-blog.nomad.hcl
 job "prod-blog" {
-  namespace   = "prod"
   region      = "global"
   datacenters = ["zone-a", "zone-b", "zone-c"]
   type        = "service"
@@ -168,7 +166,7 @@ job "prod-blog" {
   meta {
     nomadgen_manifest  = "env-prod@prod"
     nomadgen_set       = "blog"
-    nomadgen_spec_hash = "c33ff2b4b50b86b8"
+    nomadgen_spec_hash = "12839901a38b2a1c"
   }
 
   update {
@@ -319,7 +317,6 @@ job "prod-blog" {
 
 # --- prod-psql-app.nomad.hcl
 job "prod-psql-app" {
-  namespace   = "prod"
   region      = "global"
   datacenters = ["zone-a", "zone-b", "zone-c"]
   type        = "service"
@@ -327,7 +324,7 @@ job "prod-psql-app" {
   meta {
     nomadgen_manifest  = "env-prod@prod"
     nomadgen_set       = "psql:app"
-    nomadgen_spec_hash = "404af5d2e2f5d41a"
+    nomadgen_spec_hash = "f1c9d186c580ab4c"
   }
 
   update {
@@ -434,7 +431,6 @@ job "prod-psql-app" {
 
 # --- prod-psql-blog.nomad.hcl
 job "prod-psql-blog" {
-  namespace   = "prod"
   region      = "global"
   datacenters = ["zone-a", "zone-b", "zone-c"]
   type        = "service"
@@ -442,7 +438,7 @@ job "prod-psql-blog" {
   meta {
     nomadgen_manifest  = "env-prod@prod"
     nomadgen_set       = "psql:blog"
-    nomadgen_spec_hash = "24e676a07216031a"
+    nomadgen_spec_hash = "c7b00b60633a163e"
   }
 
   update {
@@ -549,7 +545,6 @@ job "prod-psql-blog" {
 
 # --- prod-worker.nomad.hcl
 job "prod-worker" {
-  namespace   = "prod"
   region      = "global"
   datacenters = ["zone-a", "zone-b", "zone-c"]
   type        = "service"
@@ -557,7 +552,7 @@ job "prod-worker" {
   meta {
     nomadgen_manifest  = "env-prod@prod"
     nomadgen_set       = "worker"
-    nomadgen_spec_hash = "42931da11a06057e"
+    nomadgen_spec_hash = "a521cf26eaf0ef4d"
   }
 
   update {
