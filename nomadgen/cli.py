@@ -289,9 +289,12 @@ def templates(templates: TemplatesOpt = None) -> None:
 
 @app.command()
 @_guarded()
-def schema() -> None:
-    """Print the manifest's JSON Schema (for editors)."""
-    typer.echo((Path(__file__).parent / "manifest.schema.json").read_text(encoding="utf-8"), nl=False)
+def schema(
+    config: Annotated[bool, typer.Option("--config", help="The schema of nomadgen.toml instead.")] = False,
+) -> None:
+    """Print the manifest's JSON Schema (for editors); --config: nomadgen.toml's."""
+    which = "config.schema.json" if config else "manifest.schema.json"
+    typer.echo((Path(__file__).parent / which).read_text(encoding="utf-8"), nl=False)
 
 
 # --- Commands that talk to a cluster ----------------------------------------------------------

@@ -1,0 +1,44 @@
+"""The JSON Schema of nomadgen.toml stays in step with what the loader accepts."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import jsonschema
+from typer.testing import CliRunner
+
+from nomadgen.cli import app
+from nomadgen.environments import ENV_KEYS
+from nomadgen.manifest import OVERRIDE_FIELDS
+from nomadgen.settings import CONFIG_KEYS
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "nomadgen/config.schema.json").read_text())
+GOOD = """
+zones = ["zone-a", "zone-b"]
+[env.prod]
+namespace = "prod"
+[env.prod.overrides."psql:app"]
+image = "postgres:16.4-alpine"
+resources = { memory = 2048 }
+"""
+
+
+def test_schema_knows_every_key_the_loader_knows():
+    assert set(SCHEMA["properties"]) == CONFIG_KEYS
+    assert set(SCHEMA["$defs"]["env"]["properties"]) == ENV_KEYS
+    assert set(SCHEMA["$defs"]["override"]["properties"]) == OVERRIDE_FIELDS
+
+
+def test_schema_accepts_a_good_config_and_refuses_a_bad_one():
+    jsonschema.validate(tomllib.loads(GOOD), SCHEMA)
+    bad = tomllib.loads(GOOD.replace("namespace", "namespce"))
+    assert list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(bad))
+    wrong = tomllib.loads(GOOD.replace("{ memory = 2048 }", '{ memory = "lots" }'))
+    assert list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(wrong))
+
+
+def test_schema_command_prints_it():
+    res = CliRunner().invoke(app, ["schema", "--config"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["title"] == "nomadgen.toml"
