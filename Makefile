@@ -5,7 +5,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test check lint bench dev-up dev-down clean
+.PHONY: install demo demo-envs test check lint bench dev-up dev-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python dev/demo.py
+
+demo-envs: $(STAMP)
+	$(BIN)/python dev/demo_envs.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

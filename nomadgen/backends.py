@@ -170,7 +170,9 @@ class NomadBackend:
 
     def variable_exists(self, path: str) -> bool:
         try:
-            self._call(f"reading variable {path}", self.client.variable.get_variable, path)
+            # The namespace goes explicitly: python-nomad leaves it off variable reads.
+            self._call(f"reading variable {path}", self.client.variable.get_variable, path,
+                       namespace=self.ep.namespace or None)
             return True
         except self._nex.URLNotFoundNomadException:
             return False
@@ -181,7 +183,7 @@ class NomadBackend:
         body = {"Namespace": self.ep.namespace or "default", "Path": path, "Items": items}
         try:
             self._call(f"creating variable {path}", self.client.variable.create_variable, path,
-                       body, cas=0, read=False)
+                       body, namespace=self.ep.namespace or None, cas=0, read=False)
             return True
         except self._nex.VariableConflict:
             return False

@@ -170,8 +170,10 @@ def _few(items: list[str], n: int = 8) -> str:
 
 
 def check_manifest_name(name: str) -> str:
-    """A manifest name is a DNS label, like a set name: `dockland/interfaces` is not one."""
-    if not NAME_RE.match(name):
+    """A manifest name is a DNS label, like a set name: `dockland/interfaces` is not one. In an
+    environment the owner is `dockland@prod` (names.owner): each part a DNS label."""
+    base, at, scope = name.partition("@")
+    if not NAME_RE.match(base) or (at and not NAME_RE.match(scope)):
         raise ManifestError(f"invalid manifest name {cut(name)}",
                             hint="a manifest name is lower-case letters, digits and '-' (1-63), "
                                  "like the file name dockland.json -> dockland")

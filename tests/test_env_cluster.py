@@ -61,6 +61,10 @@ def test_two_environments_side_by_side_change_one_other_untouched(cluster, tmp_p
     assert sorted(allocs) == [f"{b}-app", f"{b}-blog", f"{b}-psql-app", f"{b}-psql-blog", f"{b}-worker"]
     assert all(len(v) >= 3 for v in allocs.values())
     assert len(kv) == 9  # 7 interfaces and 2 push records
+    # b converged: a new plan in its namespace has nothing to do (its credentials are found
+    # in its own namespace, not looked up in "default").
+    again = prepare(str(SEED), cfg_b, nomad_b, consul_b, name="dockland")
+    assert not again.changes.changed, again.changes.to_json()
 
     # Change a: a new postgres for its psql:app (and so its dependents reload).
     cfg_a, nomad_a, consul_a = _push(cluster, config, a, sets=("psql:app.image=postgres:16.9-alpine",))
@@ -70,7 +74,7 @@ def test_two_environments_side_by_side_change_one_other_untouched(cluster, tmp_p
 
     # Each environment's dependents read their own environment's sets only.
     tpl = nomad_b.job(f"{b}-worker")["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"]
-    assert f'service "{b}-psql-app~_agent"' in tpl and f"{a}-" not in tpl
+    assert f'.{b}-psql-app")' in tpl and f"{a}-" not in tpl
 
     # interface get and discovery read the right one.
     res = CliRunner().invoke(app, ["interface", "get", "psql:app", "--env", b, "--config", str(config)],

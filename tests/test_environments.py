@@ -79,8 +79,9 @@ def test_an_environment_scopes_every_name_it_writes(tmp_path):
     services = {s["Name"] for s in app["TaskGroups"][0]["Services"]}
     assert services == {"prod-app", "prod-memcache-app"}
     tmpl = app["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"]
-    assert 'service "prod-psql-app~_agent"' in tmpl
-    assert 'key "nomadgen/dockland@prod/interfaces/prod-psql-app"' in tmpl
+    assert '".prod-psql-app")' in tmpl and 'nomadVar "nomad/jobs/prod-psql-app"' in tmpl
+    assert 'key "nomadgen/dockland@prod/no-healthy-instance/prod-psql-app"' in tmpl
+    assert "psql-app" not in tmpl.replace("prod-psql-app", "")  # nothing of another environment
     doc = json.loads(dict((k.key, k.value) for k in r.interfaces)
                      ["nomadgen/dockland@prod/interfaces/prod-psql-app"])
     assert doc["dns"] == "prod-psql-app.service.consul"

@@ -7,7 +7,7 @@ job "prod-app" {
   meta {
     nomadgen_manifest  = "env-prod@prod"
     nomadgen_set       = "app"
-    nomadgen_spec_hash = "c3b6266c8d4cf8e1"
+    nomadgen_spec_hash = "ff31f38af8c4d9f9"
   }
 
   update {
@@ -106,25 +106,26 @@ job "prod-app" {
       }
 
       env {
-        LOG_LEVEL     = "warn"
-        MEMCACHE_ADDR = "${NOMAD_IP_prod_memcache_app}:${NOMAD_PORT_prod_memcache_app}"
-        MEMCACHE_HOST = "${NOMAD_IP_prod_memcache_app}"
-        MEMCACHE_PORT = "${NOMAD_PORT_prod_memcache_app}"
+        LOG_LEVEL        = "warn"
+        MEMCACHE_ADDR    = "${NOMAD_IP_prod_memcache_app}:${NOMAD_HOST_PORT_prod_memcache_app}"
+        MEMCACHE_HOST    = "${NOMAD_IP_prod_memcache_app}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_prod_memcache_app}"
+        PSQL_CREDENTIALS = "nomad/jobs/prod-psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
       }
 
       template {
         data = <<-EOT
-          {{- with service "prod-psql-app~_agent" }}{{ with index . 0 }}
-          PSQL_HOST={{ .Address }}
-          PSQL_PORT={{ .Port }}
-          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
-          {{- end }}{{ end }}
-          PSQL_CREDENTIALS=nomad/jobs/prod-psql-app
-          PSQL_DATABASE=app
-          PSQL_USER=app
-          {{ with key "nomadgen/env-prod@prod/interfaces/prod-psql-app" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- $creds := nomadVar "nomad/jobs/prod-psql-app" }}
+          {{- with service (print (env "node.datacenter") ".prod-psql-app") }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
-        destination = "local/nomadgen/prod-psql-app.env"
+        destination = "secrets/nomadgen/prod-psql-app.env"
         env         = true
         change_mode = "restart"
       }
@@ -166,7 +167,7 @@ job "prod-blog" {
   meta {
     nomadgen_manifest  = "env-prod@prod"
     nomadgen_set       = "blog"
-    nomadgen_spec_hash = "12839901a38b2a1c"
+    nomadgen_spec_hash = "0e72b8abdd9fbe1b"
   }
 
   update {
@@ -265,24 +266,25 @@ job "prod-blog" {
       }
 
       env {
-        MEMCACHE_ADDR = "${NOMAD_IP_prod_memcache_blog}:${NOMAD_PORT_prod_memcache_blog}"
-        MEMCACHE_HOST = "${NOMAD_IP_prod_memcache_blog}"
-        MEMCACHE_PORT = "${NOMAD_PORT_prod_memcache_blog}"
+        MEMCACHE_ADDR    = "${NOMAD_IP_prod_memcache_blog}:${NOMAD_HOST_PORT_prod_memcache_blog}"
+        MEMCACHE_HOST    = "${NOMAD_IP_prod_memcache_blog}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_prod_memcache_blog}"
+        PSQL_CREDENTIALS = "nomad/jobs/prod-psql-blog"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
       }
 
       template {
         data = <<-EOT
-          {{- with service "prod-psql-blog~_agent" }}{{ with index . 0 }}
-          PSQL_HOST={{ .Address }}
-          PSQL_PORT={{ .Port }}
-          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
-          {{- end }}{{ end }}
-          PSQL_CREDENTIALS=nomad/jobs/prod-psql-blog
-          PSQL_DATABASE=app
-          PSQL_USER=app
-          {{ with key "nomadgen/env-prod@prod/interfaces/prod-psql-blog" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- $creds := nomadVar "nomad/jobs/prod-psql-blog" }}
+          {{- with service (print (env "node.datacenter") ".prod-psql-blog") }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-blog" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
-        destination = "local/nomadgen/prod-psql-blog.env"
+        destination = "secrets/nomadgen/prod-psql-blog.env"
         env         = true
         change_mode = "restart"
       }
@@ -552,7 +554,7 @@ job "prod-worker" {
   meta {
     nomadgen_manifest  = "env-prod@prod"
     nomadgen_set       = "worker"
-    nomadgen_spec_hash = "a521cf26eaf0ef4d"
+    nomadgen_spec_hash = "b3a72879423c2748"
   }
 
   update {
@@ -627,19 +629,23 @@ job "prod-worker" {
         ports   = ["http"]
       }
 
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/prod-psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
       template {
         data = <<-EOT
-          {{- with service "prod-psql-app~_agent" }}{{ with index . 0 }}
-          PSQL_HOST={{ .Address }}
-          PSQL_PORT={{ .Port }}
-          PSQL_URL=postgresql://app@{{ .Address }}:{{ .Port }}/app
-          {{- end }}{{ end }}
-          PSQL_CREDENTIALS=nomad/jobs/prod-psql-app
-          PSQL_DATABASE=app
-          PSQL_USER=app
-          {{ with key "nomadgen/env-prod@prod/interfaces/prod-psql-app" | parseJSON }}PSQL_INTERFACE_VERSION={{ .version }}{{ end }}
+          {{- $creds := nomadVar "nomad/jobs/prod-psql-app" }}
+          {{- with service (print (env "node.datacenter") ".prod-psql-app") }}{{ with index . 0 }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
-        destination = "local/nomadgen/prod-psql-app.env"
+        destination = "secrets/nomadgen/prod-psql-app.env"
         env         = true
         change_mode = "restart"
       }
