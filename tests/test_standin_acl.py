@@ -391,3 +391,19 @@ def test_exec_tasks_bind_the_nodes_address(standin):
     assert s.reach(env["NOMAD_ADDR_http"]).task == "app"
     here = s.reach(f"127.0.0.1:{env['NOMAD_PORT_http']}", source=(alloc["ID"], "app"))
     assert here is not None and here.alloc_id == alloc["ID"]  # same (host) namespace
+
+
+def test_workload_identity_is_bound_to_its_namespace(standin_factory):
+    s = standin_factory(nomad_acl_token=MGMT)
+    mgmt = _client(s, MGMT)
+    s.nomad.var_put("nomad/jobs/app", {"password": "other-namespace"}, namespace="team")
+    mgmt.job.register_job("app", {"Job": _reader_job("app", "nomad/jobs/app@team.global")})
+    alloc = s.wait_for(lambda: mgmt.job.get_allocations("app"))[0]
+    denied = ("Template failed: nomad.var.get(nomad/jobs/app@team.global): "
+              "Unexpected response code: 403 (Permission denied)")
+    s.wait_for(lambda: s.task_view(alloc["ID"], "app")["Templates"][0].get("Error") == denied)
+    s.nomad.acl.apply_policy("app-team", '''namespace "team" { variables {
+        path "nomad/jobs/app" { capabilities = ["read"] } } }''',
+        job_acl={"Namespace": "default", "JobID": "app"})
+    s.wait_for(lambda: mgmt.allocation.get_allocation(alloc["ID"])["ClientStatus"] == "running")
+    assert s.task_view(alloc["ID"], "app")["Env"]["DB_PASSWORD"] == "other-namespace"

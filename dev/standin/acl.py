@@ -340,12 +340,13 @@ class NomadACL:
         return NomadACLObject.compile(rules)
 
 
-def workload_may_read_var(state, alloc, task: str, path: str) -> bool:
-    """Whether the template of `task` in `alloc` may read variable `path` of its namespace."""
+def workload_may_read_var(state, alloc, task: str, path: str, namespace: str = "") -> bool:
+    """Whether the template of `task` in `alloc` may read variable `path` (of `namespace`,
+    the task's own by default)."""
     acl = state.acl.for_workload(alloc.namespace, alloc.job_id, alloc.group, task)
     if acl is None:
         return True
-    return acl.allow_var(alloc.namespace, path, "read",
+    return acl.allow_var(namespace or alloc.namespace, path, "read",
                          claim=(alloc.namespace, alloc.job_id, alloc.group, task))
 
 

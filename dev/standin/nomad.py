@@ -763,9 +763,10 @@ class NomadState:
                 self._touch(a)
 
     def _fingerprint(self, a: Alloc, tmpl: dict, task: dict) -> str:
-        def variable(path: str):
-            taskview.check_var(self, a, task["Name"], path)  # workload identity (dev/standin/acl.py)
-            var = self.variables.get((a.namespace, path))
+        def variable(ref: str):
+            path, ns = taskview.var_ref(ref, a.namespace)
+            taskview.check_var(self, a, task["Name"], path, ns)  # workload identity (acl.py)
+            var = self.variables.get((ns, path))
             return dict(var["Items"]) if var else None
 
         return templates.fingerprint(tmpl.get("EmbeddedTmpl") or "", self.consul, a.node,

@@ -28,10 +28,17 @@ def var_denied_text(path: str, namespace: str) -> str:
             "(Permission denied)")
 
 
-def check_var(state, alloc, task: str, path: str) -> None:
+def var_ref(ref: str, default_ns: str) -> tuple[str, str]:
+    """consul-template's `nomadVar "path@namespace.region"` -> (path, namespace)."""
+    path, _, rest = ref.partition("@")
+    return path, (rest.split(".", 1)[0] or default_ns) if rest else default_ns
+
+
+def check_var(state, alloc, task: str, path: str, namespace: str | None = None) -> None:
     """Raise Denied unless the task's workload identity may read variable `path`."""
-    if task and not acl_mod.workload_may_read_var(state, alloc, task, path):
-        raise Denied(var_denied_text(path, alloc.namespace))
+    ns = namespace or alloc.namespace
+    if task and not acl_mod.workload_may_read_var(state, alloc, task, path, ns):
+        raise Denied(var_denied_text(path, ns))
 
 
 def _fetch(state, alloc, task: str):
@@ -39,15 +46,15 @@ def _fetch(state, alloc, task: str):
 
     def fetch(fn: str, arg: str):
         if fn in ("nomadVar", "nomadVarExists"):
-            path = arg.split("@", 1)[0]
+            path, ns = var_ref(arg, alloc.namespace)
             if fn == "nomadVarExists":
                 try:
-                    check_var(state, alloc, task, path)
+                    check_var(state, alloc, task, path, ns)
                 except Denied:
                     return False
-                return (alloc.namespace, path) in state.variables
-            check_var(state, alloc, task, path)
-            var = state.variables.get((alloc.namespace, path))
+                return (ns, path) in state.variables
+            check_var(state, alloc, task, path, ns)
+            var = state.variables.get((ns, path))
             if var is None:
                 raise templates.Blocked(f"nomad.var.block({arg})")
             return dict(var["Items"])

@@ -155,7 +155,7 @@ def _node_env(node: dict) -> dict:
 
 def _read(fn: str, arg: str, text: str, consul, node: dict, variable):
     if fn in ("nomadVar", "nomadVarExists"):
-        items = variable(arg.split("@", 1)[0]) if variable else None
+        items = variable(arg) if variable else None  # "path[@namespace[.region]]"
         if items is None and fn == "nomadVar":
             raise Blocked(f"nomad.var.block({arg})")
         return items
