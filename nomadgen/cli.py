@@ -154,6 +154,7 @@ def render(
     manifest: ManifestArg,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="hcl for people, json for the API.")] = Format.hcl,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write one file per job here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="With --out: write into a folder that holds other files.")] = False,
     job: Annotated[str | None, typer.Option("--job", help="Print only this job.")] = None,
     zones: ZonesOpt = None,
     templates: TemplatesOpt = None,
@@ -189,8 +190,9 @@ def render(
     if job is None:
         for kv in interfaces(plan, cfg.render):
             entries["interfaces/" + names.service_of_key(kv.key) + ".json"] = kv.value.decode()
-    write_tree(out, entries)
-    _err(f"wrote {len(files)} job(s) and {len(entries) - len(files)} interface(s) to {out}")
+    stale = write_tree(out, entries, force=force)
+    _err(f"wrote {len(files)} job(s) and {len(entries) - len(files)} interface(s) to {out}" +
+         (f"; removed {len(stale)} file(s) of jobs no longer rendered" if stale else ""))
 
 
 @app.command()
@@ -232,7 +234,7 @@ def graph(
     if out is not None:
         from .files import write_tree
 
-        write_tree(out, {"graph.dot": to_dot(plan), "graph.mmd": to_mermaid(plan)})
+        write_tree(out, {"graph.dot": to_dot(plan), "graph.mmd": to_mermaid(plan)}, kind="graph")
         _err(f"wrote {out / 'graph.dot'} and {out / 'graph.mmd'}")
         return
     typer.echo(to_dot(plan) if fmt is GraphFormat.dot else to_mermaid(plan), nl=False)

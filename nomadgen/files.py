@@ -1,5 +1,6 @@
-"""Writing output files: everything is rendered first, then each file is written to a temporary
-name and renamed, so a failure never leaves a half-written file behind."""
+"""Writing output files: everything is rendered first, then checked, then each file is written to
+a temporary name and renamed, so a failure never leaves a partial tree behind. Reading input
+files: regular files of bounded size only."""
 
 from __future__ import annotations
 
@@ -7,25 +8,108 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import NomadgenError
+from .errors import NomadgenError, Problem
+
+MARKER = ".nomadgen-{kind}"  # lists the files a command wrote, so the next run can tidy up
 
 
-def write_tree(root: Path, files: dict[str, str]) -> None:
+def write_tree(root: Path, files: dict[str, str], *, kind: str = "render",
+               force: bool = False) -> list[str]:
+    """Write the whole tree or nothing: every path is checked, then every file is written to a
+    temporary name, then all are renamed into place. Files that the previous run of the same
+    command listed in its marker and this run does not write are removed (returned). A folder
+    that holds other files is refused unless `force`; `/` always is. Files are created with the
+    usual mode (0666 less the umask: 0644 under umask 022), like other command output."""
+    marker = MARKER.format(kind=kind)
+    root = Path(root)
     try:
-        for rel, text in sorted(files.items()):
-            dest = root / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                    fh.write(text)
-                os.replace(tmp, dest)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        if root.resolve() == Path(root.resolve().anchor):
+            raise NomadgenError(f"refusing to write into {root}: it is the file system root",
+                                hint="pass a folder of its own, e.g. --out out/")
+        previous = _previous(root, marker)
+        _preflight(root, files, previous is not None, force)
     except OSError as exc:
         raise NomadgenError(f"cannot write {root}: {exc.strerror or exc}",
                             hint="check the --out folder and its permissions") from None
+    mask = os.umask(0)
+    os.umask(mask)
+    staged: list[tuple[str, Path]] = []
+    made: list[Path] = []
+    try:
+        for rel, text in sorted(files.items()):
+            dest = root / rel
+            for parent in reversed([dest.parent, *dest.parent.parents]):
+                if not parent.exists():
+                    parent.mkdir()
+                    made.append(parent)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+            staged.append((tmp, dest))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o666 & ~mask)
+    except OSError as exc:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise NomadgenError(f"cannot write {root}: {exc.strerror or exc}; nothing was written",
+                            hint="check the --out folder and its permissions") from None
+    try:
+        for tmp, dest in staged:
+            os.replace(tmp, dest)
+        stale = sorted(set(previous or ()) - set(files))
+        for rel in stale:
+            (root / rel).unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=f"{marker}.")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write("".join(f"{rel}\n" for rel in sorted(files)))
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, root / marker)
+    except OSError as exc:
+        raise NomadgenError(f"cannot finish writing {root}: {exc.strerror or exc}",
+                            hint="run the command again") from None
+    return stale
+
+
+def _previous(root: Path, marker: str) -> list[str] | None:
+    """The files the last run of this command wrote here (None: no marker)."""
+    path = root / marker
+    if not path.is_file():
+        return None
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        rel = line.strip()
+        # Only plain relative paths below root: a marker is never a way to delete elsewhere.
+        if rel and not rel.startswith("/") and ".." not in Path(rel).parts:
+            out.append(rel)
+    return out
+
+
+def _preflight(root: Path, files: dict[str, str], ours: bool, force: bool) -> None:
+    if root.exists() and not root.is_dir():
+        raise NomadgenError(f"cannot write into {root}: it is a file, not a folder")
+    if root.is_dir() and not ours and not force:
+        others = [p.name for p in root.iterdir() if not p.name.startswith(".nomadgen-")]
+        if others and not any(p.name.startswith(".nomadgen-") for p in root.iterdir()):
+            raise NomadgenError(
+                f"refusing to write into {root}: it holds files nomadgen did not write "
+                f"({', '.join(sorted(others)[:3])}{' ...' if len(others) > 3 else ''})",
+                hint="pass an empty or new folder, or --force to write beside those files")
+    problems = []
+    for rel in sorted(files):
+        dest = root / rel
+        for parent in [*reversed(dest.parent.parents), dest.parent]:
+            if parent.exists() and not parent.is_dir() and root in (parent, *parent.parents):
+                problems.append(Problem(f"{parent} is a file, so {rel} cannot be written"))
+                break
+        if dest.is_dir():
+            problems.append(Problem(f"{dest} is a folder, so {rel} cannot be written"))
+    if problems:
+        raise NomadgenError(f"cannot write into {root}; nothing was written", problems[:20],
+                            hint="move those paths out of the way")
 
 
 # Inputs are regular files of bounded size (README "Limits"): a FIFO would block forever and

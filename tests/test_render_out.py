@@ -1,0 +1,93 @@
+"""`render --out`: the whole tree or nothing, tidy on re-render, ordinary file modes, and never
+into / or someone else's folder unless asked."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nomadgen.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = str(ROOT / "examples/dockland.json")
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NOMADGEN_ZONES", raising=False)
+
+
+def run(*args):
+    res = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in res.output
+    return res
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_files_are_ordinary_output_0644(tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert run("render", EXAMPLE, "--out", str(tmp_path / "out")).exit_code == 0
+    finally:
+        os.umask(old)
+    for f in (tmp_path / "out").rglob("*.hcl"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644
+
+
+def test_whole_tree_or_nothing_when_a_path_is_in_the_way(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".nomadgen-render").write_text("")
+    (out / "interfaces").write_text("a file where a folder must go")
+    res = run("render", EXAMPLE, "--out", str(out))
+    assert res.exit_code == 1 and "nothing was written" in res.stderr
+    assert tree(out) == [".nomadgen-render", "interfaces"]
+
+
+def test_a_re_render_removes_the_files_of_jobs_no_longer_rendered(tmp_path):
+    out = tmp_path / "out"
+    assert run("render", EXAMPLE, "--out", str(out)).exit_code == 0
+    assert "blog.nomad.hcl" in tree(out)
+    small = tmp_path / "dockland.json"
+    small.write_text(json.dumps({"app": {"depends": ["psql", "memcache"]}}))
+    (out / "notes.txt").write_text("mine")  # a file nomadgen did not write stays
+    res = run("render", str(small), "--out", str(out))
+    assert res.exit_code == 0 and "removed" in res.stderr
+    assert tree(out) == sorted([".nomadgen-render", "app.nomad.hcl", "psql-app.nomad.hcl",
+                                "interfaces/app.json", "interfaces/psql-app.json",
+                                "interfaces/memcache-app.json", "notes.txt"])
+
+
+def test_a_foreign_folder_is_refused_unless_forced(tmp_path):
+    out = tmp_path / "src"
+    out.mkdir()
+    (out / "main.py").write_text("print('hi')\n")
+    res = run("render", EXAMPLE, "--out", str(out))
+    assert res.exit_code == 1 and "holds files nomadgen did not write (main.py)" in res.stderr
+    assert tree(out) == ["main.py"]
+    assert run("render", EXAMPLE, "--out", str(out), "--force").exit_code == 0
+    assert "main.py" in tree(out) and "app.nomad.hcl" in tree(out)
+
+
+def test_the_root_folder_is_refused():
+    res = run("render", EXAMPLE, "--out", "/", "--force")
+    assert res.exit_code == 1 and "file system root" in res.stderr
+
+
+def test_a_marker_cannot_delete_outside_the_folder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / ".nomadgen-render").write_text("../victim.txt\n/etc/hostname\n")
+    assert run("render", EXAMPLE, "--out", str(out)).exit_code == 0
+    assert victim.read_text() == "keep me"
