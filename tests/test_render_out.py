@@ -91,3 +91,31 @@ def test_a_marker_cannot_delete_outside_the_folder(tmp_path):
     (out / ".nomadgen-render").write_text("../victim.txt\n/etc/hostname\n")
     assert run("render", EXAMPLE, "--out", str(out)).exit_code == 0
     assert victim.read_text() == "keep me"
+
+
+def test_what_a_manifest_value_may_reference(cluster, tmp_path):
+    """${...} in env, args, command and check paths reaches the job unchanged (the HCL escapes
+    it to read the same) and Nomad fills it in when the task starts: ${NOMAD_*}, ${node.*},
+    ${attr.*}, ${meta.*} and the task's other env variables. Any other name stays as written."""
+    if cluster.standin is None:
+        pytest.skip("reads the task's environment through the stand-in")
+    doc = {"app": {"env": {"SELF": "${NOMAD_PORT_http}", "WHERE": "${node.datacenter}",
+                           "ZONE": "${meta.zone}", "TWICE": "${SELF}-${SELF}",
+                           "OTHER": "${not.a.thing}", "HOME_DIR": "${HOME}"},
+                   "args": ["-p", "${NOMAD_PORT_http}"],
+                   "check": {"type": "http", "path": "/health?dc=${node.datacenter}"}}}
+    path = tmp_path / "refs.json"
+    path.write_text(json.dumps(doc))
+    rendered = json.loads(run("render", str(path), "-f", "json").stdout)["app"]["Job"]
+    task = rendered["TaskGroups"][0]["Tasks"][0]
+    assert task["Env"]["SELF"] == "${NOMAD_PORT_http}" and task["Config"]["args"][1] == "${NOMAD_PORT_http}"
+    hcl = run("render", str(path)).stdout
+    assert '"$${NOMAD_PORT_http}"' in hcl  # escaped for HCL: the same value as the JSON
+    res = CliRunner().invoke(app, ["submit", str(path), "--no-wait"], env=cluster.env())
+    assert res.exit_code == 0, res.output
+    s = cluster.standin
+    alloc = next(a for a in s.nomad.allocs.values() if a.job_id == "app")
+    env = s.task_view(alloc.id, "app")["Env"]
+    assert env["SELF"] == env["NOMAD_PORT_http"] and env["SELF"].isdigit()
+    assert env["WHERE"] in ("zone-a", "zone-b", "zone-c") and env["ZONE"] == env["WHERE"]
+    assert env["OTHER"] == "${not.a.thing}" and env["HOME_DIR"] == "${HOME}"
