@@ -94,23 +94,28 @@ def test_a_marker_cannot_delete_outside_the_folder(tmp_path):
 
 
 def test_what_a_manifest_value_may_reference(cluster, tmp_path):
-    """${...} in env, args, command and check paths reaches the job unchanged (the HCL escapes
-    it to read the same) and Nomad fills it in when the task starts: ${NOMAD_*}, ${node.*},
-    ${attr.*}, ${meta.*} and the task's other env variables. Any other name stays as written."""
+    """In env, `${dep.field}` is a reference to a dependency and `$${` a literal `${`; in args,
+    command and check paths `${...}` is text. Either way what reaches the job as `${...}` is
+    filled in by Nomad when the task starts: ${NOMAD_*}, ${node.*}, ${attr.*}, ${meta.*}.
+    Any other name stays as written."""
     if cluster.standin is None:
         pytest.skip("reads the task's environment through the stand-in")
-    doc = {"app": {"env": {"SELF": "${NOMAD_PORT_http}", "WHERE": "${node.datacenter}",
-                           "ZONE": "${meta.zone}", "TWICE": "${SELF}-${SELF}",
-                           "OTHER": "${not.a.thing}", "HOME_DIR": "${HOME}"},
+    doc = {"app": {"env": {"SELF": "$${NOMAD_PORT_http}", "WHERE": "$${node.datacenter}",
+                           "ZONE": "$${meta.zone}", "OTHER": "$${not.a.thing}",
+                           "HOME_DIR": "$${HOME}"},
                    "args": ["-p", "${NOMAD_PORT_http}"],
                    "check": {"type": "http", "path": "/health?dc=${node.datacenter}"}}}
     path = tmp_path / "refs.json"
     path.write_text(json.dumps(doc))
-    rendered = json.loads(run("render", str(path), "-f", "json").stdout)["app"]["Job"]
-    task = rendered["TaskGroups"][0]["Tasks"][0]
+    res = run("render", str(path), "-f", "json")
+    assert res.exit_code == 0, res.output
+    task = json.loads(res.stdout)["app"]["Job"]["TaskGroups"][0]["Tasks"][0]
     assert task["Env"]["SELF"] == "${NOMAD_PORT_http}" and task["Config"]["args"][1] == "${NOMAD_PORT_http}"
     hcl = run("render", str(path)).stdout
     assert '"$${NOMAD_PORT_http}"' in hcl  # escaped for HCL: the same value as the JSON
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"app": {"env": {"X": "${NOMAD_PORT_http}"}}}))
+    assert run("render", str(bad)).exit_code == 3  # in env, ${...} must name a dependency
     res = CliRunner().invoke(app, ["submit", str(path), "--no-wait"], env=cluster.env())
     assert res.exit_code == 0, res.output
     s = cluster.standin
