@@ -407,3 +407,14 @@ def test_workload_identity_is_bound_to_its_namespace(standin_factory):
         job_acl={"Namespace": "default", "JobID": "app"})
     s.wait_for(lambda: mgmt.allocation.get_allocation(alloc["ID"])["ClientStatus"] == "running")
     assert s.task_view(alloc["ID"], "app")["Env"]["DB_PASSWORD"] == "other-namespace"
+
+
+def test_consul_session_rules(standin_factory):
+    s = standin_factory(consul_acl_tokens={"root"})
+    keys_only = s.consul_token('key_prefix "" { policy = "write" }')
+    sessions = s.consul_token('session_prefix "" { policy = "write" }')
+    url = f"{s.consul_addr}/v1/session/create"
+    r = requests.put(url, json={"TTL": "15s"}, headers={"X-Consul-Token": keys_only}, timeout=5)
+    assert r.status_code == 403 and "lacks permission 'session:write'" in r.text
+    r = requests.put(url, json={"TTL": "15s"}, headers={"X-Consul-Token": sessions}, timeout=5)
+    assert r.status_code == 200 and r.json()["ID"]
