@@ -20,7 +20,7 @@ from .names import KV_PREFIX_RE, ZONE_ATTR_RE, ZONE_RE
 
 # The keys of one [env.NAME] table; add a key here and read it in settings.load_config.
 ENV_KEYS = {"zones", "zone_attribute", "namespace", "region", "consul_datacenter", "scope",
-            "datacenters", "kv_prefix", "overrides"}
+            "datacenters", "kv_prefix", "overrides", "storage"}
 NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9-]{1,128}\Z")  # Nomad's namespace name rule
 SCOPE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?\Z")  # short: it prefixes job IDs
 
@@ -46,6 +46,7 @@ class EnvSpec(NamedTuple):
     kv_prefix: str = ""
     overrides: tuple[Value, ...] = ()
     location: str = ""
+    storage: Any = None  # a [storage] table for this environment (settings.py checks it)
 
 
 # --- Where a TOML key is ----------------------------------------------------------------------
@@ -270,5 +271,6 @@ def parse_envs(data: Any, where, problems: list[Problem]) -> dict[str, EnvSpec]:
             overrides=tuple(overrides_table(body.get("overrides", {}), where, problems,
                                             ("env", name, "overrides"))),
             location=loc,
+            storage=body.get("storage"),
         )
     return out

@@ -13,11 +13,12 @@ from .environments import Value
 from .errors import ConfigError, Problem, ResolutionError
 from .fields import NAME_RE, cut
 from .kinds import EXTERNAL, NODE_LOCAL
-from .manifest import _Checker
+from .manifest import OVERRIDE_FIELDS, _Checker
 from .model import Manifest, Override, Plan, Resources, ServiceSet, Settings
 from .resolve import resolve
 
 _HOLE = "\x00"  # stands for the dependency name in manifest-shaped override checks
+SET_FIELDS = OVERRIDE_FIELDS | {"tags"}  # what an environment may set per set
 
 
 class _ValueChecker(_Checker):
@@ -76,13 +77,21 @@ def apply_overrides(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...]
                                     f"did you mean {close[0]!r}?" if close else
                                     "sets: " + ", ".join(sorted(base.by_name))))
             continue
+        body = dict(body)
+        tags = check.tags(body.pop("tags"), (set_name, "tags")) if "tags" in body else None
         got = dict(check.overrides({_HOLE: body}, (set_name, _HOLE), (_HOLE,)))
         ov = got.get(_HOLE)
         if ov is None:
             continue
         if s.kind == EXTERNAL:
-            problems.append(Problem(f"{set_name}: runs elsewhere, it has no {', '.join(sorted(body))}",
+            fields = sorted(set(body) | ({"tags"} if tags is not None else set()))
+            problems.append(Problem(f"{set_name}: runs elsewhere, it has no {', '.join(fields)}",
                                     loc, "change its address in the manifest's external field"))
+            continue
+        if tags is not None and not s.declared:
+            problems.append(Problem(f"{set_name}.tags: extra Consul tags belong to services of the "
+                                    "manifest", where[(set_name, "tags")],
+                                    f"tag {s.owner}, or declare {s.type} as a service"))
             continue
         if s.kind == NODE_LOCAL and "per_zone" in body:
             problems.append(Problem(f"{set_name}.per_zone: {set_name} is node-local, one beside each "
@@ -103,7 +112,8 @@ def apply_overrides(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...]
                 resources=_resources(body, svc.run.resources))
             services[set_name] = svc._replace(
                 run=run, per_zone=ov.per_zone or svc.per_zone,
-                count=None if ov.per_zone else svc.count)
+                count=None if ov.per_zone else svc.count,
+                tags=svc.tags if tags is None else tags)
             continue
         owner = services.get(s.owner)
         if owner is None or s.type not in owner.depends:
@@ -214,7 +224,8 @@ def set_summary(plan: Plan, s: ServiceSet, settings: Settings) -> dict[str, Any]
     if s.kind != EXTERNAL:
         out.update({"image": s.run.image, "args": list(s.run.args), "env": dict(s.run.env),
                     "cpu": s.run.resources.cpu, "memory": s.run.resources.memory,
-                    "per_zone_max": s.per_zone_max, "job": plan.job_of(s.name)})
+                    "per_zone_max": s.per_zone_max, "job": plan.job_of(s.name),
+                    "tags": list(s.tags)})
         if s.run.state is not None:
             out["storage"] = _storage(s, settings)
     else:

@@ -64,6 +64,8 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
     if chosen is not None:
         # The selected environment's values stand in for the top-level ones; flags and
         # NOMADGEN_* variables still win (NOMAD_NAMESPACE/NOMAD_REGION do not: --env is explicit).
+        if chosen.storage is not None:
+            data["storage"] = chosen.storage
         for key in ("zones", "zone_attribute", "datacenters", "kv_prefix", "namespace", "region"):
             if getattr(chosen, key):
                 data[key] = list(getattr(chosen, key)) if key in ("zones", "datacenters") \

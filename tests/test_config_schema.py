@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from nomadgen.cli import app
 from nomadgen.environments import ENV_KEYS
-from nomadgen.manifest import OVERRIDE_FIELDS
+from nomadgen.envplan import SET_FIELDS
 from nomadgen.settings import CONFIG_KEYS
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "nomadgen/config.schema.json").read_text())
@@ -28,7 +28,7 @@ resources = { memory = 2048 }
 def test_schema_knows_every_key_the_loader_knows():
     assert set(SCHEMA["properties"]) == CONFIG_KEYS
     assert set(SCHEMA["$defs"]["env"]["properties"]) == ENV_KEYS
-    assert set(SCHEMA["$defs"]["override"]["properties"]) == OVERRIDE_FIELDS
+    assert set(SCHEMA["$defs"]["override"]["properties"]) == SET_FIELDS
 
 
 def test_schema_accepts_a_good_config_and_refuses_a_bad_one():

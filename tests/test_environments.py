@@ -270,3 +270,19 @@ def test_every_command_takes_env(tmp_path):
 
 def test_scoped_root_never_under_unscoped():
     assert not names.kv_root("nomadgen", "dockland", "prod").startswith(names.kv_root("nomadgen", "dockland") + "/")
+
+
+def test_tags_per_environment_on_services_of_the_manifest_only(tmp_path):
+    _, plan = build_plan(EXAMPLE, _cfg(tmp_path, sets=('app.tags=["traefik.enable=true"]',)))
+    assert plan.get("app").tags == ("traefik.enable=true",)
+    with pytest.raises(ConfigError) as e:
+        build_plan(EXAMPLE, _cfg(tmp_path, sets=('psql:app.tags=["x"]',)))
+    assert "extra Consul tags belong to services of the manifest" in e.value.problems[0].message
+
+
+def test_an_environment_has_its_own_storage_table(tmp_path):
+    text = CONFIG + '\n[env.prod.storage]\nmode = "host"\n[storage]\nmode = "ephemeral"\n'
+    assert _cfg(tmp_path, text, environment="prod").render.storage == "host"
+    assert _cfg(tmp_path, text, environment="dev").render.storage == "ephemeral"
+    with pytest.raises(ConfigError):
+        _cfg(tmp_path, text.replace('mode = "host"', 'mode = "nfs"'), environment="prod")
