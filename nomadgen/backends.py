@@ -155,6 +155,13 @@ class NomadBackend:
         except self._nex.URLNotFoundNomadException:
             return []
 
+    def allocation(self, alloc_id: str) -> dict | None:
+        """The full allocation (PreviousAllocation, Job), which list stubs lack."""
+        try:
+            return self._call(f"reading allocation {alloc_id}", self.client.allocation.get_allocation, alloc_id)
+        except self._nex.URLNotFoundNomadException:
+            return None
+
     def deployment(self, job_id: str) -> dict | None:
         try:
             return self._call(f"reading the deployment of {job_id}", self.client.job.get_deployment, job_id)

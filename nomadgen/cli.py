@@ -392,16 +392,17 @@ def plan(
 ) -> None:
     """Show what submit would change: job diffs, interfaces, stale jobs, reloads.
     Exit 0: no change, 1: changes, 255: error (like `nomad job plan`)."""
-    from .console import changeset_text
+    from .console import changeset_text, data_text
     from .operations import prepare
 
     cfg = _online_config(zones, templates, config, zone_attribute, conn["namespace"])
     nomad, consul = _cluster(conn, cfg)
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune)
     if as_json:
-        typer.echo(json.dumps(prep.changes.to_json(), indent=2))
+        typer.echo(json.dumps({**prep.changes.to_json(), "data": [d.to_json() for d in prep.data]},
+                              indent=2))
     else:
-        typer.echo(changeset_text(prep.changes, prep.zones_source, verbose))
+        typer.echo(changeset_text(prep.changes, prep.zones_source, verbose) + data_text(prep.data))
     raise typer.Exit(1 if prep.changes.changed else 0)
 
 
@@ -416,6 +417,8 @@ def submit(
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for each layer to be healthy before the next.")] = True,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for health, in all.")] = 300.0,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight at once.")] = 16,
+    allow_data_loss: Annotated[bool, typer.Option(
+        "--allow-data-loss", help="Apply a change that replaces stateful instances without their data.")] = False,
     zones: ZonesOpt = None, templates: TemplatesOpt = None, config: ConfigOpt = None,
     name: NameOpt = None, zone_attribute: ZoneAttr = None,
     conn: dict | None = None,
@@ -425,7 +428,14 @@ def submit(
     from .converge import ApplyError, apply, prefix_of
     from .manifest import default_name
     from .names import owner
-    from .operations import ManifestLock, check_manifest_name, fingerprint, needs_lock, prepare
+    from .operations import (
+        ManifestLock,
+        check_manifest_name,
+        fingerprint,
+        needs_lock,
+        prepare,
+        refuse_data_loss,
+    )
 
     cfg = _online_config(zones, templates, config, zone_attribute, conn["namespace"])
     nomad, consul = _cluster(conn, cfg)
@@ -434,6 +444,8 @@ def submit(
     # Reads first (bad input, placements Nomad cannot make and "nothing to do" write nothing,
     # not even the lock); then the manifest's lock, held until the last write.
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, concurrency=concurrency)
+    if not allow_data_loss:
+        refuse_data_loss(prep)  # exit 14, nothing written
     lock = None
     if needs_lock(prep.changes):
         lock = ManifestLock(consul, prefix_of(mname, cfg.render), mname, "submit").__enter__()
@@ -443,6 +455,8 @@ def submit(
             if fingerprint(again.changes) != fingerprint(prep.changes):  # changed meanwhile
                 prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune,
                                concurrency=concurrency)
+                if not allow_data_loss:
+                    refuse_data_loss(prep)
 
         def progress(step):
             if lock is not None:
@@ -486,7 +500,8 @@ def status(
 
     rows, record = get_status(owner(check_manifest_name(name or _manifest_name(manifest)), cfg.render.scope), cfg, nomad, consul)
     if as_json:
-        typer.echo(json.dumps([r._asdict() for r in rows], indent=2))
+        typer.echo(json.dumps([{**r._asdict(), "data": [d._asdict() for d in r.data]} for r in rows],
+                              indent=2))
     else:
         typer.echo(status_text(record["manifest"], rows))
 

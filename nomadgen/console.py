@@ -136,4 +136,20 @@ def status_text(manifest: str, rows) -> str:
         where = ", ".join(f"{z}/{n}" + ("" if st == "running" else f" ({st})") for z, n, st in r.placements)
         table_rows.append([r.set, r.job, r.state, where or "-", f"{r.healthy}/{r.expected}",
                            "published" if r.interface else "missing", r.drift])
-    return f"manifest {manifest}\n\n" + table(table_rows)
+    lines = [f"  {d.name} on {d.node} ({d.storage}): {d.outcome}, {d.how}"
+             for r in rows for d in getattr(r, "data", ())]
+    return f"manifest {manifest}\n\n" + table(table_rows) + \
+        ("\n\ndata of stateful instances:\n" + "\n".join(lines) if lines else "")
+
+
+def data_text(statements) -> str:
+    """Plan's lines about stateful sets' data (empty when no stateful set changes)."""
+    if not statements:
+        return ""
+    lines = ["", "Data of stateful sets:"]
+    for d in statements:
+        mark = {"kept": "kept", "lost": "LOST", "new": "new"}.get(d.outcome, d.outcome)
+        lines.append(f"  {d.set} ({d.storage}): {mark}, {d.instances} instance(s): {d.how}")
+    if any(d.outcome == "lost" for d in statements):
+        lines.append("  submit refuses this without --allow-data-loss")
+    return "\n".join(lines) + "\n"

@@ -133,6 +133,12 @@ class Locked(BackendError):
     kind = "locked"
 
 
+class DataLoss(NomadgenError):
+    """submit: the change would replace a stateful set's instances without their data."""
+
+    exit_code = 14
+
+
 EXIT_CODES = {
     "ok": EXIT_OK,
     "plan: changes present": EXIT_CHANGES,
@@ -148,6 +154,7 @@ EXIT_CODES = {
     "not healthy in time": NotHealthy.exit_code,
     "discovery: the interface is missing": 12,
     "another nomadgen run holds the manifest's lock": Locked.exit_code,
+    "submit: the change would lose a stateful set's data (--allow-data-loss)": DataLoss.exit_code,
     "internal error (a bug: please report)": EXIT_INTERNAL,
     "plan: any error": EXIT_PLAN_ERROR,
 }

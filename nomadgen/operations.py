@@ -10,10 +10,11 @@ import time
 from collections import Counter
 from typing import NamedTuple
 
-from . import converge, names
+from . import converge, data, names
 from .errors import (
     ConfigError,
     Conflict,
+    DataLoss,
     Locked,
     ManifestError,
     NomadgenError,
@@ -31,6 +32,7 @@ class Prepared(NamedTuple):
     rendered: Rendered
     changes: converge.ChangeSet
     zones_source: str
+    data: tuple[data.DataStatement, ...] = ()  # what the change does to stateful sets' data
 
 
 def cluster_zones(nomad, cfg: Config) -> tuple[tuple[str, ...], str]:
@@ -61,7 +63,41 @@ def prepare(manifest_path: str, cfg: Config, nomad, consul, *, name: str | None 
         ifaces = tuple(interfaces(plan, cfg.render))
     cs = converge.observe(plan, jobs, ifaces, nomad, consul, cfg.render, manifest_text=manifest.text,
                           prune=prune, nomad_plan=nomad_plan, concurrency=concurrency)
-    return Prepared(Rendered(manifest, plan, jobs, ifaces), cs, source)
+    return Prepared(Rendered(manifest, plan, jobs, ifaces), cs, source, data_statements(cs, nomad))
+
+
+def data_statements(cs: converge.ChangeSet, nomad) -> tuple[data.DataStatement, ...]:
+    """For each changed job of a stateful set: Nomad's plan annotations, the live job, its
+    allocations and the nodes they run on, read into data.predict."""
+    stateful = {s.job_id: s.name for s in cs.plan.sets if s.job_hosted and s.run.state is not None}
+    todo = [c for c in cs.jobs if c.id in stateful and c.nomad_plan and c.modify_index and c.job]
+    if not todo:
+        return ()
+    nodes = {n.id: data.NodeView(n.name, n.status != "down", n.status == "ready" and n.eligible)
+             for n in nomad.nodes(with_meta=False)}
+    out: list[data.DataStatement] = []
+    for c in todo:
+        updates = (c.nomad_plan.get("Annotations") or {}).get("DesiredTGUpdates")
+        allocs = [a for a in nomad.allocations(c.id) if a.get("DesiredStatus") == "run"]
+        changed = ((c.nomad_plan.get("Diff") or {}).get("Type") or "None") != "None"
+        out += data.predict(stateful[c.id], c.job, nomad.job(c.id), updates, allocs, nodes, changed)
+    return tuple(out)
+
+
+def refuse_data_loss(prep: Prepared) -> None:
+    """submit without --allow-data-loss: nothing is written when a stateful set would lose data."""
+    lost = data.losses(prep.data)
+    if lost:
+        raise DataLoss(
+            "this change would lose the data of " + ", ".join(sorted({d.set for d in lost})) +
+            "; nothing was written",
+            [data_problem(d) for d in lost],
+            hint="back the data up, then pass --allow-data-loss; or keep the instances in place "
+                 "(see `nomadgen plan`)")
+
+
+def data_problem(d: data.DataStatement) -> Problem:
+    return Problem(f"{d.set} ({d.storage}): {d.instances} instance(s): {d.how}")
 
 
 def needs_lock(cs: converge.ChangeSet) -> bool:
@@ -88,6 +124,7 @@ class SetStatus(NamedTuple):
     expected: int
     interface: bool
     drift: str
+    data: tuple[data.InstanceData, ...] = ()  # stateful sets: per instance, continued or started empty
 
 
 def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStatus], dict]:
@@ -113,6 +150,7 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
         job_id = info["job"] or names.job_id(_host_root(record, name), scope)
         stub = jobs.get(job_id)
         expected = info["count"]
+        instances: tuple[data.InstanceData, ...] = ()
         if stub is None:
             state, drift, placements = "missing", "job missing", ()
         else:
@@ -126,13 +164,49 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
                 drift = "changed since push"
             else:
                 drift = "in sync"
+            history = nomad.allocations(job_id)
             placements = tuple(sorted(
                 (_zone(nodes.get(a.get("NodeID")), attr), a.get("NodeName", "?"), a.get("ClientStatus", "?"))
-                for a in nomad.allocations(job_id) if a.get("DesiredStatus") == "run"))
+                for a in history if a.get("DesiredStatus") == "run"))
+            if info["job"]:
+                instances = instance_data(nomad, history, {n.id: n.status for n in nodes.values()})
+            empty = [d for d in instances if d.outcome == data.STARTED_EMPTY]
+            if empty and drift == "in sync":
+                drift = "data lost: " + ", ".join(d.name for d in empty) + " started empty"
         healthy = len(consul.healthy(names.job_id(name, scope)))
         rows.append(SetStatus(name, job_id, state, placements, healthy, expected,
-                              names.interface_key(root, names.job_id(name, scope)) in tree, drift))
+                              names.interface_key(root, names.job_id(name, scope)) in tree, drift, instances))
     return rows, record
+
+
+class _Allocs(dict):
+    """Full allocations by ID, read when first asked for."""
+
+    def __init__(self, nomad) -> None:
+        super().__init__()
+        self.nomad = nomad
+
+    def get(self, key, default=None):
+        if key not in self:
+            self[key] = self.nomad.allocation(key)
+        return super().get(key) or default
+
+
+def instance_data(nomad, history: list[dict], node_status: dict[str, str]) -> tuple[data.InstanceData, ...]:
+    """Per running instance of a stateful job: did its data continue or start empty?"""
+    full = _Allocs(nomad)
+    out = []
+    for a in sorted(history, key=lambda a: a.get("Name", "")):
+        if a.get("DesiredStatus") != "run":
+            continue
+        alloc = full.get(a["ID"])
+        if alloc is None:
+            continue
+        d = data.continuity(alloc, full, history, node_status)
+        if d.storage == "none":
+            return ()  # a job that keeps no data
+        out.append(d)
+    return tuple(out)
 
 
 def _host_root(record: dict, name: str) -> str:

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import acl as acl_mod
-from . import jobspec, namespaces, network, nomadsched, scheduler, taskview, templates
+from . import data, jobspec, namespaces, network, nomadsched, scheduler, taskview, templates
 
 log = logging.getLogger("standin.nomad")
 
@@ -134,6 +134,10 @@ class Alloc:
     create_index: int = 0
     modify_index: int = 0
     modify_time: float = 0.0
+    data_id: str = ""  # what its data directory holds (dev/standin/data.py)
+    data_origin: str = ""  # empty | sticky | migrated | volume
+    disk_id: str = ""  # its ephemeral disk's identity (the data's too without a volume)
+    migrate: bool = False  # DesiredTransition.Migrate: its node is draining
 
     @property
     def terminal(self) -> bool:
@@ -185,6 +189,8 @@ class NomadState:
         self._watched: dict[str, int] = {}  # deployment -> healthy count at its last eval
         self._port_rng: dict[str, random.Random] = {}
         self._rng_splay = random.Random(f"splay-{seed}")
+        self.data = data.DataStore()
+        self.csi_volumes: set[str] = set()  # registered CSI volume IDs (default namespace)
         self._make_nodes(zones, nodes_per_zone)
 
     # -- ids, indexes, time ------------------------------------------------------------------
@@ -241,12 +247,70 @@ class NomadState:
                 if rec:
                     self._evaluate(rec, "node-update", node_id=node["ID"])
 
+    def drain_node(self, name: str) -> None:
+        """`nomad node drain -enable`: the node turns ineligible and its allocations migrate
+        (DesiredTransition.Migrate; scheduler/reconcile.go stops them "alloc is being migrated"
+        and places replacements with PreviousAllocation set). Every allocation is marked at
+        once; Nomad's drainer paces them by each group's migrate block."""
+        with self.lock:
+            node = self.node_by_name(name)
+            node.update(SchedulingEligibility="ineligible", Drain=True,
+                        DrainStrategy={"Deadline": 3600 * SEC, "IgnoreSystemJobs": False,
+                                       "ForceDeadline": "0001-01-01T00:00:00Z",
+                                       "StartedAt": rfc3339(time.time())})
+            node["ModifyIndex"] = self.bump()
+            affected = set()
+            for a in self.allocs.values():
+                if a.node["ID"] == node["ID"] and not a.terminal and a.job["Type"] != "system":
+                    a.migrate = True
+                    affected.add((a.namespace, a.job_id))
+            for key in sorted(affected):
+                rec = self.jobs.get(key)
+                if rec:
+                    self._evaluate(rec, "node-drain", node_id=node["ID"])
+
+    def add_host_volume(self, node_name: str, volume: str, path: str = "") -> None:
+        """A client's `host_volume "<volume>" { path = ... }` (the node fingerprints it)."""
+        with self.lock:
+            node = self.node_by_name(node_name)
+            node["HostVolumes"] = dict(node.get("HostVolumes") or {})
+            node["HostVolumes"][volume] = {"Path": path or f"/srv/nomad/{volume}", "ReadOnly": False}
+            node["ModifyIndex"] = self.bump()
+
+    def create_csi_volume(self, vol_id: str) -> None:
+        """`nomad volume create/register`: the volume exists and can be claimed."""
+        with self.lock:
+            self.csi_volumes.add(vol_id)
+            self.bump()
+            for ev in list(self.evals.values()):  # as restore_node: blocked evals retry
+                if ev["Status"] == "blocked":
+                    ev["Status"] = "complete"
+                    rec = self.jobs.get((ev["Namespace"], ev["JobID"]))
+                    if rec and not rec.job.get("Stop"):
+                        self._evaluate(rec, "volume-create")
+
+    def data_write(self, alloc_id: str, key: str, value: str) -> None:
+        """Write a marker into a running allocation's data directory."""
+        with self.lock:
+            a = self.allocs[alloc_id]
+            if a.terminal or a.client != "running":
+                raise ValueError(f"allocation {alloc_id} is not running")
+            self.data.write(a.data_id, key, value)
+
+    def data_read(self, alloc_id: str) -> dict:
+        with self.lock:
+            a = self.allocs[alloc_id]
+            return {"AllocID": a.id, "Name": a.name, "NodeName": a.node["Name"],
+                    "DataID": a.data_id, "Origin": a.data_origin,
+                    "PreviousAllocation": a.previous, "Markers": self.data.read(a.data_id)}
+
     def restore_node(self, name: str) -> None:
         """The node comes back: blocked evaluations get another chance."""
         with self.lock:
             node = self.node_by_name(name)
             node["Status"] = "ready"
             node["StatusDescription"] = ""
+            node.update(SchedulingEligibility="eligible", Drain=False, DrainStrategy=None)
             node["ModifyIndex"] = self.bump()
             self._consul_node_health(node, "passing")
             for ev in list(self.evals.values()):
@@ -457,7 +521,11 @@ class NomadState:
 
         The decisions are Nomad's own scheduler's where nomad-sched is at hand
         (dev/standin/nomadsched.py), else the stand-in's engine's."""
-        decided = self._decide_with_nomad(job, dry_run) if nomadsched.binary() else None
+        # nomad-sched's state store holds no CSI volumes: jobs claiming them use the stand-in's
+        # engine, which checks them against create_csi_volume's register.
+        csi = any(v.get("Type") == "csi" for g in job.get("TaskGroups") or []
+                  for v in (g.get("Volumes") or {}).values())
+        decided = self._decide_with_nomad(job, dry_run) if nomadsched.binary() and not csi else None
         if decided is None:
             decided = self._decide_own(job, dry_run=dry_run, eval_id=eval_id)
         plan, stops, inplace, placed = decided
@@ -482,7 +550,8 @@ class NomadState:
                 usage[ref.node_id][2] |= ref.ports
         nodes = [nomadsched.node_input(n, *usage[n["ID"]]) for n in in_pool]
         lives = [nomadsched.LiveAlloc(a.id, a.name, a.group, a.node["ID"],
-                                      "pending" if a.client == "pending" else "running", a.job)
+                                      "pending" if a.client == "pending" else "running", a.job,
+                                      a.migrate)
                  for a in live]
         def reasons(group_name: str) -> dict[str, str]:
             group = groups.get(group_name) or {}
@@ -511,7 +580,9 @@ class NomadState:
         keep = []
         for name in sorted({p["group"] for p in d.place}):
             mine = [a for a in live if a.group == name]
-            repl = [p for p in d.place if p["group"] == name and p["previous"]]
+            moving = {a.id for a in live if a.migrate}  # drains follow migrate, not update
+            repl = [p for p in d.place if p["group"] == name and p["previous"]
+                    and p["previous"] not in moving]
             room = len(repl)
             if name in groups and _deploys(job, name):
                 fresh = sum(1 for p in d.place if p["group"] == name and not p["previous"])
@@ -519,7 +590,7 @@ class NomadState:
             plan.desired[name]["DestructiveUpdate"] -= len(repl) - room
             plan.desired[name]["Ignore"] += len(repl) - room
             keep.extend(p for p in d.place if p["group"] == name and (
-                not p["previous"] or p in repl[:room]))
+                not p["previous"] or p["previous"] in moving or p in repl[:room]))
         replacing = {p["previous"] for p in keep if p["previous"]}
         waiting = {p["previous"] for p in d.place if p["previous"]} - replacing
         stops = [(self.allocs[i], why) for i, why in d.stop
@@ -565,7 +636,10 @@ class NomadState:
                 mine = mine[:count]
                 destructive: list[Alloc] = []
                 for a in mine:
-                    if not jobspec.spec_changed(a.job, job):
+                    if a.migrate:  # its node drains: stop it, place a replacement elsewhere
+                        places.append((group, a.index, a))
+                        want["Migrate"] += 1
+                    elif not jobspec.spec_changed(a.job, job):
                         want["Ignore"] += 1
                     elif jobspec.tasks_updated(a.job, job, name) or not self._fits_in_place(
                             a, job, group):
@@ -599,8 +673,9 @@ class NomadState:
                                   stopping, seed=f"{self.seed}-{eval_id or job['ID']}-{self.index}",
                                   updating=[a.ref() for a in inplace])
         placed: list[tuple[dict, int, Alloc | None, dict]] = []
+        placer.csi_volumes = self.csi_volumes
         for group, index, prev in places:
-            node = placer.place(group)
+            node = placer.place(group, preferred=self._preferred_node(prev, group), index=index)
             if node is None:
                 plan.queued[group["Name"]] = plan.queued.get(group["Name"], 0) + 1
                 continue
@@ -630,9 +705,26 @@ class NomadState:
                 dep["TaskGroups"][a.group]["PlacedAllocs"] += 1
         for group, index, prev, node in placed:
             if prev is not None and not prev.terminal:
-                self._stop_alloc(prev, "alloc is being updated due to job update")
+                self._stop_alloc(prev, "alloc is being migrated" if prev.migrate
+                                 else "alloc is being updated due to job update")
             self._new_alloc(job, group, index, node, eval_id, prev, dep)
         return plan
+
+    @staticmethod
+    def _preferred_node(prev: Alloc | None, group: dict) -> dict | None:
+        """A replacement with a sticky or migrating disk tries its previous node first, if that
+        node is ready, eligible and not draining (scheduler/generic_sched.go findPreferredNode,
+        structs.Node.Ready)."""
+        if prev is None:
+            return None
+        disk = group.get("EphemeralDisk") or {}
+        if not (disk.get("Sticky") or disk.get("Migrate")):
+            return None
+        node = prev.node
+        if node["Status"] != "ready" or node.get("DrainStrategy") or \
+                node.get("SchedulingEligibility", "eligible") != "eligible":
+            return None
+        return node
 
     def _fits_in_place(self, a: Alloc, job: dict, group: dict) -> bool:
         """Nomad only updates in place if the allocation's node is still feasible for it."""
@@ -704,6 +796,9 @@ class NomadState:
             a.tasks[task["Name"]] = run
         if prev is not None:
             prev.next_alloc = a.id
+        a.data_id, a.data_origin, a.disk_id = self.data.attach(
+            job=job, group=group, index=index, node=node, prev=prev,
+            prev_node_down=prev is not None and prev.node["Status"] == "down")
         self.allocs[a.id] = a
         if dep is not None and _deploys(job, a.group):
             self._join_deployment(a, dep)
@@ -1224,7 +1319,8 @@ class NomadState:
             "JobType": a.job["Type"], "JobVersion": a.job["Version"], "TaskGroup": a.group,
             "DesiredStatus": a.desired, "DesiredDescription": a.desired_description,
             "ClientStatus": a.client, "ClientDescription": a.client_description,
-            "DesiredTransition": {"Migrate": None, "Reschedule": None, "ForceReschedule": None,
+            "DesiredTransition": {"Migrate": True if a.migrate else None, "Reschedule": None,
+                                  "ForceReschedule": None,
                                   "NoShutdownDelay": None},
             "TaskStates": states if task_states else None, "DeploymentStatus": dstatus,
             "FollowupEvalID": "", "NextAllocation": a.next_alloc, "RescheduleTracker": None,

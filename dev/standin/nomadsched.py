@@ -48,6 +48,7 @@ class LiveAlloc:
     node_id: str
     client_status: str  # pending | running
     job: dict  # the job version it runs (stand-in's stored form)
+    migrate: bool = False  # DesiredTransition.Migrate: its node drains
 
 
 @dataclass
@@ -82,6 +83,11 @@ def node_input(node: dict, reserved_cpu: int = 0, reserved_mem: int = 0,
                     for name, d in (node.get("Drivers") or {}).items()},
         "Status": node.get("Status", "ready"),
         "SchedulingEligibility": node.get("SchedulingEligibility", "eligible"),
+        # A draining node is tainted, so allocations marked to migrate move (reconcile.go).
+        "DrainStrategy": {"Deadline": 3600 * 10**9, "IgnoreSystemJobs": False}
+        if node.get("DrainStrategy") else None,
+        "HostVolumes": {name: {"Name": name, "Path": v.get("Path", ""), "ReadOnly": bool(v.get("ReadOnly"))}
+                        for name, v in (node.get("HostVolumes") or {}).items()} or None,
         "NodeResources": {
             "Cpu": {"CpuShares": int((res.get("Cpu") or {}).get("CpuShares") or 0)},
             "Memory": {"MemoryMB": int((res.get("Memory") or {}).get("MemoryMB") or 0)},
@@ -119,7 +125,8 @@ def build_input(job: dict, nodes: list[dict], live: list[LiveAlloc]) -> tuple[di
         if jobspec.group_of(previous if a.id not in current else job, a.group) is None:
             continue  # a group gone since: the caller stops it
         allocs.append({"ID": a.id, "Name": a.name, "NodeID": a.node_id, "TaskGroup": a.group,
-                       "ClientStatus": a.client_status, "DesiredStatus": "run"})
+                       "ClientStatus": a.client_status, "DesiredStatus": "run",
+                       **({"DesiredTransition": {"Migrate": True}} if a.migrate else {})})
     data: dict = {"nodes": nodes, "job": {"Job": job}}
     if not allocs:
         return data, current
@@ -210,7 +217,7 @@ def decide(binary_path: Path, job: dict, nodes: list[dict], live: list[LiveAlloc
             "Canary", "Preemptions")}
         touched = {x["id"] for x in tg.get("inplace_updated") or []}
         touched |= {x["id"] for x in tg.get("stopped") or []}
-        wrong = touched & current
+        wrong = touched & current - {a.id for a in live if a.migrate}  # a drain moves those
         if wrong:
             raise SchedError(f"allocations already on the job's version were changed: {wrong}")
         for x in tg.get("placed") or []:

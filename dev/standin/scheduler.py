@@ -10,6 +10,7 @@ as Nomad's AllocMetric, keyed the way Nomad keys them.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import random
 import re
@@ -233,10 +234,25 @@ class Placer:
         self.rng = random.Random(seed)
         self.failed: dict[str, Metric] = {}
         self._seq = 0
+        self.csi_volumes: set[str] | None = None  # None: not checked (probes of a known node)
+        self._index: int | None = None
 
     # -- public -------------------------------------------------------------------------
-    def place(self, group: dict) -> dict | None:
-        """Pick a node for one allocation of `group`; None (and a failure metric) if none fits."""
+    def place(self, group: dict, preferred: dict | None = None, index: int | None = None) -> dict | None:
+        """Pick a node for one allocation of `group`; None (and a failure metric) if none fits.
+        A `preferred` node is tried alone first (scheduler/stack.go GenericStack.Select with
+        PreferredNodes); its failure is not reported when another node fits."""
+        self._index = index
+        if preferred is not None:
+            nodes, failed = self.nodes, copy.deepcopy(self.failed)
+            self.nodes = [preferred]
+            try:
+                node = self.place(group, index=index)
+            finally:
+                self.nodes = nodes
+            if node is not None:
+                return node
+            self.failed = failed
         metric = Metric(NodePool=self.job.get("NodePool") or "default")
         pool = metric.NodePool
         in_pool = [n for n in self.nodes if pool == "all" or n.get("NodePool", "default") == pool]
@@ -314,6 +330,17 @@ class Placer:
             if mode != "none" and mode not in modes:
                 metric.filter(node, "missing network")
                 return False
+        for v in (group.get("Volumes") or {}).values():
+            if v.get("Type") != "csi" or self.csi_volumes is None:
+                continue
+            vid = v.get("Source", "") + (f"[{self._index}]" if v.get("PerAlloc") else "")
+            if vid not in self.csi_volumes:
+                metric.filter(node, f"missing CSI Volume {vid}")  # scheduler/feasible.go
+                return False
+        wanted = {v.get("Source") for v in (group.get("Volumes") or {}).values() if v.get("Type") == "host"}
+        if wanted - set(node.get("HostVolumes") or {}):
+            metric.filter(node, "missing compatible host volumes")  # scheduler/feasible.go
+            return False
         if not self._distinct_hosts(node, group):
             metric.filter(node, DISTINCT_HOSTS)
             return False

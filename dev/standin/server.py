@@ -310,6 +310,20 @@ class StandIn:
                                                         name=data.get("name", ""))}
             if parts == ["consul_token"] and method in ("POST", "PUT"):
                 return 200, {"secret": self.consul_token(data["rules"])}
+            if len(parts) == 2 and parts[0] == "drain_node" and method == "POST":
+                self.nomad.drain_node(parts[1])
+                return 200, {"ok": True}
+            if len(parts) == 2 and parts[0] == "host_volume" and method == "POST":
+                self.nomad.add_host_volume(parts[1], data["name"], data.get("path", ""))
+                return 200, {"ok": True}
+            if parts == ["csi_volume"] and method in ("PUT", "POST"):
+                self.nomad.create_csi_volume(data["id"])
+                return 200, {"ok": True}
+            if len(parts) == 2 and parts[0] == "data" and method in ("PUT", "POST"):
+                self.nomad.data_write(parts[1], data.get("key", "marker"), str(data["value"]))
+                return 200, {"ok": True}
+            if len(parts) == 2 and parts[0] == "data" and method == "GET":
+                return 200, self.nomad.data_read(parts[1])
             if parts == ["info"] and method == "GET":
                 return 200, {"env": self.env(), "zones": list(self.zones),
                              "nodes": [{"Name": n["Name"], "ID": n["ID"], "Status": n["Status"],
