@@ -597,13 +597,13 @@ def _escape_match(m: re.Match[str]) -> str:
 _HEREDOC_TEXT_RE = re.compile(r"[^\x00-\x09\x0b-\x1f\x7f]*")
 
 
-def _heredoc(s: str) -> list[str] | None:
+def _heredoc(s: str, lines_min: int = 2) -> list[str] | None:
     """A multi-line string (ending in a newline) as a heredoc, or None when it cannot be one
     exactly. `<<-EOT` when some line starts at column 0 (Nomad strips the common indent of
     the non-empty lines); `<<EOT` with the text at column 0 otherwise. Heredocs take no
     backslash escapes, so a string with characters that need one (tab, CR, invisible
     characters) stays quoted. Lines starting with "\x00" are written at column 0."""
-    if s.count("\n") < 2 or not s.endswith("\n") or not _HEREDOC_TEXT_RE.fullmatch(s):
+    if s.count("\n") < lines_min or not s.endswith("\n") or not _HEREDOC_TEXT_RE.fullmatch(s):
         return None
     if not s.isascii() and any(_char_escape(ch) != ch for ch in s if ord(ch) >= 0x80):
         return None
@@ -793,19 +793,21 @@ def _attr(name: str, hcl: str, value: object, parent: str) -> _Item:
                       _qualified(name, parent, RUNTIME_FIELDS))
 
 
-def _attr_item(hcl: str, value: object, duration: bool, runtime: bool) -> _Item:
+def _attr_item(hcl: str, value: object, duration: bool, runtime: bool,
+               template: bool = False) -> _Item:
     if duration and not isinstance(value, str):
         return (False, hcl, escape_string(format_duration(value)))  # type: ignore[arg-type]
     if runtime and type(value) is str:
         value = Runtime(value)
-    return (False, hcl, _value_lines(value))
+    return (False, hcl, _value_lines(value, template))
 
 
-def _value_lines(value: object) -> str | list[str]:
-    """An attribute's value: a heredoc for multi-line text, else the expression."""
+def _value_lines(value: object, template: bool = False) -> str | list[str]:
+    """An attribute's value: a heredoc for multi-line text (and for a template body of one
+    line, so a reviewer reads the Go template without escaped quotes), else the expression."""
     if isinstance(value, str):
         if "\n" in value:
-            doc = _heredoc(value)
+            doc = _heredoc(value, 1 if template else 2)
             if doc is not None:
                 return doc
         return escape_string(value)
@@ -938,7 +940,8 @@ def _body(obj: dict, spec: str, parent: str, where: str, indent: str, out: list[
             if type(value) is str and not runtime and "\n" not in value:
                 attrs.append((hcl, escape_string(value)))
             else:
-                attrs.append(_attr_item(hcl, value, duration, runtime)[1:])  # type: ignore[arg-type]
+                attrs.append(_attr_item(hcl, value, duration, runtime,  # type: ignore[arg-type]
+                                        spec == "Template" and name == "EmbeddedTmpl")[1:])
         elif kind == "m" or kind == "ma":
             mapping = {k: v for k, v in _need_dict(value, f"{where}.{name}").items()
                        if v is not None}

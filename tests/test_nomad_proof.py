@@ -269,3 +269,16 @@ def test_multiline_strings_are_heredocs_that_nomad_reads_exactly():
     assert task["Env"] == job["TaskGroups"][0]["Tasks"][0]["Env"]
     # and python-hcl2 (the parity helper) reads them the same
     assert hcl_to_job(text)["TaskGroups"][0]["Tasks"][0]["Env"] == task["Env"]
+
+
+@requires_nomad
+def test_a_one_line_template_body_is_a_heredoc_too():
+    body = '{{ with nomadVar "nomad/jobs/x" }}PASSWORD={{ .password | toJSON }}{{ end }}\n'
+    job = {"ID": "t", "TaskGroups": [{"Name": "g", "Tasks": [{
+        "Name": "t", "Driver": "docker", "Config": {"image": "x"}, "Env": {"ONE": "line\n"},
+        "Templates": [{"EmbeddedTmpl": body, "DestPath": "secrets/x.env"}]}]}]}
+    text = to_hcl(job)
+    assert f"data = <<-EOT\n          {body}        EOT\n" in text
+    assert 'ONE = "line\\n"' in text  # other one-line values stay quoted
+    task = nomad_parse(text)["TaskGroups"][0]["Tasks"][0]
+    assert task["Templates"][0]["EmbeddedTmpl"] == body and task["Env"] == {"ONE": "line\n"}

@@ -461,7 +461,9 @@ job "psql-checkout" {
       }
 
       template {
-        data        = "{{ with nomadVar \"nomad/jobs/psql-checkout\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/psql-checkout" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
         destination = "secrets/nomadgen.env"
         env         = true
         change_mode = "restart"

@@ -328,7 +328,9 @@ job "psql-pgbouncer-app" {
       }
 
       template {
-        data        = "{{ with nomadVar \"nomad/jobs/psql-pgbouncer-app\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/psql-pgbouncer-app" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
         destination = "secrets/nomadgen.env"
         env         = true
         change_mode = "restart"
