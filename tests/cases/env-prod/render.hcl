@@ -417,7 +417,9 @@ job "prod-psql-app" {
       }
 
       template {
-        data        = "{{ with nomadVar \"nomad/jobs/prod-psql-app\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/prod-psql-app" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
         destination = "secrets/nomadgen.env"
         env         = true
         change_mode = "restart"
@@ -531,7 +533,9 @@ job "prod-psql-blog" {
       }
 
       template {
-        data        = "{{ with nomadVar \"nomad/jobs/prod-psql-blog\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/prod-psql-blog" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
         destination = "secrets/nomadgen.env"
         env         = true
         change_mode = "restart"
