@@ -5,7 +5,6 @@ files: regular files of bounded size only."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from .errors import NomadgenError, Problem
@@ -31,22 +30,22 @@ def write_tree(root: Path, files: dict[str, str], *, kind: str = "render",
     except OSError as exc:
         raise NomadgenError(f"cannot write {root}: {exc.strerror or exc}",
                             hint="check the --out folder and its permissions") from None
-    mask = os.umask(0)
-    os.umask(mask)
     staged: list[tuple[str, Path]] = []
     made: list[Path] = []
+    ready: set[Path] = set()  # folders known to exist: one look per folder, not per file
     try:
         for rel, text in sorted(files.items()):
             dest = root / rel
-            for parent in reversed([dest.parent, *dest.parent.parents]):
-                if not parent.exists():
-                    parent.mkdir()
-                    made.append(parent)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+            if dest.parent not in ready:
+                for parent in reversed([dest.parent, *dest.parent.parents]):
+                    if parent not in ready and not parent.exists():
+                        parent.mkdir()
+                        made.append(parent)
+                    ready.add(parent)
+            fd, tmp = _create_temp(dest.parent, dest.name)
             staged.append((tmp, dest))
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
-            os.chmod(tmp, 0o666 & ~mask)
     except OSError as exc:
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
@@ -63,15 +62,27 @@ def write_tree(root: Path, files: dict[str, str], *, kind: str = "render",
         stale = sorted(set(previous or ()) - set(files))
         for rel in stale:
             (root / rel).unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=f"{marker}.")
+        fd, tmp = _create_temp(root, marker)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write("".join(f"{rel}\n" for rel in sorted(files)))
-        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, root / marker)
     except OSError as exc:
         raise NomadgenError(f"cannot finish writing {root}: {exc.strerror or exc}",
                             hint="run the command again") from None
     return stale
+
+
+def _create_temp(folder: Path, name: str) -> tuple[int, str]:
+    """A new file beside `name`, for writing and then renaming into place. Created with mode
+    0666 less the umask (0644 under umask 022), as command output usually is; its name holds
+    this process's ID, and O_EXCL never reuses a file someone else holds."""
+    for n in range(100):
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.{n}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {name} in {folder}")
 
 
 def _previous(root: Path, marker: str) -> list[str] | None:
