@@ -183,7 +183,8 @@ def test_rendered_templates_and_environment(standin):
         "DestPath": "local/app.env", "Envvars": True, "ChangeMode": "restart"}]
     client.job.register_job("shop", {"Job": job})
     (shop,) = _running(s, client, "shop")
-    view = s.task_view(shop["ID"], "app")
+    # Rendered from live data: wait until web's instance is healthy in Consul.
+    view = s.wait_for(lambda: (v := s.task_view(shop["ID"], "app"))["Env"].get("WEB_ADDR") and v)
     (tmpl,) = view["Templates"]
     assert tmpl["Rendered"].splitlines() == ["",
         f"WEB_ADDR={s.task_view(web['ID'], 'app')['Env']['NOMAD_ADDR_http']}",
