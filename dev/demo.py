@@ -2,8 +2,10 @@
 node each), against the local dev cluster (real agents if installed, else the stand-in).
 
 It starts the cluster, submits the seed's example, shows where every instance landed and each
-interface, reads one through Consul KV and DNS, changes the manifest so only psql:app changes,
-shows that exactly the affected instances reload, and stops the cluster."""
+interface, reads one through Consul KV and DNS, writes a marker into each psql:app instance's data,
+changes the manifest so only psql:app changes (more memory: safe with kept data), shows the
+plan's line about the data, that exactly the affected instances reload and that the markers
+survived, and stops the cluster."""
 
 from __future__ import annotations
 
@@ -54,6 +56,33 @@ def restarts(env: dict) -> dict[str, dict[str, int]]:
     return out
 
 
+def markers(env: dict, *, write: bool) -> dict[str, tuple[str, str, str]]:
+    """psql-app's running instances: name -> (alloc, node, marker in its data). The stand-in's
+    control API (dev/README.md) stands in for `nomad alloc exec ... psql` on a real cluster."""
+    import urllib.request
+
+    import nomad
+
+    base = env["NOMAD_ADDR"]
+    host, port = base.split("://")[1].rsplit(":", 1)
+    n = nomad.Nomad(host=host, port=int(port), timeout=5, verify=False)
+    out = {}
+    for a in n.job.get_allocations("psql-app"):
+        if a["DesiredStatus"] != "run":
+            continue
+        url = f"{base}/_standin/data/{a['ID']}"
+        try:
+            if write:
+                body = json.dumps({"key": "marker", "value": f"written in {a['ID'][:8]}"}).encode()
+                urllib.request.urlopen(urllib.request.Request(url, body, method="PUT"), timeout=5)
+            with urllib.request.urlopen(url, timeout=5) as r:
+                mark = json.loads(r.read()).get("Markers", {}).get("marker", "")
+        except OSError:
+            mark = "(real agents: check with nomad alloc exec)"
+        out[a["Name"]] = (a["ID"], a["NodeName"], mark)
+    return out
+
+
 def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="nomadgen-demo-"))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD", "CONSUL"))}
@@ -101,12 +130,18 @@ def main() -> None:
         print(f"(the same with dig: dig @{host} -p {port} _psql-app._tcp.service.consul SRV)")
 
         before = restarts(env)
-        banner("8. Change the manifest: app wants PostgreSQL 17 for its own database")
+        banner("   ... and write a marker into each psql:app instance's data (the stand-in's control API)")
+        marks = markers(env, write=True)
+        for name, (alloc, node, mark) in sorted(marks.items()):
+            print(f"{name:<18} alloc {alloc[:8]} on {node:<9} marker {mark!r}")
+
+        banner("8. Change the manifest: app's own database gets more memory (safe with kept data)")
         changed = state / "dockland.json"
         doc = json.loads(SEED.read_text())
-        doc["app"]["overrides"] = {"psql": {"image": "postgres:17-alpine"}}
+        doc["app"]["overrides"] = {"psql": {"resources": {"cpu": 500, "memory": 1024}}}
         changed.write_text(json.dumps(doc, indent=2) + "\n")
-        print('app.overrides = {"psql": {"image": "postgres:17-alpine"}}')
+        print('app.overrides = {"psql": {"resources": {"cpu": 500, "memory": 1024}}}')
+        print("(a minor image version is as safe; postgres:17 over a 16 data directory would need pg_upgrade)")
         run("nomadgen", "plan", str(changed), env=env, ok=(1,))
 
         banner("9. Submit the change: only psql:app and what depends on it reload")
@@ -121,6 +156,15 @@ def main() -> None:
             r = ", ".join(f"{t} {n - before[job]['restarts'].get(t, 0)}"
                           for t, n in after[job]["restarts"].items())
             print(f"{job:<10} {replaced:<13} {r}")
+
+        banner("   ... psql:app's instances were replaced, and each one's data came along")
+        after_marks = markers(env, write=False)
+        print(f"{'INSTANCE':<18} {'BEFORE':<9} {'AFTER':<9} {'NODE':<9} MARKER")
+        for name, (alloc, node, mark) in sorted(after_marks.items()):
+            old = marks.get(name, ("", "", ""))
+            kept = "kept" if mark and mark == old[2] else "LOST"
+            print(f"{name:<18} {old[0][:8]:<9} {alloc[:8]:<9} {node:<9} {mark!r} ({kept})")
+        run("nomadgen", "status", str(changed), env=env)
 
         banner("10. Nothing left to do: plan says no changes (exit 0)")
         run("nomadgen", "plan", str(changed), env=env)

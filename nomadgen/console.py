@@ -146,7 +146,7 @@ def data_text(statements) -> str:
     """Plan's lines about stateful sets' data (empty when no stateful set changes)."""
     if not statements:
         return ""
-    lines = ["", "Data of stateful sets:"]
+    lines = ["", "", "Data of stateful sets:"]
     for d in statements:
         mark = {"kept": "kept", "lost": "LOST", "new": "new"}.get(d.outcome, d.outcome)
         lines.append(f"  {d.set} ({d.storage}): {mark}, {d.instances} instance(s): {d.how}")
