@@ -168,6 +168,27 @@ class NomadBackend:
         except self._nex.URLNotFoundNomadException:
             return None
 
+    def evaluation(self, eval_id: str) -> dict | None:
+        try:
+            return self._call(f"reading evaluation {eval_id}", self.client.evaluation.get_evaluation,
+                              eval_id)
+        except self._nex.URLNotFoundNomadException:
+            return None
+
+    def evaluations(self, job_id: str) -> list[dict]:
+        try:
+            return self._call(f"reading evaluations of {job_id}", self.client.job.get_evaluations,
+                              job_id)
+        except self._nex.URLNotFoundNomadException:
+            return []
+
+    def deployment_by_id(self, deployment_id: str) -> dict | None:
+        try:
+            return self._call(f"reading deployment {deployment_id}",
+                              self.client.deployment.get_deployment, deployment_id)
+        except self._nex.URLNotFoundNomadException:
+            return None
+
     def plan(self, job: dict) -> dict:
         try:
             return self._call(f"planning job {job['ID']}", self.client.job.plan_job, job["ID"],
@@ -331,6 +352,11 @@ class ConsulBackend:
     def healthy(self, service: str) -> list[dict]:
         _, nodes = self._call(f"reading health of {service}", self.client.health.service, service,
                               passing=True)
+        return nodes
+
+    def service_health(self, service: str) -> list[dict]:
+        """Every instance of a service with its checks (passing or not), for reporting."""
+        _, nodes = self._call(f"reading health of {service}", self.client.health.service, service)
         return nodes
 
     def register_service(self, name: str, service_id: str, address: str, port: int,

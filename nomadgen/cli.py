@@ -440,7 +440,7 @@ def submit(
     cfg = _online_config(zones, templates, config, zone_attribute, conn["namespace"])
     nomad, consul = _cluster(conn, cfg)
     mname = owner(check_manifest_name(name or default_name(Path(manifest))), cfg.render.scope)
-    printer = progress_printer(enabled=not as_json)
+    printer = progress_printer(as_json=as_json)
     # Reads first (bad input, placements Nomad cannot make and "nothing to do" write nothing,
     # not even the lock); then the manifest's lock, held until the last write.
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, concurrency=concurrency)

@@ -93,7 +93,10 @@ def changeset_text(cs, zones_source: str = "", verbose: bool = False) -> str:
     return "\n".join(out)
 
 
-def progress_printer(enabled: bool = True):
+def progress_printer(enabled: bool = True, as_json: bool = False):
+    """Steps as they happen, on stderr: aligned lines, or one JSON object per line (--json;
+    stdout keeps the one final document)."""
+    import json
     import sys
     import time
 
@@ -101,6 +104,10 @@ def progress_printer(enabled: bool = True):
 
     def show(step) -> None:
         if not enabled:
+            return
+        if as_json:
+            print(json.dumps({"t": round(time.monotonic() - t0, 3), **step._asdict()}),
+                  file=sys.stderr, flush=True)
             return
         mark = "ok" if step.ok else "FAILED"
         detail = f": {step.detail}" if step.detail else ""
@@ -121,6 +128,8 @@ def report_text(report, cs) -> str:
     stale = [j.id for j in cs.jobs if j.action == "stale"]
     if stale:
         out.append(f"stale, owned but no longer declared (use --prune): {', '.join(stale)}")
+    if not report.waited:
+        out.append("health is not known yet: --no-wait was given; `nomadgen status` shows it")
     if report.reloads:
         out.append("reloaded:")
         for r in report.reloads:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from . import names
-from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError
+from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError, Unplaceable
 from .model import EXTERNAL, Job, KVEntry, Plan, Settings
 from .render import META_HASH, META_MANIFEST, META_SET, pretty_json
 
@@ -49,7 +49,7 @@ class KVChange(NamedTuple):
 class ServiceChange(NamedTuple):
     """An external service nomadgen registers through the Consul agent API."""
 
-    id: str  # nomadgen-<manifest>-<service>
+    id: str  # nomadgen:<manifest>:<service>
     name: str
     action: str  # register | unchanged | deregister | stale
     address: str = ""
@@ -113,10 +113,12 @@ class Report(NamedTuple):
     transactions: int
     seconds: float
     ok: bool
+    waited: bool = True  # False with --no-wait: nothing is known about health yet
 
     def to_json(self) -> dict:
         return {
             "manifest": self.manifest, "ok": self.ok, "seconds": round(self.seconds, 3),
+            "health": "checked" if self.waited else "not known yet (--no-wait)",
             "writes": self.writes, "transactions": self.transactions,
             "applied": [s._asdict() for s in self.steps if s.ok],
             "failed": [s._asdict() for s in self.steps if not s.ok],
@@ -235,6 +237,19 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
                      tuple(push), _external_changes(plan, consul, prune), tuple(sorted(creds)))
 
 
+def owned_external(services: dict[str, dict], manifest: str) -> dict[str, dict]:
+    """The agent services that are this manifest's external services: our ID prefix and our
+    meta, never an instance Nomad registered (`external-source = nomad`) nor anyone else's."""
+    out = {}
+    for sid, svc in services.items():
+        meta = svc.get("Meta") or {}
+        if not names.is_external_of(sid, manifest) or meta.get("external-source"):
+            continue
+        if meta.get(META_MANIFEST) == manifest:
+            out[sid] = svc
+    return out
+
+
 def _external_changes(plan: Plan, consul, prune: bool) -> tuple[ServiceChange, ...]:
     wanted = {}
     for s in plan.sets:
@@ -243,7 +258,7 @@ def _external_changes(plan: Plan, consul, prune: bool) -> tuple[ServiceChange, .
             wanted[sid] = ServiceChange(
                 sid, s.job_id, REGISTER, s.external[0], s.external[1], (f"set-{s.job_id}", "external"),
                 ((META_MANIFEST, plan.manifest), (META_SET, s.name)))
-    have = consul.services() if wanted or prune else {}
+    have = owned_external(consul.services(), plan.manifest) if wanted or prune else {}
     out = []
     taken = [(want.name, (have[sid].get("Meta") or {}).get(META_MANIFEST)) for sid, want in
              sorted(wanted.items()) if sid in have and
@@ -259,7 +274,7 @@ def _external_changes(plan: Plan, consul, prune: bool) -> tuple[ServiceChange, .
             and tuple(cur.get("Tags") or ()) == want.tags and dict(cur.get("Meta") or {}) == dict(want.meta)
         out.append(want._replace(action=UNCHANGED) if same else want)
     for sid, cur in sorted(have.items()):
-        if (cur.get("Meta") or {}).get(META_MANIFEST) == plan.manifest and sid not in wanted:
+        if sid not in wanted:
             out.append(ServiceChange(sid, cur.get("Service", sid), DEREGISTER if prune else STALE))
     return tuple(out)
 
@@ -350,34 +365,46 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
                 consul.register_service(sc.name, sc.id, sc.address, sc.port, list(sc.tags), dict(sc.meta))
                 record(Step("register service", sc.name, True, f"{sc.address}:{sc.port}"))
 
-        # 2. Jobs, layer by layer: a layer starts when the one before is healthy.
-        layers = sorted({c.layer for c in cs.jobs if c.action in (CREATE, UPDATE)})
+        # 2. Jobs, layer by layer: a layer starts when the one before is healthy. Every set of
+        # the manifest is judged, the unchanged ones too: exit 0 means all of them are healthy.
         deadline = t0 + timeout
-        for layer in layers:
+        for layer in sorted({c.layer for c in cs.jobs if c.action in (CREATE, UPDATE, UNCHANGED)}):
             todo = [c for c in cs.jobs if c.layer == layer and c.action in (CREATE, UPDATE)]
             with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
                 results = list(pool.map(lambda c: _register(nomad, c), todo))
             errors = [r for r in results if isinstance(r, NomadgenError)]
+            registered: dict[str, dict] = {}
             for c, r in zip(todo, results, strict=True):
                 if not isinstance(r, NomadgenError):
-                    record(Step("register", c.id, True, f"{c.action}, version {r.get('JobModifyIndex', '?')}"))
+                    registered[c.id] = r
+                    record(Step("register", c.id, True, f"{c.action}, " + (
+                        f"version {r['Version']}" if r.get("Version") is not None else
+                        f"job modify index {r.get('JobModifyIndex', '?')}")))
                     pending.remove(f"{c.action} {c.id}")
             if errors:
                 raise errors[0]
-            if wait:
-                progress(Step("waiting", ", ".join(c.id for c in todo), True,
-                              f"layer {layer + 1}: deployments successful and Consul checks passing"))
-                with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-                    results = list(pool.map(
-                        lambda c: _wait_healthy(nomad, consul, cs.plan, c, deadline), todo))
-                for c, r in zip(todo, results, strict=True):
-                    if isinstance(r, NomadgenError):
-                        record(Step("healthy", c.id, False, r.subject))
-                    else:
-                        record(Step("healthy", c.id, True, r))
-                errors = [r for r in results if isinstance(r, NomadgenError)]
-                if errors:
+            if not wait:
+                continue
+            judged = [c for c in cs.jobs if c.layer == layer and c.action in (CREATE, UPDATE, UNCHANGED)]
+            progress(Step("waiting", ", ".join(c.id for c in judged), True,
+                          f"layer {layer + 1}: evaluations, deployments, allocations, Consul checks"))
+            with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+                results = list(pool.map(
+                    lambda c, reg=registered: _wait_healthy(nomad, consul, cs.plan, c, reg.get(c.id),
+                                                            deadline, progress), judged))
+            for c, r in zip(judged, results, strict=True):
+                if isinstance(r, NomadgenError):
+                    record(Step("healthy", c.id, False, r.subject))
+                else:
+                    record(Step("healthy", c.id, True, r))
+            errors = [r for r in results if isinstance(r, NomadgenError)]
+            if errors:
+                if len(errors) == 1:
                     raise errors[0]
+                first = errors[0]
+                raise type(first)(f"{len(errors)} jobs of layer {layer + 1} are not healthy",
+                                  [Problem(e.subject) for e in errors] +
+                                  [p for e in errors for p in e.problems], hint=first.hint)
 
         # 3. Prune: only jobs this manifest owns and no longer declares.
         for c in cs.jobs:
@@ -402,7 +429,7 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
         raise ApplyError(exc, report) from exc
     return Report(cs.manifest, tuple(steps), (), cs.reloads,
                   consul.writes - writes_before + _job_writes(steps), transactions,
-                  time.monotonic() - t0, True)
+                  time.monotonic() - t0, True, wait)
 
 
 def _job_writes(steps: list[Step]) -> int:
@@ -436,7 +463,11 @@ def stop_owned(nomad, job_id: str, manifest: str, purge: bool = False) -> bool:
 
 def _register(nomad, c: JobChange):
     try:
-        return nomad.register(c.job, c.modify_index)
+        r = dict(nomad.register(c.job, c.modify_index))
+        job = nomad.job(c.id)  # the response names the JobModifyIndex; the version is the job's
+        if job is not None and job.get("JobModifyIndex") == r.get("JobModifyIndex"):
+            r["Version"] = job.get("Version")
+        return r
     except NomadgenError as exc:
         return exc
 
@@ -450,31 +481,94 @@ def expected_services(plan: Plan, job_id: str) -> dict[str, int]:
     return out
 
 
-def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, deadline: float):
-    """Healthy = the job's deployment (if any) succeeded and its Consul checks pass."""
+_EVAL_DONE = ("complete", "failed", "canceled", "cancelled", "blocked")
+
+
+def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, reg: dict | None, deadline: float,
+                  progress: Callable[[Step], None] = lambda s: None):
+    """Healthy = the version just registered (or, for an unchanged job, the live one) is
+    placed, its deployment (if it has one) succeeded, and its Consul checks pass.
+
+    Bound to what was registered: the evaluation register returned is followed until the
+    scheduler has processed it (Nomad creates the deployment then, not in register); the
+    deployment is the one that evaluation names. Placement failures stop the wait at once."""
+    state = {"delay": 0.05, "last": ""}
+
+    def waiting(what: str) -> None:
+        if what != state["last"]:
+            state["last"] = what
+            progress(Step("progress", c.id, True, what))
+        if time.monotonic() > deadline:
+            raise NotHealthy(f"{c.id} did not become healthy in time ({what})",
+                             _failure_details(nomad, consul, plan, c.id),
+                             hint="raise --timeout, or look at the job's allocations and checks")
+        time.sleep(state["delay"])
+        state["delay"] = min(state["delay"] * 1.5, 1.0)
+
     try:
-        delay = 0.05
         want = expected_services(plan, c.id)
-        while True:
-            dep = nomad.deployment(c.id)
-            status = (dep or {}).get("Status")
-            if status in ("failed", "cancelled"):
-                raise NotHealthy(f"deployment of {c.id} {status}: {dep.get('StatusDescription', '')}",
-                                 hint=f"see `nomad job status {c.id}`; the previous version stays if auto_revert")
-            deployed = status == "successful" or (dep is None and _allocs_running(nomad, c.id))
-            if dep is None and not deployed:
-                _still_there(nomad, c.id)
-            if deployed:
-                counts = {svc: len(consul.healthy(svc)) for svc in want}
-                if all(counts[s] >= n for s, n in want.items()):
-                    return ", ".join(f"{s} {counts[s]}/{n} passing" for s, n in sorted(want.items())) \
-                        or "deployed"
-            if time.monotonic() > deadline:
+        dep_id = None  # None: find the deployment of the live version; "": it has none
+        if reg is not None:
+            while True:
+                ev = nomad.evaluation(reg["EvalID"]) or {}
+                if ev.get("Status") in _EVAL_DONE:
+                    break
+                waiting(f"evaluation {reg['EvalID'][:8]} {ev.get('Status') or 'not found'}")
+            if ev["Status"] == "failed":
+                raise NotHealthy(f"Nomad's scheduler failed the evaluation of {c.id}: "
+                                 f"{ev.get('StatusDescription') or 'no reason given'}")
+            failures = _failures(ev)
+            if failures:
+                raise _unplaceable(c.id, failures)
+            dep_id = ev.get("DeploymentID") or ""
+        else:
+            failures = _blocked(nomad, c.id)
+            if failures:
+                raise _unplaceable(c.id, failures)
+        _still_there(nomad, c.id)
+        job = nomad.job(c.id)
+        if dep_id is None:
+            latest = nomad.deployment(c.id)
+            dep_id = (latest or {}).get("ID", "") \
+                if (latest or {}).get("JobSpecModifyIndex") == job.get("JobModifyIndex") else ""
+        while dep_id:
+            dep = nomad.deployment_by_id(dep_id) or {}
+            status = dep.get("Status")
+            if status == "successful":
+                break
+            if status in ("failed", "cancelled", "canceled"):
                 raise NotHealthy(
-                    f"{c.id} did not become healthy in time (deployment: {status or 'none'})",
-                    hint="raise --timeout, or look at the job's allocations and checks")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+                    f"deployment {dep_id[:8]} of {c.id} (version {dep.get('JobVersion')}) {status}: "
+                    f"{dep.get('StatusDescription', '')}",
+                    _failure_details(nomad, consul, plan, c.id, dep_id),
+                    hint=f"see `nomad job status {c.id}`; with auto_revert Nomad rolls back to "
+                         "the last stable version")
+            if not status:
+                _still_there(nomad, c.id)
+            waiting(f"deployment {dep_id[:8]} {status or 'not found'}: " + _dep_progress(dep))
+        total = sum(int(g.get("Count") or 0) for g in job.get("TaskGroups") or ())
+        while not dep_id:  # no deployment: judged by the allocations of the live version
+            allocs = [a for a in nomad.allocations(c.id) if a.get("DesiredStatus") == "run"
+                      and a.get("JobVersion") == job.get("Version")]
+            failed = [a for a in allocs if a.get("ClientStatus") in ("failed", "lost")]
+            if failed:
+                raise NotHealthy(f"{len(failed)} allocation(s) of {c.id} failed",
+                                 _failure_details(nomad, consul, plan, c.id))
+            running = sum(1 for a in allocs if a.get("ClientStatus") == "running")
+            if running >= total:
+                break
+            failures = _blocked(nomad, c.id)
+            if failures:
+                raise _unplaceable(c.id, failures)
+            _still_there(nomad, c.id)
+            waiting(f"allocations: {running}/{total} running")
+        while True:
+            counts = {svc: len(consul.healthy(svc)) for svc in want}
+            if all(counts[s] >= n for s, n in want.items()):
+                return ", ".join(f"{s} {counts[s]}/{n} passing" for s, n in sorted(want.items())) \
+                    or f"{total} allocation(s) running, no Consul check to wait for"
+            waiting("Consul checks: " + ", ".join(f"{s} {counts[s]}/{n} passing"
+                                                  for s, n in sorted(want.items())))
     except NomadgenError as exc:
         return exc
 
@@ -489,9 +583,60 @@ def _still_there(nomad, job_id: str) -> None:
                             "run submit again to bring it back")
 
 
-def _allocs_running(nomad, job_id: str) -> bool:
-    allocs = [a for a in nomad.allocations(job_id) if a.get("DesiredStatus") == "run"]
-    return bool(allocs) and all(a.get("ClientStatus") == "running" for a in allocs)
+def _dep_progress(dep: dict) -> str:
+    parts = []
+    for name, tg in sorted((dep.get("TaskGroups") or {}).items()):
+        parts.append(f"group {name} {tg.get('PlacedAllocs', 0)} placed, {tg.get('HealthyAllocs', 0)} "
+                     f"healthy, {tg.get('UnhealthyAllocs', 0)} unhealthy of {tg.get('DesiredTotal', 0)}")
+    return "; ".join(parts) or "no groups"
+
+
+def _unplaceable(job_id: str, failures: list[str]) -> Unplaceable:
+    return Unplaceable(f"Nomad cannot place job {job_id}", [Problem(f) for f in failures],
+                       hint="add nodes or capacity, lower per_zone/count or resources, or relax the "
+                            "constraints; `nomad job status` shows the blocked evaluation")
+
+
+def _blocked(nomad, job_id: str) -> list[str]:
+    """Placement failures behind a job's blocked evaluation (Nomad keeps the reasons on the
+    evaluation that created it)."""
+    evals = nomad.evaluations(job_id)
+    by_id = {e.get("ID"): e for e in evals}
+    for e in evals:
+        if e.get("Status") == "blocked":
+            prev = by_id.get(e.get("PreviousEval")) or {}
+            return _failures(prev) or _failures(e) or ["an evaluation is blocked: allocations are queued"]
+    return []
+
+
+def _failure_details(nomad, consul, plan: Plan, job_id: str, dep_id: str = "") -> list[Problem]:
+    """What Levant showed: the failing allocations' last task events and the checks' output."""
+    out = []
+    try:
+        allocs = [a for a in nomad.allocations(job_id)
+                  if (a.get("DeploymentID", dep_id) == dep_id if dep_id else True)
+                  and a.get("DesiredStatus") == "run"]
+        bad = [a for a in allocs if a.get("ClientStatus") in ("failed", "lost", "pending")
+               or (a.get("DeploymentStatus") or {}).get("Healthy") is False]
+        for a in sorted(bad, key=lambda a: a.get("Name", ""))[:3]:
+            health = (a.get("DeploymentStatus") or {}).get("Healthy")
+            head = (f"allocation {a.get('ID', '')[:8]} ({a.get('Name')}) on {a.get('NodeName')}: "
+                    f"{a.get('ClientStatus')}" + (", unhealthy" if health is False else ""))
+            events = []
+            for task, st in sorted((a.get("TaskStates") or {}).items()):
+                last = [f"{e.get('Type')}: {e.get('DisplayMessage')}" for e in (st.get("Events") or ())[-3:]]
+                events.append(f"task {task}: " + ("; ".join(last) or "no events"))
+            out.append(Problem(head + ("; " + " | ".join(events) if events else "")))
+        for svc in sorted(expected_services(plan, job_id)):
+            for entry in consul.service_health(svc):
+                for chk in entry.get("Checks") or ():
+                    if chk.get("ServiceID") and chk.get("Status") != "passing":
+                        out.append(Problem(f"check {chk.get('Name')!r} of {svc} on "
+                                           f"{entry['Node']['Node']}: {chk.get('Status')}"
+                                           + (f": {chk['Output'].strip()}" if chk.get("Output") else "")))
+    except NomadgenError:
+        pass  # details are a courtesy: the failure itself is reported either way
+    return out[:8]
 
 
 def _failures(p: dict | None) -> list[str]:

@@ -11,8 +11,10 @@
         ├── PermissionDenied    8   403 / ACL token refused
         ├── Rejected            9   the server refused the request (its message verbatim)
         ├── Conflict           10   check-and-set lost, or the job is not ours
-        ├── NotHealthy         11   a deployment or check did not become healthy in time
-        └── Locked             13   another nomadgen run holds the manifest's lock
+        ├── NotHealthy         11   a deployment failed, or a check did not pass in time
+        ├── Locked             13   another nomadgen run holds the manifest's lock
+        └── Unplaceable        15   Nomad cannot place a job (blocked evaluation): its reasons
+    DataLoss                   14   submit: the change would lose a stateful set's data
     InterfaceMissing           12   nomadgen.discovery: no such interface or no healthy instance
 
 `nomadgen plan` ends with 255 on any error, like `nomad job plan` (0 no change, 1 changes).
@@ -139,6 +141,11 @@ class DataLoss(NomadgenError):
     exit_code = 14
 
 
+class Unplaceable(BackendError):
+    exit_code = 15
+    kind = "unplaceable"
+
+
 EXIT_CODES = {
     "ok": EXIT_OK,
     "plan: changes present": EXIT_CHANGES,
@@ -151,7 +158,8 @@ EXIT_CODES = {
     "permission denied": PermissionDenied.exit_code,
     "request rejected by the server": Rejected.exit_code,
     "conflict (check-and-set lost, not ours)": Conflict.exit_code,
-    "not healthy in time": NotHealthy.exit_code,
+    "not healthy (deployment failed, or not healthy in time)": NotHealthy.exit_code,
+    "submit: Nomad cannot place a job (blocked evaluation)": Unplaceable.exit_code,
     "discovery: the interface is missing": 12,
     "another nomadgen run holds the manifest's lock": Locked.exit_code,
     "submit: the change would lose a stateful set's data (--allow-data-loss)": DataLoss.exit_code,

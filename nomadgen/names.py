@@ -53,9 +53,18 @@ def in_datacenter(name: str, datacenter: str = "") -> str:
     return f"{name}@{datacenter}" if datacenter else name
 
 
+EXTERNAL_ID_PREFIX = "nomadgen:"
+
+
 def external_id(manifest: str, service: str) -> str:
-    """The Consul agent service ID of an external service nomadgen registers."""
-    return f"nomadgen-{manifest}-{service}"
+    """The Consul agent service ID of an external service nomadgen registers:
+    `nomadgen:<manifest>:<service>`. Names never hold a colon, so the pair is unambiguous and
+    no Nomad-registered instance (`_nomad-task-...`) can look like one."""
+    return f"{EXTERNAL_ID_PREFIX}{manifest}:{service}"
+
+
+def is_external_of(service_id: str, manifest: str) -> bool:
+    return service_id.startswith(f"{EXTERNAL_ID_PREFIX}{manifest}:")
 
 
 def credentials_path(pattern: str, job: str) -> str:

@@ -291,8 +291,7 @@ def destroy(manifest_name: str, cfg: Config, nomad, consul) -> Destroyed:
     with ManifestLock(consul, root, manifest_name, "destroy") as lock:
         jobs = owned_jobs(manifest_name, nomad)
         _probe_nomad_write(nomad, jobs)
-        services = sorted(sid for sid, svc in consul.services().items()
-                          if (svc.get("Meta") or {}).get(META_MANIFEST) == manifest_name)
+        services = sorted(converge.owned_external(consul.services(), manifest_name))
         mine, other = ours(root, consul.kv_tree(root))
         mine.pop(lock.key, None)  # released and deleted last, by the lock itself
         todo = [f"purge {j}" for j in jobs] + [f"deregister {s}" for s in services] + \

@@ -34,7 +34,10 @@ def test_a_scoped_kv_root_is_never_inside_an_unscoped_one():
 
 
 def test_external_ids_credentials_prefixes():
-    assert names.external_id("dockland", "legacy-db") == "nomadgen-dockland-legacy-db"
+    assert names.external_id("dockland", "legacy-db") == "nomadgen:dockland:legacy-db"
+    # Unambiguous: manifest a-b with service c and manifest a with service b-c differ.
+    assert names.external_id("a-b", "c") != names.external_id("a", "b-c")
+    assert names.is_external_of("nomadgen:a-b:c", "a-b") and not names.is_external_of("nomadgen:a-b:c", "a")
     assert names.credentials_path("nomad/jobs/{job}", "psql-app") == "nomad/jobs/psql-app"
     assert names.env_prefix("my-db") == "MY_DB"
 

@@ -37,7 +37,9 @@ def make_job(job_id: str, *, count: int = 3, env: dict | None = None, distinct: 
             "Name": "app", "Count": count, "Constraints": group_constraints or None,
             "Networks": [{"Mode": "host", "DynamicPorts": [{"Label": "http", "To": 8080}]}],
             "Services": [{"Name": f"{job_id}-api", "PortLabel": "http", "Provider": "consul",
-                          "Tags": tags if tags is not None else ["v1", "${node.datacenter}"]}],
+                          "Tags": tags if tags is not None else ["v1", "${node.datacenter}"],
+                          "Checks": [{"Name": "alive", "Type": "tcp", "PortLabel": "http",
+                                      "Interval": 10 * SEC, "Timeout": 2 * SEC}]}],
             "Update": update or {"MaxParallel": 1, "MinHealthyTime": 10 * SEC,
                                  "HealthyDeadline": 5 * 60 * SEC,
                                  "ProgressDeadline": 10 * 60 * SEC},
@@ -58,6 +60,14 @@ def poll(predicate, timeout: float = 5.0, interval: float = 0.02):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def register(c, job_id, body):
+    """Register, then wait for the scheduler to process the evaluation (Nomad is asynchronous:
+    register returns before the evaluation runs), as `nomad job run` monitors it."""
+    reg = c.job.register_job(job_id, body)
+    poll(lambda: c.evaluation.get_evaluation(reg["EvalID"])["Status"] != "pending")
+    return reg
 
 
 @pytest.fixture
@@ -100,7 +110,7 @@ def test_plan_register_read_versions(client, job_id):
     assert group["Type"] == "Added" and group["Updates"] == {"create": 3}
     assert group["Tasks"][0]["Annotations"] == ["forces create"]
 
-    reg = client.job.register_job(job_id, {"Job": make_job(job_id)})
+    reg = register(client, job_id, {"Job": make_job(job_id)})
     assert reg["EvalID"] and reg["JobModifyIndex"] > 0
     job = client.job.get_job(job_id)
     assert (job["Name"], job["Namespace"], job["Region"], job["Priority"], job["Type"]) == (
@@ -110,7 +120,7 @@ def test_plan_register_read_versions(client, job_id):
     assert job["TaskGroups"][0]["Tasks"][0]["KillTimeout"] == 5 * SEC  # server default
 
     # Same spec again: no new version, same JobModifyIndex, and a plan with nothing to do.
-    again = client.job.register_job(job_id, {"Job": make_job(job_id)})
+    again = register(client, job_id, {"Job": make_job(job_id)})
     assert again["JobModifyIndex"] == reg["JobModifyIndex"]
     assert client.job.get_job(job_id)["Version"] == 0
     same = client.job.plan_job(job_id, {"Job": make_job(job_id)}, diff=True)
@@ -131,14 +141,14 @@ def test_plan_register_read_versions(client, job_id):
     assert (updates["DestructiveUpdate"], updates["Ignore"]) == (1, 2)
     assert edited["Diff"]["TaskGroups"][0]["Updates"] == {"create/destroy update": 1, "ignore": 2}
 
-    client.job.register_job(job_id, {"Job": make_job(job_id, env={"MODE": "two"})})
+    register(client, job_id, {"Job": make_job(job_id, env={"MODE": "two"})})
     versions = client.job.get_versions(job_id)["Versions"]
     assert [v["Version"] for v in versions] == [1, 0]
     assert versions[0]["TaskGroups"][0]["Tasks"][0]["Env"] == {"MODE": "two"}
 
 
 def test_plan_in_place_and_meta_classification(client, job_id):
-    client.job.register_job(job_id, {"Job": make_job(job_id)})
+    register(client, job_id, {"Job": make_job(job_id)})
     # A tag or constraint change is in-place; job-level meta reaches tasks, so it is destructive.
     tagged = client.job.plan_job(job_id, {"Job": make_job(job_id, tags=["v2"])}, diff=True)
     assert tagged["Annotations"]["DesiredTGUpdates"]["app"]["InPlaceUpdate"] == 3
@@ -160,7 +170,7 @@ def test_plan_in_place_and_meta_classification(client, job_id):
 
 # -- placement ---------------------------------------------------------------------------------
 def test_distinct_property_places_one_allocation_per_zone(client, job_id):
-    client.job.register_job(job_id, {"Job": make_job(job_id)})
+    register(client, job_id, {"Job": make_job(job_id)})
     allocs = live(client, job_id)
     assert len(allocs) == 3
     zones = [client.node.get_node(a["NodeID"])["Datacenter"] for a in allocs]
@@ -177,7 +187,7 @@ def test_count_above_zones_fails_placement_in_plan_and_register(client, job_id):
                for k in failed["ConstraintFiltered"])
     assert plan["Annotations"]["DesiredTGUpdates"]["app"]["Place"] == 4
 
-    reg = client.job.register_job(job_id, {"Job": make_job(job_id, count=4)})
+    reg = register(client, job_id, {"Job": make_job(job_id, count=4)})
     ev = client.evaluation.get_evaluation(reg["EvalID"])
     assert ev["Status"] == "complete"
     assert ev["FailedTGAllocs"]["app"]["ConstraintFiltered"]
@@ -202,7 +212,7 @@ def test_constraints_filter_nodes(client, job_id):
         {"LTarget": "${meta.zone}", "Operand": "=", "RTarget": "zone-b"},
         {"LTarget": "${attr.cpu.arch}", "Operand": "regexp", "RTarget": "^amd"},
         {"LTarget": "${attr.nomad.version}", "Operand": "version", "RTarget": ">= 1.6"}])
-    client.job.register_job(job_id, {"Job": pinned})
+    register(client, job_id, {"Job": pinned})
     (alloc,) = live(client, job_id)
     assert alloc["NodeName"] == "zone-b-1"
     nowhere = make_job(job_id, count=1, distinct=False, constraints=[
@@ -212,26 +222,26 @@ def test_constraints_filter_nodes(client, job_id):
 
 
 def test_stale_check_and_set_is_refused_like_nomad(client, job_id):
-    first = client.job.register_job(job_id, {"Job": make_job(job_id), "EnforceIndex": True,
+    first = register(client, job_id, {"Job": make_job(job_id), "EnforceIndex": True,
                                              "JobModifyIndex": 0})
     index = first["JobModifyIndex"]
     with pytest.raises(nex.BaseNomadException) as exc:
-        client.job.register_job(job_id, {"Job": make_job(job_id), "EnforceIndex": True,
+        register(client, job_id, {"Job": make_job(job_id), "EnforceIndex": True,
                                          "JobModifyIndex": 0})
     assert exc.value.nomad_resp.status_code == 500
     assert "Enforcing job modify index 0: job already exists" in exc.value.nomad_resp.text
-    client.job.register_job(job_id, {"Job": make_job(job_id, env={"MODE": "two"}),
+    register(client, job_id, {"Job": make_job(job_id, env={"MODE": "two"}),
                                      "EnforceIndex": True, "JobModifyIndex": index})
     current = client.job.get_job(job_id)["JobModifyIndex"]
     with pytest.raises(nex.BaseNomadException) as exc:
-        client.job.register_job(job_id, {"Job": make_job(job_id, env={"MODE": "three"}),
+        register(client, job_id, {"Job": make_job(job_id, env={"MODE": "three"}),
                                          "EnforceIndex": True, "JobModifyIndex": index})
     assert exc.value.nomad_resp.status_code == 500
     # Exactly the RPC error's text: no go-multierror wrapping (nomad/job_endpoint.go Register).
     assert exc.value.nomad_resp.text == (f"Enforcing job modify index {index}: job exists with "
                                          f"conflicting job modify index: {current}")
     with pytest.raises(nex.BaseNomadException) as exc:
-        client.job.register_job(job_id + "-x", {"Job": make_job(job_id + "-x"),
+        register(client, job_id + "-x", {"Job": make_job(job_id + "-x"),
                                                 "EnforceIndex": True, "JobModifyIndex": 5})
     assert "Enforcing job modify index 5: job does not exist" in exc.value.nomad_resp.text
 
@@ -242,7 +252,7 @@ def test_invalid_job_is_refused_with_multierror_text(client, job_id):
     problems = jobcheck.check_job(bad)
     assert problems, "jobcheck should reject an invalid service name"
     with pytest.raises(nex.BaseNomadException) as exc:
-        client.job.register_job(job_id, {"Job": bad})
+        register(client, job_id, {"Job": bad})
     assert exc.value.nomad_resp.status_code == 500
     expected = jobcheck.nomad_error_text(problems)
     if nomad_jobspec.binary() is not None:  # then the stand-in answers in Nomad's own words
@@ -258,7 +268,7 @@ def test_invalid_job_is_refused_with_multierror_text(client, job_id):
 def test_http_errors(cluster, client, job_id, caplog):
     base = cluster.nomad_addr
     with pytest.raises(nex.BadRequestNomadException) as exc:
-        client.job.register_job("other", {"Job": make_job(job_id)})
+        register(client, "other", {"Job": make_job(job_id)})
     assert exc.value.nomad_resp.text == "Job ID does not match name"
     r = requests.post(f"{base}/v1/jobs", data="{not json", timeout=5)
     assert r.status_code == 400
@@ -300,7 +310,7 @@ def test_same_seed_gives_same_cluster(standin_factory):
     ids = []
     for s in (a, b):
         c = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5)
-        c.job.register_job("det", {"Job": make_job("det")})
+        register(c, "det", {"Job": make_job("det")})
         allocs = sorted(c.job.get_allocations("det"), key=lambda x: x["Name"])
         ports = sorted((x["NodeName"], json.dumps(c.allocation.get_allocation(x["ID"])[
             "AllocatedResources"]["Shared"]["Ports"])) for x in allocs)
@@ -313,7 +323,7 @@ def test_same_seed_gives_same_cluster(standin_factory):
 
 # -- allocations, Consul and DNS ----------------------------------------------------------------
 def test_services_reach_consul_and_dns(cluster, client, job_id):
-    client.job.register_job(job_id, {"Job": make_job(job_id)})
+    register(client, job_id, {"Job": make_job(job_id)})
     poll(lambda: len([a for a in live(client, job_id) if a["ClientStatus"] == "running"]) == 3)
     expected = set()
     for stub in live(client, job_id):
@@ -342,7 +352,7 @@ def test_services_reach_consul_and_dns(cluster, client, job_id):
 
 
 def test_stop_and_purge_job(cluster, client, job_id):
-    client.job.register_job(job_id, {"Job": make_job(job_id)})
+    register(client, job_id, {"Job": make_job(job_id)})
     c = consul.Consul(host=cluster.consul_host, port=cluster.consul_port,
                       token=cluster.consul_token)
     poll(lambda: len(c.health.service(f"{job_id}-api")[1]) == 3)
@@ -361,11 +371,11 @@ def test_destructive_update_replaces_allocations_and_moves_services(cluster, cli
                                                                     standin):
     fast = {"MaxParallel": 3, "MinHealthyTime": 1 * SEC, "HealthyDeadline": 60 * SEC,
             "ProgressDeadline": 120 * SEC}
-    client.job.register_job(job_id, {"Job": make_job(job_id, update=fast)})
+    register(client, job_id, {"Job": make_job(job_id, update=fast)})
     before = {a["ID"] for a in live(client, job_id)}
     c = consul.Consul(host=cluster.consul_host, port=cluster.consul_port)
     ids_before = {e["Service"]["ID"] for e in c.health.service(f"{job_id}-api")[1]}
-    client.job.register_job(job_id, {"Job": make_job(job_id, update=fast, env={"MODE": "x"})})
+    register(client, job_id, {"Job": make_job(job_id, update=fast, env={"MODE": "x"})})
     after = {a["ID"] for a in live(client, job_id)}
     assert len(after) == 3 and not after & before
     old = [a for a in client.job.get_allocations(job_id) if a["ID"] in before]
@@ -375,7 +385,7 @@ def test_destructive_update_replaces_allocations_and_moves_services(cluster, cli
     assert all(any(alloc in sid for alloc in after) for sid in ids_after)
 
     # An in-place update (tags only) keeps the allocations and re-syncs the services.
-    client.job.register_job(job_id, {"Job": make_job(job_id, update=fast, env={"MODE": "x"},
+    register(client, job_id, {"Job": make_job(job_id, update=fast, env={"MODE": "x"},
                                                      tags=["v2"])})
     assert {a["ID"] for a in live(client, job_id)} == after
     tags = [e["Service"]["Tags"] for e in c.health.service(f"{job_id}-api")[1]]
@@ -383,7 +393,7 @@ def test_destructive_update_replaces_allocations_and_moves_services(cluster, cli
 
 
 def test_deployment_becomes_successful(client, job_id):
-    reg = client.job.register_job(job_id, {"Job": make_job(job_id)})
+    reg = register(client, job_id, {"Job": make_job(job_id)})
     dep = client.job.get_deployment(job_id)
     assert dep["JobVersion"] == 0 and dep["TaskGroups"]["app"]["DesiredTotal"] == 3
     assert client.evaluation.get_evaluation(reg["EvalID"])["DeploymentID"] == dep["ID"]
@@ -396,9 +406,9 @@ def test_deployment_becomes_successful(client, job_id):
 
 
 def test_rolling_update_respects_max_parallel(client, job_id, standin):
-    client.job.register_job(job_id, {"Job": make_job(job_id)})
+    register(client, job_id, {"Job": make_job(job_id)})
     poll(lambda: client.job.get_deployment(job_id)["Status"] == "successful", timeout=10)
-    client.job.register_job(job_id, {"Job": make_job(job_id, env={"MODE": "two"})})
+    register(client, job_id, {"Job": make_job(job_id, env={"MODE": "two"})})
     seen_versions = []
     deadline = time.monotonic() + 10
     while client.job.get_deployment(job_id)["Status"] == "running":
@@ -418,7 +428,7 @@ def test_never_healthy_job_keeps_deployment_running_then_fails(cluster, client, 
     standin.nomad.never_healthy(job_id)
     update = {"MaxParallel": 1, "MinHealthyTime": 1 * SEC, "HealthyDeadline": 10 * SEC,
               "ProgressDeadline": 30 * SEC}  # x0.02: 0.02s, 0.2s, 0.6s
-    client.job.register_job(job_id, {"Job": make_job(job_id, update=update)})
+    register(client, job_id, {"Job": make_job(job_id, update=update)})
     c = consul.Consul(host=cluster.consul_host, port=cluster.consul_port)
     entries = c.health.service(f"{job_id}-api")[1]
     assert entries and all(chk["Status"] == "critical" for e in entries for chk in e["Checks"]
@@ -434,7 +444,7 @@ def test_never_healthy_job_keeps_deployment_running_then_fails(cluster, client, 
 
 
 def test_drop_node_marks_allocations_lost(cluster, client, job_id, standin):
-    client.job.register_job(job_id, {"Job": make_job(job_id)})
+    register(client, job_id, {"Job": make_job(job_id)})
     c = consul.Consul(host=cluster.consul_host, port=cluster.consul_port)
     poll(lambda: len(c.health.service(f"{job_id}-api")[1]) == 3)
     standin.nomad.drop_node("zone-b-1")
@@ -503,7 +513,7 @@ def test_latency_and_write_counting(cluster, client, job_id, standin):
     client.jobs.get_jobs()
     assert time.monotonic() - t0 < 0.15
     writes = standin.faults.calls["nomad POST"]
-    client.job.register_job(job_id, {"Job": make_job(job_id)})
+    register(client, job_id, {"Job": make_job(job_id)})
     assert standin.faults.calls["nomad POST"] == writes + 1
 
 
@@ -559,13 +569,13 @@ def test_spread_targets_and_distinct_hosts(standin_factory):
     spread["TaskGroups"][0]["Spreads"] = [{
         "Attribute": "${node.datacenter}", "Weight": 100,
         "SpreadTarget": [{"Value": "zone-a", "Percent": 50}, {"Value": "zone-b", "Percent": 50}]}]
-    c.job.register_job("spread", {"Job": spread})
+    register(c, "spread", {"Job": spread})
     zones = sorted(a["NodeName"][:6] for a in live(c, "spread"))
     assert zones == ["zone-a", "zone-a", "zone-b", "zone-b"]
 
     hosts = make_job("hosts", count=6, distinct=False)
     hosts["Constraints"] = [{"Operand": "distinct_hosts", "RTarget": "true"}]
-    c.job.register_job("hosts", {"Job": hosts})
+    register(c, "hosts", {"Job": hosts})
     assert len({a["NodeID"] for a in live(c, "hosts")}) == 6
     hosts["TaskGroups"][0]["Count"] = 7
     failed = c.job.plan_job("hosts", {"Job": hosts})["FailedTGAllocs"]["app"]
@@ -584,7 +594,7 @@ def with_template(job: dict, text: str, mode: str = "restart") -> dict:
 
 def test_missing_key_holds_the_task_pending(cluster, client, job_id, standin):
     tmpl = '{{ with key "cfg/%s" | parseJSON }}V={{ .v }}{{ end }}' % job_id
-    client.job.register_job(job_id, {"Job": with_template(make_job(job_id, count=1), tmpl)})
+    register(client, job_id, {"Job": with_template(make_job(job_id, count=1), tmpl)})
     time.sleep(0.1)
     (alloc,) = live(client, job_id)
     assert alloc["ClientStatus"] == "pending"
@@ -599,7 +609,7 @@ def test_missing_key_holds_the_task_pending(cluster, client, job_id, standin):
 
 def test_nomad_variable_blocks_until_written(client, job_id, standin):
     tmpl = '{{ with nomadVar "nomad/jobs/%s" }}P={{ .password }}{{ end }}' % job_id
-    client.job.register_job(job_id, {"Job": with_template(make_job(job_id, count=1), tmpl)})
+    register(client, job_id, {"Job": with_template(make_job(job_id, count=1), tmpl)})
     time.sleep(0.1)
     assert live(client, job_id)[0]["ClientStatus"] == "pending"
     path = f"nomad/jobs/{job_id}"
@@ -617,12 +627,14 @@ def test_nomad_variable_blocks_until_written(client, job_id, standin):
 def test_dependency_change_restarts_only_dependent_tasks(client, standin):
     fast = {"MaxParallel": 3, "MinHealthyTime": SEC, "HealthyDeadline": 60 * SEC,
             "ProgressDeadline": 120 * SEC}
-    client.job.register_job("db", {"Job": make_job("db", update=fast)})
+    register(client, "db", {"Job": make_job("db", update=fast)})
+    # Checks start critical; the templates below read passing instances only.
+    poll(lambda: len(standin.consul.healthy_instances("db-api")) == 3)
     near = ('{{ with service "db-api~_agent" }}{{ with index . 0 }}'
             'DB={{ .Address }}:{{ .Port }}{{ end }}{{ end }}')
-    client.job.register_job("web", {"Job": with_template(make_job("web", distinct=True), near)})
-    client.job.register_job("other", {"Job": make_job("other")})
-    client.job.register_job("sig", {"Job": with_template(
+    register(client, "web", {"Job": with_template(make_job("web", distinct=True), near)})
+    register(client, "other", {"Job": make_job("other")})
+    register(client, "sig", {"Job": with_template(
         make_job("sig"), '{{ range service "db-api" }}{{ .Port }}{{ end }}', mode="signal")})
 
     def restarts(job):
@@ -632,7 +644,7 @@ def test_dependency_change_restarts_only_dependent_tasks(client, standin):
     time.sleep(0.3)
     assert restarts("web") == 0
     # Replace every db allocation: new ports, so every web task re-renders and restarts.
-    client.job.register_job("db", {"Job": make_job("db", update=fast, env={"MODE": "two"})})
+    register(client, "db", {"Job": make_job("db", update=fast, env={"MODE": "two"})})
     poll(lambda: restarts("web") == 3)
     events = [e["Type"] for a in live(client, "web") for e in a["TaskStates"]["app"]["Events"]]
     assert "Restart Signaled" in events
@@ -682,3 +694,87 @@ def test_plan_diff_is_contextual(client, job_id):
     # Unchanged objects stay out, and so do unchanged top-level fields.
     assert not [o for o in group["Objects"] if o["Type"] == "None"]
     assert not [f for f in group.get("Fields") or [] if f["Type"] == "None"]
+
+
+# -- asynchrony, first check runs, the agent's view (nomad/job_endpoint.go, scheduler/) ----------
+def test_register_returns_before_the_scheduler_runs(standin_factory):
+    s = standin_factory(eval_delay=3600)  # the scheduler only runs when the test says so
+    c = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5)
+    reg = c.job.register_job("web", {"Job": make_job("web")})
+    assert c.evaluation.get_evaluation(reg["EvalID"])["Status"] == "pending"
+    assert c.job.get_deployment("web") is None  # a new job: no deployment yet
+    assert c.job.get_allocations("web") == []
+    s.nomad.run_evals()
+    ev = c.evaluation.get_evaluation(reg["EvalID"])
+    first = c.job.get_deployment("web")
+    assert ev["Status"] == "complete" and ev["DeploymentID"] == first["ID"]
+    assert first["JobVersion"] == 0 and len(c.job.get_allocations("web")) == 3
+
+    # A change: until the scheduler runs, "the latest deployment" is still the old one.
+    reg = c.job.register_job("web", {"Job": make_job("web", env={"MODE": "two"})})
+    assert c.job.get_deployment("web")["ID"] == first["ID"]
+    assert c.job.get_job("web")["Version"] == 1
+    s.nomad.run_evals()
+    second = c.job.get_deployment("web")
+    assert second["JobVersion"] == 1 and second["JobSpecModifyIndex"] == reg["JobModifyIndex"]
+    assert c.deployment.get_deployment(first["ID"])["Status"] == "cancelled"
+
+
+def test_purge_stops_allocations_when_its_evaluation_runs(standin_factory):
+    s = standin_factory(eval_delay=3600)
+    c = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5)
+    c.job.register_job("web", {"Job": make_job("web")})
+    s.nomad.run_evals()
+    c.job.deregister_job("web", purge=True)
+
+    def running():
+        return [a for a in c.allocations.get_allocations()
+                if a["JobID"] == "web" and a["DesiredStatus"] == "run"]
+
+    assert len(running()) == 3
+    s.nomad.run_evals()
+    assert running() == []
+
+
+def test_checks_start_critical_until_their_first_run(standin_factory):
+    # At time scale 1 a check's first run comes within its interval (1 h here): until then
+    # Consul holds it critical, so nothing is healthy yet.
+    s = standin_factory(time_scale=1.0, start_delay=0)
+    c = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5)
+    job = make_job("web")
+    job["TaskGroups"][0]["Services"][0]["Checks"][0]["Interval"] = 3600 * SEC
+    register(c, "web", {"Job": job})
+    cc = consul.Consul(host="127.0.0.1", port=s.consul_port)
+    entries = poll(lambda: (r := cc.health.service("web-api")[1]) and len(r) == 3 and r)
+    checks = [chk for e in entries for chk in e["Checks"] if chk["ServiceID"]]
+    assert len(checks) == 3
+    assert all(chk["CheckID"].startswith("_nomad-check-") for chk in checks)
+    assert all(chk["Status"] == "critical" for chk in checks)
+    assert cc.health.service("web-api", passing=True)[1] == []
+
+
+def test_checks_pass_after_their_first_run(cluster, client, job_id):
+    register(client, job_id, {"Job": make_job(job_id)})
+    c = consul.Consul(host=cluster.consul_host, port=cluster.consul_port,
+                      token=cluster.consul_token)
+    poll(lambda: len(c.health.service(f"{job_id}-api", passing=True)[1]) == 3, timeout=10)
+
+
+def test_agent_lists_the_instances_nomad_registered_through_it(standin_factory):
+    s = standin_factory()
+    c = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5)
+    register(c, "web", {"Job": make_job("web")})
+    cc = consul.Consul(host="127.0.0.1", port=s.consul_port)
+    poll(lambda: len(cc.catalog.service("web-api")[1]) == 3)
+    mine = {sid: svc for sid, svc in cc.agent.services().items() if svc["Service"] == "web-api"}
+    assert len(mine) == 3
+    assert all(sid.startswith("_nomad-task-") for sid in mine)
+    assert all(svc["Meta"]["external-source"] == "nomad" for svc in mine.values())
+    assert all(chk["CheckID"].startswith("_nomad-check-") for chk in cc.agent.checks().values())
+    # Deregistering one through the agent removes it, as a real agent does (until Nomad
+    # re-syncs): exactly what nomadgen must never do.
+    victim = sorted(mine)[0]
+    cc.agent.service.deregister(victim)
+    assert victim not in cc.agent.services()
+    assert victim not in {e["ServiceID"] for e in cc.catalog.service("web-api")[1]}
+    assert len(cc.catalog.service("web-api")[1]) == 2

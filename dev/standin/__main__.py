@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds an allocation stays pending before it runs")
     s.add_argument("--time-scale", type=float, default=1.0,
                    help="multiplier for job durations (min_healthy_time, deadlines)")
+    s.add_argument("--eval-delay", type=float, default=0.05,
+                   help="seconds before the scheduler processes an evaluation (Nomad is async)")
     s.add_argument("--nomad-token", default=None, help="enable Nomad ACLs with this token")
     s.add_argument("--consul-token", action="append", default=None,
                    help="enable Consul ACLs with this token (repeatable)")
@@ -51,7 +53,8 @@ def serve(args: argparse.Namespace) -> int:
                       consul_acl_tokens=set(args.consul_token or ()) or None,
                       start_delay=args.start_delay, lifetime=args.lifetime,
                       time_scale=args.time_scale, nomad_port=args.nomad_port,
-                      consul_port=args.consul_port, dns_port=args.dns_port)
+                      consul_port=args.consul_port, dns_port=args.dns_port,
+                      eval_delay=args.eval_delay)
     done = threading.Event()
 
     def on_signal(signum, _frame):

@@ -491,6 +491,8 @@ class ConsulState:
         self._session_timers: dict[str, threading.Timer] = {}
         self._lock_delay: dict[str, float] = {}  # key -> monotonic time the delay ends
         self._session_seq = 0
+        # Instances Nomad clients registered through this agent (listed by /v1/agent/services).
+        self._agent_extra: set[tuple[str, str]] = set()
         # Bootstrap at index 1: the server's own node, serfHealth, and the "consul" service.
         self._put_node(
             1,
@@ -809,6 +811,7 @@ class ConsulState:
         self._svc_index[name.lower()] = idx
 
     def _drop_service(self, idx: int, node: str, sid: str) -> bool:
+        self._agent_extra.discard((node, sid))
         svc = self._services.pop((node, sid), None)
         if svc is None:
             return False
@@ -859,10 +862,13 @@ class ConsulState:
         meta: dict[str, str] | None = None,
         check_status: str = "passing",
         check_name: str = "",
+        check_id: str = "",
+        through_agent: bool = False,
     ) -> None:
         """Register (or replace) one instance with a single service check in check_status.
         An unknown node is created on the fly with the service address (catalog register
-        does the same)."""
+        does the same). `through_agent`: a Nomad client registered it through the agent this
+        API serves, so /v1/agent/services lists it (as on a real agent Nomad clients use)."""
         if check_status not in HEALTH_STATES:
             raise ValueError(f"check_status must be one of {HEALTH_STATES}, not {check_status!r}")
         with self._cond:
@@ -872,7 +878,7 @@ class ConsulState:
             chk = self._make_check(
                 idx,
                 node,
-                f"service:{service_id}",
+                check_id or f"service:{service_id}",
                 check_name or f"Service '{name}' check",
                 check_status,
                 None,
@@ -888,7 +894,18 @@ class ConsulState:
                 meta=meta,
                 checks=[chk],
             )
+            if through_agent:
+                self._agent_extra.add((node, service_id))
             self._notify()
+
+    def check_statuses(self, service_id: str) -> dict[str, str]:
+        """Check ID -> status of every check of the instance(s) with this service ID."""
+        with self._lock:
+            return {
+                c["CheckID"]: c["Status"]
+                for (_, _), c in self._checks.items()
+                if c["ServiceID"] == service_id
+            }
 
     def set_service_health(self, service_id: str, status: str) -> None:
         """Set every check of the instance(s) with this service ID. KeyError if unknown."""
@@ -2035,10 +2052,14 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
         st = self.state
         with st._lock:
             # The server's own "consul" service lives in the catalog, not in the agent's local state.
+            # Nomad clients register their allocations' services through the local agent
+            # (command/agent/consul/service_client.go), so it lists them too, each with
+            # external-source = nomad in its meta.
             return [
                 self._agent_service_json(s)
                 for s in sorted(st._services.values(), key=lambda s: s["ID"])
-                if s["Node"] == st.node_name and s["ID"] != "consul"
+                if (s["Node"] == st.node_name and s["ID"] != "consul")
+                or (s["Node"], s["ID"]) in st._agent_extra
             ]
 
     def _r_agent_services(self) -> None:
@@ -2057,7 +2078,8 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
         st = self.state
         with st._lock:
             rows = self._checks_rows(
-                lambda c: c["Node"] == st.node_name and c["CheckID"] != "serfHealth"
+                lambda c: (c["Node"] == st.node_name and c["CheckID"] != "serfHealth")
+                or (c["Node"], c["ServiceID"]) in st._agent_extra
             )
         self._send_json({r["CheckID"]: r for r in rows})
 
@@ -2194,13 +2216,17 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
         st = self.state
         with st._cond:
             svc = st._services.get((st.node_name, arg))
+            node = st.node_name
+            if svc is None:  # an instance a Nomad client registered through this agent
+                node = next((n for n, i in st._agent_extra if i == arg), node)
+                svc = st._services.get((node, arg))
             self._need("service:write", svc["Service"] if svc else arg)
             if svc is None or arg == "consul":
                 raise _HTTPError(
                     404,
                     f'Unknown service ID "{arg}". Ensure that the service ID is passed, not the service name.',
                 )
-            st._drop_service(st._next_index(), st.node_name, arg)
+            st._drop_service(st._next_index(), node, arg)
             st._notify()
         self._send(200, b"", None)
 

@@ -1,8 +1,9 @@
 """Nomad side of the stand-in: cluster state, the reconciler, clients, deployments, HTTP API.
 
-`NomadState` holds nodes, job versions, evaluations, allocations and deployments. Writes run the
-reconciler at once (evaluations complete immediately, like a quiet Nomad cluster); a ticker
-(`tick()`, driven by the StandIn) plays the clients: allocations start after `start_delay`,
+`NomadState` holds nodes, job versions, evaluations, allocations and deployments. Register and
+deregister commit the job and a pending evaluation and return; the ticker runs the scheduler on
+it `eval_delay` seconds later (creating the new deployment then, as Nomad's scheduler does).
+The ticker (`tick()`, driven by the StandIn) also plays the clients: allocations start after `start_delay`,
 their services enter Consul, health is judged per the group's update block and deployments
 progress, succeed or fail. `make_handler(state, ...)` serves the HTTP API with Nomad's status
 codes and bodies.
@@ -11,6 +12,7 @@ codes and bodies.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import random
@@ -129,6 +131,7 @@ class Alloc:
     passing_since: float | None = None  # monotonic: health condition held since
     health_from: float = 0.0  # monotonic: when the current deployment began judging it
     services: list[tuple[str, str]] = field(default_factory=list)  # (service id, name)
+    check_due: dict[str, float] = field(default_factory=dict)  # service id -> first check run
     tasks: dict[str, TaskRun] = field(default_factory=dict)
     group_started: bool = False
     create_index: int = 0
@@ -155,6 +158,7 @@ class Alloc:
 @dataclass
 class JobRecord:
     versions: list[dict]  # every stored version, oldest first; [-1] is current
+    new_version: bool = False  # the scheduler has not seen this version yet (no deployment)
 
     @property
     def job(self) -> dict:
@@ -165,8 +169,10 @@ class NomadState:
     """All Nomad-side state of one stand-in cluster. Thread-safe: one lock for everything."""
 
     def __init__(self, *, consul=None, zones=("zone-a", "zone-b", "zone-c"), nodes_per_zone=1,
-                 seed=0, start_delay=0.0, time_scale=1.0) -> None:
+                 seed=0, start_delay=0.0, time_scale=1.0, eval_delay=0.0) -> None:
         self.consul = consul
+        self.eval_delay = float(eval_delay)
+        self._eval_queue: list[tuple[float, str]] = []  # (due, eval id), in creation order
         self.seed = seed
         self.start_delay = float(start_delay)
         self.time_scale = float(time_scale)
@@ -191,6 +197,7 @@ class NomadState:
         self._rng_splay = random.Random(f"splay-{seed}")
         self.data = data.DataStore()
         self.csi_volumes: set[str] = set()  # registered CSI volume IDs (default namespace)
+        self._rng_checks = random.Random(f"checks-{seed}")
         self._make_nodes(zones, nodes_per_zone)
 
     # -- ids, indexes, time ------------------------------------------------------------------
@@ -378,8 +385,10 @@ class NomadState:
                 else:
                     rec.versions.append(job)
                     del rec.versions[:-6]  # Nomad keeps a bounded history of versions
-                self._new_deployment(rec)
-            ev = self._evaluate(rec, triggered_by)
+                rec.new_version = True
+            # nomad/job_endpoint.go: Register commits the job and a pending evaluation and
+            # returns; the scheduler (scheduler/reconcile.go) creates the deployment later.
+            ev = self._enqueue(job, triggered_by)
             return {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
                     "JobModifyIndex": rec.job["JobModifyIndex"], "Warnings": "",
                     "Index": ev["CreateIndex"], "LastContact": 0, "KnownLeader": False}
@@ -436,15 +445,8 @@ class NomadState:
                 job.update(Stop=True, Version=rec.job["Version"] + 1, ModifyIndex=index,
                            JobModifyIndex=index, SubmitTime=time.time_ns(), Stable=False)
                 rec.versions.append(job)
-            for dep in self.deployments.values():
-                if (dep["JobID"] == job_id and dep["Namespace"] == job["Namespace"]
-                        and dep["Status"] == "running"):
-                    self._end_deployment(dep, "cancelled", "Cancelled because job is stopped")
-            ev = self._evaluate(rec, "job-deregister")
-            if purge:
-                for a in self.allocs.values():
-                    if a.job_id == job_id and a.namespace == job["Namespace"] and not a.terminal:
-                        self._stop_alloc(a, "alloc not needed due to job update")
+            ev = self._enqueue(job, "job-deregister")
+            if purge:  # the job leaves the state now; its evaluation stops what is left
                 del self.jobs[(rec.job["Namespace"], job_id)]
                 self.bump()
             return {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
@@ -474,10 +476,54 @@ class NomadState:
             "ModifyTime": now,
         }
 
-    def _evaluate(self, rec: JobRecord, triggered_by: str, node_id: str = "") -> dict:
-        job = rec.job
-        ev = self._eval_dict(job, triggered_by, node_id=node_id)
+    def _enqueue(self, job: dict, triggered_by: str) -> dict:
+        ev = self._eval_dict(job, triggered_by, status="pending")
         ev["CreateIndex"] = ev["ModifyIndex"] = self.bump()
+        self.evals[ev["ID"]] = ev
+        self._eval_queue.append((time.monotonic() + self.eval_delay, ev["ID"]))
+        if self.eval_delay <= 0:
+            self._run_due_evals()
+        return ev
+
+    def run_evals(self) -> None:
+        """Lever: the scheduler processes every pending evaluation now."""
+        with self.lock:
+            self._run_due_evals(now=float("inf"))
+
+    def _run_due_evals(self, now: float | None = None) -> None:
+        """The scheduler's worker: process pending evaluations whose time has come."""
+        now = time.monotonic() if now is None else now
+        while self._eval_queue and self._eval_queue[0][0] <= now:
+            _, eval_id = self._eval_queue.pop(0)
+            ev = self.evals.get(eval_id)
+            if ev is None or ev["Status"] != "pending":
+                continue
+            rec = self.jobs.get((ev["Namespace"], ev["JobID"]))
+            if rec is None or rec.job.get("Stop"):
+                # scheduler/reconcile.go cancels the deployments of a stopped job.
+                for dep in self.deployments.values():
+                    if (dep["JobID"] == ev["JobID"] and dep["Namespace"] == ev["Namespace"]
+                            and dep["Status"] == "running"):
+                        self._end_deployment(dep, "cancelled", "Cancelled because job is stopped")
+            if rec is None:  # purged: stop what is left
+                for a in self.allocs.values():
+                    if a.job_id == ev["JobID"] and a.namespace == ev["Namespace"] and not a.terminal:
+                        self._stop_alloc(a, "alloc not needed due to job update")
+                ev.update(Status="complete", ModifyIndex=self.bump(), ModifyTime=time.time_ns())
+                continue
+            if rec.new_version:
+                rec.new_version = False
+                self._new_deployment(rec)
+            self._evaluate(rec, ev["TriggeredBy"], ev=ev)
+
+    def _evaluate(self, rec: JobRecord, triggered_by: str, node_id: str = "",
+                  ev: dict | None = None) -> dict:
+        job = rec.job
+        if ev is None:
+            ev = self._eval_dict(job, triggered_by, node_id=node_id)
+            ev["CreateIndex"] = ev["ModifyIndex"] = self.bump()
+        else:  # a queued evaluation: it now runs against the job as it is
+            ev.update(Status="complete", ModifyIndex=self.bump(), ModifyTime=time.time_ns())
         dep = self._active_deployment(job)
         ev["DeploymentID"] = dep["ID"] if dep else ""
         plan = self._reconcile(job, dry_run=False, eval_id=ev["ID"])
@@ -695,11 +741,13 @@ class NomadState:
             a.job = job
             self._touch(a)
             if a.group_started:  # the client re-syncs its services (tags, checks, ...)
+                # An unchanged check (same ID) keeps its status across the re-sync.
+                prior = self._check_statuses(a)
                 self._deregister_services(a)
-                self._register_services(a, tasks=False)
+                self._register_services(a, tasks=False, prior=prior)
                 for name, run in a.tasks.items():
                     if run.state == "running":
-                        self._register_services(a, tasks=True, only=name)
+                        self._register_services(a, tasks=True, only=name, prior=prior)
             if dep is not None and _deploys(job, a.group):
                 self._join_deployment(a, dep)
                 dep["TaskGroups"][a.group]["PlacedAllocs"] += 1
@@ -856,6 +904,20 @@ class NomadState:
                 changed = True
             if changed:
                 self._touch(a)
+            self._run_first_checks(a, now)
+
+    def _run_first_checks(self, a: Alloc, now: float) -> None:
+        """A check's first run (Consul staggers it randomly within its interval) makes it
+        passing; until then Consul keeps it critical."""
+        for sid, due in list(a.check_due.items()):
+            if now < due:
+                continue
+            del a.check_due[sid]
+            if a.job_id not in self.never_healthy_jobs and self.consul is not None:
+                try:
+                    self.consul.set_service_health(sid, "passing")
+                except KeyError:
+                    pass
 
     def _fingerprint(self, a: Alloc, tmpl: dict, task: dict) -> str:
         def variable(ref: str):
@@ -977,12 +1039,22 @@ class NomadState:
             for svc in task.get("Services") or []:
                 yield svc, task, task["Name"]
 
-    def _register_services(self, a: Alloc, *, tasks: bool, only: str | None = None) -> None:
+    def _check_statuses(self, a: Alloc) -> dict[str, str]:
+        statuses = getattr(self.consul, "check_statuses", None)
+        if statuses is None:
+            return {}
+        out = {}
+        for sid, _ in a.services:
+            if sid not in a.check_due:
+                out.update(statuses(sid))
+        return out
+
+    def _register_services(self, a: Alloc, *, tasks: bool, only: str | None = None,
+                           prior: dict[str, str] | None = None) -> None:
         """Group services (tasks=False) or the services of task `only` (tasks=True)."""
         if self.consul is None:
             return
         ip = a.node["HTTPAddr"].split(":")[0]
-        status = "critical" if a.job_id in self.never_healthy_jobs else "passing"
         for svc, task, owner in self._service_specs(a):
             if (svc.get("Provider") or "consul") != "consul":
                 continue
@@ -1001,15 +1073,30 @@ class NomadState:
             name = jobspec.replace_env(svc["Name"], env)
             sid = f"_nomad-task-{a.id}-{owner}-{name}-{label}"
             checks = svc.get("Checks") or []
-            check_name = ""
+            check_name = check_id = ""
+            status = "passing"  # no check: the instance is as healthy as its node
             if checks:
                 check_name = checks[0].get("Name") or f'service: "{name}" check'
+                # command/agent/consul/service_client.go: MakeCheckID is "_nomad-check-" plus a
+                # hash of the service ID and the check; the check has no initial status, so
+                # Consul stores it critical until its first run (agent/checks/check.go staggers
+                # that run randomly within the interval).
+                check_id = "_nomad-check-" + hashlib.sha1(
+                    (sid + json.dumps(checks[0], sort_keys=True)).encode()).hexdigest()
+                status = (prior or {}).get(check_id, "")
+                if not status:
+                    status = "critical"
+                    stagger = self._rng_checks.uniform(0, checks[0].get("Interval") or 10 * SEC)
+                    a.check_due[sid] = time.monotonic() + self.scaled(int(stagger))
+            if a.job_id in self.never_healthy_jobs:
+                status = "critical"
             meta = {"external-source": "nomad"}
             meta.update({k: jobspec.replace_env(v, env) for k, v in (svc.get("Meta") or {}).items()})
             self.consul.register_service(
                 node=a.node["Name"], service_id=sid, name=name, address=ip, port=port,
                 tags=[jobspec.replace_env(t, env) for t in svc.get("Tags") or []], meta=meta,
-                check_status=status, check_name=check_name)
+                check_status=status, check_name=check_name, check_id=check_id,
+                through_agent=True)
             a.services.append((sid, name))
 
     def _deregister_services(self, a: Alloc) -> None:
@@ -1019,6 +1106,7 @@ class NomadState:
         for sid, _ in a.services:
             self.consul.deregister_service(sid)
         a.services.clear()
+        a.check_due.clear()
 
     def _checks_passing(self, a: Alloc) -> bool:
         """All Consul checks of the allocation's services pass (the node's check too)."""
@@ -1097,6 +1185,7 @@ class NomadState:
     def tick(self) -> None:
         """Advance clients, health and deployments; called periodically by the StandIn."""
         with self.lock:
+            self._run_due_evals()
             self._settle()
             mono = time.monotonic()
             for dep in list(self.deployments.values()):

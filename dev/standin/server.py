@@ -88,7 +88,8 @@ class StandIn:
                  seed: int = 0, nomad_acl_token: str | None = None,
                  consul_acl_tokens: set[str] | None = None, start_delay: float = 0.0,
                  lifetime: float = 900.0, time_scale: float = 1.0, nomad_port: int = 0,
-                 consul_port: int = 0, dns_port: int = 0, tick: float = 0.02) -> None:
+                 consul_port: int = 0, dns_port: int = 0, tick: float = 0.02,
+                 eval_delay: float = 0.05) -> None:
         self.zones = tuple(zones)
         self.lifetime = lifetime
         self.nomad_acl_token = nomad_acl_token
@@ -98,7 +99,8 @@ class StandIn:
         self.consul = consul_mod.ConsulState(acl_tokens=set(consul_acl_tokens or ()) or None)
         self.nomad = NomadState(consul=self.consul, zones=self.zones,
                                 nodes_per_zone=nodes_per_zone, seed=seed,
-                                start_delay=start_delay, time_scale=time_scale)
+                                start_delay=start_delay, time_scale=time_scale,
+                                eval_delay=eval_delay)
         self.dns = None
         self._servers: list[StandinHTTPServer] = []
         self._threads: list[threading.Thread] = []
