@@ -537,6 +537,7 @@ def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, reg: dict | None, dea
             if status == "successful":
                 break
             if status in ("failed", "cancelled", "canceled"):
+                _still_there(nomad, c.id)  # a stop by someone else cancels it too
                 raise NotHealthy(
                     f"deployment {dep_id[:8]} of {c.id} (version {dep.get('JobVersion')}) {status}: "
                     f"{dep.get('StatusDescription', '')}",
