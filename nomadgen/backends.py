@@ -205,7 +205,33 @@ class NomadBackend:
         except self._nex.URLNotFoundNomadException:
             return False
 
+    def acl_policies(self) -> dict[str, dict] | None:
+        """ACL policy stubs (Name, Description, JobACL) by name; None on a cluster without ACLs."""
+        try:
+            stubs = self._call("listing ACL policies", self.client.acl.get_policies)
+        except Rejected as exc:
+            if "ACL support disabled" in exc.subject:
+                return None
+            raise
+        return {s["Name"]: s for s in stubs or ()}
+
+    def acl_policy(self, name: str) -> dict | None:
+        try:
+            return self._call(f"reading ACL policy {name}", self.client.acl.get_policy, name)
+        except self._nex.URLNotFoundNomadException:
+            return None
+
     # --- writes ------------------------------------------------------------------------------
+    def put_acl_policy(self, body: dict) -> None:
+        self._call(f"writing ACL policy {body['Name']}", self.client.acl.create_policy,
+                   body["Name"], body, read=False)
+
+    def delete_acl_policy(self, name: str) -> None:
+        try:
+            self._call(f"deleting ACL policy {name}", self.client.acl.delete_policy, name, read=False)
+        except self._nex.URLNotFoundNomadException:
+            pass
+
     def create_variable(self, path: str, items: dict[str, str]) -> bool:
         """Create only (cas=0): an existing variable is never overwritten. False if it exists."""
         body = {"Namespace": self.ep.namespace or "default", "Path": path, "Items": items}

@@ -78,6 +78,11 @@ def changeset_text(cs, zones_source: str = "", verbose: bool = False) -> str:
             out.append(f"  {'+' if k.action == 'put' and not k.index else '~' if k.action == 'put' else '-'} {k.key}")
     for path, items in cs.credentials:
         out.append(f"credentials: will generate {', '.join(items)} at {path} (Nomad Variables; never shown)")
+    for pc in cs.policies:
+        if pc.action != "unchanged":
+            verb = "will write" if pc.action == "put" else "will delete"
+            out.append(f"acl policy {pc.name}: {verb}" +
+                       (f" (job {pc.job} reads {', '.join(pc.paths)})" if pc.paths else ""))
     for sc in cs.services:
         if sc.action != "unchanged":
             out.append(f"external service {sc.name}: {sc.action}" +

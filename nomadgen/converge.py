@@ -22,7 +22,7 @@ from typing import NamedTuple
 from . import names
 from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError, Unplaceable
 from .model import EXTERNAL, Job, KVEntry, Plan, Settings
-from .render import META_HASH, META_MANIFEST, META_SET, pretty_json
+from .render import META_HASH, META_MANIFEST, META_SET, pretty_json, reads, workload_policies
 
 CREATE, UPDATE, UNCHANGED, STOP, STALE = "create", "update", "unchanged", "stop", "stale"
 REGISTER, DEREGISTER = "register", "deregister"
@@ -58,6 +58,16 @@ class ServiceChange(NamedTuple):
     meta: tuple[tuple[str, str], ...] = ()
 
 
+class PolicyChange(NamedTuple):
+    """A job-scoped Nomad ACL policy letting a dependent read its dependencies' credentials."""
+
+    name: str
+    job: str
+    action: str  # put | delete | unchanged
+    paths: tuple[str, ...] = ()
+    body: dict | None = None
+
+
 class Reload(NamedTuple):
     set: str
     job: str
@@ -74,12 +84,14 @@ class ChangeSet(NamedTuple):
     push: tuple[KVChange, ...]  # the record of this push: manifest text and resolved plan
     services: tuple[ServiceChange, ...] = ()
     credentials: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (variable path, items) to generate
+    policies: tuple[PolicyChange, ...] = ()  # only on clusters with ACLs
 
     @property
     def changed(self) -> bool:
         return any(j.action not in (UNCHANGED, STALE) for j in self.jobs) or \
             any(k.action != UNCHANGED for k in self.kv) or \
-            any(s.action in (REGISTER, DEREGISTER) for s in self.services) or bool(self.credentials)
+            any(s.action in (REGISTER, DEREGISTER) for s in self.services) or bool(self.credentials) or \
+            any(p.action != UNCHANGED for p in self.policies)
 
     def to_json(self) -> dict:
         return {
@@ -90,6 +102,8 @@ class ChangeSet(NamedTuple):
                      for j in self.jobs],
             "interfaces": [{"key": k.key, "action": k.action} for k in self.kv],
             "credentials_to_create": [path for path, _ in self.credentials],
+            "acl_policies": [{"policy": p.name, "job": p.job, "action": p.action, "reads": list(p.paths)}
+                             for p in self.policies],
             "external_services": [{"service": s.name, "id": s.id, "action": s.action,
                                    "address": s.address, "port": s.port} for s in self.services],
             "reloads": [{"set": r.set, "job": r.job, "how": r.how, "because": list(r.because)}
@@ -233,8 +247,33 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
             if not nomad.variable_exists(path):
                 creds.append((path, s.run.secret_items))
     ordered = sorted(changes, key=lambda c: (c.layer, c.id))
-    return ChangeSet(plan.manifest, plan, tuple(ordered), tuple(kv), _reloads(plan, ordered, kv, settings),
-                     tuple(push), _external_changes(plan, consul, prune), tuple(sorted(creds)))
+    services = _external_changes(plan, consul, prune)
+    return ChangeSet(plan.manifest, plan, tuple(ordered), tuple(kv),
+                     _reloads(plan, ordered, kv, settings, services),
+                     tuple(push), services, tuple(sorted(creds)),
+                     _policy_changes(plan, jobs, nomad, settings, prune))
+
+
+def _policy_changes(plan: Plan, jobs: list[Job], nomad, settings: Settings,
+                    prune: bool) -> tuple[PolicyChange, ...]:
+    """On a cluster with ACLs, the job-scoped policies dependents need; none without ACLs."""
+    have = nomad.acl_policies()
+    if have is None:
+        return ()
+    namespace = settings.namespace or "default"
+    out = []
+    wanted = {p.name: p for p in workload_policies(plan.manifest, jobs)}
+    for name, p in sorted(wanted.items()):
+        body = p.body(namespace)
+        cur = nomad.acl_policy(name) if name in have else None
+        same = cur is not None and all(cur.get(k) == body[k] for k in ("Description", "Rules")) \
+            and {k: (cur.get("JobACL") or {}).get(k, "") for k in body["JobACL"]} == body["JobACL"]
+        out.append(PolicyChange(name, p.job, UNCHANGED if same else PUT, p.paths, body))
+    for name, stub in sorted(have.items()):
+        if name not in wanted and names.owns_policy(stub.get("Description", ""), plan.manifest):
+            out.append(PolicyChange(name, ((stub.get("JobACL") or {}).get("JobID", "")),
+                                    DELETE if prune else UNCHANGED))
+    return tuple(out)
 
 
 def owned_external(services: dict[str, dict], manifest: str) -> dict[str, dict]:
@@ -292,35 +331,57 @@ def plan_record(plan: Plan, jobs: Iterable[Job]) -> bytes:
     return pretty_json(doc).encode() + b"\n"
 
 
-def _reloads(plan: Plan, changes: list[JobChange], kv: list[KVChange], settings: Settings) -> tuple[Reload, ...]:
-    """The blast radius: changed sets, and transitively everything that depends on them.
-    A set whose own job changed is replaced by a rolling update; a dependent whose job did not
-    change reloads through its templates' change_mode when the Consul data it reads changes."""
-    changed_jobs = {c.id for c in changes if c.action == UPDATE}
-    roots = {s.name for s in plan.sets if plan.job_of(s.name) in changed_jobs}
-    iface_root = names.interfaces_root(prefix_of(plan.manifest, settings))
-    by_job_id = {s.job_id: s.name for s in plan.sets}
-    for k in kv:
-        if k.action == PUT and k.index and k.key.startswith(iface_root):  # changed, not new
-            name = by_job_id.get(k.key[len(iface_root):])
-            if name:
-                roots.add(name)
-    causes: dict[str, set[str]] = {}
-    for root in sorted(roots):
-        seen, frontier = {root}, [root]
-        while frontier:
-            name = frontier.pop()
-            causes.setdefault(name, set()).add(root)
-            for user in plan.get(name).users:
-                if user not in seen:
-                    seen.add(user)
-                    frontier.append(user)
-    out = []
-    for name in sorted(causes):
-        job = plan.job_of(name) or plan.get(name).job_id
-        how = "rolling update" if job in changed_jobs else "template change (change_mode restart)"
-        out.append(Reload(name, job, how, tuple(sorted(causes[name]))))
-    return tuple(out)
+def _reloads(plan: Plan, changes: list[JobChange], kv: list[KVChange], settings: Settings,
+             services: tuple[ServiceChange, ...] = ()) -> tuple[Reload, ...]:
+    """What restarts. A job whose tasks change is replaced, instance by instance (rolling
+    update); an in-place update (tags, count) replaces nothing. A dependent's template
+    re-renders, and runs its change_mode, when the instances it reads change: those of a
+    replaced job, the list of all instances when any is added or removed, an external service's
+    address. No template reads interface documents, so a new consumer or a removed service
+    reloads nothing else. Nothing propagates further: a restarted task keeps its address."""
+    by_id = {c.id: c for c in changes}
+    replaced = {c.id for c in changes if c.action == UPDATE and _replaces(c.nomad_plan)}
+    resized = {c.id for c in changes if c.action == UPDATE and _resizes(c.nomad_plan)}
+    moved_ext = {sc.name for sc in services if sc.action == REGISTER}
+    out: dict[str, Reload] = {}
+    for s in plan.sets:
+        if plan.job_of(s.name) in replaced:
+            out[s.name] = Reload(s.name, plan.job_of(s.name), "rolling update", (s.name,))
+    for s in plan.sets:
+        job = plan.job_of(s.name)
+        if not s.job_hosted or s.name in out or by_id.get(job, JobChange("", "", CREATE, 0, None, 0)).action == CREATE:
+            continue
+        because = []
+        for r in reads(plan, s, settings):
+            dep = plan.get(r.set)
+            djob = plan.job_of(r.set)
+            if (r.instance or r.all_instances) and (djob in replaced or dep.job_id in moved_ext and
+                                                    dep.kind == EXTERNAL) or \
+                    (r.all_instances and djob in resized):
+                if r.change_mode == "restart":
+                    because.append((r.set, "template change (change_mode restart)"))
+                elif r.change_mode == "signal":
+                    because.append((r.set, f"template change (change_mode signal {r.signal})"))
+        if because:
+            out[s.name] = Reload(s.name, job, because[0][1], tuple(sorted({b for b, _ in because})))
+    return tuple(out[n] for n in sorted(out))
+
+
+def _replaces(p: dict | None) -> bool:
+    """Nomad's plan says the update replaces allocations (or there is no plan to ask)."""
+    if p is None:
+        return True
+    for tg in (p.get("Diff") or {}).get("TaskGroups") or ():
+        if (tg.get("Updates") or {}).get("create/destroy update"):
+            return True
+    return False
+
+
+def _resizes(p: dict | None) -> bool:
+    if p is None:
+        return True
+    return any((tg.get("Updates") or {}).get(k) for tg in (p.get("Diff") or {}).get("TaskGroups") or ()
+               for k in ("create", "destroy"))
 
 
 def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True,
@@ -358,6 +419,13 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
         for path, items in cs.credentials:
             made = nomad.create_variable(path, {i: secrets.token_urlsafe(24) for i in items})
             record(Step("credentials", path, True, "generated" if made else "already there"))
+
+        # 1a'. Job-scoped ACL policies: a dependent's template reads its dependencies'
+        # credentials as soon as its task starts.
+        for pc in cs.policies:
+            if pc.action == PUT and pc.body is not None:
+                nomad.put_acl_policy(pc.body)
+                record(Step("acl policy", pc.name, True, f"{pc.job} reads {', '.join(pc.paths)}"))
 
         # 1b. External services: registered through the agent, as nothing else runs them.
         for sc in cs.services:
@@ -416,6 +484,10 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
             if sc.action == DEREGISTER:
                 consul.deregister_service(sc.id)
                 record(Step("deregister service", sc.name, True))
+        for pc in cs.policies:
+            if pc.action == DELETE:
+                nomad.delete_acl_policy(pc.name)
+                record(Step("delete acl policy", pc.name, True))
 
         # 4. The record of this push, last, so it only ever describes a completed push.
         ops = [_kv_op(k) for k in cs.push if k.action != UNCHANGED]

@@ -83,6 +83,31 @@ def owner(manifest: str, scope: str = "") -> str:
     return f"{manifest}@{scope}" if scope else manifest
 
 
+def workload_policy_name(manifest: str, job: str) -> str:
+    """The job-scoped ACL policy that lets a dependent read its dependencies' credentials.
+    Nomad policy names are at most 128 of [A-Za-z0-9-]; longer ones end in a digest."""
+    name = f"nomadgen-{manifest}-{job}"
+    if len(name) <= 128:
+        return name
+    import hashlib
+
+    return name[:111] + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def workload_policy_description(manifest: str, job: str) -> str:
+    return f"nomadgen {manifest}: {job} reads the credentials of what it depends on"
+
+
+def owns_policy(description: str, manifest: str) -> bool:
+    return (description or "").startswith(f"nomadgen {manifest}: ")
+
+
+def wait_key(root: str, service: str) -> str:
+    """A key nobody writes: a template reading it waits, and Nomad shows why in the task's
+    events (`Missing: kv.block(<key>)`): no healthy instance of `service` it may use."""
+    return f"{root}/no-healthy-instance/{service}"
+
+
 # --- Consul KV layout -----------------------------------------------------------------------
 
 def kv_root(kv_prefix: str, manifest: str, scope: str = "") -> str:

@@ -313,6 +313,11 @@ def destroy(manifest_name: str, cfg: Config, nomad, consul) -> Destroyed:
                 consul.deregister_service(sid)
                 todo.remove(f"deregister {sid}")
                 done.append(f"deregister {sid}")
+            for name, stub in sorted((nomad.acl_policies() or {}).items()):
+                if names.owns_policy(stub.get("Description", ""), manifest_name):
+                    lock.check()
+                    nomad.delete_acl_policy(name)
+                    done.append(f"delete acl policy {name}")
             if mine:
                 lock.check()
                 # delete-cas: a key rewritten since it was read is someone else's now: kept.

@@ -231,6 +231,21 @@ def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict:
 class _Wiring(NamedTuple):
     env: dict[str, str]
     templates: list[dict]
+    reads: list[Read]
+
+
+class Read(NamedTuple):
+    """What one of a dependent's templates reads live, so what re-renders it."""
+
+    set: str  # the dependency
+    instance: bool  # one instance (its own zone's, or the nearest)
+    all_instances: bool  # the list of every healthy instance
+    change_mode: str
+    signal: str = ""
+
+
+def reads(plan: Plan, s: ServiceSet, settings: Settings = Settings()) -> list[Read]:
+    return _wire(plan, s, settings).reads
 
 
 def _segments(dep: ServiceSet, pattern: str, plan: Plan, settings: Settings) -> list:
@@ -292,9 +307,15 @@ def _wire(plan: Plan, s: ServiceSet, settings: Settings) -> _Wiring:
         else:
             # resolve allows one dependency read live per variable
             per_dep.setdefault(remote[0] if remote else segs_set(segs), []).append((var, segs))
-    templates = [_dependency_template(plan, s, link, per_dep[link.set], settings)
-                 for link in s.links if link.set in per_dep]
-    return _Wiring(env, templates)
+    templates, read = [], []
+    for link in s.links:
+        if link.set in per_dep:
+            templates.append(_dependency_template(plan, s, link, per_dep[link.set], settings))
+            used = {x[0] for _, segs in per_dep[link.set] for x in segs
+                    if not isinstance(x, str) and x[1] == link.set}
+            read.append(Read(link.set, bool(used & {"host", "port"}), "addrs" in used,
+                             link.wiring.change_mode, link.wiring.signal))
+    return _Wiring(env, templates, read)
 
 
 def segs_set(segs: list) -> str:
@@ -341,6 +362,47 @@ def wait_key(plan: Plan, dep: ServiceSet, settings: Settings) -> str:
     """A key nobody writes: reading it makes consul-template wait, and Nomad shows the reason
     (`Missing: kv.block(<this key>)`) in the task's events."""
     return names.wait_key(names.kv_root(settings.kv_prefix, plan.manifest), dep.job_id)
+
+
+class WorkloadPolicy(NamedTuple):
+    """A job-scoped Nomad ACL policy: the dependent's tasks may read these variables."""
+
+    name: str
+    description: str
+    job: str
+    group: str
+    task: str
+    paths: tuple[str, ...]
+
+    def body(self, namespace: str) -> dict:
+        rules = [f"namespace {json.dumps(namespace)} {{", "  variables {"]
+        for p in self.paths:
+            rules += [f"    path {json.dumps(p)} {{", '      capabilities = ["read"]', "    }"]
+        rules += ["  }", "}", ""]
+        return {"Name": self.name, "Description": self.description, "Rules": "\n".join(rules),
+                "JobACL": {"Namespace": namespace, "JobID": self.job, "Group": self.group,
+                           "Task": self.task}}
+
+
+_NOMADVAR = re.compile(r'nomadVar\s+"([^"]+)"')
+
+
+def workload_policies(manifest: str, jobs: list[Job]) -> list[WorkloadPolicy]:
+    """For each job whose templates read variables outside its own `nomad/jobs/<job>` (which its
+    workload identity reads anyway), a policy granting read on exactly those paths."""
+    out = []
+    for j in jobs:
+        for tg in j.api["TaskGroups"]:
+            for task in tg["Tasks"]:
+                paths = sorted({p.split("@", 1)[0] for tmpl in task.get("Templates") or ()
+                                for p in _NOMADVAR.findall(tmpl["EmbeddedTmpl"])
+                                if p != f"nomad/jobs/{j.id}" and not p.startswith(f"nomad/jobs/{j.id}/")})
+                if paths:
+                    out.append(WorkloadPolicy(
+                        names.workload_policy_name(manifest, j.id),
+                        names.workload_policy_description(manifest, j.id),
+                        j.id, tg["Name"], task["Name"], tuple(paths)))
+    return out
 
 
 def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings: Settings) -> dict:
