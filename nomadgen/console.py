@@ -152,8 +152,10 @@ def status_text(manifest: str, rows) -> str:
                            "published" if r.interface else "missing", r.drift])
     lines = [f"  {d.name} on {d.node} ({d.storage}): {d.outcome}, {d.how}"
              for r in rows for d in getattr(r, "data", ())]
+    waits = [f"  {r.set}: {w}" for r in rows for w in getattr(r, "waiting", ())]
     return f"manifest {manifest}\n\n" + table(table_rows) + \
-        ("\n\ndata of stateful instances:\n" + "\n".join(lines) if lines else "")
+        ("\n\ndata of stateful instances:\n" + "\n".join(lines) if lines else "") + \
+        ("\n\nwaiting:\n" + "\n".join(waits) if waits else "")
 
 
 def data_text(statements) -> str:

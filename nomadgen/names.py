@@ -102,12 +102,6 @@ def owns_policy(description: str, manifest: str) -> bool:
     return (description or "").startswith(f"nomadgen {manifest}: ")
 
 
-def wait_key(root: str, service: str) -> str:
-    """A key nobody writes: a template reading it waits, and Nomad shows why in the task's
-    events (`Missing: kv.block(<key>)`): no healthy instance of `service` it may use."""
-    return f"{root}/no-healthy-instance/{service}"
-
-
 # --- Consul KV layout -----------------------------------------------------------------------
 
 def kv_root(kv_prefix: str, manifest: str, scope: str = "") -> str:

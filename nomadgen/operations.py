@@ -125,6 +125,7 @@ class SetStatus(NamedTuple):
     interface: bool
     drift: str
     data: tuple[data.InstanceData, ...] = ()  # stateful sets: per instance, continued or started empty
+    waiting: tuple[str, ...] = ()  # tasks that cannot start yet, and why (their template events)
 
 
 def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStatus], dict]:
@@ -151,6 +152,7 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
         stub = jobs.get(job_id)
         expected = info["count"]
         instances: tuple[data.InstanceData, ...] = ()
+        waiting: tuple[str, ...] = ()
         if stub is None:
             state, drift, placements = "missing", "job missing", ()
         else:
@@ -168,6 +170,8 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
             placements = tuple(sorted(
                 (_zone(nodes.get(a.get("NodeID")), attr), a.get("NodeName", "?"), a.get("ClientStatus", "?"))
                 for a in history if a.get("DesiredStatus") == "run"))
+            waiting = tuple(sorted(w for w in (_waiting(a, nodes, attr, root) for a in history
+                                               if a.get("DesiredStatus") == "run") if w))
             if info["job"]:
                 instances = instance_data(nomad, history, {n.id: n.status for n in nodes.values()})
             empty = [d for d in instances if d.outcome == data.STARTED_EMPTY]
@@ -175,7 +179,8 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
                 drift = "data lost: " + ", ".join(d.name for d in empty) + " started empty"
         healthy = len(consul.healthy(names.job_id(name, scope)))
         rows.append(SetStatus(name, job_id, state, placements, healthy, expected,
-                              names.interface_key(root, names.job_id(name, scope)) in tree, drift, instances))
+                              names.interface_key(root, names.job_id(name, scope)) in tree, drift, instances,
+                              waiting))
     return rows, record
 
 
@@ -207,6 +212,24 @@ def instance_data(nomad, history: list[dict], node_status: dict[str, str]) -> tu
             return ()  # a job that keeps no data
         out.append(d)
     return tuple(out)
+
+
+def _waiting(alloc: dict, nodes: dict, attr: str, root: str) -> str:
+    """Why a pending task waits: Nomad's last template event (`Missing: kv.block(...)`)."""
+    for task, st in sorted((alloc.get("TaskStates") or {}).items()):
+        if st.get("State") != "pending":
+            continue
+        events = [e for e in st.get("Events") or () if e.get("Type") == "Template"]
+        msg = (events[-1].get("DisplayMessage") or "") if events else ""
+        if not msg.startswith("Missing:"):
+            continue
+        where = f"{_zone(nodes.get(alloc.get('NodeID')), attr)}/{alloc.get('NodeName', '?')}"
+        wait = names.wait_key(root, "")
+        if f"kv.block({wait}" in msg:
+            dep = msg.split(wait, 1)[1].split(")", 1)[0]
+            return f"{where}: {task} waits for a healthy {dep} instance in its zone ({msg})"
+        return f"{where}: {task} waits: {msg}"
+    return ""
 
 
 def _host_root(record: dict, name: str) -> str:

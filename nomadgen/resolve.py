@@ -262,7 +262,7 @@ def _links(built: dict[str, ServiceSet], manifest: Manifest) -> dict[str, Servic
         out[name] = s._replace(prefixes=tuple((lk.set, lk.prefix) for lk in links),
                                links=tuple(links), mapped_env=mapped_env)
     if problems:
-        raise ResolutionError("conflicting interfaces", problems)
+        raise ResolutionError(f"cannot wire the dependencies in {manifest.path}", problems)
     return out
 
 
