@@ -89,9 +89,10 @@ def workload_policy_name(manifest: str, job: str) -> str:
     name = f"nomadgen-{manifest}-{job}"
     if len(name) <= 128:
         return name
-    import hashlib
-
-    return name[:111] + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    h = 0xCBF29CE484222325  # FNV-1a, 64 bits: stable across runs and Python versions
+    for b in name.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{name[:111]}-{h:016x}"
 
 
 def workload_policy_description(manifest: str, job: str) -> str:
