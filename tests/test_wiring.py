@@ -341,3 +341,17 @@ def test_bad_wiring_tags_and_constraints_are_refused(body, message):
     with pytest.raises(ManifestError) as e:
         parse(json.dumps({"app": body}, indent=2), "m.json", "m")
     assert any(message in (p.message + " " + p.hint) for p in e.value.problems), e.value.problems
+
+
+def test_the_readme_example_renders_as_it_says():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("### What your app gets", 1)[1]
+    doc = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    task = _task(doc)
+    assert task["Env"]["CACHE"] == "${NOMAD_IP_memcache_app}:${NOMAD_HOST_PORT_memcache_app}"
+    assert task["Env"]["GREETING"] == "costs 5$, literal ${x}"
+    tmpls = {t["DestPath"]: t for t in task["Templates"]}
+    assert "DB_PASSWORD=" in tmpls["secrets/nomadgen/psql-app.env"]["EmbeddedTmpl"]
+    assert tmpls["local/nomadgen/search.env"]["ChangeSignal"] == "SIGHUP"
