@@ -267,3 +267,68 @@ def test_preflight_refusal_matches_nomad(standin_factory, tmp_path):
     want = _check(cluster, path, args)
     assert not any(w["failures"] for w in want.values())
     _submit(cluster, path, args)
+
+
+def _rollout_fates(cluster, job: dict) -> dict[str, int]:
+    """What Nomad's whole rollout (nomad-sched, every new allocation healthy at once) does to
+    the running allocations: kept in place, replaced on the same node, replaced elsewhere, new."""
+    nodes = [_nomad(cluster, f"/v1/node/{n['ID']}") for n in _nomad(cluster, "/v1/nodes")]
+    allocs = [a for a in _nomad(cluster, f"/v1/job/{job['ID']}/allocations")
+              if a["DesiredStatus"] == "run" and a["ClientStatus"] in ("pending", "running")]
+    data = {"nodes": [nomadsched.node_input(n) for n in nodes], "job": {"Job": job},
+            "previous_job": {"Job": _nomad(cluster, f"/v1/job/{job['ID']}")},
+            "allocs": [{"ID": a["ID"], "Name": a["Name"], "NodeID": a["NodeID"],
+                        "TaskGroup": a["TaskGroup"], "ClientStatus": a["ClientStatus"]}
+                       for a in allocs],
+            "previous_healthy": False, "rollout": True}
+    out = nomadsched.run(BINARY, data)["rollout"]
+    old = {a["ID"]: a["NodeID"] for a in allocs}
+    fates = {"in place": 0, "same node": 0, "other node": 0, "new": 0}
+    for a in out["allocs_after"]:
+        if a["desired_status"] != "run":
+            continue
+        if a["id"] in old:
+            fates["in place"] += 1
+        elif a.get("previous_allocation") in old:
+            same = old[a["previous_allocation"]] == a["node_id"]
+            fates["same node" if same else "other node"] += 1
+        else:
+            fates["new"] += 1
+    return fates
+
+
+@pytest.mark.parametrize("change", ["psql per zone", "psql image"])
+def test_plan_data_statements_match_nomads_rollout(change, standin_factory, tmp_path):
+    """The stateful plan lines (data kept / new for a sticky ephemeral disk) against where
+    Nomad's rollout puts each replacement: kept = in place or replaced on the same node."""
+    args = _args("seed-example")
+    cluster = _with_cluster(standin_factory, _zones(args))
+    manifest = json.loads((CASES / "seed-example" / "manifest.json").read_text())
+    path = tmp_path / "seed-example.json"
+    path.write_text(json.dumps(manifest))
+    _submit(cluster, path, args)
+    changed = CHANGES["psql per zone"](manifest) if change == "psql per zone" else {
+        "app": {**manifest["app"], "overrides": {"psql": {"image": "postgres:17-alpine"}}}}
+    path.write_text(json.dumps({**manifest, **changed}))
+    plan = _plan(cluster, path, args)
+    said = {}
+    for d in plan["data"]:
+        if d["job"] == "psql-app":
+            said[d["outcome"]] = said.get(d["outcome"], 0) + d["instances"]
+    rendered = json.loads(_nomadgen(cluster.env(), "render", str(path), *args, "-f",
+                                    "json").stdout)["psql-app"]
+    fates = _rollout_fates(cluster, rendered.get("Job", rendered))
+    assert said, "the change touches psql:app"
+    assert _data_agrees(said, fates), (said, fates)
+
+
+def _data_agrees(said: dict[str, int], fates: dict[str, int]) -> bool:
+    return (said.get("kept", 0) == fates["in place"] + fates["same node"]
+            and said.get("lost", 0) == fates["other node"] and said.get("new", 0) == fates["new"])
+
+
+def test_a_misstated_data_outcome_is_caught():
+    """Known-bad: data said kept while Nomad's rollout moved the replacements elsewhere."""
+    fates = {"in place": 0, "same node": 1, "other node": 2, "new": 0}
+    assert not _data_agrees({"kept": 3}, fates)
+    assert _data_agrees({"kept": 1, "lost": 2}, fates)
