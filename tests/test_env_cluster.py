@@ -4,6 +4,7 @@ untouched: the same allocations, the same KV indexes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,17 @@ def test_two_environments_side_by_side_change_one_other_untouched(cluster, tmp_p
                    env=a, config=str(config))
     assert found.service == f"{a}-psql-app" and found.document["set"] == "psql:app"
     assert len(found.instances) == 3
+
+    # status and plan through the CLI, in b's namespace and scope
+    st = CliRunner().invoke(app, ["status", "dockland", "--env", b, "--config", str(config), "--json"],
+                            env=cluster.env())
+    assert st.exit_code == 0, st.output
+    rows = {r["set"]: r for r in json.loads(st.stdout)}
+    assert rows["psql:app"]["job"] == f"{b}-psql-app" and rows["psql:app"]["drift"] == "in sync"
+    assert rows["psql:app"]["healthy"] == 3 and rows["psql:app"]["interface"]
+    pl = CliRunner().invoke(app, ["plan", str(SEED), "--name", "dockland", "--env", b, "--config", str(config)],
+                            env=cluster.env())
+    assert pl.exit_code == 0, pl.output  # nothing to do
 
     # destroy of one environment leaves the other running.
     gone = CliRunner().invoke(app, ["destroy", "dockland", "--yes", "--env", a, "--config", str(config)],
