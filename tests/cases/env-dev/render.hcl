@@ -413,7 +413,9 @@ job "dev-psql-app" {
       }
 
       template {
-        data        = "{{ with nomadVar \"nomad/jobs/dev-psql-app\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/dev-psql-app" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
         destination = "secrets/nomadgen.env"
         env         = true
         change_mode = "restart"
@@ -526,7 +528,9 @@ job "dev-psql-blog" {
       }
 
       template {
-        data        = "{{ with nomadVar \"nomad/jobs/dev-psql-blog\" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}\n"
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/dev-psql-blog" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
         destination = "secrets/nomadgen.env"
         env         = true
         change_mode = "restart"
