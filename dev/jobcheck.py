@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -430,12 +431,15 @@ def nomad_error_text(problems: list[str]) -> str:
 
 _ANY: tuple = ("any",)
 _TABLE_CACHE: dict[str, dict[str, dict[str, tuple]] | None] = {}
+_TABLE_LOCK = threading.Lock()  # the stand-in's first concurrent requests parse the YAML once
 
 
 def _tables() -> dict[str, dict[str, tuple]] | None:
     path = str(openapi_path())
     if path not in _TABLE_CACHE:
-        _TABLE_CACHE[path] = _load_tables(path)
+        with _TABLE_LOCK:
+            if path not in _TABLE_CACHE:
+                _TABLE_CACHE[path] = _load_tables(path)
     return _TABLE_CACHE[path]
 
 
