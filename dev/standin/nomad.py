@@ -183,6 +183,13 @@ class NomadState:
         self.nodes: list[dict] = []
         self.jobs: dict[tuple[str, str], JobRecord] = {}
         self.allocs: dict[str, Alloc] = {}
+        # Indexes, so that an evaluation or a read costs the same however many jobs the cluster
+        # holds (Nomad's state store indexes allocs by job and node, evals and deployments by job).
+        self._job_allocs: dict[tuple[str, str], dict[str, Alloc]] = {}  # (ns, job) -> allocs
+        self._active: dict[str, Alloc] = {}  # allocations not yet seen terminal (that is final)
+        self._node_allocs: dict[str, dict[str, list]] = {}  # node -> alloc -> [alloc, job, ref]
+        self._job_evals: dict[tuple[str, str], list[dict]] = {}
+        self._job_deps: dict[tuple[str, str], list[dict]] = {}
         self.evals: dict[str, dict] = {}
         self.sched_errors: list[str] = []  # nomad-sched failures (the stand-in decided instead)
         self.deployments: dict[str, dict] = {}
@@ -479,7 +486,7 @@ class NomadState:
     def _enqueue(self, job: dict, triggered_by: str) -> dict:
         ev = self._eval_dict(job, triggered_by, status="pending")
         ev["CreateIndex"] = ev["ModifyIndex"] = self.bump()
-        self.evals[ev["ID"]] = ev
+        self._add_eval(ev)
         self._eval_queue.append((time.monotonic() + self.eval_delay, ev["ID"]))
         if self.eval_delay <= 0:
             self._run_due_evals()
@@ -501,13 +508,12 @@ class NomadState:
             rec = self.jobs.get((ev["Namespace"], ev["JobID"]))
             if rec is None or rec.job.get("Stop"):
                 # scheduler/reconcile.go cancels the deployments of a stopped job.
-                for dep in self.deployments.values():
-                    if (dep["JobID"] == ev["JobID"] and dep["Namespace"] == ev["Namespace"]
-                            and dep["Status"] == "running"):
+                for dep in self._job_deps.get((ev["Namespace"], ev["JobID"]), ()):
+                    if dep["Status"] == "running":
                         self._end_deployment(dep, "cancelled", "Cancelled because job is stopped")
             if rec is None:  # purged: stop what is left
-                for a in self.allocs.values():
-                    if a.job_id == ev["JobID"] and a.namespace == ev["Namespace"] and not a.terminal:
+                for a in self._allocs_of(ev["Namespace"], ev["JobID"]):
+                    if not a.terminal:
                         self._stop_alloc(a, "alloc not needed due to job update")
                 ev.update(Status="complete", ModifyIndex=self.bump(), ModifyTime=time.time_ns())
                 continue
@@ -535,19 +541,47 @@ class NomadState:
             blocked["PreviousEval"] = ev["ID"]
             blocked["CreateIndex"] = blocked["ModifyIndex"] = self.bump()
             # A newer blocked eval for the job replaces older ones, as in Nomad's blocked queue.
-            for old in self.evals.values():
-                if old["JobID"] == job["ID"] and old["Status"] == "blocked":
+            for old in self._job_evals.get((job["Namespace"], job["ID"]), ()):
+                if old["Status"] == "blocked":
                     old["Status"] = "canceled"
-            self.evals[blocked["ID"]] = blocked
+            self._add_eval(blocked)
             ev["BlockedEval"] = blocked["ID"]
-        self.evals[ev["ID"]] = ev
+        self._add_eval(ev)
         self._settle()
         return ev
 
+    def _add_eval(self, ev: dict) -> None:
+        if ev["ID"] not in self.evals:  # a queued evaluation is stored when enqueued
+            self._job_evals.setdefault((ev["Namespace"], ev["JobID"]), []).append(ev)
+        self.evals[ev["ID"]] = ev
+
+    def _allocs_of(self, namespace: str, job_id: str):
+        """Every allocation of the job, terminal ones too, oldest first."""
+        return list(self._job_allocs.get((namespace, job_id), {}).values())
+
     def _live(self, job_id: str, namespace: str) -> list[Alloc]:
-        return sorted((a for a in self.allocs.values()
-                       if a.job_id == job_id and a.namespace == namespace and not a.terminal),
+        return sorted((a for a in self._allocs_of(namespace, job_id) if not a.terminal),
                       key=lambda a: (a.group, a.index, a.created))
+
+    def _node_usage(self, node_id: str, skip: tuple[str, str]) -> tuple[int, int, set[int]]:
+        """CPU, memory and ports the node's live allocations use, but those of job `skip`."""
+        cpu = mem = 0
+        ports: set[int] = set()
+        entries = self._node_allocs.get(node_id, {})
+        for aid, entry in list(entries.items()):
+            a, job, ref = entry
+            if a.terminal:
+                del entries[aid]
+                continue
+            if (a.job_id, a.namespace) == skip:
+                continue
+            if a.job is not job:  # updated in place: its resources may have changed
+                entry[1], entry[2] = a.job, a.ref()
+                ref = entry[2]
+            cpu += ref.cpu
+            mem += ref.memory_mb
+            ports |= ref.ports
+        return cpu, mem, ports
 
     def _update_room(self, job: dict, group: str, mine: list[Alloc], dry_run: bool) -> int:
         """How many destructive updates a rolling deployment allows now (update.max_parallel)."""
@@ -585,16 +619,9 @@ class NomadState:
         groups = {g["Name"]: g for g in job.get("TaskGroups") or []}
         pool = job.get("NodePool") or "default"
         in_pool = [n for n in self.nodes if pool == "all" or n.get("NodePool", "default") == pool]
-        usage: dict[str, list] = {n["ID"]: [0, 0, set()] for n in in_pool}
-        for a in self.allocs.values():  # other jobs' allocations, as node reservations
-            if a.terminal or (a.job_id, a.namespace) == (job["ID"], job["Namespace"]):
-                continue
-            ref = a.ref()
-            if ref.node_id in usage:
-                usage[ref.node_id][0] += ref.cpu
-                usage[ref.node_id][1] += ref.memory_mb
-                usage[ref.node_id][2] |= ref.ports
-        nodes = [nomadsched.node_input(n, *usage[n["ID"]]) for n in in_pool]
+        # Other jobs' allocations, as node reservations.
+        nodes = [nomadsched.node_input(n, *self._node_usage(n["ID"], (job["ID"], job["Namespace"])))
+                 for n in in_pool]
         lives = [nomadsched.LiveAlloc(a.id, a.name, a.group, a.node["ID"],
                                       "pending" if a.client == "pending" else "running", a.job,
                                       a.migrate)
@@ -647,9 +674,8 @@ class NomadState:
                     nomadsched.previous_job(job, lives), a.group) is None:
                 stops.append((a, "alloc not needed due to job update"))
         inplace = [self.allocs[i] for i in d.inplace]
-        lost = {a.name: a for a in self.allocs.values()
-                if a.job_id == job["ID"] and a.namespace == job["Namespace"]
-                and a.client == "lost" and not a.next_alloc}
+        lost = {a.name: a for a in self._allocs_of(job["Namespace"], job["ID"])
+                if a.client == "lost" and not a.next_alloc}
         placed = []
         for p in sorted(keep, key=lambda p: (p["group"], p["name"])):  # ids in name order
             prev = self.allocs.get(p["previous"]) if p["previous"] else lost.get(p["name"])
@@ -715,7 +741,7 @@ class NomadState:
         # One placer per evaluation; the allocations this plan stops or replaces free their slots.
         stopping = {a.id for a, _ in stops} | {p.id for _, _, p in places if p is not None}
         placer = scheduler.Placer(job, self.nodes,
-                                  [a.ref() for a in self.allocs.values() if not a.terminal],
+                                  [a.ref() for a in self._active.values() if not a.terminal],
                                   stopping, seed=f"{self.seed}-{eval_id or job['ID']}-{self.index}",
                                   updating=[a.ref() for a in inplace])
         placed: list[tuple[dict, int, Alloc | None, dict]] = []
@@ -776,7 +802,7 @@ class NomadState:
 
     def _fits_in_place(self, a: Alloc, job: dict, group: dict) -> bool:
         """Nomad only updates in place if the allocation's node is still feasible for it."""
-        others = [x.ref() for x in self.allocs.values() if not x.terminal]
+        others = [x.ref() for x in self._active.values() if not x.terminal]
         probe = scheduler.Placer(job, [a.node], others, {a.id}, seed=a.id)
         return probe.place(group) is not None
 
@@ -800,8 +826,8 @@ class NomadState:
     def _ports_for(self, node: dict, networks: list | None, used: set[int]) -> list[dict]:
         rng = self._port_rng.setdefault(node["ID"], random.Random(f"ports-{self.seed}-{node['ID']}"))
         taken = set(used)
-        for a in self.allocs.values():
-            if a.node["ID"] == node["ID"] and not a.terminal:
+        for a, _, _ in self._node_allocs.get(node["ID"], {}).values():
+            if not a.terminal:
                 taken |= {p["Value"] for p in a.ports}
                 for plist in a.task_ports.values():
                     taken |= {p["Value"] for p in plist}
@@ -848,6 +874,9 @@ class NomadState:
             job=job, group=group, index=index, node=node, prev=prev,
             prev_node_down=prev is not None and prev.node["Status"] == "down")
         self.allocs[a.id] = a
+        self._job_allocs.setdefault((a.namespace, a.job_id), {})[a.id] = a
+        self._active[a.id] = a
+        self._node_allocs.setdefault(node["ID"], {})[a.id] = [a, a.job, a.ref()]
         if dep is not None and _deploys(job, a.group):
             self._join_deployment(a, dep)
             dep["TaskGroups"][a.group]["PlacedAllocs"] += 1
@@ -877,8 +906,11 @@ class NomadState:
     def _settle(self) -> None:
         """Play the clients: start due allocations, render templates, apply change_mode."""
         now = time.monotonic()
-        for a in list(self.allocs.values()):
-            if a.desired != "run" or a.terminal or a.node["Status"] != "ready":
+        for a in list(self._active.values()):
+            if a.terminal:
+                del self._active[a.id]
+                continue
+            if a.desired != "run" or a.node["Status"] != "ready":
                 continue
             if not a.group_started:
                 if now < a.start_at:
@@ -1124,16 +1156,15 @@ class NomadState:
 
     # -- deployments ---------------------------------------------------------------------------------
     def _active_deployment(self, job: dict) -> dict | None:
-        for dep in self.deployments.values():
-            if (dep["JobID"] == job["ID"] and dep["Namespace"] == job["Namespace"]
-                    and dep["JobVersion"] == job["Version"] and dep["Status"] == "running"):
+        for dep in self._job_deps.get((job["Namespace"], job["ID"]), ()):
+            if dep["JobVersion"] == job["Version"] and dep["Status"] == "running":
                 return dep
         return None
 
     def _new_deployment(self, rec: JobRecord) -> None:
         job = rec.job
-        for dep in self.deployments.values():
-            if dep["JobID"] == job["ID"] and dep["Status"] == "running":
+        for dep in self._job_deps.get((job["Namespace"], job["ID"]), ()):
+            if dep["Status"] == "running":
                 self._end_deployment(dep, "cancelled", "Cancelled due to newer version of job")
         if job["Type"] != "service" or job.get("Stop"):
             return
@@ -1167,6 +1198,7 @@ class NomadState:
                 self._dep_clock[dep["ID"]][name] = deadline
                 tg["RequireProgressBy"] = rfc3339(now + (deadline - mono))
         self.deployments[dep["ID"]] = dep
+        self._job_deps.setdefault((dep["Namespace"], dep["JobID"]), []).append(dep)
 
     def _join_deployment(self, a: Alloc, dep: dict) -> None:
         a.deployment_id = dep["ID"]
@@ -1235,7 +1267,7 @@ class NomadState:
 
     def _judge_health(self, dep: dict, job: dict, mono: float) -> None:
         clocks = self._dep_clock.get(dep["ID"], {})
-        for a in list(self.allocs.values()):
+        for a in self._allocs_of(dep["Namespace"], dep["JobID"]):
             if a.deployment_id != dep["ID"] or a.healthy is not None:
                 continue
             group = jobspec.group_of(job, a.group) or {}
@@ -1335,16 +1367,15 @@ class NomadState:
 
     # -- read models ---------------------------------------------------------------------------------
     def job_status(self, job: dict) -> str:
-        live = [a for a in self.allocs.values()
-                if a.job_id == job["ID"] and a.namespace == job["Namespace"] and not a.terminal]
-        if live:
+        mine = self._allocs_of(job["Namespace"], job["ID"])
+        if any(not a.terminal for a in mine):
             return "running"
         if job.get("Stop"):
             return "dead"
-        if any(ev["JobID"] == job["ID"] and ev["Status"] in ("blocked", "pending")
-               for ev in self.evals.values()):
+        if any(ev["Status"] in ("blocked", "pending")
+               for ev in self._job_evals.get((job["Namespace"], job["ID"]), ())):
             return "pending"
-        return "dead" if any(a.job_id == job["ID"] for a in self.allocs.values()) else "pending"
+        return "dead" if mine else "pending"
 
     def job_view(self, rec: JobRecord) -> dict:
         job = copy.deepcopy(rec.job)
@@ -1356,16 +1387,14 @@ class NomadState:
         groups = {g["Name"]: {"Queued": 0, "Complete": 0, "Failed": 0, "Running": 0,
                               "Starting": 0, "Lost": 0, "Unknown": 0}
                   for g in job.get("TaskGroups") or []}
-        for a in self.allocs.values():
-            if a.job_id != job["ID"] or a.namespace != job["Namespace"]:
-                continue
+        for a in self._allocs_of(job["Namespace"], job["ID"]):
             s = groups.setdefault(a.group, {"Queued": 0, "Complete": 0, "Failed": 0,
                                             "Running": 0, "Starting": 0, "Lost": 0, "Unknown": 0})
             key = {"pending": "Starting", "running": "Running", "complete": "Complete",
                    "failed": "Failed", "lost": "Lost"}.get(a.client, "Unknown")
             s[key] += 1
-        for ev in self.evals.values():
-            if ev["JobID"] == job["ID"] and ev["Status"] == "blocked":
+        for ev in self._job_evals.get((job["Namespace"], job["ID"]), ()):
+            if ev["Status"] == "blocked":
                 prev = self.evals.get(ev["PreviousEval"]) or {}
                 for g, n in (prev.get("QueuedAllocations") or {}).items():
                     if g in groups:
@@ -1752,27 +1781,24 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
             if what == "allocations":
                 def allocs():
                     rec = state._record(job_id, ns)
-                    return [state.alloc_view(a, full=False) for a in state.allocs.values()
-                            if a.job_id == rec.job["ID"] and a.namespace == rec.job["Namespace"]]
+                    return [state.alloc_view(a, full=False)
+                            for a in state._allocs_of(rec.job["Namespace"], rec.job["ID"])]
                 return read(allocs)
             if what == "evaluations":
                 def evals():
                     jns = state._record(job_id, ns).job["Namespace"]
-                    return [e for e in state.evals.values()
-                            if e["JobID"] == job_id and e["Namespace"] == jns]
+                    return list(state._job_evals.get((jns, job_id), ()))
                 return read(evals)
             if what == "deployments":
                 def deps():
                     jns = state._record(job_id, ns).job["Namespace"]
-                    return sorted((d for d in state.deployments.values()
-                                   if d["JobID"] == job_id and d["Namespace"] == jns),
+                    return sorted(state._job_deps.get((jns, job_id), ()),
                                   key=lambda d: -d["CreateIndex"])
                 return read(deps)
             if what == "deployment":
                 def latest():
                     jns = state._record(job_id, ns).job["Namespace"]
-                    deps = [d for d in state.deployments.values()
-                            if d["JobID"] == job_id and d["Namespace"] == jns]
+                    deps = state._job_deps.get((jns, job_id), ())
                     return max(deps, key=lambda d: d["CreateIndex"]) if deps else None
                 return read(latest)
             if what == "summary":
