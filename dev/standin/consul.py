@@ -157,6 +157,65 @@ def _perm_denied(resource: str, name: str | None = None) -> _HTTPError:
     )
 
 
+# --------------------------------------------------------------------------- catalog tables
+
+
+class _Table(dict):
+    """A catalog table keyed (node, id) that keeps secondary indexes in step with every write,
+    as memdb's indexes do (agent/consul/state/catalog_schema.go: services by name, checks by
+    service), so that reads and writes cost the same however many services the catalog holds.
+    `indexes` maps an index name to a function of (key, row) giving the row's index key."""
+
+    def __init__(self, **indexes) -> None:
+        super().__init__()
+        self._fns = indexes
+        self.by: dict[str, dict] = {name: {} for name in indexes}
+
+    def _unindex(self, key) -> None:
+        row = dict.get(self, key)
+        if row is None:
+            return
+        for name, fn in self._fns.items():
+            ik = fn(key, row)
+            rows = self.by[name].get(ik)
+            if rows is not None:
+                rows.pop(key, None)
+                if not rows:
+                    del self.by[name][ik]
+
+    def __setitem__(self, key, row) -> None:
+        self._unindex(key)
+        dict.__setitem__(self, key, row)
+        for name, fn in self._fns.items():
+            self.by[name].setdefault(fn(key, row), {})[key] = row
+
+    def __delitem__(self, key) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._unindex(key)
+        dict.__delitem__(self, key)
+
+    _MISSING = object()
+
+    def pop(self, key, default=_MISSING):
+        if key in self:
+            row = dict.__getitem__(self, key)
+            del self[key]
+            return row
+        if default is _Table._MISSING:
+            raise KeyError(key)
+        return default
+
+    def lookup(self, index: str, value) -> list:
+        """The rows whose `index` key is `value`, in insertion order (dict iteration order)."""
+        return list((self.by[index].get(value) or {}).items())
+
+    def setdefault(self, *_a):  # not kept in step: never used on a table
+        raise NotImplementedError
+
+    update = clear = popitem = setdefault
+
+
 # --------------------------------------------------------------------------- KV store
 
 
@@ -480,8 +539,11 @@ class ConsulState:
         self._index = 1
         self._kv = _KVStore()
         self._nodes: dict[str, dict] = {}
-        self._services: dict[tuple[str, str], dict] = {}  # (node, service id) -> service
-        self._checks: dict[tuple[str, str], dict] = {}  # (node, check id) -> check
+        # (node, service id) -> service; (node, check id) -> check
+        self._services: dict[tuple[str, str], dict] = _Table(
+            name=lambda k, s: s["Service"].lower(), id=lambda k, s: k[1])
+        self._checks: dict[tuple[str, str], dict] = _Table(
+            service=lambda k, c: (k[0], c["ServiceID"]))
         self._tables = {"nodes": 0, "services": 0, "checks": 0}
         self._svc_index: dict[str, int] = {}  # lower-cased service name -> last change
         self._svc_extinction = 0  # last time some service lost its final instance
@@ -792,9 +854,7 @@ class ConsulState:
         }
         self._services[(node, sid)] = svc
         if replace_checks:
-            for key in [
-                k for k, c in self._checks.items() if k[0] == node and c["ServiceID"] == sid
-            ]:
+            for key, _ in self._checks.lookup("service", (node, sid)):
                 del self._checks[key]
         for chk in checks:
             chk = dict(chk, ServiceID=sid, ServiceName=name, ServiceTags=list(svc["Tags"]))
@@ -803,8 +863,8 @@ class ConsulState:
                 chk["CreateIndex"] = old_chk["CreateIndex"]
             self._checks[(node, chk["CheckID"])] = chk
         # Service tags are mirrored on every check of the service.
-        for key, c in list(self._checks.items()):
-            if key[0] == node and c["ServiceID"] == sid and c["ServiceTags"] != svc["Tags"]:
+        for key, c in self._checks.lookup("service", (node, sid)):
+            if c["ServiceTags"] != svc["Tags"]:
                 self._checks[key] = dict(c, ServiceTags=list(svc["Tags"]), ModifyIndex=idx)
         self._tables["services"] = idx
         self._tables["checks"] = idx
@@ -815,12 +875,12 @@ class ConsulState:
         svc = self._services.pop((node, sid), None)
         if svc is None:
             return False
-        for key in [k for k, c in self._checks.items() if k[0] == node and c["ServiceID"] == sid]:
+        for key, _ in self._checks.lookup("service", (node, sid)):
             del self._checks[key]
         self._tables["services"] = idx
         self._tables["checks"] = idx
         lname = svc["Service"].lower()
-        if any(s["Service"].lower() == lname for s in self._services.values()):
+        if self._services.lookup("name", lname):
             self._svc_index[lname] = idx
         else:
             self._svc_index.pop(lname, None)
@@ -912,15 +972,13 @@ class ConsulState:
         if status not in HEALTH_STATES:
             raise ValueError(f"status must be one of {HEALTH_STATES}, not {status!r}")
         with self._cond:
-            targets = [k for k in self._services if k[1] == service_id]
+            targets = [k for k, _ in self._services.lookup("id", service_id)]
             if not targets:
                 raise KeyError(f"unknown service ID {service_id!r}")
             idx = self._index + 1
             changed = False
             for node, sid in targets:
-                keys = [
-                    k for k, c in self._checks.items() if k[0] == node and c["ServiceID"] == sid
-                ]
+                keys = [k for k, _ in self._checks.lookup("service", (node, sid))]
                 if not keys:  # no check yet: give it one so its health can be driven
                     svc = self._services[(node, sid)]
                     key = (node, f"service:{sid}")
@@ -939,7 +997,7 @@ class ConsulState:
     def deregister_service(self, service_id: str) -> None:
         """Remove the instance(s) with this service ID and their checks; unknown is a no-op."""
         with self._cond:
-            targets = [k for k in self._services if k[1] == service_id]
+            targets = [k for k, _ in self._services.lookup("id", service_id)]
             if not targets:
                 return
             idx = self._next_index()
@@ -1066,9 +1124,8 @@ class ConsulState:
         lname = name.lower()  # service names are matched case-insensitively, like memdb's index
         found = [
             s
-            for s in self._services.values()
-            if s["Service"].lower() == lname
-            and self._has_tags(s, tags)
+            for _, s in self._services.lookup("name", lname)
+            if self._has_tags(s, tags)
             and s["Node"] in self._nodes
         ]
         return sorted(found, key=lambda s: (s["Node"], s["ID"]))
@@ -1092,11 +1149,9 @@ class ConsulState:
             for s in self._instances(name, tags or []):
                 node = self._nodes[s["Node"]]
                 checks = sorted(
-                    (
-                        c
-                        for k, c in self._checks.items()
-                        if k[0] == s["Node"] and c["ServiceID"] in ("", s["ID"])
-                    ),
+                    [c for _, c in self._checks.lookup("service", (s["Node"], ""))]
+                    + [c for _, c in self._checks.lookup("service", (s["Node"], s["ID"]))]
+                    if s["ID"] else [c for _, c in self._checks.lookup("service", (s["Node"], ""))],
                     key=lambda c: c["CheckID"],
                 )
                 out.append(
