@@ -11,6 +11,7 @@ as consul-template does. A `with service "x" }}{{ with index . N` pattern only s
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -35,6 +36,7 @@ def dependencies(text: str) -> list[tuple[str, str]]:
     return seen
 
 
+@functools.lru_cache(maxsize=16384)  # the clients re-read every template on every tick
 def _only_index(text: str, arg: str) -> int | None:
     """`with service "x" }}{{ with index . N` and no other use: only instance N matters."""
     quoted = re.escape(json.dumps(arg))
@@ -56,8 +58,13 @@ def fingerprint(text: str, consul, node: dict, variable=None, env: dict | None =
     (the task environment and the node's attributes: client/taskenv/env.go TaskEnv.All)."""
     env = env if env is not None else _node_env(node)
     parts: list = []
-    _eval(_parse(_actions(text or "")), text or "", consul, node, variable, env, parts)
+    _eval(_parsed(text or ""), text or "", consul, node, variable, env, parts)
     return json.dumps(parts, sort_keys=True, default=str)
+
+
+@functools.lru_cache(maxsize=16384)  # the clients re-read every template on every tick
+def _parsed(text: str):
+    return _parse(_actions(text))
 
 
 # consul-template executes the Go template and records what each run reads: a `with service`
@@ -111,8 +118,13 @@ _FIELDS = {"Address": "address", "Port": "port", "Tags": "tags", "ServiceMeta": 
 
 def _project(item: dict, text: str) -> dict:
     """consul-template compares rendered text: only the instance fields the text uses count."""
-    used = {v for k, v in _FIELDS.items() if re.search(rf"\.{k}\b", text)}
+    used = _used_fields(text)
     return {k: v for k, v in item.items() if k in used} if used else item
+
+
+@functools.lru_cache(maxsize=16384)
+def _used_fields(text: str) -> frozenset[str]:
+    return frozenset(v for k, v in _FIELDS.items() if re.search(rf"\.{k}\b", text))
 
 
 def _eval(nodes, text, consul, node, variable, env, parts) -> None:
@@ -142,8 +154,13 @@ def _eval(nodes, text, consul, node, variable, env, parts) -> None:
 
 
 def _reads(action: str, text, consul, node, variable, parts) -> None:
-    for fn, arg in dependencies("{{ " + action + " }}"):
+    for fn, arg in _action_deps(action):
         parts.append([fn, arg, _read(fn, arg, text, consul, node, variable)])
+
+
+@functools.lru_cache(maxsize=16384)
+def _action_deps(action: str) -> tuple[tuple[str, str], ...]:
+    return tuple(dependencies("{{ " + action + " }}"))
 
 
 def _node_env(node: dict) -> dict:
