@@ -2,7 +2,11 @@
 
 - a first push of 200 jobs in three dependency layers: concurrent requests vs one at a time;
 - a push of the unchanged manifest: how many writes it makes (target 0);
-- publishing n interfaces: how many Consul transactions (target ceil(n/128)).
+- publishing n interfaces: how many Consul transactions (target ceil(n/128));
+- 200 jobs in 10 layers: time per layer against its floor (round trip + the stand-in's health
+  delay), and requests per job;
+- 1000 jobs in 3 layers: the stand-in scales; the push against its request-count floor
+  (requests x latency / concurrency + layers x health delay).
 """
 
 from __future__ import annotations
@@ -17,18 +21,80 @@ from pathlib import Path
 LATENCY = 0.02
 
 
-def layered_manifest(n: int = 200) -> dict:
-    """n declared services in three layers: base <- mid <- top."""
+def layered_manifest(n: int = 200, layers: int = 3) -> dict:
+    """n declared services in layers, each depending on one of the layer before:
+    base <- mid <- top for three layers, l0 <- l1 <- ... otherwise."""
     small = {"count": 1, "resources": {"cpu": 10, "memory": 16}, "check": {"type": "tcp"}}
-    sizes = (n // 3, n // 3, n - 2 * (n // 3))
+    names = ("base", "mid", "top") if layers == 3 else tuple(f"l{k}" for k in range(layers))
+    sizes = [n // layers] * (layers - 1) + [n - (layers - 1) * (n // layers)]
     doc = {}
-    for i in range(sizes[0]):
-        doc[f"base-{i}"] = dict(small)
-    for i in range(sizes[1]):
-        doc[f"mid-{i}"] = {**small, "depends": [f"base-{i % sizes[0]}"]}
-    for i in range(sizes[2]):
-        doc[f"top-{i}"] = {**small, "depends": [f"mid-{i % sizes[1]}"]}
+    for k, (name, size) in enumerate(zip(names, sizes, strict=True)):
+        for i in range(size):
+            doc[f"{name}-{i}"] = dict(small) if k == 0 else \
+                {**small, "depends": [f"{names[k - 1]}-{i % sizes[k - 1]}"]}
     return doc
+
+
+STANDIN = dict(zones=("zone-a", "zone-b", "zone-c"), nodes_per_zone=1, lifetime=1800,
+               time_scale=0.01)
+
+
+def _health_delay(s, prep) -> float:
+    """What the stand-in makes a layer wait once its jobs are placed: the start delay, the
+    scaled min_healthy_time of the slowest group, and one tick of its clock."""
+    longest = max((int((g.get("Update") or j.api.get("Update") or {}).get("MinHealthyTime") or 0)
+                   for j in prep.rendered.jobs for g in j.api.get("TaskGroups") or []), default=0)
+    return s.nomad.start_delay + s.nomad.scaled(longest) + s._tick  # noqa: SLF001
+
+
+def layers_bench(n: int, layers: int, concurrency: int = 16) -> dict:
+    """One first push of n jobs in `layers` layers at LATENCY per request: figures and floors."""
+    from dev.standin.server import StandIn
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "bench.json"
+        path.write_text(json.dumps(layered_manifest(n, layers)))
+        with StandIn(**STANDIN).start() as s:
+            s.faults.latency["nomad"] = s.faults.latency["consul"] = LATENCY
+            cpu = time.process_time()
+            error = ""
+            try:
+                seconds, prep, _ = _push(s, str(path), concurrency)
+            except Exception as exc:  # noqa: BLE001 - the bench reports a failed push
+                seconds, prep, error = float("nan"), None, str(exc).splitlines()[0]
+            cpu = time.process_time() - cpu
+            requests = len(s.faults.log)
+            if prep is None:
+                return {"error": error, "requests": requests, "cpu": cpu, "n": n}
+            delay = _health_delay(s, prep)
+            layer_count = len(prep.rendered.plan.layers)
+            return {"seconds": seconds, "requests": requests, "cpu": cpu, "n": n, "error": "",
+                    "layers": layer_count, "delay": delay,
+                    "floor": requests * LATENCY / concurrency + layer_count * delay,
+                    "sched_errors": len(s.nomad.sched_errors)}
+
+
+def depth_and_scale_bench() -> None:
+    r = layers_bench(200, 10)
+    if r["error"]:
+        print(f"submit     200 jobs in 10 layers: FAILED: {r['error']}")
+    else:
+        per_layer = r["seconds"] / r["layers"]
+        floor = 2 * LATENCY + r["delay"]  # a round trip (request, answer) and the health wait
+        print(f"submit     200 jobs in {r['layers']} layers: {per_layer:.2f} s per layer, floor "
+              f"{floor:.2f} s (round trip + health delay {r['delay']:.2f} s) | ratio "
+              f"{per_layer / floor:.2f}x (target <= 1.5x); {r['requests'] / r['n']:.1f} "
+              f"requests per job")
+    r = layers_bench(1000, 3)
+    if r["error"]:
+        print(f"submit     1000 jobs in 3 layers: FAILED after {r['requests']} requests "
+              f"({r['cpu']:.1f} s CPU): {r['error']}")
+        return
+    print(f"submit     1000 jobs in {r['layers']} layers, {LATENCY * 1000:.0f} ms latency: "
+          f"{r['seconds']:.2f} s, floor {r['floor']:.2f} s ({r['requests']} requests x "
+          f"{LATENCY * 1000:.0f} ms / 16 + {r['layers']} x {r['delay']:.2f} s) | ratio "
+          f"{r['seconds'] / r['floor']:.2f}x (target <= 2x); {r['requests'] / r['n']:.1f} "
+          f"requests per job, {r['cpu']:.1f} s CPU (nomadgen and stand-in)")
 
 
 def _push(standin, path: str, concurrency: int):
@@ -57,9 +123,7 @@ def submit_bench() -> None:
         path.write_text(json.dumps(doc))
         times = {}
         for label, conc in (("one at a time", 1), ("concurrent (16)", 16)):
-            big = dict(zones=("zone-a", "zone-b", "zone-c"), nodes_per_zone=1, lifetime=1800,
-                       time_scale=0.01)
-            with StandIn(**big).start() as s:
+            with StandIn(**STANDIN).start() as s:
                 s.faults.latency["nomad"] = s.faults.latency["consul"] = LATENCY
                 seconds, prep, report = _push(s, str(path), conc)
                 times[label] = seconds
@@ -79,3 +143,4 @@ def submit_bench() -> None:
                           f"(target ceil({n}/128) = {math.ceil(n / 128)})")
         ratio = times["one at a time"] / times["concurrent (16)"]
         print(f"submit     speed-up concurrent vs one at a time: {ratio:.1f}x (target >= 4x)")
+    depth_and_scale_bench()
