@@ -94,6 +94,7 @@ class TaskRun:
     blocked: str = ""  # why its templates cannot render yet
     events: list[dict] = field(default_factory=list)
     rendered: dict[int, str] = field(default_factory=dict)  # template index -> fingerprint
+    seen: dict[int, tuple] = field(default_factory=dict)  # template index -> (watch key, fp)
     due: dict[int, float] = field(default_factory=dict)  # template index -> change_mode time
 
     def event(self, kind: str, message: str, **details) -> None:
@@ -993,9 +994,20 @@ class NomadState:
             return False
         changed = False
         for i, tmpl in enumerate(tmpls):
-            try:
-                fp = self._fingerprint(a, tmpl, task)
-            except templates.Blocked:
+            # consul-template re-renders when a blocking query answers with a new index: while
+            # every index the template reads is the same, so is its fingerprint.
+            index = templates.watch_index(tmpl.get("EmbeddedTmpl") or "", self.consul)
+            key = None if index is None else (a.job.get("JobModifyIndex"), a.job.get("Version"),
+                                             a.node.get("ModifyIndex"), index)
+            if key is not None and key == (run.seen.get(i) or (None,))[0]:
+                fp = run.seen[i][1]
+            else:
+                try:
+                    fp = self._fingerprint(a, tmpl, task)
+                except templates.Blocked:
+                    fp = None
+                run.seen[i] = (key, fp)
+            if fp is None:
                 continue  # consul-template keeps the last rendering while it waits
             if fp == run.rendered.get(i):
                 run.due.pop(i, None)

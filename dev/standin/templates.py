@@ -67,6 +67,48 @@ def _parsed(text: str):
     return _parse(_actions(text))
 
 
+def watch_index(text: str, consul) -> tuple | None:
+    """The Consul indexes of everything `text` can read, as consul-template's blocking queries
+    see them (a service's health index, the catalog's, the KV table's): while they are the same,
+    so is the fingerprint. None where that is not known (Nomad variables, a service named at
+    run time): the caller evaluates the template again."""
+    deps = _static_deps(text or "")
+    if deps is None or consul is None:
+        return None
+    try:
+        tables = consul._tables  # noqa: SLF001 - no public table indexes in the state contract
+        out: list = [tables["nodes"]]
+        for fn, arg in deps:
+            if fn == "service":
+                m = _SERVICE.match(arg.partition("|")[0].strip())
+                if m is None or m.group("dc"):
+                    return None
+                out.append(consul.service_index(m.group("name"), True))
+            elif fn == "services":
+                out.append(tables["services"])
+            else:  # key, keyOrDefault, keyExists, ls, safeLs, tree, safeTree
+                out.append(consul._kv.index)  # noqa: SLF001
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=16384)
+def _static_deps(text: str) -> tuple[tuple[str, str], ...] | None:
+    if _SERVICE_HEAD_ENV.search(text):
+        return None
+    deps = []
+    for m in _CALL.finditer(text):
+        fn, arg = m.group(1), m.group(2)
+        if fn in ("nomadVar", "nomadVarExists", "nomadService") or (arg is None and fn != "services"):
+            return None
+        deps.append((fn, arg or ""))
+    return tuple(dict.fromkeys(deps))
+
+
+_SERVICE_HEAD_ENV = re.compile(r"\bservice\s+\(")
+
+
 # consul-template executes the Go template and records what each run reads: a `with service`
 # whose list is empty runs its `else` branch only, so a `key` there is read (and blocks) only
 # while the list is empty. The stand-in walks `with`/`range`/`if` blocks the same way for
