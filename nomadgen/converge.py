@@ -436,6 +436,7 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
         # 2. Jobs, layer by layer: a layer starts when the one before is healthy. Every set of
         # the manifest is judged, the unchanged ones too: exit 0 means all of them are healthy.
         deadline = t0 + timeout
+        wants = services_by_job(cs.plan)
         for layer in sorted({c.layer for c in cs.jobs if c.action in (CREATE, UPDATE, UNCHANGED)}):
             todo = [c for c in cs.jobs if c.layer == layer and c.action in (CREATE, UPDATE)]
             with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -459,7 +460,8 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
             with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
                 results = list(pool.map(
                     lambda c, reg=registered: _wait_healthy(nomad, consul, cs.plan, c, reg.get(c.id),
-                                                            deadline, progress), judged))
+                                                            deadline, progress,
+                                                            want=wants.get(c.id, {})), judged))
             for c, r in zip(judged, results, strict=True):
                 if isinstance(r, NomadgenError):
                     record(Step("healthy", c.id, False, r.subject))
@@ -544,20 +546,28 @@ def _register(nomad, c: JobChange):
         return exc
 
 
+def services_by_job(plan: Plan) -> dict[str, dict[str, int]]:
+    """Per job: the Consul services it registers, and how many passing instances make it
+    healthy. One walk over the sets for the whole push (not one per job)."""
+    out: dict[str, dict[str, int]] = {}
+    for s in plan.sets:
+        if s.interface.port and s.run.check is not None:
+            # a node-local set has its host's count
+            out.setdefault(plan.job_of(s.name), {})[s.job_id] = s.count
+    return out
+
+
 def expected_services(plan: Plan, job_id: str) -> dict[str, int]:
     """Consul services a job registers, and how many passing instances make it healthy."""
-    out = {}
-    for s in plan.sets:
-        if plan.job_of(s.name) == job_id and s.interface.port and s.run.check is not None:
-            out[s.job_id] = s.count  # a node-local set has its host's count
-    return out
+    return services_by_job(plan).get(job_id, {})
 
 
 _EVAL_DONE = ("complete", "failed", "canceled", "cancelled", "blocked")
 
 
 def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, reg: dict | None, deadline: float,
-                  progress: Callable[[Step], None] = lambda s: None):
+                  progress: Callable[[Step], None] = lambda s: None,
+                  want: dict[str, int] | None = None):
     """Healthy = the version just registered (or, for an unchanged job, the live one) is
     placed, its deployment (if it has one) succeeded, and its Consul checks pass.
 
@@ -578,7 +588,7 @@ def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, reg: dict | None, dea
         state["delay"] = min(state["delay"] * 1.5, 1.0)
 
     try:
-        want = expected_services(plan, c.id)
+        want = expected_services(plan, c.id) if want is None else want
         dep_id = None  # None: find the deployment of the live version; "": it has none
         if reg is not None:
             while True:
