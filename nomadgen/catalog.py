@@ -145,6 +145,10 @@ def load_template(path: Path) -> ServiceTemplate:
     resources = ck.resources(run.get("resources", {}), ("run", "resources"))
     check = ck.check(data.get("check", {}), ("check",), None, script=True)
     state = _state(data.get("state"), ck)
+    if scheduling == NODE_LOCAL and state is not None:
+        bad(("state",), "a node-local service cannot keep data",
+            "it runs as a sidecar in its dependent's group; make it per-zone to give it storage")
+        state = None
     kill_timeout = run.get("kill_timeout", 0)
     if not isinstance(kill_timeout, int) or isinstance(kill_timeout, bool) or not 0 <= kill_timeout <= 3600:
         bad(("run", "kill_timeout"), "must be whole seconds (0-3600)",

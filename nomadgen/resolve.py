@@ -201,7 +201,8 @@ def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
                     resources=ov.resources or run.resources)
                 per_zone = ov.per_zone or per_zone
                 if ov.state:
-                    run = _override_state(run, dict(ov.state), node.type, node.owner, manifest, problems)
+                    run = _override_state(run, dict(ov.state), node.type, node.owner, manifest, problems,
+                                          tpl.scheduling == NODE_LOCAL)
         else:
             svc = declared[name]
             run, iface, per_zone, count = svc.run, svc.interface, svc.per_zone, svc.count
@@ -385,8 +386,14 @@ def _check_cycles(edges: dict[str, list[str]], manifest: Manifest) -> None:
 
 
 def _override_state(run, fields: dict, typ: str, owner: str, manifest: Manifest,
-                    problems: list[Problem]):
+                    problems: list[Problem], node_local: bool = False):
     base = run.state
+    if node_local:
+        problems.append(Problem(
+            f"{owner} overrides {typ}.state, but {typ} is node-local and cannot keep data",
+            where(manifest, owner, "overrides", typ, "state"),
+            "it runs as a sidecar in your group; use a per-zone service for data"))
+        return run
     if base is None and "path" not in fields:
         problems.append(Problem(
             f"{owner} overrides {typ}.state, but the {typ} template keeps no data",

@@ -139,7 +139,17 @@ def test_state_for_a_stateless_template_needs_a_path():
     with pytest.raises(ResolutionError) as e:
         jobs(doc)
     (p,) = e.value.problems
-    assert "memcache template keeps no data" in p.message and p.location.startswith("m.json:1:")
+    assert "memcache is node-local and cannot keep data" in p.message
+    assert p.location.startswith("m.json:1:")
+
+
+def test_a_node_local_template_cannot_declare_state(tmp_path):
+    bad = tmp_path / "cache.toml"
+    bad.write_text('scheduling = "node-local"\n[run]\nimage = "x:1"\nports = { c = 1 }\n'
+                   '[state]\npath = "/data"\n')
+    with pytest.raises(TemplateError) as e:
+        load_template(bad)
+    assert any("node-local service cannot keep data" in p.message for p in e.value.problems)
 
 
 def test_bad_storage_config_is_refused(tmp_path):
