@@ -11,6 +11,7 @@ codes and bodies.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -551,6 +552,17 @@ class NomadState:
         self._settle()
         return ev
 
+    @contextlib.contextmanager
+    def _unlocked(self):
+        """The state lock released, however deep this thread holds it: a plan runs Nomad's
+        scheduler on a snapshot (nomad/job_endpoint.go Plan), so plans and other requests
+        need not wait for each other's nomad-sched runs. Everything the run reads is copied."""
+        saved = self.lock._release_save()  # noqa: SLF001 - as threading.Condition does
+        try:
+            yield
+        finally:
+            self.lock._acquire_restore(saved)  # noqa: SLF001
+
     def _add_eval(self, ev: dict) -> None:
         if ev["ID"] not in self.evals:  # a queued evaluation is stored when enqueued
             self._job_evals.setdefault((ev["Namespace"], ev["JobID"]), []).append(ev)
@@ -639,7 +651,8 @@ class NomadState:
 
         try:
             d = nomadsched.decide(nomadsched.binary(), job, nodes, lives, pool_size=len(in_pool),
-                                  reasons=reasons)
+                                  reasons=reasons,
+                                  unlocked=self._unlocked if dry_run else contextlib.nullcontext)
         except nomadsched.SchedError as exc:
             self.sched_errors.append(f"{job['ID']}: {exc}")
             log.error("nomad-sched failed for job %s, the stand-in's engine decides: %s",

@@ -11,6 +11,7 @@ own engine (`scheduler.py`, `jobspec.tasks_updated`). dev/README.md lists what i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -145,9 +146,10 @@ def build_input(job: dict, nodes: list[dict], live: list[LiveAlloc]) -> tuple[di
     return data, current
 
 
-def run(binary_path: Path, data: dict) -> dict:
+def run(binary_path: Path, data: dict | str) -> dict:
     try:
-        proc = subprocess.run([str(binary_path)], input=json.dumps(data), capture_output=True,
+        proc = subprocess.run([str(binary_path)], capture_output=True,
+                              input=data if isinstance(data, str) else json.dumps(data),
                               text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SchedError(f"nomad-sched did not run: {exc}") from exc
@@ -202,10 +204,13 @@ def server_class_filter(metric: dict, classes: dict[str, str], reasons: dict[str
 
 
 def decide(binary_path: Path, job: dict, nodes: list[dict], live: list[LiveAlloc], *,
-           pool_size: int, reasons=None) -> Decision:
-    """`reasons(group) -> {node name: reason}`: see server_class_filter."""
+           pool_size: int, reasons=None, unlocked=contextlib.nullcontext) -> Decision:
+    """`reasons(group) -> {node name: reason}`: see server_class_filter. `unlocked()`: a
+    context in which the binary runs (the stand-in's state lock released for a plan)."""
     data, current = build_input(job, nodes, live)
-    out = run(binary_path, data)
+    payload = json.dumps(data)  # before the lock is released: the input is what it saw
+    with unlocked():
+        out = run(binary_path, payload)
     run_ = out["run"]
     d = Decision(raw=out)
     failed = {}
