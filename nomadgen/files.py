@@ -110,10 +110,15 @@ def _preflight(root: Path, files: dict[str, str], ours: bool, force: bool) -> No
                 f"({', '.join(sorted(others)[:3])}{' ...' if len(others) > 3 else ''})",
                 hint="pass an empty or new folder, or --force to write beside those files")
     problems = []
+    in_the_way: dict[Path, bool] = {}  # each folder looked at once, not once per file
     for rel in sorted(files):
         dest = root / rel
         for parent in [*reversed(dest.parent.parents), dest.parent]:
-            if parent.exists() and not parent.is_dir() and root in (parent, *parent.parents):
+            bad = in_the_way.get(parent)
+            if bad is None:
+                bad = in_the_way[parent] = (parent.exists() and not parent.is_dir()
+                                            and root in (parent, *parent.parents))
+            if bad:
                 problems.append(Problem(f"{parent} is a file, so {rel} cannot be written"))
                 break
         if dest.is_dir():

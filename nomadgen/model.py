@@ -151,6 +151,9 @@ class Service(NamedTuple):
     node_pool: str = ""
 
 
+_SERVICE_INDEX: tuple[tuple, dict] = ((), {})  # (the last Manifest.services, name -> service)
+
+
 class Manifest(NamedTuple):
     name: str
     path: str
@@ -158,10 +161,14 @@ class Manifest(NamedTuple):
     text: str = ""  # to point errors at lines
 
     def service(self, name: str) -> Service | None:
-        for s in self.services:
-            if s.name == name:
-                return s
-        return None
+        # An index, built once per services tuple: resolution asks for every service, and a
+        # scan each time made 10k-service manifests quadratic.
+        global _SERVICE_INDEX
+        services, index = _SERVICE_INDEX
+        if services is not self.services:
+            index = {s.name: s for s in reversed(self.services)}  # the first one wins
+            _SERVICE_INDEX = (self.services, index)
+        return index.get(name)
 
 
 class Instance(NamedTuple):
