@@ -22,7 +22,7 @@ from typing import NamedTuple
 from . import names
 from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError, Unplaceable
 from .model import EXTERNAL, Job, KVEntry, Plan, Settings
-from .render import META_HASH, META_MANIFEST, META_SET, pretty_json, reads, workload_policies
+from .render import META_MANIFEST, META_SET, pretty_json, reads, workload_policies
 
 CREATE, UPDATE, UNCHANGED, STOP, STALE = "create", "update", "unchanged", "stop", "stale"
 REGISTER, DEREGISTER = "register", "deregister"
@@ -195,9 +195,9 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
                 (f"owned by manifest {owner!r}" if owner else "not managed by nomadgen"),
                 hint="rename the service, or stop that job first; nomadgen never touches jobs it does not own"))
             continue
-        stopped = bool(stub.get("Stop")) or stub.get("Status") == "dead"
-        same = meta.get(META_HASH) == j.spec_hash and not stopped
-        changes.append(JobChange(j.id, j.set, UNCHANGED if same else UPDATE, layer, j.api,
+        # Changed or not is decided below from Nomad's plan diff against the live job, so a
+        # change made by hand (count, image, constraint) is drift that submit converges back.
+        changes.append(JobChange(j.id, j.set, UPDATE, layer, j.api,
                                  int(stub.get("JobModifyIndex") or 0)))
     if problems:
         raise Conflict("jobs in the way", problems)
@@ -209,12 +209,13 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
             changes.append(JobChange(jid, meta.get(META_SET, jid), STOP if prune else STALE,
                                      len(plan.layers), None, int(current[jid].get("JobModifyIndex") or 0)))
 
-    if nomad_plan:
-        todo = [c for c in changes if c.action in (CREATE, UPDATE)]
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            plans = list(pool.map(lambda c: nomad.plan(c.job), todo))
-        done = {c.id: p for c, p in zip(todo, plans, strict=True)}
-        changes = [c._replace(nomad_plan=done.get(c.id)) for c in changes]
+    # Existing jobs are always planned: the diff is what says "changed". nomad_plan=False only
+    # skips the dry runs of new jobs (a quick re-read that compares job indexes).
+    todo = [c for c in changes if c.action == UPDATE or (nomad_plan and c.action == CREATE)]
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        plans = list(pool.map(lambda c: nomad.plan(c.job), todo))
+    done = {c.id: p for c, p in zip(todo, plans, strict=True)}
+    changes = [judge_change(c, done.get(c.id), current.get(c.id)) for c in changes]
 
     root = prefix_of(plan.manifest, settings)
     tree = consul.kv_tree(root)
@@ -274,6 +275,17 @@ def _policy_changes(plan: Plan, jobs: list[Job], nomad, settings: Settings,
             out.append(PolicyChange(name, ((stub.get("JobACL") or {}).get("JobID", "")),
                                     DELETE if prune else UNCHANGED))
     return tuple(out)
+
+
+def judge_change(c: JobChange, nomad_plan: dict | None, stub: dict | None) -> JobChange:
+    """Pure: an owned, live job is unchanged when Nomad's plan diff against it is empty (Type
+    None) and it is not stopped; anything else the diff shows is a change (ours or drift)."""
+    c = c._replace(nomad_plan=nomad_plan)
+    if c.action != UPDATE or nomad_plan is None or stub is None:
+        return c
+    stopped = bool(stub.get("Stop")) or stub.get("Status") == "dead"
+    diff_type = ((nomad_plan.get("Diff") or {}).get("Type")) or "None"
+    return c._replace(action=UNCHANGED) if diff_type == "None" and not stopped else c
 
 
 def owned_external(services: dict[str, dict], manifest: str) -> dict[str, dict]:
@@ -397,7 +409,7 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
         progress(step)
 
     infeasible = [(c.id, _failures(c.nomad_plan)) for c in cs.jobs
-                  if c.nomad_plan and _failures(c.nomad_plan)]
+                  if c.action in (CREATE, UPDATE) and _failures(c.nomad_plan)]
     if infeasible:
         raise ResolutionError(
             "the cluster cannot place this manifest; nothing was written",

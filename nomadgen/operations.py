@@ -24,7 +24,7 @@ from .errors import (
 )
 from .fields import NAME_RE, cut
 from .pipeline import Rendered, build_plan, no_gc
-from .render import META_HASH, META_MANIFEST, interfaces, render
+from .render import META_MANIFEST, interfaces, render
 from .settings import Config
 
 
@@ -103,14 +103,17 @@ def data_problem(d: data.DataStatement) -> Problem:
 def needs_lock(cs: converge.ChangeSet) -> bool:
     """Whether applying `cs` writes anything. Not when nothing changed, nor when Nomad's plan
     says a job cannot be placed (apply refuses before its first write)."""
-    if any(converge._failures(c.nomad_plan) for c in cs.jobs):
+    if any(converge._failures(c.nomad_plan) for c in cs.jobs
+           if c.action in (converge.CREATE, converge.UPDATE)):
         return False
     return cs.changed or any(k.action != converge.UNCHANGED for k in cs.push)
 
 
 def fingerprint(cs: converge.ChangeSet) -> tuple:
     """What a change set was computed from: each job's and key's action and index."""
-    return (tuple((c.id, c.action, c.modify_index) for c in cs.jobs),
+    # A job's index says whether it changed since; its action is derived from it and the fixed
+    # desired job (a re-read without dry runs cannot tell "unchanged" from "update").
+    return (tuple((c.id, c.modify_index) for c in cs.jobs),
             tuple((k.key, k.action, k.index) for k in cs.kv + cs.push),
             tuple((s.id, s.action) for s in cs.services), cs.credentials)
 
@@ -159,13 +162,8 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
             stopped = stub.get("Stop")
             state = "stopped" if stopped else stub.get("Status", "?")
             meta = stub.get("Meta") or {}
-            pushed = record["jobs"].get(job_id)
-            if meta.get(META_MANIFEST) != manifest_name:
-                drift = "not ours"
-            elif pushed and meta.get(META_HASH) != pushed:
-                drift = "changed since push"
-            else:
-                drift = "in sync"
+            # Changes made by hand show in `nomadgen plan` (Nomad's diff against the live job).
+            drift = "not ours" if meta.get(META_MANIFEST) != manifest_name else "in sync"
             history = nomad.allocations(job_id)
             placements = tuple(sorted(
                 (_zone(nodes.get(a.get("NodeID")), attr), a.get("NodeName", "?"), a.get("ClientStatus", "?"))

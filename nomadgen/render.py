@@ -92,7 +92,8 @@ def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: dict | Non
     if settings.node_pool:  # Nomad 1.6+: only when nomad_version allows it (settings.py)
         job["NodePool"] = settings.node_pool
     digest = spec_hash(job)
-    job["Meta"][META_HASH] = digest
+    # The hash stays out of the job: job meta reaches every task, so Nomad would replace every
+    # allocation on every change. "Changed?" is Nomad's own plan diff against the live job.
     return Job(id=s.job_id, set=s.name, api=job, spec_hash=digest)
 
 

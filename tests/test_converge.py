@@ -4,11 +4,13 @@ judged too, and only nomadgen's own agent services are touched."""
 
 from __future__ import annotations
 
+import copy
 import json
 from types import SimpleNamespace
 
 import pytest
 
+from nomadgen import converge
 from nomadgen.converge import ApplyError, apply
 from nomadgen.errors import NotHealthy, Unplaceable
 from nomadgen.operations import prepare
@@ -120,3 +122,89 @@ def test_external_services_never_touch_what_nomad_registered(cluster, tmp_path):
     res = cli(cluster, "destroy", "dockland", "--yes")
     assert res.exit_code == 0
     assert not [x for x in cluster.faults.log if "/v1/agent/service/deregister/_nomad" in x[2]]
+
+
+def _live_ids(nomad, job_id):
+    return {a["ID"] for a in nomad.allocations(job_id) if a["DesiredStatus"] == "run"}
+
+
+def _inplace(cluster, tmp_path, mutate):
+    """Push {"app": {}}, then the same jobs with `mutate` applied to app's API job: returns
+    the change set, the allocation IDs before and after."""
+    cfg = load_config(env={})
+    nomad, consul = backends(cluster)
+    prep = prepare(str(manifest_copy(tmp_path, {"app": {}})), cfg, nomad, consul, name="dockland")
+    apply(prep.changes, nomad, consul, cfg.render, timeout=60)
+    before = _live_ids(nomad, "app")
+    jobs = []
+    for j in prep.rendered.jobs:
+        api = copy.deepcopy(j.api)
+        if j.id == "app":
+            mutate(api)
+        jobs.append(j._replace(api=api))
+    cs = converge.observe(prep.rendered.plan, jobs, prep.rendered.interfaces, nomad, consul, cfg.render)
+    apply(cs, nomad, consul, cfg.render, timeout=60)
+    return cs, before, _live_ids(nomad, "app")
+
+
+@pytest.mark.parametrize("kind", ["count", "service tags", "check", "constraint", "update block"])
+def test_changes_nomad_can_apply_in_place_keep_every_allocation(cluster, tmp_path, kind):
+    def mutate(api):
+        group = api["TaskGroups"][0]
+        if kind == "count":
+            group["Count"] += 1
+            group["Constraints"] = [c for c in group.get("Constraints") or ()
+                                    if c.get("Operand") != "distinct_property"] or None
+        elif kind == "service tags":
+            group["Services"][0]["Tags"] = list(group["Services"][0].get("Tags") or ()) + ["v2"]
+        elif kind == "check":
+            group["Services"][0]["Checks"][0]["Interval"] *= 2
+        elif kind == "constraint":
+            group["Constraints"] = list(group.get("Constraints") or ()) + [
+                {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"}]
+        else:
+            (group.get("Update") or api["Update"])["MinHealthyTime"] = 2 * 10**9
+
+    cs, before, after = _inplace(cluster, tmp_path, mutate)
+    (app,) = [c for c in cs.jobs if c.id == "app"]
+    assert app.action == "update"
+    updates = app.nomad_plan["Annotations"]["DesiredTGUpdates"]["app"]
+    assert updates["DestructiveUpdate"] == 0 and updates["InPlaceUpdate"] == 3, updates
+    assert before and before <= after  # the same allocations keep running
+
+
+def test_spread_and_affinity_changes_carry_nothing_of_nomadgens_own(cluster, tmp_path):
+    """Nomad before 1.10 (the stand-in follows 1.5.8's scheduler) replaces allocations on a
+    spread or affinity change: that is Nomad's rule. What nomadgen owns is that the diff holds
+    the affinity alone, no meta of its own that would force a replacement on any Nomad."""
+    def mutate(api):
+        api["TaskGroups"][0]["Affinities"] = [
+            {"LTarget": "${node.datacenter}", "Operand": "=", "RTarget": "zone-a", "Weight": 50}]
+
+    cfg = load_config(env={})
+    nomad, consul = backends(cluster)
+    prep = prepare(str(manifest_copy(tmp_path, {"app": {}})), cfg, nomad, consul, name="dockland")
+    apply(prep.changes, nomad, consul, cfg.render, timeout=60)
+    api = copy.deepcopy(next(j.api for j in prep.rendered.jobs if j.id == "app"))
+    mutate(api)
+    diff = nomad.plan(api)["Diff"]
+    assert not [f for f in diff.get("Fields") or () if f["Type"] != "None"]
+    (group,) = diff["TaskGroups"]
+    assert [o["Name"] for o in group.get("Objects") or () if o["Type"] != "None"] == ["Affinity"]
+    assert not [t for t in group.get("Tasks") or () if t["Type"] != "None"]
+
+
+def test_a_change_made_by_hand_is_drift_that_submit_converges_back(cluster, tmp_path):
+    manifest = manifest_copy(tmp_path, {"app": {}})
+    assert cli(cluster, "submit", str(manifest)).exit_code == 0
+    nomad, _ = backends(cluster)
+    job = nomad.job("app")
+    job["TaskGroups"][0]["Count"] = 1
+    settled(cluster, nomad, nomad.register(job, job["JobModifyIndex"]))
+    res = cli(cluster, "plan", str(manifest))
+    assert res.exit_code == 1 and "~ job app" in res.stdout and 'Count: "1" => "3"' in res.stdout
+    res = cli(cluster, "submit", str(manifest))
+    assert res.exit_code == 0, res.output
+    assert nomad.job("app")["TaskGroups"][0]["Count"] == 3
+    assert len(_live_ids(nomad, "app")) == 3
+    assert cli(cluster, "plan", str(manifest)).exit_code == 0

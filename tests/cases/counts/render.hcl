@@ -4,9 +4,8 @@ job "queue" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "counts"
-    nomadgen_set       = "queue"
-    nomadgen_spec_hash = "7511e584c482b1f2"
+    nomadgen_manifest = "counts"
+    nomadgen_set      = "queue"
   }
 
   update {
@@ -91,9 +90,8 @@ job "redis-web" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "counts"
-    nomadgen_set       = "redis:web"
-    nomadgen_spec_hash = "ca9c0f8828047fef"
+    nomadgen_manifest = "counts"
+    nomadgen_set      = "redis:web"
   }
 
   update {
@@ -187,9 +185,8 @@ job "web" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "counts"
-    nomadgen_set       = "web"
-    nomadgen_spec_hash = "937312d2f23cf822"
+    nomadgen_manifest = "counts"
+    nomadgen_set      = "web"
   }
 
   update {

@@ -5,9 +5,8 @@ job "prod-app" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "env-prod@prod"
-    nomadgen_set       = "app"
-    nomadgen_spec_hash = "ff31f38af8c4d9f9"
+    nomadgen_manifest = "env-prod@prod"
+    nomadgen_set      = "app"
   }
 
   update {
@@ -165,9 +164,8 @@ job "prod-blog" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "env-prod@prod"
-    nomadgen_set       = "blog"
-    nomadgen_spec_hash = "0e72b8abdd9fbe1b"
+    nomadgen_manifest = "env-prod@prod"
+    nomadgen_set      = "blog"
   }
 
   update {
@@ -324,9 +322,8 @@ job "prod-psql-app" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "env-prod@prod"
-    nomadgen_set       = "psql:app"
-    nomadgen_spec_hash = "f1c9d186c580ab4c"
+    nomadgen_manifest = "env-prod@prod"
+    nomadgen_set      = "psql:app"
   }
 
   update {
@@ -440,9 +437,8 @@ job "prod-psql-blog" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "env-prod@prod"
-    nomadgen_set       = "psql:blog"
-    nomadgen_spec_hash = "c7b00b60633a163e"
+    nomadgen_manifest = "env-prod@prod"
+    nomadgen_set      = "psql:blog"
   }
 
   update {
@@ -556,9 +552,8 @@ job "prod-worker" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "env-prod@prod"
-    nomadgen_set       = "worker"
-    nomadgen_spec_hash = "b3a72879423c2748"
+    nomadgen_manifest = "env-prod@prod"
+    nomadgen_set      = "worker"
   }
 
   update {

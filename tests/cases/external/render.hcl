@@ -4,9 +4,8 @@ job "billing" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "external"
-    nomadgen_set       = "billing"
-    nomadgen_spec_hash = "72e7b7fd0d0d8ad5"
+    nomadgen_manifest = "external"
+    nomadgen_set      = "billing"
   }
 
   update {
@@ -123,9 +122,8 @@ job "redis-billing" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "external"
-    nomadgen_set       = "redis:billing"
-    nomadgen_spec_hash = "50093312ae0a62a1"
+    nomadgen_manifest = "external"
+    nomadgen_set      = "redis:billing"
   }
 
   update {

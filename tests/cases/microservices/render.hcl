@@ -4,9 +4,8 @@ job "cart" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "microservices"
-    nomadgen_set       = "cart"
-    nomadgen_spec_hash = "f4358e3916c8bea4"
+    nomadgen_manifest = "microservices"
+    nomadgen_set      = "cart"
   }
 
   update {
@@ -110,9 +109,8 @@ job "checkout" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "microservices"
-    nomadgen_set       = "checkout"
-    nomadgen_spec_hash = "4c25da33f29b37ae"
+    nomadgen_manifest = "microservices"
+    nomadgen_set      = "checkout"
   }
 
   update {
@@ -240,9 +238,8 @@ job "frontend" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "microservices"
-    nomadgen_set       = "frontend"
-    nomadgen_spec_hash = "c4c33ada2d16a63e"
+    nomadgen_manifest = "microservices"
+    nomadgen_set      = "frontend"
   }
 
   update {
@@ -368,9 +365,8 @@ job "psql-checkout" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "microservices"
-    nomadgen_set       = "psql:checkout"
-    nomadgen_spec_hash = "57ebc3da01f3fc55"
+    nomadgen_manifest = "microservices"
+    nomadgen_set      = "psql:checkout"
   }
 
   update {
@@ -483,9 +479,8 @@ job "redis-cart" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "microservices"
-    nomadgen_set       = "redis:cart"
-    nomadgen_spec_hash = "e0a9d6a0d6c6d601"
+    nomadgen_manifest = "microservices"
+    nomadgen_set      = "redis:cart"
   }
 
   update {

@@ -4,9 +4,8 @@ job "api" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "nasty-values"
-    nomadgen_set       = "api"
-    nomadgen_spec_hash = "fa035293d61a52b0"
+    nomadgen_manifest = "nasty-values"
+    nomadgen_set      = "api"
   }
 
   update {
@@ -121,9 +120,8 @@ job "redis-api" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "nasty-values"
-    nomadgen_set       = "redis:api"
-    nomadgen_spec_hash = "83a89b9ec7f84947"
+    nomadgen_manifest = "nasty-values"
+    nomadgen_set      = "redis:api"
   }
 
   update {

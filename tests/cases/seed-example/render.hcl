@@ -4,9 +4,8 @@ job "app" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "seed-example"
-    nomadgen_set       = "app"
-    nomadgen_spec_hash = "cce015b11a50f71f"
+    nomadgen_manifest = "seed-example"
+    nomadgen_set      = "app"
   }
 
   update {
@@ -162,9 +161,8 @@ job "blog" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "seed-example"
-    nomadgen_set       = "blog"
-    nomadgen_spec_hash = "81718fa6e141dfa8"
+    nomadgen_manifest = "seed-example"
+    nomadgen_set      = "blog"
   }
 
   update {
@@ -320,9 +318,8 @@ job "psql-app" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "seed-example"
-    nomadgen_set       = "psql:app"
-    nomadgen_spec_hash = "c821f2157fd0a5cd"
+    nomadgen_manifest = "seed-example"
+    nomadgen_set      = "psql:app"
   }
 
   update {
@@ -435,9 +432,8 @@ job "psql-blog" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "seed-example"
-    nomadgen_set       = "psql:blog"
-    nomadgen_spec_hash = "e6972e26014d366e"
+    nomadgen_manifest = "seed-example"
+    nomadgen_set      = "psql:blog"
   }
 
   update {
@@ -550,9 +546,8 @@ job "worker" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "seed-example"
-    nomadgen_set       = "worker"
-    nomadgen_spec_hash = "f8444ac25cc7b71c"
+    nomadgen_manifest = "seed-example"
+    nomadgen_set      = "worker"
   }
 
   update {

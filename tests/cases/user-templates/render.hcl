@@ -4,9 +4,8 @@ job "app" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "user-templates"
-    nomadgen_set       = "app"
-    nomadgen_spec_hash = "82965ac6d85f994b"
+    nomadgen_manifest = "user-templates"
+    nomadgen_set      = "app"
   }
 
   update {
@@ -125,9 +124,8 @@ job "pgbouncer-app" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "user-templates"
-    nomadgen_set       = "pgbouncer:app"
-    nomadgen_spec_hash = "ef2ed6e06b71bdf1"
+    nomadgen_manifest = "user-templates"
+    nomadgen_set      = "pgbouncer:app"
   }
 
   update {
@@ -235,9 +233,8 @@ job "psql-pgbouncer-app" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "user-templates"
-    nomadgen_set       = "psql:pgbouncer:app"
-    nomadgen_spec_hash = "e3ec43db55b0a3a6"
+    nomadgen_manifest = "user-templates"
+    nomadgen_set      = "psql:pgbouncer:app"
   }
 
   update {
@@ -350,9 +347,8 @@ job "redis-app" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "user-templates"
-    nomadgen_set       = "redis:app"
-    nomadgen_spec_hash = "6bcacc0b78b53c4e"
+    nomadgen_manifest = "user-templates"
+    nomadgen_set      = "redis:app"
   }
 
   update {
