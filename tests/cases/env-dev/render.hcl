@@ -4,9 +4,8 @@ job "dev-app" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "env-dev@dev"
-    nomadgen_set       = "app"
-    nomadgen_spec_hash = "16062830eaac1c62"
+    nomadgen_manifest = "env-dev@dev"
+    nomadgen_set      = "app"
   }
 
   update {
@@ -162,9 +161,8 @@ job "dev-blog" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "env-dev@dev"
-    nomadgen_set       = "blog"
-    nomadgen_spec_hash = "46ddb7bf7e939fc3"
+    nomadgen_manifest = "env-dev@dev"
+    nomadgen_set      = "blog"
   }
 
   update {
@@ -320,9 +318,8 @@ job "dev-psql-app" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "env-dev@dev"
-    nomadgen_set       = "psql:app"
-    nomadgen_spec_hash = "7c7ae8974ed879b4"
+    nomadgen_manifest = "env-dev@dev"
+    nomadgen_set      = "psql:app"
   }
 
   update {
@@ -435,9 +432,8 @@ job "dev-psql-blog" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "env-dev@dev"
-    nomadgen_set       = "psql:blog"
-    nomadgen_spec_hash = "9719ba0f41fc469a"
+    nomadgen_manifest = "env-dev@dev"
+    nomadgen_set      = "psql:blog"
   }
 
   update {
@@ -550,9 +546,8 @@ job "dev-worker" {
   type        = "service"
 
   meta {
-    nomadgen_manifest  = "env-dev@dev"
-    nomadgen_set       = "worker"
-    nomadgen_spec_hash = "d52591e53b377b0d"
+    nomadgen_manifest = "env-dev@dev"
+    nomadgen_set      = "worker"
   }
 
   update {
