@@ -5,7 +5,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo demo-envs test check lint bench dev-up dev-down clean
+.PHONY: install demo demo-envs test check lint typecheck bench dev-up dev-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,7 +26,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check nomadgen dev tests
 
-check: lint test
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# What CI runs (.ci/run): lint and types first (fast), then the suite, last.
+check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python dev/bench.py

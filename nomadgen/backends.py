@@ -1,7 +1,7 @@
 """The only code that talks to Nomad and Consul: one small adapter per service, over python-nomad
 and py-consul. Every foreign exception is translated here (`raise ... from`) into the
 nomadgen.errors tree, so nothing above this module knows the clients exist. Tests can swap an
-adapter for any object with the same methods."""
+adapter for any object with the same methods: `NomadAPI` and `ConsulAPI` say which."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from .errors import BackendError, Conflict, NomadgenError, PermissionDenied, Rejected, Unavailable
 from .settings import Endpoint
@@ -27,8 +27,56 @@ class Node(NamedTuple):
     address: str
     status: str
     eligible: bool
-    meta: dict
-    attributes: dict
+    meta: dict[str, str]
+    attributes: dict[str, str]
+
+
+class NomadAPI(Protocol):
+    """What the layers above use of Nomad (NomadBackend, or a test's fake)."""
+
+    def ping(self) -> str: ...
+    def nodes(self, with_meta: bool) -> list[Node]: ...
+    def jobs(self) -> dict[str, dict[str, Any]]: ...
+    def job(self, job_id: str) -> dict[str, Any] | None: ...
+    def allocations(self, job_id: str) -> list[dict[str, Any]]: ...
+    def allocation(self, alloc_id: str) -> dict[str, Any] | None: ...
+    def deployment(self, job_id: str) -> dict[str, Any] | None: ...
+    def evaluation(self, eval_id: str) -> dict[str, Any] | None: ...
+    def evaluations(self, job_id: str) -> list[dict[str, Any]]: ...
+    def deployment_by_id(self, deployment_id: str) -> dict[str, Any] | None: ...
+    def plan(self, job: dict[str, Any]) -> dict[str, Any]: ...
+    def variable_exists(self, path: str) -> bool: ...
+    def acl_policies(self) -> dict[str, dict[str, Any]] | None: ...
+    def acl_policy(self, name: str) -> dict[str, Any] | None: ...
+    def put_acl_policy(self, body: dict[str, Any]) -> None: ...
+    def delete_acl_policy(self, name: str) -> None: ...
+    def create_variable(self, path: str, items: dict[str, str]) -> bool: ...
+    def register(self, job: dict[str, Any], modify_index: int) -> dict[str, Any]: ...
+    def stop(self, job_id: str, purge: bool = False) -> dict[str, Any] | None: ...
+
+
+class ConsulAPI(Protocol):
+    """What the layers above use of Consul (ConsulBackend, or a test's fake)."""
+
+    writes: int
+
+    def ping(self) -> str: ...
+    def kv_tree(self, prefix: str) -> dict[str, tuple[bytes, int]]: ...
+    def kv_get(self, key: str) -> tuple[bytes, int] | None: ...
+    def txn(self, ops: list[dict[str, Any]]) -> int: ...
+    def healthy(self, service: str) -> list[dict[str, Any]]: ...
+    def service_health(self, service: str) -> list[dict[str, Any]]: ...
+    def register_service(self, name: str, service_id: str, address: str, port: int,
+                         tags: list[str], meta: dict[str, str]) -> None: ...
+    def deregister_service(self, service_id: str) -> None: ...
+    def services(self) -> dict[str, dict[str, Any]]: ...
+    def session_create(self, name: str, ttl_s: int, lock_delay_s: int) -> str: ...
+    def session_renew(self, session: str) -> bool: ...
+    def session_destroy(self, session: str) -> None: ...
+    def session_info(self, session: str) -> dict[str, Any] | None: ...
+    def kv_acquire(self, key: str, value: bytes, session: str) -> bool: ...
+    def kv_release(self, key: str, session: str) -> bool: ...
+    def kv_delete_cas(self, key: str, index: int) -> bool: ...
 
 
 def _hint_for(ep: Endpoint, exc: BaseException) -> str:
@@ -84,7 +132,7 @@ class NomadBackend:
                 os.environ.update(saved)
 
     # --- translation ---------------------------------------------------------------------
-    def _call(self, what: str, fn: Callable, *args, read: bool = True, **kwargs) -> Any:
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, read: bool = True, **kwargs: Any) -> Any:
         return _retrying(lambda: fn(*args, **kwargs), lambda exc: self._translate(what, exc, read), read)
 
     def _translate(self, what: str, exc: Exception, read: bool) -> BackendError | None:
@@ -129,7 +177,8 @@ class NomadBackend:
         stubs = self._call("listing nodes", self.client.nodes.get_nodes)
         out = []
         for s in stubs:
-            meta, attrs = {}, {}
+            meta: dict[str, str] = {}
+            attrs: dict[str, str] = {}
             if with_meta:  # Meta and Attributes only come with the full node
                 full = self._call(f"reading node {s['Name']}", self.client.node.get_node, s["ID"])
                 meta, attrs = full.get("Meta") or {}, full.get("Attributes") or {}
@@ -138,58 +187,58 @@ class NomadBackend:
                             meta, attrs))
         return sorted(out, key=lambda n: n.name)
 
-    def jobs(self) -> dict[str, dict]:
+    def jobs(self) -> dict[str, dict[str, Any]]:
         """All jobs in the namespace, with their Meta (one request)."""
         stubs = self._call("listing jobs", self.client.jobs.get_jobs, meta=True)
         return {s["ID"]: s for s in stubs}
 
-    def job(self, job_id: str) -> dict | None:
+    def job(self, job_id: str) -> dict[str, Any] | None:
         try:
             return self._call(f"reading job {job_id}", self.client.job.get_job, job_id)
         except self._nex.URLNotFoundNomadException:
             return None
 
-    def allocations(self, job_id: str) -> list[dict]:
+    def allocations(self, job_id: str) -> list[dict[str, Any]]:
         try:
             return self._call(f"reading allocations of {job_id}", self.client.job.get_allocations, job_id)
         except self._nex.URLNotFoundNomadException:
             return []
 
-    def allocation(self, alloc_id: str) -> dict | None:
+    def allocation(self, alloc_id: str) -> dict[str, Any] | None:
         """The full allocation (PreviousAllocation, Job), which list stubs lack."""
         try:
             return self._call(f"reading allocation {alloc_id}", self.client.allocation.get_allocation, alloc_id)
         except self._nex.URLNotFoundNomadException:
             return None
 
-    def deployment(self, job_id: str) -> dict | None:
+    def deployment(self, job_id: str) -> dict[str, Any] | None:
         try:
             return self._call(f"reading the deployment of {job_id}", self.client.job.get_deployment, job_id)
         except self._nex.URLNotFoundNomadException:
             return None
 
-    def evaluation(self, eval_id: str) -> dict | None:
+    def evaluation(self, eval_id: str) -> dict[str, Any] | None:
         try:
             return self._call(f"reading evaluation {eval_id}", self.client.evaluation.get_evaluation,
                               eval_id)
         except self._nex.URLNotFoundNomadException:
             return None
 
-    def evaluations(self, job_id: str) -> list[dict]:
+    def evaluations(self, job_id: str) -> list[dict[str, Any]]:
         try:
             return self._call(f"reading evaluations of {job_id}", self.client.job.get_evaluations,
                               job_id)
         except self._nex.URLNotFoundNomadException:
             return []
 
-    def deployment_by_id(self, deployment_id: str) -> dict | None:
+    def deployment_by_id(self, deployment_id: str) -> dict[str, Any] | None:
         try:
             return self._call(f"reading deployment {deployment_id}",
                               self.client.deployment.get_deployment, deployment_id)
         except self._nex.URLNotFoundNomadException:
             return None
 
-    def plan(self, job: dict) -> dict:
+    def plan(self, job: dict[str, Any]) -> dict[str, Any]:
         try:
             return self._call(f"planning job {job['ID']}", self.client.job.plan_job, job["ID"],
                               {"Job": job}, diff=True)
@@ -205,7 +254,7 @@ class NomadBackend:
         except self._nex.URLNotFoundNomadException:
             return False
 
-    def acl_policies(self) -> dict[str, dict] | None:
+    def acl_policies(self) -> dict[str, dict[str, Any]] | None:
         """ACL policy stubs (Name, Description, JobACL) by name; None on a cluster without ACLs."""
         try:
             stubs = self._call("listing ACL policies", self.client.acl.get_policies)
@@ -215,14 +264,14 @@ class NomadBackend:
             raise
         return {s["Name"]: s for s in stubs or ()}
 
-    def acl_policy(self, name: str) -> dict | None:
+    def acl_policy(self, name: str) -> dict[str, Any] | None:
         try:
             return self._call(f"reading ACL policy {name}", self.client.acl.get_policy, name)
         except self._nex.URLNotFoundNomadException:
             return None
 
     # --- writes ------------------------------------------------------------------------------
-    def put_acl_policy(self, body: dict) -> None:
+    def put_acl_policy(self, body: dict[str, Any]) -> None:
         self._call(f"writing ACL policy {body['Name']}", self.client.acl.create_policy,
                    body["Name"], body, read=False)
 
@@ -241,7 +290,7 @@ class NomadBackend:
             return True
         except self._nex.VariableConflict:
             return False
-    def register(self, job: dict, modify_index: int) -> dict:
+    def register(self, job: dict[str, Any], modify_index: int) -> dict[str, Any]:
         """Check-and-set: 0 creates only; N updates only from the state we read."""
         body = {"Job": job, "EnforceIndex": True, "JobModifyIndex": modify_index}
         try:
@@ -250,7 +299,7 @@ class NomadBackend:
         except self._nex.URLNotFoundNomadException as exc:
             raise Rejected(f"Nomad refused job {job['ID']}: {_short(_body(exc))}") from exc
 
-    def stop(self, job_id: str, purge: bool = False) -> dict | None:
+    def stop(self, job_id: str, purge: bool = False) -> dict[str, Any] | None:
         try:
             return self._call(f"stopping job {job_id}", self.client.job.deregister_job, job_id,
                               purge=purge, read=False)
@@ -305,7 +354,7 @@ class ConsulBackend:
             self.client.http.session.headers["X-Consul-Token"] = ep.token
         self.writes = 0
 
-    def _call(self, what: str, fn: Callable, *args, read: bool = True, **kwargs) -> Any:
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, read: bool = True, **kwargs: Any) -> Any:
         return _retrying(lambda: fn(*args, **kwargs), lambda exc: self._translate(what, exc), read)
 
     def _translate(self, what: str, exc: Exception) -> BackendError | None:
@@ -340,7 +389,7 @@ class ConsulBackend:
         _, item = self._call(f"reading {key}", self.client.kv.get, key)
         return None if item is None else (item.get("Value") or b"", item["ModifyIndex"])
 
-    def txn(self, ops: list[dict]) -> int:
+    def txn(self, ops: list[dict[str, Any]]) -> int:
         """Apply KV ops in transactions of at most 128; each one is atomic. Returns how many
         transactions were sent. A lost check-and-set rolls its transaction back (409)."""
         sent = 0
@@ -375,12 +424,12 @@ class ConsulBackend:
             self.writes += 1
         return sent
 
-    def healthy(self, service: str) -> list[dict]:
+    def healthy(self, service: str) -> list[dict[str, Any]]:
         _, nodes = self._call(f"reading health of {service}", self.client.health.service, service,
                               passing=True)
         return nodes
 
-    def service_health(self, service: str) -> list[dict]:
+    def service_health(self, service: str) -> list[dict[str, Any]]:
         """Every instance of a service with its checks (passing or not), for reporting."""
         _, nodes = self._call(f"reading health of {service}", self.client.health.service, service)
         return nodes
@@ -397,7 +446,7 @@ class ConsulBackend:
                    service_id, read=False)
         self.writes += 1
 
-    def services(self) -> dict[str, dict]:
+    def services(self) -> dict[str, dict[str, Any]]:
         return self._call("listing agent services", self.client.agent.services)
 
     # --- sessions and locks, as `consul lock` uses them -------------------------------------
@@ -418,7 +467,7 @@ class ConsulBackend:
     def session_destroy(self, session: str) -> None:
         self._call("ending the lock session", self.client.session.destroy, session, read=False)
 
-    def session_info(self, session: str) -> dict | None:
+    def session_info(self, session: str) -> dict[str, Any] | None:
         _, info = self._call("reading a lock session", self.client.session.info, session)
         return info
 

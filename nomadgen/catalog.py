@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Any
 
 from .errors import TemplateError
 from .fields import NAME_RE, FieldChecker, clip, cut
@@ -73,9 +75,9 @@ class _TemplateChecker(FieldChecker):
     def __init__(self, text: str, filename: str) -> None:
         super().__init__(filename)
         self.text = text
-        self._positions: dict[tuple, tuple[int, int]] | None = None
+        self._positions: dict[tuple[Any, ...], tuple[int, int]] | None = None
 
-    def where(self, path: tuple) -> str:
+    def where(self, path: tuple[Any, ...]) -> str:
         if self._positions is None:
             self._positions = toml_positions(self.text)
         for n in range(len(path), 0, -1):
@@ -228,7 +230,7 @@ def load_template(path: Path) -> ServiceTemplate:
     )
 
 
-def _state(raw, ck: FieldChecker) -> State | None:
+def _state(raw: Any, ck: FieldChecker) -> State | None:
     if raw is None:
         return None
     t = ck.table(raw, ("state",))
@@ -254,13 +256,13 @@ _TOML_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _TOML_KEY = re.compile(r"\s*([A-Za-z0-9_\-\.\"' ]+?)\s*=")
 
 
-def toml_positions(text: str) -> dict[tuple, tuple[int, int]]:
+def toml_positions(text: str) -> dict[tuple[Any, ...], tuple[int, int]]:
     """(line, column) of each table header and key of a TOML text, by dotted path. Good enough
     for pointing at a problem: headers, `a.b = ...` and keys inside one-line inline tables."""
-    pos: dict[tuple, tuple[int, int]] = {}
-    table: tuple = ()
+    pos: dict[tuple[Any, ...], tuple[int, int]] = {}
+    table: tuple[Any, ...] = ()
 
-    def parts(dotted: str) -> tuple:
+    def parts(dotted: str) -> tuple[Any, ...]:
         return tuple(p.strip().strip("\"'") for p in dotted.split("."))
 
     for ln, line in enumerate(text.splitlines(), 1):
@@ -282,7 +284,8 @@ def toml_positions(text: str) -> dict[tuple, tuple[int, int]]:
     return pos
 
 
-def _check_pattern(value: str, key: tuple, bad, env: dict, secret_items) -> None:
+def _check_pattern(value: str, key: tuple[Any, ...], bad: Callable[..., None],
+                   env: dict[str, Any], secret_items: Collection[str]) -> None:
     # Patterns end up inside consul-template text and env files: no delimiters, no newlines.
     for ph in _PLACEHOLDER_RE.findall(value):
         kind, _, item = ph.partition(".")

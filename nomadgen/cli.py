@@ -12,11 +12,18 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 
 import typer
 
 from .errors import EXIT_INTERNAL, EXIT_PLAN_ERROR, NomadgenError
+
+if TYPE_CHECKING:
+    from .backends import ConsulBackend, NomadBackend
+    from .converge import Step
+    from .settings import Config
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 app = typer.Typer(
     name="nomadgen",
@@ -29,7 +36,7 @@ app = typer.Typer(
 interface_app = typer.Typer(help="Read published interfaces.", no_args_is_help=True)
 app.add_typer(interface_app, name="interface")
 
-_state: dict = {"debug": False}
+_state: dict[str, Any] = {"debug": False}
 
 
 class Format(str, Enum):
@@ -58,13 +65,13 @@ def _err(line: str) -> None:
     typer.echo(line, err=True)
 
 
-def _guarded(error_code: int | None = None) -> Callable:
+def _guarded(error_code: int | None = None) -> Callable[[_F], _F]:
     """The one error boundary: a NomadgenError is a user-facing message and an exit code;
     anything else is a bug, shown with its traceback only under --debug."""
 
-    def wrap(fn: Callable) -> Callable:
+    def wrap(fn: _F) -> _F:
         @functools.wraps(fn)
-        def inner(*args, **kwargs):
+        def inner(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
             except typer.Exit:
@@ -88,7 +95,7 @@ def _guarded(error_code: int | None = None) -> Callable:
                     _err("  hint: this is a bug in nomadgen; run again with --debug for the traceback")
                 raise typer.Exit(error_code or EXIT_INTERNAL) from None
 
-        return inner
+        return inner  # type: ignore[return-value]
 
     return wrap
 
@@ -104,7 +111,7 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
           version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                                help="Print nomadgen's version and exit.")] = False):
+                                                help="Print nomadgen's version and exit.")] = False) -> None:
     _state["debug"] = debug
 
 
@@ -119,7 +126,7 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 _ENVIRONMENT = {"env": (EnvOpt, None), "var_file": (VarFileOpt, None), "set_values": (SetOpt, None)}
 
 
-def _with_environment(fn: Callable) -> Callable:
+def _with_environment(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Adds --env, --var-file and --set to a command (declared once, here); the config loaders
     below read them."""
     sig = inspect.signature(fn, eval_str=True)
@@ -127,7 +134,7 @@ def _with_environment(fn: Callable) -> Callable:
              for name, (ann, default) in _ENVIRONMENT.items()]
 
     @functools.wraps(fn)
-    def inner(*args, **kwargs):
+    def inner(*args: Any, **kwargs: Any) -> Any:
         _state["environment"] = {name: kwargs.pop(name, None) for name in _ENVIRONMENT}
         return fn(*args, **kwargs)
 
@@ -135,13 +142,14 @@ def _with_environment(fn: Callable) -> Callable:
     return inner
 
 
-def _env_args() -> dict:
+def _env_args() -> dict[str, Any]:
     e = _state.get("environment") or {}
     return {"environment": e.get("env"), "var_files": tuple(e.get("var_file") or ()),
             "sets": tuple(e.get("set_values") or ())}
 
 
-def _config(zones=None, templates=None, config=None):
+def _config(zones: str | None = None, templates: str | None = None,
+            config: str | None = None) -> Config:
     from .settings import load_config
 
     return load_config(zones=zones, templates=templates, config=config, **_env_args())
@@ -329,16 +337,34 @@ _CONNECTION = {
 }
 
 
-def _with_connection(fn: Callable) -> Callable:
+class Connection(NamedTuple):
+    """The connection options of a cluster command, as given (None: not given)."""
+
+    nomad_addr: str | None = None
+    nomad_token_file: str | None = None
+    nomad_ca_cert: str | None = None
+    nomad_client_cert: str | None = None
+    nomad_client_key: str | None = None
+    namespace: str | None = None
+    region: str | None = None
+    consul_addr: str | None = None
+    consul_token_file: str | None = None
+    consul_ca_cert: str | None = None
+    consul_client_cert: str | None = None
+    consul_client_key: str | None = None
+    tls_skip_verify: bool = False
+
+
+def _with_connection(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Adds the connection options to a command's signature (Typer reads the signature) and
-    hands them to it as one `conn` dict, so each command declares them once, here."""
+    hands them to it as one `conn` Connection, so each command declares them once, here."""
     sig = inspect.signature(fn, eval_str=True)
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
              for name, (ann, default) in _CONNECTION.items()]
 
     @functools.wraps(fn)
-    def inner(*args, **kwargs):
-        conn = {name: kwargs.pop(name, default) for name, (_, default) in _CONNECTION.items()}
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        conn = Connection(**{name: kwargs.pop(name, default) for name, (_, default) in _CONNECTION.items()})
         return fn(*args, conn=conn, **kwargs)
 
     inner.__signature__ = sig.replace(  # type: ignore[attr-defined]
@@ -346,35 +372,34 @@ def _with_connection(fn: Callable) -> Callable:
     return inner
 
 
-def _connect(*, nomad_addr=None, nomad_token_file=None, nomad_ca_cert=None, namespace=None,
-             tls_skip_verify=False, consul_addr=None, consul_token_file=None, consul_ca_cert=None,
-             nomad_client_cert=None, nomad_client_key=None, region=None,
-             consul_client_cert=None, consul_client_key=None):
+def _connect(conn: Connection) -> tuple[NomadBackend, ConsulBackend]:
     from .backends import connect
     from .settings import consul_endpoint, nomad_endpoint
 
     # Tokens come only from the environment or files: a flag would land in shell history.
-    skip = True if tls_skip_verify else None
-    n = nomad_endpoint(address=nomad_addr, token_file=nomad_token_file, ca_cert=nomad_ca_cert,
-                       namespace=namespace, region=region, client_cert=nomad_client_cert,
-                       client_key=nomad_client_key, skip_verify=skip)
-    c = consul_endpoint(address=consul_addr, token_file=consul_token_file, ca_cert=consul_ca_cert,
-                        client_cert=consul_client_cert, client_key=consul_client_key,
-                        skip_verify=skip)
+    skip = True if conn.tls_skip_verify else None
+    n = nomad_endpoint(address=conn.nomad_addr, token_file=conn.nomad_token_file,
+                       ca_cert=conn.nomad_ca_cert, namespace=conn.namespace, region=conn.region,
+                       client_cert=conn.nomad_client_cert, client_key=conn.nomad_client_key,
+                       skip_verify=skip)
+    c = consul_endpoint(address=conn.consul_addr, token_file=conn.consul_token_file,
+                        ca_cert=conn.consul_ca_cert, client_cert=conn.consul_client_cert,
+                        client_key=conn.consul_client_key, skip_verify=skip)
     return connect(n, c)  # each client warns once if it does not verify TLS
 
 
-def _online_config(zones, templates, config, zone_attribute, namespace):
+def _online_config(zones: str | None, templates: str | None, config: str | None,
+                   zone_attribute: str | None, namespace: str | None) -> Config:
     from .settings import load_config
 
     return load_config(zones=zones, templates=templates, config=config,
                        zone_attribute=zone_attribute, namespace=namespace, **_env_args())
 
 
-def _cluster(conn: dict, cfg):
+def _cluster(conn: Connection, cfg: Config) -> tuple[NomadBackend, ConsulBackend]:
     """Connections in the environment's Nomad namespace and region."""
-    return _connect(**{**conn, "namespace": cfg.render.namespace,
-                       "region": cfg.render.region or conn.get("region")})
+    return _connect(conn._replace(namespace=cfg.render.namespace,
+                                  region=cfg.render.region or conn.region))
 
 
 @app.command()
@@ -388,14 +413,14 @@ def plan(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every field of new jobs too.")] = False,
     zones: ZonesOpt = None, templates: TemplatesOpt = None, config: ConfigOpt = None,
     name: NameOpt = None, zone_attribute: ZoneAttr = None,
-    conn: dict | None = None,
+    conn: Connection = Connection(),
 ) -> None:
     """Show what submit would change: job diffs, interfaces, stale jobs, reloads.
     Exit 0: no change, 1: changes, 255: error (like `nomad job plan`)."""
     from .console import changeset_text, data_text
     from .operations import prepare
 
-    cfg = _online_config(zones, templates, config, zone_attribute, conn["namespace"])
+    cfg = _online_config(zones, templates, config, zone_attribute, conn.namespace)
     nomad, consul = _cluster(conn, cfg)
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune)
     if as_json:
@@ -421,7 +446,7 @@ def submit(
         "--allow-data-loss", help="Apply a change that replaces stateful instances without their data.")] = False,
     zones: ZonesOpt = None, templates: TemplatesOpt = None, config: ConfigOpt = None,
     name: NameOpt = None, zone_attribute: ZoneAttr = None,
-    conn: dict | None = None,
+    conn: Connection = Connection(),
 ) -> None:
     """Converge the cluster on the manifest: interfaces, then jobs in dependency order."""
     from .console import progress_printer, report_text
@@ -437,7 +462,7 @@ def submit(
         refuse_data_loss,
     )
 
-    cfg = _online_config(zones, templates, config, zone_attribute, conn["namespace"])
+    cfg = _online_config(zones, templates, config, zone_attribute, conn.namespace)
     nomad, consul = _cluster(conn, cfg)
     mname = owner(check_manifest_name(name or default_name(Path(manifest))), cfg.render.scope)
     printer = progress_printer(as_json=as_json)
@@ -458,7 +483,7 @@ def submit(
                 if not allow_data_loss:
                     refuse_data_loss(prep)
 
-        def progress(step):
+        def progress(step: Step) -> None:
             if lock is not None:
                 lock.check()  # a lost lock stops the run before its next write
             printer(step)
@@ -487,14 +512,14 @@ def status(
     manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
     as_json: JsonOpt = False, config: ConfigOpt = None, name: NameOpt = None,
     zone_attribute: ZoneAttr = None,
-    conn: dict | None = None,
+    conn: Connection = Connection(),
 ) -> None:
     """Per set: job state, allocations per zone and node, health, interface, drift."""
     from .console import status_text
     from .names import owner
     from .operations import status as get_status
 
-    cfg = _online_config(None, None, config, zone_attribute, conn["namespace"])
+    cfg = _online_config(None, None, config, zone_attribute, conn.namespace)
     nomad, consul = _cluster(conn, cfg)
     from .operations import check_manifest_name
 
@@ -514,7 +539,7 @@ def destroy(
     manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     config: ConfigOpt = None, name: NameOpt = None,
-    conn: dict | None = None,
+    conn: Connection = Connection(),
 ) -> None:
     """Stop and purge every job this manifest owns and remove its Consul KV keys."""
     from .names import owner
@@ -522,7 +547,7 @@ def destroy(
     from .operations import destroy as do_destroy
 
     mname = check_manifest_name(name or _manifest_name(manifest))
-    cfg = _online_config(None, None, config, None, conn["namespace"])
+    cfg = _online_config(None, None, config, None, conn.namespace)
     nomad, consul = _cluster(conn, cfg)
     mname = owner(mname, cfg.render.scope)
     jobs = owned_jobs(mname, nomad)
@@ -595,4 +620,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .model import Plan
 
+if TYPE_CHECKING:
+    from .converge import ChangeSet, Report, Step
+    from .data import DataStatement
+    from .operations import SetStatus
 
-def plan_json(plan: Plan) -> dict:
+
+def plan_json(plan: Plan) -> dict[str, Any]:
     return {
         "manifest": plan.manifest,
         "zones": list(plan.zones),
@@ -39,7 +46,7 @@ def table(rows: list[list[str]]) -> str:
 
 
 def plan_table(plan: Plan) -> str:
-    per_set: dict[str, Counter] = {}
+    per_set: dict[str, Counter[str]] = {}
     for i in plan.instances:
         per_set.setdefault(i.set, Counter())[i.zone] += 1
     rows = [["SET", "SCHEDULING", "INSTANCES"] + [z.upper() for z in plan.zones] + ["USED BY", "DEPENDS ON"]]
@@ -54,7 +61,7 @@ def plan_table(plan: Plan) -> str:
             f"in {len(plan.zones)} zones\n\n" + table(rows) + f"\n\nsubmit order: {order}")
 
 
-def changeset_text(cs, zones_source: str = "", verbose: bool = False) -> str:
+def changeset_text(cs: ChangeSet, zones_source: str = "", verbose: bool = False) -> str:
     from .converge import _diff_summary, _failures
 
     sign = {"create": "+", "update": "~", "unchanged": "=", "stop": "-", "stale": "!"}
@@ -98,7 +105,7 @@ def changeset_text(cs, zones_source: str = "", verbose: bool = False) -> str:
     return "\n".join(out)
 
 
-def progress_printer(enabled: bool = True, as_json: bool = False):
+def progress_printer(enabled: bool = True, as_json: bool = False) -> Callable[[Step], None]:
     """Steps as they happen, on stderr: aligned lines, or one JSON object per line (--json;
     stdout keeps the one final document)."""
     import json
@@ -107,7 +114,7 @@ def progress_printer(enabled: bool = True, as_json: bool = False):
 
     t0 = time.monotonic()
 
-    def show(step) -> None:
+    def show(step: Step) -> None:
         if not enabled:
             return
         if as_json:
@@ -122,7 +129,7 @@ def progress_printer(enabled: bool = True, as_json: bool = False):
     return show
 
 
-def report_text(report, cs) -> str:
+def report_text(report: Report, cs: ChangeSet) -> str:
     registered = [s.target for s in report.steps if s.what == "register"]
     out = [f"submitted manifest {report.manifest} in {report.seconds:.1f}s: "
            f"{len(registered)} job(s) registered, {report.transactions} KV transaction(s), "
@@ -144,7 +151,7 @@ def report_text(report, cs) -> str:
     return "\n".join(out)
 
 
-def status_text(manifest: str, rows) -> str:
+def status_text(manifest: str, rows: Sequence[SetStatus]) -> str:
     table_rows = [["SET", "JOB", "STATE", "PLACEMENT (zone/node)", "HEALTHY", "INTERFACE", "DRIFT"]]
     for r in rows:
         where = ", ".join(f"{z}/{n}" + ("" if st == "running" else f" ({st})") for z, n, st in r.placements)
@@ -158,7 +165,7 @@ def status_text(manifest: str, rows) -> str:
         ("\n\nwaiting:\n" + "\n".join(waits) if waits else "")
 
 
-def data_text(statements) -> str:
+def data_text(statements: Sequence[DataStatement]) -> str:
     """Plan's lines about stateful sets' data (empty when no stateful set changes)."""
     if not statements:
         return ""

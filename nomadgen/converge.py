@@ -17,12 +17,15 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import names
 from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError, Unplaceable
 from .model import EXTERNAL, Job, KVEntry, Plan, Settings
 from .render import META_MANIFEST, META_SET, pretty_json, reads, workload_policies
+
+if TYPE_CHECKING:
+    from .backends import ConsulAPI, Node, NomadAPI
 
 CREATE, UPDATE, UNCHANGED, STOP, STALE = "create", "update", "unchanged", "stop", "stale"
 REGISTER, DEREGISTER = "register", "deregister"
@@ -34,16 +37,16 @@ class JobChange(NamedTuple):
     set: str
     action: str  # create | update | unchanged | stop (prune) | stale (owned, dropped, kept)
     layer: int
-    job: dict | None  # the desired API job
+    job: dict[str, Any] | None  # the desired API job
     modify_index: int  # JobModifyIndex read at observe time (0: absent)
-    nomad_plan: dict | None = None  # Nomad's own dry run, with Diff and FailedTGAllocs
+    nomad_plan: dict[str, Any] | None = None  # Nomad's own dry run, with Diff and FailedTGAllocs
 
 
 class KVChange(NamedTuple):
     key: str
     action: str  # put | delete | unchanged
     value: bytes | None
-    index: int  # ModifyIndex read at observe time (0: absent)
+    index: int  # type: ignore[assignment]  # ModifyIndex read at observe time (0: absent)
 
 
 class ServiceChange(NamedTuple):
@@ -65,7 +68,7 @@ class PolicyChange(NamedTuple):
     job: str
     action: str  # put | delete | unchanged
     paths: tuple[str, ...] = ()
-    body: dict | None = None
+    body: dict[str, Any] | None = None
 
 
 class Reload(NamedTuple):
@@ -93,7 +96,7 @@ class ChangeSet(NamedTuple):
             any(s.action in (REGISTER, DEREGISTER) for s in self.services) or bool(self.credentials) or \
             any(p.action != UNCHANGED for p in self.policies)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "manifest": self.manifest,
             "changed": self.changed,
@@ -129,7 +132,7 @@ class Report(NamedTuple):
     ok: bool
     waited: bool = True  # False with --no-wait: nothing is known about health yet
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "manifest": self.manifest, "ok": self.ok, "seconds": round(self.seconds, 3),
             "health": "checked" if self.waited else "not known yet (--no-wait)",
@@ -161,7 +164,7 @@ def prefix_of(manifest: str, settings: Settings) -> str:
     return names.kv_root(settings.kv_prefix, manifest)
 
 
-def zones_from_nodes(nodes, zone_attribute: str) -> tuple[str, ...]:
+def zones_from_nodes(nodes: Iterable[Node], zone_attribute: str) -> tuple[str, ...]:
     """The cluster's zones: the distinct values of the zone attribute over ready, eligible nodes."""
     values = set()
     for n in nodes:
@@ -173,7 +176,7 @@ def zones_from_nodes(nodes, zone_attribute: str) -> tuple[str, ...]:
     return tuple(sorted(values))
 
 
-def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], nomad, consul,
+def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], nomad: NomadAPI, consul: ConsulAPI,
             settings: Settings, *, manifest_text: str = "", prune: bool = False,
             nomad_plan: bool = True, concurrency: int = 16) -> ChangeSet:
     jobs = list(jobs)
@@ -255,7 +258,7 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
                      _policy_changes(plan, jobs, nomad, settings, prune))
 
 
-def _policy_changes(plan: Plan, jobs: list[Job], nomad, settings: Settings,
+def _policy_changes(plan: Plan, jobs: list[Job], nomad: NomadAPI, settings: Settings,
                     prune: bool) -> tuple[PolicyChange, ...]:
     """On a cluster with ACLs, the job-scoped policies dependents need; none without ACLs."""
     have = nomad.acl_policies()
@@ -277,7 +280,7 @@ def _policy_changes(plan: Plan, jobs: list[Job], nomad, settings: Settings,
     return tuple(out)
 
 
-def judge_change(c: JobChange, nomad_plan: dict | None, stub: dict | None) -> JobChange:
+def judge_change(c: JobChange, nomad_plan: dict[str, Any] | None, stub: dict[str, Any] | None) -> JobChange:
     """Pure: an owned, live job is unchanged when Nomad's plan diff against it is empty (Type
     None) and it is not stopped; anything else the diff shows is a change (ours or drift)."""
     c = c._replace(nomad_plan=nomad_plan)
@@ -288,7 +291,7 @@ def judge_change(c: JobChange, nomad_plan: dict | None, stub: dict | None) -> Jo
     return c._replace(action=UNCHANGED) if diff_type == "None" and not stopped else c
 
 
-def owned_external(services: dict[str, dict], manifest: str) -> dict[str, dict]:
+def owned_external(services: dict[str, dict[str, Any]], manifest: str) -> dict[str, dict[str, Any]]:
     """The agent services that are this manifest's external services: our ID prefix and our
     meta, never an instance Nomad registered (`external-source = nomad`) nor anyone else's."""
     out = {}
@@ -301,11 +304,12 @@ def owned_external(services: dict[str, dict], manifest: str) -> dict[str, dict]:
     return out
 
 
-def _external_changes(plan: Plan, consul, prune: bool) -> tuple[ServiceChange, ...]:
+def _external_changes(plan: Plan, consul: ConsulAPI, prune: bool) -> tuple[ServiceChange, ...]:
     wanted = {}
     for s in plan.sets:
         if s.kind == EXTERNAL:
             sid = names.external_id(plan.manifest, s.job_id)
+            assert s.external is not None  # resolve gives every external set its address
             wanted[sid] = ServiceChange(
                 sid, s.job_id, REGISTER, s.external[0], s.external[1], (f"set-{s.job_id}", "external"),
                 ((META_MANIFEST, plan.manifest), (META_SET, s.name)))
@@ -379,7 +383,7 @@ def _reloads(plan: Plan, changes: list[JobChange], kv: list[KVChange], settings:
     return tuple(out[n] for n in sorted(out))
 
 
-def _replaces(p: dict | None) -> bool:
+def _replaces(p: dict[str, Any] | None) -> bool:
     """Nomad's plan says the update replaces allocations (or there is no plan to ask)."""
     if p is None:
         return True
@@ -389,14 +393,14 @@ def _replaces(p: dict | None) -> bool:
     return False
 
 
-def _resizes(p: dict | None) -> bool:
+def _resizes(p: dict[str, Any] | None) -> bool:
     if p is None:
         return True
     return any((tg.get("Updates") or {}).get(k) for tg in (p.get("Diff") or {}).get("TaskGroups") or ()
                for k in ("create", "destroy"))
 
 
-def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True,
+def apply(cs: ChangeSet, nomad: NomadAPI, consul: ConsulAPI, settings: Settings, *, wait: bool = True,
           timeout: float = 300.0, concurrency: int = 16,
           progress: Callable[[Step], None] = lambda s: None) -> Report:
     t0 = time.monotonic()
@@ -454,7 +458,7 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
             with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
                 results = list(pool.map(lambda c: _register(nomad, c), todo))
             errors = [r for r in results if isinstance(r, NomadgenError)]
-            registered: dict[str, dict] = {}
+            registered: dict[str, dict[str, Any]] = {}
             for c, r in zip(todo, results, strict=True):
                 if not isinstance(r, NomadgenError):
                     registered[c.id] = r
@@ -470,16 +474,16 @@ def apply(cs: ChangeSet, nomad, consul, settings: Settings, *, wait: bool = True
             progress(Step("waiting", ", ".join(c.id for c in judged), True,
                           f"layer {layer + 1}: evaluations, deployments, allocations, Consul checks"))
             with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-                results = list(pool.map(
+                waited = list(pool.map(
                     lambda c, reg=registered: _wait_healthy(nomad, consul, cs.plan, c, reg.get(c.id),
                                                             deadline, progress,
                                                             want=wants.get(c.id, {})), judged))
-            for c, r in zip(judged, results, strict=True):
-                if isinstance(r, NomadgenError):
-                    record(Step("healthy", c.id, False, r.subject))
+            for c, w in zip(judged, waited, strict=True):
+                if isinstance(w, NomadgenError):
+                    record(Step("healthy", c.id, False, w.subject))
                 else:
-                    record(Step("healthy", c.id, True, r))
-            errors = [r for r in results if isinstance(r, NomadgenError)]
+                    record(Step("healthy", c.id, True, w))
+            errors = [w for w in waited if isinstance(w, NomadgenError)]
             if errors:
                 if len(errors) == 1:
                     raise errors[0]
@@ -522,14 +526,14 @@ def _job_writes(steps: list[Step]) -> int:
     return sum(1 for s in steps if s.what in ("register", "stop") and s.ok)
 
 
-def _kv_op(k: KVChange) -> dict:
+def _kv_op(k: KVChange) -> dict[str, Any]:
     if k.action == DELETE:
         return {"Verb": "delete-cas", "Key": k.key, "Index": k.index}
     # cas with Index 0 creates only if absent; otherwise only from the version we read.
     return {"Verb": "cas", "Key": k.key, "Value": k.value or b"", "Index": k.index}
 
 
-def stop_owned(nomad, job_id: str, manifest: str, purge: bool = False) -> bool:
+def stop_owned(nomad: NomadAPI, job_id: str, manifest: str, purge: bool = False) -> bool:
     """Stop (or purge) a job only if it is still this manifest's, read again right before
     the request. Nomad's deregister takes no check-and-set, so one window remains: a job
     re-registered by another owner between this read and the stop (one round trip)."""
@@ -547,7 +551,8 @@ def stop_owned(nomad, job_id: str, manifest: str, purge: bool = False) -> bool:
     return True
 
 
-def _register(nomad, c: JobChange):
+def _register(nomad: NomadAPI, c: JobChange) -> dict[str, Any] | NomadgenError:
+    assert c.job is not None  # only creates and updates are registered
     try:
         r = dict(nomad.register(c.job, c.modify_index))
         job = nomad.job(c.id)  # the response names the JobModifyIndex; the version is the job's
@@ -577,16 +582,17 @@ def expected_services(plan: Plan, job_id: str) -> dict[str, int]:
 _EVAL_DONE = ("complete", "failed", "canceled", "cancelled", "blocked")
 
 
-def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, reg: dict | None, deadline: float,
+def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Plan, c: JobChange,
+                  reg: dict[str, Any] | None, deadline: float,
                   progress: Callable[[Step], None] = lambda s: None,
-                  want: dict[str, int] | None = None):
+                  want: dict[str, int] | None = None) -> str | NomadgenError:
     """Healthy = the version just registered (or, for an unchanged job, the live one) is
     placed, its deployment (if it has one) succeeded, and its Consul checks pass.
 
     Bound to what was registered: the evaluation register returned is followed until the
     scheduler has processed it (Nomad creates the deployment then, not in register); the
     deployment is the one that evaluation names. Placement failures stop the wait at once."""
-    state = {"delay": 0.05, "last": ""}
+    state: dict[str, Any] = {"delay": 0.05, "last": ""}
 
     def waiting(what: str) -> None:
         if what != state["last"]:
@@ -621,6 +627,7 @@ def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, reg: dict | None, dea
                 raise _unplaceable(c.id, failures)
         _still_there(nomad, c.id)
         job = nomad.job(c.id)
+        assert job is not None  # _still_there found it
         if dep_id is None:
             latest = nomad.deployment(c.id)
             dep_id = (latest or {}).get("ID", "") \
@@ -668,7 +675,7 @@ def _wait_healthy(nomad, consul, plan: Plan, c: JobChange, reg: dict | None, dea
         return exc
 
 
-def _still_there(nomad, job_id: str) -> None:
+def _still_there(nomad: NomadAPI, job_id: str) -> None:
     """A job purged or stopped by someone else while submit waits is said, not waited out."""
     job = nomad.job(job_id)
     if job is None or job.get("Stop"):
@@ -678,7 +685,7 @@ def _still_there(nomad, job_id: str) -> None:
                             "run submit again to bring it back")
 
 
-def _dep_progress(dep: dict) -> str:
+def _dep_progress(dep: dict[str, Any]) -> str:
     parts = []
     for name, tg in sorted((dep.get("TaskGroups") or {}).items()):
         parts.append(f"group {name} {tg.get('PlacedAllocs', 0)} placed, {tg.get('HealthyAllocs', 0)} "
@@ -692,7 +699,7 @@ def _unplaceable(job_id: str, failures: list[str]) -> Unplaceable:
                             "constraints; `nomad job status` shows the blocked evaluation")
 
 
-def _blocked(nomad, job_id: str) -> list[str]:
+def _blocked(nomad: NomadAPI, job_id: str) -> list[str]:
     """Placement failures behind a job's blocked evaluation (Nomad keeps the reasons on the
     evaluation that created it)."""
     evals = nomad.evaluations(job_id)
@@ -704,7 +711,7 @@ def _blocked(nomad, job_id: str) -> list[str]:
     return []
 
 
-def _failure_details(nomad, consul, plan: Plan, job_id: str, dep_id: str = "") -> list[Problem]:
+def _failure_details(nomad: NomadAPI, consul: ConsulAPI, plan: Plan, job_id: str, dep_id: str = "") -> list[Problem]:
     """What Levant showed: the failing allocations' last task events and the checks' output."""
     out = []
     try:
@@ -734,7 +741,7 @@ def _failure_details(nomad, consul, plan: Plan, job_id: str, dep_id: str = "") -
     return out[:8]
 
 
-def _failures(p: dict | None) -> list[str]:
+def _failures(p: dict[str, Any] | None) -> list[str]:
     out = []
     for tg, metric in sorted(((p or {}).get("FailedTGAllocs") or {}).items()):
         reasons = []
@@ -749,7 +756,7 @@ def _failures(p: dict | None) -> list[str]:
     return out
 
 
-def _diff_summary(p: dict | None, verbose: bool = False) -> list[str]:
+def _diff_summary(p: dict[str, Any] | None, verbose: bool = False) -> list[str]:
     """Nomad's plan diff, flattened to lines like `~ group app / task app / Env[X]: "1" => "2"`.
     A new job lists its groups and tasks only (every field is new); --verbose shows them all."""
     if not p or not p.get("Diff"):
@@ -758,7 +765,7 @@ def _diff_summary(p: dict | None, verbose: bool = False) -> list[str]:
     out: list[str] = []
     sign = {"Added": "+", "Deleted": "-", "Edited": "~", "None": " "}
 
-    def fields(prefix: str, node: dict) -> None:
+    def fields(prefix: str, node: dict[str, Any]) -> None:
         if added:
             return
         for f in node.get("Fields") or ():

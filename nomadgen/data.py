@@ -14,7 +14,8 @@ modelled by dev/standin/data.py):
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 KEPT, LOST, NEW = "kept", "lost", "new"
 CONTINUED, STARTED_EMPTY, FRESH = "continued", "started empty", "new"
@@ -31,7 +32,7 @@ class DataStatement(NamedTuple):
     def text(self) -> str:
         return f"{self.set}: data {self.outcome} for {self.instances} instance(s): {self.how}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return self._asdict()
 
 
@@ -41,7 +42,7 @@ class NodeView(NamedTuple):
     ready: bool  # ready and eligible (not draining): a replacement may go back to it
 
 
-def group_storage(group: dict) -> tuple[str, str]:
+def group_storage(group: dict[str, Any]) -> tuple[str, str]:
     """(mode, where) of a task group: a mounted host/csi volume, else its ephemeral disk."""
     mounted = {m.get("Volume") for t in group.get("Tasks") or [] for m in t.get("VolumeMounts") or []}
     for name, vol in sorted((group.get("Volumes") or {}).items()):
@@ -56,12 +57,12 @@ def group_storage(group: dict) -> tuple[str, str]:
     return "none", "/alloc/data"
 
 
-def _groups(job: dict | None) -> dict[str, dict]:
+def _groups(job: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     return {g["Name"]: g for g in (job or {}).get("TaskGroups") or []}
 
 
-def predict(set_name: str, desired: dict, live: dict | None, updates: dict | None,
-            allocs: list[dict], nodes: dict[str, NodeView], job_changed: bool = True) -> list[DataStatement]:
+def predict(set_name: str, desired: dict[str, Any], live: dict[str, Any] | None, updates: dict[str, Any] | None,
+            allocs: list[dict[str, Any]], nodes: dict[str, NodeView], job_changed: bool = True) -> list[DataStatement]:
     """What submitting `desired` over `live` does to the set's data, from Nomad's plan annotations
     (`updates`: DesiredTGUpdates) and the running allocations (`allocs`, DesiredStatus run).
 
@@ -112,11 +113,12 @@ def predict(set_name: str, desired: dict, live: dict | None, updates: dict | Non
     return out
 
 
-def _replaced(mode: str, where: str, allocs: list[dict], nodes: dict[str, NodeView]):
+def _replaced(mode: str, where: str, allocs: list[dict[str, Any]],
+              nodes: dict[str, NodeView]) -> tuple[dict[str, int], dict[str, int]]:
     kept: dict[str, int] = {}
     lost: dict[str, int] = {}
 
-    def add(bucket: dict, how: str) -> None:
+    def add(bucket: dict[str, int], how: str) -> None:
         bucket[how] = bucket.get(how, 0) + 1
 
     for a in allocs:
@@ -143,7 +145,7 @@ def _replaced(mode: str, where: str, allocs: list[dict], nodes: dict[str, NodeVi
     return kept, lost
 
 
-def losses(statements) -> list[DataStatement]:
+def losses(statements: Iterable[DataStatement]) -> list[DataStatement]:
     return [s for s in statements if s.outcome == LOST]
 
 
@@ -156,7 +158,7 @@ class InstanceData(NamedTuple):
     how: str
 
 
-def continuity(alloc: dict, by_id: dict[str, dict], history: list[dict],
+def continuity(alloc: dict[str, Any], by_id: dict[str, dict[str, Any]], history: list[dict[str, Any]],
                node_status: dict[str, str]) -> InstanceData:
     """Whether a running allocation's data continued from the instance's earlier allocations or
     started empty. `alloc` and `by_id` values are full allocations (with PreviousAllocation and
@@ -201,15 +203,15 @@ def continuity(alloc: dict, by_id: dict[str, dict], history: list[dict],
     return _first(base, alloc, history, "")
 
 
-def _storage_of(alloc: dict | None) -> tuple[str, str]:
+def _storage_of(alloc: dict[str, Any] | None) -> tuple[str, str]:
     if not alloc:
         return "", ""
-    group = next((g for g in (alloc.get("Job") or {}).get("TaskGroups") or []
+    group: dict[str, Any] = next((g for g in (alloc.get("Job") or {}).get("TaskGroups") or []
                   if g["Name"] == alloc.get("TaskGroup")), {})
     return group_storage(group)
 
 
-def _first(base: tuple, root: dict, history: list[dict], how: str, carried: bool = False) -> InstanceData:
+def _first(base: tuple[str, str, str, str], root: dict[str, Any], history: list[dict[str, Any]], how: str, carried: bool = False) -> InstanceData:
     """The allocation where the data began: the instance's first ever, or a replacement."""
     earlier = [h for h in history if h.get("Name") == root.get("Name") and h.get("ID") != root.get("ID")
                and h.get("CreateIndex", 0) < root.get("CreateIndex", 0)]

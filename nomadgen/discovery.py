@@ -10,7 +10,7 @@ interface is missing.
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from . import names
 from .errors import NomadgenError, Unavailable
@@ -31,7 +31,7 @@ class Interface(NamedTuple):
     set: str
     service: str
     instances: tuple[Instance, ...]
-    document: dict | None = None  # the KV interface document (HTTP lookups)
+    document: dict[str, Any] | None = None  # the KV interface document (HTTP lookups)
 
 
 def lookup(set_name: str, *, via: str = "dns", tag: str | None = None,
@@ -62,7 +62,8 @@ def _scope(env: str, config: str | None) -> str:
     return cfg.render.scope
 
 
-def _dns(set_name, service, tag, dns_server, domain, timeout) -> Interface:
+def _dns(set_name: str, service: str, tag: str | None, dns_server: str | None, domain: str,
+         timeout: float) -> Interface:
     import dns.exception
     import dns.flags
     import dns.message
@@ -102,7 +103,8 @@ def _dns(set_name, service, tag, dns_server, domain, timeout) -> Interface:
     return Interface(set_name, service, tuple(sorted(instances)))
 
 
-def _http(set_name, service, tag, consul_addr, manifest, kv_prefix, timeout) -> Interface:
+def _http(set_name: str, service: str, tag: str | None, consul_addr: str | None,
+          manifest: str | None, kv_prefix: str, timeout: float) -> Interface:
     from .backends import ConsulBackend
     from .settings import consul_endpoint
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,6 +24,8 @@ ENV_KEYS = {"zones", "zone_attribute", "namespace", "region", "consul_datacenter
             "datacenters", "kv_prefix", "overrides", "storage"}
 NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9-]{1,128}\Z")  # Nomad's namespace name rule
 SCOPE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?\Z")  # short: it prefixes job IDs
+
+Locator = Callable[..., str]  # path parts -> "file:line:col" (see locator)
 
 
 class Value(NamedTuple):
@@ -135,8 +138,8 @@ def locator(text: str, filename: str, kind: str) -> Any:
 
 # --- Reading ------------------------------------------------------------------------------------
 
-def _values(body: Any, set_name: str, path: tuple[str, ...], where, problems: list[Problem],
-            origin: tuple) -> list[Value]:
+def _values(body: Any, set_name: str, path: tuple[str, ...], where: Locator, problems: list[Problem],
+            origin: tuple[Any, ...]) -> list[Value]:
     """Flatten one set's override table into Values; `env` and `resources` merge key by key."""
     out = []
     for field, value in body.items():
@@ -154,7 +157,7 @@ def _values(body: Any, set_name: str, path: tuple[str, ...], where, problems: li
     return out
 
 
-def overrides_table(data: Any, where, problems: list[Problem], origin: tuple = ()) -> list[Value]:
+def overrides_table(data: Any, where: Locator, problems: list[Problem], origin: tuple[Any, ...] = ()) -> list[Value]:
     """{set: {field: value}} (an env's overrides, or a var file) -> Values."""
     if not isinstance(data, dict):
         problems.append(Problem(f"{'.'.join(origin) or 'var file'}: must be a table of set name -> "
@@ -210,7 +213,7 @@ def parse_set(flag: str) -> Value:
     return Value(set_name, tuple(rest.split(".")), value, f"--set {cut(flag)}")
 
 
-def parse_envs(data: Any, where, problems: list[Problem]) -> dict[str, EnvSpec]:
+def parse_envs(data: Any, where: Locator, problems: list[Problem]) -> dict[str, EnvSpec]:
     """The [env.NAME] tables of nomadgen.toml."""
     if not isinstance(data, dict):
         problems.append(Problem("env: must be a table of environments", where("env"),
@@ -236,7 +239,8 @@ def parse_envs(data: Any, where, problems: list[Problem]) -> dict[str, EnvSpec]:
                                         f"did you mean {close[0]!r}?" if close else
                                         "known keys: " + ", ".join(sorted(ENV_KEYS))))
 
-        def text(key: str, rule: re.Pattern | None = None, hint: str = "", _b=body, _n=name) -> str:
+        def text(key: str, rule: re.Pattern[str] | None = None, hint: str = "",
+                 _b: dict[str, Any] = body, _n: str = name) -> str:
             v = _b.get(key, "")
             if not isinstance(v, str) or (v and rule is not None and not rule.match(v)):
                 problems.append(Problem(f"env.{_n}.{key}: {cut(v)} is not valid", where("env", _n, key),
@@ -244,7 +248,8 @@ def parse_envs(data: Any, where, problems: list[Problem]) -> dict[str, EnvSpec]:
                 return ""
             return v
 
-        def strings(key: str, rule: re.Pattern, _b=body, _n=name) -> tuple[str, ...]:
+        def strings(key: str, rule: re.Pattern[str], _b: dict[str, Any] = body,
+                    _n: str = name) -> tuple[str, ...]:
             v = _b.get(key, [])
             if not isinstance(v, list) or not all(isinstance(x, str) and rule.match(x) for x in v):
                 problems.append(Problem(f"env.{_n}.{key}: must be a list of names", where("env", _n, key),

@@ -24,25 +24,25 @@ SET_FIELDS = OVERRIDE_FIELDS | {"tags"}  # what an environment may set per set
 class _ValueChecker(_Checker):
     """The manifest's own override checks, pointed at where each value came from."""
 
-    def __init__(self, locations: dict[tuple, str]) -> None:
+    def __init__(self, locations: dict[tuple[Any, ...], str]) -> None:
         super().__init__("", "overrides")
         self.locations = locations
 
-    def where(self, path: tuple, dup: bool = False) -> str:
+    def where(self, path: tuple[Any, ...], dup: bool = False) -> str:
         for n in range(len(path), 0, -1):
             if path[:n] in self.locations:
                 return self.locations[path[:n]]
         return "overrides"
 
-    def add(self, path: tuple, message: str, hint: str = "") -> None:
+    def add(self, path: tuple[Any, ...], message: str, hint: str = "") -> None:
         super().add(tuple(p for p in path if p != _HOLE), message, hint)
 
 
-def _bodies(values: tuple[Value, ...]) -> tuple[dict[str, dict], dict[tuple, str]]:
+def _bodies(values: tuple[Value, ...]) -> tuple[dict[str, dict[str, Any]], dict[tuple[Any, ...], str]]:
     """Values in precedence order -> one body per set (later values win, env and resources
     merge key by key) and the location of each key."""
-    bodies: dict[str, dict] = {}
-    where: dict[tuple, str] = {}
+    bodies: dict[str, dict[str, Any]] = {}
+    where: dict[tuple[Any, ...], str] = {}
     for v in values:
         d = bodies.setdefault(v.set, {})
         for k in v.path[:-1]:
@@ -139,7 +139,7 @@ def apply_overrides(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...]
     return manifest._replace(services=tuple(services[s.name] for s in manifest.services))
 
 
-def _order(p: Problem) -> tuple:
+def _order(p: Problem) -> tuple[Any, ...]:
     """By file, then line and column (a --set value has no line: after the files)."""
     parts = p.location.rsplit(":", 2)
     if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
@@ -147,7 +147,7 @@ def _order(p: Problem) -> tuple:
     return (1, p.location, 0, 0)
 
 
-def _resources(body: dict, base: Resources) -> Resources:
+def _resources(body: dict[str, Any], base: Resources) -> Resources:
     r = body.get("resources") or {}
     return Resources(cpu=r.get("cpu", base.cpu), memory=r.get("memory", base.memory))
 
@@ -233,11 +233,11 @@ def set_summary(plan: Plan, s: ServiceSet, settings: Settings) -> dict[str, Any]
     return out
 
 
-def compare(a: tuple[Plan, Settings], b: tuple[Plan, Settings]) -> dict[str, dict[str, list]]:
+def compare(a: tuple[Plan, Settings], b: tuple[Plan, Settings]) -> dict[str, dict[str, list[Any]]]:
     """Per set: the fields whose values differ, as [a's, b's]; sets only one side has too."""
     pa, sa = a
     pb, sb = b
-    out: dict[str, dict[str, list]] = {}
+    out: dict[str, dict[str, list[Any]]] = {}
     for name in sorted(set(pa.by_name) | set(pb.by_name)):
         x = set_summary(pa, pa.by_name[name], sa) if name in pa.by_name else {}
         y = set_summary(pb, pb.by_name[name], sb) if name in pb.by_name else {}

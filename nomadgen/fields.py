@@ -5,6 +5,7 @@ path is in their file (`where`): JSON line:column for manifests, TOML line for t
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from .errors import Problem
@@ -44,7 +45,7 @@ def clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
-def key_text(path: tuple) -> str:
+def key_text(path: tuple[Any, ...]) -> str:
     """A key path for a message: long keys cut, newlines and control characters escaped."""
     out = []
     for p in path:
@@ -61,15 +62,15 @@ class FieldChecker:
         self.filename = filename
         self.problems: list[Problem] = []
 
-    def where(self, path: tuple) -> str:  # pragma: no cover - every subclass says
+    def where(self, path: tuple[Any, ...]) -> str:  # pragma: no cover - every subclass says
         return self.filename
 
-    def add(self, path: tuple, message: str, hint: str = "") -> None:
+    def add(self, path: tuple[Any, ...], message: str, hint: str = "") -> None:
         key = key_text(path)
         msg = f"{key}: {message}" if key else message
         self.problems.append(Problem(msg, self.where(path), hint))
 
-    def unknown(self, obj: dict, allowed, path: tuple) -> None:
+    def unknown(self, obj: dict[str, Any], allowed: Collection[str], path: tuple[Any, ...]) -> None:
         for k in obj:
             if k not in allowed:
                 import difflib  # only when there is something to suggest
@@ -78,7 +79,7 @@ class FieldChecker:
                 hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(sorted(allowed))
                 self.add(path + (k,), "unknown key", hint)
 
-    def table(self, value: Any, path: tuple, example: str = "") -> dict:
+    def table(self, value: Any, path: tuple[Any, ...], example: str = "") -> dict[str, Any]:
         if value is None:
             return {}
         if not isinstance(value, dict):
@@ -86,13 +87,13 @@ class FieldChecker:
             return {}
         return value
 
-    def strings(self, value: Any, path: tuple, what: str) -> tuple[str, ...]:
+    def strings(self, value: Any, path: tuple[Any, ...], what: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             self.add(path, f"{what} must be a list of strings")
             return ()
         return tuple(value)
 
-    def number(self, value: Any, path: tuple, field: str, default: int | None = None,
+    def number(self, value: Any, path: tuple[Any, ...], field: str, default: int | None = None,
                low: int = 1) -> int | None:
         """A whole number in [low, LIMITS[field]]; None (after a problem, or when absent and
         there is no default)."""
@@ -110,7 +111,7 @@ class FieldChecker:
             return None
         return value
 
-    def ports(self, value: Any, path: tuple, default: tuple[Port, ...] = ()) -> tuple[Port, ...]:
+    def ports(self, value: Any, path: tuple[Any, ...], default: tuple[Port, ...] = ()) -> tuple[Port, ...]:
         if value is None:
             return default
         if not isinstance(value, dict):
@@ -128,7 +129,7 @@ class FieldChecker:
             out.append(Port(label, to))
         return tuple(out)
 
-    def env(self, value: Any, path: tuple) -> tuple[tuple[str, str], ...]:
+    def env(self, value: Any, path: tuple[Any, ...]) -> tuple[tuple[str, str], ...]:
         if value is None:
             return ()
         if not isinstance(value, dict):
@@ -148,7 +149,7 @@ class FieldChecker:
             out.append((k, v))
         return tuple(out)
 
-    def resources(self, value: Any, path: tuple, default: Resources = Resources()) -> Resources:
+    def resources(self, value: Any, path: tuple[Any, ...], default: Resources = Resources()) -> Resources:
         if value is None:
             return default
         if not isinstance(value, dict):
@@ -159,7 +160,7 @@ class FieldChecker:
         mem = self.number(value.get("memory"), path + ("memory",), "memory", default.memory)
         return Resources(cpu or default.cpu, mem or default.memory)
 
-    def check(self, value: Any, path: tuple, ports: tuple[Port, ...] | None,
+    def check(self, value: Any, path: tuple[Any, ...], ports: tuple[Port, ...] | None,
               script: bool = False) -> Check | None:
         """`false` (no check) or {type, path, interval, timeout}; `ports` None means the
         ports had problems of their own (so no second message about them). Script checks
@@ -197,7 +198,7 @@ class FieldChecker:
                      cpath if isinstance(cpath, str) else "", interval, timeout, command)
 
 
-def bad_strings(data: Any, path: tuple = ()) -> list[tuple]:
+def bad_strings(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Paths of strings (keys or values) that are not valid Unicode text: a lone surrogate
     (JSON's "\\ud800") cannot be written to a file or sent to Nomad. Iterative: depth-safe."""
     out = []

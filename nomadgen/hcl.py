@@ -818,13 +818,13 @@ def _value_lines(value: object, template: bool = False) -> str | list[str]:
     return _expr(value)
 
 
-def _need_dict(value: object, where: str) -> dict:
+def _need_dict(value: object, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise RenderError(f"{where}: expected an object, got {type(value).__name__}")
     return value
 
 
-def _need_list(value: object, where: str) -> list:
+def _need_list(value: object, where: str) -> list[Any]:
     if not isinstance(value, list):
         raise RenderError(f"{where}: expected a list, got {type(value).__name__}")
     return value
@@ -837,7 +837,7 @@ def _string_map(hcl: str, value: object, where: str, force_attr: bool = False) -
     return (True, hcl, [(False, k, _value_lines(mapping[k])) for k in sorted(mapping)])
 
 
-def _config_items(cfg: dict, where: str) -> list[_Item]:
+def _config_items(cfg: dict[str, Any], where: str) -> list[_Item]:
     """Free-form body (driver config and the like): keys kept as given, sorted, attributes
     first. Objects under CONFIG_BLOCK_NAMES become blocks (see there)."""
     attrs: list[_Item] = []
@@ -882,7 +882,7 @@ def _labelled_shape(value: object) -> bool:
     )
 
 
-def _label(obj: dict, field: str, where: str) -> str:
+def _label(obj: dict[str, Any], field: str, where: str) -> str:
     label = obj.get(field, "")
     if label is None:
         label = ""
@@ -913,10 +913,10 @@ def _compiled(spec: str, parent: str) -> dict[str, _CompiledField]:
 
 # Blocks that are one object in every job (render shares identical blocks), written once:
 # id -> (the object, {(field, indent): lines}). Set by to_hcl(..., shared=) for one call.
-_shared: dict[int, tuple[object, dict]] = {}
+_shared: dict[int, tuple[object, dict[Any, list[str]]]] = {}
 
 
-def _body(obj: dict, spec: str, parent: str, where: str, indent: str, out: list[str]) -> None:
+def _body(obj: dict[str, Any], spec: str, parent: str, where: str, indent: str, out: list[str]) -> None:
     """Write `obj` as the body of a block, at `indent`, into `out`: attributes first (aligned
     like `nomad fmt`), then blocks, each group in table order, a blank line around blocks.
     Written straight to lines, without an intermediate tree: this is the HCL render's hot path."""
@@ -925,7 +925,7 @@ def _body(obj: dict, spec: str, parent: str, where: str, indent: str, out: list[
     unknown = () if keys <= table.keys() else [k for k in keys if k not in table]
     present = sorted([table[k] for k in keys & table.keys()])
     attrs: list[tuple[str, str | list[str]]] = []
-    blocks: list[tuple] = []  # (field, value), or (None, tree item) for a prebuilt block
+    blocks: list[tuple[Any, ...]] = []  # (field, value), or (None, tree item) for a prebuilt block
     for field in present:
         _, name, hcl, kind, sub, skip, duration, runtime = field
         value = obj[name]
@@ -940,7 +940,7 @@ def _body(obj: dict, spec: str, parent: str, where: str, indent: str, out: list[
             if type(value) is str and not runtime and "\n" not in value:
                 attrs.append((hcl, escape_string(value)))
             else:
-                attrs.append(_attr_item(hcl, value, duration, runtime,  # type: ignore[arg-type]
+                attrs.append(_attr_item(hcl, value, duration, runtime,
                                         spec == "Template" and name == "EmbeddedTmpl")[1:])
         elif kind == "m" or kind == "ma":
             mapping = {k: v for k, v in _need_dict(value, f"{where}.{name}").items()
@@ -959,7 +959,7 @@ def _body(obj: dict, spec: str, parent: str, where: str, indent: str, out: list[
             if item[0]:
                 blocks.append((None, item))
             else:
-                attrs.append(item[1:])  # type: ignore[arg-type]
+                attrs.append(item[1:])
 
     start = len(out)
     if attrs:
@@ -973,7 +973,7 @@ def _body(obj: dict, spec: str, parent: str, where: str, indent: str, out: list[
                 out.append("")
                 _layout([value], indent, out)
             else:  # a string map as a block: `env { NAME = "value" }`
-                _map_block(*value, indent, out)
+                _map_block(value[0], value[1], indent, out)
             continue
         shared = _shared.get(id(value)) if _shared else None
         if shared is None or shared[0] is not value or field[3] == "alias":
@@ -994,7 +994,7 @@ def _body(obj: dict, spec: str, parent: str, where: str, indent: str, out: list[
 
 
 
-def _group(obj: dict, field: tuple, value: object, where: str, indent: str,
+def _group(obj: dict[str, Any], field: tuple[Any, ...], value: object, where: str, indent: str,
            out: list[str]) -> None:
     """The blocks of one field of `obj` (a block, repeated or labelled blocks, a config)."""
     _, name, hcl, kind, sub, _skip, _duration, _runtime = field
@@ -1044,7 +1044,7 @@ def _group(obj: dict, field: tuple, value: object, where: str, indent: str,
         raise AssertionError(f"unknown kind {kind!r} in {name} ({hcl})")
 
 
-def _map_block(hcl: str, mapping: dict, indent: str, out: list[str]) -> None:
+def _map_block(hcl: str, mapping: dict[str, Any], indent: str, out: list[str]) -> None:
     out.append("")
     if not mapping:
         out.append(f"{indent}{hcl} {{}}")
@@ -1054,7 +1054,7 @@ def _map_block(hcl: str, mapping: dict, indent: str, out: list[str]) -> None:
     out.append(indent + "}")
 
 
-def _block_lines(head: str, obj: dict, spec: str, parent: str, where: str, indent: str,
+def _block_lines(head: str, obj: dict[str, Any], spec: str, parent: str, where: str, indent: str,
                  out: list[str]) -> None:
     """A blank line, then `head { ... }` (or `head {}` when the body is empty)."""
     out.append("")
@@ -1102,7 +1102,7 @@ def _unknown(name: str, value: object, parent: str, where: str) -> list[_Item]:
     return [_attr(name, hcl, value, parent)]
 
 
-def _generic_items(obj: dict, parent: str, where: str) -> list[_Item]:
+def _generic_items(obj: dict[str, Any], parent: str, where: str) -> list[_Item]:
     items: list[_Item] = []
     for name in sorted(obj, key=str):
         items.extend(_unknown(name, obj[name], parent, f"{where}.{name}"))
@@ -1111,7 +1111,7 @@ def _generic_items(obj: dict, parent: str, where: str) -> list[_Item]:
 
 
 
-def to_hcl(job: dict, shared: dict[int, tuple[object, dict]] | None = None) -> str:
+def to_hcl(job: dict[str, Any], shared: dict[int, tuple[object, dict[Any, list[str]]]] | None = None) -> str:
     """Render the bare Job dict (not `{"Job": ...}`) as an HCL2 jobspec.
 
     Same input, same bytes: field order comes from the table, maps are sorted by key.

@@ -52,11 +52,12 @@ class PerZone(Kind):
 class NodeLocal(Kind):
     name = NODE_LOCAL
 
-    def instance_slots(self, s, host, zones):
+    def instance_slots(self, s: ServiceSet, host: ServiceSet | None,
+                       zones: tuple[str, ...]) -> list[tuple[str, int]]:
         assert host is not None
         return Kind.instance_slots(self, host, None, zones)
 
-    def job_set(self, get, s):
+    def job_set(self, get: Callable[[str], ServiceSet], s: ServiceSet) -> ServiceSet | None:
         while s.host:
             s = get(s.host)
         return s
@@ -68,10 +69,11 @@ class External(Kind):
     def total(self, wanted: int) -> int:
         return 1  # one registered address
 
-    def instance_slots(self, s, host, zones):
+    def instance_slots(self, s: ServiceSet, host: ServiceSet | None,
+                       zones: tuple[str, ...]) -> list[tuple[str, int]]:
         return []  # runs elsewhere: no instances of ours
 
-    def job_set(self, get, s):
+    def job_set(self, get: Callable[[str], ServiceSet], s: ServiceSet) -> ServiceSet | None:
         return None
 
 

@@ -97,11 +97,11 @@ class _Dup:
 def parse(text: str, filename: str = "<manifest>", name: str = "manifest") -> Manifest:
     had_dups = []
 
-    def pairs(items: list[tuple[str, Any]]) -> dict:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out = dict(items)
         if len(out) < len(items):  # duplicates: Python's json keeps only the last one
             seen: set[str] = set()
-            out[_Dup] = [k for k, _ in items if k in seen or seen.add(k)]  # type: ignore[index]
+            out[_Dup] = [k for k, _ in items if k in seen or seen.add(k)]  # type: ignore[index, func-returns-value]
             had_dups.append(True)
         return out
 
@@ -149,8 +149,8 @@ class _Checker(FieldChecker):
     def __init__(self, text: str, filename: str) -> None:
         super().__init__(filename)
         self.text = text
-        self._positions: dict[tuple, tuple[int, int]] | None = None
-        self._dup_positions: dict[tuple, tuple[int, int]] | None = None
+        self._positions: dict[tuple[Any, ...], tuple[int, int]] | None = None
+        self._dup_positions: dict[tuple[Any, ...], tuple[int, int]] | None = None
 
     def fail(self) -> None:
         if self.problems:
@@ -159,7 +159,7 @@ class _Checker(FieldChecker):
             raise ManifestError(f"{self.filename}: {n} problem{'s' if n > 1 else ''} in the manifest",
                                 self.problems)
 
-    def where(self, path: tuple, dup: bool = False) -> str:
+    def where(self, path: tuple[Any, ...], dup: bool = False) -> str:
         if dup:
             if self._dup_positions is None:  # one scan for all duplicates: linear
                 self._dup_positions = locate(self.text, dup_positions=True)
@@ -175,15 +175,15 @@ class _Checker(FieldChecker):
                 return f"{self.filename}:{pos[0]}:{pos[1]}"
         return self.filename
 
-    def dups(self, obj: dict, path: tuple) -> None:
-        for k in obj.pop(_Dup, ()):
+    def dups(self, obj: dict[str, Any], path: tuple[Any, ...]) -> None:
+        for k in obj.pop(_Dup, ()):  # type: ignore[call-overload]  # a marker key, not a str
             self.problems.append(Problem(
                 f"{key_text(path + (k,))}: duplicate key (JSON keeps only the last one)",
                 self.where(path + (k,), dup=True), "merge the two entries into one"))
 
     def all_dups(self, data: Any) -> None:
         """Report (and drop the markers of) every duplicate key, in one pass over the data."""
-        stack = [((), data)]
+        stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
         while stack:
             path, v = stack.pop()
             if isinstance(v, dict):
@@ -217,7 +217,7 @@ class _Checker(FieldChecker):
                 services.append(svc)
         return services
 
-    def service(self, name: str, body: dict, path: tuple) -> Service | None:
+    def service(self, name: str, body: dict[str, Any], path: tuple[Any, ...]) -> Service | None:
         self.unknown(body, FIELDS, path)
         if "external" in body:
             return self.external(name, body, path)
@@ -275,7 +275,7 @@ class _Checker(FieldChecker):
                        count=count, overrides=overrides, env_refs=env_refs, wiring=wiring,
                        tags=tags, constraints=constraints, node_pool=node_pool)
 
-    def external(self, name: str, body: dict, path: tuple) -> Service | None:
+    def external(self, name: str, body: dict[str, Any], path: tuple[Any, ...]) -> Service | None:
         before = len(self.problems)
         for k in sorted(set(body) - {"external", "protocol"}):
             self.add(path + (k,), "an external service runs elsewhere; it takes only "
@@ -286,10 +286,10 @@ class _Checker(FieldChecker):
             self.add(p, 'must be an object like {"address": "db.example.com", "port": 5432}')
             return None
         self.unknown(ext, {"address", "port"}, p)
-        address = ext.get("address")
+        address: Any = ext.get("address")
         if not isinstance(address, str) or not HOST_RE.match(address):
             self.add(p + ("address",), "must be a host name or IP address")
-        port = ext.get("port")
+        port: Any = ext.get("port")
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
             self.add(p + ("port",), "must be a port number 1-65535")
         protocol = body.get("protocol", "tcp")
@@ -304,7 +304,7 @@ class _Checker(FieldChecker):
         run = Runnable(image="", check=None)
         return Service(name=name, depends=(), run=run, interface=iface, external=(address, port))
 
-    def overrides(self, value: Any, path: tuple, depends: tuple[str, ...]) -> tuple:
+    def overrides(self, value: Any, path: tuple[Any, ...], depends: tuple[str, ...]) -> tuple[Any, ...]:
         if not isinstance(value, dict):
             self.add(path, 'must be an object like {"psql": {"image": "postgres:17"}}')
             return ()
@@ -336,7 +336,7 @@ class _Checker(FieldChecker):
             out.append((dep, Override(image, args, env, res, per_zone, state)))
         return tuple(out)
 
-    def state(self, value: Any, path: tuple) -> tuple[tuple[str, object], ...]:
+    def state(self, value: Any, path: tuple[Any, ...]) -> tuple[tuple[str, object], ...]:
         """Where a stateful dependency keeps its data: storage mode, size (MB), path."""
         if not isinstance(value, dict):
             self.add(path, 'must be an object like {"storage": "host", "size": 2048}')
@@ -364,7 +364,7 @@ class _Checker(FieldChecker):
                 out.append(("path", where_))
         return tuple(out)
 
-    def depends(self, value: Any, path: tuple) -> tuple[str, ...]:
+    def depends(self, value: Any, path: tuple[Any, ...]) -> tuple[str, ...]:
         deps = self.strings(value, path, "depends")
         seen: set[str] = set()
         for i, d in enumerate(deps):
@@ -377,7 +377,7 @@ class _Checker(FieldChecker):
             seen.add(d)
         return deps
 
-    def env_with_refs(self, value: Any, path: tuple) -> tuple[tuple, tuple]:
+    def env_with_refs(self, value: Any, path: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         """Plain variables (with `$${` unescaped) and those that refer to dependencies."""
         plain, with_refs = [], []
         for k, v in self.env(value, path):
@@ -393,7 +393,7 @@ class _Checker(FieldChecker):
                 plain.append((k, text))
         return tuple(plain), tuple(with_refs)
 
-    def wiring(self, value: Any, path: tuple, depends: tuple[str, ...]) -> tuple:
+    def wiring(self, value: Any, path: tuple[Any, ...], depends: tuple[str, ...]) -> tuple[Any, ...]:
         if not isinstance(value, dict):
             self.add(path, 'must be an object like {"psql": {"change_mode": "noop"}}')
             return ()
@@ -431,7 +431,7 @@ class _Checker(FieldChecker):
             out.append((dep, Wiring(mode, signal if mode == "signal" else "", fallback)))
         return tuple(out)
 
-    def tags(self, value: Any, path: tuple) -> tuple[str, ...]:
+    def tags(self, value: Any, path: tuple[Any, ...]) -> tuple[str, ...]:
         tags = self.strings(value, path, "tags")
         for i, tag in enumerate(tags):
             if not tag or len(tag) > 255 or any(ord(c) < 32 for c in tag):
@@ -441,7 +441,7 @@ class _Checker(FieldChecker):
                          "tags are literal text; nomadgen adds the zone tag itself")
         return tags
 
-    def constraints(self, value: Any, path: tuple) -> tuple[Constraint, ...]:
+    def constraints(self, value: Any, path: tuple[Any, ...]) -> tuple[Constraint, ...]:
         if not isinstance(value, list):
             self.add(path, 'must be a list like [{"attribute": "${node.class}", "value": "web"}]')
             return ()
@@ -472,7 +472,7 @@ class _Checker(FieldChecker):
             out.append(Constraint(str(attr), str(op), val if isinstance(val, str) else ""))
         return tuple(out)
 
-    def driver_text(self, value: str, path: tuple) -> None:
+    def driver_text(self, value: str, path: tuple[Any, ...]) -> None:
         # Nomad re-decodes driver config as HCL on the client, so %{ is evaluated even when
         # escaped (nomad GH-14972); there is no safe way to pass it through args.
         if "%{" in value:
@@ -480,11 +480,11 @@ class _Checker(FieldChecker):
                      "pass the value through `env` and reference it as ${VAR} instead")
 
 
-def locate(text: str, dup_positions: bool = False) -> dict[tuple, tuple[int, int]]:
+def locate(text: str, dup_positions: bool = False) -> dict[tuple[Any, ...], tuple[int, int]]:
     """Map each JSON path to the (line, column) of its key, or of its value for list items.
     Only run when there is an error to point at, so the happy path stays at C speed."""
-    pos: dict[tuple, tuple[int, int]] = {}
-    dups: dict[tuple, tuple[int, int]] = {}
+    pos: dict[tuple[Any, ...], tuple[int, int]] = {}
+    dups: dict[tuple[Any, ...], tuple[int, int]] = {}
     i = 0
     n = len(text)
     line_starts = [0]
@@ -510,11 +510,11 @@ def locate(text: str, dup_positions: bool = False) -> dict[tuple, tuple[int, int
         raw = text[i:end + 1]
         i = end + 1
         try:
-            return json.loads(raw)
+            return str(json.loads(raw))
         except ValueError:
             return raw.strip('"')
 
-    def value(path: tuple) -> None:
+    def value(path: tuple[Any, ...]) -> None:
         nonlocal i
         ws()
         if i >= n:

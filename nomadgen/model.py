@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .kinds import EXTERNAL, KINDS, NODE_LOCAL, PER_ZONE, SCHEDULINGS
 from .names import DEFAULT_KV_PREFIX, DEFAULT_ZONE_ATTRIBUTE, job_id
+
+if TYPE_CHECKING:
+    from .refs import Part
 
 __all__ = ["EXTERNAL", "NODE_LOCAL", "PER_ZONE", "SCHEDULINGS"]
 
@@ -141,10 +144,10 @@ class Service(NamedTuple):
     run: Runnable
     interface: InterfaceSpec
     per_zone: int = 1
-    count: int | None = None  # explicit total instead of per-zone
+    count: int | None = None  # type: ignore[assignment]  # explicit total instead of per-zone
     overrides: tuple[tuple[str, Override], ...] = ()  # generic dependency -> tuning
     external: tuple[str, int] | None = None  # runs elsewhere: (address, port), registered in Consul
-    env_refs: tuple[tuple[str, tuple], ...] = ()  # env values with ${dep.field}: refs.parse parts
+    env_refs: tuple[tuple[str, tuple[Part, ...]], ...] = ()  # env values with ${dep.field}: refs.parse parts
     wiring: tuple[tuple[str, Wiring], ...] = ()  # dependency as written -> how it is taken
     tags: tuple[str, ...] = ()  # extra Consul tags of its service
     constraints: tuple[Constraint, ...] = ()
@@ -174,7 +177,7 @@ class Manifest(NamedTuple):
 class Instance(NamedTuple):
     set: str
     zone: str  # "" for node-local instances: they follow their host
-    index: int
+    index: int  # type: ignore[assignment]
 
 
 class ServiceSet(NamedTuple):
@@ -185,7 +188,7 @@ class ServiceSet(NamedTuple):
     owner: str  # the dependent set a dedicated set was made for; "" for declared services
     declared: bool  # True for the manifest's own services
     kind: str  # per-zone | node-local | external: see kinds.py
-    count: int
+    count: int  # type: ignore[assignment]
     per_zone_max: int  # the hard per-zone limit (distinct_property)
     depends: tuple[str, ...]  # set names, sorted
     users: tuple[str, ...]  # set names that depend on this one, sorted
@@ -196,7 +199,7 @@ class ServiceSet(NamedTuple):
     prefixes: tuple[tuple[str, str], ...] = ()  # (dependency set, env prefix) for this dependent
     external: tuple[str, int] | None = None  # (address, port) of a service that runs elsewhere
     links: tuple[Link, ...] = ()  # this dependent's dependencies, in `depends` order
-    mapped_env: tuple[tuple[str, tuple], ...] = ()  # NAME -> parts; each Ref.dep is a set name
+    mapped_env: tuple[tuple[str, tuple[Part, ...]], ...] = ()  # NAME -> parts; each Ref.dep is a set name
     tags: tuple[str, ...] = ()
     constraints: tuple[Constraint, ...] = ()
     node_pool: str = ""
@@ -268,7 +271,7 @@ class Settings(NamedTuple):
 class Job(NamedTuple):
     id: str
     set: str
-    api: dict  # the Nomad API form, {"ID": ...}
+    api: dict[str, Any]  # the Nomad API form, {"ID": ...}
     spec_hash: str = ""
 
 

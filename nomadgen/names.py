@@ -11,6 +11,8 @@ empty scope is the unscoped layout (no environment)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Protocol
 
 DEFAULT_ZONES = ("zone-a", "zone-b", "zone-c")  # the seed: three zones, one node each
 DEFAULT_ZONE_ATTRIBUTE = "${node.datacenter}"
@@ -150,7 +152,18 @@ def service_of_key(key: str) -> str:
 
 # --- Zones ----------------------------------------------------------------------------------
 
-def node_zone(node, zone_attribute: str) -> str | None:
+class NodeLike(Protocol):
+    """A node as zones see it: backends.Node, or a test's stand-in."""
+
+    @property
+    def datacenter(self) -> str: ...
+    @property
+    def meta(self) -> Mapping[str, str]: ...
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
+
+
+def node_zone(node: NodeLike, zone_attribute: str) -> str | None:
     """The zone of a node (anything with datacenter, meta and attributes) by the zone attribute
     (`${node.datacenter}`, `${meta.zone}`, `${attr.x}`); None when the node has none."""
     key = zone_attribute[2:-1]

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections import Counter
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import converge, data, names
 from .errors import (
@@ -27,6 +27,9 @@ from .pipeline import Rendered, build_plan, no_gc
 from .render import META_MANIFEST, interfaces, render
 from .settings import Config
 
+if TYPE_CHECKING:
+    from .backends import ConsulAPI, Node, NomadAPI
+
 
 class Prepared(NamedTuple):
     rendered: Rendered
@@ -35,7 +38,7 @@ class Prepared(NamedTuple):
     data: tuple[data.DataStatement, ...] = ()  # what the change does to stateful sets' data
 
 
-def cluster_zones(nomad, cfg: Config) -> tuple[tuple[str, ...], str]:
+def cluster_zones(nomad: NomadAPI, cfg: Config) -> tuple[tuple[str, ...], str]:
     """Zones to resolve against: the cluster's own, or the configured ones checked against it."""
     attr = cfg.render.zone_attribute
     nodes = nomad.nodes(with_meta=not attr.startswith("${node."))
@@ -54,7 +57,7 @@ def cluster_zones(nomad, cfg: Config) -> tuple[tuple[str, ...], str]:
     return cfg.zones, cfg.zones_source
 
 
-def prepare(manifest_path: str, cfg: Config, nomad, consul, *, name: str | None = None,
+def prepare(manifest_path: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI, *, name: str | None = None,
             prune: bool = False, nomad_plan: bool = True, concurrency: int = 16) -> Prepared:
     zones, source = cluster_zones(nomad, cfg)
     with no_gc():
@@ -66,7 +69,7 @@ def prepare(manifest_path: str, cfg: Config, nomad, consul, *, name: str | None 
     return Prepared(Rendered(manifest, plan, jobs, ifaces), cs, source, data_statements(cs, nomad))
 
 
-def data_statements(cs: converge.ChangeSet, nomad) -> tuple[data.DataStatement, ...]:
+def data_statements(cs: converge.ChangeSet, nomad: NomadAPI) -> tuple[data.DataStatement, ...]:
     """For each changed job of a stateful set: Nomad's plan annotations, the live job, its
     allocations and the nodes they run on, read into data.predict."""
     stateful = {s.job_id: s.name for s in cs.plan.sets if s.job_hosted and s.run.state is not None}
@@ -77,10 +80,11 @@ def data_statements(cs: converge.ChangeSet, nomad) -> tuple[data.DataStatement, 
              for n in nomad.nodes(with_meta=False)}
     out: list[data.DataStatement] = []
     for c in todo:
-        updates = (c.nomad_plan.get("Annotations") or {}).get("DesiredTGUpdates")
+        dry_run, job = c.nomad_plan or {}, c.job or {}  # both set: see todo
+        updates = (dry_run.get("Annotations") or {}).get("DesiredTGUpdates")
         allocs = [a for a in nomad.allocations(c.id) if a.get("DesiredStatus") == "run"]
-        changed = ((c.nomad_plan.get("Diff") or {}).get("Type") or "None") != "None"
-        out += data.predict(stateful[c.id], c.job, nomad.job(c.id), updates, allocs, nodes, changed)
+        changed = ((dry_run.get("Diff") or {}).get("Type") or "None") != "None"
+        out += data.predict(stateful[c.id], job, nomad.job(c.id), updates, allocs, nodes, changed)
     return tuple(out)
 
 
@@ -109,7 +113,7 @@ def needs_lock(cs: converge.ChangeSet) -> bool:
     return cs.changed or any(k.action != converge.UNCHANGED for k in cs.push)
 
 
-def fingerprint(cs: converge.ChangeSet) -> tuple:
+def fingerprint(cs: converge.ChangeSet) -> tuple[Any, ...]:
     """What a change set was computed from: each job's and key's action and index."""
     # A job's index says whether it changed since; its action is derived from it and the fixed
     # desired job (a re-read without dry runs cannot tell "unchanged" from "update").
@@ -131,7 +135,7 @@ class SetStatus(NamedTuple):
     waiting: tuple[str, ...] = ()  # tasks that cannot start yet, and why (their template events)
 
 
-def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStatus], dict]:
+def status(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI) -> tuple[list[SetStatus], dict[str, Any]]:
     root = converge.prefix_of(manifest_name, cfg.render)
     scope = cfg.render.scope
     tree = consul.kv_tree(root)
@@ -157,7 +161,8 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
         instances: tuple[data.InstanceData, ...] = ()
         waiting: tuple[str, ...] = ()
         if stub is None:
-            state, drift, placements = "missing", "job missing", ()
+            state, drift = "missing", "job missing"
+            placements: tuple[tuple[str, str, str], ...] = ()
         else:
             stopped = stub.get("Stop")
             state = "stopped" if stopped else stub.get("Status", "?")
@@ -166,7 +171,7 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
             drift = "not ours" if meta.get(META_MANIFEST) != manifest_name else "in sync"
             history = nomad.allocations(job_id)
             placements = tuple(sorted(
-                (_zone(nodes.get(a.get("NodeID")), attr), a.get("NodeName", "?"), a.get("ClientStatus", "?"))
+                (_zone(nodes.get(a.get("NodeID", "")), attr), a.get("NodeName", "?"), a.get("ClientStatus", "?"))
                 for a in history if a.get("DesiredStatus") == "run"))
             waiting = tuple(sorted(w for w in (_waiting(a, nodes, attr, root) for a in history
                                                if a.get("DesiredStatus") == "run") if w))
@@ -182,20 +187,20 @@ def status(manifest_name: str, cfg: Config, nomad, consul) -> tuple[list[SetStat
     return rows, record
 
 
-class _Allocs(dict):
+class _Allocs(dict[str, Any]):
     """Full allocations by ID, read when first asked for."""
 
-    def __init__(self, nomad) -> None:
+    def __init__(self, nomad: NomadAPI) -> None:
         super().__init__()
         self.nomad = nomad
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         if key not in self:
             self[key] = self.nomad.allocation(key)
         return super().get(key) or default
 
 
-def instance_data(nomad, history: list[dict], node_status: dict[str, str]) -> tuple[data.InstanceData, ...]:
+def instance_data(nomad: NomadAPI, history: list[dict[str, Any]], node_status: dict[str, str]) -> tuple[data.InstanceData, ...]:
     """Per running instance of a stateful job: did its data continue or start empty?"""
     full = _Allocs(nomad)
     out = []
@@ -212,7 +217,7 @@ def instance_data(nomad, history: list[dict], node_status: dict[str, str]) -> tu
     return tuple(out)
 
 
-def _waiting(alloc: dict, nodes: dict, attr: str, root: str) -> str:
+def _waiting(alloc: dict[str, Any], nodes: dict[str, Any], attr: str, root: str) -> str:
     """Why a pending task waits: Nomad's last template event (`Missing: kv.block(...)`)."""
     for task, st in sorted((alloc.get("TaskStates") or {}).items()):
         if st.get("State") != "pending":
@@ -221,7 +226,7 @@ def _waiting(alloc: dict, nodes: dict, attr: str, root: str) -> str:
         msg = (events[-1].get("DisplayMessage") or "") if events else ""
         if not msg.startswith("Missing:"):
             continue
-        where = f"{_zone(nodes.get(alloc.get('NodeID')), attr)}/{alloc.get('NodeName', '?')}"
+        where = f"{_zone(nodes.get(alloc.get('NodeID', '')), attr)}/{alloc.get('NodeName', '?')}"
         wait = names.wait_key(root, "")
         if f"kv.block({wait}" in msg:
             dep = msg.split(wait, 1)[1].split(")", 1)[0]
@@ -230,13 +235,13 @@ def _waiting(alloc: dict, nodes: dict, attr: str, root: str) -> str:
     return ""
 
 
-def _host_root(record: dict, name: str) -> str:
+def _host_root(record: dict[str, Any], name: str) -> str:
     while record["sets"][name]["host"]:
         name = record["sets"][name]["host"]
     return name
 
 
-def _zone(node, attr: str) -> str:
+def _zone(node: Node | None, attr: str) -> str:
     return (names.node_zone(node, attr) if node is not None else None) or "?"
 
 
@@ -275,7 +280,7 @@ def check_manifest_name(name: str) -> str:
     return name
 
 
-def owned_jobs(manifest_name: str, nomad) -> list[str]:
+def owned_jobs(manifest_name: str, nomad: NomadAPI) -> list[str]:
     return sorted(jid for jid, s in nomad.jobs().items()
                   if (s.get("Meta") or {}).get(META_MANIFEST) == manifest_name)
 
@@ -303,7 +308,7 @@ def ours(root: str, tree: dict[str, tuple[bytes, int]]) -> tuple[dict[str, int],
     return mine, other
 
 
-def destroy(manifest_name: str, cfg: Config, nomad, consul) -> Destroyed:
+def destroy(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI) -> Destroyed:
     """Purge the jobs this manifest owns (ownership read again right before each), deregister
     its external services and delete the keys it wrote; run under the manifest's lock, which
     is also the first write and so proves the Consul token can write before anything goes."""
@@ -356,7 +361,7 @@ def destroy(manifest_name: str, cfg: Config, nomad, consul) -> Destroyed:
     return Destroyed(tuple(purged), len(mine), tuple(services), tuple(other))
 
 
-def _probe_nomad_write(nomad, jobs: list[str]) -> None:
+def _probe_nomad_write(nomad: NomadAPI, jobs: list[str]) -> None:
     """Nomad's plan endpoint needs the submit-job capability, as stop and purge do: a dry
     run of one owned job checks the token before anything is purged."""
     if not jobs:
@@ -384,7 +389,7 @@ class ManifestLock:
     <kv_prefix>/<manifest>/lock, renewed in the background, released (session destroyed) on
     exit. A crash leaves the session to expire. Every writing command holds it."""
 
-    def __init__(self, consul, root: str, manifest: str, command: str) -> None:
+    def __init__(self, consul: ConsulAPI, root: str, manifest: str, command: str) -> None:
         self.consul = consul
         self.key = names.lock_key(root)
         self.manifest = manifest
@@ -449,7 +454,7 @@ class ManifestLock:
         except NomadgenError:
             pass  # the TTL ends it anyway
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -465,11 +470,11 @@ class ManifestLock:
 
 class InterfaceView(NamedTuple):
     key: str
-    document: dict
-    instances: tuple[dict, ...]
+    document: dict[str, Any]
+    instances: tuple[dict[str, Any], ...]
 
 
-def interface_get(set_name: str, cfg: Config, consul, manifest_name: str | None = None) -> InterfaceView:
+def interface_get(set_name: str, cfg: Config, consul: ConsulAPI, manifest_name: str | None = None) -> InterfaceView:
     job_id = names.job_id(set_name, cfg.render.scope)
     if manifest_name:
         owner = names.owner(manifest_name, cfg.render.scope)
@@ -494,6 +499,6 @@ def interface_get(set_name: str, cfg: Config, consul, manifest_name: str | None 
     return InterfaceView(key, json.loads(value), tuple(sorted(instances, key=lambda i: (i["node"], i["port"]))))
 
 
-def plan_counts(cs: converge.ChangeSet) -> Counter:
+def plan_counts(cs: converge.ChangeSet) -> Counter[str]:
     return Counter(j.action for j in cs.jobs)
 

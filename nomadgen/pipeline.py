@@ -6,12 +6,12 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .catalog import Catalog
 from .manifest import load
 from .model import Job, KVEntry, Manifest, Plan, Settings
-from .render import interfaces, render, render_job, to_json
+from .render import Shared, interfaces, render, render_job, to_json
 from .resolve import resolve
 from .settings import Config
 
@@ -74,8 +74,8 @@ def render_files(plan: Plan, settings: Settings, fmt: str, only: str | None = No
     """File name -> text for every job (or just `only`), each job written out as soon as it is
     rendered and then dropped: a big manifest never holds every job dict at once."""
     suffix = ".nomad.json" if fmt == "json" else ".nomad.hcl"
-    shared: dict = {}  # identical blocks, one object across the jobs (render.render_job)
-    written: dict[int, tuple[object, dict]] = {}  # for HCL: those blocks' lines, written once
+    shared: Shared = {}  # identical blocks, one object across the jobs (render.render_job)
+    written: dict[int, tuple[object, dict[Any, list[str]]]] = {}  # for HCL: those blocks' lines, written once
     out = {}
     if fmt != "json":
         from .hcl import to_hcl

@@ -7,14 +7,15 @@ import json
 import math
 import re
 from collections.abc import Callable
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import NamedTuple
+from json.encoder import encode_basestring
+from typing import Any, NamedTuple, TypeVar
 
 from . import names, stateful
 from .kinds import KINDS, NODE_LOCAL
 from .model import (
     Job,
     KVEntry,
+    Link,
     Plan,
     Runtime,
     ServiceSet,
@@ -22,7 +23,7 @@ from .model import (
 )
 
 try:  # hashlib loads OpenSSL: 2 ms of start-up for one digest per job
-    from _sha256 import sha256
+    from _sha256 import sha256  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - other interpreters
     from hashlib import sha256
 
@@ -30,6 +31,10 @@ SECOND = 1_000_000_000
 META_MANIFEST = "nomadgen_manifest"
 META_SET = "nomadgen_set"
 META_HASH = "nomadgen_spec_hash"
+_T = TypeVar("_T")
+Shared = dict[tuple[Any, ...], Any]  # render's identical blocks, by what makes them
+# A piece of an env value: literal text, or (field, set name) read from a dependency.
+Segment = str | tuple[str, str]
 _PH = re.compile(r"\{((?:env\.|secret\.)?[A-Za-z0-9_]+)\}")
 
 
@@ -37,21 +42,22 @@ def render(plan: Plan, settings: Settings = Settings()) -> list[Job]:
     """One job per job-hosting set, sorted by ID. Node-local sets ride in their host's group.
     Identical blocks (update, spread, constraint) are one shared object across the jobs of a
     render: jobs are read-only once rendered, and a big manifest needs far less memory."""
-    shared: dict = {}
+    shared: Shared = {}
     return [render_job(plan, s, settings, shared) for s in plan.sets if s.job_hosted]
 
 
-def _once(shared: dict | None, key: tuple, make):
+def _once(shared: Shared | None, key: tuple[Any, ...], make: Callable[[], _T]) -> _T:
     if shared is None:
         return make()
     if key not in shared:
         shared[key] = make()
-    return shared[key]
+    out: _T = shared[key]
+    return out
 
 
-def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: dict | None = None) -> Job:
+def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: Shared | None = None) -> Job:
     zattr = Runtime(settings.zone_attribute)  # a runtime reference: written as such in HCL
-    group: dict = {
+    group: dict[str, Any] = {
         "Name": s.type,
         "Count": s.count,
         # The hard guarantee: never more than per_zone_max instances in one zone.
@@ -69,7 +75,7 @@ def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: dict | Non
         del group["Networks"]
     if not group["Services"]:
         del group["Services"]
-    job: dict = {
+    job: dict[str, Any] = {
         "ID": s.job_id,
         "Name": s.job_id,
         "Type": "service",
@@ -97,11 +103,11 @@ def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: dict | Non
     return Job(id=s.job_id, set=s.name, api=job, spec_hash=digest)
 
 
-def spec_hash(job: dict) -> str:
+def spec_hash(job: dict[str, Any]) -> str:
     """Hash of everything nomadgen sets, so an unchanged job is never registered again."""
     body = {k: v for k, v in job.items() if k != "Meta"}
     body["Meta"] = {k: v for k, v in job.get("Meta", {}).items() if k != META_HASH}
-    return sha256(canonical(body)).hexdigest()[:16]
+    return str(sha256(canonical(body)).hexdigest()[:16])
 
 
 def canonical(obj: object) -> bytes:
@@ -116,7 +122,7 @@ def _datacenters(plan: Plan, settings: Settings) -> tuple[str, ...]:
     return ("*",)
 
 
-def _constraints(plan: Plan, s: ServiceSet, settings: Settings) -> list[dict]:
+def _constraints(plan: Plan, s: ServiceSet, settings: Settings) -> list[dict[str, Any]]:
     zattr = settings.zone_attribute
     out = [{"LTarget": zattr, "Operand": "distinct_property", "RTarget": str(s.per_zone_max)}]
     if tuple(_datacenters(plan, settings)) != plan.zones:
@@ -130,7 +136,7 @@ def _constraints(plan: Plan, s: ServiceSet, settings: Settings) -> list[dict]:
     return out
 
 
-def _spread(attr: str, zones: tuple[str, ...]) -> dict:
+def _spread(attr: str, zones: tuple[str, ...]) -> dict[str, Any]:
     pct = math.floor(100 / len(zones))  # the sum must stay <= 100; Nomad shares the rest evenly
     return {
         "Attribute": attr,
@@ -144,7 +150,7 @@ def port_label(s: ServiceSet) -> str:
     return s.job_id.replace("-", "_")
 
 
-def _ports(plan: Plan, s: ServiceSet) -> list[dict]:
+def _ports(plan: Plan, s: ServiceSet) -> list[dict[str, Any]]:
     ports = [{"Label": p.label, "Value": 0, "To": p.to} for p in s.run.ports]
     for e in s.embedded:
         emb = plan.get(e)
@@ -154,8 +160,8 @@ def _ports(plan: Plan, s: ServiceSet) -> list[dict]:
     return ports
 
 
-def _service(plan: Plan, s: ServiceSet, label: str, settings: Settings) -> dict:
-    svc: dict = {
+def _service(plan: Plan, s: ServiceSet, label: str, settings: Settings) -> dict[str, Any]:
+    svc: dict[str, Any] = {
         "Name": s.job_id,
         "PortLabel": label,
         "Provider": "consul",
@@ -165,7 +171,7 @@ def _service(plan: Plan, s: ServiceSet, label: str, settings: Settings) -> dict:
     }
     c = s.run.check
     if c is not None:
-        check: dict = {
+        check: dict[str, Any] = {
             "Name": f"{s.job_id} {c.type}",
             "Type": c.type,
             "Interval": c.interval_s * SECOND,
@@ -178,7 +184,7 @@ def _service(plan: Plan, s: ServiceSet, label: str, settings: Settings) -> dict:
     return svc
 
 
-def _services(plan: Plan, s: ServiceSet, settings: Settings) -> list[dict]:
+def _services(plan: Plan, s: ServiceSet, settings: Settings) -> list[dict[str, Any]]:
     out = []
     if s.interface.port:
         out.append(_service(plan, s, s.interface.port, settings))
@@ -188,8 +194,8 @@ def _services(plan: Plan, s: ServiceSet, settings: Settings) -> list[dict]:
     return out
 
 
-def _config(s: ServiceSet, ports: list[str]) -> dict:
-    cfg: dict = {"image": s.run.image}
+def _config(s: ServiceSet, ports: list[str]) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"image": s.run.image}
     if s.run.command:
         cfg["command"] = s.run.command
     if s.run.args:
@@ -199,7 +205,7 @@ def _config(s: ServiceSet, ports: list[str]) -> dict:
     return cfg
 
 
-def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict:
+def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict[str, Any]:
     env = dict(s.run.env)
     wiring = _wire(plan, s, settings)
     env.update(wiring.env)
@@ -211,7 +217,7 @@ def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict:
             "Envvars": True,
             "ChangeMode": "restart",
         })
-    task: dict = {
+    task: dict[str, Any] = {
         "Name": s.type,
         "Driver": "docker",
         "Config": _config(s, [p.label for p in s.run.ports]),
@@ -231,7 +237,7 @@ def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict:
 
 class _Wiring(NamedTuple):
     env: dict[str, str]
-    templates: list[dict]
+    templates: list[dict[str, Any]]
     reads: list[Read]
 
 
@@ -249,8 +255,8 @@ def reads(plan: Plan, s: ServiceSet, settings: Settings = Settings()) -> list[Re
     return _wire(plan, s, settings).reads
 
 
-def _segments(dep: ServiceSet, pattern: str, plan: Plan, settings: Settings) -> list:
-    out: list = []
+def _segments(dep: ServiceSet, pattern: str, plan: Plan, settings: Settings) -> list[Any]:
+    out: list[Any] = []
     pos = 0
     live = {"host", "port"} | {f"secret.{i}" for i in dep.run.secret_items}
     for m in _PH.finditer(pattern):
@@ -266,7 +272,7 @@ def _fill_static(text: str, dep: ServiceSet, plan: Plan, settings: Settings) -> 
     return fill(text, dep, plan, settings, {})
 
 
-def _field(dep: ServiceSet, field: str, plan: Plan, settings: Settings) -> list:
+def _field(dep: ServiceSet, field: str, plan: Plan, settings: Settings) -> list[Any]:
     if field == "addrs":
         return [("addrs", dep.name)]
     for suffix, pattern in dep.interface.env + dep.interface.extra:
@@ -276,7 +282,7 @@ def _field(dep: ServiceSet, field: str, plan: Plan, settings: Settings) -> list:
 
 
 def _wire(plan: Plan, s: ServiceSet, settings: Settings) -> _Wiring:
-    values: list[tuple[str, list]] = []
+    values: list[tuple[str, list[Segment]]] = []
     for link in s.links:
         if link.mapped:
             continue  # it chose its own names for this dependency
@@ -284,7 +290,7 @@ def _wire(plan: Plan, s: ServiceSet, settings: Settings) -> _Wiring:
         for suffix, pattern in dep.interface.env:
             values.append((f"{link.prefix}_{suffix}", _segments(dep, pattern, plan, settings)))
     for var, parts in s.mapped_env:
-        segs: list = []
+        segs: list[Segment] = []
         for part in parts:
             segs.extend([part] if isinstance(part, str) else
                         _field(plan.get(part.dep), part.field, plan, settings))
@@ -294,7 +300,7 @@ def _wire(plan: Plan, s: ServiceSet, settings: Settings) -> _Wiring:
         return plan.get(name).host == s.name
 
     env: dict[str, str] = {}
-    per_dep: dict[str, list[tuple[str, list]]] = {}
+    per_dep: dict[str, list[tuple[str, list[Segment]]]] = {}
     for var, segs in values:
         remote = sorted({x[1] for x in segs if not isinstance(x, str) and not local(x[1])})
         secret = any(not isinstance(x, str) and x[0].startswith("secret.") for x in segs)
@@ -319,7 +325,7 @@ def _wire(plan: Plan, s: ServiceSet, settings: Settings) -> _Wiring:
     return _Wiring(env, templates, read)
 
 
-def segs_set(segs: list) -> str:
+def segs_set(segs: list[Segment]) -> str:
     return next(x[1] for x in segs if not isinstance(x, str))
 
 
@@ -340,7 +346,7 @@ def _go_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _line(var: str, segs: list, arg) -> str:
+def _line(var: str, segs: list[Segment], arg: Callable[[tuple[str, str]], str]) -> str:
     """NAME={{ printf "literal %v literal" .Address | toJSON }}: every literal character stays
     literal (a Go string, % doubled), the value is quoted for the env file."""
     fmt, args = [], []
@@ -375,7 +381,7 @@ class WorkloadPolicy(NamedTuple):
     task: str
     paths: tuple[str, ...]
 
-    def body(self, namespace: str) -> dict:
+    def body(self, namespace: str) -> dict[str, Any]:
         rules = [f"namespace {json.dumps(namespace)} {{", "  variables {"]
         for p in self.paths:
             rules += [f"    path {json.dumps(p)} {{", '      capabilities = ["read"]', "    }"]
@@ -406,7 +412,8 @@ def workload_policies(manifest: str, jobs: list[Job]) -> list[WorkloadPolicy]:
     return out
 
 
-def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings: Settings) -> dict:
+def _dependency_template(plan: Plan, s: ServiceSet, link: Link, values: list[tuple[str, list[Segment]]],
+                         settings: Settings) -> dict[str, Any]:
     dep = plan.get(link.set)
     svc = names.in_datacenter(dep.job_id, settings.consul_datacenter)
     items = sorted({x[0][7:] for _, segs in values for x in segs
@@ -421,7 +428,7 @@ def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings
                     '{{ $addrs = printf "%%s%%s%%s:%%d" $addrs $sep .Address .Port }}'
                     '{{ $sep = "," }}{{ end }}' % svc)
 
-    def arg(x) -> str:
+    def arg(x: tuple[str, str]) -> str:
         what, name = x
         if name != dep.name:  # a node-local set of this group, used in the same variable
             o = plan.get(name)
@@ -432,7 +439,7 @@ def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings
             return '(index $creds "%s")' % what[7:]
         return ".Address" if what == "host" else ".Port"
 
-    def instance(x) -> bool:
+    def instance(x: Segment) -> bool:
         return not isinstance(x, str) and x[1] == dep.name and x[0] in ("host", "port")
 
     live = [_line(v, segs, arg) for v, segs in values if any(instance(x) for x in segs)]
@@ -455,7 +462,7 @@ def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings
         else:
             body.append("{{- " + nearest)
     body.extend(rest)
-    tmpl: dict = {
+    tmpl: dict[str, Any] = {
         "EmbeddedTmpl": "\n".join(body) + "\n",
         "DestPath": f"{'secrets' if items else 'local'}/nomadgen/{dep.job_id}.env",
         "Envvars": True,
@@ -466,7 +473,7 @@ def _dependency_template(plan: Plan, s: ServiceSet, link, values: list, settings
     return tmpl
 
 
-def _sidecar_task(emb: ServiceSet) -> dict:
+def _sidecar_task(emb: ServiceSet) -> dict[str, Any]:
     return {
         "Name": emb.job_id,
         "Driver": "docker",
@@ -537,7 +544,7 @@ def interface_document(plan: Plan, s: ServiceSet, settings: Settings) -> bytes:
     return pretty_json(doc).encode() + b"\n"
 
 
-def to_json(job: Job | dict) -> str:
+def to_json(job: Job | dict[str, Any]) -> str:
     api = job.api if isinstance(job, Job) else job
     return pretty_json({"Job": api}) + "\n"
 

@@ -18,7 +18,7 @@ import graphlib
 import math
 import re
 from collections import defaultdict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .catalog import Catalog
 from .errors import ConfigError, Problem, ResolutionError
@@ -29,6 +29,7 @@ from .model import (
     Link,
     Manifest,
     Plan,
+    Runnable,
     Service,
     ServiceSet,
     State,
@@ -286,7 +287,7 @@ def _as_written(svc: Service, set_name: str) -> str:
 
 
 def _bind(s: ServiceSet, svc: Service, built: dict[str, ServiceSet], manifest: Manifest,
-          problems: list[Problem]) -> tuple[tuple, set[str]]:
+          problems: list[Problem]) -> tuple[tuple[Any, ...], set[str]]:
     """${psql.url} in the dependent's env -> (set psql:app, field url); one problem per bad ref."""
     by_written = {_as_written(svc, d): d for d in s.depends}
     by_type: dict[str, list[str]] = defaultdict(list)
@@ -294,7 +295,7 @@ def _bind(s: ServiceSet, svc: Service, built: dict[str, ServiceSet], manifest: M
         by_type[built[d].type].append(d)
     out, used = [], set()
     for var, parts in svc.env_refs:
-        bound: list = []
+        bound: list[Any] = []
         for part in parts:
             if not isinstance(part, Ref):
                 bound.append(part)
@@ -337,7 +338,7 @@ def _bind(s: ServiceSet, svc: Service, built: dict[str, ServiceSet], manifest: M
 
 
 def _instances(built: dict[str, ServiceSet], zones: tuple[str, ...]) -> tuple[Instance, ...]:
-    out = []
+    out: list[Instance] = []
     for name in sorted(built):
         s = built[name]
         host = built[s.host] if s.host else None
@@ -385,8 +386,8 @@ def _check_cycles(edges: dict[str, list[str]], manifest: Manifest) -> None:
         ) from None
 
 
-def _override_state(run, fields: dict, typ: str, owner: str, manifest: Manifest,
-                    problems: list[Problem], node_local: bool = False):
+def _override_state(run: Runnable, fields: dict[str, Any], typ: str, owner: str, manifest: Manifest,
+                    problems: list[Problem], node_local: bool = False) -> Runnable:
     base = run.state
     if node_local:
         problems.append(Problem(

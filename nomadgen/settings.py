@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .environments import EnvSpec, Value, locator, parse_envs, parse_set, read_var_file
 from .errors import ConfigError, Problem
@@ -53,9 +54,9 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
                 namespace: str | None = None, kv_prefix: str | None = None,
                 environment: str | None = None, var_files: tuple[str, ...] = (),
                 sets: tuple[str, ...] = (), region: str | None = None,
-                env: dict[str, str] | None = None) -> Config:
+                env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
-    data: dict = {}
+    data: dict[str, Any] = {}
     path = Path(config) if config else Path(CONFIG_FILE)
     if config or path.is_file():
         data = _read_config(path)
@@ -137,10 +138,10 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
     )
 
 
-def _versioned(data: dict, path: str, problems: list) -> dict:
+def _versioned(data: dict[str, Any], path: str, problems: list[Any]) -> dict[str, Any]:
     """nomad_version = "1.6" (the oldest Nomad the jobs must run on; default 1.5) and the
     settings that need a newer Nomad than 1.5: node_pool (1.6)."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     raw = data.get("nomad_version")
     version = OLDEST_NOMAD
     if raw is not None:
@@ -166,7 +167,7 @@ def _versioned(data: dict, path: str, problems: list) -> dict:
     return out
 
 
-def _environments(data: dict, path: Path, name: str, origin: str) -> tuple[dict[str, EnvSpec], EnvSpec | None]:
+def _environments(data: dict[str, Any], path: Path, name: str, origin: str) -> tuple[dict[str, EnvSpec], EnvSpec | None]:
     raw = data.get("env", {})
     if not raw and not name:
         return {}, None
@@ -188,12 +189,12 @@ def _environments(data: dict, path: Path, name: str, origin: str) -> tuple[dict[
     return envs, envs[name]
 
 
-def _storage(raw, path: str, problems: list) -> dict:
+def _storage(raw: Any, path: str, problems: list[Any]) -> dict[str, Any]:
     """[storage] mode = "ephemeral" | "host" | "csi", csi_plugin = "...", sets = {"psql:app" = "csi"}"""
     if not isinstance(raw, dict):
         problems.append(Problem("storage must be a table", path, '[storage]\nmode = "host"'))
         return {}
-    out: dict = {}
+    out: dict[str, Any] = {}
     for k in sorted(set(raw) - STORAGE_KEYS):
         problems.append(Problem(f"storage.{k}: unknown key", path, "known: " + ", ".join(sorted(STORAGE_KEYS))))
     mode = raw.get("mode", "")
@@ -221,7 +222,7 @@ def _storage(raw, path: str, problems: list) -> dict:
 
 # --- Connections ----------------------------------------------------------------------------
 
-def _read_config(path: Path) -> dict:
+def _read_config(path: Path) -> dict[str, Any]:
     from .fields import clip, cut, key_text
     from .files import InputFileError, read_text
 
@@ -269,7 +270,8 @@ class Endpoint(NamedTuple):
         tok = "set" if self.token else "none"
         return f"Endpoint({self.service} {self.address}, token={tok}, verify={self.verify!r})"
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return self.__repr__()
 
     @property
     def host(self) -> str:
@@ -291,7 +293,7 @@ _GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _GO_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
 
-def parse_bool(env: dict, var: str, default: bool) -> bool:
+def parse_bool(env: Mapping[str, str], var: str, default: bool) -> bool:
     value = env.get(var, "")
     if value == "":
         return default
@@ -323,7 +325,7 @@ def _address(value: str, default_port: int, https: bool, what: str, source: str)
     return f"{parts.scheme}://{host}:{port}"
 
 
-def _token(flag: str | None, flag_file: str | None, env: dict, var: str, what: str) -> str:
+def _token(flag: str | None, flag_file: str | None, env: Mapping[str, str], var: str, what: str) -> str:
     if flag:
         return _checked_token(flag.strip(), "the flag", what)
     path = flag_file or env.get(var + "_FILE")
@@ -362,7 +364,7 @@ def _file(path: str | None, what: str, var: str) -> str | None:
 
 
 def _tls_files(what: str, var: str, ca_cert: str | None, client_cert: str | None,
-               client_key: str | None, env: dict) -> tuple[str | None, tuple[str, str] | None]:
+               client_key: str | None, env: Mapping[str, str]) -> tuple[str | None, tuple[str, str] | None]:
     """The CA (file or folder) and the client certificate pair, each checked to exist."""
     ca = _file(ca_cert or env.get(f"{var}_CACERT") or env.get(f"{var}_CAPATH"),
                f"{what} CA certificate", f"{var}_CACERT")
@@ -379,7 +381,7 @@ def nomad_endpoint(*, address: str | None = None, token: str | None = None,
                    token_file: str | None = None, namespace: str | None = None,
                    region: str | None = None, ca_cert: str | None = None,
                    client_cert: str | None = None, client_key: str | None = None,
-                   skip_verify: bool | None = None, env: dict | None = None) -> Endpoint:
+                   skip_verify: bool | None = None, env: Mapping[str, str] | None = None) -> Endpoint:
     env = os.environ if env is None else env
     src = "--nomad-addr" if address else "NOMAD_ADDR" if env.get("NOMAD_ADDR") else "default"
     addr = _address(address or env.get("NOMAD_ADDR") or "http://127.0.0.1:4646", 4646, False,
@@ -399,7 +401,7 @@ def nomad_endpoint(*, address: str | None = None, token: str | None = None,
 def consul_endpoint(*, address: str | None = None, token: str | None = None,
                     token_file: str | None = None, ca_cert: str | None = None,
                     client_cert: str | None = None, client_key: str | None = None,
-                    skip_verify: bool | None = None, env: dict | None = None) -> Endpoint:
+                    skip_verify: bool | None = None, env: Mapping[str, str] | None = None) -> Endpoint:
     env = os.environ if env is None else env
     https = parse_bool(env, "CONSUL_HTTP_SSL", False)
     src = "--consul-addr" if address else "CONSUL_HTTP_ADDR" if env.get("CONSUL_HTTP_ADDR") else "default"
@@ -416,7 +418,7 @@ def consul_endpoint(*, address: str | None = None, token: str | None = None,
     )
 
 
-def dns_server(value: str | None = None, env: dict | None = None) -> tuple[str, int]:
+def dns_server(value: str | None = None, env: Mapping[str, str] | None = None) -> tuple[str, int]:
     """Consul's DNS interface: --dns, NOMADGEN_DNS, or the agent default 127.0.0.1:8600."""
     env = os.environ if env is None else env
     raw = value or env.get("NOMADGEN_DNS") or "127.0.0.1:8600"

@@ -4,6 +4,8 @@ that means "accepts connections", and one instance per node. Pure: render calls 
 
 from __future__ import annotations
 
+from typing import Any
+
 from .model import EPHEMERAL, HOST, Check, ServiceSet, Settings
 
 SECOND = 1_000_000_000
@@ -34,7 +36,7 @@ def volume_source(s: ServiceSet) -> str:
     return s.job_id
 
 
-def apply(group: dict, task: dict, s: ServiceSet, settings: Settings) -> None:
+def apply(group: dict[str, Any], task: dict[str, Any], s: ServiceSet, settings: Settings) -> None:
     """Adds storage, shutdown and spreading to a freshly rendered group and its main task."""
     run = s.run
     if run.kill_timeout_s:
@@ -71,7 +73,7 @@ def apply(group: dict, task: dict, s: ServiceSet, settings: Settings) -> None:
         group["Constraints"] = [*group.get("Constraints", []), {"Operand": "distinct_hosts", "RTarget": "true"}]
 
 
-def check_fields(s: ServiceSet, c: Check) -> dict:
+def check_fields(s: ServiceSet, c: Check) -> dict[str, Any]:
     """A script check runs inside the main task (group services name it)."""
     if c.type != "script":
         return {}
