@@ -7,9 +7,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install demo demo-envs test check lint typecheck bench dev-up dev-down clean
 
-$(STAMP): pyproject.toml
+# nomadgen, and the dev tools beside it (each its own package, not in the dockland wheel).
+$(STAMP): pyproject.toml dev/jobcheck/pyproject.toml dev/standin/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' \
+		-e dev/jobcheck -e dev/standin
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -49,7 +49,7 @@ def _health_delay(s, prep) -> float:
 
 def layers_bench(n: int, layers: int, concurrency: int = 16) -> dict:
     """One first push of n jobs in `layers` layers at LATENCY per request: figures and floors."""
-    from dev.standin.server import StandIn
+    from nomad_standin.server import StandIn
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "bench.json"
@@ -113,7 +113,7 @@ def _push(standin, path: str, concurrency: int):
 
 
 def submit_bench() -> None:
-    from dev.standin.server import StandIn
+    from nomad_standin.server import StandIn
 
     for k in [k for k in os.environ if k.startswith(("NOMAD_", "CONSUL_"))]:
         del os.environ[k]

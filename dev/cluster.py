@@ -7,7 +7,7 @@
 
 `up` starts real dev agents when both `nomad` and `consul` are on PATH (one Consul dev agent,
 one Nomad server, three Nomad clients: one per zone, datacenter = zone, node meta `zone`, all on
-127.0.0.1), otherwise the stand-in (`python -m dev.standin serve`), detached. It writes pid
+127.0.0.1), otherwise the stand-in (`python -m nomad_standin serve`), detached. It writes pid
 files, logs and an env file into the state dir and prints `export ...` lines. `down` stops only
 the processes named in those pid files. Standard library only: runs before any venv exists.
 """
@@ -137,11 +137,11 @@ def _wait(predicate, timeout: float, what: str) -> None:
 def up_standin(state: Path, args) -> dict[str, str]:
     env_file = state / "env"
     env_file.unlink(missing_ok=True)
-    cmd = [_python(), "-m", "dev.standin", "serve", "--env-file", str(env_file),
+    cmd = [_python(), "-m", "nomad_standin", "serve", "--env-file", str(env_file),
            "--zones", args.zones, "--lifetime", str(args.lifetime),
            "--start-delay", str(args.start_delay), "--time-scale", str(args.time_scale)]
     proc = _spawn(cmd, state / "standin.log", ROOT)
-    _write_pid(state, "standin", proc, "dev.standin")
+    _write_pid(state, "standin", proc, "nomad_standin")
 
     def ready() -> bool:
         if proc.poll() is not None:  # our own child: its exit status is the truth

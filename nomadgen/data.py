@@ -2,7 +2,7 @@
 Nomad's plan annotations, the jobs' storage settings, allocations and nodes.
 
 Nomad carries an allocation's data over to its replacement (facts from Nomad v1.5.8's code, as
-modelled by dev/standin/data.py):
+modelled by dev/standin/nomad_standin/data.py):
 - sticky ephemeral disk: a replacement is first tried on the previous node if that node is ready
   (scheduler/generic_sched.go findPreferredNode) and takes over the old directory there; with
   `migrate` one placed elsewhere copies it from the old node, which fails (soft: empty

@@ -1,1 +1,1 @@
-pytest_plugins = ["dev.standin.pytest_plugin"]
+pytest_plugins = ["nomad_standin.pytest_plugin"]

@@ -1,4 +1,4 @@
-"""Test helper: prove rendered jobs with Nomad 1.5.8's own code (dev/nomad_jobspec.py).
+"""Test helper: prove rendered jobs with Nomad 1.5.8's own code (dev/jobcheck/nomad_jobcheck/jobspec.py).
 
     requires_nomad                 skip marker (with the reason) where the binary is absent
     nomad_parse / nomad_decode / nomad_canonicalize / nomad_validate
@@ -25,9 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-
-from dev import nomad_jobspec
-from dev.nomad_jobspec import JobspecError, binary, missing_reason
+from nomad_jobcheck import jobspec as nomad_jobspec
+from nomad_jobcheck.jobspec import JobspecError, binary, missing_reason
 
 __all__ = [
     "JobspecError",

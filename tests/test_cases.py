@@ -14,9 +14,9 @@ import shlex
 from pathlib import Path
 
 import pytest
+from nomad_jobcheck import check_job
 from typer.testing import CliRunner
 
-from dev.jobcheck import check_job
 from nomadgen.cli import app
 from tests.hcl_parity import hcl_to_job
 from tests.test_hcl import canon_configs, normalise

@@ -18,9 +18,9 @@ from pathlib import Path
 import hcl2
 import pytest
 from lark.exceptions import LarkError
+from nomad_jobcheck.jobspec import shared_dir
 
 import nomadgen.hcl
-from dev.nomad_jobspec import shared_dir
 from nomadgen.errors import RenderError
 from nomadgen.hcl import escape_string, format_duration, to_hcl
 from tests.hcl_parity import LiveTemplate, hcl_to_job, parse_duration, unescape

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from nomad_jobcheck.jobspec import shared_dir
 
-from dev.nomad_jobspec import shared_dir
 from nomadgen.errors import ManifestError
 from nomadgen.manifest import DEFAULT_IMAGE, parse
 

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from nomad_jobcheck.jobspec import shared_dir
 
-from dev.nomad_jobspec import shared_dir
 from nomadgen.hcl import escape_string, to_hcl
 from nomadgen.model import Runtime
 from tests.hcl_parity import hcl_to_job

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from dev.nomad_jobspec import shared_dir
-from dev.standin import nomadsched
+from nomad_jobcheck.jobspec import shared_dir
+from nomad_standin import nomadsched
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "cases"

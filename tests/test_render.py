@@ -175,7 +175,7 @@ def test_render_is_deterministic_bytes():
 
 
 def test_every_rendered_job_passes_the_strict_check():
-    from dev.jobcheck import check_job
+    from nomad_jobcheck import check_job
 
     for doc in (None, {"web": {"count": 5, "depends": ["redis", "mysql", "memcache"]},
                        "api": {"depends": ["web", "psql"], "check": {"type": "http", "path": "/h"}}}):

@@ -1,4 +1,4 @@
-"""Tests that read ../shared honour NOMADGEN_SHARED (best through dev.nomad_jobspec.shared_dir)."""
+"""Tests that read ../shared honour NOMADGEN_SHARED (best through nomad_jobcheck.jobspec.shared_dir)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from dev.nomad_jobspec import shared_dir
+from nomad_jobcheck.jobspec import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

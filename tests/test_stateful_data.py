@@ -1,5 +1,5 @@
 """Data of stateful sets through changes and node events, for each storage mode, on the stand-in
-(whose allocations carry data as Nomad's clients do: dev/standin/data.py). A marker is written into
+(whose allocations carry data as Nomad's clients do: dev/standin/nomad_standin/data.py). A marker is written into
 every instance's data first; afterwards the plan's prediction (kept / lost / new per instance) and
 `status`' account (continued / started empty) must both equal what the stand-in shows."""
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import trustme
+from nomad_standin.nomad import make_handler
 from typer.testing import CliRunner
 
-from dev.standin.nomad import make_handler
 from nomadgen.cli import app
 
 SEED = str(Path(__file__).resolve().parents[1] / "examples" / "dockland.json")

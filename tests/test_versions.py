@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
+from nomad_jobcheck import FIELD_SINCE, OLDEST_NOMAD, check_job, newer_fields
 from typer.testing import CliRunner
 
-from dev.jobcheck import FIELD_SINCE, OLDEST_NOMAD, check_job, newer_fields
 from nomadgen.cli import app
 from nomadgen.errors import ConfigError
 from nomadgen.hcl import to_hcl

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from nomad_standin import acl as standin_acl
 from typer.testing import CliRunner
 
-from dev.standin import acl as standin_acl
 from nomadgen import refs
 from nomadgen.backends import connect
 from nomadgen.catalog import Catalog

@@ -1,4 +1,4 @@
-"""Differential test: dev/jobcheck.py and Nomad 1.5.8's own validation (nomad-jobspec validate)
+"""Differential test: dev/jobcheck/nomad_jobcheck/check.py and Nomad 1.5.8's own validation (nomad-jobspec validate)
 agree on a generated corpus of mutations of rendered jobs: both accept or both reject.
 Where jobcheck is stricter on purpose, STRICTER says why (and jobcheck's code says so too)."""
 
@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from nomad_jobcheck import check_job
 
-from dev.jobcheck import check_job
 from tests.nomad_tools import JobspecError, binary, nomad_validate, requires_nomad
 
-CASES = Path(__file__).parent / "cases"
+CASES = Path(__file__).resolve().parents[1] / "cases"
 S = 1_000_000_000
 
 

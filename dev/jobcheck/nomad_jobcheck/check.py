@@ -36,7 +36,7 @@ __all__ = [
     "schema_available",
 ]
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_REPO_ROOT = Path(__file__).resolve().parents[3]  # dev/jobcheck/nomad_jobcheck/check.py
 
 SECOND = 1_000_000_000
 MINUTE = 60 * SECOND

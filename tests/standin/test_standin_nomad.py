@@ -14,11 +14,11 @@ import consul
 import dns.resolver
 import nomad
 import nomad.api.exceptions as nex
+import nomad_jobcheck as jobcheck
 import pytest
 import requests
-
-from dev import jobcheck, nomad_jobspec
-from dev.standin.server import StandIn
+from nomad_jobcheck import jobspec as nomad_jobspec
+from nomad_standin.server import StandIn
 
 SEC = 1_000_000_000
 ZONES = ("zone-a", "zone-b", "zone-c")

@@ -32,7 +32,7 @@ __all__ = [
     "validate",
 ]
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_REPO_ROOT = Path(__file__).resolve().parents[3]  # dev/jobcheck/nomad_jobcheck/jobspec.py
 _REL = Path("tools") / "nomad-jobspec" / "nomad-jobspec"
 
 

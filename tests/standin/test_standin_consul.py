@@ -21,9 +21,8 @@ import dns.rdatatype
 import pytest
 import requests
 from consul.exceptions import ACLPermissionDenied, ClientError
-
-from dev.standin.consul import ConsulState, make_handler
-from dev.standin.dns import DNSServer
+from nomad_standin.consul import ConsulState, make_handler
+from nomad_standin.dns import DNSServer
 
 TOKEN = "s3cr3t-management-token"
 

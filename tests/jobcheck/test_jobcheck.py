@@ -1,4 +1,4 @@
-"""dev.jobcheck: every rule proven by a known-bad job, real Nomad jobs and a good base job pass."""
+"""nomad_jobcheck: every rule proven by a known-bad job, real Nomad jobs and a good base job pass."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import copy
 import json
 from pathlib import Path
 
+import nomad_jobcheck as jobcheck
 import pytest
-
-from dev import jobcheck
-from dev.jobcheck import check_job, nomad_error_text, schema_available
-from dev.nomad_jobspec import shared_dir
+from nomad_jobcheck import check_job, nomad_error_text, schema_available
+from nomad_jobcheck.jobspec import shared_dir
 
 S = 1_000_000_000
 

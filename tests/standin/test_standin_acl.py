@@ -8,7 +8,7 @@ import nomad.api.exceptions as nex
 import pytest
 import requests
 
-from tests.test_standin_nomad import make_job
+from tests.standin.test_standin_nomad import make_job
 
 
 @pytest.fixture

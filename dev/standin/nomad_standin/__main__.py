@@ -1,4 +1,4 @@
-"""Run the stand-in cluster in the foreground: `python -m dev.standin serve [options]`.
+"""Run the stand-in cluster in the foreground: `python -m nomad_standin serve [options]`.
 
 Writes NOMAD_ADDR / CONSUL_HTTP_ADDR / NOMADGEN_DNS to --env-file once every port answers,
 prints them, and exits on SIGTERM/SIGINT or when --lifetime runs out.
@@ -18,7 +18,7 @@ from .server import StandIn
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dev.standin",
+    p = argparse.ArgumentParser(prog="python -m nomad_standin",
                                 description="Local Nomad + Consul stand-in on 127.0.0.1.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the stand-in in the foreground")

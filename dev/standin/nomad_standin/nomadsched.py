@@ -22,7 +22,7 @@ from pathlib import Path
 from . import jobspec
 
 log = logging.getLogger("standin.nomad")
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[3]  # dev/standin/nomad_standin/nomadsched.py
 TOOL = Path("tools") / "nomad-sched" / "nomad-sched"
 
 

@@ -27,6 +27,9 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import nomad_jobcheck as jobcheck
+from nomad_jobcheck import jobspec as nomad_jobspec
+
 from . import acl as acl_mod
 from . import data, jobspec, namespaces, network, nomadsched, scheduler, taskview, templates
 
@@ -56,10 +59,8 @@ def multierror(*problems: str) -> str:
 def _check_job(job: dict) -> str:
     """A submitted job's validation errors as Nomad words them; "" when valid. First Nomad
     1.5.8's own Job.Validate() (../shared/tools/nomad-jobspec, when present): a job real
-    Nomad rejects is never accepted here. Then dev/jobcheck, which also knows the fields
+    Nomad rejects is never accepted here. Then nomad_jobcheck, which also knows the fields
     added after 1.5 (which 1.5.8's decoder drops) and refuses unknown keys."""
-    from .. import jobcheck, nomad_jobspec
-
     if nomad_jobspec.binary() is not None:
         try:
             ok, text = nomad_jobspec.validate(job)
@@ -139,7 +140,7 @@ class Alloc:
     create_index: int = 0
     modify_index: int = 0
     modify_time: float = 0.0
-    data_id: str = ""  # what its data directory holds (dev/standin/data.py)
+    data_id: str = ""  # what its data directory holds (dev/standin/nomad_standin/data.py)
     data_origin: str = ""  # empty | sticky | migrated | volume
     disk_id: str = ""  # its ephemeral disk's identity (the data's too without a volume)
     migrate: bool = False  # DesiredTransition.Migrate: its node is draining
@@ -198,7 +199,7 @@ class NomadState:
         self.never_healthy_jobs: set[str] = set()
         self.variables: dict[tuple[str, str], dict] = {}  # (namespace, path) -> variable
         self.namespaces: dict[str, dict] = namespaces.default_namespaces()
-        self.acl = acl_mod.NomadACL()  # off until a management token is given (dev/standin/acl.py)
+        self.acl = acl_mod.NomadACL()  # off until a management token is given (dev/standin/nomad_standin/acl.py)
         self.network = network.Network(self)
         self._dep_clock: dict[str, dict[str, float]] = {}  # deployment -> group -> deadline
         self._watched: dict[str, int] = {}  # deployment -> healthy count at its last eval
@@ -613,7 +614,7 @@ class NomadState:
         """Compare the job with its allocations; stop, place and update (or only count).
 
         The decisions are Nomad's own scheduler's where nomad-sched is at hand
-        (dev/standin/nomadsched.py), else the stand-in's engine's."""
+        (dev/standin/nomad_standin/nomadsched.py), else the stand-in's engine's."""
         # nomad-sched's state store holds no CSI volumes: jobs claiming them use the stand-in's
         # engine, which checks them against create_csi_volume's register.
         csi = any(v.get("Type") == "csi" for g in job.get("TaskGroups") or []
@@ -1688,7 +1689,7 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                 return
             body = self._body()
             try:
-                # Per-capability ACLs (dev/standin/acl.py); None when ACLs are off.
+                # Per-capability ACLs (dev/standin/nomad_standin/acl.py); None when ACLs are off.
                 secret = self.headers.get("X-Nomad-Token") or ""
                 auth = self.headers.get("Authorization") or ""
                 if not secret and auth.lower().startswith("bearer "):

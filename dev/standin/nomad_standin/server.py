@@ -206,7 +206,7 @@ class StandIn:
                 raise TimeoutError(f"condition not met within {timeout}s")
             time.sleep(interval)
 
-    # -- network, task view, ACL helpers (dev/standin/network.py, taskview.py, acl.py) -------
+    # -- network, task view, ACL helpers (dev/standin/nomad_standin/network.py, taskview.py, acl.py) -------
     def reach(self, address: str, source: tuple[str, str] | None = None):
         """The running task `address` ("host:port") reaches — an Endpoint (alloc_id, task,
         label, job_id, group, node, port) — or None. `source` = (alloc ID, task name) it is
@@ -244,7 +244,7 @@ class StandIn:
             return [asdict(m) for m in self.nomad.network.mappings()]
 
     def task_view(self, alloc_id: str, task: str) -> dict:
-        """The task's environment and rendered templates (see dev/standin/taskview.py)."""
+        """The task's environment and rendered templates (see dev/standin/nomad_standin/taskview.py)."""
         return taskview.task_view(self.nomad, alloc_id, task)
 
     def nomad_token(self, policies=(), *, rules: dict[str, str] | None = None,

@@ -1,11 +1,10 @@
-"""The stand-in's text/template subset (dev/standin/gotmpl.py): what it renders, and that what it
+"""The stand-in's text/template subset (dev/standin/nomad_standin/gotmpl.py): what it renders, and that what it
 cannot render is reported rather than guessed."""
 
 from __future__ import annotations
 
 import pytest
-
-from dev.standin import gotmpl
+from nomad_standin import gotmpl
 
 
 def render(text: str, data: dict | None = None, env: dict | None = None) -> str:

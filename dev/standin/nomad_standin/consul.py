@@ -1437,7 +1437,7 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
         raise _HTTPError(403, self.authz.denied(resource, name))
 
     def _acl_filter(self, items: list) -> list:
-        """List reads are filtered per row by the token's rules (dev/standin/acl.py), not
+        """List reads are filtered per row by the token's rules (dev/standin/nomad_standin/acl.py), not
         refused; Consul then sets X-Consul-Results-Filtered-By-ACLs."""
         if self.authorized or self.authz is None:
             return items

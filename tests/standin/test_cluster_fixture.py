@@ -1,4 +1,4 @@
-"""The `cluster` / `standin_factory` fixtures, `python -m dev.standin serve` and dev/cluster.py."""
+"""The `cluster` / `standin_factory` fixtures, `python -m nomad_standin serve` and dev/cluster.py."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from pathlib import Path
 import nomad
 import pytest
 import requests
-
-from dev.standin.pytest_plugin import is_loopback, real_cluster
+from nomad_standin.pytest_plugin import is_loopback, real_cluster
 
 pytest_plugins = ["pytester"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -80,7 +79,7 @@ def test_inner(cluster):
 
 
 def test_real_mode_refuses_a_remote_address(pytester, monkeypatch):
-    pytester.makeconftest('pytest_plugins = ["dev.standin.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["nomad_standin.pytest_plugin"]')
     pytester.makepyfile(INNER)
     monkeypatch.setenv("NOMADGEN_TEST_REAL", "1")
     monkeypatch.setenv("NOMAD_ADDR", "http://192.0.2.10:4646")
@@ -92,7 +91,7 @@ def test_real_mode_refuses_a_remote_address(pytester, monkeypatch):
 
 
 def test_real_mode_uses_the_addresses_it_saw(pytester, monkeypatch):
-    pytester.makeconftest('pytest_plugins = ["dev.standin.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["nomad_standin.pytest_plugin"]')
     pytester.makepyfile(INNER)
     monkeypatch.setenv("NOMADGEN_TEST_REAL", "1")
     monkeypatch.setenv("NOMAD_ADDR", "http://127.0.0.1:4646")
@@ -104,7 +103,7 @@ def test_real_mode_uses_the_addresses_it_saw(pytester, monkeypatch):
 
 def test_report_header_names_the_standin(pytester, monkeypatch):
     monkeypatch.delenv("NOMADGEN_TEST_REAL", raising=False)
-    pytester.makeconftest('pytest_plugins = ["dev.standin.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["nomad_standin.pytest_plugin"]')
     pytester.makepyfile(INNER)
     result = pytester.runpytest("-p", "no:cacheprovider", "-s")
     result.assert_outcomes(passed=1)
@@ -112,7 +111,7 @@ def test_report_header_names_the_standin(pytester, monkeypatch):
 
 
 def test_standin_factory_options_and_cleanup(pytester):
-    pytester.makeconftest('pytest_plugins = ["dev.standin.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["nomad_standin.pytest_plugin"]')
     pytester.makepyfile("""
         made = []
 
@@ -131,7 +130,7 @@ def test_standin_factory_options_and_cleanup(pytester):
 
 def test_standin_lifetime_ends_the_serve_process(tmp_path):
     env_file = tmp_path / "env"
-    proc = subprocess.Popen([sys.executable, "-m", "dev.standin", "serve", "--lifetime", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "nomad_standin", "serve", "--lifetime", "1",
                              "--env-file", str(env_file)], cwd=ROOT, env=_clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -145,7 +144,7 @@ def test_standin_lifetime_ends_the_serve_process(tmp_path):
 
 def test_serve_exits_on_sigterm(tmp_path):
     env_file = tmp_path / "env"
-    proc = subprocess.Popen([sys.executable, "-m", "dev.standin", "serve", "--lifetime", "60",
+    proc = subprocess.Popen([sys.executable, "-m", "nomad_standin", "serve", "--lifetime", "60",
                              "--env-file", str(env_file)], cwd=ROOT, env=_clean_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -241,7 +240,7 @@ def test_cluster_py_down_stops_a_process_whose_command_line_is_not_switched_yet(
     state.mkdir()
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (state / "standin.pid").write_text(f"{proc.pid} {_start_time(proc.pid)} dev.standin\n")
+        (state / "standin.pid").write_text(f"{proc.pid} {_start_time(proc.pid)} nomad_standin\n")
         down = _cluster_py(state, "down")
         assert down.returncode == 0 and "stopped standin" in down.stderr, down.stderr
         assert proc.wait(timeout=10) is not None
@@ -258,7 +257,7 @@ def test_cluster_py_leaves_a_reused_pid_alone(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         wrong = int(_start_time(proc.pid)) - 1
-        (state / "standin.pid").write_text(f"{proc.pid} {wrong} dev.standin\n")
+        (state / "standin.pid").write_text(f"{proc.pid} {wrong} nomad_standin\n")
         down = _cluster_py(state, "down")
         assert down.returncode == 0 and "nothing is running" in down.stderr, down.stderr
         assert proc.poll() is None

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.nomad_tools import nomad_validate, requires_nomad
-from tests.test_standin_nomad import make_job
+from tests.standin.test_standin_nomad import make_job
 
 pytestmark = requires_nomad
 

@@ -34,7 +34,7 @@ import dns.rdtypes.ANY.TXT
 import dns.reversename
 import dns.rrset
 
-from dev.standin.consul import ConsulState
+from nomad_standin.consul import ConsulState
 
 log = logging.getLogger("standin.dns")
 

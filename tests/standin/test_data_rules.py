@@ -1,11 +1,12 @@
 """The rules behind data predictions (nomadgen/data.py) and the stand-in's data identities
-(dev/standin/data.py), case by case, without a cluster."""
+(dev/standin/nomad_standin/data.py), case by case, without a cluster."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dev.standin.data import EMPTY, MIGRATED, STICKY, VOLUME, DataStore
+from nomad_standin.data import EMPTY, MIGRATED, STICKY, VOLUME, DataStore
+
 from nomadgen import data
 
 NODE_A = {"ID": "a", "Name": "zone-a-1"}

@@ -12,10 +12,9 @@ import copy
 from pathlib import Path
 
 import pytest
-
-from dev.nomad_jobspec import shared_dir
-from dev.standin import nomadsched
-from dev.standin.nomad import NomadState
+from nomad_jobcheck.jobspec import shared_dir
+from nomad_standin import nomadsched
+from nomad_standin.nomad import NomadState
 
 SEC = 1_000_000_000
 ZONES = ("zone-a", "zone-b", "zone-c")
@@ -221,7 +220,7 @@ def test_both_engines_agree_on_every_case(monkeypatch):
 @needs_sched
 def test_the_differential_check_reports_a_disagreement(monkeypatch):
     """Known-bad: an engine that counts a service-tag change as destructive is caught."""
-    from dev.standin import jobspec
+    from nomad_standin import jobspec
 
     real = jobspec.tasks_updated
     monkeypatch.setattr(jobspec, "tasks_updated",
