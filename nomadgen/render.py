@@ -22,10 +22,13 @@ from .model import (
     Settings,
 )
 
-try:  # hashlib loads OpenSSL: 2 ms of start-up for one digest per job
-    from _sha256 import sha256  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - other interpreters
-    from hashlib import sha256
+try:  # hashlib loads OpenSSL: start-up time for one digest per job (README: Speed)
+    from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11
+except ImportError:  # pragma: no cover
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found]  # CPython 3.12+
+    except ImportError:  # other interpreters
+        from hashlib import sha256
 
 SECOND = 1_000_000_000
 META_MANIFEST = "nomadgen_manifest"
