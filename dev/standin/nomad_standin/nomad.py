@@ -22,9 +22,11 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import nomad_jobcheck as jobcheck
@@ -1715,274 +1717,410 @@ def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
                 log.exception("stand-in error on %s %s", method, self.path)
                 self._send(500, traceback.format_exc(), text=True)
 
-    def decode(body: bytes) -> dict:
-        try:
-            data = json.loads(body or b"null")
-        except ValueError as exc:
-            raise NomadError(400, f"Failed to decode request body: {exc}") from exc
-        if not isinstance(data, dict):
-            raise NomadError(400, "Request body must be a JSON object")
-        return data
-
-    def wait_index(query: dict) -> None:
-        """Blocking query: hold until the index passes ?index= or ?wait= elapses."""
-        if "index" not in query:
-            return
-        try:
-            target = int(query["index"])
-            wait = parse_duration(query.get("wait") or "5m")
-        except ValueError as exc:
-            raise NomadError(400, f"Invalid wait time or index: {exc}") from exc
-        deadline = time.monotonic() + min(wait, 600)
-        with state.changed:
-            while state.index <= target:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                state.changed.wait(min(left, 0.25))
-
     def route(method, path, query, body):
-        ns = query.get("namespace") or None
         parts = [p for p in path.split("/") if p][1:] if path.startswith("/v1/") else None
-        if parts is None or not parts:
+        if not parts:
             return None
-        head, rest = parts[0], parts[1:]
-
-        def in_ns(obj_ns: str) -> bool:
-            """List endpoints: the request's namespace (default when absent), `*` for all."""
-            return ns == "*" or obj_ns == (ns or "default")
-
-        def read(payload_fn):
-            if method != "GET":
-                raise NomadError(405, "Invalid method")
-            wait_index(query)
-            with state.lock:  # copy under the lock: the ticker mutates live records
-                return 200, copy.deepcopy(payload_fn()), state.index
-
-        if head == "jobs" and not rest:
-            if method == "GET":
-                def jobs():
-                    out = [state.job_stub(r, _truthy(query.get("meta")) and "meta" in query)
-                           for (jns, jid), r in state.jobs.items()
-                           if in_ns(jns) and jid.startswith(query.get("prefix", ""))]
-                    return _filter(sorted(out, key=lambda s: s["ID"]), query.get("filter"))
-                return read(jobs)
-            if method in ("POST", "PUT"):
-                return register(decode(body), None, ns)
-            raise NomadError(405, "Invalid method")
-        if head == "jobs" and rest == ["parse"]:
-            return None
-        if head == "job" and rest:
-            job_id, sub = rest[0], rest[1:]
-            if not sub:
-                if method == "GET":
-                    return read(lambda: state.job_view(state._record(job_id, ns)))
-                if method in ("POST", "PUT"):
-                    return register(decode(body), job_id, ns)
-                if method == "DELETE":
-                    with state.lock:
-                        out = state.deregister(job_id, purge=_truthy(query.get("purge"))
-                                               and "purge" in query, namespace=ns)
-                    return 200, out, None
-                raise NomadError(405, "Invalid method")
-            what = sub[0]
-            if what == "plan" and len(sub) == 1:
-                if method not in ("POST", "PUT"):
-                    raise NomadError(405, "Invalid method")
-                data = decode(body)
-                job = data.get("Job")
-                if not isinstance(job, dict):
-                    raise NomadError(400, "Job must be specified")
-                if not job.get("ID"):
-                    raise NomadError(400, "Job ID hasn't been provided")
-                if job.get("ID") != job_id:
-                    raise NomadError(400, "Job ID does not match")
-                return 200, state.plan(job, diff=bool(data.get("Diff")), namespace=ns), None
-            if what == "versions":
-                def versions():
-                    rec = state._record(job_id, ns)
-                    return {"Versions": [copy.deepcopy(v) for v in reversed(rec.versions)],
-                            "Diffs": None}
-                return read(versions)
-            if what == "allocations":
-                def allocs():
-                    rec = state._record(job_id, ns)
-                    return [state.alloc_view(a, full=False)
-                            for a in state._allocs_of(rec.job["Namespace"], rec.job["ID"])]
-                return read(allocs)
-            if what == "evaluations":
-                def evals():
-                    jns = state._record(job_id, ns).job["Namespace"]
-                    return list(state._job_evals.get((jns, job_id), ()))
-                return read(evals)
-            if what == "deployments":
-                def deps():
-                    jns = state._record(job_id, ns).job["Namespace"]
-                    return sorted(state._job_deps.get((jns, job_id), ()),
-                                  key=lambda d: -d["CreateIndex"])
-                return read(deps)
-            if what == "deployment":
-                def latest():
-                    jns = state._record(job_id, ns).job["Namespace"]
-                    deps = state._job_deps.get((jns, job_id), ())
-                    return max(deps, key=lambda d: d["CreateIndex"]) if deps else None
-                return read(latest)
-            if what == "summary":
-                return read(lambda: state.summary(state._record(job_id, ns)))
-            if what == "evaluate" and method in ("POST", "PUT"):
-                with state.lock:
-                    rec = state._record(job_id, ns)
-                    ev = state._evaluate(rec, "job-register")
-                return 200, {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
-                             "JobModifyIndex": rec.job["JobModifyIndex"]}, None
-            return None
-        if head == "allocations" and not rest:
-            def allocs():
-                out = [state.alloc_view(a, full=False, resources=_truthy(query.get("resources"))
-                                        and "resources" in query,
-                                        task_states=not ("task_states" in query
-                                                         and not _truthy(query["task_states"])))
-                       for a in state.allocs.values()
-                       if in_ns(a.namespace) and a.id.startswith(query.get("prefix", ""))]
-                return _filter(sorted(out, key=lambda x: x["CreateIndex"]), query.get("filter"))
-            return read(allocs)
-        if head == "allocation" and len(rest) == 1:
-            def alloc():
-                a = _lookup(state.allocs, rest[0], "alloc not found")
-                return state.alloc_view(a, full=True)
-            return read(alloc)
-        if head == "evaluations" and not rest:
-            return read(lambda: _filter([e for e in state.evals.values() if in_ns(e["Namespace"])
-                                         and e["ID"].startswith(query.get("prefix", ""))],
-                                        query.get("filter")))
-        if head == "evaluation" and len(rest) == 1:
-            return read(lambda: _lookup(state.evals, rest[0], "eval not found"))
-        if head == "evaluation" and len(rest) == 2 and rest[1] == "allocations":
-            return read(lambda: [state.alloc_view(a, full=False) for a in state.allocs.values()
-                                 if a.eval_id == rest[0]])
-        if head == "deployments" and not rest:
-            return read(lambda: sorted((d for d in state.deployments.values()
-                                        if in_ns(d["Namespace"])
-                                        and d["ID"].startswith(query.get("prefix", ""))),
-                                       key=lambda d: -d["CreateIndex"]))
-        if head == "deployment" and len(rest) == 1:
-            return read(lambda: _lookup(state.deployments, rest[0], "deployment not found"))
-        if head == "deployment" and len(rest) == 2 and rest[0] == "allocations":
-            return read(lambda: [state.alloc_view(a, full=False) for a in state.allocs.values()
-                                 if a.deployment_id == rest[1]])
-        if head == "nodes" and not rest:
-            return read(lambda: _filter(
-                [state.node_stub(n, resources=_truthy(query.get("resources")) and "resources" in query,
-                                 os_attr=_truthy(query.get("os")) and "os" in query)
-                 for n in state.nodes if n["ID"].startswith(query.get("prefix", ""))],
-                query.get("filter")))
-        if head == "node" and len(rest) == 1 and rest[0] != "pools":
-            def node():
-                for n in state.nodes:
-                    if n["ID"] == rest[0]:
-                        return copy.deepcopy(n)
-                raise NomadError(404, "node not found")
-            return read(node)
-        if head == "node" and len(rest) == 2 and rest[1] == "allocations":
-            return read(lambda: [state.alloc_view(a, full=True) for a in state.allocs.values()
-                                 if a.node["ID"] == rest[0]])
-        if head == "node" and rest == ["pools"]:
-            return read(lambda: [
-                {"Name": "all", "Description": "Node pool with all nodes in the cluster.",
-                 "Meta": None, "SchedulerConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1},
-                {"Name": "default", "Description": "Default node pool.", "Meta": None,
-                 "SchedulerConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1}])
-        if head == "namespaces" and not rest:
-            return read(lambda: [state.namespaces[n] for n in sorted(state.namespaces)
-                                 if n.startswith(query.get("prefix", ""))])
-        if head == "namespace" and len(rest) == 1:
-            if method == "GET":
-                def one():
-                    if rest[0] not in state.namespaces:
-                        raise NomadError(404, "Namespace not found")
-                    return state.namespaces[rest[0]]
-                return read(one)
-            if method in ("PUT", "POST"):
-                namespaces.upsert(state, decode(body), rest[0])
-                return 200, None, state.index
-            if method == "DELETE":
-                namespaces.delete(state, rest[0])
-                return 200, None, state.index
-            raise NomadError(405, "Invalid method")
-        if head == "namespace" and not rest and method in ("PUT", "POST"):
-            namespaces.upsert(state, decode(body), None)
-            return 200, None, state.index
-        if head == "status" and rest == ["leader"]:
-            return read(lambda: "127.0.0.1:4647")
-        if head == "status" and rest == ["peers"]:
-            return read(lambda: ["127.0.0.1:4647"])
-        if head == "regions" and not rest:
-            return read(lambda: ["global"])
-        if head == "agent" and rest == ["self"]:
-            return read(lambda: {
-                "config": {"Region": "global", "Datacenter": state.nodes[0]["Datacenter"]
-                           if state.nodes else "dc1", "NodeName": "standin",
-                           "Version": {"Version": NOMAD_VERSION, "VersionPrerelease": "",
-                                       "Revision": "standin"},
-                           "ACL": {"Enabled": state.acl.enabled}},
-                "member": {"Name": "standin.global", "Addr": "127.0.0.1", "Port": 4648,
-                           "Status": "alive", "Tags": {"region": "global", "role": "nomad",
-                                                       "build": NOMAD_VERSION}},
-                "stats": {"nomad": {"leader": "true", "server": "true"}}})
-        if head == "vars" and not rest:
-            return read(lambda: [{k: v for k, v in var.items() if k != "Items"}
-                                 for (vns, path), var in sorted(state.variables.items())
-                                 if (ns == "*" or vns == (ns or "default"))
-                                 and path.startswith(query.get("prefix", ""))])
-        if head == "var" and rest:
-            path = "/".join(rest)
-            vns = ns or "default"
-            cas = int(query["cas"]) if query.get("cas", "").isdigit() else None
-            if method == "GET":
-                def one_var():
-                    var = state.variables.get((vns, path))
-                    if var is None:
-                        raise NomadError(404, "variable not found")
-                    return var
-                return read(one_var)
-            if method in ("PUT", "POST"):
-                data = decode(body)
-                # The body's Namespace wins over ?namespace= (nomad/variables_endpoint.go Apply);
-                # python-nomad sends no ?namespace= on /v1/var at all.
-                vns = data.get("Namespace") or vns
-                if vns == "*":
-                    raise NomadError(400, 'can not target wildcard ("*")namespace')
-                return (*state.var_put(path, data.get("Items"), namespace=vns, cas=cas), None)
-            if method == "DELETE":
-                return (*state.var_delete(path, namespace=vns, cas=cas), None)
-            raise NomadError(405, "Invalid method")
-        if head == "validate" and rest == ["job"]:
-            if method not in ("POST", "PUT"):
-                raise NomadError(405, "Invalid method")
-            job = decode(body).get("Job")
-            if not isinstance(job, dict):
-                raise NomadError(400, "Job must be specified")
-            text = _check_job(job)
-            errors = [line[3:] for line in text.splitlines() if line.startswith("\t* ")]
-            return 200, {"DriverConfigValidated": True, "ValidationErrors": errors or None,
-                         "Error": text, "Warnings": ""}, None
+        rest = "/".join(parts)
+        for rx, handler in _NOMAD_ROUTES:
+            m = rx.fullmatch(rest)
+            if m:
+                return handler(_Request(state, method, query, body, m.groups()))
         return None
-
-    def register(data: dict, job_id: str | None, ns: str | None):
-        job = data.get("Job")
-        if not isinstance(job, dict):
-            raise NomadError(400, "Job must be specified")
-        if not job.get("ID"):
-            raise NomadError(400, "Job ID hasn't been provided")
-        if job_id is not None and job["ID"] != job_id:
-            raise NomadError(400, "Job ID does not match name")
-        ns = ns or data.get("Namespace") or None
-        out = state.register(job, enforce=bool(data.get("EnforceIndex")),
-                             modify_index=int(data.get("JobModifyIndex") or 0), namespace=ns)
-        return 200, out, None
 
     return Handler
 
+
+# --------------------------------------------------------------------------- routes
+# One function per endpoint, found by _NOMAD_ROUTES (path after /v1/, segments joined by "/",
+# empty segments dropped). Each answers (status, payload, index), or None: not implemented (501).
+# The method checks stay in each function: Nomad answers 405 "Invalid method" on some
+# endpoints and nothing on others (command/agent/http.go registers per path, not per method).
+
+_Result = tuple[int, Any, int | None] | None
+
+
+class _Request:
+    __slots__ = ("state", "method", "query", "body", "args", "ns")
+
+    def __init__(self, state: NomadState, method: str, query: dict, body: bytes,
+                 args: tuple[str, ...]) -> None:
+        self.state, self.method, self.query, self.body, self.args = state, method, query, body, args
+        self.ns = query.get("namespace") or None
+
+    def in_ns(self, obj_ns: str) -> bool:
+        """List endpoints: the request's namespace (default when absent), `*` for all."""
+        return self.ns == "*" or obj_ns == (self.ns or "default")
+
+    def prefix(self) -> str:
+        return self.query.get("prefix", "")
+
+    def flag(self, name: str) -> bool:
+        return _truthy(self.query.get(name)) and name in self.query
+
+    def read(self, payload_fn: Callable[[], Any]) -> _Result:
+        if self.method != "GET":
+            raise NomadError(405, "Invalid method")
+        _wait_index(self.state, self.query)
+        with self.state.lock:  # copy under the lock: the ticker mutates live records
+            return 200, copy.deepcopy(payload_fn()), self.state.index
+
+
+def _decode(body: bytes) -> dict:
+    try:
+        data = json.loads(body or b"null")
+    except ValueError as exc:
+        raise NomadError(400, f"Failed to decode request body: {exc}") from exc
+    if not isinstance(data, dict):
+        raise NomadError(400, "Request body must be a JSON object")
+    return data
+
+
+def _wait_index(state: NomadState, query: dict) -> None:
+    """Blocking query: hold until the index passes ?index= or ?wait= elapses."""
+    if "index" not in query:
+        return
+    try:
+        target = int(query["index"])
+        wait = parse_duration(query.get("wait") or "5m")
+    except ValueError as exc:
+        raise NomadError(400, f"Invalid wait time or index: {exc}") from exc
+    deadline = time.monotonic() + min(wait, 600)
+    with state.changed:
+        while state.index <= target:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            state.changed.wait(min(left, 0.25))
+
+
+def _register(state: NomadState, data: dict, job_id: str | None, ns: str | None) -> _Result:
+    job = data.get("Job")
+    if not isinstance(job, dict):
+        raise NomadError(400, "Job must be specified")
+    if not job.get("ID"):
+        raise NomadError(400, "Job ID hasn't been provided")
+    if job_id is not None and job["ID"] != job_id:
+        raise NomadError(400, "Job ID does not match name")
+    ns = ns or data.get("Namespace") or None
+    out = state.register(job, enforce=bool(data.get("EnforceIndex")),
+                         modify_index=int(data.get("JobModifyIndex") or 0), namespace=ns)
+    return 200, out, None
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+def _r_jobs(r: _Request) -> _Result:
+    state = r.state
+    if r.method == "GET":
+        def jobs():
+            out = [state.job_stub(rec, r.flag("meta"))
+                   for (jns, jid), rec in state.jobs.items()
+                   if r.in_ns(jns) and jid.startswith(r.prefix())]
+            return _filter(sorted(out, key=lambda s: s["ID"]), r.query.get("filter"))
+        return r.read(jobs)
+    if r.method in ("POST", "PUT"):
+        return _register(state, _decode(r.body), None, r.ns)
+    raise NomadError(405, "Invalid method")
+
+
+def _r_job(r: _Request) -> _Result:
+    state, (job_id,) = r.state, r.args
+    if r.method == "GET":
+        return r.read(lambda: state.job_view(state._record(job_id, r.ns)))
+    if r.method in ("POST", "PUT"):
+        return _register(state, _decode(r.body), job_id, r.ns)
+    if r.method == "DELETE":
+        with state.lock:
+            out = state.deregister(job_id, purge=r.flag("purge"), namespace=r.ns)
+        return 200, out, None
+    raise NomadError(405, "Invalid method")
+
+
+def _r_job_plan(r: _Request) -> _Result:
+    (job_id,) = r.args
+    if r.method not in ("POST", "PUT"):
+        raise NomadError(405, "Invalid method")
+    data = _decode(r.body)
+    job = data.get("Job")
+    if not isinstance(job, dict):
+        raise NomadError(400, "Job must be specified")
+    if not job.get("ID"):
+        raise NomadError(400, "Job ID hasn't been provided")
+    if job.get("ID") != job_id:
+        raise NomadError(400, "Job ID does not match")
+    return 200, r.state.plan(job, diff=bool(data.get("Diff")), namespace=r.ns), None
+
+
+def _r_job_versions(r: _Request) -> _Result:
+    state, (job_id,) = r.state, r.args
+
+    def versions():
+        rec = state._record(job_id, r.ns)
+        return {"Versions": [copy.deepcopy(v) for v in reversed(rec.versions)], "Diffs": None}
+    return r.read(versions)
+
+
+def _r_job_allocations(r: _Request) -> _Result:
+    state, (job_id,) = r.state, r.args
+
+    def allocs():
+        rec = state._record(job_id, r.ns)
+        return [state.alloc_view(a, full=False)
+                for a in state._allocs_of(rec.job["Namespace"], rec.job["ID"])]
+    return r.read(allocs)
+
+
+def _r_job_evaluations(r: _Request) -> _Result:
+    state, (job_id,) = r.state, r.args
+
+    def evals():
+        jns = state._record(job_id, r.ns).job["Namespace"]
+        return list(state._job_evals.get((jns, job_id), ()))
+    return r.read(evals)
+
+
+def _job_deployments_of(r: _Request) -> list[dict]:
+    state, (job_id,) = r.state, r.args
+    jns = state._record(job_id, r.ns).job["Namespace"]
+    return list(state._job_deps.get((jns, job_id), ()))
+
+
+def _r_job_deployments(r: _Request) -> _Result:
+    return r.read(lambda: sorted(_job_deployments_of(r), key=lambda d: -d["CreateIndex"]))
+
+
+def _r_job_deployment(r: _Request) -> _Result:
+    def latest():
+        deps = _job_deployments_of(r)
+        return max(deps, key=lambda d: d["CreateIndex"]) if deps else None
+    return r.read(latest)
+
+
+def _r_job_summary(r: _Request) -> _Result:
+    state, (job_id,) = r.state, r.args
+    return r.read(lambda: state.summary(state._record(job_id, r.ns)))
+
+
+def _r_job_evaluate(r: _Request) -> _Result:
+    state, (job_id,) = r.state, r.args
+    if r.method not in ("POST", "PUT"):
+        return None
+    with state.lock:
+        rec = state._record(job_id, r.ns)
+        ev = state._evaluate(rec, "job-register")
+    return 200, {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
+                 "JobModifyIndex": rec.job["JobModifyIndex"]}, None
+
+
+# -- allocations, evaluations, deployments ----------------------------------------------------
+
+def _r_allocations(r: _Request) -> _Result:
+    state = r.state
+
+    def allocs():
+        out = [state.alloc_view(a, full=False, resources=r.flag("resources"),
+                                task_states=not ("task_states" in r.query
+                                                 and not _truthy(r.query["task_states"])))
+               for a in state.allocs.values()
+               if r.in_ns(a.namespace) and a.id.startswith(r.prefix())]
+        return _filter(sorted(out, key=lambda x: x["CreateIndex"]), r.query.get("filter"))
+    return r.read(allocs)
+
+
+def _r_allocation(r: _Request) -> _Result:
+    return r.read(lambda: r.state.alloc_view(_lookup(r.state.allocs, r.args[0], "alloc not found"),
+                                             full=True))
+
+
+def _r_evaluations(r: _Request) -> _Result:
+    return r.read(lambda: _filter([e for e in r.state.evals.values() if r.in_ns(e["Namespace"])
+                                   and e["ID"].startswith(r.prefix())], r.query.get("filter")))
+
+
+def _r_evaluation(r: _Request) -> _Result:
+    return r.read(lambda: _lookup(r.state.evals, r.args[0], "eval not found"))
+
+
+def _r_evaluation_allocations(r: _Request) -> _Result:
+    return r.read(lambda: [r.state.alloc_view(a, full=False) for a in r.state.allocs.values()
+                           if a.eval_id == r.args[0]])
+
+
+def _r_deployments(r: _Request) -> _Result:
+    return r.read(lambda: sorted((d for d in r.state.deployments.values()
+                                  if r.in_ns(d["Namespace"]) and d["ID"].startswith(r.prefix())),
+                                 key=lambda d: -d["CreateIndex"]))
+
+
+def _r_deployment(r: _Request) -> _Result:
+    return r.read(lambda: _lookup(r.state.deployments, r.args[0], "deployment not found"))
+
+
+def _r_deployment_allocations(r: _Request) -> _Result:
+    return r.read(lambda: [r.state.alloc_view(a, full=False) for a in r.state.allocs.values()
+                           if a.deployment_id == r.args[0]])
+
+
+# -- nodes --------------------------------------------------------------------------------------
+
+def _r_nodes(r: _Request) -> _Result:
+    return r.read(lambda: _filter(
+        [r.state.node_stub(n, resources=r.flag("resources"), os_attr=r.flag("os"))
+         for n in r.state.nodes if n["ID"].startswith(r.prefix())],
+        r.query.get("filter")))
+
+
+def _r_node(r: _Request) -> _Result:
+    def node():
+        for n in r.state.nodes:
+            if n["ID"] == r.args[0]:
+                return copy.deepcopy(n)
+        raise NomadError(404, "node not found")
+    return r.read(node)
+
+
+def _r_node_allocations(r: _Request) -> _Result:
+    return r.read(lambda: [r.state.alloc_view(a, full=True) for a in r.state.allocs.values()
+                           if a.node["ID"] == r.args[0]])
+
+
+def _r_node_pools(r: _Request) -> _Result:
+    return r.read(lambda: [
+        {"Name": "all", "Description": "Node pool with all nodes in the cluster.",
+         "Meta": None, "SchedulerConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1},
+        {"Name": "default", "Description": "Default node pool.", "Meta": None,
+         "SchedulerConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1}])
+
+
+# -- namespaces, variables ------------------------------------------------------------------------
+
+def _r_namespaces(r: _Request) -> _Result:
+    return r.read(lambda: [r.state.namespaces[n] for n in sorted(r.state.namespaces)
+                           if n.startswith(r.prefix())])
+
+
+def _r_namespace(r: _Request) -> _Result:
+    state, (name,) = r.state, r.args
+    if r.method == "GET":
+        def one():
+            if name not in state.namespaces:
+                raise NomadError(404, "Namespace not found")
+            return state.namespaces[name]
+        return r.read(one)
+    if r.method in ("PUT", "POST"):
+        namespaces.upsert(state, _decode(r.body), name)
+        return 200, None, state.index
+    if r.method == "DELETE":
+        namespaces.delete(state, name)
+        return 200, None, state.index
+    raise NomadError(405, "Invalid method")
+
+
+def _r_namespace_create(r: _Request) -> _Result:
+    if r.method not in ("PUT", "POST"):
+        return None
+    namespaces.upsert(r.state, _decode(r.body), None)
+    return 200, None, r.state.index
+
+
+def _r_vars(r: _Request) -> _Result:
+    return r.read(lambda: [{k: v for k, v in var.items() if k != "Items"}
+                           for (vns, path), var in sorted(r.state.variables.items())
+                           if (r.ns == "*" or vns == (r.ns or "default"))
+                           and path.startswith(r.prefix())])
+
+
+def _r_var(r: _Request) -> _Result:
+    state, (path,) = r.state, r.args
+    vns = r.ns or "default"
+    cas = int(r.query["cas"]) if r.query.get("cas", "").isdigit() else None
+    if r.method == "GET":
+        def one_var():
+            var = state.variables.get((vns, path))
+            if var is None:
+                raise NomadError(404, "variable not found")
+            return var
+        return r.read(one_var)
+    if r.method in ("PUT", "POST"):
+        data = _decode(r.body)
+        # The body's Namespace wins over ?namespace= (nomad/variables_endpoint.go Apply);
+        # python-nomad sends no ?namespace= on /v1/var at all.
+        vns = data.get("Namespace") or vns
+        if vns == "*":
+            raise NomadError(400, 'can not target wildcard ("*")namespace')
+        return (*state.var_put(path, data.get("Items"), namespace=vns, cas=cas), None)
+    if r.method == "DELETE":
+        return (*state.var_delete(path, namespace=vns, cas=cas), None)
+    raise NomadError(405, "Invalid method")
+
+
+# -- agent, status, validation -----------------------------------------------------------------
+
+def _r_agent_self(r: _Request) -> _Result:
+    state = r.state
+    return r.read(lambda: {
+        "config": {"Region": "global", "Datacenter": state.nodes[0]["Datacenter"]
+                   if state.nodes else "dc1", "NodeName": "standin",
+                   "Version": {"Version": NOMAD_VERSION, "VersionPrerelease": "",
+                               "Revision": "standin"},
+                   "ACL": {"Enabled": state.acl.enabled}},
+        "member": {"Name": "standin.global", "Addr": "127.0.0.1", "Port": 4648,
+                   "Status": "alive", "Tags": {"region": "global", "role": "nomad",
+                                               "build": NOMAD_VERSION}},
+        "stats": {"nomad": {"leader": "true", "server": "true"}}})
+
+
+def _r_validate_job(r: _Request) -> _Result:
+    if r.method not in ("POST", "PUT"):
+        raise NomadError(405, "Invalid method")
+    job = _decode(r.body).get("Job")
+    if not isinstance(job, dict):
+        raise NomadError(400, "Job must be specified")
+    text = _check_job(job)
+    errors = [line[3:] for line in text.splitlines() if line.startswith("\t* ")]
+    return 200, {"DriverConfigValidated": True, "ValidationErrors": errors or None,
+                 "Error": text, "Warnings": ""}, None
+
+
+_ID = r"([^/]+)"
+_TAIL = r"(?:/.*)?"  # job/<id>/<what>/...: Nomad's job endpoint reads only <what>
+_NOMAD_ROUTES: list[tuple[re.Pattern[str], Callable[[_Request], _Result]]] = [
+    (re.compile(rx, re.DOTALL), fn) for rx, fn in [
+        (r"jobs", _r_jobs),
+        (rf"job/{_ID}", _r_job),
+        (rf"job/{_ID}/plan", _r_job_plan),
+        (rf"job/{_ID}/versions{_TAIL}", _r_job_versions),
+        (rf"job/{_ID}/allocations{_TAIL}", _r_job_allocations),
+        (rf"job/{_ID}/evaluations{_TAIL}", _r_job_evaluations),
+        (rf"job/{_ID}/deployments{_TAIL}", _r_job_deployments),
+        (rf"job/{_ID}/deployment{_TAIL}", _r_job_deployment),
+        (rf"job/{_ID}/summary{_TAIL}", _r_job_summary),
+        (rf"job/{_ID}/evaluate{_TAIL}", _r_job_evaluate),
+        (r"allocations", _r_allocations),
+        (rf"allocation/{_ID}", _r_allocation),
+        (r"evaluations", _r_evaluations),
+        (rf"evaluation/{_ID}", _r_evaluation),
+        (rf"evaluation/{_ID}/allocations", _r_evaluation_allocations),
+        (r"deployments", _r_deployments),
+        (rf"deployment/{_ID}", _r_deployment),
+        (rf"deployment/allocations/{_ID}", _r_deployment_allocations),
+        (r"nodes", _r_nodes),
+        (r"node/pools", _r_node_pools),
+        (rf"node/{_ID}", _r_node),
+        (rf"node/{_ID}/allocations", _r_node_allocations),
+        (r"namespaces", _r_namespaces),
+        (rf"namespace/{_ID}", _r_namespace),
+        (r"namespace", _r_namespace_create),
+        (r"status/leader", lambda r: r.read(lambda: "127.0.0.1:4647")),
+        (r"status/peers", lambda r: r.read(lambda: ["127.0.0.1:4647"])),
+        (r"regions", lambda r: r.read(lambda: ["global"])),
+        (r"agent/self", _r_agent_self),
+        (r"vars", _r_vars),
+        (r"var/(.+)", _r_var),
+        (r"validate/job", _r_validate_job),
+    ]
+]
 
 def _lookup(table: dict, key: str, missing: str):
     """Single-object reads take the full ID, as Nomad's do (the CLI resolves prefixes)."""
