@@ -77,14 +77,14 @@ import gc, json, sys, tempfile, time
 from pathlib import Path
 gc.disable()  # as `nomadgen render` does (nomadgen/cli.py main)
 from nomadgen.files import write_tree
-from nomadgen.pipeline import build_plan, render_files
+from nomadgen.pipeline import build_resolution, render_files
 from nomadgen.render import render
 from nomadgen.settings import load_config
 cfg = load_config(env={})
 out = Path(tempfile.mkdtemp(dir=sys.argv[2]))
 def ours(fmt):
     t = time.process_time()
-    _, plan = build_plan(sys.argv[1], cfg, name="bench")
+    _, plan = build_resolution(sys.argv[1], cfg, name="bench")
     write_tree(out / fmt, render_files(plan, cfg.render, fmt))
     return time.process_time() - t, plan
 json_s, plan = ours("json")

@@ -170,7 +170,7 @@ def render(
     name: NameOpt = None,
 ) -> None:
     """Render the Nomad jobs (and interface documents) for a manifest."""
-    from .pipeline import build, build_plan, no_gc, render_files
+    from .pipeline import build, build_resolution, no_gc, render_files
 
     cfg = _config(zones, templates, config)
     if out is None and job is None and fmt is Format.json:
@@ -179,7 +179,7 @@ def render(
                               sort_keys=True, ensure_ascii=False))
         return
     with no_gc():
-        _, plan = build_plan(manifest, cfg, name)
+        _, plan = build_resolution(manifest, cfg, name)
     files = render_files(plan, cfg.render, fmt.value, only=job)
     if job is not None and not files:
         raise NomadgenError(f"no job {job!r} in this manifest",
@@ -216,9 +216,9 @@ def resolve(
 ) -> None:
     """Show the sets a manifest resolves to, their instances per zone and who uses each."""
     from .console import plan_json, plan_table
-    from .pipeline import build_plan
+    from .pipeline import build_resolution
 
-    _, plan = build_plan(manifest, _config(zones, templates, config), name)
+    _, plan = build_resolution(manifest, _config(zones, templates, config), name)
     typer.echo(json.dumps(plan_json(plan), indent=2) if as_json else plan_table(plan))
 
 
@@ -236,9 +236,9 @@ def graph(
 ) -> None:
     """Write the dependency graph as Graphviz DOT or Mermaid."""
     from .graph import to_dot, to_mermaid
-    from .pipeline import build_plan
+    from .pipeline import build_resolution
 
-    _, plan = build_plan(manifest, _config(zones, templates, config), name)
+    _, plan = build_resolution(manifest, _config(zones, templates, config), name)
     if out is not None:
         from .files import write_tree
 
@@ -261,7 +261,7 @@ def diff(
     """Per set, what differs between two environments' rendered jobs (offline).
     Exit 0: the same, 1: they differ."""
     from .envplan import compare
-    from .pipeline import build_plan
+    from .pipeline import build_resolution
     from .settings import load_config
 
     if len(envs) != 2:
@@ -270,7 +270,7 @@ def diff(
     sides = []
     for e in envs:
         cfg = load_config(templates=templates, config=config, environment=e)
-        sides.append((build_plan(manifest, cfg, name)[1], cfg.render))
+        sides.append((build_resolution(manifest, cfg, name)[1], cfg.render))
     out = compare(sides[0], sides[1])
     if as_json:
         typer.echo(json.dumps({"environments": envs, "sets": out}, indent=2, sort_keys=True))
@@ -476,7 +476,7 @@ def submit(
         lock = ManifestLock(consul, prefix_of(mname, cfg.render), mname, "submit").__enter__()
     try:
         if lock is not None:
-            again = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, nomad_plan=False)
+            again = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, dry_run=False)
             if fingerprint(again.changes) != fingerprint(prep.changes):  # changed meanwhile
                 prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune,
                                concurrency=concurrency)

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .model import Plan
+from .model import Resolution
 
 if TYPE_CHECKING:
     from .converge import ChangeSet, Report, Step
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .operations import SetStatus
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def plan_json(plan: Resolution) -> dict[str, Any]:
     return {
         "manifest": plan.manifest,
         "zones": list(plan.zones),
@@ -27,12 +27,12 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                 "type": s.type,
                 "declared": s.declared,
                 "scheduling": s.kind,
-                "count": s.count,
+                "count": s.instance_count,
                 "host": s.host,
                 "depends": list(s.depends),
                 "users": list(s.users),
                 "instances": [
-                    {"zone": i.zone, "index": i.index} for i in plan.instances if i.set == s.name
+                    {"zone": i.zone, "index": i.ordinal} for i in plan.instances if i.set == s.name
                 ],
             }
             for s in plan.sets
@@ -45,7 +45,7 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-def plan_table(plan: Plan) -> str:
+def plan_table(plan: Resolution) -> str:
     per_set: dict[str, Counter[str]] = {}
     for i in plan.instances:
         per_set.setdefault(i.set, Counter())[i.zone] += 1
@@ -54,7 +54,7 @@ def plan_table(plan: Plan) -> str:
         c = per_set.get(s.name, Counter())
         sched = f"external {s.external[0]}:{s.external[1]}" if s.external else \
             s.kind + (f" (in {s.host})" if s.host else "")
-        rows.append([s.name, sched, str(s.count)] + [str(c.get(z, 0)) for z in plan.zones]
+        rows.append([s.name, sched, str(s.instance_count)] + [str(c.get(z, 0)) for z in plan.zones]
                     + [", ".join(s.users) or "-", ", ".join(s.depends) or "-"])
     order = " -> ".join("{" + ", ".join(layer) + "}" for layer in plan.layers)
     return (f"manifest {plan.manifest}: {len(plan.sets)} sets, {len(plan.instances)} instances "
@@ -62,36 +62,37 @@ def plan_table(plan: Plan) -> str:
 
 
 def changeset_text(cs: ChangeSet, zones_source: str = "", verbose: bool = False) -> str:
-    from .converge import _diff_summary, _failures
+    from .converge import Action, diff_summary, placement_failures
 
-    sign = {"create": "+", "update": "~", "unchanged": "=", "stop": "-", "stale": "!"}
+    sign = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.STOP: "-",
+            Action.STALE: "!"}
     out = [f"Plan for manifest {cs.manifest}: zones {', '.join(cs.plan.zones)}"
            + (f" (from the {zones_source})" if zones_source else ""), ""]
     for j in cs.jobs:
-        note = {"stale": "owned, no longer declared; submit --prune stops it",
-                "stop": "owned, no longer declared: will be stopped"}.get(j.action, j.action)
+        note = {Action.STALE: "owned, no longer declared; submit --prune stops it",
+                Action.STOP: "owned, no longer declared: will be stopped"}.get(j.action, j.action)
         out.append(f"{sign[j.action]} job {j.id} ({note}, layer {j.layer + 1})"
-                   if j.action not in ("stop", "stale") else f"{sign[j.action]} job {j.id} ({note})")
-        for line in _diff_summary(j.nomad_plan, verbose):
+                   if j.action not in (Action.STOP, Action.STALE) else f"{sign[j.action]} job {j.id} ({note})")
+        for line in diff_summary(j.dry_run, verbose):
             out.append("    " + line)
-        for line in _failures(j.nomad_plan):
+        for line in placement_failures(j.dry_run):
             out.append("    ! " + line)
     kv = Counter(k.action for k in cs.kv)
     out.append("")
-    out.append(f"interfaces: {kv.get('put', 0)} to write, {kv.get('delete', 0)} to delete, "
-               f"{kv.get('unchanged', 0)} unchanged")
+    out.append(f"interfaces: {kv.get(Action.PUT, 0)} to write, {kv.get(Action.DELETE, 0)} to delete, "
+               f"{kv.get(Action.UNCHANGED, 0)} unchanged")
     for k in cs.kv:
-        if k.action != "unchanged":
-            out.append(f"  {'+' if k.action == 'put' and not k.index else '~' if k.action == 'put' else '-'} {k.key}")
+        if k.action != Action.UNCHANGED:
+            out.append(f"  {'+' if k.action == Action.PUT and not k.modify_index else '~' if k.action == Action.PUT else '-'} {k.key}")
     for path, items in cs.credentials:
         out.append(f"credentials: will generate {', '.join(items)} at {path} (Nomad Variables; never shown)")
     for pc in cs.policies:
-        if pc.action != "unchanged":
-            verb = "will write" if pc.action == "put" else "will delete"
+        if pc.action != Action.UNCHANGED:
+            verb = "will write" if pc.action == Action.PUT else "will delete"
             out.append(f"acl policy {pc.name}: {verb}" +
                        (f" (job {pc.job} reads {', '.join(pc.paths)})" if pc.paths else ""))
     for sc in cs.services:
-        if sc.action != "unchanged":
+        if sc.action != Action.UNCHANGED:
             out.append(f"external service {sc.name}: {sc.action}" +
                        (f" {sc.address}:{sc.port}" if sc.address else ""))
     if cs.reloads:
@@ -130,14 +131,16 @@ def progress_printer(enabled: bool = True, as_json: bool = False) -> Callable[[S
 
 
 def report_text(report: Report, cs: ChangeSet) -> str:
+    from .converge import Action
+
     registered = [s.target for s in report.steps if s.what == "register"]
     out = [f"submitted manifest {report.manifest} in {report.seconds:.1f}s: "
            f"{len(registered)} job(s) registered, {report.transactions} KV transaction(s), "
            f"{report.writes} write(s)"]
-    unchanged = [j.id for j in cs.jobs if j.action == "unchanged"]
+    unchanged = [j.id for j in cs.jobs if j.action == Action.UNCHANGED]
     if unchanged:
         out.append(f"unchanged (not registered again): {', '.join(unchanged)}")
-    stale = [j.id for j in cs.jobs if j.action == "stale"]
+    stale = [j.id for j in cs.jobs if j.action == Action.STALE]
     if stale:
         out.append(f"stale, owned but no longer declared (use --prune): {', '.join(stale)}")
     if not report.waited:

@@ -17,36 +17,53 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import names
 from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError, Unplaceable
-from .model import EXTERNAL, Job, KVEntry, Plan, Settings
+from .model import EXTERNAL, Job, KVEntry, RenderSettings, Resolution
 from .render import META_MANIFEST, META_SET, pretty_json, reads, workload_policies
 
 if TYPE_CHECKING:
     from .backends import ConsulAPI, Node, NomadAPI
 
-CREATE, UPDATE, UNCHANGED, STOP, STALE = "create", "update", "unchanged", "stop", "stale"
-REGISTER, DEREGISTER = "register", "deregister"
-PUT, DELETE = "put", "delete"
+class Action(StrEnum):
+    """What a change does to a job, a KV key, a policy or a service; converge decides it, console
+    shows it. The values are the words of the JSON output."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    STOP = "stop"  # pruned: owned, no longer declared
+    STALE = "stale"  # owned, no longer declared, kept (no --prune)
+    REGISTER = "register"
+    DEREGISTER = "deregister"
+    PUT = "put"
+    DELETE = "delete"
+
+
+CREATE, UPDATE, UNCHANGED, STOP, STALE = (Action.CREATE, Action.UPDATE, Action.UNCHANGED,
+                                          Action.STOP, Action.STALE)
+REGISTER, DEREGISTER = Action.REGISTER, Action.DEREGISTER
+PUT, DELETE = Action.PUT, Action.DELETE
 
 
 class JobChange(NamedTuple):
     id: str
     set: str
-    action: str  # create | update | unchanged | stop (prune) | stale (owned, dropped, kept)
+    action: Action  # create | update | unchanged | stop (prune) | stale (owned, dropped, kept)
     layer: int
     job: dict[str, Any] | None  # the desired API job
     modify_index: int  # JobModifyIndex read at observe time (0: absent)
-    nomad_plan: dict[str, Any] | None = None  # Nomad's own dry run, with Diff and FailedTGAllocs
+    dry_run: dict[str, Any] | None = None  # Nomad's own dry run, with Diff and FailedTGAllocs
 
 
 class KVChange(NamedTuple):
     key: str
-    action: str  # put | delete | unchanged
+    action: Action  # put | delete | unchanged
     value: bytes | None
-    index: int  # type: ignore[assignment]  # ModifyIndex read at observe time (0: absent)
+    modify_index: int  # ModifyIndex read at observe time (0: absent)
 
 
 class ServiceChange(NamedTuple):
@@ -54,7 +71,7 @@ class ServiceChange(NamedTuple):
 
     id: str  # nomadgen:<manifest>:<service>
     name: str
-    action: str  # register | unchanged | deregister | stale
+    action: Action  # register | unchanged | deregister | stale
     address: str = ""
     port: int = 0
     tags: tuple[str, ...] = ()
@@ -66,7 +83,7 @@ class PolicyChange(NamedTuple):
 
     name: str
     job: str
-    action: str  # put | delete | unchanged
+    action: Action  # put | delete | unchanged
     paths: tuple[str, ...] = ()
     body: dict[str, Any] | None = None
 
@@ -80,7 +97,7 @@ class Reload(NamedTuple):
 
 class ChangeSet(NamedTuple):
     manifest: str
-    plan: Plan
+    plan: Resolution
     jobs: tuple[JobChange, ...]
     kv: tuple[KVChange, ...]
     reloads: tuple[Reload, ...]
@@ -101,7 +118,7 @@ class ChangeSet(NamedTuple):
             "manifest": self.manifest,
             "changed": self.changed,
             "jobs": [{"job": j.id, "set": j.set, "action": j.action, "layer": j.layer,
-                      "diff": _diff_summary(j.nomad_plan), "placement_failures": _failures(j.nomad_plan)}
+                      "diff": diff_summary(j.dry_run), "placement_failures": placement_failures(j.dry_run)}
                      for j in self.jobs],
             "interfaces": [{"key": k.key, "action": k.action} for k in self.kv],
             "credentials_to_create": [path for path, _ in self.credentials],
@@ -160,7 +177,7 @@ class ApplyError(NomadgenError):
         self.report = report
 
 
-def prefix_of(manifest: str, settings: Settings) -> str:
+def prefix_of(manifest: str, settings: RenderSettings) -> str:
     return names.kv_root(settings.kv_prefix, manifest)
 
 
@@ -176,9 +193,9 @@ def zones_from_nodes(nodes: Iterable[Node], zone_attribute: str) -> tuple[str, .
     return tuple(sorted(values))
 
 
-def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], nomad: NomadAPI, consul: ConsulAPI,
-            settings: Settings, *, manifest_text: str = "", prune: bool = False,
-            nomad_plan: bool = True, concurrency: int = 16) -> ChangeSet:
+def observe(plan: Resolution, jobs: Iterable[Job], interfaces: Iterable[KVEntry], nomad: NomadAPI, consul: ConsulAPI,
+            settings: RenderSettings, *, manifest_text: str = "", prune: bool = False,
+            dry_run: bool = True, concurrency: int = 16) -> ChangeSet:
     jobs = list(jobs)
     layer_of = {name: i for i, layer in enumerate(plan.layers) for name in layer}
     current = nomad.jobs()
@@ -212,9 +229,9 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
             changes.append(JobChange(jid, meta.get(META_SET, jid), STOP if prune else STALE,
                                      len(plan.layers), None, int(current[jid].get("JobModifyIndex") or 0)))
 
-    # Existing jobs are always planned: the diff is what says "changed". nomad_plan=False only
+    # Existing jobs are always planned: the diff is what says "changed". dry_run=False only
     # skips the dry runs of new jobs (a quick re-read that compares job indexes).
-    todo = [c for c in changes if c.action == UPDATE or (nomad_plan and c.action == CREATE)]
+    todo = [c for c in changes if c.action == UPDATE or (dry_run and c.action == CREATE)]
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         plans = list(pool.map(lambda c: nomad.plan(c.job), todo))
     done = {c.id: p for c, p in zip(todo, plans, strict=True)}
@@ -258,7 +275,7 @@ def observe(plan: Plan, jobs: Iterable[Job], interfaces: Iterable[KVEntry], noma
                      _policy_changes(plan, jobs, nomad, settings, prune))
 
 
-def _policy_changes(plan: Plan, jobs: list[Job], nomad: NomadAPI, settings: Settings,
+def _policy_changes(plan: Resolution, jobs: list[Job], nomad: NomadAPI, settings: RenderSettings,
                     prune: bool) -> tuple[PolicyChange, ...]:
     """On a cluster with ACLs, the job-scoped policies dependents need; none without ACLs."""
     have = nomad.acl_policies()
@@ -280,14 +297,14 @@ def _policy_changes(plan: Plan, jobs: list[Job], nomad: NomadAPI, settings: Sett
     return tuple(out)
 
 
-def judge_change(c: JobChange, nomad_plan: dict[str, Any] | None, stub: dict[str, Any] | None) -> JobChange:
+def judge_change(c: JobChange, dry_run: dict[str, Any] | None, stub: dict[str, Any] | None) -> JobChange:
     """Pure: an owned, live job is unchanged when Nomad's plan diff against it is empty (Type
     None) and it is not stopped; anything else the diff shows is a change (ours or drift)."""
-    c = c._replace(nomad_plan=nomad_plan)
-    if c.action != UPDATE or nomad_plan is None or stub is None:
+    c = c._replace(dry_run=dry_run)
+    if c.action != UPDATE or dry_run is None or stub is None:
         return c
     stopped = bool(stub.get("Stop")) or stub.get("Status") == "dead"
-    diff_type = ((nomad_plan.get("Diff") or {}).get("Type")) or "None"
+    diff_type = ((dry_run.get("Diff") or {}).get("Type")) or "None"
     return c._replace(action=UNCHANGED) if diff_type == "None" and not stopped else c
 
 
@@ -304,7 +321,7 @@ def owned_external(services: dict[str, dict[str, Any]], manifest: str) -> dict[s
     return out
 
 
-def _external_changes(plan: Plan, consul: ConsulAPI, prune: bool) -> tuple[ServiceChange, ...]:
+def _external_changes(plan: Resolution, consul: ConsulAPI, prune: bool) -> tuple[ServiceChange, ...]:
     wanted = {}
     for s in plan.sets:
         if s.kind == EXTERNAL:
@@ -334,20 +351,20 @@ def _external_changes(plan: Plan, consul: ConsulAPI, prune: bool) -> tuple[Servi
     return tuple(out)
 
 
-def plan_record(plan: Plan, jobs: Iterable[Job]) -> bytes:
+def plan_record(plan: Resolution, jobs: Iterable[Job]) -> bytes:
     """What `status` compares against: the resolved sets and each job's spec hash."""
     doc = {
         "manifest": plan.manifest,
         "zones": list(plan.zones),
         "sets": {s.name: {"job": s.job_id if s.job_hosted else "", "host": s.host,
-                          "depends": list(s.depends), "count": s.count,
+                          "depends": list(s.depends), "count": s.instance_count,
                           "external": s.kind == EXTERNAL} for s in plan.sets},
         "jobs": {j.id: j.spec_hash for j in jobs},
     }
     return pretty_json(doc).encode() + b"\n"
 
 
-def _reloads(plan: Plan, changes: list[JobChange], kv: list[KVChange], settings: Settings,
+def _reloads(plan: Resolution, changes: list[JobChange], kv: list[KVChange], settings: RenderSettings,
              services: tuple[ServiceChange, ...] = ()) -> tuple[Reload, ...]:
     """What restarts. A job whose tasks change is replaced, instance by instance (rolling
     update); an in-place update (tags, count) replaces nothing. A dependent's template
@@ -356,8 +373,8 @@ def _reloads(plan: Plan, changes: list[JobChange], kv: list[KVChange], settings:
     address. No template reads interface documents, so a new consumer or a removed service
     reloads nothing else. Nothing propagates further: a restarted task keeps its address."""
     by_id = {c.id: c for c in changes}
-    replaced = {c.id for c in changes if c.action == UPDATE and _replaces(c.nomad_plan)}
-    resized = {c.id for c in changes if c.action == UPDATE and _resizes(c.nomad_plan)}
+    replaced = {c.id for c in changes if c.action == UPDATE and _replaces(c.dry_run)}
+    resized = {c.id for c in changes if c.action == UPDATE and _resizes(c.dry_run)}
     moved_ext = {sc.name for sc in services if sc.action == REGISTER}
     out: dict[str, Reload] = {}
     for s in plan.sets:
@@ -400,7 +417,7 @@ def _resizes(p: dict[str, Any] | None) -> bool:
                for k in ("create", "destroy"))
 
 
-def apply(cs: ChangeSet, nomad: NomadAPI, consul: ConsulAPI, settings: Settings, *, wait: bool = True,
+def apply(cs: ChangeSet, nomad: NomadAPI, consul: ConsulAPI, settings: RenderSettings, *, wait: bool = True,
           timeout: float = 300.0, concurrency: int = 16,
           progress: Callable[[Step], None] = lambda s: None) -> Report:
     t0 = time.monotonic()
@@ -412,8 +429,8 @@ def apply(cs: ChangeSet, nomad: NomadAPI, consul: ConsulAPI, settings: Settings,
         steps.append(step)
         progress(step)
 
-    infeasible = [(c.id, _failures(c.nomad_plan)) for c in cs.jobs
-                  if c.action in (CREATE, UPDATE) and _failures(c.nomad_plan)]
+    infeasible = [(c.id, placement_failures(c.dry_run)) for c in cs.jobs
+                  if c.action in (CREATE, UPDATE) and placement_failures(c.dry_run)]
     if infeasible:
         raise ResolutionError(
             "the cluster cannot place this manifest; nothing was written",
@@ -528,9 +545,9 @@ def _job_writes(steps: list[Step]) -> int:
 
 def _kv_op(k: KVChange) -> dict[str, Any]:
     if k.action == DELETE:
-        return {"Verb": "delete-cas", "Key": k.key, "Index": k.index}
+        return {"Verb": "delete-cas", "Key": k.key, "Index": k.modify_index}
     # cas with Index 0 creates only if absent; otherwise only from the version we read.
-    return {"Verb": "cas", "Key": k.key, "Value": k.value or b"", "Index": k.index}
+    return {"Verb": "cas", "Key": k.key, "Value": k.value or b"", "Index": k.modify_index}
 
 
 def stop_owned(nomad: NomadAPI, job_id: str, manifest: str, purge: bool = False) -> bool:
@@ -563,18 +580,18 @@ def _register(nomad: NomadAPI, c: JobChange) -> dict[str, Any] | NomadgenError:
         return exc
 
 
-def services_by_job(plan: Plan) -> dict[str, dict[str, int]]:
+def services_by_job(plan: Resolution) -> dict[str, dict[str, int]]:
     """Per job: the Consul services it registers, and how many passing instances make it
     healthy. One walk over the sets for the whole push (not one per job)."""
     out: dict[str, dict[str, int]] = {}
     for s in plan.sets:
         if s.interface.port and s.run.check is not None:
             # a node-local set has its host's count
-            out.setdefault(plan.job_of(s.name), {})[s.job_id] = s.count
+            out.setdefault(plan.job_of(s.name), {})[s.job_id] = s.instance_count
     return out
 
 
-def expected_services(plan: Plan, job_id: str) -> dict[str, int]:
+def expected_services(plan: Resolution, job_id: str) -> dict[str, int]:
     """Consul services a job registers, and how many passing instances make it healthy."""
     return services_by_job(plan).get(job_id, {})
 
@@ -582,7 +599,7 @@ def expected_services(plan: Plan, job_id: str) -> dict[str, int]:
 _EVAL_DONE = ("complete", "failed", "canceled", "cancelled", "blocked")
 
 
-def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Plan, c: JobChange,
+def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, c: JobChange,
                   reg: dict[str, Any] | None, deadline: float,
                   progress: Callable[[Step], None] = lambda s: None,
                   want: dict[str, int] | None = None) -> str | NomadgenError:
@@ -617,7 +634,7 @@ def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Plan, c: JobChange,
             if ev["Status"] == "failed":
                 raise NotHealthy(f"Nomad's scheduler failed the evaluation of {c.id}: "
                                  f"{ev.get('StatusDescription') or 'no reason given'}")
-            failures = _failures(ev)
+            failures = placement_failures(ev)
             if failures:
                 raise _unplaceable(c.id, failures)
             dep_id = ev.get("DeploymentID") or ""
@@ -707,11 +724,11 @@ def _blocked(nomad: NomadAPI, job_id: str) -> list[str]:
     for e in evals:
         if e.get("Status") == "blocked":
             prev = by_id.get(e.get("PreviousEval")) or {}
-            return _failures(prev) or _failures(e) or ["an evaluation is blocked: allocations are queued"]
+            return placement_failures(prev) or placement_failures(e) or ["an evaluation is blocked: allocations are queued"]
     return []
 
 
-def _failure_details(nomad: NomadAPI, consul: ConsulAPI, plan: Plan, job_id: str, dep_id: str = "") -> list[Problem]:
+def _failure_details(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, job_id: str, dep_id: str = "") -> list[Problem]:
     """What Levant showed: the failing allocations' last task events and the checks' output."""
     out = []
     try:
@@ -741,7 +758,7 @@ def _failure_details(nomad: NomadAPI, consul: ConsulAPI, plan: Plan, job_id: str
     return out[:8]
 
 
-def _failures(p: dict[str, Any] | None) -> list[str]:
+def placement_failures(p: dict[str, Any] | None) -> list[str]:
     out = []
     for tg, metric in sorted(((p or {}).get("FailedTGAllocs") or {}).items()):
         reasons = []
@@ -756,7 +773,7 @@ def _failures(p: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def _diff_summary(p: dict[str, Any] | None, verbose: bool = False) -> list[str]:
+def diff_summary(p: dict[str, Any] | None, verbose: bool = False) -> list[str]:
     """Nomad's plan diff, flattened to lines like `~ group app / task app / Env[X]: "1" => "2"`.
     A new job lists its groups and tasks only (every field is new); --verbose shows them all."""
     if not p or not p.get("Diff"):

@@ -14,7 +14,7 @@ from .errors import ConfigError, Problem, ResolutionError
 from .fields import NAME_RE, cut
 from .kinds import EXTERNAL, NODE_LOCAL
 from .manifest import OVERRIDE_FIELDS, _Checker
-from .model import Manifest, Override, Plan, Resources, ServiceSet, Settings
+from .model import Manifest, Override, RenderSettings, Resolution, Resources, ServiceSet
 from .resolve import resolve
 
 _HOLE = "\x00"  # stands for the dependency name in manifest-shaped override checks
@@ -112,7 +112,7 @@ def apply_overrides(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...]
                 resources=_resources(body, svc.run.resources))
             services[set_name] = svc._replace(
                 run=run, per_zone=ov.per_zone or svc.per_zone,
-                count=None if ov.per_zone else svc.count,
+                total=None if ov.per_zone else svc.total,
                 tags=svc.tags if tags is None else tags)
             continue
         owner = services.get(s.owner)
@@ -152,7 +152,7 @@ def _resources(body: dict[str, Any], base: Resources) -> Resources:
     return Resources(cpu=r.get("cpu", base.cpu), memory=r.get("memory", base.memory))
 
 
-def scoped(plan: Plan, scope: str, manifest: Manifest) -> Plan:
+def scoped(plan: Resolution, scope: str, manifest: Manifest) -> Resolution:
     """Every set's names in the environment's scope (`prod-psql-app`); the plan's owner is
     `dockland@prod`, so job meta, service meta, KV root and push records are the scope's own."""
     if not scope and not any(s.scope for s in plan.sets):
@@ -170,7 +170,7 @@ def scoped(plan: Plan, scope: str, manifest: Manifest) -> Plan:
                          by_name={s.name: s for s in sets})
 
 
-def written_names(plan: Plan, settings: Settings) -> dict[str, set[tuple[str, ...]]]:
+def written_names(plan: Resolution, settings: RenderSettings) -> dict[str, set[tuple[str, ...]]]:
     """What a deployment writes, each with the space it lives in (a Nomad namespace, a Consul
     datacenter): two deployments collide when they share any entry."""
     ns = (settings.region or "global", settings.namespace or "default")
@@ -189,7 +189,7 @@ def written_names(plan: Plan, settings: Settings) -> dict[str, set[tuple[str, ..
     return out
 
 
-def check_collisions(mine: tuple[str, Plan, Settings], others: list[tuple[str, Plan, Settings]]) -> None:
+def check_collisions(mine: tuple[str, Resolution, RenderSettings], others: list[tuple[str, Resolution, RenderSettings]]) -> None:
     """Refuse an environment that would write a name another declared environment writes."""
     name, plan, settings = mine
     have = written_names(plan, settings)
@@ -210,7 +210,7 @@ def check_collisions(mine: tuple[str, Plan, Settings], others: list[tuple[str, P
         raise ResolutionError(f"environment {name} collides with another one", problems)
 
 
-def _storage(s: ServiceSet, settings: Settings) -> str:
+def _storage(s: ServiceSet, settings: RenderSettings) -> str:
     if s.run.state is None:
         return ""
     from .stateful import storage_mode
@@ -218,9 +218,9 @@ def _storage(s: ServiceSet, settings: Settings) -> str:
     return f"{storage_mode(s, settings)} {s.run.state.size_mb} MB"
 
 
-def set_summary(plan: Plan, s: ServiceSet, settings: Settings) -> dict[str, Any]:
+def set_summary(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> dict[str, Any]:
     """The values of a set that a release compares between environments."""
-    out: dict[str, Any] = {"kind": s.kind, "count": s.count}
+    out: dict[str, Any] = {"kind": s.kind, "count": s.instance_count}
     if s.kind != EXTERNAL:
         out.update({"image": s.run.image, "args": list(s.run.args), "env": dict(s.run.env),
                     "cpu": s.run.resources.cpu, "memory": s.run.resources.memory,
@@ -233,7 +233,7 @@ def set_summary(plan: Plan, s: ServiceSet, settings: Settings) -> dict[str, Any]
     return out
 
 
-def compare(a: tuple[Plan, Settings], b: tuple[Plan, Settings]) -> dict[str, dict[str, list[Any]]]:
+def compare(a: tuple[Resolution, RenderSettings], b: tuple[Resolution, RenderSettings]) -> dict[str, dict[str, list[Any]]]:
     """Per set: the fields whose values differ, as [a's, b's]; sets only one side has too."""
     pa, sa = a
     pb, sb = b

@@ -3,20 +3,20 @@ from a dependent to what it uses; node-local sets sit inside their host's box.""
 
 from __future__ import annotations
 
-from .model import Plan
+from .model import Resolution
 
 
 def _id(name: str) -> str:
     return "n_" + name.replace(":", "__").replace("-", "_")
 
 
-def _label(plan: Plan, name: str) -> str:
+def _label(plan: Resolution, name: str) -> str:
     s = plan.get(name)
     kind = "declared" if s.declared else s.kind
-    return f"{name}\\n{kind} x{s.count}"
+    return f"{name}\\n{kind} x{s.instance_count}"
 
 
-def to_dot(plan: Plan) -> str:
+def to_dot(plan: Resolution) -> str:
     out = [f'digraph "{plan.manifest}" {{', "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
     for s in plan.sets:
         if s.embedded:
@@ -35,7 +35,7 @@ def to_dot(plan: Plan) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_mermaid(plan: Plan) -> str:
+def to_mermaid(plan: Resolution) -> str:
     out = ["flowchart LR"]
     for s in plan.sets:
         label = _label(plan, s.name).replace("\\n", "<br/>")

@@ -97,24 +97,28 @@ CONFIG_BLOCK_NAMES = frozenset({
 LABELLED_CONFIG_BLOCK_NAMES = frozenset({"check", "strategy", "target"})
 
 # Table kinds:
-#   a    attribute                      a0  attribute of a Go non-pointer field: 0/false omitted
-#   b    single block                   bs  list -> repeated blocks
-#   lb   list -> labelled blocks        mb  map -> labelled blocks (label = key)
-#   m    string map (block form, attribute form if a key is not an identifier)
-#   ma   map attribute                  cfg free-form (driver config, proxy config, policy)
-#   label     consumed as the parent's block label
-#   implied   no HCL form; dropped when equal to the given value (jobspec2 sets it)
-#   alias     deprecated JSON spelling of another field; written only if that one is absent
-#   tscale    task scaling policies: scaling "cpu" / "mem"
+#   attr             attribute
+#   attr_nonzero     attribute of a Go non-pointer field: 0/false omitted
+#   block            single block
+#   blocks           list -> repeated blocks
+#   labelled_blocks  list -> labelled blocks (label = the sub-table's label field)
+#   map_blocks       map -> labelled blocks (label = key)
+#   string_map       string map (block form, attribute form if a key is not an identifier)
+#   map_attr         map attribute
+#   free_form        driver config, proxy config, policy: blocks and attributes by shape
+#   label            consumed as the parent's block label
+#   implied          no HCL form; dropped when equal to the given value (jobspec2 sets it)
+#   alias            deprecated JSON spelling of another field; written only if that one is absent
+#   task_scaling     task scaling policies: scaling "cpu" / "mem"
 _Field = tuple[str, str, str, Any]
 
 
-def _f(json: str, hcl: str = "", kind: str = "a", sub: Any = None) -> _Field:
+def _f(json: str, hcl: str = "", kind: str = "attr", sub: Any = None) -> _Field:
     return (json, hcl, kind, sub)
 
 
-_CONSTRAINTS = _f("Constraints", "constraint", "bs", "Constraint")
-_AFFINITIES = _f("Affinities", "affinity", "bs", "Affinity")
+_CONSTRAINTS = _f("Constraints", "constraint", "blocks", "Constraint")
+_AFFINITIES = _f("Affinities", "affinity", "blocks", "Affinity")
 
 _SPECS: dict[str, tuple[_Field, ...]] = {
     "Job": (
@@ -122,16 +126,16 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         _f("Namespace", "namespace"), _f("Region", "region"),
         _f("Datacenters", "datacenters"), _f("NodePool", "node_pool"), _f("Type", "type"),
         _f("Priority", "priority"), _f("AllAtOnce", "all_at_once"),
-        _f("Meta", "meta", "m"),
-        _CONSTRAINTS, _AFFINITIES, _f("Spreads", "spread", "bs", "Spread"),
-        _f("Update", "update", "b", "UpdateStrategy"),
-        _f("Migrate", "migrate", "b", "MigrateStrategy"),
-        _f("Reschedule", "reschedule", "b", "ReschedulePolicy"),
-        _f("Periodic", "periodic", "b", "PeriodicConfig"),
-        _f("ParameterizedJob", "parameterized", "b", "ParameterizedJobConfig"),
-        _f("Multiregion", "multiregion", "b", "Multiregion"),
-        _f("UI", "ui", "b", "JobUIConfig"),
-        _f("TaskGroups", "group", "lb", ("TaskGroup", "Name")),
+        _f("Meta", "meta", "string_map"),
+        _CONSTRAINTS, _AFFINITIES, _f("Spreads", "spread", "blocks", "Spread"),
+        _f("Update", "update", "block", "UpdateStrategy"),
+        _f("Migrate", "migrate", "block", "MigrateStrategy"),
+        _f("Reschedule", "reschedule", "block", "ReschedulePolicy"),
+        _f("Periodic", "periodic", "block", "PeriodicConfig"),
+        _f("ParameterizedJob", "parameterized", "block", "ParameterizedJobConfig"),
+        _f("Multiregion", "multiregion", "block", "Multiregion"),
+        _f("UI", "ui", "block", "JobUIConfig"),
+        _f("TaskGroups", "group", "labelled_blocks", ("TaskGroup", "Name")),
     ),
     "TaskGroup": (
         _f("Name", kind="label"), _f("Count", "count"),
@@ -139,60 +143,60 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         _f("StopAfterClientDisconnect", "stop_after_client_disconnect"),
         _f("MaxClientDisconnect", "max_client_disconnect"),
         _f("PreventRescheduleOnLost", "prevent_reschedule_on_lost"),
-        _f("Meta", "meta", "m"),
-        _CONSTRAINTS, _AFFINITIES, _f("Spreads", "spread", "bs", "Spread"),
-        _f("Consul", "consul", "b", "Consul"),
-        _f("Networks", "network", "bs", "NetworkResource"),
-        _f("Volumes", "volume", "mb", ("VolumeRequest", "Name")),
-        _f("Services", "service", "bs", "Service"),
-        _f("RestartPolicy", "restart", "b", "RestartPolicy"),
-        _f("ReschedulePolicy", "reschedule", "b", "ReschedulePolicy"),
-        _f("Update", "update", "b", "UpdateStrategy"),
-        _f("Migrate", "migrate", "b", "MigrateStrategy"),
-        _f("EphemeralDisk", "ephemeral_disk", "b", "EphemeralDisk"),
-        _f("Disconnect", "disconnect", "b", "DisconnectStrategy"),
-        _f("Scaling", "scaling", "b", "ScalingPolicy"),
-        _f("Tasks", "task", "lb", ("Task", "Name")),
+        _f("Meta", "meta", "string_map"),
+        _CONSTRAINTS, _AFFINITIES, _f("Spreads", "spread", "blocks", "Spread"),
+        _f("Consul", "consul", "block", "Consul"),
+        _f("Networks", "network", "blocks", "NetworkResource"),
+        _f("Volumes", "volume", "map_blocks", ("VolumeRequest", "Name")),
+        _f("Services", "service", "blocks", "Service"),
+        _f("RestartPolicy", "restart", "block", "RestartPolicy"),
+        _f("ReschedulePolicy", "reschedule", "block", "ReschedulePolicy"),
+        _f("Update", "update", "block", "UpdateStrategy"),
+        _f("Migrate", "migrate", "block", "MigrateStrategy"),
+        _f("EphemeralDisk", "ephemeral_disk", "block", "EphemeralDisk"),
+        _f("Disconnect", "disconnect", "block", "DisconnectStrategy"),
+        _f("Scaling", "scaling", "block", "ScalingPolicy"),
+        _f("Tasks", "task", "labelled_blocks", ("Task", "Name")),
     ),
     "Task": (
-        _f("Name", kind="label"), _f("Driver", "driver", "a0"), _f("User", "user", "a0"),
-        _f("Leader", "leader", "a0"), _f("Kind", "kind", "a0"),
-        _f("KillTimeout", "kill_timeout"), _f("KillSignal", "kill_signal", "a0"),
-        _f("ShutdownDelay", "shutdown_delay", "a0"),
-        _f("Lifecycle", "lifecycle", "b", "TaskLifecycle"),
-        _f("Config", "config", "cfg"),
-        _f("Env", "env", "m"), _f("Meta", "meta", "m"),
+        _f("Name", kind="label"), _f("Driver", "driver", "attr_nonzero"), _f("User", "user", "attr_nonzero"),
+        _f("Leader", "leader", "attr_nonzero"), _f("Kind", "kind", "attr_nonzero"),
+        _f("KillTimeout", "kill_timeout"), _f("KillSignal", "kill_signal", "attr_nonzero"),
+        _f("ShutdownDelay", "shutdown_delay", "attr_nonzero"),
+        _f("Lifecycle", "lifecycle", "block", "TaskLifecycle"),
+        _f("Config", "config", "free_form"),
+        _f("Env", "env", "string_map"), _f("Meta", "meta", "string_map"),
         _CONSTRAINTS, _AFFINITIES,
-        _f("Artifacts", "artifact", "bs", "TaskArtifact"),
-        _f("Templates", "template", "bs", "Template"),
-        _f("Services", "service", "bs", "Service"),
-        _f("VolumeMounts", "volume_mount", "bs", "VolumeMount"),
-        _f("Vault", "vault", "b", "Vault"),
-        _f("Consul", "consul", "b", "Consul"),
-        _f("Identity", "identity", "b", "WorkloadIdentity"),
-        _f("Identities", "identity", "bs", "WorkloadIdentity"),
-        _f("RestartPolicy", "restart", "b", "RestartPolicy"),
-        _f("LogConfig", "logs", "b", "LogConfig"),
-        _f("Resources", "resources", "b", "Resources"),
-        _f("DispatchPayload", "dispatch_payload", "b", "DispatchPayloadConfig"),
-        _f("CSIPluginConfig", "csi_plugin", "b", "TaskCSIPluginConfig"),
-        _f("ScalingPolicies", "scaling", "tscale", "ScalingPolicy"),
-        _f("Actions", "action", "lb", ("Action", "Name")),
-        _f("Schedule", "schedule", "b", "TaskSchedule"),
+        _f("Artifacts", "artifact", "blocks", "TaskArtifact"),
+        _f("Templates", "template", "blocks", "Template"),
+        _f("Services", "service", "blocks", "Service"),
+        _f("VolumeMounts", "volume_mount", "blocks", "VolumeMount"),
+        _f("Vault", "vault", "block", "Vault"),
+        _f("Consul", "consul", "block", "Consul"),
+        _f("Identity", "identity", "block", "WorkloadIdentity"),
+        _f("Identities", "identity", "blocks", "WorkloadIdentity"),
+        _f("RestartPolicy", "restart", "block", "RestartPolicy"),
+        _f("LogConfig", "logs", "block", "LogConfig"),
+        _f("Resources", "resources", "block", "Resources"),
+        _f("DispatchPayload", "dispatch_payload", "block", "DispatchPayloadConfig"),
+        _f("CSIPluginConfig", "csi_plugin", "block", "TaskCSIPluginConfig"),
+        _f("ScalingPolicies", "scaling", "task_scaling", "ScalingPolicy"),
+        _f("Actions", "action", "labelled_blocks", ("Action", "Name")),
+        _f("Schedule", "schedule", "block", "TaskSchedule"),
     ),
     "Constraint": (
-        _f("LTarget", "attribute", "a0"), _f("Operand", "operator", "a0"),
-        _f("RTarget", "value", "a0"),
+        _f("LTarget", "attribute", "attr_nonzero"), _f("Operand", "operator", "attr_nonzero"),
+        _f("RTarget", "value", "attr_nonzero"),
     ),
     "Affinity": (
-        _f("LTarget", "attribute", "a0"), _f("Operand", "operator", "a0"),
-        _f("RTarget", "value", "a0"), _f("Weight", "weight"),
+        _f("LTarget", "attribute", "attr_nonzero"), _f("Operand", "operator", "attr_nonzero"),
+        _f("RTarget", "value", "attr_nonzero"), _f("Weight", "weight"),
     ),
     "Spread": (
-        _f("Attribute", "attribute", "a0"), _f("Weight", "weight"),
-        _f("SpreadTarget", "target", "lb", ("SpreadTarget", "Value")),
+        _f("Attribute", "attribute", "attr_nonzero"), _f("Weight", "weight"),
+        _f("SpreadTarget", "target", "labelled_blocks", ("SpreadTarget", "Value")),
     ),
-    "SpreadTarget": (_f("Value", kind="label"), _f("Percent", "percent", "a0")),
+    "SpreadTarget": (_f("Value", kind="label"), _f("Percent", "percent", "attr_nonzero")),
     "UpdateStrategy": (
         _f("MaxParallel", "max_parallel"), _f("HealthCheck", "health_check"),
         _f("MinHealthyTime", "min_healthy_time"), _f("HealthyDeadline", "healthy_deadline"),
@@ -220,40 +224,40 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         _f("Replace", "replace"), _f("Reconcile", "reconcile"),
     ),
     "NetworkResource": (
-        _f("Mode", "mode", "a0"), _f("Hostname", "hostname", "a0"),
-        _f("Device", "device", "a0"), _f("CIDR", "cidr", "a0"), _f("IP", "ip", "a0"),
+        _f("Mode", "mode", "attr_nonzero"), _f("Hostname", "hostname", "attr_nonzero"),
+        _f("Device", "device", "attr_nonzero"), _f("CIDR", "cidr", "attr_nonzero"), _f("IP", "ip", "attr_nonzero"),
         _f("MBits", "mbits"),
-        _f("DNS", "dns", "b", "DNSConfig"), _f("CNI", "cni", "b", "CNIConfig"),
+        _f("DNS", "dns", "block", "DNSConfig"), _f("CNI", "cni", "block", "CNIConfig"),
         # jobspec2 reads every `port` block into DynamicPorts, then moves static ones
-        _f("ReservedPorts", "port", "lb", ("Port", "Label")),
-        _f("DynamicPorts", "port", "lb", ("Port", "Label")),
+        _f("ReservedPorts", "port", "labelled_blocks", ("Port", "Label")),
+        _f("DynamicPorts", "port", "labelled_blocks", ("Port", "Label")),
     ),
     "Port": (
-        _f("Label", kind="label"), _f("Value", "static", "a0"), _f("To", "to", "a0"),
-        _f("HostNetwork", "host_network", "a0"),
-        _f("IgnoreCollision", "ignore_collision", "a0"),
+        _f("Label", kind="label"), _f("Value", "static", "attr_nonzero"), _f("To", "to", "attr_nonzero"),
+        _f("HostNetwork", "host_network", "attr_nonzero"),
+        _f("IgnoreCollision", "ignore_collision", "attr_nonzero"),
     ),
     "DNSConfig": (
         _f("Servers", "servers"), _f("Searches", "searches"), _f("Options", "options"),
     ),
-    "CNIConfig": (_f("Args", "args", "ma"),),
+    "CNIConfig": (_f("Args", "args", "map_attr"),),
     "Service": (
-        _f("Name", "name", "a0"), _f("Provider", "provider", "a0"),
-        _f("PortLabel", "port", "a0"), _f("Tags", "tags"), _f("CanaryTags", "canary_tags"),
-        _f("AddressMode", "address_mode", "a0"), _f("Address", "address", "a0"),
-        _f("TaskName", "task", "a0"), _f("OnUpdate", "on_update", "a0"),
-        _f("EnableTagOverride", "enable_tag_override", "a0"), _f("Kind", "kind", "a0"),
-        _f("Cluster", "cluster", "a0"),
-        _f("Meta", "meta", "m"), _f("CanaryMeta", "canary_meta", "m"),
-        _f("TaggedAddresses", "tagged_addresses", "m"),
-        _f("Weights", "weights", "b", "ServiceWeights"),
-        _f("Identity", "identity", "b", "WorkloadIdentity"),
-        _f("CheckRestart", "check_restart", "b", "CheckRestart"),
-        _f("Checks", "check", "bs", "ServiceCheck"),
-        _f("Connect", "connect", "b", "ConsulConnect"),
+        _f("Name", "name", "attr_nonzero"), _f("Provider", "provider", "attr_nonzero"),
+        _f("PortLabel", "port", "attr_nonzero"), _f("Tags", "tags"), _f("CanaryTags", "canary_tags"),
+        _f("AddressMode", "address_mode", "attr_nonzero"), _f("Address", "address", "attr_nonzero"),
+        _f("TaskName", "task", "attr_nonzero"), _f("OnUpdate", "on_update", "attr_nonzero"),
+        _f("EnableTagOverride", "enable_tag_override", "attr_nonzero"), _f("Kind", "kind", "attr_nonzero"),
+        _f("Cluster", "cluster", "attr_nonzero"),
+        _f("Meta", "meta", "string_map"), _f("CanaryMeta", "canary_meta", "string_map"),
+        _f("TaggedAddresses", "tagged_addresses", "string_map"),
+        _f("Weights", "weights", "block", "ServiceWeights"),
+        _f("Identity", "identity", "block", "WorkloadIdentity"),
+        _f("CheckRestart", "check_restart", "block", "CheckRestart"),
+        _f("Checks", "check", "blocks", "ServiceCheck"),
+        _f("Connect", "connect", "block", "ConsulConnect"),
     ),
     "ServiceCheck": tuple(
-        _f(j, h, "a0") for j, h in (
+        _f(j, h, "attr_nonzero") for j, h in (
             ("Name", "name"), ("Type", "type"), ("Command", "command"), ("Args", "args"),
             ("Path", "path"), ("Protocol", "protocol"), ("Method", "method"), ("Body", "body"),
             ("PortLabel", "port"), ("Expose", "expose"), ("AddressMode", "address_mode"),
@@ -266,55 +270,55 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
             ("FailuresBeforeWarning", "failures_before_warning"), ("OnUpdate", "on_update"),
         )
     ) + (
-        _f("Header", "header", "m"),
-        _f("CheckRestart", "check_restart", "b", "CheckRestart"),
+        _f("Header", "header", "string_map"),
+        _f("CheckRestart", "check_restart", "block", "CheckRestart"),
     ),
     "CheckRestart": (
-        _f("Limit", "limit", "a0"), _f("Grace", "grace"),
-        _f("IgnoreWarnings", "ignore_warnings", "a0"),
+        _f("Limit", "limit", "attr_nonzero"), _f("Grace", "grace"),
+        _f("IgnoreWarnings", "ignore_warnings", "attr_nonzero"),
     ),
-    "ServiceWeights": (_f("Passing", "passing", "a0"), _f("Warning", "warning", "a0")),
+    "ServiceWeights": (_f("Passing", "passing", "attr_nonzero"), _f("Warning", "warning", "attr_nonzero")),
     "ConsulConnect": (
-        _f("Native", "native", "a0"),
-        _f("SidecarService", "sidecar_service", "b", "ConsulSidecarService"),
-        _f("SidecarTask", "sidecar_task", "b", "SidecarTask"),
-        _f("Gateway", "gateway", "b", "ConsulGateway"),
+        _f("Native", "native", "attr_nonzero"),
+        _f("SidecarService", "sidecar_service", "block", "ConsulSidecarService"),
+        _f("SidecarTask", "sidecar_task", "block", "SidecarTask"),
+        _f("Gateway", "gateway", "block", "ConsulGateway"),
     ),
     "ConsulSidecarService": (
-        _f("Port", "port", "a0"), _f("Tags", "tags"),
-        _f("DisableDefaultTCPCheck", "disable_default_tcp_check", "a0"),
-        _f("Meta", "meta", "m"), _f("Proxy", "proxy", "b", "ConsulProxy"),
+        _f("Port", "port", "attr_nonzero"), _f("Tags", "tags"),
+        _f("DisableDefaultTCPCheck", "disable_default_tcp_check", "attr_nonzero"),
+        _f("Meta", "meta", "string_map"), _f("Proxy", "proxy", "block", "ConsulProxy"),
     ),
     "SidecarTask": (
-        _f("Name", "name", "a0"), _f("Driver", "driver", "a0"), _f("User", "user", "a0"),
-        _f("KillTimeout", "kill_timeout"), _f("KillSignal", "kill_signal", "a0"),
+        _f("Name", "name", "attr_nonzero"), _f("Driver", "driver", "attr_nonzero"), _f("User", "user", "attr_nonzero"),
+        _f("KillTimeout", "kill_timeout"), _f("KillSignal", "kill_signal", "attr_nonzero"),
         _f("ShutdownDelay", "shutdown_delay"),
-        _f("Config", "config", "cfg"), _f("Env", "env", "m"), _f("Meta", "meta", "m"),
-        _f("Resources", "resources", "b", "Resources"),
-        _f("LogConfig", "logs", "b", "LogConfig"),
-        _f("VolumeMounts", "volume_mount", "bs", "VolumeMount"),
+        _f("Config", "config", "free_form"), _f("Env", "env", "string_map"), _f("Meta", "meta", "string_map"),
+        _f("Resources", "resources", "block", "Resources"),
+        _f("LogConfig", "logs", "block", "LogConfig"),
+        _f("VolumeMounts", "volume_mount", "blocks", "VolumeMount"),
     ),
     "ConsulProxy": (
-        _f("LocalServiceAddress", "local_service_address", "a0"),
-        _f("LocalServicePort", "local_service_port", "a0"),
-        _f("Upstreams", "upstreams", "bs", "ConsulUpstream"),
-        _f("Expose", "expose", "b", "ConsulExposeConfig"),
+        _f("LocalServiceAddress", "local_service_address", "attr_nonzero"),
+        _f("LocalServicePort", "local_service_port", "attr_nonzero"),
+        _f("Upstreams", "upstreams", "blocks", "ConsulUpstream"),
+        _f("Expose", "expose", "block", "ConsulExposeConfig"),
         _f("ExposeConfig", "expose", "alias", ("ConsulExposeConfig", "Expose")),
-        _f("TransparentProxy", "transparent_proxy", "b", "ConsulTransparentProxy"),
-        _f("Config", "config", "cfg"),
+        _f("TransparentProxy", "transparent_proxy", "block", "ConsulTransparentProxy"),
+        _f("Config", "config", "free_form"),
     ),
     "ConsulExposeConfig": (
-        _f("Paths", "path", "bs", "ConsulExposePath"),
+        _f("Paths", "path", "blocks", "ConsulExposePath"),
         _f("Path", "path", "alias", ("ConsulExposePath", "Paths")),
     ),
     "ConsulExposePath": tuple(
-        _f(j, h, "a0") for j, h in (
+        _f(j, h, "attr_nonzero") for j, h in (
             ("Path", "path"), ("Protocol", "protocol"),
             ("LocalPathPort", "local_path_port"), ("ListenerPort", "listener_port"),
         )
     ),
     "ConsulUpstream": tuple(
-        _f(j, h, "a0") for j, h in (
+        _f(j, h, "attr_nonzero") for j, h in (
             ("DestinationName", "destination_name"),
             ("DestinationNamespace", "destination_namespace"),
             ("DestinationPeer", "destination_peer"),
@@ -325,12 +329,12 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
             ("LocalBindSocketMode", "local_bind_socket_mode"),
         )
     ) + (
-        _f("MeshGateway", "mesh_gateway", "b", "ConsulMeshGateway"),
-        _f("Config", "config", "cfg"),
+        _f("MeshGateway", "mesh_gateway", "block", "ConsulMeshGateway"),
+        _f("Config", "config", "free_form"),
     ),
-    "ConsulMeshGateway": (_f("Mode", "mode", "a0"),),
+    "ConsulMeshGateway": (_f("Mode", "mode", "attr_nonzero"),),
     "ConsulTransparentProxy": tuple(
-        _f(j, h, "a0") for j, h in (
+        _f(j, h, "attr_nonzero") for j, h in (
             ("UID", "uid"), ("OutboundPort", "outbound_port"),
             ("ExcludeInboundPorts", "exclude_inbound_ports"),
             ("ExcludeOutboundPorts", "exclude_outbound_ports"),
@@ -339,41 +343,41 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         )
     ),
     "ConsulGateway": (
-        _f("Proxy", "proxy", "b", "ConsulGatewayProxy"),
-        _f("Ingress", "ingress", "b", "ConsulIngressConfigEntry"),
-        _f("Terminating", "terminating", "b", "ConsulTerminatingConfigEntry"),
-        _f("Mesh", "mesh", "b", "Empty"),
+        _f("Proxy", "proxy", "block", "ConsulGatewayProxy"),
+        _f("Ingress", "ingress", "block", "ConsulIngressConfigEntry"),
+        _f("Terminating", "terminating", "block", "ConsulTerminatingConfigEntry"),
+        _f("Mesh", "mesh", "block", "Empty"),
     ),
     "ConsulGatewayProxy": (
         _f("ConnectTimeout", "connect_timeout"),
-        _f("EnvoyGatewayBindTaggedAddresses", "envoy_gateway_bind_tagged_addresses", "a0"),
-        _f("EnvoyGatewayNoDefaultBind", "envoy_gateway_no_default_bind", "a0"),
-        _f("EnvoyDNSDiscoveryType", "envoy_dns_discovery_type", "a0"),
-        _f("EnvoyGatewayBindAddresses", "envoy_gateway_bind_addresses", "mb",
+        _f("EnvoyGatewayBindTaggedAddresses", "envoy_gateway_bind_tagged_addresses", "attr_nonzero"),
+        _f("EnvoyGatewayNoDefaultBind", "envoy_gateway_no_default_bind", "attr_nonzero"),
+        _f("EnvoyDNSDiscoveryType", "envoy_dns_discovery_type", "attr_nonzero"),
+        _f("EnvoyGatewayBindAddresses", "envoy_gateway_bind_addresses", "map_blocks",
            ("ConsulGatewayBindAddress", "Name")),
-        _f("Config", "config", "cfg"),
+        _f("Config", "config", "free_form"),
     ),
     "ConsulGatewayBindAddress": (
-        _f("Name", kind="label"), _f("Address", "address", "a0"), _f("Port", "port", "a0"),
+        _f("Name", kind="label"), _f("Address", "address", "attr_nonzero"), _f("Port", "port", "attr_nonzero"),
     ),
     "ConsulIngressConfigEntry": (
-        _f("TLS", "tls", "b", "ConsulGatewayTLSConfig"),
-        _f("Listeners", "listener", "bs", "ConsulIngressListener"),
+        _f("TLS", "tls", "block", "ConsulGatewayTLSConfig"),
+        _f("Listeners", "listener", "blocks", "ConsulIngressListener"),
     ),
     "ConsulGatewayTLSConfig": (
-        _f("Enabled", "enabled", "a0"), _f("TLSMinVersion", "tls_min_version", "a0"),
-        _f("TLSMaxVersion", "tls_max_version", "a0"), _f("CipherSuites", "cipher_suites"),
+        _f("Enabled", "enabled", "attr_nonzero"), _f("TLSMinVersion", "tls_min_version", "attr_nonzero"),
+        _f("TLSMaxVersion", "tls_max_version", "attr_nonzero"), _f("CipherSuites", "cipher_suites"),
     ),
     "ConsulIngressListener": (
-        _f("Port", "port", "a0"), _f("Protocol", "protocol", "a0"),
-        _f("Services", "service", "bs", "ConsulIngressService"),
+        _f("Port", "port", "attr_nonzero"), _f("Protocol", "protocol", "attr_nonzero"),
+        _f("Services", "service", "blocks", "ConsulIngressService"),
     ),
-    "ConsulIngressService": (_f("Name", "name", "a0"), _f("Hosts", "hosts")),
+    "ConsulIngressService": (_f("Name", "name", "attr_nonzero"), _f("Hosts", "hosts")),
     "ConsulTerminatingConfigEntry": (
-        _f("Services", "service", "bs", "ConsulLinkedService"),
+        _f("Services", "service", "blocks", "ConsulLinkedService"),
     ),
     "ConsulLinkedService": tuple(
-        _f(j, h, "a0") for j, h in (
+        _f(j, h, "attr_nonzero") for j, h in (
             ("Name", "name"), ("CAFile", "ca_file"), ("CertFile", "cert_file"),
             ("KeyFile", "key_file"), ("SNI", "sni"),
         )
@@ -387,27 +391,27 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         _f("LeftDelim", "left_delimiter"), _f("RightDelim", "right_delimiter"),
         _f("ErrMissingKey", "error_on_missing_key"), _f("Once", "once"),
         _f("VaultGrace", "vault_grace"),
-        _f("ChangeScript", "change_script", "b", "ChangeScript"),
-        _f("Wait", "wait", "b", "WaitConfig"),
+        _f("ChangeScript", "change_script", "block", "ChangeScript"),
+        _f("Wait", "wait", "block", "WaitConfig"),
     ),
     "WaitConfig": (_f("Min", "min"), _f("Max", "max")),
     "ChangeScript": (
         _f("Command", "command"), _f("Args", "args"), _f("Timeout", "timeout"),
         _f("FailOnError", "fail_on_error"),
     ),
-    "TaskLifecycle": (_f("Hook", "hook", "a0"), _f("Sidecar", "sidecar", "a0")),
+    "TaskLifecycle": (_f("Hook", "hook", "attr_nonzero"), _f("Sidecar", "sidecar", "attr_nonzero")),
     "Resources": (
         _f("CPU", "cpu"), _f("Cores", "cores"), _f("MemoryMB", "memory"),
         _f("MemoryMaxMB", "memory_max"), _f("DiskMB", "disk"), _f("IOPS", "iops"),
         _f("SecretsMB", "secrets"),
-        _f("Networks", "network", "bs", "NetworkResource"),
-        _f("Devices", "device", "lb", ("RequestedDevice", "Name")),
-        _f("NUMA", "numa", "b", "NUMAResource"),
+        _f("Networks", "network", "blocks", "NetworkResource"),
+        _f("Devices", "device", "labelled_blocks", ("RequestedDevice", "Name")),
+        _f("NUMA", "numa", "block", "NUMAResource"),
     ),
     "RequestedDevice": (
         _f("Name", kind="label"), _f("Count", "count"), _CONSTRAINTS, _AFFINITIES,
     ),
-    "NUMAResource": (_f("Affinity", "affinity", "a0"), _f("Devices", "devices")),
+    "NUMAResource": (_f("Affinity", "affinity", "attr_nonzero"), _f("Devices", "devices")),
     "LogConfig": (
         _f("MaxFiles", "max_files"), _f("MaxFileSizeMB", "max_file_size"),
         _f("Disabled", "disabled"), _f("Enabled", "enabled"),
@@ -415,70 +419,70 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
     "TaskArtifact": (
         _f("GetterSource", "source"), _f("RelativeDest", "destination"),
         _f("GetterMode", "mode"), _f("GetterInsecure", "insecure"),
-        _f("Chown", "chown", "a0"),
-        _f("GetterOptions", "options", "m"), _f("GetterHeaders", "headers", "m"),
+        _f("Chown", "chown", "attr_nonzero"),
+        _f("GetterOptions", "options", "string_map"), _f("GetterHeaders", "headers", "string_map"),
     ),
     "Vault": (
-        _f("Role", "role", "a0"), _f("Policies", "policies"), _f("Namespace", "namespace"),
-        _f("Cluster", "cluster", "a0"), _f("Env", "env"), _f("DisableFile", "disable_file"),
+        _f("Role", "role", "attr_nonzero"), _f("Policies", "policies"), _f("Namespace", "namespace"),
+        _f("Cluster", "cluster", "attr_nonzero"), _f("Env", "env"), _f("DisableFile", "disable_file"),
         _f("ChangeMode", "change_mode"), _f("ChangeSignal", "change_signal"),
         _f("AllowTokenExpiration", "allow_token_expiration"),
     ),
     "Consul": (
-        _f("Namespace", "namespace", "a0"), _f("Cluster", "cluster", "a0"),
-        _f("Partition", "partition", "a0"),
+        _f("Namespace", "namespace", "attr_nonzero"), _f("Cluster", "cluster", "attr_nonzero"),
+        _f("Partition", "partition", "attr_nonzero"),
     ),
     "WorkloadIdentity": tuple(
-        _f(j, h, "a0") for j, h in (
+        _f(j, h, "attr_nonzero") for j, h in (
             ("Name", "name"), ("Audience", "aud"), ("Env", "env"), ("File", "file"),
             ("Filepath", "filepath"), ("ChangeMode", "change_mode"),
             ("ChangeSignal", "change_signal"), ("ServiceName", "service_name"), ("TTL", "ttl"),
         )
     ),
     "VolumeRequest": (
-        _f("Name", kind="label"), _f("Type", "type", "a0"), _f("Source", "source", "a0"),
-        _f("ReadOnly", "read_only", "a0"), _f("AccessMode", "access_mode", "a0"),
-        _f("AttachmentMode", "attachment_mode", "a0"), _f("PerAlloc", "per_alloc", "a0"),
-        _f("Sticky", "sticky", "a0"),
-        _f("MountOptions", "mount_options", "b", "CSIMountOptions"),
+        _f("Name", kind="label"), _f("Type", "type", "attr_nonzero"), _f("Source", "source", "attr_nonzero"),
+        _f("ReadOnly", "read_only", "attr_nonzero"), _f("AccessMode", "access_mode", "attr_nonzero"),
+        _f("AttachmentMode", "attachment_mode", "attr_nonzero"), _f("PerAlloc", "per_alloc", "attr_nonzero"),
+        _f("Sticky", "sticky", "attr_nonzero"),
+        _f("MountOptions", "mount_options", "block", "CSIMountOptions"),
     ),
-    "CSIMountOptions": (_f("FSType", "fs_type", "a0"), _f("MountFlags", "mount_flags")),
+    "CSIMountOptions": (_f("FSType", "fs_type", "attr_nonzero"), _f("MountFlags", "mount_flags")),
     "VolumeMount": (
         _f("Volume", "volume"), _f("Destination", "destination"), _f("ReadOnly", "read_only"),
         _f("PropagationMode", "propagation_mode"), _f("SELinuxLabel", "selinux_label"),
     ),
-    "DispatchPayloadConfig": (_f("File", "file", "a0"),),
+    "DispatchPayloadConfig": (_f("File", "file", "attr_nonzero"),),
     "PeriodicConfig": (
         _f("Enabled", "enabled"), _f("Spec", "cron"), _f("Specs", "crons"),
         _f("SpecType", kind="implied", sub="cron"),
         _f("ProhibitOverlap", "prohibit_overlap"), _f("TimeZone", "time_zone"),
     ),
     "ParameterizedJobConfig": (
-        _f("Payload", "payload", "a0"), _f("MetaRequired", "meta_required"),
+        _f("Payload", "payload", "attr_nonzero"), _f("MetaRequired", "meta_required"),
         _f("MetaOptional", "meta_optional"),
     ),
     "Multiregion": (
-        _f("Strategy", "strategy", "b", "MultiregionStrategy"),
-        _f("Regions", "region", "lb", ("MultiregionRegion", "Name")),
+        _f("Strategy", "strategy", "block", "MultiregionStrategy"),
+        _f("Regions", "region", "labelled_blocks", ("MultiregionRegion", "Name")),
     ),
     "MultiregionStrategy": (_f("MaxParallel", "max_parallel"), _f("OnFailure", "on_failure")),
     "MultiregionRegion": (
         _f("Name", kind="label"), _f("Count", "count"), _f("Datacenters", "datacenters"),
-        _f("NodePool", "node_pool", "a0"), _f("Meta", "meta", "m"),
+        _f("NodePool", "node_pool", "attr_nonzero"), _f("Meta", "meta", "string_map"),
     ),
     "JobUIConfig": (
-        _f("Description", "description", "a0"), _f("Links", "link", "bs", "JobUILink"),
+        _f("Description", "description", "attr_nonzero"), _f("Links", "link", "blocks", "JobUILink"),
     ),
-    "JobUILink": (_f("Label", "label", "a0"), _f("URL", "url", "a0")),
+    "JobUILink": (_f("Label", "label", "attr_nonzero"), _f("URL", "url", "attr_nonzero")),
     "ScalingPolicy": (
-        _f("Type", "type", "a0"), _f("Enabled", "enabled"), _f("Min", "min"),
-        _f("Max", "max"), _f("Policy", "policy", "cfg"),
+        _f("Type", "type", "attr_nonzero"), _f("Enabled", "enabled"), _f("Min", "min"),
+        _f("Max", "max"), _f("Policy", "policy", "free_form"),
     ),
     "Action": (_f("Name", kind="label"), _f("Command", "command"), _f("Args", "args")),
-    "TaskSchedule": (_f("Cron", "cron", "b", "TaskScheduleCron"),),
+    "TaskSchedule": (_f("Cron", "cron", "block", "TaskScheduleCron"),),
     "TaskScheduleCron": (_f("Start", "start"), _f("End", "end"), _f("Timezone", "timezone")),
     "TaskCSIPluginConfig": tuple(
-        _f(j, h, "a0") for j, h in (
+        _f(j, h, "attr_nonzero") for j, h in (
             ("ID", "id"), ("Type", "type"), ("MountDir", "mount_dir"),
             ("StagePublishBaseDir", "stage_publish_base_dir"),
             ("HealthTimeout", "health_timeout"),
@@ -932,20 +936,20 @@ def _body(obj: dict[str, Any], spec: str, parent: str, where: str, indent: str, 
         if value is None or skip:
             continue
         # "" is a value for a pointer field (Nomad's default replaces only an absent one).
-        if not value and ((value == "" and kind != "a") or isinstance(value, (list, tuple, dict))):
+        if not value and ((value == "" and kind != "attr") or isinstance(value, (list, tuple, dict))):
             continue
-        if kind == "a" or kind == "a0":
-            if kind == "a0" and _zero(value):
+        if kind == "attr" or kind == "attr_nonzero":
+            if kind == "attr_nonzero" and _zero(value):
                 continue
             if type(value) is str and not runtime and "\n" not in value:
                 attrs.append((hcl, escape_string(value)))
             else:
                 attrs.append(_attr_item(hcl, value, duration, runtime,
                                         spec == "Template" and name == "EmbeddedTmpl")[1:])
-        elif kind == "m" or kind == "ma":
+        elif kind == "string_map" or kind == "map_attr":
             mapping = {k: v for k, v in _need_dict(value, f"{where}.{name}").items()
                        if v is not None}
-            if kind == "ma" or not all(_is_ident(k) for k in mapping):
+            if kind == "map_attr" or not all(_is_ident(k) for k in mapping):
                 attrs.append((hcl, _expr(mapping)))
             else:
                 blocks.append((None, (hcl, mapping)))
@@ -999,9 +1003,9 @@ def _group(obj: dict[str, Any], field: tuple[Any, ...], value: object, where: st
     """The blocks of one field of `obj` (a block, repeated or labelled blocks, a config)."""
     _, name, hcl, kind, sub, _skip, _duration, _runtime = field
     here = f"{where}.{name}"
-    if kind == "b":
+    if kind == "block":
         _block_lines(hcl, _need_dict(value, here), sub, name, here, indent, out)
-    elif kind == "bs":
+    elif kind == "blocks":
         for i, v in enumerate(_need_list(value, here)):
             if v is not None:
                 at = f"{here}[{i}]"
@@ -1013,7 +1017,7 @@ def _group(obj: dict[str, Any], field: tuple[Any, ...], value: object, where: st
                 if v is not None:
                     at = f"{here}[{i}]"
                     _block_lines(hcl, _need_dict(v, at), sub_spec, primary, at, indent, out)
-    elif kind == "lb":
+    elif kind == "labelled_blocks":
         sub_spec, label_field = sub
         for i, v in enumerate(_need_list(value, here)):
             if v is not None:
@@ -1021,7 +1025,7 @@ def _group(obj: dict[str, Any], field: tuple[Any, ...], value: object, where: st
                 v = _need_dict(v, at)
                 head = f"{hcl} {escape_string(_label(v, label_field, at))}"
                 _block_lines(head, v, sub_spec, name, at, indent, out)
-    elif kind == "mb":
+    elif kind == "map_blocks":
         sub_spec, _ = sub  # the label field is the map key
         mapping = _need_dict(value, here)
         for key in sorted(mapping):
@@ -1029,10 +1033,10 @@ def _group(obj: dict[str, Any], field: tuple[Any, ...], value: object, where: st
                 at = f"{here}[{key!r}]"
                 head = f"{hcl} {escape_string(str(key))}"
                 _block_lines(head, _need_dict(mapping[key], at), sub_spec, name, at, indent, out)
-    elif kind == "cfg":
+    elif kind == "free_form":
         out.append("")
         _layout([(True, hcl, _config_items(_need_dict(value, here), here))], indent, out)
-    elif kind == "tscale":
+    elif kind == "task_scaling":
         for i, v in enumerate(_need_list(value, here)):
             at = f"{here}[{i}]"
             v = dict(_need_dict(v, at))

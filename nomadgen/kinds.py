@@ -35,11 +35,11 @@ class Kind:
     def instance_slots(self, s: ServiceSet, host: ServiceSet | None,
                        zones: tuple[str, ...]) -> list[tuple[str, int]]:
         """(zone, index) of each instance."""
-        return [(zones[i % len(zones)], i // len(zones)) for i in range(s.count)]
+        return [(zones[i % len(zones)], i // len(zones)) for i in range(s.instance_count)]
 
     def job_set(self, get: Callable[[str], ServiceSet], s: ServiceSet) -> ServiceSet | None:
         """The set whose Nomad job runs this set's tasks; None when no job of ours does.
-        `get` finds a set by name (Plan.get, or resolve's dict while it builds)."""
+        `get` finds a set by name (Resolution.get, or resolve's dict while it builds)."""
         return s
 
 

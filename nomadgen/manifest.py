@@ -272,7 +272,7 @@ class _Checker(FieldChecker):
         run = Runnable(image=image, command=command, args=args, ports=ports, env=env,
                        resources=resources, check=check)
         return Service(name=name, depends=depends, run=run, interface=iface, per_zone=per_zone,
-                       count=count, overrides=overrides, env_refs=env_refs, wiring=wiring,
+                       total=count, overrides=overrides, env_refs=env_refs, wiring=wiring,
                        tags=tags, constraints=constraints, node_pool=node_pool)
 
     def external(self, name: str, body: dict[str, Any], path: tuple[Any, ...]) -> Service | None:

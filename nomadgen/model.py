@@ -144,7 +144,7 @@ class Service(NamedTuple):
     run: Runnable
     interface: InterfaceSpec
     per_zone: int = 1
-    count: int | None = None  # type: ignore[assignment]  # explicit total instead of per-zone
+    total: int | None = None  # the manifest's `count`: a total instead of per-zone
     overrides: tuple[tuple[str, Override], ...] = ()  # generic dependency -> tuning
     external: tuple[str, int] | None = None  # runs elsewhere: (address, port), registered in Consul
     env_refs: tuple[tuple[str, tuple[Part, ...]], ...] = ()  # env values with ${dep.field}: refs.parse parts
@@ -177,7 +177,7 @@ class Manifest(NamedTuple):
 class Instance(NamedTuple):
     set: str
     zone: str  # "" for node-local instances: they follow their host
-    index: int  # type: ignore[assignment]
+    ordinal: int  # the instance's number within its zone
 
 
 class ServiceSet(NamedTuple):
@@ -188,7 +188,7 @@ class ServiceSet(NamedTuple):
     owner: str  # the dependent set a dedicated set was made for; "" for declared services
     declared: bool  # True for the manifest's own services
     kind: str  # per-zone | node-local | external: see kinds.py
-    count: int  # type: ignore[assignment]
+    instance_count: int
     per_zone_max: int  # the hard per-zone limit (distinct_property)
     depends: tuple[str, ...]  # set names, sorted
     users: tuple[str, ...]  # set names that depend on this one, sorted
@@ -225,7 +225,7 @@ class ServiceSet(NamedTuple):
         return KINDS[self.kind].own_job
 
 
-class Plan(NamedTuple):
+class Resolution(NamedTuple):
     manifest: str
     zones: tuple[str, ...]
     sets: tuple[ServiceSet, ...]
@@ -248,7 +248,7 @@ class Plan(NamedTuple):
         return j.job_id if j is not None else ""
 
 
-class Settings(NamedTuple):
+class RenderSettings(NamedTuple):
     """Rendering choices that are not in the manifest."""
 
     zone_attribute: str = DEFAULT_ZONE_ATTRIBUTE

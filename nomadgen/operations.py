@@ -23,7 +23,7 @@ from .errors import (
     ResolutionError,
 )
 from .fields import NAME_RE, cut
-from .pipeline import Rendered, build_plan, no_gc
+from .pipeline import Rendered, build_resolution, no_gc
 from .render import META_MANIFEST, interfaces, render
 from .settings import Config
 
@@ -58,14 +58,14 @@ def cluster_zones(nomad: NomadAPI, cfg: Config) -> tuple[tuple[str, ...], str]:
 
 
 def prepare(manifest_path: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI, *, name: str | None = None,
-            prune: bool = False, nomad_plan: bool = True, concurrency: int = 16) -> Prepared:
+            prune: bool = False, dry_run: bool = True, concurrency: int = 16) -> Prepared:
     zones, source = cluster_zones(nomad, cfg)
     with no_gc():
-        manifest, plan = build_plan(manifest_path, cfg, name, zones)
+        manifest, plan = build_resolution(manifest_path, cfg, name, zones)
         jobs = tuple(render(plan, cfg.render))
         ifaces = tuple(interfaces(plan, cfg.render))
     cs = converge.observe(plan, jobs, ifaces, nomad, consul, cfg.render, manifest_text=manifest.text,
-                          prune=prune, nomad_plan=nomad_plan, concurrency=concurrency)
+                          prune=prune, dry_run=dry_run, concurrency=concurrency)
     return Prepared(Rendered(manifest, plan, jobs, ifaces), cs, source, data_statements(cs, nomad))
 
 
@@ -73,14 +73,14 @@ def data_statements(cs: converge.ChangeSet, nomad: NomadAPI) -> tuple[data.DataS
     """For each changed job of a stateful set: Nomad's plan annotations, the live job, its
     allocations and the nodes they run on, read into data.predict."""
     stateful = {s.job_id: s.name for s in cs.plan.sets if s.job_hosted and s.run.state is not None}
-    todo = [c for c in cs.jobs if c.id in stateful and c.nomad_plan and c.modify_index and c.job]
+    todo = [c for c in cs.jobs if c.id in stateful and c.dry_run and c.modify_index and c.job]
     if not todo:
         return ()
     nodes = {n.id: data.NodeView(n.name, n.status != "down", n.status == "ready" and n.eligible)
              for n in nomad.nodes(with_meta=False)}
     out: list[data.DataStatement] = []
     for c in todo:
-        dry_run, job = c.nomad_plan or {}, c.job or {}  # both set: see todo
+        dry_run, job = c.dry_run or {}, c.job or {}  # both set: see todo
         updates = (dry_run.get("Annotations") or {}).get("DesiredTGUpdates")
         allocs = [a for a in nomad.allocations(c.id) if a.get("DesiredStatus") == "run"]
         changed = ((dry_run.get("Diff") or {}).get("Type") or "None") != "None"
@@ -107,7 +107,7 @@ def data_problem(d: data.DataStatement) -> Problem:
 def needs_lock(cs: converge.ChangeSet) -> bool:
     """Whether applying `cs` writes anything. Not when nothing changed, nor when Nomad's plan
     says a job cannot be placed (apply refuses before its first write)."""
-    if any(converge._failures(c.nomad_plan) for c in cs.jobs
+    if any(converge.placement_failures(c.dry_run) for c in cs.jobs
            if c.action in (converge.CREATE, converge.UPDATE)):
         return False
     return cs.changed or any(k.action != converge.UNCHANGED for k in cs.push)
@@ -118,7 +118,7 @@ def fingerprint(cs: converge.ChangeSet) -> tuple[Any, ...]:
     # A job's index says whether it changed since; its action is derived from it and the fixed
     # desired job (a re-read without dry runs cannot tell "unchanged" from "update").
     return (tuple((c.id, c.modify_index) for c in cs.jobs),
-            tuple((k.key, k.action, k.index) for k in cs.kv + cs.push),
+            tuple((k.key, k.action, k.modify_index) for k in cs.kv + cs.push),
             tuple((s.id, s.action) for s in cs.services), cs.credentials)
 
 

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from .catalog import Catalog
 from .manifest import load
-from .model import Job, KVEntry, Manifest, Plan, Settings
+from .model import Job, KVEntry, Manifest, RenderSettings, Resolution
 from .render import Shared, interfaces, render, render_job, to_json
 from .resolve import resolve
 from .settings import Config
@@ -18,13 +18,13 @@ from .settings import Config
 
 class Rendered(NamedTuple):
     manifest: Manifest
-    plan: Plan
+    plan: Resolution
     jobs: tuple[Job, ...]
     interfaces: tuple[KVEntry, ...]
 
 
-def build_plan(manifest_path: str, config: Config, name: str | None = None,
-               zones: tuple[str, ...] | None = None) -> tuple[Manifest, Plan]:
+def build_resolution(manifest_path: str, config: Config, name: str | None = None,
+               zones: tuple[str, ...] | None = None) -> tuple[Manifest, Resolution]:
     manifest = load(manifest_path, name)
     catalog = Catalog(config.templates)
     zones = zones or config.zones
@@ -65,12 +65,12 @@ def no_gc() -> Iterator[None]:
 def build(manifest_path: str, config: Config, name: str | None = None,
           zones: tuple[str, ...] | None = None) -> Rendered:
     with no_gc():
-        manifest, plan = build_plan(manifest_path, config, name, zones)
+        manifest, plan = build_resolution(manifest_path, config, name, zones)
         return Rendered(manifest, plan, tuple(render(plan, config.render)),
                         tuple(interfaces(plan, config.render)))
 
 
-def render_files(plan: Plan, settings: Settings, fmt: str, only: str | None = None) -> dict[str, str]:
+def render_files(plan: Resolution, settings: RenderSettings, fmt: str, only: str | None = None) -> dict[str, str]:
     """File name -> text for every job (or just `only`), each job written out as soon as it is
     rendered and then dropped: a big manifest never holds every job dict at once."""
     suffix = ".nomad.json" if fmt == "json" else ".nomad.hcl"

@@ -1,4 +1,4 @@
-"""Rendering: pure functions from a Plan to Nomad jobs (the API's JSON form, the single source of
+"""Rendering: pure functions from a Resolution to Nomad jobs (the API's JSON form, the single source of
 truth) and to the interface documents published in Consul KV. No I/O here."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from .model import (
     Job,
     KVEntry,
     Link,
-    Plan,
+    RenderSettings,
+    Resolution,
     Runtime,
     ServiceSet,
-    Settings,
 )
 
 try:  # hashlib loads OpenSSL: start-up time for one digest per job (README: Speed)
@@ -41,7 +41,7 @@ Segment = str | tuple[str, str]
 _PH = re.compile(r"\{((?:env\.|secret\.)?[A-Za-z0-9_]+)\}")
 
 
-def render(plan: Plan, settings: Settings = Settings()) -> list[Job]:
+def render(plan: Resolution, settings: RenderSettings = RenderSettings()) -> list[Job]:
     """One job per job-hosting set, sorted by ID. Node-local sets ride in their host's group.
     Identical blocks (update, spread, constraint) are one shared object across the jobs of a
     render: jobs are read-only once rendered, and a big manifest needs far less memory."""
@@ -58,11 +58,11 @@ def _once(shared: Shared | None, key: tuple[Any, ...], make: Callable[[], _T]) -
     return out
 
 
-def render_job(plan: Plan, s: ServiceSet, settings: Settings, shared: Shared | None = None) -> Job:
+def render_job(plan: Resolution, s: ServiceSet, settings: RenderSettings, shared: Shared | None = None) -> Job:
     zattr = Runtime(settings.zone_attribute)  # a runtime reference: written as such in HCL
     group: dict[str, Any] = {
         "Name": s.type,
-        "Count": s.count,
+        "Count": s.instance_count,
         # The hard guarantee: never more than per_zone_max instances in one zone.
         "Constraints": _once(shared, ("constraint", zattr, s.per_zone_max, plan.zones, s.constraints,
                                       s.node_pool, _datacenters(plan, settings)),
@@ -117,7 +117,7 @@ def canonical(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _datacenters(plan: Plan, settings: Settings) -> tuple[str, ...]:
+def _datacenters(plan: Resolution, settings: RenderSettings) -> tuple[str, ...]:
     if settings.datacenters:
         return settings.datacenters
     if settings.zone_attribute == "${node.datacenter}":
@@ -125,7 +125,7 @@ def _datacenters(plan: Plan, settings: Settings) -> tuple[str, ...]:
     return ("*",)
 
 
-def _constraints(plan: Plan, s: ServiceSet, settings: Settings) -> list[dict[str, Any]]:
+def _constraints(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> list[dict[str, Any]]:
     zattr = settings.zone_attribute
     out = [{"LTarget": zattr, "Operand": "distinct_property", "RTarget": str(s.per_zone_max)}]
     if tuple(_datacenters(plan, settings)) != plan.zones:
@@ -153,7 +153,7 @@ def port_label(s: ServiceSet) -> str:
     return s.job_id.replace("-", "_")
 
 
-def _ports(plan: Plan, s: ServiceSet) -> list[dict[str, Any]]:
+def _ports(plan: Resolution, s: ServiceSet) -> list[dict[str, Any]]:
     ports = [{"Label": p.label, "Value": 0, "To": p.to} for p in s.run.ports]
     for e in s.embedded:
         emb = plan.get(e)
@@ -163,7 +163,7 @@ def _ports(plan: Plan, s: ServiceSet) -> list[dict[str, Any]]:
     return ports
 
 
-def _service(plan: Plan, s: ServiceSet, label: str, settings: Settings) -> dict[str, Any]:
+def _service(plan: Resolution, s: ServiceSet, label: str, settings: RenderSettings) -> dict[str, Any]:
     svc: dict[str, Any] = {
         "Name": s.job_id,
         "PortLabel": label,
@@ -187,7 +187,7 @@ def _service(plan: Plan, s: ServiceSet, label: str, settings: Settings) -> dict[
     return svc
 
 
-def _services(plan: Plan, s: ServiceSet, settings: Settings) -> list[dict[str, Any]]:
+def _services(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> list[dict[str, Any]]:
     out = []
     if s.interface.port:
         out.append(_service(plan, s, s.interface.port, settings))
@@ -208,13 +208,13 @@ def _config(s: ServiceSet, ports: list[str]) -> dict[str, Any]:
     return cfg
 
 
-def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict[str, Any]:
+def _main_task(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> dict[str, Any]:
     env = dict(s.run.env)
     wiring = _wire(plan, s, settings)
     env.update(wiring.env)
-    templates = list(wiring.templates)
+    blocks = list(wiring.template_blocks)
     if s.run.secrets_template:
-        templates.append({
+        blocks.append({
             "EmbeddedTmpl": s.run.secrets_template.replace("{credentials}", credentials(s, plan)) + "\n",
             "DestPath": "secrets/nomadgen.env",
             "Envvars": True,
@@ -228,8 +228,8 @@ def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict[str, Any]:
     }
     if env:
         task["Env"] = {k: env[k] for k in sorted(env)}
-    if templates:
-        task["Templates"] = templates
+    if blocks:
+        task["Templates"] = blocks
     return task
 
 
@@ -240,12 +240,12 @@ def _main_task(plan: Plan, s: ServiceSet, settings: Settings) -> dict[str, Any]:
 
 class _Wiring(NamedTuple):
     env: dict[str, str]
-    templates: list[dict[str, Any]]
+    template_blocks: list[dict[str, Any]]  # Nomad template blocks
     reads: list[Read]
 
 
 class Read(NamedTuple):
-    """What one of a dependent's templates reads live, so what re-renders it."""
+    """What one of a dependent's template blocks reads live, so what re-renders it."""
 
     set: str  # the dependency
     instance: bool  # one instance (its own zone's, or the nearest)
@@ -254,11 +254,11 @@ class Read(NamedTuple):
     signal: str = ""
 
 
-def reads(plan: Plan, s: ServiceSet, settings: Settings = Settings()) -> list[Read]:
+def reads(plan: Resolution, s: ServiceSet, settings: RenderSettings = RenderSettings()) -> list[Read]:
     return _wire(plan, s, settings).reads
 
 
-def _segments(dep: ServiceSet, pattern: str, plan: Plan, settings: Settings) -> list[Any]:
+def _segments(dep: ServiceSet, pattern: str, plan: Resolution, settings: RenderSettings) -> list[Any]:
     out: list[Any] = []
     pos = 0
     live = {"host", "port"} | {f"secret.{i}" for i in dep.run.secret_items}
@@ -271,11 +271,11 @@ def _segments(dep: ServiceSet, pattern: str, plan: Plan, settings: Settings) -> 
     return [_fill_static(x, dep, plan, settings) if isinstance(x, str) else x for x in out if x != ""]
 
 
-def _fill_static(text: str, dep: ServiceSet, plan: Plan, settings: Settings) -> str:
+def _fill_static(text: str, dep: ServiceSet, plan: Resolution, settings: RenderSettings) -> str:
     return fill(text, dep, plan, settings, {})
 
 
-def _field(dep: ServiceSet, field: str, plan: Plan, settings: Settings) -> list[Any]:
+def _field(dep: ServiceSet, field: str, plan: Resolution, settings: RenderSettings) -> list[Any]:
     if field == "addrs":
         return [("addrs", dep.name)]
     for suffix, pattern in dep.interface.env + dep.interface.extra:
@@ -284,7 +284,7 @@ def _field(dep: ServiceSet, field: str, plan: Plan, settings: Settings) -> list[
     raise KeyError(field)  # resolve checked every reference
 
 
-def _wire(plan: Plan, s: ServiceSet, settings: Settings) -> _Wiring:
+def _wire(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> _Wiring:
     values: list[tuple[str, list[Segment]]] = []
     for link in s.links:
         if link.mapped:
@@ -317,15 +317,15 @@ def _wire(plan: Plan, s: ServiceSet, settings: Settings) -> _Wiring:
         else:
             # resolve allows one dependency read live per variable
             per_dep.setdefault(remote[0] if remote else segs_set(segs), []).append((var, segs))
-    templates, read = [], []
+    blocks, read = [], []
     for link in s.links:
         if link.set in per_dep:
-            templates.append(_dependency_template(plan, s, link, per_dep[link.set], settings))
+            blocks.append(_dependency_block(plan, s, link, per_dep[link.set], settings))
             used = {x[0] for _, segs in per_dep[link.set] for x in segs
                     if not isinstance(x, str) and x[1] == link.set}
             read.append(Read(link.set, bool(used & {"host", "port"}), "addrs" in used,
                              link.wiring.change_mode, link.wiring.signal))
-    return _Wiring(env, templates, read)
+    return _Wiring(env, blocks, read)
 
 
 def segs_set(segs: list[Segment]) -> str:
@@ -368,7 +368,7 @@ def _line(var: str, segs: list[Segment], arg: Callable[[tuple[str, str]], str]) 
     return f"{var}={{{{ printf {_go_string(''.join(fmt))} {' '.join(args)} | toJSON }}}}"
 
 
-def wait_key(plan: Plan, dep: ServiceSet, settings: Settings) -> str:
+def wait_key(plan: Resolution, dep: ServiceSet, settings: RenderSettings) -> str:
     """A key nobody writes: reading it makes consul-template wait, and Nomad shows the reason
     (`Missing: kv.block(<this key>)`) in the task's events."""
     return names.wait_key(names.kv_root(settings.kv_prefix, plan.manifest), dep.job_id)
@@ -415,8 +415,8 @@ def workload_policies(manifest: str, jobs: list[Job]) -> list[WorkloadPolicy]:
     return out
 
 
-def _dependency_template(plan: Plan, s: ServiceSet, link: Link, values: list[tuple[str, list[Segment]]],
-                         settings: Settings) -> dict[str, Any]:
+def _dependency_block(plan: Resolution, s: ServiceSet, link: Link, values: list[tuple[str, list[Segment]]],
+                         settings: RenderSettings) -> dict[str, Any]:
     dep = plan.get(link.set)
     svc = names.in_datacenter(dep.job_id, settings.consul_datacenter)
     items = sorted({x[0][7:] for _, segs in values for x in segs
@@ -488,15 +488,15 @@ def _sidecar_task(emb: ServiceSet) -> dict[str, Any]:
     }
 
 
-def interface_key(plan: Plan, s: ServiceSet, settings: Settings) -> str:
+def interface_key(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> str:
     return names.interface_key(names.kv_root(settings.kv_prefix, plan.manifest), s.job_id)
 
 
-def credentials(s: ServiceSet, plan: Plan) -> str:
+def credentials(s: ServiceSet, plan: Resolution) -> str:
     return names.credentials_path(s.interface.credentials, s.job_id)
 
 
-def fill(pattern: str, s: ServiceSet, plan: Plan, settings: Settings, values: dict[str, str]) -> str:
+def fill(pattern: str, s: ServiceSet, plan: Resolution, settings: RenderSettings, values: dict[str, str]) -> str:
     base = {
         "dns": names.dns(s.job_id, settings.consul_domain, settings.consul_datacenter),
         "service": s.job_id,
@@ -514,13 +514,13 @@ def ct_literal(text: str) -> str:
     return re.sub(r"(\{\{|\}\})", lambda m: '{{ "%s" }}' % m.group(1), text)
 
 
-def interfaces(plan: Plan, settings: Settings = Settings()) -> list[KVEntry]:
+def interfaces(plan: Resolution, settings: RenderSettings = RenderSettings()) -> list[KVEntry]:
     """The interface document of every set, as published under <prefix>/<manifest>/interfaces/."""
     return [KVEntry(interface_key(plan, s, settings), interface_document(plan, s, settings))
             for s in plan.sets]
 
 
-def interface_document(plan: Plan, s: ServiceSet, settings: Settings) -> bytes:
+def interface_document(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> bytes:
     prefix = s.type.upper().replace("-", "_")
     dom = settings.consul_domain
     doc = {
@@ -538,7 +538,7 @@ def interface_document(plan: Plan, s: ServiceSet, settings: Settings) -> bytes:
         "scheduling": s.kind,
         "zones": list(plan.zones) if KINDS[s.kind].zoned else [],
         "host": names.dns_name(s.host) if s.host else "",
-        "instances": s.count,
+        "instances": s.instance_count,
         "users": list(s.users),
     }
     if s.external:

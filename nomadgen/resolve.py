@@ -1,4 +1,4 @@
-"""Resolution: a pure function from a manifest (and the templates, and the zones) to a Plan.
+"""Resolution: a pure function from a manifest (and the templates, and the zones) to a Resolution.
 
 The rules (the seed's semantics):
 1. Every service the manifest declares is a set named after it (`app`).
@@ -28,7 +28,7 @@ from .model import (
     Instance,
     Link,
     Manifest,
-    Plan,
+    Resolution,
     Runnable,
     Service,
     ServiceSet,
@@ -53,7 +53,7 @@ class _Graph(NamedTuple):
     edges: dict[str, list[str]]  # dependent -> set names
 
 
-def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAULT_ZONES) -> Plan:
+def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAULT_ZONES) -> Resolution:
     _check_zones(zones)
     graph = _expand(manifest, catalog)
     _check_cycles(graph.edges, manifest)
@@ -61,7 +61,7 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
     built = _build(graph, manifest, catalog, zones)
     built = _node_local_counts(built)
     built = _links(built, manifest)
-    return Plan(manifest=manifest.name, zones=tuple(zones),
+    return Resolution(manifest=manifest.name, zones=tuple(zones),
                 sets=tuple(built[n] for n in sorted(built)),
                 instances=_instances(built, zones),
                 layers=_layers(built), by_name=built)
@@ -206,12 +206,12 @@ def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
                                           tpl.scheduling == NODE_LOCAL)
         else:
             svc = declared[name]
-            run, iface, per_zone, count = svc.run, svc.interface, svc.per_zone, svc.count
+            run, iface, per_zone, count = svc.run, svc.interface, svc.per_zone, svc.total
         kind = kinds[name]
         total = KINDS[kind].total(count if count is not None else per_zone * nz)
         built[name] = ServiceSet(
             name=name, type=node.type, owner=node.owner, declared=not node.owner,
-            kind=kind, count=total, per_zone_max=math.ceil(total / nz),
+            kind=kind, instance_count=total, per_zone_max=math.ceil(total / nz),
             depends=tuple(sorted(set(edges.get(name, ())))),
             users=tuple(sorted(users.get(name, ()))),
             run=run, interface=iface, host=hosts.get(name, ""),
@@ -232,7 +232,7 @@ def _node_local_counts(built: dict[str, ServiceSet]) -> dict[str, ServiceSet]:
     for name, s in built.items():
         host = _job_set(built, name)
         if s.kind == NODE_LOCAL and host is not None:
-            out[name] = s._replace(count=host.count, per_zone_max=host.per_zone_max)
+            out[name] = s._replace(instance_count=host.instance_count, per_zone_max=host.per_zone_max)
     return out
 
 
@@ -343,7 +343,7 @@ def _instances(built: dict[str, ServiceSet], zones: tuple[str, ...]) -> tuple[In
         s = built[name]
         host = built[s.host] if s.host else None
         out.extend(Instance(name, z, i) for z, i in KINDS[s.kind].instance_slots(s, host, zones))
-    return tuple(sorted(out, key=lambda i: (i.set, i.zone, i.index)))
+    return tuple(sorted(out, key=lambda i: (i.set, i.zone, i.ordinal)))
 
 
 def _job_set(built: dict[str, ServiceSet], name: str) -> ServiceSet | None:

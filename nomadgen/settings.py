@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from .environments import EnvSpec, Value, locator, parse_envs, parse_set, read_var_file
 from .errors import ConfigError, Problem
-from .model import OLDEST_NOMAD, STORAGES, Settings
+from .model import OLDEST_NOMAD, STORAGES, RenderSettings
 from .names import (
     DEFAULT_KV_PREFIX,
     DEFAULT_ZONE_ATTRIBUTE,
@@ -38,7 +38,7 @@ class Config(NamedTuple):
     zones: tuple[str, ...] = DEFAULT_ZONES
     zones_source: str = "default"  # default | config | env | flag | cluster
     templates: str | None = None
-    render: Settings = Settings()
+    render: RenderSettings = RenderSettings()
     environment: EnvSpec | None = None  # the selected [env.NAME] (--env, NOMADGEN_ENV)
     environments: tuple[EnvSpec, ...] = ()  # every declared one, to check for collisions
     overrides: tuple[Value, ...] = ()  # per-set values: environment, then var files, then --set
@@ -118,7 +118,7 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
         zones=z,
         zones_source=src,
         templates=templates or env.get("NOMADGEN_TEMPLATES") or data.get("templates"),
-        render=Settings(
+        render=RenderSettings(
             zone_attribute=attr,
             namespace=ns,
             region=reg,

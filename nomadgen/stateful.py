@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import EPHEMERAL, HOST, Check, ServiceSet, Settings
+from .model import EPHEMERAL, HOST, Check, RenderSettings, ServiceSet
 
 SECOND = 1_000_000_000
 VOLUME = "data"  # the group's volume name (host and csi modes)
 ALLOC_DATA = "/alloc/data"  # the allocation's shared data dir, on its ephemeral disk
 
 
-def storage_mode(s: ServiceSet, settings: Settings) -> str:
+def storage_mode(s: ServiceSet, settings: RenderSettings) -> str:
     """"" for a set without state. Precedence: nomadgen.toml's [storage.sets] entry, the
     manifest's override, nomadgen.toml's [storage] mode, the template's, else ephemeral."""
     st = s.run.state
@@ -25,7 +25,7 @@ def storage_mode(s: ServiceSet, settings: Settings) -> str:
     return st.override or settings.storage or st.storage or EPHEMERAL
 
 
-def data_dir(s: ServiceSet, settings: Settings) -> str:
+def data_dir(s: ServiceSet, settings: RenderSettings) -> str:
     """Where the task keeps its data: `{data}` in the template's env and args."""
     mode = storage_mode(s, settings)
     return ALLOC_DATA if mode == EPHEMERAL else s.run.state.path if s.run.state else ""
@@ -36,7 +36,7 @@ def volume_source(s: ServiceSet) -> str:
     return s.job_id
 
 
-def apply(group: dict[str, Any], task: dict[str, Any], s: ServiceSet, settings: Settings) -> None:
+def apply(group: dict[str, Any], task: dict[str, Any], s: ServiceSet, settings: RenderSettings) -> None:
     """Adds storage, shutdown and spreading to a freshly rendered group and its main task."""
     run = s.run
     if run.kill_timeout_s:
@@ -80,7 +80,7 @@ def check_fields(s: ServiceSet, c: Check) -> dict[str, Any]:
     return {"Command": c.command[0], "Args": list(c.command[1:]), "TaskName": s.type}
 
 
-def csi_volume_spec(s: ServiceSet, index: int, settings: Settings) -> str:
+def csi_volume_spec(s: ServiceSet, index: int, settings: RenderSettings) -> str:
     """`nomad volume create` input for one instance's CSI volume (per_alloc: ID source[N])."""
     size = s.run.state.size_mb if s.run.state else 1024
     plugin = settings.csi_plugin or "<your CSI plugin ID>"

@@ -116,7 +116,7 @@ def test_internal_error_is_not_a_traceback_unless_debug(monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(nomadgen.pipeline, "build_plan", boom)
+    monkeypatch.setattr(nomadgen.pipeline, "build_resolution", boom)
     res = run("render", EXAMPLE)
     assert res.exit_code == 70
     assert "internal error: RuntimeError: kaboom" in res.stderr and "Traceback" not in res.output

@@ -168,7 +168,7 @@ def test_changes_nomad_can_apply_in_place_keep_every_allocation(cluster, tmp_pat
     cs, before, after = _inplace(cluster, tmp_path, mutate)
     (app,) = [c for c in cs.jobs if c.id == "app"]
     assert app.action == "update"
-    updates = app.nomad_plan["Annotations"]["DesiredTGUpdates"]["app"]
+    updates = app.dry_run["Annotations"]["DesiredTGUpdates"]["app"]
     assert updates["DestructiveUpdate"] == 0 and updates["InPlaceUpdate"] == 3, updates
     assert before and before <= after  # the same allocations keep running
 

@@ -80,9 +80,9 @@ def test_seed_example_lands_as_the_seed_says(cluster):
     dns = f"{cluster.dns_host}:{cluster.dns_port}"
     for s in prep.rendered.plan.sets:
         view = interface_get(s.name, cfg, consul, "dockland")
-        assert view.document["service"] == s.job_id and len(view.instances) == s.count
+        assert view.document["service"] == s.job_id and len(view.instances) == s.instance_count
         found = lookup(s.name, dns_server=dns)
-        assert len(found.instances) == s.count
+        assert len(found.instances) == s.instance_count
         assert all(i.port > 0 for i in found.instances)
 
 

@@ -14,7 +14,7 @@ from nomadgen import names
 from nomadgen.cli import app
 from nomadgen.errors import ConfigError, ResolutionError
 from nomadgen.operations import interface_get
-from nomadgen.pipeline import build, build_plan
+from nomadgen.pipeline import build, build_resolution
 from nomadgen.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,13 +92,13 @@ def test_environment_values_apply_and_nomadgen_env_selects(tmp_path, monkeypatch
     path = tmp_path / "nomadgen.toml"
     path.write_text(CONFIG)
     cfg = load_config(config=str(path), env={"NOMADGEN_ENV": "prod"})
-    _, plan = build_plan(EXAMPLE, cfg)
+    _, plan = build_resolution(EXAMPLE, cfg)
     assert plan.get("psql:app").run.image == "postgres:16.4-alpine"
     assert plan.get("psql:app").run.resources.memory == 2048
-    assert plan.get("app").count == 6 and plan.get("memcache:app").count == 6
-    _, dev = build_plan(EXAMPLE, _cfg(tmp_path, environment="dev"))
+    assert plan.get("app").instance_count == 6 and plan.get("memcache:app").instance_count == 6
+    _, dev = build_resolution(EXAMPLE, _cfg(tmp_path, environment="dev"))
     assert dev.get("psql:app").run.image == "postgres:16-alpine"  # the template's
-    assert dev.get("app").count == 3
+    assert dev.get("app").instance_count == 3
 
 
 def test_precedence_flag_over_var_file_over_environment_over_manifest_over_template(tmp_path):
@@ -111,7 +111,7 @@ def test_precedence_flag_over_var_file_over_environment_over_manifest_over_templ
     toml_vars.write_text('["psql:app"]\nimage = "postgres:16.3"\n')
 
     def psql(**kw):
-        return build_plan(m, _cfg(tmp_path, text, **kw))[1].get("psql:app").run
+        return build_resolution(m, _cfg(tmp_path, text, **kw))[1].get("psql:app").run
 
     assert psql().image == "postgres:17-alpine"  # manifest over template
     assert dict(psql().env)["A"] == "manifest"
@@ -128,7 +128,7 @@ def test_precedence_flag_over_var_file_over_environment_over_manifest_over_templ
 
 
 def test_a_declared_service_takes_values_too(tmp_path):
-    _, plan = build_plan(EXAMPLE, _cfg(tmp_path, sets=("worker.image=busybox:1.37", 'worker.args=["-v"]',
+    _, plan = build_resolution(EXAMPLE, _cfg(tmp_path, sets=("worker.image=busybox:1.37", 'worker.args=["-v"]',
                                                       "worker.env.MODE=batch")))
     w = plan.get("worker").run
     assert (w.image, w.args, dict(w.env)) == ("busybox:1.37", ("-v",), {"MODE": "batch"})
@@ -158,7 +158,7 @@ def test_a_set_that_runs_elsewhere_has_no_image(tmp_path):
     m = _manifest(tmp_path, {"app": {"depends": ["db"]},
                              "db": {"external": {"address": "db.example.com", "port": 5432}}})
     with pytest.raises(ConfigError) as e:
-        build_plan(m, _cfg(tmp_path, sets=("db.image=postgres:16",)))
+        build_resolution(m, _cfg(tmp_path, sets=("db.image=postgres:16",)))
     assert "db: runs elsewhere" in e.value.problems[0].message
     assert e.value.problems[0].location == "--set 'db.image=postgres:16'"
 
@@ -167,7 +167,7 @@ def test_a_var_file_error_points_at_its_line(tmp_path):
     vars_ = tmp_path / "prod.json"
     vars_.write_text('{\n  "app": {\n    "per_zone": "2"\n  }\n}\n')
     with pytest.raises(ConfigError) as e:
-        build_plan(EXAMPLE, _cfg(tmp_path, var_files=(str(vars_),)))
+        build_resolution(EXAMPLE, _cfg(tmp_path, var_files=(str(vars_),)))
     assert e.value.problems[0].location == f"{vars_}:3:5"
     assert e.value.exit_code == 6
 
@@ -175,7 +175,7 @@ def test_a_var_file_error_points_at_its_line(tmp_path):
 def test_two_environments_with_one_scope_collide(tmp_path):
     text = '[env.blue]\nnamespace = "a"\nscope = "live"\n[env.green]\nnamespace = "b"\nscope = "live"\n'
     with pytest.raises(ResolutionError) as e:
-        build_plan(EXAMPLE, _cfg(tmp_path, text, environment="blue"))
+        build_resolution(EXAMPLE, _cfg(tmp_path, text, environment="blue"))
     msgs = " ".join(p.message for p in e.value.problems)
     # different namespaces keep the jobs apart, but not Consul's services and KV
     assert "environments blue and green would both write service 'live-app'" in msgs
@@ -187,7 +187,7 @@ def test_two_environments_with_one_scope_collide(tmp_path):
 def test_unscoped_environments_in_one_namespace_collide_on_jobs(tmp_path):
     text = '[env.a]\nscope = ""\n[env.b]\nscope = ""\n'
     with pytest.raises(ResolutionError) as e:
-        build_plan(EXAMPLE, _cfg(tmp_path, text, environment="a"))
+        build_resolution(EXAMPLE, _cfg(tmp_path, text, environment="a"))
     assert "would both write job 'app'" in " ".join(p.message for p in e.value.problems)
 
 
@@ -197,7 +197,7 @@ def test_distinct_environments_write_disjoint_names(tmp_path):
     got = {}
     for env in ("dev", "stage", "prod"):
         cfg = _cfg(tmp_path, environment=env)
-        got[env] = written_names(build_plan(EXAMPLE, cfg)[1], cfg.render)
+        got[env] = written_names(build_resolution(EXAMPLE, cfg)[1], cfg.render)
     for a in got:
         for b in got:
             if a < b:
@@ -273,10 +273,10 @@ def test_scoped_root_never_under_unscoped():
 
 
 def test_tags_per_environment_on_services_of_the_manifest_only(tmp_path):
-    _, plan = build_plan(EXAMPLE, _cfg(tmp_path, sets=('app.tags=["traefik.enable=true"]',)))
+    _, plan = build_resolution(EXAMPLE, _cfg(tmp_path, sets=('app.tags=["traefik.enable=true"]',)))
     assert plan.get("app").tags == ("traefik.enable=true",)
     with pytest.raises(ConfigError) as e:
-        build_plan(EXAMPLE, _cfg(tmp_path, sets=('psql:app.tags=["x"]',)))
+        build_resolution(EXAMPLE, _cfg(tmp_path, sets=('psql:app.tags=["x"]',)))
     assert "extra Consul tags belong to services of the manifest" in e.value.problems[0].message
 
 

@@ -186,7 +186,7 @@ def test_generated_command_lines(cmd, args):
 def test_the_harness_catches_an_internal_error(monkeypatch, tmp_path):
     import nomadgen.pipeline
 
-    monkeypatch.setattr(nomadgen.pipeline, "build_plan", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(nomadgen.pipeline, "build_resolution", lambda *a, **k: 1 / 0)
     path = tmp_path / "m.json"
     path.write_text('{"app": {}}')
     with pytest.raises(AssertionError):

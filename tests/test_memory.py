@@ -13,7 +13,7 @@ import json
 import pytest
 
 from dev.bench import manifest
-from nomadgen.pipeline import build, build_plan, render_files
+from nomadgen.pipeline import build, build_resolution, render_files
 from nomadgen.render import pretty_json
 from nomadgen.settings import load_config
 
@@ -42,7 +42,7 @@ def test_render_leaves_no_cyclic_garbage_that_grows_with_the_manifest(tmp_path, 
         path = _manifest_file(tmp_path, n)
 
         def run(path=path, n=n):
-            _, plan = build_plan(path, cfg, name="m")
+            _, plan = build_resolution(path, cfg, name="m")
             files = render_files(plan, cfg.render, fmt)
             assert len(files) > n // 2
 
@@ -85,7 +85,7 @@ def test_hcl_of_blocks_shared_across_jobs_is_the_same_as_written_alone(tmp_path)
     from nomadgen.render import render
 
     cfg = load_config(env={})
-    _, plan = build_plan(_manifest_file(tmp_path, 60), cfg, name="m")
+    _, plan = build_resolution(_manifest_file(tmp_path, 60), cfg, name="m")
     files = render_files(plan, cfg.render, "hcl")
     alone = {j.id + ".nomad.hcl": to_hcl(j.api) for j in render(plan, cfg.render)}
     assert files == alone

@@ -8,7 +8,7 @@ from pathlib import Path
 from nomadgen.catalog import Catalog
 from nomadgen.hcl import to_hcl
 from nomadgen.manifest import parse
-from nomadgen.model import Settings
+from nomadgen.model import RenderSettings
 from nomadgen.render import (
     META_HASH,
     META_MANIFEST,
@@ -25,7 +25,7 @@ from tests.nomad_tools import assert_proven, binary
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def jobs_of(doc: dict | None = None, zones=("zone-a", "zone-b", "zone-c"), settings=Settings()):
+def jobs_of(doc: dict | None = None, zones=("zone-a", "zone-b", "zone-c"), settings=RenderSettings()):
     text = json.dumps(doc) if doc is not None else (ROOT / "examples/dockland.json").read_text()
     plan = resolve(parse(text, "m.json", "dockland"), Catalog(), zones)
     jobs = {j.id: j for j in render(plan, settings)}
@@ -53,7 +53,7 @@ def test_per_zone_set_is_one_per_zone_hard_and_spread_evenly():
 
 
 def test_zone_attribute_from_node_meta():
-    _, jobs = jobs_of(settings=Settings(zone_attribute="${meta.zone}"))
+    _, jobs = jobs_of(settings=RenderSettings(zone_attribute="${meta.zone}"))
     g = jobs["psql-app"].api["TaskGroups"][0]
     assert g["Constraints"][0]["LTarget"] == "${meta.zone}"
     assert jobs["psql-app"].api["Datacenters"] == ["*"]

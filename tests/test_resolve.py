@@ -35,7 +35,7 @@ def test_seed_example_contract():
     zones = sorted(i.zone for i in plan.instances if i.set == "psql:app")
     assert zones == ["zone-a", "zone-b", "zone-c"]
     mc = plan.get("memcache:app")
-    assert mc.scheduling == NODE_LOCAL and mc.host == "app" and mc.count == plan.get("app").count
+    assert mc.scheduling == NODE_LOCAL and mc.host == "app" and mc.instance_count == plan.get("app").instance_count
     assert plan.get("app").embedded == ("memcache:app",)
     assert plan.layers == (("psql:app", "psql:blog"), ("app", "blog", "worker"))
 
@@ -121,15 +121,15 @@ def test_several_sets_of_one_type_get_names_after_the_set():
 
 def test_counts_and_per_zone():
     plan = plan_of({"web": {"count": 5}, "q": {"per_zone": 2}}, zones=("z1", "z2"))
-    assert plan.get("web").count == 5 and plan.get("web").per_zone_max == 3
-    assert plan.get("q").count == 4 and plan.get("q").per_zone_max == 2
+    assert plan.get("web").instance_count == 5 and plan.get("web").per_zone_max == 3
+    assert plan.get("q").instance_count == 4 and plan.get("q").per_zone_max == 2
     per_zone = [i.zone for i in plan.instances if i.set == "web"]
     assert per_zone.count("z1") == 3 and per_zone.count("z2") == 2
 
 
 def test_template_scheduling_per_zone_count_follows_zones():
     plan = plan_of({"a": {"depends": ["psql"]}}, zones=("z1", "z2", "z3", "z4"))
-    assert plan.get("psql:a").count == 4 and plan.get("psql:a").scheduling == PER_ZONE
+    assert plan.get("psql:a").instance_count == 4 and plan.get("psql:a").scheduling == PER_ZONE
 
 
 @pytest.mark.parametrize("zones", [(), ("a", "a"), ("a b",), ("a,b",)])
@@ -150,9 +150,9 @@ def test_overrides_tune_only_the_dependents_own_set():
                         "image": "postgres:17-alpine", "per_zone": 2, "env": {"TZ": "UTC"}}}},
                     "blog": {"depends": ["psql"]}})
     a, b = plan.get("psql:app"), plan.get("psql:blog")
-    assert a.run.image == "postgres:17-alpine" and a.count == 6 and ("TZ", "UTC") in a.run.env
+    assert a.run.image == "postgres:17-alpine" and a.instance_count == 6 and ("TZ", "UTC") in a.run.env
     assert ("POSTGRES_DB", "app") in a.run.env  # merged over the template's env
-    assert b.run.image == "postgres:16-alpine" and b.count == 3
+    assert b.run.image == "postgres:16-alpine" and b.instance_count == 3
 
 
 def test_overrides_must_name_a_generic_dependency():

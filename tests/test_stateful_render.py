@@ -14,7 +14,7 @@ from nomadgen.catalog import Catalog, load_template
 from nomadgen.errors import ConfigError, ManifestError, ResolutionError, TemplateError
 from nomadgen.hcl import to_hcl
 from nomadgen.manifest import parse
-from nomadgen.model import Settings
+from nomadgen.model import RenderSettings
 from nomadgen.render import render, to_json
 from nomadgen.resolve import resolve
 from nomadgen.settings import load_config
@@ -34,7 +34,7 @@ needs_tool = pytest.mark.skipif(not TOOL.is_file(), reason=f"nomad-jobspec not f
                                 "(set NOMADGEN_SHARED to the folder holding tools/)")
 
 
-def jobs(doc: dict, settings: Settings = Settings()) -> dict:
+def jobs(doc: dict, settings: RenderSettings = RenderSettings()) -> dict:
     plan = resolve(parse(json.dumps(doc), "m.json", "m"), Catalog(), ZONES)
     out = {j.id: j.api for j in render(plan, settings)}
     if binary() is not None:  # every job a rendering test sees is proven by Nomad's own code

@@ -677,7 +677,7 @@ def test_latest_deployment_of_a_job_without_one_is_200_null(client, cluster, job
 
 
 def test_plan_diff_is_contextual(client, job_id):
-    """The plan endpoint diffs with contextual=true (nomad/job_endpoint.go Plan,
+    """The plan endpoint diffs with contextual=true (nomad/job_endpoint.go Resolution,
     nomad/structs/diff.go): an edited object also lists its unchanged fields as Type None."""
     client.job.register_job(job_id, {"Job": make_job(job_id, tags=["v1", "blue"])})
     diff = client.job.plan_job(job_id, {"Job": make_job(job_id, tags=["v1", "green"])},
