@@ -154,7 +154,7 @@ class Service(NamedTuple):
     node_pool: str = ""
 
 
-_SERVICE_INDEX: tuple[tuple, dict] = ((), {})  # (the last Manifest.services, name -> service)
+_SERVICE_INDEX: tuple[tuple[Service, ...], dict[str, Service]] = ((), {})  # (the last Manifest.services, name -> service)
 
 
 class Manifest(NamedTuple):
