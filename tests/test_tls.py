@@ -68,3 +68,49 @@ def test_missing_ca_file_is_a_config_error(https_nomad):
     s, addr, _ = https_nomad
     res = CliRunner().invoke(app, ["plan", SEED], env={"NOMAD_ADDR": addr, "NOMAD_CACERT": "/no/ca.pem"})
     assert res.exit_code == 255 and "Nomad CA certificate not found: /no/ca.pem" in res.stderr
+
+
+@pytest.fixture
+def https_consul(standin_factory, tmp_path):
+    from dev.standin.consul import make_handler as consul_handler
+
+    s = standin_factory()
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), consul_handler(s.consul))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield s, f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_interface_get_warns_once_when_consul_tls_is_not_verified(https_consul):
+    s, addr = https_consul
+    env = {"CONSUL_HTTP_ADDR": addr, "CONSUL_HTTP_SSL": "true", "CONSUL_HTTP_SSL_VERIFY": "false"}
+    res = CliRunner().invoke(app, ["interface", "get", "psql:app", "--manifest", "dockland"], env=env)
+    # It reached Consul over TLS and found nothing published (exit 1 for the command).
+    assert res.exit_code == 1 and "no interface published for psql:app" in res.stderr, res.output
+    assert res.stderr.count("warning: TLS certificates of Consul at https://") == 1
+    assert "InsecureRequestWarning" not in res.stderr
+    verified = CliRunner().invoke(app, ["interface", "get", "psql:app", "--manifest", "dockland"],
+                                  env={**env, "CONSUL_HTTP_SSL_VERIFY": "true"})
+    assert verified.exit_code == 7 and "warning: TLS" not in verified.stderr
+
+
+def test_discovery_over_http_warns_once_when_consul_tls_is_not_verified(https_consul, monkeypatch,
+                                                                        capsys):
+    from nomadgen.discovery import lookup
+    from nomadgen.errors import NomadgenError
+
+    s, addr = https_consul
+    for k, v in {"CONSUL_HTTP_ADDR": addr, "CONSUL_HTTP_SSL": "true",
+                 "CONSUL_HTTP_SSL_VERIFY": "false"}.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(NomadgenError) as err:
+        lookup("psql:app", via="http", manifest="dockland")
+    assert err.value.exit_code == 12  # reached Consul over TLS; the interface is missing
+    assert capsys.readouterr().err.count("warning: TLS certificates of Consul at https://") == 1
