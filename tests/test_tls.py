@@ -72,7 +72,10 @@ def test_missing_ca_file_is_a_config_error(https_nomad):
 
 @pytest.fixture
 def https_consul(standin_factory, tmp_path):
-    from dev.standin.consul import make_handler as consul_handler
+    try:  # the stand-in as a package (nomad_standin), or where it lived before (dev.standin)
+        from nomad_standin.consul import make_handler as consul_handler
+    except ImportError:
+        from dev.standin.consul import make_handler as consul_handler
 
     s = standin_factory()
     ca = trustme.CA()
