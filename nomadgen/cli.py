@@ -322,6 +322,7 @@ NomadClientKey = Annotated[str | None, typer.Option("--nomad-client-key", help="
 NomadRegion = Annotated[str | None, typer.Option("--region", help="(env NOMAD_REGION)", rich_help_panel="Nomad")]
 ConsulClientCert = Annotated[str | None, typer.Option("--consul-client-cert", help="(env CONSUL_CLIENT_CERT)", rich_help_panel="Consul")]
 ConsulClientKey = Annotated[str | None, typer.Option("--consul-client-key", help="(env CONSUL_CLIENT_KEY)", rich_help_panel="Consul")]
+HttpTimeout = Annotated[float | None, typer.Option("--http-timeout", help="Seconds one request to Nomad or Consul may take (env NOMADGEN_HTTP_TIMEOUT; default 10).")]
 ZoneAttr = Annotated[str | None, typer.Option("--zone-attribute", help="Node property that names a zone (default ${node.datacenter}; e.g. ${meta.zone}).")]
 
 
@@ -333,7 +334,7 @@ _CONNECTION = {
     "region": (NomadRegion, None), "consul_addr": (ConsulAddr, None),
     "consul_token_file": (ConsulTokenFile, None), "consul_ca_cert": (ConsulCACert, None),
     "consul_client_cert": (ConsulClientCert, None), "consul_client_key": (ConsulClientKey, None),
-    "tls_skip_verify": (SkipVerify, False),
+    "tls_skip_verify": (SkipVerify, False), "http_timeout": (HttpTimeout, None),
 }
 
 
@@ -353,6 +354,7 @@ class Connection(NamedTuple):
     consul_client_cert: str | None = None
     consul_client_key: str | None = None
     tls_skip_verify: bool = False
+    http_timeout: float | None = None
 
 
 def _with_connection(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -381,10 +383,11 @@ def _connect(conn: Connection) -> tuple[NomadBackend, ConsulBackend]:
     n = nomad_endpoint(address=conn.nomad_addr, token_file=conn.nomad_token_file,
                        ca_cert=conn.nomad_ca_cert, namespace=conn.namespace, region=conn.region,
                        client_cert=conn.nomad_client_cert, client_key=conn.nomad_client_key,
-                       skip_verify=skip)
+                       skip_verify=skip, timeout=conn.http_timeout)
     c = consul_endpoint(address=conn.consul_addr, token_file=conn.consul_token_file,
                         ca_cert=conn.consul_ca_cert, client_cert=conn.consul_client_cert,
-                        client_key=conn.consul_client_key, skip_verify=skip)
+                        client_key=conn.consul_client_key, skip_verify=skip,
+                        timeout=conn.http_timeout)
     return connect(n, c)  # each client warns once if it does not verify TLS
 
 

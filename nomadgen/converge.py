@@ -21,7 +21,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import names
-from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError, Unplaceable
+from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError, Unavailable,
+                     Unplaceable
 from .model import EXTERNAL, Job, KVEntry, RenderSettings, Resolution
 from .render import META_MANIFEST, META_SET, pretty_json, reads, workload_policies
 
@@ -167,14 +168,23 @@ class ApplyError(NomadgenError):
     def __init__(self, cause: NomadgenError, report: Report) -> None:
         applied = [f"{s.what} {s.target}" for s in report.steps if s.ok]
         problems = list(cause.problems) + [
-            Problem("applied: " + (", ".join(applied) or "nothing")),
-            Problem("not applied: " + (", ".join(report.not_applied) or "nothing")),
+            Problem("applied: " + _summary(applied)),
+            Problem("not applied: " + _summary(list(report.not_applied))),
         ]
         super().__init__(f"submit stopped: {cause.subject}", problems,
                          hint=(cause.hint + "; " if cause.hint else "") +
                          "running submit again converges from here")
         self.exit_code = cause.exit_code
         self.report = report
+
+
+def _summary(items: list[str], shown: int = 6) -> str:
+    """A count and the first few: a 500-job failure stays a few lines (--json has them all)."""
+    if not items:
+        return "nothing"
+    if len(items) <= shown:
+        return ", ".join(items)
+    return f"{len(items)}: " + ", ".join(items[:shown]) + f" and {len(items) - shown} more (--json lists all)"
 
 
 def prefix_of(manifest: str, settings: RenderSettings) -> str:
@@ -568,16 +578,47 @@ def stop_owned(nomad: NomadAPI, job_id: str, manifest: str, purge: bool = False)
     return True
 
 
+REGISTER_RETRIES = 2
+
+
 def _register(nomad: NomadAPI, c: JobChange) -> dict[str, Any] | NomadgenError:
+    """Register with check-and-set. A register that timed out (or met a 5xx) may still have
+    landed: read the job back; ours with this spec hash means done, else check-and-set makes
+    sending it again safe (a change made in between is a Conflict, never overwritten)."""
     assert c.job is not None  # only creates and updates are registered
-    try:
-        r = dict(nomad.register(c.job, c.modify_index))
-        job = nomad.job(c.id)  # the response names the JobModifyIndex; the version is the job's
-        if job is not None and job.get("JobModifyIndex") == r.get("JobModifyIndex"):
-            r["Version"] = job.get("Version")
-        return r
-    except NomadgenError as exc:
-        return exc
+    job_spec = c.job
+    want = job_spec.get("Meta") or {}
+
+    def landed() -> dict[str, Any] | None:
+        try:
+            cur = nomad.job(c.id)
+        except NomadgenError:
+            return None
+        meta = (cur or {}).get("Meta") or {}
+        same = meta.get(META_HASH) == want.get(META_HASH) and \
+            meta.get(META_MANIFEST) == want.get(META_MANIFEST) and not (cur or {}).get("Stop")
+        return {"JobModifyIndex": cur.get("JobModifyIndex", "?"), "Version": cur.get("Version")} \
+            if same else None
+
+    for attempt in range(1 + REGISTER_RETRIES):
+        try:
+            r = dict(nomad.register(c.job, c.modify_index))
+            job = nomad.job(c.id)  # the response names the JobModifyIndex; the version is the job's
+            if job is not None and job.get("JobModifyIndex") == r.get("JobModifyIndex"):
+                r["Version"] = job.get("Version")
+            return r
+        except Unavailable as exc:
+            done = landed()
+            if done is not None:
+                return done
+            if attempt == REGISTER_RETRIES:
+                return exc
+            time.sleep(0.2 * (attempt + 1))
+        except Conflict as exc:  # after a retry: the first attempt may have landed meanwhile
+            return (landed() if attempt else None) or exc
+        except NomadgenError as exc:
+            return exc
+    return None  # pragma: no cover
 
 
 def services_by_job(plan: Resolution) -> dict[str, dict[str, int]]:

@@ -293,6 +293,23 @@ _GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _GO_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
 
+def http_timeout(value: float | None, env: Mapping[str, str]) -> float:
+    """Seconds one HTTP request may take: --http-timeout, NOMADGEN_HTTP_TIMEOUT, or 10."""
+    raw = value if value is not None else env.get("NOMADGEN_HTTP_TIMEOUT", "")
+    if raw in ("", None):
+        return 10.0
+    try:
+        secs = float(raw)
+    except (TypeError, ValueError):
+        secs = -1.0
+    if not 0.1 <= secs <= 600:
+        from .fields import cut
+
+        raise ConfigError(f"invalid HTTP timeout {cut(raw)}",
+                          hint="seconds from 0.1 to 600 (--http-timeout or NOMADGEN_HTTP_TIMEOUT)")
+    return secs
+
+
 def parse_bool(env: Mapping[str, str], var: str, default: bool) -> bool:
     value = env.get(var, "")
     if value == "":
@@ -381,7 +398,8 @@ def nomad_endpoint(*, address: str | None = None, token: str | None = None,
                    token_file: str | None = None, namespace: str | None = None,
                    region: str | None = None, ca_cert: str | None = None,
                    client_cert: str | None = None, client_key: str | None = None,
-                   skip_verify: bool | None = None, env: Mapping[str, str] | None = None) -> Endpoint:
+                   skip_verify: bool | None = None, env: Mapping[str, str] | None = None,
+                   timeout: float | None = None) -> Endpoint:
     env = os.environ if env is None else env
     src = "--nomad-addr" if address else "NOMAD_ADDR" if env.get("NOMAD_ADDR") else "default"
     addr = _address(address or env.get("NOMAD_ADDR") or "http://127.0.0.1:4646", 4646, False,
@@ -395,13 +413,15 @@ def nomad_endpoint(*, address: str | None = None, token: str | None = None,
         cert=pair,
         namespace=namespace or env.get("NOMAD_NAMESPACE") or "default",
         region=region or env.get("NOMAD_REGION") or "",
+        timeout=http_timeout(timeout, env),
     )
 
 
 def consul_endpoint(*, address: str | None = None, token: str | None = None,
                     token_file: str | None = None, ca_cert: str | None = None,
                     client_cert: str | None = None, client_key: str | None = None,
-                    skip_verify: bool | None = None, env: Mapping[str, str] | None = None) -> Endpoint:
+                    skip_verify: bool | None = None, env: Mapping[str, str] | None = None,
+                    timeout: float | None = None) -> Endpoint:
     env = os.environ if env is None else env
     https = parse_bool(env, "CONSUL_HTTP_SSL", False)
     src = "--consul-addr" if address else "CONSUL_HTTP_ADDR" if env.get("CONSUL_HTTP_ADDR") else "default"
@@ -415,6 +435,7 @@ def consul_endpoint(*, address: str | None = None, token: str | None = None,
         token=_token(token, token_file, env, "CONSUL_HTTP_TOKEN", "consul"),
         verify=False if skip else (ca or True),
         cert=pair,
+        timeout=http_timeout(timeout, env),
     )
 
 
