@@ -141,6 +141,12 @@ def status(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI) 
     tree = consul.kv_tree(root)
     record_raw = tree.get(names.push_key(root, "plan"))
     if record_raw is None:
+        if not getattr(getattr(consul, "ep", None), "token", "set"):
+            # Consul with ACLs hides keys from a request without a token: say so, not "nothing".
+            raise NomadgenError(
+                f"no push record of manifest {manifest_name!r} is readable, and no Consul token is set",
+                hint="with Consul ACLs, set CONSUL_HTTP_TOKEN (or --consul-token-file); without "
+                     "ACLs, run `nomadgen submit MANIFEST` first")
         raise NomadgenError(f"nothing was pushed for manifest {manifest_name!r}",
                             hint="run `nomadgen submit MANIFEST` first (the manifest name is its file name)")
     record = json.loads(record_raw[0])

@@ -193,3 +193,16 @@ def test_an_external_service_of_another_manifest_is_never_replaced(cluster, tmp_
         assert "10.0.0.2" in addresses
     else:  # colliding IDs: refused, never replaced
         assert res.exit_code == 10 and "is registered by manifest 'a'" in res.stderr, res.output
+
+
+def test_a_missing_consul_token_is_said(standin_factory):
+    s = standin_factory(consul_acl_tokens={"consul-secret"})
+    env = {**s.env(), "CONSUL_HTTP_TOKEN": "consul-secret"}
+    assert CliRunner().invoke(app, ["submit", str(SEED)], env=env).exit_code == 0
+    res = CliRunner().invoke(app, ["status", "dockland"], env=s.env())  # no token
+    assert res.exit_code == 1 and "no Consul token is set" in res.stderr
+    assert "nothing was pushed" not in res.stderr
+    res = CliRunner().invoke(app, ["plan", str(SEED)], env=s.env())
+    assert "warning: no Consul token is set" in res.stderr
+    res = CliRunner().invoke(app, ["status", "dockland"], env=env)
+    assert res.exit_code == 0, res.output
