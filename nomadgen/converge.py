@@ -583,8 +583,9 @@ REGISTER_RETRIES = 2
 
 def _register(nomad: NomadAPI, c: JobChange) -> dict[str, Any] | NomadgenError:
     """Register with check-and-set. A register that timed out (or met a 5xx) may still have
-    landed: read the job back; ours with this spec hash means done, else check-and-set makes
-    sending it again safe (a change made in between is a Conflict, never overwritten)."""
+    landed: read the job back; ours, moved past the index we read and with nothing left in
+    Nomad's plan diff means done, else check-and-set makes sending it again safe (a change
+    made in between is a Conflict, never overwritten)."""
     assert c.job is not None  # only creates and updates are registered
     job_spec = c.job
     want = job_spec.get("Meta") or {}
@@ -592,17 +593,19 @@ def _register(nomad: NomadAPI, c: JobChange) -> dict[str, Any] | NomadgenError:
     def landed() -> dict[str, Any] | None:
         try:
             cur = nomad.job(c.id)
+            if cur is None or cur.get("Stop") or \
+                    (cur.get("Meta") or {}).get(META_MANIFEST) != want.get(META_MANIFEST) or \
+                    int(cur.get("JobModifyIndex") or 0) == c.modify_index:
+                return None
+            diff = (nomad.plan(job_spec).get("Diff") or {}).get("Type") or "None"
         except NomadgenError:
             return None
-        meta = (cur or {}).get("Meta") or {}
-        same = meta.get(META_HASH) == want.get(META_HASH) and \
-            meta.get(META_MANIFEST) == want.get(META_MANIFEST) and not (cur or {}).get("Stop")
         return {"JobModifyIndex": cur.get("JobModifyIndex", "?"), "Version": cur.get("Version")} \
-            if same else None
+            if diff == "None" else None
 
     for attempt in range(1 + REGISTER_RETRIES):
         try:
-            r = dict(nomad.register(c.job, c.modify_index))
+            r = dict(nomad.register(job_spec, c.modify_index))
             job = nomad.job(c.id)  # the response names the JobModifyIndex; the version is the job's
             if job is not None and job.get("JobModifyIndex") == r.get("JobModifyIndex"):
                 r["Version"] = job.get("Version")
@@ -618,7 +621,7 @@ def _register(nomad: NomadAPI, c: JobChange) -> dict[str, Any] | NomadgenError:
             return (landed() if attempt else None) or exc
         except NomadgenError as exc:
             return exc
-    return None  # pragma: no cover
+    raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
 
 
 def services_by_job(plan: Resolution) -> dict[str, dict[str, int]]:
