@@ -426,7 +426,7 @@ def plan(
     cfg = _online_config(zones, templates, config, zone_attribute, conn.namespace)
     nomad, consul = _cluster(conn, cfg)
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune)
-    if not consul.ep.token and all(k.index == 0 for k in prep.changes.kv + prep.changes.push):
+    if not consul.ep.token and all(k.modify_index == 0 for k in prep.changes.kv + prep.changes.push):
         _err("warning: no Consul token is set and no key of this manifest is readable: with "
              "Consul ACLs, keys hidden from the anonymous token show as new (set CONSUL_HTTP_TOKEN)")
     if as_json:

@@ -21,8 +21,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import names
-from .errors import Conflict, NomadgenError, NotHealthy, Problem, ResolutionError, Unavailable,
-                     Unplaceable
+from .errors import (
+    Conflict,
+    NomadgenError,
+    NotHealthy,
+    Problem,
+    ResolutionError,
+    Unavailable,
+    Unplaceable,
+)
 from .model import EXTERNAL, Job, KVEntry, RenderSettings, Resolution
 from .render import META_MANIFEST, META_SET, pretty_json, reads, workload_policies
 
