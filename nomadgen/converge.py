@@ -693,9 +693,7 @@ def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, c: JobCh
             failures = _blocked(nomad, c.id)
             if failures:
                 raise _unplaceable(c.id, failures)
-        _still_there(nomad, c.id)
-        job = nomad.job(c.id)
-        assert job is not None  # _still_there found it
+        job = _still_there(nomad, c.id)  # one read: a purge between two reads is a race
         if dep_id is None:
             latest = nomad.deployment(c.id)
             dep_id = (latest or {}).get("ID", "") \
@@ -743,7 +741,7 @@ def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, c: JobCh
         return exc
 
 
-def _still_there(nomad: NomadAPI, job_id: str) -> None:
+def _still_there(nomad: NomadAPI, job_id: str) -> dict[str, Any]:
     """A job purged or stopped by someone else while submit waits is said, not waited out."""
     job = nomad.job(job_id)
     if job is None or job.get("Stop"):
@@ -751,6 +749,7 @@ def _still_there(nomad: NomadAPI, job_id: str) -> None:
         raise Conflict(f"job {job_id} was {gone} by someone else while submit waited for it",
                        hint="another `nomadgen destroy` or `nomad job stop` ran at the same time; "
                             "run submit again to bring it back")
+    return job
 
 
 def _dep_progress(dep: dict[str, Any]) -> str:
