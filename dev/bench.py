@@ -44,8 +44,10 @@ def startup(runs: int = 21) -> None:
         a.append(_time(typer_cmd, env))
         b.append(_time(ours, env))
     ta, tb = statistics.median(a), statistics.median(b)
-    print(f"start-up   import typer {ta * 1000:6.1f} ms | nomadgen render {tb * 1000:6.1f} ms "
-          f"| ratio {tb / ta:.2f}x (target <= 1.5x)")
+    print(
+        f"start-up   import typer {ta * 1000:6.1f} ms | nomadgen render {tb * 1000:6.1f} ms "
+        f"| ratio {tb / ta:.2f}x (target <= 1.5x)"
+    )
 
 
 def manifest(n: int) -> dict:
@@ -103,7 +105,11 @@ print(json.dumps({"json": json_s, "hcl": hcl_s, "floor": floor_s, "same_bytes": 
 
 def _tmpfs() -> str:
     # Output on tmpfs where there is one, so the figures are CPU rather than disk.
-    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    return (
+        "/dev/shm"
+        if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+        else tempfile.gettempdir()
+    )
 
 
 def scale() -> None:
@@ -112,22 +118,53 @@ def scale() -> None:
         for n in (10_000, 50_000):
             path = Path(d) / f"m{n}.json"
             path.write_text(json.dumps(manifest(n)))
-            peak = float(subprocess.run(
-                [PY, "-c", RSS_CHILD, cli, "render", str(path), "-f", "json", "--out",
-                 str(Path(d) / f"out{n}")], check=True, capture_output=True, text=True,
-                cwd=ROOT).stdout)
+            peak = float(
+                subprocess.run(
+                    [
+                        PY,
+                        "-c",
+                        RSS_CHILD,
+                        cli,
+                        "render",
+                        str(path),
+                        "-f",
+                        "json",
+                        "--out",
+                        str(Path(d) / f"out{n}"),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                ).stdout
+            )
             target = " (target < 700 MB)" if n == 50_000 else ""
-            print(f"memory     render -f json --out, {n:>6} services: peak RSS {peak:7.1f} MB{target}")
+            print(
+                f"memory     render -f json --out, {n:>6} services: peak RSS {peak:7.1f} MB{target}"
+            )
         path = Path(d) / "m10000.json"
-        runs = [json.loads(subprocess.run([PY, "-c", FLOOR_CHILD, str(path), d], check=True,
-                                          capture_output=True, text=True, cwd=ROOT).stdout)
-                for _ in range(3)]
+        runs = [
+            json.loads(
+                subprocess.run(
+                    [PY, "-c", FLOOR_CHILD, str(path), d],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                ).stdout
+            )
+            for _ in range(3)
+        ]
     best = {k: min(r[k] for r in runs) for k in ("json", "hcl", "floor")}
-    print(f"render     10k services, {runs[0]['jobs']} jobs, CPU: json {best['json']:.2f} s, "
-          f"floor {best['floor']:.2f} s (json.dumps + writes, same bytes: {runs[0]['same_bytes']}) "
-          f"| ratio {best['json'] / best['floor']:.2f}x (target <= 1.5x)")
-    print(f"render     10k services, CPU: hcl {best['hcl']:.2f} s vs json {best['json']:.2f} s "
-          f"| ratio {best['hcl'] / best['json']:.2f}x (target <= 1.2x)")
+    print(
+        f"render     10k services, {runs[0]['jobs']} jobs, CPU: json {best['json']:.2f} s, "
+        f"floor {best['floor']:.2f} s (json.dumps + writes, same bytes: {runs[0]['same_bytes']}) "
+        f"| ratio {best['json'] / best['floor']:.2f}x (target <= 1.5x)"
+    )
+    print(
+        f"render     10k services, CPU: hcl {best['hcl']:.2f} s vs json {best['json']:.2f} s "
+        f"| ratio {best['hcl'] / best['json']:.2f}x (target <= 1.2x)"
+    )
 
 
 def main() -> None:

@@ -30,20 +30,30 @@ def layered_manifest(n: int = 200, layers: int = 3) -> dict:
     doc = {}
     for k, (name, size) in enumerate(zip(names, sizes, strict=True)):
         for i in range(size):
-            doc[f"{name}-{i}"] = dict(small) if k == 0 else \
-                {**small, "depends": [f"{names[k - 1]}-{i % sizes[k - 1]}"]}
+            doc[f"{name}-{i}"] = (
+                dict(small)
+                if k == 0
+                else {**small, "depends": [f"{names[k - 1]}-{i % sizes[k - 1]}"]}
+            )
     return doc
 
 
-STANDIN = dict(zones=("zone-a", "zone-b", "zone-c"), nodes_per_zone=1, lifetime=1800,
-               time_scale=0.01)
+STANDIN = dict(
+    zones=("zone-a", "zone-b", "zone-c"), nodes_per_zone=1, lifetime=1800, time_scale=0.01
+)
 
 
 def _health_delay(s, prep) -> float:
     """What the stand-in makes a layer wait once its jobs are placed: the start delay, the
     scaled min_healthy_time of the slowest group, and one tick of its clock."""
-    longest = max((int((g.get("Update") or j.api.get("Update") or {}).get("MinHealthyTime") or 0)
-                   for j in prep.rendered.jobs for g in j.api.get("TaskGroups") or []), default=0)
+    longest = max(
+        (
+            int((g.get("Update") or j.api.get("Update") or {}).get("MinHealthyTime") or 0)
+            for j in prep.rendered.jobs
+            for g in j.api.get("TaskGroups") or []
+        ),
+        default=0,
+    )
     return s.nomad.start_delay + s.nomad.scaled(longest) + s._tick  # noqa: SLF001
 
 
@@ -68,10 +78,17 @@ def layers_bench(n: int, layers: int, concurrency: int = 16) -> dict:
                 return {"error": error, "requests": requests, "cpu": cpu, "n": n}
             delay = _health_delay(s, prep)
             layer_count = len(prep.rendered.plan.layers)
-            return {"seconds": seconds, "requests": requests, "cpu": cpu, "n": n, "error": "",
-                    "layers": layer_count, "delay": delay,
-                    "floor": requests * LATENCY / concurrency + layer_count * delay,
-                    "sched_errors": len(s.nomad.sched_errors)}
+            return {
+                "seconds": seconds,
+                "requests": requests,
+                "cpu": cpu,
+                "n": n,
+                "error": "",
+                "layers": layer_count,
+                "delay": delay,
+                "floor": requests * LATENCY / concurrency + layer_count * delay,
+                "sched_errors": len(s.nomad.sched_errors),
+            }
 
 
 def depth_and_scale_bench() -> None:
@@ -81,20 +98,26 @@ def depth_and_scale_bench() -> None:
     else:
         per_layer = r["seconds"] / r["layers"]
         floor = 2 * LATENCY + r["delay"]  # a round trip (request, answer) and the health wait
-        print(f"submit     200 jobs in {r['layers']} layers: {per_layer:.2f} s per layer, floor "
-              f"{floor:.2f} s (round trip + health delay {r['delay']:.2f} s) | ratio "
-              f"{per_layer / floor:.2f}x (target <= 1.5x); {r['requests'] / r['n']:.1f} "
-              f"requests per job")
+        print(
+            f"submit     200 jobs in {r['layers']} layers: {per_layer:.2f} s per layer, floor "
+            f"{floor:.2f} s (round trip + health delay {r['delay']:.2f} s) | ratio "
+            f"{per_layer / floor:.2f}x (target <= 1.5x); {r['requests'] / r['n']:.1f} "
+            f"requests per job"
+        )
     r = layers_bench(1000, 3)
     if r["error"]:
-        print(f"submit     1000 jobs in 3 layers: FAILED after {r['requests']} requests "
-              f"({r['cpu']:.1f} s CPU): {r['error']}")
+        print(
+            f"submit     1000 jobs in 3 layers: FAILED after {r['requests']} requests "
+            f"({r['cpu']:.1f} s CPU): {r['error']}"
+        )
         return
-    print(f"submit     1000 jobs in {r['layers']} layers, {LATENCY * 1000:.0f} ms latency: "
-          f"{r['seconds']:.2f} s, floor {r['floor']:.2f} s ({r['requests']} requests x "
-          f"{LATENCY * 1000:.0f} ms / 16 + {r['layers']} x {r['delay']:.2f} s) | ratio "
-          f"{r['seconds'] / r['floor']:.2f}x (target <= 2x); {r['requests'] / r['n']:.1f} "
-          f"requests per job, {r['cpu']:.1f} s CPU (nomadgen and stand-in)")
+    print(
+        f"submit     1000 jobs in {r['layers']} layers, {LATENCY * 1000:.0f} ms latency: "
+        f"{r['seconds']:.2f} s, floor {r['floor']:.2f} s ({r['requests']} requests x "
+        f"{LATENCY * 1000:.0f} ms / 16 + {r['layers']} x {r['delay']:.2f} s) | ratio "
+        f"{r['seconds'] / r['floor']:.2f}x (target <= 2x); {r['requests'] / r['n']:.1f} "
+        f"requests per job, {r['cpu']:.1f} s CPU (nomadgen and stand-in)"
+    )
 
 
 def _push(standin, path: str, concurrency: int):
@@ -104,8 +127,10 @@ def _push(standin, path: str, concurrency: int):
     from nomadgen.settings import consul_endpoint, load_config, nomad_endpoint
 
     cfg = load_config(env={})
-    nomad, consul = connect(nomad_endpoint(address=standin.nomad_addr, env={}),
-                            consul_endpoint(address=standin.consul_addr, env={}))
+    nomad, consul = connect(
+        nomad_endpoint(address=standin.nomad_addr, env={}),
+        consul_endpoint(address=standin.consul_addr, env={}),
+    )
     t = time.perf_counter()
     prep = prepare(path, cfg, nomad, consul, name="bench", concurrency=concurrency)
     report = apply(prep.changes, nomad, consul, cfg.render, concurrency=concurrency, timeout=600)
@@ -128,19 +153,32 @@ def submit_bench() -> None:
                 seconds, prep, report = _push(s, str(path), conc)
                 times[label] = seconds
                 jobs = sum(1 for c in prep.changes.jobs if c.action == "create")
-                print(f"submit     first push, {jobs} jobs in {len(prep.rendered.plan.layers)} layers, "
-                      f"{LATENCY * 1000:.0f} ms latency, {label}: {seconds:6.2f} s")
+                print(
+                    f"submit     first push, {jobs} jobs in {len(prep.rendered.plan.layers)} layers, "
+                    f"{LATENCY * 1000:.0f} ms latency, {label}: {seconds:6.2f} s"
+                )
                 if conc == 16:
                     s.faults.reset_calls()
                     _, prep2, report2 = _push(s, str(path), conc)
-                    writes = [x for x in s.faults.log if x[1] in ("PUT", "DELETE")
-                              or (x[1] == "POST" and "/plan" not in x[2])]
+                    writes = [
+                        x
+                        for x in s.faults.log
+                        if x[1] in ("PUT", "DELETE") or (x[1] == "POST" and "/plan" not in x[2])
+                    ]
                     print(f"submit     unchanged push: {len(writes)} writes (target 0)")
                     n = len(prep.rendered.interfaces)
-                    iface_txn = next((int(st.detail.split()[0]) for st in report.steps
-                                      if st.what == "interfaces"), 0)
-                    print(f"submit     publishing {n} interfaces: {iface_txn} transaction(s) "
-                          f"(target ceil({n}/128) = {math.ceil(n / 128)})")
+                    iface_txn = next(
+                        (
+                            int(st.detail.split()[0])
+                            for st in report.steps
+                            if st.what == "interfaces"
+                        ),
+                        0,
+                    )
+                    print(
+                        f"submit     publishing {n} interfaces: {iface_txn} transaction(s) "
+                        f"(target ceil({n}/128) = {math.ceil(n / 128)})"
+                    )
         ratio = times["one at a time"] / times["concurrent (16)"]
         print(f"submit     speed-up concurrent vs one at a time: {ratio:.1f}x (target >= 4x)")
     depth_and_scale_bench()

@@ -28,8 +28,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ZONES = ("zone-a", "zone-b", "zone-c")
-REAL_PORTS = {"consul_http": 8500, "consul_dns": 8600, "nomad_http": 4646, "nomad_rpc": 4647,
-              "nomad_serf": 4648}
+REAL_PORTS = {
+    "consul_http": 8500,
+    "consul_dns": 8600,
+    "nomad_http": 4646,
+    "nomad_rpc": 4647,
+    "nomad_serf": 4648,
+}
 
 
 # -- small helpers ---------------------------------------------------------------------------
@@ -88,8 +93,14 @@ def _answers(url: str) -> bool:
 
 def _spawn(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _read_env(state: Path) -> dict[str, str]:
@@ -137,20 +148,37 @@ def _wait(predicate, timeout: float, what: str) -> None:
 def up_standin(state: Path, args) -> dict[str, str]:
     env_file = state / "env"
     env_file.unlink(missing_ok=True)
-    cmd = [_python(), "-m", "nomad_standin", "serve", "--env-file", str(env_file),
-           "--zones", args.zones, "--lifetime", str(args.lifetime),
-           "--start-delay", str(args.start_delay), "--time-scale", str(args.time_scale)]
+    cmd = [
+        _python(),
+        "-m",
+        "nomad_standin",
+        "serve",
+        "--env-file",
+        str(env_file),
+        "--zones",
+        args.zones,
+        "--lifetime",
+        str(args.lifetime),
+        "--start-delay",
+        str(args.start_delay),
+        "--time-scale",
+        str(args.time_scale),
+    ]
     proc = _spawn(cmd, state / "standin.log", ROOT)
     _write_pid(state, "standin", proc, "nomad_standin")
 
     def ready() -> bool:
         if proc.poll() is not None:  # our own child: its exit status is the truth
             log = (state / "standin.log").read_text(errors="replace")[-2000:]
-            raise SystemExit(f"dev cluster: the stand-in exited early (status {proc.returncode}):"
-                             f"\n{log}")
+            raise SystemExit(
+                f"dev cluster: the stand-in exited early (status {proc.returncode}):\n{log}"
+            )
         env = _read_env(state)
-        return bool(env) and _answers(env["NOMAD_ADDR"] + "/v1/status/leader") and _answers(
-            "http://" + env["CONSUL_HTTP_ADDR"] + "/v1/status/leader")
+        return (
+            bool(env)
+            and _answers(env["NOMAD_ADDR"] + "/v1/status/leader")
+            and _answers("http://" + env["CONSUL_HTTP_ADDR"] + "/v1/status/leader")
+        )
 
     _wait(ready, args.timeout, "the stand-in")
     (state / "backend").write_text("standin\n")
@@ -161,19 +189,19 @@ def up_standin(state: Path, args) -> dict[str, str]:
 def _nomad_server_hcl(state: Path) -> str:
     return f"""# Nomad dev server: one voter, loopback only.
 name      = "server"
-data_dir  = "{state / 'nomad-server'}"
+data_dir  = "{state / "nomad-server"}"
 bind_addr = "127.0.0.1"
 ports {{
-  http = {REAL_PORTS['nomad_http']}
-  rpc  = {REAL_PORTS['nomad_rpc']}
-  serf = {REAL_PORTS['nomad_serf']}
+  http = {REAL_PORTS["nomad_http"]}
+  rpc  = {REAL_PORTS["nomad_rpc"]}
+  serf = {REAL_PORTS["nomad_serf"]}
 }}
 server {{
   enabled          = true
   bootstrap_expect = 1
 }}
 consul {{
-  address = "127.0.0.1:{REAL_PORTS['consul_http']}"
+  address = "127.0.0.1:{REAL_PORTS["consul_http"]}"
 }}
 """
 
@@ -183,7 +211,7 @@ def _nomad_client_hcl(state: Path, zone: str, i: int) -> str:
     return f"""# Nomad dev client for {zone}: datacenter = zone, node meta zone.
 name       = "{zone}-1"
 datacenter = "{zone}"
-data_dir   = "{state / f'nomad-{zone}'}"
+data_dir   = "{state / f"nomad-{zone}"}"
 bind_addr  = "127.0.0.1"
 ports {{
   http = {base}
@@ -192,14 +220,14 @@ ports {{
 }}
 client {{
   enabled           = true
-  servers           = ["127.0.0.1:{REAL_PORTS['nomad_rpc']}"]
+  servers           = ["127.0.0.1:{REAL_PORTS["nomad_rpc"]}"]
   network_interface = "lo"
   meta {{
     zone = "{zone}"
   }}
 }}
 consul {{
-  address = "127.0.0.1:{REAL_PORTS['consul_http']}"
+  address = "127.0.0.1:{REAL_PORTS["consul_http"]}"
 }}
 """
 
@@ -207,16 +235,33 @@ consul {{
 def up_real(state: Path, args) -> dict[str, str]:
     consul_dir = state / "consul"
     consul_dir.mkdir(exist_ok=True)
-    proc = _spawn(["consul", "agent", "-dev", "-client", "127.0.0.1", "-bind", "127.0.0.1",
-                   "-http-port", str(REAL_PORTS["consul_http"]),
-                   "-dns-port", str(REAL_PORTS["consul_dns"])], state / "consul.log", state)
+    proc = _spawn(
+        [
+            "consul",
+            "agent",
+            "-dev",
+            "-client",
+            "127.0.0.1",
+            "-bind",
+            "127.0.0.1",
+            "-http-port",
+            str(REAL_PORTS["consul_http"]),
+            "-dns-port",
+            str(REAL_PORTS["consul_dns"]),
+        ],
+        state / "consul.log",
+        state,
+    )
     _write_pid(state, "consul", proc, "consul")
     consul_url = f"http://127.0.0.1:{REAL_PORTS['consul_http']}"
     _wait(lambda: _answers(consul_url + "/v1/status/leader"), args.timeout, "consul")
 
     (state / "nomad-server.hcl").write_text(_nomad_server_hcl(state))
-    proc = _spawn(["nomad", "agent", "-config", str(state / "nomad-server.hcl")],
-                  state / "nomad-server.log", state)
+    proc = _spawn(
+        ["nomad", "agent", "-config", str(state / "nomad-server.hcl")],
+        state / "nomad-server.log",
+        state,
+    )
     _write_pid(state, "nomad-server", proc, "nomad")
     for i, zone in enumerate(ZONES):
         conf = state / f"nomad-{zone}.hcl"
@@ -234,9 +279,11 @@ def up_real(state: Path, args) -> dict[str, str]:
         return sum(1 for n in nodes if n.get("Status") == "ready") >= len(ZONES)
 
     _wait(nodes_ready, max(args.timeout, 60), "three ready Nomad clients")
-    env = {"NOMAD_ADDR": nomad_url,
-           "CONSUL_HTTP_ADDR": f"127.0.0.1:{REAL_PORTS['consul_http']}",
-           "NOMADGEN_DNS": f"127.0.0.1:{REAL_PORTS['consul_dns']}"}
+    env = {
+        "NOMAD_ADDR": nomad_url,
+        "CONSUL_HTTP_ADDR": f"127.0.0.1:{REAL_PORTS['consul_http']}",
+        "NOMADGEN_DNS": f"127.0.0.1:{REAL_PORTS['consul_dns']}",
+    }
     (state / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     (state / "backend").write_text("real\n")
     return env
@@ -286,8 +333,9 @@ def _stop_all(state: Path, quiet: bool = False) -> int:
                 print(f"# stopped {pid_file.stem} (pid {pid})", file=sys.stderr)
         pid_file.unlink(missing_ok=True)
     if left:
-        raise SystemExit("dev cluster: still running after SIGKILL, pid files kept: "
-                         + ", ".join(left))
+        raise SystemExit(
+            "dev cluster: still running after SIGKILL, pid files kept: " + ", ".join(left)
+        )
     (state / "env").unlink(missing_ok=True)
     (state / "backend").unlink(missing_ok=True)
     return stopped
@@ -330,11 +378,19 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start the dev cluster and print its exports")
     up.add_argument("--backend", choices=("auto", "real", "standin"), default="auto")
     up.add_argument("--zones", default=",".join(ZONES), help="stand-in zones")
-    up.add_argument("--lifetime", type=float, default=8 * 3600,
-                    help="stand-in stops itself after this many seconds")
+    up.add_argument(
+        "--lifetime",
+        type=float,
+        default=8 * 3600,
+        help="stand-in stops itself after this many seconds",
+    )
     up.add_argument("--start-delay", type=float, default=0.3)
-    up.add_argument("--time-scale", type=float, default=1.0,
-                    help="stand-in only: multiply job durations (min healthy time, deadlines)")
+    up.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="stand-in only: multiply job durations (min healthy time, deadlines)",
+    )
     up.add_argument("--timeout", type=float, default=20.0)
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("env", help="print the exports again")

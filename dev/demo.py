@@ -31,8 +31,9 @@ def run(*args: str, env: dict, ok=(0,)) -> subprocess.CompletedProcess:
     print(f"$ {shown.replace(str(ROOT) + '/', '')}", flush=True)
     cmd = [str(BIN / "nomadgen"), *args[1:]] if args[0] == "nomadgen" else list(args)
     # One stream, so progress lines (stderr) and results (stdout) keep their order.
-    res = subprocess.run(cmd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         cwd=ROOT)
+    res = subprocess.run(
+        cmd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT
+    )
     sys.stdout.write(res.stdout)
     if res.returncode not in ok:
         raise SystemExit(f"demo: `{shown}` exited {res.returncode}")
@@ -50,8 +51,10 @@ def restarts(env: dict) -> dict[str, dict[str, int]]:
         allocs = [a for a in n.job.get_allocations(job) if a["DesiredStatus"] == "run"]
         out[job] = {
             "allocs": sorted(a["ID"][:8] for a in allocs),
-            "restarts": {t: sum((a.get("TaskStates") or {}).get(t, {}).get("Restarts", 0) for a in allocs)
-                         for t in sorted({t for a in allocs for t in (a.get("TaskStates") or {})})},
+            "restarts": {
+                t: sum((a.get("TaskStates") or {}).get(t, {}).get("Restarts", 0) for a in allocs)
+                for t in sorted({t for a in allocs for t in (a.get("TaskStates") or {})})
+            },
         }
     return out
 
@@ -94,19 +97,25 @@ def main() -> None:
         banner("2. Resolve it: sets, instances per zone, who uses what")
         run("nomadgen", "resolve", str(SEED), env=base_env)
 
-        banner("   ... and render one of its jobs: psql:app, one instance per zone (HCL; --format json for the API)")
+        banner(
+            "   ... and render one of its jobs: psql:app, one instance per zone (HCL; --format json for the API)"
+        )
         run("nomadgen", "render", str(SEED), "--job", "psql-app", env=base_env)
 
         banner("3. Start the local cluster (three zones, one node each)")
-        up = subprocess.run([*cluster, "up", "--state-dir", str(state), "--time-scale", "0.05"],
-                            text=True, capture_output=True, env=base_env)
+        up = subprocess.run(
+            [*cluster, "up", "--state-dir", str(state), "--time-scale", "0.05"],
+            text=True,
+            capture_output=True,
+            env=base_env,
+        )
         print(up.stdout + up.stderr, end="")
         if up.returncode != 0:
             raise SystemExit("demo: the cluster did not start")
         env = dict(base_env)
         for line in up.stdout.splitlines():
             if line.startswith("export "):
-                k, _, v = line[len("export "):].partition("=")
+                k, _, v = line[len("export ") :].partition("=")
                 env[k] = v.strip("'\"")
 
         banner("4. Plan: what submit would do (exit 1 = changes, like `nomad job plan`)")
@@ -122,15 +131,20 @@ def main() -> None:
         run("nomadgen", "interface", "get", "psql:app", env=env)
         banner("   ... and through Consul DNS (SRV + A), as any app can")
         dns = env["NOMADGEN_DNS"]
-        run(sys.executable, "-c",
+        run(
+            sys.executable,
+            "-c",
             "from nomadgen.discovery import lookup; "
             f"print(*lookup('psql:app', dns_server={dns!r}).instances, sep=chr(10))",
-            env=env)
+            env=env,
+        )
         host, port = dns.rsplit(":", 1)
         print(f"(the same with dig: dig @{host} -p {port} _psql-app._tcp.service.consul SRV)")
 
         before = restarts(env)
-        banner("   ... and write a marker into each psql:app instance's data (the stand-in's control API)")
+        banner(
+            "   ... and write a marker into each psql:app instance's data (the stand-in's control API)"
+        )
         marks = markers(env, write=True)
         for name, (alloc, node, mark) in sorted(marks.items()):
             print(f"{name:<18} alloc {alloc[:8]} on {node:<9} marker {mark!r}")
@@ -141,7 +155,9 @@ def main() -> None:
         doc["app"]["overrides"] = {"psql": {"resources": {"cpu": 500, "memory": 1024}}}
         changed.write_text(json.dumps(doc, indent=2) + "\n")
         print('app.overrides = {"psql": {"resources": {"cpu": 500, "memory": 1024}}}')
-        print("(a minor image version is as safe; postgres:17 over a 16 data directory would need pg_upgrade)")
+        print(
+            "(a minor image version is as safe; postgres:17 over a 16 data directory would need pg_upgrade)"
+        )
         run("nomadgen", "plan", str(changed), env=env, ok=(1,))
 
         banner("9. Submit the change: only psql:app and what depends on it reload")
@@ -152,9 +168,15 @@ def main() -> None:
         after = restarts(env)
         print(f"\n{'JOB':<10} {'ALLOCATIONS':<13} TASK RESTARTS")
         for job in after:
-            replaced = "replaced" if set(after[job]["allocs"]).isdisjoint(before[job]["allocs"]) else "kept"
-            r = ", ".join(f"{t} {n - before[job]['restarts'].get(t, 0)}"
-                          for t, n in after[job]["restarts"].items())
+            replaced = (
+                "replaced"
+                if set(after[job]["allocs"]).isdisjoint(before[job]["allocs"])
+                else "kept"
+            )
+            r = ", ".join(
+                f"{t} {n - before[job]['restarts'].get(t, 0)}"
+                for t, n in after[job]["restarts"].items()
+            )
             print(f"{job:<10} {replaced:<13} {r}")
 
         banner("   ... psql:app's instances were replaced, and each one's data came along")

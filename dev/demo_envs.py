@@ -38,8 +38,12 @@ def allocations(env: dict, namespace: str) -> dict[str, list[str]]:
 
     host, port = env["NOMAD_ADDR"].split("://")[1].rsplit(":", 1)
     n = nomad.Nomad(host=host, port=int(port), timeout=5, verify=False, namespace=namespace)
-    return {j["ID"]: sorted(a["ID"][:8] for a in n.job.get_allocations(j["ID"]) if a["DesiredStatus"] == "run")
-            for j in n.jobs.get_jobs()}
+    return {
+        j["ID"]: sorted(
+            a["ID"][:8] for a in n.job.get_allocations(j["ID"]) if a["DesiredStatus"] == "run"
+        )
+        for j in n.jobs.get_jobs()
+    }
 
 
 def main() -> None:
@@ -54,22 +58,40 @@ def main() -> None:
         print(CONFIG, end="")
 
         banner("2. What prod gets that dev has not (offline; exit 1 = they differ)")
-        run("nomadgen", "diff", str(SEED), "--env", "dev", "--env", "prod", *cfg, env=base_env, ok=(1,))
+        run(
+            "nomadgen",
+            "diff",
+            str(SEED),
+            "--env",
+            "dev",
+            "--env",
+            "prod",
+            *cfg,
+            env=base_env,
+            ok=(1,),
+        )
 
         banner("3. Start the local cluster and create the namespaces dev and prod")
-        up = subprocess.run([*cluster, "up", "--state-dir", str(state), "--time-scale", "0.05"],
-                            text=True, capture_output=True, env=base_env)
+        up = subprocess.run(
+            [*cluster, "up", "--state-dir", str(state), "--time-scale", "0.05"],
+            text=True,
+            capture_output=True,
+            env=base_env,
+        )
         print(up.stdout + up.stderr, end="")
         if up.returncode != 0:
             raise SystemExit("demo: the cluster did not start")
         env = dict(base_env)
         for line in up.stdout.splitlines():
             if line.startswith("export "):
-                k, _, v = line[len("export "):].partition("=")
+                k, _, v = line[len("export ") :].partition("=")
                 env[k] = v.strip("'\"")
         for ns in ("dev", "prod"):
-            req = urllib.request.Request(f"{env['NOMAD_ADDR']}/v1/namespace/{ns}", method="PUT",
-                                         data=('{"Name": "%s"}' % ns).encode())
+            req = urllib.request.Request(
+                f"{env['NOMAD_ADDR']}/v1/namespace/{ns}",
+                method="PUT",
+                data=('{"Name": "%s"}' % ns).encode(),
+            )
             urllib.request.urlopen(req, timeout=10).close()
 
         banner("4. Submit dev, then prod: the same manifest, names scoped per environment")
@@ -82,12 +104,23 @@ def main() -> None:
 
         before = allocations(env, "prod")
         banner("6. Change dev only: PostgreSQL 17 for dev's psql:app (--set)")
-        run("nomadgen", "submit", "--env", "dev", "--set", "psql:app.image=postgres:17-alpine",
-            str(SEED), *cfg, env=env)
+        run(
+            "nomadgen",
+            "submit",
+            "--env",
+            "dev",
+            "--set",
+            "psql:app.image=postgres:17-alpine",
+            str(SEED),
+            *cfg,
+            env=env,
+        )
         after = allocations(env, "prod")
         print(f"\n{'PROD JOB':<16} ALLOCATIONS")
         for job in sorted(after):
-            print(f"{job:<16} {'kept' if after[job] == before.get(job) else 'CHANGED'} {' '.join(after[job])}")
+            print(
+                f"{job:<16} {'kept' if after[job] == before.get(job) else 'CHANGED'} {' '.join(after[job])}"
+            )
 
         banner("7. prod has nothing to do: plan says no changes (exit 0)")
         run("nomadgen", "plan", "--env", "prod", str(SEED), *cfg, env=env)

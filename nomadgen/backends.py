@@ -66,8 +66,15 @@ class ConsulAPI(Protocol):
     def txn(self, ops: list[dict[str, Any]]) -> int: ...
     def healthy(self, service: str) -> list[dict[str, Any]]: ...
     def service_health(self, service: str) -> list[dict[str, Any]]: ...
-    def register_service(self, name: str, service_id: str, address: str, port: int,
-                         tags: list[str], meta: dict[str, str]) -> None: ...
+    def register_service(
+        self,
+        name: str,
+        service_id: str,
+        address: str,
+        port: int,
+        tags: list[str],
+        meta: dict[str, str],
+    ) -> None: ...
     def deregister_service(self, service_id: str) -> None: ...
     def services(self) -> dict[str, dict[str, Any]]: ...
     def session_create(self, name: str, ttl_s: int, lock_delay_s: int) -> str: ...
@@ -103,8 +110,10 @@ def warn_if_unverified(ep: Endpoint) -> None:
     import urllib3
 
     warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
-    sys.stderr.write(f"warning: TLS certificates of {ep.service.capitalize()} at {ep.address} "
-                     "are not verified: whoever answers there gets the token\n")
+    sys.stderr.write(
+        f"warning: TLS certificates of {ep.service.capitalize()} at {ep.address} "
+        "are not verified: whoever answers there gets the token\n"
+    )
 
 
 class NomadBackend:
@@ -123,24 +132,34 @@ class NomadBackend:
             saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("NOMAD_")}
             try:
                 self.client = nomad.Nomad(
-                    host=ep.host, port=ep.port, secure=ep.scheme == "https",
-                    token=ep.token or None, namespace=ep.namespace or None,
-                    region=ep.region or None, timeout=ep.timeout, verify=ep.verify,
+                    host=ep.host,
+                    port=ep.port,
+                    secure=ep.scheme == "https",
+                    token=ep.token or None,
+                    namespace=ep.namespace or None,
+                    region=ep.region or None,
+                    timeout=ep.timeout,
+                    verify=ep.verify,
                     cert=ep.cert or (),
                 )
             finally:
                 os.environ.update(saved)
 
     # --- translation ---------------------------------------------------------------------
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, read: bool = True, **kwargs: Any) -> Any:
-        return _retrying(lambda: fn(*args, **kwargs), lambda exc: self._translate(what, exc, read), read)
+    def _call(
+        self, what: str, fn: Callable[..., Any], *args: Any, read: bool = True, **kwargs: Any
+    ) -> Any:
+        return _retrying(
+            lambda: fn(*args, **kwargs), lambda exc: self._translate(what, exc, read), read
+        )
 
     def _translate(self, what: str, exc: Exception, read: bool) -> BackendError | None:
         nex, ep = self._nex, self.ep
         if isinstance(exc, nex.URLNotAuthorizedNomadException):
             return PermissionDenied(
                 f"Nomad refused the request ({what}): {_short(_body(exc))}",
-                hint="check the Nomad token (NOMAD_TOKEN, --nomad-token-file) and its ACL policy")
+                hint="check the Nomad token (NOMAD_TOKEN, --nomad-token-file) and its ACL policy",
+            )
         if isinstance(exc, nex.BadRequestNomadException):
             return Rejected(f"Nomad rejected {what}: {_short(_body(exc))}")
         if isinstance(exc, (nex.URLNotFoundNomadException, nex.VariableConflict)):
@@ -152,21 +171,30 @@ class NomadBackend:
             status = getattr(resp, "status_code", None)
             body = _body(exc)
             if isinstance(resp, self._requests.Timeout):
-                return Unavailable(f"Nomad at {ep.address} timed out ({what})",
-                                   hint=f"the server did not answer within {ep.timeout:g}s")
+                return Unavailable(
+                    f"Nomad at {ep.address} timed out ({what})",
+                    hint=f"the server did not answer within {ep.timeout:g}s",
+                )
             if status is None:
-                return Unavailable(f"cannot reach Nomad at {ep.address} ({what})",
-                                   hint=_hint_for(ep, resp if isinstance(resp, BaseException) else exc))
+                return Unavailable(
+                    f"cannot reach Nomad at {ep.address} ({what})",
+                    hint=_hint_for(ep, resp if isinstance(resp, BaseException) else exc),
+                )
             if "Enforcing job modify index" in body:
                 return Conflict(
                     f"{what}: the job changed since it was read ({_short(body)})",
-                    hint="someone else changed it; run `nomadgen plan` to see the difference, then submit again")
+                    hint="someone else changed it; run `nomadgen plan` to see the difference, then submit again",
+                )
             if status == 500 and not read:  # Nomad answers validation failures with 500
                 return Rejected(f"Nomad rejected {what} (HTTP {status}): {_short(body)}")
-            return Unavailable(f"Nomad answered HTTP {status} to {what}: {_short(body)}",
-                               hint="the server is failing; try again, and check its logs")
+            return Unavailable(
+                f"Nomad answered HTTP {status} to {what}: {_short(body)}",
+                hint="the server is failing; try again, and check its logs",
+            )
         if isinstance(exc, self._requests.RequestException):
-            return Unavailable(f"cannot reach Nomad at {ep.address} ({what})", hint=_hint_for(ep, exc))
+            return Unavailable(
+                f"cannot reach Nomad at {ep.address} ({what})", hint=_hint_for(ep, exc)
+            )
         return None
 
     # --- reads -------------------------------------------------------------------------------
@@ -182,9 +210,18 @@ class NomadBackend:
             if with_meta:  # Meta and Attributes only come with the full node
                 full = self._call(f"reading node {s['Name']}", self.client.node.get_node, s["ID"])
                 meta, attrs = full.get("Meta") or {}, full.get("Attributes") or {}
-            out.append(Node(s["ID"], s["Name"], s.get("Datacenter", ""), s.get("Address", ""),
-                            s.get("Status", ""), s.get("SchedulingEligibility") == "eligible",
-                            meta, attrs))
+            out.append(
+                Node(
+                    s["ID"],
+                    s["Name"],
+                    s.get("Datacenter", ""),
+                    s.get("Address", ""),
+                    s.get("Status", ""),
+                    s.get("SchedulingEligibility") == "eligible",
+                    meta,
+                    attrs,
+                )
+            )
         return sorted(out, key=lambda n: n.name)
 
     def jobs(self) -> dict[str, dict[str, Any]]:
@@ -200,56 +237,76 @@ class NomadBackend:
 
     def allocations(self, job_id: str) -> list[dict[str, Any]]:
         try:
-            return self._call(f"reading allocations of {job_id}", self.client.job.get_allocations, job_id)
+            return self._call(
+                f"reading allocations of {job_id}", self.client.job.get_allocations, job_id
+            )
         except self._nex.URLNotFoundNomadException:
             return []
 
     def allocation(self, alloc_id: str) -> dict[str, Any] | None:
         """The full allocation (PreviousAllocation, Job), which list stubs lack."""
         try:
-            return self._call(f"reading allocation {alloc_id}", self.client.allocation.get_allocation, alloc_id)
+            return self._call(
+                f"reading allocation {alloc_id}", self.client.allocation.get_allocation, alloc_id
+            )
         except self._nex.URLNotFoundNomadException:
             return None
 
     def deployment(self, job_id: str) -> dict[str, Any] | None:
         try:
-            return self._call(f"reading the deployment of {job_id}", self.client.job.get_deployment, job_id)
+            return self._call(
+                f"reading the deployment of {job_id}", self.client.job.get_deployment, job_id
+            )
         except self._nex.URLNotFoundNomadException:
             return None
 
     def evaluation(self, eval_id: str) -> dict[str, Any] | None:
         try:
-            return self._call(f"reading evaluation {eval_id}", self.client.evaluation.get_evaluation,
-                              eval_id)
+            return self._call(
+                f"reading evaluation {eval_id}", self.client.evaluation.get_evaluation, eval_id
+            )
         except self._nex.URLNotFoundNomadException:
             return None
 
     def evaluations(self, job_id: str) -> list[dict[str, Any]]:
         try:
-            return self._call(f"reading evaluations of {job_id}", self.client.job.get_evaluations,
-                              job_id)
+            return self._call(
+                f"reading evaluations of {job_id}", self.client.job.get_evaluations, job_id
+            )
         except self._nex.URLNotFoundNomadException:
             return []
 
     def deployment_by_id(self, deployment_id: str) -> dict[str, Any] | None:
         try:
-            return self._call(f"reading deployment {deployment_id}",
-                              self.client.deployment.get_deployment, deployment_id)
+            return self._call(
+                f"reading deployment {deployment_id}",
+                self.client.deployment.get_deployment,
+                deployment_id,
+            )
         except self._nex.URLNotFoundNomadException:
             return None
 
     def plan(self, job: dict[str, Any]) -> dict[str, Any]:
         try:
-            return self._call(f"planning job {job['ID']}", self.client.job.plan_job, job["ID"],
-                              {"Job": job}, diff=True)
+            return self._call(
+                f"planning job {job['ID']}",
+                self.client.job.plan_job,
+                job["ID"],
+                {"Job": job},
+                diff=True,
+            )
         except self._nex.URLNotFoundNomadException as exc:
             raise Rejected(f"Nomad has no plan endpoint for job {job['ID']}") from exc
 
     def variable_exists(self, path: str) -> bool:
         try:
             # The namespace goes explicitly: python-nomad leaves it off variable reads.
-            self._call(f"reading variable {path}", self.client.variable.get_variable, path,
-                       namespace=self.ep.namespace or None)
+            self._call(
+                f"reading variable {path}",
+                self.client.variable.get_variable,
+                path,
+                namespace=self.ep.namespace or None,
+            )
             return True
         except self._nex.URLNotFoundNomadException:
             return False
@@ -272,12 +329,19 @@ class NomadBackend:
 
     # --- writes ------------------------------------------------------------------------------
     def put_acl_policy(self, body: dict[str, Any]) -> None:
-        self._call(f"writing ACL policy {body['Name']}", self.client.acl.create_policy,
-                   body["Name"], body, read=False)
+        self._call(
+            f"writing ACL policy {body['Name']}",
+            self.client.acl.create_policy,
+            body["Name"],
+            body,
+            read=False,
+        )
 
     def delete_acl_policy(self, name: str) -> None:
         try:
-            self._call(f"deleting ACL policy {name}", self.client.acl.delete_policy, name, read=False)
+            self._call(
+                f"deleting ACL policy {name}", self.client.acl.delete_policy, name, read=False
+            )
         except self._nex.URLNotFoundNomadException:
             pass
 
@@ -285,30 +349,49 @@ class NomadBackend:
         """Create only (cas=0): an existing variable is never overwritten. False if it exists."""
         body = {"Namespace": self.ep.namespace or "default", "Path": path, "Items": items}
         try:
-            self._call(f"creating variable {path}", self.client.variable.create_variable, path,
-                       body, namespace=self.ep.namespace or None, cas=0, read=False)
+            self._call(
+                f"creating variable {path}",
+                self.client.variable.create_variable,
+                path,
+                body,
+                namespace=self.ep.namespace or None,
+                cas=0,
+                read=False,
+            )
             return True
         except self._nex.VariableConflict:
             return False
+
     def register(self, job: dict[str, Any], modify_index: int) -> dict[str, Any]:
         """Check-and-set: 0 creates only; N updates only from the state we read."""
         body = {"Job": job, "EnforceIndex": True, "JobModifyIndex": modify_index}
         try:
-            return self._call(f"registering job {job['ID']}", self.client.job.register_job,
-                              job["ID"], body, read=False)
+            return self._call(
+                f"registering job {job['ID']}",
+                self.client.job.register_job,
+                job["ID"],
+                body,
+                read=False,
+            )
         except self._nex.URLNotFoundNomadException as exc:
             raise Rejected(f"Nomad refused job {job['ID']}: {_short(_body(exc))}") from exc
 
     def stop(self, job_id: str, purge: bool = False) -> dict[str, Any] | None:
         try:
-            return self._call(f"stopping job {job_id}", self.client.job.deregister_job, job_id,
-                              purge=purge, read=False)
+            return self._call(
+                f"stopping job {job_id}",
+                self.client.job.deregister_job,
+                job_id,
+                purge=purge,
+                read=False,
+            )
         except self._nex.URLNotFoundNomadException:
             return None
 
 
-def _retrying(call: Callable[[], Any], translate: Callable[[Exception], BackendError | None],
-              read: bool) -> Any:
+def _retrying(
+    call: Callable[[], Any], translate: Callable[[Exception], BackendError | None], read: bool
+) -> Any:
     """Run `call`; a client exception leaves as one of ours (`raise ... from`). Reads that
     found the server unavailable are tried again; writes never are (they may have landed)."""
     attempts = 1 + (READ_RETRIES if read else 0)
@@ -344,8 +427,14 @@ class ConsulBackend:
         self.ep = ep
         self._cex = cex
         self._requests = requests
-        self.client = consul.Consul(host=ep.host, port=ep.port, scheme=ep.scheme, verify=ep.verify,
-                                    cert=ep.cert, connections_timeout=ep.timeout)
+        self.client = consul.Consul(
+            host=ep.host,
+            port=ep.port,
+            scheme=ep.scheme,
+            verify=ep.verify,
+            cert=ep.cert,
+            connections_timeout=ep.timeout,
+        )
         # py-consul lets CONSUL_HTTP_TOKEN override the argument, and its txn.put sends no
         # token at all; a session header covers every request with the token we chose.
         self.client.token = None
@@ -354,7 +443,9 @@ class ConsulBackend:
             self.client.http.session.headers["X-Consul-Token"] = ep.token
         self.writes = 0
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, read: bool = True, **kwargs: Any) -> Any:
+    def _call(
+        self, what: str, fn: Callable[..., Any], *args: Any, read: bool = True, **kwargs: Any
+    ) -> Any:
         return _retrying(lambda: fn(*args, **kwargs), lambda exc: self._translate(what, exc), read)
 
     def _translate(self, what: str, exc: Exception) -> BackendError | None:
@@ -362,27 +453,35 @@ class ConsulBackend:
         if isinstance(exc, cex.ACLPermissionDenied):
             return PermissionDenied(
                 f"Consul refused the request ({what}): {_short(str(exc))}",
-                hint="check the Consul token (CONSUL_HTTP_TOKEN, --consul-token-file) and its policy")
+                hint="check the Consul token (CONSUL_HTTP_TOKEN, --consul-token-file) and its policy",
+            )
         if isinstance(exc, cex.NotFound):
             return None  # the caller decides what absence means (a session that expired)
         if isinstance(exc, (cex.BadRequest, cex.ClientError)):
             return Rejected(f"Consul rejected {what}: {_short(str(exc))}")
         if isinstance(exc, cex.ConsulException):
-            return Unavailable(f"Consul failed {what}: {_short(str(exc))}",
-                               hint="the server is failing; try again, and check its logs")
+            return Unavailable(
+                f"Consul failed {what}: {_short(str(exc))}",
+                hint="the server is failing; try again, and check its logs",
+            )
         if isinstance(exc, self._requests.Timeout):
-            return Unavailable(f"Consul at {ep.address} timed out ({what})",
-                               hint=f"the server did not answer within {ep.timeout:g}s")
+            return Unavailable(
+                f"Consul at {ep.address} timed out ({what})",
+                hint=f"the server did not answer within {ep.timeout:g}s",
+            )
         if isinstance(exc, self._requests.RequestException):
-            return Unavailable(f"cannot reach Consul at {ep.address} ({what})", hint=_hint_for(ep, exc))
+            return Unavailable(
+                f"cannot reach Consul at {ep.address} ({what})", hint=_hint_for(ep, exc)
+            )
         return None
 
     def ping(self) -> str:
         return self._call("reading the leader", self.client.status.leader)
 
     def kv_tree(self, prefix: str) -> dict[str, tuple[bytes, int]]:
-        _, items = self._call(f"reading {prefix}", self.client.kv.get, prefix.rstrip("/") + "/",
-                              recurse=True)
+        _, items = self._call(
+            f"reading {prefix}", self.client.kv.get, prefix.rstrip("/") + "/", recurse=True
+        )
         return {i["Key"]: (i.get("Value") or b"", i["ModifyIndex"]) for i in items or ()}
 
     def kv_get(self, key: str) -> tuple[bytes, int] | None:
@@ -394,7 +493,7 @@ class ConsulBackend:
         transactions were sent. A lost check-and-set rolls its transaction back (409)."""
         sent = 0
         for start in range(0, len(ops), self.TXN_MAX_OPS):
-            chunk = ops[start:start + self.TXN_MAX_OPS]
+            chunk = ops[start : start + self.TXN_MAX_OPS]
             payload = []
             for op in chunk:
                 kv = dict(op)
@@ -412,7 +511,8 @@ class ConsulBackend:
                     raise PermissionDenied(
                         f"Consul refused the interface transaction: {_short(_txn_errors(text))}",
                         hint="check the Consul token (CONSUL_HTTP_TOKEN, --consul-token-file): "
-                             "it needs key:write on the KV prefix") from exc
+                        "it needs key:write on the KV prefix",
+                    ) from exc
                 if is_409:
                     raise Conflict(
                         "Consul rolled back the interface transaction: a key changed since it was "
@@ -425,8 +525,9 @@ class ConsulBackend:
         return sent
 
     def healthy(self, service: str) -> list[dict[str, Any]]:
-        _, nodes = self._call(f"reading health of {service}", self.client.health.service, service,
-                              passing=True)
+        _, nodes = self._call(
+            f"reading health of {service}", self.client.health.service, service, passing=True
+        )
         return nodes
 
     def service_health(self, service: str) -> list[dict[str, Any]]:
@@ -434,16 +535,35 @@ class ConsulBackend:
         _, nodes = self._call(f"reading health of {service}", self.client.health.service, service)
         return nodes
 
-    def register_service(self, name: str, service_id: str, address: str, port: int,
-                         tags: list[str], meta: dict[str, str]) -> None:
-        self._call(f"registering service {name}", self.client.agent.service.register, name,
-                   service_id=service_id, address=address, port=port, tags=tags, meta=meta,
-                   read=False)
+    def register_service(
+        self,
+        name: str,
+        service_id: str,
+        address: str,
+        port: int,
+        tags: list[str],
+        meta: dict[str, str],
+    ) -> None:
+        self._call(
+            f"registering service {name}",
+            self.client.agent.service.register,
+            name,
+            service_id=service_id,
+            address=address,
+            port=port,
+            tags=tags,
+            meta=meta,
+            read=False,
+        )
         self.writes += 1
 
     def deregister_service(self, service_id: str) -> None:
-        self._call(f"deregistering service {service_id}", self.client.agent.service.deregister,
-                   service_id, read=False)
+        self._call(
+            f"deregistering service {service_id}",
+            self.client.agent.service.deregister,
+            service_id,
+            read=False,
+        )
         self.writes += 1
 
     def services(self) -> dict[str, dict[str, Any]]:
@@ -451,16 +571,27 @@ class ConsulBackend:
 
     # --- sessions and locks, as `consul lock` uses them -------------------------------------
     def session_create(self, name: str, ttl_s: int, lock_delay_s: int) -> str:
-        sid = self._call("creating a lock session", self.client.session.create, name=name,
-                         ttl=ttl_s, lock_delay=lock_delay_s, behavior="release", read=False)
+        sid = self._call(
+            "creating a lock session",
+            self.client.session.create,
+            name=name,
+            ttl=ttl_s,
+            lock_delay=lock_delay_s,
+            behavior="release",
+            read=False,
+        )
         self.writes += 1
         return sid
 
     def session_renew(self, session: str) -> bool:
         """False when the session is gone (expired or destroyed): the lock is lost."""
         try:
-            return self._call("renewing the lock session", self.client.session.renew, session,
-                              read=False) is not None
+            return (
+                self._call(
+                    "renewing the lock session", self.client.session.renew, session, read=False
+                )
+                is not None
+            )
         except self._cex.NotFound:
             return False
 
@@ -472,14 +603,18 @@ class ConsulBackend:
         return info
 
     def kv_acquire(self, key: str, value: bytes, session: str) -> bool:
-        ok = self._call(f"acquiring {key}", self.client.kv.put, key, value, acquire=session,
-                        read=False)
+        ok = self._call(
+            f"acquiring {key}", self.client.kv.put, key, value, acquire=session, read=False
+        )
         self.writes += 1
         return bool(ok)
 
     def kv_release(self, key: str, session: str) -> bool:
-        return bool(self._call(f"releasing {key}", self.client.kv.put, key, b"", release=session,
-                               read=False))
+        return bool(
+            self._call(
+                f"releasing {key}", self.client.kv.put, key, b"", release=session, read=False
+            )
+        )
 
     def kv_delete_cas(self, key: str, index: int) -> bool:
         ok = self._call(f"deleting {key}", self.client.kv.delete, key, cas=index, read=False)

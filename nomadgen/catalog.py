@@ -24,8 +24,18 @@ from .model import (
 )
 
 TOP = {"description", "scheduling", "per_zone", "depends", "run", "check", "interface", "state"}
-RUN = {"image", "command", "args", "ports", "env", "resources", "secrets_template", "secrets",
-       "kill_timeout", "kill_signal"}
+RUN = {
+    "image",
+    "command",
+    "args",
+    "ports",
+    "env",
+    "resources",
+    "secrets_template",
+    "secrets",
+    "kill_timeout",
+    "kill_signal",
+}
 STATE = {"path", "size", "storage"}
 SIGNAL_RE = re.compile(r"^SIG[A-Z0-9]{2,8}\Z")
 IFACE = {"protocol", "port", "url", "credentials", "env", "extra", "zone_fallback"}
@@ -51,8 +61,10 @@ class Catalog:
             if d is None:
                 continue
             if not d.is_dir():
-                raise TemplateError(f"templates folder not found: {d}",
-                                    hint="pass --templates with a folder of <service>.toml files")
+                raise TemplateError(
+                    f"templates folder not found: {d}",
+                    hint="pass --templates with a folder of <service>.toml files",
+                )
             for f in sorted(d.glob("*.toml")):
                 self.files[f.stem] = f  # later folders win
         self._cache: dict[str, ServiceTemplate] = {}
@@ -102,7 +114,11 @@ def load_template(path: Path) -> ServiceTemplate:
     bad = ck.add
 
     if not NAME_RE.match(name):
-        bad((), f"file name {cut(name)} is not a valid service name", "lower-case letters, digits, '-'")
+        bad(
+            (),
+            f"file name {cut(name)} is not a valid service name",
+            "lower-case letters, digits, '-'",
+        )
     ck.unknown(data, TOP, ())
     run = ck.table(data.get("run"), ("run",))
     ck.unknown(run, RUN, ("run",))
@@ -115,12 +131,16 @@ def load_template(path: Path) -> ServiceTemplate:
     per_zone = ck.number(data.get("per_zone"), ("per_zone",), "per_zone", 1) or 1
     depends = data.get("depends", [])
     if not isinstance(depends, list) or not all(
-            isinstance(d, str) and all(NAME_RE.match(p) for p in d.split(":")) for d in depends):
+        isinstance(d, str) and all(NAME_RE.match(p) for p in d.split(":")) for d in depends
+    ):
         bad(("depends",), "must be a list of service or set names", 'e.g. depends = ["psql"]')
         depends = []
     if scheduling == NODE_LOCAL and depends:
-        bad(("depends",), "a node-local service cannot have dependencies of its own",
-            "it runs inside its dependent's group; give the dependent those dependencies")
+        bad(
+            ("depends",),
+            "a node-local service cannot have dependencies of its own",
+            "it runs inside its dependent's group; give the dependent those dependencies",
+        )
 
     image = run.get("image", "")
     if not isinstance(image, str) or not IMAGE_RE.match(image):
@@ -134,12 +154,16 @@ def load_template(path: Path) -> ServiceTemplate:
     args = ck.strings(run.get("args", []), ("run", "args"), "args")
     secret_items = run.get("secrets", [])
     if not isinstance(secret_items, list) or not all(
-            isinstance(x, str) and re.match(r"^[A-Za-z0-9_]{1,64}\Z", x) for x in secret_items):
-        bad(("run", "secrets"), "must be a list of item names like [\"password\"]")
+        isinstance(x, str) and re.match(r"^[A-Za-z0-9_]{1,64}\Z", x) for x in secret_items
+    ):
+        bad(("run", "secrets"), 'must be a list of item names like ["password"]')
         secret_items = []
     if secret_items and not iface.get("credentials"):
-        bad(("run", "secrets"), "generated secrets need a place: set interface.credentials",
-            'e.g. credentials = "nomad/jobs/{job}"')
+        bad(
+            ("run", "secrets"),
+            "generated secrets need a place: set interface.credentials",
+            'e.g. credentials = "nomad/jobs/{job}"',
+        )
     secrets_template = run.get("secrets_template", "")
     if not isinstance(secrets_template, str):
         bad(("run", "secrets_template"), "must be a string (consul-template text)")
@@ -148,13 +172,23 @@ def load_template(path: Path) -> ServiceTemplate:
     check = ck.check(data.get("check", {}), ("check",), None, script=True)
     state = _state(data.get("state"), ck)
     if scheduling == NODE_LOCAL and state is not None:
-        bad(("state",), "a node-local service cannot keep data",
-            "it runs as a sidecar in its dependent's group; make it per-zone to give it storage")
+        bad(
+            ("state",),
+            "a node-local service cannot keep data",
+            "it runs as a sidecar in its dependent's group; make it per-zone to give it storage",
+        )
         state = None
     kill_timeout = run.get("kill_timeout", 0)
-    if not isinstance(kill_timeout, int) or isinstance(kill_timeout, bool) or not 0 <= kill_timeout <= 3600:
-        bad(("run", "kill_timeout"), "must be whole seconds (0-3600)",
-            "Nomad clients cap it at their max_kill_timeout (30 s by default)")
+    if (
+        not isinstance(kill_timeout, int)
+        or isinstance(kill_timeout, bool)
+        or not 0 <= kill_timeout <= 3600
+    ):
+        bad(
+            ("run", "kill_timeout"),
+            "must be whole seconds (0-3600)",
+            "Nomad clients cap it at their max_kill_timeout (30 s by default)",
+        )
         kill_timeout = 0
     kill_signal = run.get("kill_signal", "")
     if kill_signal and (not isinstance(kill_signal, str) or not SIGNAL_RE.match(kill_signal)):
@@ -163,8 +197,11 @@ def load_template(path: Path) -> ServiceTemplate:
 
     port_label = iface.get("port", ports[0].label if ports else "")
     if not isinstance(port_label, str) or port_label not in {p.label for p in ports}:
-        bad(("interface", "port"), f"{cut(port_label)} is not one of run.ports",
-            "name the port dependents connect to")
+        bad(
+            ("interface", "port"),
+            f"{cut(port_label)} is not one of run.ports",
+            "name the port dependents connect to",
+        )
         port_label = ""
     protocol = iface.get("protocol", "tcp")
     if not isinstance(protocol, str) or not protocol.isidentifier():
@@ -175,7 +212,7 @@ def load_template(path: Path) -> ServiceTemplate:
     for part, tab in (("env", ienv), ("extra", extra)):
         for k, v in tab.items():
             if not re.match(r"^[A-Z0-9_]{1,64}\Z", k) or not isinstance(v, str):
-                bad(("interface", part, k), "entries are SUFFIX = \"pattern\" (upper-case suffix)")
+                bad(("interface", part, k), 'entries are SUFFIX = "pattern" (upper-case suffix)')
             else:
                 _check_pattern(v, ("interface", part, k), bad, envd, secret_items)
     for key in ("url", "credentials"):
@@ -186,17 +223,23 @@ def load_template(path: Path) -> ServiceTemplate:
             _check_pattern(v, ("interface", key), bad, envd, ())
     fallback = iface.get("zone_fallback", True)
     if not isinstance(fallback, bool):
-        bad(("interface", "zone_fallback"), "must be true or false",
-            "false for stateful services: a dependent waits for its own zone's instance")
+        bad(
+            ("interface", "zone_fallback"),
+            "must be true or false",
+            "false for stateful services: a dependent waits for its own zone's instance",
+        )
         fallback = True
     description = data.get("description", "")
     if not isinstance(description, str):
         bad(("description",), "must be a string")
     if ck.problems:
-        ck.problems.sort(key=lambda p: [int(x) if x.isdigit() else 0 for x in p.location.rsplit(":", 2)[1:]])
+        ck.problems.sort(
+            key=lambda p: [int(x) if x.isdigit() else 0 for x in p.location.rsplit(":", 2)[1:]]
+        )
         n = len(ck.problems)
-        raise TemplateError(f"{path}: {n} problem{'s' if n > 1 else ''} in service template {name!r}",
-                            ck.problems)
+        raise TemplateError(
+            f"{path}: {n} problem{'s' if n > 1 else ''} in service template {name!r}", ck.problems
+        )
     return ServiceTemplate(
         name=name,
         description=description,
@@ -238,8 +281,11 @@ def _state(raw: Any, ck: FieldChecker) -> State | None:
     path, size, storage = t.get("path", ""), t.get("size", 1024), t.get("storage", "")
     ok = True
     if not isinstance(path, str) or not path.startswith("/") or "{" in path or "\n" in path:
-        ck.add(("state", "path"), "must be an absolute path inside the container",
-               'where the image keeps its data, e.g. path = "/var/lib/postgresql/data"')
+        ck.add(
+            ("state", "path"),
+            "must be an absolute path inside the container",
+            'where the image keeps its data, e.g. path = "/var/lib/postgresql/data"',
+        )
         ok = False
     if not isinstance(size, int) or isinstance(size, bool) or size < 10:
         ck.add(("state", "size"), "must be a size in MB (at least 10)", "e.g. size = 1024")
@@ -247,7 +293,11 @@ def _state(raw: Any, ck: FieldChecker) -> State | None:
     elif ck.number(size, ("state", "size"), "size") is None:
         ok = False
     if storage not in ("", *STORAGES):
-        ck.add(("state", "storage"), f"unknown storage mode {cut(storage)}", "use " + ", ".join(STORAGES))
+        ck.add(
+            ("state", "storage"),
+            f"unknown storage mode {cut(storage)}",
+            "use " + ", ".join(STORAGES),
+        )
         ok = False
     return State(path, size, storage) if ok else None
 
@@ -276,7 +326,7 @@ def toml_positions(text: str) -> dict[tuple[Any, ...], tuple[int, int]]:
             continue
         key = table + parts(m.group(1))
         pos.setdefault(key, (ln, m.start(1) + 1))
-        rest = line[m.end():]
+        rest = line[m.end() :]
         if rest.lstrip().startswith("{"):  # inline table: its keys are on this line
             base = len(line) - len(rest)
             for im in re.finditer(r"[{,]\s*([A-Za-z0-9_\-]+)\s*=", rest):
@@ -284,8 +334,13 @@ def toml_positions(text: str) -> dict[tuple[Any, ...], tuple[int, int]]:
     return pos
 
 
-def _check_pattern(value: str, key: tuple[Any, ...], bad: Callable[..., None],
-                   env: dict[str, Any], secret_items: Collection[str]) -> None:
+def _check_pattern(
+    value: str,
+    key: tuple[Any, ...],
+    bad: Callable[..., None],
+    env: dict[str, Any],
+    secret_items: Collection[str],
+) -> None:
     # Patterns end up inside consul-template text and env files: no delimiters, no newlines.
     for ph in _PLACEHOLDER_RE.findall(value):
         kind, _, item = ph.partition(".")
@@ -294,10 +349,16 @@ def _check_pattern(value: str, key: tuple[Any, ...], bad: Callable[..., None],
                 bad(key, f"{{{ph}}}: {item} is not in run.env", "name one of run.env's variables")
         elif kind == "secret" and item:
             if item not in secret_items:
-                bad(key, f"{{{ph}}}: {item} is not in run.secrets",
-                    "secrets reach dependents only from the interface's own credentials")
+                bad(
+                    key,
+                    f"{{{ph}}}: {item} is not in run.secrets",
+                    "secrets reach dependents only from the interface's own credentials",
+                )
         elif ph not in PLACEHOLDERS:
-            bad(key, f"unknown placeholder {{{ph}}}", "known: " + ", ".join(sorted(PLACEHOLDERS)) +
-                ", {env.NAME}, {secret.ITEM}")
+            bad(
+                key,
+                f"unknown placeholder {{{ph}}}",
+                "known: " + ", ".join(sorted(PLACEHOLDERS)) + ", {env.NAME}, {secret.ITEM}",
+            )
     if "{{" in value or "}}" in value or "\n" in value:
         bad(key, "must not contain '{{', '}}' or newlines")

@@ -49,15 +49,28 @@ class GraphFormat(str, Enum):
     mermaid = "mermaid"
 
 
-ManifestArg = Annotated[str, typer.Argument(help="The manifest (JSON), e.g. examples/dockland.json.")]
-ZonesOpt = Annotated[str | None, typer.Option(
-    "--zones", help="Comma-separated zones (env NOMADGEN_ZONES; default: zone-a,zone-b,zone-c).")]
-TemplatesOpt = Annotated[str | None, typer.Option(
-    "--templates", help="Folder of <service>.toml templates; yours win over the packaged ones.")]
-ConfigOpt = Annotated[str | None, typer.Option(
-    "--config", help="Config file (default: ./nomadgen.toml if present).")]
-NameOpt = Annotated[str | None, typer.Option(
-    "--name", help="Manifest name (owner of the jobs) (default: the file name).")]
+ManifestArg = Annotated[
+    str, typer.Argument(help="The manifest (JSON), e.g. examples/dockland.json.")
+]
+ZonesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--zones", help="Comma-separated zones (env NOMADGEN_ZONES; default: zone-a,zone-b,zone-c)."
+    ),
+]
+TemplatesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--templates", help="Folder of <service>.toml templates; yours win over the packaged ones."
+    ),
+]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", help="Config file (default: ./nomadgen.toml if present).")
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Manifest name (owner of the jobs) (default: the file name)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -92,7 +105,9 @@ def _guarded(error_code: int | None = None) -> Callable[[_F], _F]:
                     _err("".join(traceback.format_exception(exc)).rstrip("\n"))
                 else:
                     _err(f"internal error: {type(exc).__name__}: {exc}")
-                    _err("  hint: this is a bug in nomadgen; run again with --debug for the traceback")
+                    _err(
+                        "  hint: this is a bug in nomadgen; run again with --debug for the traceback"
+                    )
                 raise typer.Exit(error_code or EXIT_INTERNAL) from None
 
         return inner  # type: ignore[return-value]
@@ -109,20 +124,47 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
-          version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                                help="Print nomadgen's version and exit.")] = False) -> None:
+def _main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print nomadgen's version and exit.",
+        ),
+    ] = False,
+) -> None:
     _state["debug"] = debug
 
 
-EnvOpt = Annotated[str | None, typer.Option(
-    "--env", help="Environment from nomadgen.toml's [env.NAME] (env NOMADGEN_ENV).", rich_help_panel="Environment")]
-VarFileOpt = Annotated[list[str] | None, typer.Option(
-    "--var-file", help="Per-set values, JSON or TOML: {\"psql:app\": {\"image\": ...}} (repeatable).",
-    rich_help_panel="Environment")]
-SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="One value: SET.FIELD=VALUE, e.g. psql:app.resources.memory=2048 (repeatable).",
-    rich_help_panel="Environment")]
+EnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--env",
+        help="Environment from nomadgen.toml's [env.NAME] (env NOMADGEN_ENV).",
+        rich_help_panel="Environment",
+    ),
+]
+VarFileOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--var-file",
+        help='Per-set values, JSON or TOML: {"psql:app": {"image": ...}} (repeatable).',
+        rich_help_panel="Environment",
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="One value: SET.FIELD=VALUE, e.g. psql:app.resources.memory=2048 (repeatable).",
+        rich_help_panel="Environment",
+    ),
+]
 _ENVIRONMENT = {"env": (EnvOpt, None), "var_file": (VarFileOpt, None), "set_values": (SetOpt, None)}
 
 
@@ -130,8 +172,10 @@ def _with_environment(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Adds --env, --var-file and --set to a command (declared once, here); the config loaders
     below read them."""
     sig = inspect.signature(fn, eval_str=True)
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
-             for name, (ann, default) in _ENVIRONMENT.items()]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, (ann, default) in _ENVIRONMENT.items()
+    ]
 
     @functools.wraps(fn)
     def inner(*args: Any, **kwargs: Any) -> Any:
@@ -144,12 +188,16 @@ def _with_environment(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _env_args() -> dict[str, Any]:
     e = _state.get("environment") or {}
-    return {"environment": e.get("env"), "var_files": tuple(e.get("var_file") or ()),
-            "sets": tuple(e.get("set_values") or ())}
+    return {
+        "environment": e.get("env"),
+        "var_files": tuple(e.get("var_file") or ()),
+        "sets": tuple(e.get("set_values") or ()),
+    }
 
 
-def _config(zones: str | None = None, templates: str | None = None,
-            config: str | None = None) -> Config:
+def _config(
+    zones: str | None = None, templates: str | None = None, config: str | None = None
+) -> Config:
     from .settings import load_config
 
     return load_config(zones=zones, templates=templates, config=config, **_env_args())
@@ -160,9 +208,16 @@ def _config(zones: str | None = None, templates: str | None = None,
 @_with_environment
 def render(
     manifest: ManifestArg,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="hcl for people, json for the API.")] = Format.hcl,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write one file per job here.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="With --out: write into a folder that holds other files.")] = False,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="hcl for people, json for the API.")
+    ] = Format.hcl,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write one file per job here.")
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --out: write into a folder that holds other files."),
+    ] = False,
     job: Annotated[str | None, typer.Option("--job", help="Print only this job.")] = None,
     zones: ZonesOpt = None,
     templates: TemplatesOpt = None,
@@ -175,20 +230,30 @@ def render(
     cfg = _config(zones, templates, config)
     if out is None and job is None and fmt is Format.json:
         result = build(manifest, cfg, name)  # one JSON object holding every job
-        typer.echo(json.dumps({j.id: {"Job": j.api} for j in result.jobs}, indent=2,
-                              sort_keys=True, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {j.id: {"Job": j.api} for j in result.jobs},
+                indent=2,
+                sort_keys=True,
+                ensure_ascii=False,
+            )
+        )
         return
     with no_gc():
         _, plan = build_resolution(manifest, cfg, name)
     files = render_files(plan, cfg.render, fmt.value, only=job)
     if job is not None and not files:
-        raise NomadgenError(f"no job {job!r} in this manifest",
-                            hint="jobs: " + ", ".join(s.job_id for s in plan.sets if s.job_hosted))
+        raise NomadgenError(
+            f"no job {job!r} in this manifest",
+            hint="jobs: " + ", ".join(s.job_id for s in plan.sets if s.job_hosted),
+        )
     if out is None:
         if job is not None:
             typer.echo(next(iter(files.values())), nl=False)
         else:
-            typer.echo("\n".join(f"# --- {fname}\n{text}" for fname, text in files.items()), nl=False)
+            typer.echo(
+                "\n".join(f"# --- {fname}\n{text}" for fname, text in files.items()), nl=False
+            )
         return
     from . import names
     from .files import write_tree
@@ -199,8 +264,10 @@ def render(
         for kv in interfaces(plan, cfg.render):
             entries["interfaces/" + names.service_of_key(kv.key) + ".json"] = kv.value.decode()
     stale = write_tree(out, entries, force=force)
-    _err(f"wrote {len(files)} job(s) and {len(entries) - len(files)} interface(s) to {out}" +
-         (f"; removed {len(stale)} file(s) of jobs no longer rendered" if stale else ""))
+    _err(
+        f"wrote {len(files)} job(s) and {len(entries) - len(files)} interface(s) to {out}"
+        + (f"; removed {len(stale)} file(s) of jobs no longer rendered" if stale else "")
+    )
 
 
 @app.command()
@@ -228,7 +295,9 @@ def resolve(
 def graph(
     manifest: ManifestArg,
     fmt: Annotated[GraphFormat, typer.Option("--format", "-f")] = GraphFormat.dot,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write graph.dot and graph.mmd here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write graph.dot and graph.mmd here.")
+    ] = None,
     zones: ZonesOpt = None,
     templates: TemplatesOpt = None,
     config: ConfigOpt = None,
@@ -252,7 +321,10 @@ def graph(
 @_guarded()
 def diff(
     manifest: ManifestArg,
-    envs: Annotated[list[str], typer.Option("--env", help="Two environments to compare: --env stage --env prod.")],
+    envs: Annotated[
+        list[str],
+        typer.Option("--env", help="Two environments to compare: --env stage --env prod."),
+    ],
     as_json: JsonOpt = False,
     templates: TemplatesOpt = None,
     config: ConfigOpt = None,
@@ -300,7 +372,9 @@ def templates(templates: TemplatesOpt = None) -> None:
 @app.command()
 @_guarded()
 def schema(
-    config: Annotated[bool, typer.Option("--config", help="The schema of nomadgen.toml instead.")] = False,
+    config: Annotated[
+        bool, typer.Option("--config", help="The schema of nomadgen.toml instead.")
+    ] = False,
 ) -> None:
     """Print the manifest's JSON Schema (for editors); --config: nomadgen.toml's."""
     which = "config.schema.json" if config else "manifest.schema.json"
@@ -309,32 +383,106 @@ def schema(
 
 # --- Commands that talk to a cluster ----------------------------------------------------------
 
-NomadAddr = Annotated[str | None, typer.Option("--nomad-addr", help="(env NOMAD_ADDR; default http://127.0.0.1:4646)", rich_help_panel="Nomad")]
-NomadTokenFile = Annotated[str | None, typer.Option("--nomad-token-file", help="Read the ACL token from this file (env NOMAD_TOKEN, NOMAD_TOKEN_FILE).", rich_help_panel="Nomad")]
-NomadCACert = Annotated[str | None, typer.Option("--nomad-ca-cert", help="(env NOMAD_CACERT)", rich_help_panel="Nomad")]
-NomadNamespace = Annotated[str | None, typer.Option("--namespace", help="(env NOMAD_NAMESPACE)", rich_help_panel="Nomad")]
-SkipVerify = Annotated[bool, typer.Option("--tls-skip-verify", help="Do not verify TLS certificates (NOMAD_SKIP_VERIFY, CONSUL_HTTP_SSL_VERIFY=false); not for production.")]
-ConsulAddr = Annotated[str | None, typer.Option("--consul-addr", help="(env CONSUL_HTTP_ADDR; default 127.0.0.1:8500)", rich_help_panel="Consul")]
-ConsulTokenFile = Annotated[str | None, typer.Option("--consul-token-file", help="(env CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE)", rich_help_panel="Consul")]
-ConsulCACert = Annotated[str | None, typer.Option("--consul-ca-cert", help="(env CONSUL_CACERT)", rich_help_panel="Consul")]
-NomadClientCert = Annotated[str | None, typer.Option("--nomad-client-cert", help="(env NOMAD_CLIENT_CERT)", rich_help_panel="Nomad")]
-NomadClientKey = Annotated[str | None, typer.Option("--nomad-client-key", help="(env NOMAD_CLIENT_KEY)", rich_help_panel="Nomad")]
-NomadRegion = Annotated[str | None, typer.Option("--region", help="(env NOMAD_REGION)", rich_help_panel="Nomad")]
-ConsulClientCert = Annotated[str | None, typer.Option("--consul-client-cert", help="(env CONSUL_CLIENT_CERT)", rich_help_panel="Consul")]
-ConsulClientKey = Annotated[str | None, typer.Option("--consul-client-key", help="(env CONSUL_CLIENT_KEY)", rich_help_panel="Consul")]
-HttpTimeout = Annotated[float | None, typer.Option("--http-timeout", help="Seconds one request to Nomad or Consul may take (env NOMADGEN_HTTP_TIMEOUT; default 10).")]
-ZoneAttr = Annotated[str | None, typer.Option("--zone-attribute", help="Node property that names a zone (default ${node.datacenter}; e.g. ${meta.zone}).")]
+NomadAddr = Annotated[
+    str | None,
+    typer.Option(
+        "--nomad-addr",
+        help="(env NOMAD_ADDR; default http://127.0.0.1:4646)",
+        rich_help_panel="Nomad",
+    ),
+]
+NomadTokenFile = Annotated[
+    str | None,
+    typer.Option(
+        "--nomad-token-file",
+        help="Read the ACL token from this file (env NOMAD_TOKEN, NOMAD_TOKEN_FILE).",
+        rich_help_panel="Nomad",
+    ),
+]
+NomadCACert = Annotated[
+    str | None, typer.Option("--nomad-ca-cert", help="(env NOMAD_CACERT)", rich_help_panel="Nomad")
+]
+NomadNamespace = Annotated[
+    str | None, typer.Option("--namespace", help="(env NOMAD_NAMESPACE)", rich_help_panel="Nomad")
+]
+SkipVerify = Annotated[
+    bool,
+    typer.Option(
+        "--tls-skip-verify",
+        help="Do not verify TLS certificates (NOMAD_SKIP_VERIFY, CONSUL_HTTP_SSL_VERIFY=false); not for production.",
+    ),
+]
+ConsulAddr = Annotated[
+    str | None,
+    typer.Option(
+        "--consul-addr",
+        help="(env CONSUL_HTTP_ADDR; default 127.0.0.1:8500)",
+        rich_help_panel="Consul",
+    ),
+]
+ConsulTokenFile = Annotated[
+    str | None,
+    typer.Option(
+        "--consul-token-file",
+        help="(env CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE)",
+        rich_help_panel="Consul",
+    ),
+]
+ConsulCACert = Annotated[
+    str | None,
+    typer.Option("--consul-ca-cert", help="(env CONSUL_CACERT)", rich_help_panel="Consul"),
+]
+NomadClientCert = Annotated[
+    str | None,
+    typer.Option("--nomad-client-cert", help="(env NOMAD_CLIENT_CERT)", rich_help_panel="Nomad"),
+]
+NomadClientKey = Annotated[
+    str | None,
+    typer.Option("--nomad-client-key", help="(env NOMAD_CLIENT_KEY)", rich_help_panel="Nomad"),
+]
+NomadRegion = Annotated[
+    str | None, typer.Option("--region", help="(env NOMAD_REGION)", rich_help_panel="Nomad")
+]
+ConsulClientCert = Annotated[
+    str | None,
+    typer.Option("--consul-client-cert", help="(env CONSUL_CLIENT_CERT)", rich_help_panel="Consul"),
+]
+ConsulClientKey = Annotated[
+    str | None,
+    typer.Option("--consul-client-key", help="(env CONSUL_CLIENT_KEY)", rich_help_panel="Consul"),
+]
+HttpTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--http-timeout",
+        help="Seconds one request to Nomad or Consul may take (env NOMADGEN_HTTP_TIMEOUT; default 10).",
+    ),
+]
+ZoneAttr = Annotated[
+    str | None,
+    typer.Option(
+        "--zone-attribute",
+        help="Node property that names a zone (default ${node.datacenter}; e.g. ${meta.zone}).",
+    ),
+]
 
 
 # The connection options every cluster command takes: (annotation, default).
 _CONNECTION = {
-    "nomad_addr": (NomadAddr, None), "nomad_token_file": (NomadTokenFile, None),
-    "nomad_ca_cert": (NomadCACert, None), "nomad_client_cert": (NomadClientCert, None),
-    "nomad_client_key": (NomadClientKey, None), "namespace": (NomadNamespace, None),
-    "region": (NomadRegion, None), "consul_addr": (ConsulAddr, None),
-    "consul_token_file": (ConsulTokenFile, None), "consul_ca_cert": (ConsulCACert, None),
-    "consul_client_cert": (ConsulClientCert, None), "consul_client_key": (ConsulClientKey, None),
-    "tls_skip_verify": (SkipVerify, False), "http_timeout": (HttpTimeout, None),
+    "nomad_addr": (NomadAddr, None),
+    "nomad_token_file": (NomadTokenFile, None),
+    "nomad_ca_cert": (NomadCACert, None),
+    "nomad_client_cert": (NomadClientCert, None),
+    "nomad_client_key": (NomadClientKey, None),
+    "namespace": (NomadNamespace, None),
+    "region": (NomadRegion, None),
+    "consul_addr": (ConsulAddr, None),
+    "consul_token_file": (ConsulTokenFile, None),
+    "consul_ca_cert": (ConsulCACert, None),
+    "consul_client_cert": (ConsulClientCert, None),
+    "consul_client_key": (ConsulClientKey, None),
+    "tls_skip_verify": (SkipVerify, False),
+    "http_timeout": (HttpTimeout, None),
 }
 
 
@@ -361,16 +509,21 @@ def _with_connection(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Adds the connection options to a command's signature (Typer reads the signature) and
     hands them to it as one `conn` Connection, so each command declares them once, here."""
     sig = inspect.signature(fn, eval_str=True)
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
-             for name, (ann, default) in _CONNECTION.items()]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, (ann, default) in _CONNECTION.items()
+    ]
 
     @functools.wraps(fn)
     def inner(*args: Any, **kwargs: Any) -> Any:
-        conn = Connection(**{name: kwargs.pop(name, default) for name, (_, default) in _CONNECTION.items()})
+        conn = Connection(
+            **{name: kwargs.pop(name, default) for name, (_, default) in _CONNECTION.items()}
+        )
         return fn(*args, conn=conn, **kwargs)
 
     inner.__signature__ = sig.replace(  # type: ignore[attr-defined]
-        parameters=[p for p in sig.parameters.values() if p.name != "conn"] + extra)
+        parameters=[p for p in sig.parameters.values() if p.name != "conn"] + extra
+    )
     return inner
 
 
@@ -380,29 +533,53 @@ def _connect(conn: Connection) -> tuple[NomadBackend, ConsulBackend]:
 
     # Tokens come only from the environment or files: a flag would land in shell history.
     skip = True if conn.tls_skip_verify else None
-    n = nomad_endpoint(address=conn.nomad_addr, token_file=conn.nomad_token_file,
-                       ca_cert=conn.nomad_ca_cert, namespace=conn.namespace, region=conn.region,
-                       client_cert=conn.nomad_client_cert, client_key=conn.nomad_client_key,
-                       skip_verify=skip, timeout=conn.http_timeout)
-    c = consul_endpoint(address=conn.consul_addr, token_file=conn.consul_token_file,
-                        ca_cert=conn.consul_ca_cert, client_cert=conn.consul_client_cert,
-                        client_key=conn.consul_client_key, skip_verify=skip,
-                        timeout=conn.http_timeout)
+    n = nomad_endpoint(
+        address=conn.nomad_addr,
+        token_file=conn.nomad_token_file,
+        ca_cert=conn.nomad_ca_cert,
+        namespace=conn.namespace,
+        region=conn.region,
+        client_cert=conn.nomad_client_cert,
+        client_key=conn.nomad_client_key,
+        skip_verify=skip,
+        timeout=conn.http_timeout,
+    )
+    c = consul_endpoint(
+        address=conn.consul_addr,
+        token_file=conn.consul_token_file,
+        ca_cert=conn.consul_ca_cert,
+        client_cert=conn.consul_client_cert,
+        client_key=conn.consul_client_key,
+        skip_verify=skip,
+        timeout=conn.http_timeout,
+    )
     return connect(n, c)  # each client warns once if it does not verify TLS
 
 
-def _online_config(zones: str | None, templates: str | None, config: str | None,
-                   zone_attribute: str | None, namespace: str | None) -> Config:
+def _online_config(
+    zones: str | None,
+    templates: str | None,
+    config: str | None,
+    zone_attribute: str | None,
+    namespace: str | None,
+) -> Config:
     from .settings import load_config
 
-    return load_config(zones=zones, templates=templates, config=config,
-                       zone_attribute=zone_attribute, namespace=namespace, **_env_args())
+    return load_config(
+        zones=zones,
+        templates=templates,
+        config=config,
+        zone_attribute=zone_attribute,
+        namespace=namespace,
+        **_env_args(),
+    )
 
 
 def _cluster(conn: Connection, cfg: Config) -> tuple[NomadBackend, ConsulBackend]:
     """Connections in the environment's Nomad namespace and region."""
-    return _connect(conn._replace(namespace=cfg.render.namespace,
-                                  region=cfg.render.region or conn.region))
+    return _connect(
+        conn._replace(namespace=cfg.render.namespace, region=cfg.render.region or conn.region)
+    )
 
 
 @app.command()
@@ -412,10 +589,17 @@ def _cluster(conn: Connection, cfg: Config) -> tuple[NomadBackend, ConsulBackend
 def plan(
     manifest: ManifestArg,
     as_json: JsonOpt = False,
-    prune: Annotated[bool, typer.Option("--prune", help="Show the owned jobs that submit --prune would stop.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every field of new jobs too.")] = False,
-    zones: ZonesOpt = None, templates: TemplatesOpt = None, config: ConfigOpt = None,
-    name: NameOpt = None, zone_attribute: ZoneAttr = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Show the owned jobs that submit --prune would stop.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Every field of new jobs too.")
+    ] = False,
+    zones: ZonesOpt = None,
+    templates: TemplatesOpt = None,
+    config: ConfigOpt = None,
+    name: NameOpt = None,
+    zone_attribute: ZoneAttr = None,
     conn: Connection = Connection(),
 ) -> None:
     """Show what submit would change: job diffs, interfaces, stale jobs, reloads.
@@ -426,12 +610,19 @@ def plan(
     cfg = _online_config(zones, templates, config, zone_attribute, conn.namespace)
     nomad, consul = _cluster(conn, cfg)
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune)
-    if not consul.ep.token and all(k.modify_index == 0 for k in prep.changes.kv + prep.changes.push):
-        _err("warning: no Consul token is set and no key of this manifest is readable: with "
-             "Consul ACLs, keys hidden from the anonymous token show as new (set CONSUL_HTTP_TOKEN)")
+    if not consul.ep.token and all(
+        k.modify_index == 0 for k in prep.changes.kv + prep.changes.push
+    ):
+        _err(
+            "warning: no Consul token is set and no key of this manifest is readable: with "
+            "Consul ACLs, keys hidden from the anonymous token show as new (set CONSUL_HTTP_TOKEN)"
+        )
     if as_json:
-        typer.echo(json.dumps({**prep.changes.to_json(), "data": [d.to_json() for d in prep.data]},
-                              indent=2))
+        typer.echo(
+            json.dumps(
+                {**prep.changes.to_json(), "data": [d.to_json() for d in prep.data]}, indent=2
+            )
+        )
     else:
         typer.echo(changeset_text(prep.changes, prep.zones_source, verbose) + data_text(prep.data))
     raise typer.Exit(1 if prep.changes.changed else 0)
@@ -444,14 +635,31 @@ def plan(
 def submit(
     manifest: ManifestArg,
     as_json: JsonOpt = False,
-    prune: Annotated[bool, typer.Option("--prune", help="Stop jobs this manifest owns and no longer declares.")] = False,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for each layer to be healthy before the next.")] = True,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for health, in all.")] = 300.0,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight at once.")] = 16,
-    allow_data_loss: Annotated[bool, typer.Option(
-        "--allow-data-loss", help="Apply a change that replaces stateful instances without their data.")] = False,
-    zones: ZonesOpt = None, templates: TemplatesOpt = None, config: ConfigOpt = None,
-    name: NameOpt = None, zone_attribute: ZoneAttr = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Stop jobs this manifest owns and no longer declares.")
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait/--no-wait", help="Wait for each layer to be healthy before the next."),
+    ] = True,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for health, in all.")
+    ] = 300.0,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight at once.")
+    ] = 16,
+    allow_data_loss: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-loss",
+            help="Apply a change that replaces stateful instances without their data.",
+        ),
+    ] = False,
+    zones: ZonesOpt = None,
+    templates: TemplatesOpt = None,
+    config: ConfigOpt = None,
+    name: NameOpt = None,
+    zone_attribute: ZoneAttr = None,
     conn: Connection = Connection(),
 ) -> None:
     """Converge the cluster on the manifest: interfaces, then jobs in dependency order."""
@@ -484,8 +692,9 @@ def submit(
         if lock is not None:
             again = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, dry_run=False)
             if fingerprint(again.changes) != fingerprint(prep.changes):  # changed meanwhile
-                prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune,
-                               concurrency=concurrency)
+                prep = prepare(
+                    manifest, cfg, nomad, consul, name=name, prune=prune, concurrency=concurrency
+                )
                 if not allow_data_loss:
                     refuse_data_loss(prep)
 
@@ -495,8 +704,16 @@ def submit(
             printer(step)
 
         try:
-            report = apply(prep.changes, nomad, consul, cfg.render, wait=wait, timeout=timeout,
-                           concurrency=concurrency, progress=progress)
+            report = apply(
+                prep.changes,
+                nomad,
+                consul,
+                cfg.render,
+                wait=wait,
+                timeout=timeout,
+                concurrency=concurrency,
+                progress=progress,
+            )
         except ApplyError as exc:
             if as_json:
                 typer.echo(json.dumps(exc.report.to_json(), indent=2))
@@ -516,7 +733,9 @@ def submit(
 @_with_connection
 def status(
     manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
-    as_json: JsonOpt = False, config: ConfigOpt = None, name: NameOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    name: NameOpt = None,
     zone_attribute: ZoneAttr = None,
     conn: Connection = Connection(),
 ) -> None:
@@ -529,10 +748,18 @@ def status(
     nomad, consul = _cluster(conn, cfg)
     from .operations import check_manifest_name
 
-    rows, record = get_status(owner(check_manifest_name(name or _manifest_name(manifest)), cfg.render.scope), cfg, nomad, consul)
+    rows, record = get_status(
+        owner(check_manifest_name(name or _manifest_name(manifest)), cfg.render.scope),
+        cfg,
+        nomad,
+        consul,
+    )
     if as_json:
-        typer.echo(json.dumps([{**r._asdict(), "data": [d._asdict() for d in r.data]} for r in rows],
-                              indent=2))
+        typer.echo(
+            json.dumps(
+                [{**r._asdict(), "data": [d._asdict() for d in r.data]} for r in rows], indent=2
+            )
+        )
     else:
         typer.echo(status_text(record["manifest"], rows))
 
@@ -544,7 +771,8 @@ def status(
 def destroy(
     manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    config: ConfigOpt = None, name: NameOpt = None,
+    config: ConfigOpt = None,
+    name: NameOpt = None,
     conn: Connection = Connection(),
 ) -> None:
     """Stop and purge every job this manifest owns and remove its Consul KV keys."""
@@ -559,15 +787,24 @@ def destroy(
     jobs = owned_jobs(mname, nomad)
     if not yes:
         if not sys.stdin.isatty():
-            raise NomadgenError("destroy needs confirmation", hint="pass --yes to confirm without a terminal")
-        typer.confirm(f"Stop and purge {len(jobs)} job(s) of manifest {mname} "
-                      f"({', '.join(jobs) or 'none'}) and remove its KV keys?", abort=True)
+            raise NomadgenError(
+                "destroy needs confirmation", hint="pass --yes to confirm without a terminal"
+            )
+        typer.confirm(
+            f"Stop and purge {len(jobs)} job(s) of manifest {mname} "
+            f"({', '.join(jobs) or 'none'}) and remove its KV keys?",
+            abort=True,
+        )
     done = do_destroy(mname, cfg, nomad, consul)
-    typer.echo(f"stopped and purged {len(done.jobs)} job(s); removed {done.keys} KV key(s)" +
-               (f"; deregistered {len(done.services)} external service(s)" if done.services else ""))
+    typer.echo(
+        f"stopped and purged {len(done.jobs)} job(s); removed {done.keys} KV key(s)"
+        + (f"; deregistered {len(done.services)} external service(s)" if done.services else "")
+    )
     if done.kept_keys:
-        _err(f"kept {len(done.kept_keys)} key(s) under the manifest's prefix that nomadgen did not "
-             f"write: {', '.join(done.kept_keys[:5])}" + (" ..." if len(done.kept_keys) > 5 else ""))
+        _err(
+            f"kept {len(done.kept_keys)} key(s) under the manifest's prefix that nomadgen did not "
+            f"write: {', '.join(done.kept_keys[:5])}" + (" ..." if len(done.kept_keys) > 5 else "")
+        )
 
 
 @interface_app.command("get")
@@ -575,10 +812,14 @@ def destroy(
 @_with_environment
 def interface_get(
     set_name: Annotated[str, typer.Argument(metavar="SET", help="A set, e.g. psql:app.")],
-    manifest: Annotated[str | None, typer.Option("--manifest", help="The manifest that publishes it.")] = None,
+    manifest: Annotated[
+        str | None, typer.Option("--manifest", help="The manifest that publishes it.")
+    ] = None,
     config: ConfigOpt = None,
-    consul_addr: ConsulAddr = None, consul_token_file: ConsulTokenFile = None,
-    consul_ca_cert: ConsulCACert = None, tls_skip_verify: SkipVerify = False,
+    consul_addr: ConsulAddr = None,
+    consul_token_file: ConsulTokenFile = None,
+    consul_ca_cert: ConsulCACert = None,
+    tls_skip_verify: SkipVerify = False,
 ) -> None:
     """Print a set's interface document and its healthy instances (JSON)."""
     from .backends import ConsulBackend
@@ -589,12 +830,21 @@ def interface_get(
     if manifest is not None:
         check_manifest_name(manifest)
     cfg = _online_config(None, None, config, None, None)
-    consul = ConsulBackend(consul_endpoint(address=consul_addr, token_file=consul_token_file,
-                                           ca_cert=consul_ca_cert,
-                                           skip_verify=True if tls_skip_verify else None))
+    consul = ConsulBackend(
+        consul_endpoint(
+            address=consul_addr,
+            token_file=consul_token_file,
+            ca_cert=consul_ca_cert,
+            skip_verify=True if tls_skip_verify else None,
+        )
+    )
     view = get(set_name, cfg, consul, manifest)
-    typer.echo(json.dumps({"key": view.key, "interface": view.document,
-                           "instances": list(view.instances)}, indent=2))
+    typer.echo(
+        json.dumps(
+            {"key": view.key, "interface": view.document, "instances": list(view.instances)},
+            indent=2,
+        )
+    )
 
 
 def _manifest_name(arg: str) -> str:
@@ -616,8 +866,11 @@ def main() -> None:
         # A short run that builds large acyclic structures: the cyclic collector would only
         # rescan the growing heap (super-linear on big manifests).
         gc.disable()
-        one = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False,
-                          context_settings={"help_option_names": ["-h", "--help"]})
+        one = typer.Typer(
+            add_completion=False,
+            pretty_exceptions_show_locals=False,
+            context_settings={"help_option_names": ["-h", "--help"]},
+        )
         one.callback()(_main)
         one.command(name)(fast[name])
         one(prog_name="nomadgen")

@@ -42,59 +42,96 @@ def plan_json(plan: Resolution) -> dict[str, Any]:
 
 def table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def plan_table(plan: Resolution) -> str:
     per_set: dict[str, Counter[str]] = {}
     for i in plan.instances:
         per_set.setdefault(i.set, Counter())[i.zone] += 1
-    rows = [["SET", "SCHEDULING", "INSTANCES"] + [z.upper() for z in plan.zones] + ["USED BY", "DEPENDS ON"]]
+    rows = [
+        ["SET", "SCHEDULING", "INSTANCES"]
+        + [z.upper() for z in plan.zones]
+        + ["USED BY", "DEPENDS ON"]
+    ]
     for s in plan.sets:
         c = per_set.get(s.name, Counter())
-        sched = f"external {s.external[0]}:{s.external[1]}" if s.external else \
-            s.kind + (f" (in {s.host})" if s.host else "")
-        rows.append([s.name, sched, str(s.instance_count)] + [str(c.get(z, 0)) for z in plan.zones]
-                    + [", ".join(s.users) or "-", ", ".join(s.depends) or "-"])
+        sched = (
+            f"external {s.external[0]}:{s.external[1]}"
+            if s.external
+            else s.kind + (f" (in {s.host})" if s.host else "")
+        )
+        rows.append(
+            [s.name, sched, str(s.instance_count)]
+            + [str(c.get(z, 0)) for z in plan.zones]
+            + [", ".join(s.users) or "-", ", ".join(s.depends) or "-"]
+        )
     order = " -> ".join("{" + ", ".join(layer) + "}" for layer in plan.layers)
-    return (f"manifest {plan.manifest}: {len(plan.sets)} sets, {len(plan.instances)} instances "
-            f"in {len(plan.zones)} zones\n\n" + table(rows) + f"\n\nsubmit order: {order}")
+    return (
+        f"manifest {plan.manifest}: {len(plan.sets)} sets, {len(plan.instances)} instances "
+        f"in {len(plan.zones)} zones\n\n" + table(rows) + f"\n\nsubmit order: {order}"
+    )
 
 
 def changeset_text(cs: ChangeSet, zones_source: str = "", verbose: bool = False) -> str:
     from .converge import Action, diff_summary, placement_failures
 
-    sign = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.STOP: "-",
-            Action.STALE: "!"}
-    out = [f"Plan for manifest {cs.manifest}: zones {', '.join(cs.plan.zones)}"
-           + (f" (from the {zones_source})" if zones_source else ""), ""]
+    sign = {
+        Action.CREATE: "+",
+        Action.UPDATE: "~",
+        Action.UNCHANGED: "=",
+        Action.STOP: "-",
+        Action.STALE: "!",
+    }
+    out = [
+        f"Plan for manifest {cs.manifest}: zones {', '.join(cs.plan.zones)}"
+        + (f" (from the {zones_source})" if zones_source else ""),
+        "",
+    ]
     for j in cs.jobs:
-        note = {Action.STALE: "owned, no longer declared; submit --prune stops it",
-                Action.STOP: "owned, no longer declared: will be stopped"}.get(j.action, j.action)
-        out.append(f"{sign[j.action]} job {j.id} ({note}, layer {j.layer + 1})"
-                   if j.action not in (Action.STOP, Action.STALE) else f"{sign[j.action]} job {j.id} ({note})")
+        note = {
+            Action.STALE: "owned, no longer declared; submit --prune stops it",
+            Action.STOP: "owned, no longer declared: will be stopped",
+        }.get(j.action, j.action)
+        out.append(
+            f"{sign[j.action]} job {j.id} ({note}, layer {j.layer + 1})"
+            if j.action not in (Action.STOP, Action.STALE)
+            else f"{sign[j.action]} job {j.id} ({note})"
+        )
         for line in diff_summary(j.dry_run, verbose):
             out.append("    " + line)
         for line in placement_failures(j.dry_run):
             out.append("    ! " + line)
     kv = Counter(k.action for k in cs.kv)
     out.append("")
-    out.append(f"interfaces: {kv.get(Action.PUT, 0)} to write, {kv.get(Action.DELETE, 0)} to delete, "
-               f"{kv.get(Action.UNCHANGED, 0)} unchanged")
+    out.append(
+        f"interfaces: {kv.get(Action.PUT, 0)} to write, {kv.get(Action.DELETE, 0)} to delete, "
+        f"{kv.get(Action.UNCHANGED, 0)} unchanged"
+    )
     for k in cs.kv:
         if k.action != Action.UNCHANGED:
-            out.append(f"  {'+' if k.action == Action.PUT and not k.modify_index else '~' if k.action == Action.PUT else '-'} {k.key}")
+            out.append(
+                f"  {'+' if k.action == Action.PUT and not k.modify_index else '~' if k.action == Action.PUT else '-'} {k.key}"
+            )
     for path, items in cs.credentials:
-        out.append(f"credentials: will generate {', '.join(items)} at {path} (Nomad Variables; never shown)")
+        out.append(
+            f"credentials: will generate {', '.join(items)} at {path} (Nomad Variables; never shown)"
+        )
     for pc in cs.policies:
         if pc.action != Action.UNCHANGED:
             verb = "will write" if pc.action == Action.PUT else "will delete"
-            out.append(f"acl policy {pc.name}: {verb}" +
-                       (f" (job {pc.job} reads {', '.join(pc.paths)})" if pc.paths else ""))
+            out.append(
+                f"acl policy {pc.name}: {verb}"
+                + (f" (job {pc.job} reads {', '.join(pc.paths)})" if pc.paths else "")
+            )
     for sc in cs.services:
         if sc.action != Action.UNCHANGED:
-            out.append(f"external service {sc.name}: {sc.action}" +
-                       (f" {sc.address}:{sc.port}" if sc.address else ""))
+            out.append(
+                f"external service {sc.name}: {sc.action}"
+                + (f" {sc.address}:{sc.port}" if sc.address else "")
+            )
     if cs.reloads:
         out.append("reloads (the changed sets and what depends on them):")
         for r in cs.reloads:
@@ -119,13 +156,19 @@ def progress_printer(enabled: bool = True, as_json: bool = False) -> Callable[[S
         if not enabled:
             return
         if as_json:
-            print(json.dumps({"t": round(time.monotonic() - t0, 3), **step._asdict()}),
-                  file=sys.stderr, flush=True)
+            print(
+                json.dumps({"t": round(time.monotonic() - t0, 3), **step._asdict()}),
+                file=sys.stderr,
+                flush=True,
+            )
             return
         mark = "ok" if step.ok else "FAILED"
         detail = f": {step.detail}" if step.detail else ""
-        print(f"[{time.monotonic() - t0:6.1f}s] {mark:<6} {step.what} {step.target}{detail}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{time.monotonic() - t0:6.1f}s] {mark:<6} {step.what} {step.target}{detail}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     return show
 
@@ -134,9 +177,11 @@ def report_text(report: Report, cs: ChangeSet) -> str:
     from .converge import Action
 
     registered = [s.target for s in report.steps if s.what == "register"]
-    out = [f"submitted manifest {report.manifest} in {report.seconds:.1f}s: "
-           f"{len(registered)} job(s) registered, {report.transactions} KV transaction(s), "
-           f"{report.writes} write(s)"]
+    out = [
+        f"submitted manifest {report.manifest} in {report.seconds:.1f}s: "
+        f"{len(registered)} job(s) registered, {report.transactions} KV transaction(s), "
+        f"{report.writes} write(s)"
+    ]
     unchanged = [j.id for j in cs.jobs if j.action == Action.UNCHANGED]
     if unchanged:
         out.append(f"unchanged (not registered again): {', '.join(unchanged)}")
@@ -157,15 +202,32 @@ def report_text(report: Report, cs: ChangeSet) -> str:
 def status_text(manifest: str, rows: Sequence[SetStatus]) -> str:
     table_rows = [["SET", "JOB", "STATE", "PLACEMENT (zone/node)", "HEALTHY", "INTERFACE", "DRIFT"]]
     for r in rows:
-        where = ", ".join(f"{z}/{n}" + ("" if st == "running" else f" ({st})") for z, n, st in r.placements)
-        table_rows.append([r.set, r.job, r.state, where or "-", f"{r.healthy}/{r.expected}",
-                           "published" if r.interface else "missing", r.drift])
-    lines = [f"  {d.name} on {d.node} ({d.storage}): {d.outcome}, {d.how}"
-             for r in rows for d in getattr(r, "data", ())]
+        where = ", ".join(
+            f"{z}/{n}" + ("" if st == "running" else f" ({st})") for z, n, st in r.placements
+        )
+        table_rows.append(
+            [
+                r.set,
+                r.job,
+                r.state,
+                where or "-",
+                f"{r.healthy}/{r.expected}",
+                "published" if r.interface else "missing",
+                r.drift,
+            ]
+        )
+    lines = [
+        f"  {d.name} on {d.node} ({d.storage}): {d.outcome}, {d.how}"
+        for r in rows
+        for d in getattr(r, "data", ())
+    ]
     waits = [f"  {r.set}: {w}" for r in rows for w in getattr(r, "waiting", ())]
-    return f"manifest {manifest}\n\n" + table(table_rows) + \
-        ("\n\ndata of stateful instances:\n" + "\n".join(lines) if lines else "") + \
-        ("\n\nwaiting:\n" + "\n".join(waits) if waits else "")
+    return (
+        f"manifest {manifest}\n\n"
+        + table(table_rows)
+        + ("\n\ndata of stateful instances:\n" + "\n".join(lines) if lines else "")
+        + ("\n\nwaiting:\n" + "\n".join(waits) if waits else "")
+    )
 
 
 def data_text(statements: Sequence[DataStatement]) -> str:

@@ -36,6 +36,7 @@ from .render import META_MANIFEST, META_SET, pretty_json, reads, workload_polici
 if TYPE_CHECKING:
     from .backends import ConsulAPI, Node, NomadAPI
 
+
 class Action(StrEnum):
     """What a change does to a job, a KV key, a policy or a service; converge decides it, console
     shows it. The values are the words of the JSON output."""
@@ -51,8 +52,13 @@ class Action(StrEnum):
     DELETE = "delete"
 
 
-CREATE, UPDATE, UNCHANGED, STOP, STALE = (Action.CREATE, Action.UPDATE, Action.UNCHANGED,
-                                          Action.STOP, Action.STALE)
+CREATE, UPDATE, UNCHANGED, STOP, STALE = (
+    Action.CREATE,
+    Action.UPDATE,
+    Action.UNCHANGED,
+    Action.STOP,
+    Action.STALE,
+)
 REGISTER, DEREGISTER = Action.REGISTER, Action.DEREGISTER
 PUT, DELETE = Action.PUT, Action.DELETE
 
@@ -116,26 +122,49 @@ class ChangeSet(NamedTuple):
 
     @property
     def changed(self) -> bool:
-        return any(j.action not in (UNCHANGED, STALE) for j in self.jobs) or \
-            any(k.action != UNCHANGED for k in self.kv) or \
-            any(s.action in (REGISTER, DEREGISTER) for s in self.services) or bool(self.credentials) or \
-            any(p.action != UNCHANGED for p in self.policies)
+        return (
+            any(j.action not in (UNCHANGED, STALE) for j in self.jobs)
+            or any(k.action != UNCHANGED for k in self.kv)
+            or any(s.action in (REGISTER, DEREGISTER) for s in self.services)
+            or bool(self.credentials)
+            or any(p.action != UNCHANGED for p in self.policies)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "manifest": self.manifest,
             "changed": self.changed,
-            "jobs": [{"job": j.id, "set": j.set, "action": j.action, "layer": j.layer,
-                      "diff": diff_summary(j.dry_run), "placement_failures": placement_failures(j.dry_run)}
-                     for j in self.jobs],
+            "jobs": [
+                {
+                    "job": j.id,
+                    "set": j.set,
+                    "action": j.action,
+                    "layer": j.layer,
+                    "diff": diff_summary(j.dry_run),
+                    "placement_failures": placement_failures(j.dry_run),
+                }
+                for j in self.jobs
+            ],
             "interfaces": [{"key": k.key, "action": k.action} for k in self.kv],
             "credentials_to_create": [path for path, _ in self.credentials],
-            "acl_policies": [{"policy": p.name, "job": p.job, "action": p.action, "reads": list(p.paths)}
-                             for p in self.policies],
-            "external_services": [{"service": s.name, "id": s.id, "action": s.action,
-                                   "address": s.address, "port": s.port} for s in self.services],
-            "reloads": [{"set": r.set, "job": r.job, "how": r.how, "because": list(r.because)}
-                        for r in self.reloads],
+            "acl_policies": [
+                {"policy": p.name, "job": p.job, "action": p.action, "reads": list(p.paths)}
+                for p in self.policies
+            ],
+            "external_services": [
+                {
+                    "service": s.name,
+                    "id": s.id,
+                    "action": s.action,
+                    "address": s.address,
+                    "port": s.port,
+                }
+                for s in self.services
+            ],
+            "reloads": [
+                {"set": r.set, "job": r.job, "how": r.how, "because": list(r.because)}
+                for r in self.reloads
+            ],
         }
 
 
@@ -159,9 +188,12 @@ class Report(NamedTuple):
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "manifest": self.manifest, "ok": self.ok, "seconds": round(self.seconds, 3),
+            "manifest": self.manifest,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
             "health": "checked" if self.waited else "not known yet (--no-wait)",
-            "writes": self.writes, "transactions": self.transactions,
+            "writes": self.writes,
+            "transactions": self.transactions,
             "applied": [s._asdict() for s in self.steps if s.ok],
             "failed": [s._asdict() for s in self.steps if not s.ok],
             "not_applied": list(self.not_applied),
@@ -178,9 +210,12 @@ class ApplyError(NomadgenError):
             Problem("applied: " + _summary(applied)),
             Problem("not applied: " + _summary(list(report.not_applied))),
         ]
-        super().__init__(f"submit stopped: {cause.subject}", problems,
-                         hint=(cause.hint + "; " if cause.hint else "") +
-                         "running submit again converges from here")
+        super().__init__(
+            f"submit stopped: {cause.subject}",
+            problems,
+            hint=(cause.hint + "; " if cause.hint else "")
+            + "running submit again converges from here",
+        )
         self.exit_code = cause.exit_code
         self.report = report
 
@@ -191,7 +226,11 @@ def _summary(items: list[str], shown: int = 6) -> str:
         return "nothing"
     if len(items) <= shown:
         return ", ".join(items)
-    return f"{len(items)}: " + ", ".join(items[:shown]) + f" and {len(items) - shown} more (--json lists all)"
+    return (
+        f"{len(items)}: "
+        + ", ".join(items[:shown])
+        + f" and {len(items) - shown} more (--json lists all)"
+    )
 
 
 def prefix_of(manifest: str, settings: RenderSettings) -> str:
@@ -210,9 +249,19 @@ def zones_from_nodes(nodes: Iterable[Node], zone_attribute: str) -> tuple[str, .
     return tuple(sorted(values))
 
 
-def observe(plan: Resolution, jobs: Iterable[Job], interfaces: Iterable[KVEntry], nomad: NomadAPI, consul: ConsulAPI,
-            settings: RenderSettings, *, manifest_text: str = "", prune: bool = False,
-            dry_run: bool = True, concurrency: int = 16) -> ChangeSet:
+def observe(
+    plan: Resolution,
+    jobs: Iterable[Job],
+    interfaces: Iterable[KVEntry],
+    nomad: NomadAPI,
+    consul: ConsulAPI,
+    settings: RenderSettings,
+    *,
+    manifest_text: str = "",
+    prune: bool = False,
+    dry_run: bool = True,
+    concurrency: int = 16,
+) -> ChangeSet:
     jobs = list(jobs)
     layer_of = {name: i for i, layer in enumerate(plan.layers) for name in layer}
     current = nomad.jobs()
@@ -227,24 +276,39 @@ def observe(plan: Resolution, jobs: Iterable[Job], interfaces: Iterable[KVEntry]
         meta = stub.get("Meta") or {}
         if meta.get(META_MANIFEST) != plan.manifest:
             owner = meta.get(META_MANIFEST)
-            problems.append(Problem(
-                f"job {j.id} already exists and is " +
-                (f"owned by manifest {owner!r}" if owner else "not managed by nomadgen"),
-                hint="rename the service, or stop that job first; nomadgen never touches jobs it does not own"))
+            problems.append(
+                Problem(
+                    f"job {j.id} already exists and is "
+                    + (f"owned by manifest {owner!r}" if owner else "not managed by nomadgen"),
+                    hint="rename the service, or stop that job first; nomadgen never touches jobs it does not own",
+                )
+            )
             continue
         # Changed or not is decided below from Nomad's plan diff against the live job, so a
         # change made by hand (count, image, constraint) is drift that submit converges back.
-        changes.append(JobChange(j.id, j.set, UPDATE, layer, j.api,
-                                 int(stub.get("JobModifyIndex") or 0)))
+        changes.append(
+            JobChange(j.id, j.set, UPDATE, layer, j.api, int(stub.get("JobModifyIndex") or 0))
+        )
     if problems:
         raise Conflict("jobs in the way", problems)
     wanted = {j.id for j in jobs}
     for jid in sorted(current):
         meta = current[jid].get("Meta") or {}
-        if meta.get(META_MANIFEST) == plan.manifest and jid not in wanted and \
-                not current[jid].get("Stop"):
-            changes.append(JobChange(jid, meta.get(META_SET, jid), STOP if prune else STALE,
-                                     len(plan.layers), None, int(current[jid].get("JobModifyIndex") or 0)))
+        if (
+            meta.get(META_MANIFEST) == plan.manifest
+            and jid not in wanted
+            and not current[jid].get("Stop")
+        ):
+            changes.append(
+                JobChange(
+                    jid,
+                    meta.get(META_SET, jid),
+                    STOP if prune else STALE,
+                    len(plan.layers),
+                    None,
+                    int(current[jid].get("JobModifyIndex") or 0),
+                )
+            )
 
     # Existing jobs are always planned: the diff is what says "changed". dry_run=False only
     # skips the dry runs of new jobs (a quick re-read that compares job indexes).
@@ -272,11 +336,16 @@ def observe(plan: Resolution, jobs: Iterable[Job], interfaces: Iterable[KVEntry]
             kv.append(KVChange(key, DELETE if prune else UNCHANGED, None, tree[key][1]))
 
     push = []
-    for key, value in ((names.push_key(root, "manifest"), manifest_text.encode()),
-                       (names.push_key(root, "plan"), plan_record(plan, jobs))):
+    for key, value in (
+        (names.push_key(root, "manifest"), manifest_text.encode()),
+        (names.push_key(root, "plan"), plan_record(plan, jobs)),
+    ):
         have = tree.get(key)
-        push.append(KVChange(key, UNCHANGED if have and have[0] == value else PUT, value,
-                             have[1] if have else 0))
+        push.append(
+            KVChange(
+                key, UNCHANGED if have and have[0] == value else PUT, value, have[1] if have else 0
+            )
+        )
 
     creds = []
     for s in plan.sets:
@@ -286,14 +355,22 @@ def observe(plan: Resolution, jobs: Iterable[Job], interfaces: Iterable[KVEntry]
                 creds.append((path, s.run.secret_items))
     ordered = sorted(changes, key=lambda c: (c.layer, c.id))
     services = _external_changes(plan, consul, prune)
-    return ChangeSet(plan.manifest, plan, tuple(ordered), tuple(kv),
-                     _reloads(plan, ordered, kv, settings, services),
-                     tuple(push), services, tuple(sorted(creds)),
-                     _policy_changes(plan, jobs, nomad, settings, prune))
+    return ChangeSet(
+        plan.manifest,
+        plan,
+        tuple(ordered),
+        tuple(kv),
+        _reloads(plan, ordered, kv, settings, services),
+        tuple(push),
+        services,
+        tuple(sorted(creds)),
+        _policy_changes(plan, jobs, nomad, settings, prune),
+    )
 
 
-def _policy_changes(plan: Resolution, jobs: list[Job], nomad: NomadAPI, settings: RenderSettings,
-                    prune: bool) -> tuple[PolicyChange, ...]:
+def _policy_changes(
+    plan: Resolution, jobs: list[Job], nomad: NomadAPI, settings: RenderSettings, prune: bool
+) -> tuple[PolicyChange, ...]:
     """On a cluster with ACLs, the job-scoped policies dependents need; none without ACLs."""
     have = nomad.acl_policies()
     if have is None:
@@ -304,17 +381,27 @@ def _policy_changes(plan: Resolution, jobs: list[Job], nomad: NomadAPI, settings
     for name, p in sorted(wanted.items()):
         body = p.body(namespace)
         cur = nomad.acl_policy(name) if name in have else None
-        same = cur is not None and all(cur.get(k) == body[k] for k in ("Description", "Rules")) \
+        same = (
+            cur is not None
+            and all(cur.get(k) == body[k] for k in ("Description", "Rules"))
             and {k: (cur.get("JobACL") or {}).get(k, "") for k in body["JobACL"]} == body["JobACL"]
+        )
         out.append(PolicyChange(name, p.job, UNCHANGED if same else PUT, p.paths, body))
     for name, stub in sorted(have.items()):
         if name not in wanted and names.owns_policy(stub.get("Description", ""), plan.manifest):
-            out.append(PolicyChange(name, ((stub.get("JobACL") or {}).get("JobID", "")),
-                                    DELETE if prune else UNCHANGED))
+            out.append(
+                PolicyChange(
+                    name,
+                    ((stub.get("JobACL") or {}).get("JobID", "")),
+                    DELETE if prune else UNCHANGED,
+                )
+            )
     return tuple(out)
 
 
-def judge_change(c: JobChange, dry_run: dict[str, Any] | None, stub: dict[str, Any] | None) -> JobChange:
+def judge_change(
+    c: JobChange, dry_run: dict[str, Any] | None, stub: dict[str, Any] | None
+) -> JobChange:
     """Pure: an owned, live job is unchanged when Nomad's plan diff against it is empty (Type
     None) and it is not stopped; anything else the diff shows is a change (ours or drift)."""
     c = c._replace(dry_run=dry_run)
@@ -338,29 +425,51 @@ def owned_external(services: dict[str, dict[str, Any]], manifest: str) -> dict[s
     return out
 
 
-def _external_changes(plan: Resolution, consul: ConsulAPI, prune: bool) -> tuple[ServiceChange, ...]:
+def _external_changes(
+    plan: Resolution, consul: ConsulAPI, prune: bool
+) -> tuple[ServiceChange, ...]:
     wanted = {}
     for s in plan.sets:
         if s.kind == EXTERNAL:
             sid = names.external_id(plan.manifest, s.job_id)
             assert s.external is not None  # resolve gives every external set its address
             wanted[sid] = ServiceChange(
-                sid, s.job_id, REGISTER, s.external[0], s.external[1], (f"set-{s.job_id}", "external"),
-                ((META_MANIFEST, plan.manifest), (META_SET, s.name)))
+                sid,
+                s.job_id,
+                REGISTER,
+                s.external[0],
+                s.external[1],
+                (f"set-{s.job_id}", "external"),
+                ((META_MANIFEST, plan.manifest), (META_SET, s.name)),
+            )
     have = owned_external(consul.services(), plan.manifest) if wanted or prune else {}
     out = []
-    taken = [(want.name, (have[sid].get("Meta") or {}).get(META_MANIFEST)) for sid, want in
-             sorted(wanted.items()) if sid in have and
-             (have[sid].get("Meta") or {}).get(META_MANIFEST) != plan.manifest]
+    taken = [
+        (want.name, (have[sid].get("Meta") or {}).get(META_MANIFEST))
+        for sid, want in sorted(wanted.items())
+        if sid in have and (have[sid].get("Meta") or {}).get(META_MANIFEST) != plan.manifest
+    ]
     if taken:
-        raise Conflict("external services in the way", [Problem(
-            f"service ID for {name} is registered by " +
-            (f"manifest {owner!r}" if owner else "someone other than nomadgen"),
-            hint="nomadgen never replaces a service it does not own") for name, owner in taken])
+        raise Conflict(
+            "external services in the way",
+            [
+                Problem(
+                    f"service ID for {name} is registered by "
+                    + (f"manifest {owner!r}" if owner else "someone other than nomadgen"),
+                    hint="nomadgen never replaces a service it does not own",
+                )
+                for name, owner in taken
+            ],
+        )
     for sid, want in sorted(wanted.items()):
         cur = have.get(sid)
-        same = cur is not None and cur.get("Address") == want.address and cur.get("Port") == want.port \
-            and tuple(cur.get("Tags") or ()) == want.tags and dict(cur.get("Meta") or {}) == dict(want.meta)
+        same = (
+            cur is not None
+            and cur.get("Address") == want.address
+            and cur.get("Port") == want.port
+            and tuple(cur.get("Tags") or ()) == want.tags
+            and dict(cur.get("Meta") or {}) == dict(want.meta)
+        )
         out.append(want._replace(action=UNCHANGED) if same else want)
     for sid, cur in sorted(have.items()):
         if sid not in wanted:
@@ -373,16 +482,28 @@ def plan_record(plan: Resolution, jobs: Iterable[Job]) -> bytes:
     doc = {
         "manifest": plan.manifest,
         "zones": list(plan.zones),
-        "sets": {s.name: {"job": s.job_id if s.job_hosted else "", "host": s.host,
-                          "depends": list(s.depends), "count": s.instance_count,
-                          "external": s.kind == EXTERNAL} for s in plan.sets},
+        "sets": {
+            s.name: {
+                "job": s.job_id if s.job_hosted else "",
+                "host": s.host,
+                "depends": list(s.depends),
+                "count": s.instance_count,
+                "external": s.kind == EXTERNAL,
+            }
+            for s in plan.sets
+        },
         "jobs": {j.id: j.spec_hash for j in jobs},
     }
     return pretty_json(doc).encode() + b"\n"
 
 
-def _reloads(plan: Resolution, changes: list[JobChange], kv: list[KVChange], settings: RenderSettings,
-             services: tuple[ServiceChange, ...] = ()) -> tuple[Reload, ...]:
+def _reloads(
+    plan: Resolution,
+    changes: list[JobChange],
+    kv: list[KVChange],
+    settings: RenderSettings,
+    services: tuple[ServiceChange, ...] = (),
+) -> tuple[Reload, ...]:
     """What restarts. A job whose tasks change is replaced, instance by instance (rolling
     update); an in-place update (tags, count) replaces nothing. A dependent's template
     re-renders, and runs its change_mode, when the instances it reads change: those of a
@@ -399,15 +520,21 @@ def _reloads(plan: Resolution, changes: list[JobChange], kv: list[KVChange], set
             out[s.name] = Reload(s.name, plan.job_of(s.name), "rolling update", (s.name,))
     for s in plan.sets:
         job = plan.job_of(s.name)
-        if not s.job_hosted or s.name in out or by_id.get(job, JobChange("", "", CREATE, 0, None, 0)).action == CREATE:
+        if (
+            not s.job_hosted
+            or s.name in out
+            or by_id.get(job, JobChange("", "", CREATE, 0, None, 0)).action == CREATE
+        ):
             continue
         because = []
         for r in reads(plan, s, settings):
             dep = plan.get(r.set)
             djob = plan.job_of(r.set)
-            if (r.instance or r.all_instances) and (djob in replaced or dep.job_id in moved_ext and
-                                                    dep.kind == EXTERNAL) or \
-                    (r.all_instances and djob in resized):
+            if (
+                (r.instance or r.all_instances)
+                and (djob in replaced or dep.job_id in moved_ext and dep.kind == EXTERNAL)
+                or (r.all_instances and djob in resized)
+            ):
                 if r.change_mode == "restart":
                     because.append((r.set, "template change (change_mode restart)"))
                 elif r.change_mode == "signal":
@@ -430,13 +557,24 @@ def _replaces(p: dict[str, Any] | None) -> bool:
 def _resizes(p: dict[str, Any] | None) -> bool:
     if p is None:
         return True
-    return any((tg.get("Updates") or {}).get(k) for tg in (p.get("Diff") or {}).get("TaskGroups") or ()
-               for k in ("create", "destroy"))
+    return any(
+        (tg.get("Updates") or {}).get(k)
+        for tg in (p.get("Diff") or {}).get("TaskGroups") or ()
+        for k in ("create", "destroy")
+    )
 
 
-def apply(cs: ChangeSet, nomad: NomadAPI, consul: ConsulAPI, settings: RenderSettings, *, wait: bool = True,
-          timeout: float = 300.0, concurrency: int = 16,
-          progress: Callable[[Step], None] = lambda s: None) -> Report:
+def apply(
+    cs: ChangeSet,
+    nomad: NomadAPI,
+    consul: ConsulAPI,
+    settings: RenderSettings,
+    *,
+    wait: bool = True,
+    timeout: float = 300.0,
+    concurrency: int = 16,
+    progress: Callable[[Step], None] = lambda s: None,
+) -> Report:
     t0 = time.monotonic()
     steps: list[Step] = []
     transactions = 0
@@ -446,16 +584,21 @@ def apply(cs: ChangeSet, nomad: NomadAPI, consul: ConsulAPI, settings: RenderSet
         steps.append(step)
         progress(step)
 
-    infeasible = [(c.id, placement_failures(c.dry_run)) for c in cs.jobs
-                  if c.action in (CREATE, UPDATE) and placement_failures(c.dry_run)]
+    infeasible = [
+        (c.id, placement_failures(c.dry_run))
+        for c in cs.jobs
+        if c.action in (CREATE, UPDATE) and placement_failures(c.dry_run)
+    ]
     if infeasible:
         raise ResolutionError(
             "the cluster cannot place this manifest; nothing was written",
             [Problem(f"job {jid}: {', '.join(f)}") for jid, f in infeasible],
-            hint="add nodes or zones, lower per_zone/count, or relax the constraints")
+            hint="add nodes or zones, lower per_zone/count, or relax the constraints",
+        )
 
-    pending = [f"interfaces ({sum(1 for k in cs.kv if k.action != UNCHANGED)})"] + \
-        [f"{c.action} {c.id}" for c in cs.jobs if c.action in (CREATE, UPDATE, STOP)]
+    pending = [f"interfaces ({sum(1 for k in cs.kv if k.action != UNCHANGED)})"] + [
+        f"{c.action} {c.id}" for c in cs.jobs if c.action in (CREATE, UPDATE, STOP)
+    ]
     try:
         # 1. Interfaces first: dependents' templates read them before their tasks start.
         ops = [_kv_op(k) for k in cs.kv if k.action != UNCHANGED]
@@ -480,7 +623,9 @@ def apply(cs: ChangeSet, nomad: NomadAPI, consul: ConsulAPI, settings: RenderSet
         # 1b. External services: registered through the agent, as nothing else runs them.
         for sc in cs.services:
             if sc.action == REGISTER:
-                consul.register_service(sc.name, sc.id, sc.address, sc.port, list(sc.tags), dict(sc.meta))
+                consul.register_service(
+                    sc.name, sc.id, sc.address, sc.port, list(sc.tags), dict(sc.meta)
+                )
                 record(Step("register service", sc.name, True, f"{sc.address}:{sc.port}"))
 
         # 2. Jobs, layer by layer: a layer starts when the one before is healthy. Every set of
@@ -496,22 +641,51 @@ def apply(cs: ChangeSet, nomad: NomadAPI, consul: ConsulAPI, settings: RenderSet
             for c, r in zip(todo, results, strict=True):
                 if not isinstance(r, NomadgenError):
                     registered[c.id] = r
-                    record(Step("register", c.id, True, f"{c.action}, " + (
-                        f"version {r['Version']}" if r.get("Version") is not None else
-                        f"job modify index {r.get('JobModifyIndex', '?')}")))
+                    record(
+                        Step(
+                            "register",
+                            c.id,
+                            True,
+                            f"{c.action}, "
+                            + (
+                                f"version {r['Version']}"
+                                if r.get("Version") is not None
+                                else f"job modify index {r.get('JobModifyIndex', '?')}"
+                            ),
+                        )
+                    )
                     pending.remove(f"{c.action} {c.id}")
             if errors:
                 raise errors[0]
             if not wait:
                 continue
-            judged = [c for c in cs.jobs if c.layer == layer and c.action in (CREATE, UPDATE, UNCHANGED)]
-            progress(Step("waiting", ", ".join(c.id for c in judged), True,
-                          f"layer {layer + 1}: evaluations, deployments, allocations, Consul checks"))
+            judged = [
+                c for c in cs.jobs if c.layer == layer and c.action in (CREATE, UPDATE, UNCHANGED)
+            ]
+            progress(
+                Step(
+                    "waiting",
+                    ", ".join(c.id for c in judged),
+                    True,
+                    f"layer {layer + 1}: evaluations, deployments, allocations, Consul checks",
+                )
+            )
             with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-                waited = list(pool.map(
-                    lambda c, reg=registered: _wait_healthy(nomad, consul, cs.plan, c, reg.get(c.id),
-                                                            deadline, progress,
-                                                            want=wants.get(c.id, {})), judged))
+                waited = list(
+                    pool.map(
+                        lambda c, reg=registered: _wait_healthy(
+                            nomad,
+                            consul,
+                            cs.plan,
+                            c,
+                            reg.get(c.id),
+                            deadline,
+                            progress,
+                            want=wants.get(c.id, {}),
+                        ),
+                        judged,
+                    )
+                )
             for c, w in zip(judged, waited, strict=True):
                 if isinstance(w, NomadgenError):
                     record(Step("healthy", c.id, False, w.subject))
@@ -522,9 +696,11 @@ def apply(cs: ChangeSet, nomad: NomadAPI, consul: ConsulAPI, settings: RenderSet
                 if len(errors) == 1:
                     raise errors[0]
                 first = errors[0]
-                raise type(first)(f"{len(errors)} jobs of layer {layer + 1} are not healthy",
-                                  [Problem(e.subject) for e in errors] +
-                                  [p for e in errors for p in e.problems], hint=first.hint)
+                raise type(first)(
+                    f"{len(errors)} jobs of layer {layer + 1} are not healthy",
+                    [Problem(e.subject) for e in errors] + [p for e in errors for p in e.problems],
+                    hint=first.hint,
+                )
 
         # 3. Prune: only jobs this manifest owns and no longer declares.
         for c in cs.jobs:
@@ -547,13 +723,28 @@ def apply(cs: ChangeSet, nomad: NomadAPI, consul: ConsulAPI, settings: RenderSet
             transactions += consul.txn(ops)
             record(Step("push record", "manifest and plan", True))
     except NomadgenError as exc:
-        report = Report(cs.manifest, tuple(steps), tuple(pending), cs.reloads,
-                        consul.writes - writes_before + _job_writes(steps), transactions,
-                        time.monotonic() - t0, False)
+        report = Report(
+            cs.manifest,
+            tuple(steps),
+            tuple(pending),
+            cs.reloads,
+            consul.writes - writes_before + _job_writes(steps),
+            transactions,
+            time.monotonic() - t0,
+            False,
+        )
         raise ApplyError(exc, report) from exc
-    return Report(cs.manifest, tuple(steps), (), cs.reloads,
-                  consul.writes - writes_before + _job_writes(steps), transactions,
-                  time.monotonic() - t0, True, wait)
+    return Report(
+        cs.manifest,
+        tuple(steps),
+        (),
+        cs.reloads,
+        consul.writes - writes_before + _job_writes(steps),
+        transactions,
+        time.monotonic() - t0,
+        True,
+        wait,
+    )
 
 
 def _job_writes(steps: list[Step]) -> int:
@@ -576,11 +767,13 @@ def stop_owned(nomad: NomadAPI, job_id: str, manifest: str, purge: bool = False)
         return False
     owner = (job.get("Meta") or {}).get(META_MANIFEST)
     if owner != manifest:
-        raise Conflict(f"job {job_id} is no longer owned by manifest {manifest!r} " +
-                       (f"(now {owner!r})" if owner else "(now not managed by nomadgen)") +
-                       "; it was left alone",
-                       hint="someone registered a job with that ID in between; nomadgen never "
-                            "stops jobs it does not own")
+        raise Conflict(
+            f"job {job_id} is no longer owned by manifest {manifest!r} "
+            + (f"(now {owner!r})" if owner else "(now not managed by nomadgen)")
+            + "; it was left alone",
+            hint="someone registered a job with that ID in between; nomadgen never "
+            "stops jobs it does not own",
+        )
     nomad.stop(job_id, purge=purge)
     return True
 
@@ -600,15 +793,21 @@ def _register(nomad: NomadAPI, c: JobChange) -> dict[str, Any] | NomadgenError:
     def landed() -> dict[str, Any] | None:
         try:
             cur = nomad.job(c.id)
-            if cur is None or cur.get("Stop") or \
-                    (cur.get("Meta") or {}).get(META_MANIFEST) != want.get(META_MANIFEST) or \
-                    int(cur.get("JobModifyIndex") or 0) == c.modify_index:
+            if (
+                cur is None
+                or cur.get("Stop")
+                or (cur.get("Meta") or {}).get(META_MANIFEST) != want.get(META_MANIFEST)
+                or int(cur.get("JobModifyIndex") or 0) == c.modify_index
+            ):
                 return None
             diff = (nomad.plan(job_spec).get("Diff") or {}).get("Type") or "None"
         except NomadgenError:
             return None
-        return {"JobModifyIndex": cur.get("JobModifyIndex", "?"), "Version": cur.get("Version")} \
-            if diff == "None" else None
+        return (
+            {"JobModifyIndex": cur.get("JobModifyIndex", "?"), "Version": cur.get("Version")}
+            if diff == "None"
+            else None
+        )
 
     for attempt in range(1 + REGISTER_RETRIES):
         try:
@@ -650,10 +849,16 @@ def expected_services(plan: Resolution, job_id: str) -> dict[str, int]:
 _EVAL_DONE = ("complete", "failed", "canceled", "cancelled", "blocked")
 
 
-def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, c: JobChange,
-                  reg: dict[str, Any] | None, deadline: float,
-                  progress: Callable[[Step], None] = lambda s: None,
-                  want: dict[str, int] | None = None) -> str | NomadgenError:
+def _wait_healthy(
+    nomad: NomadAPI,
+    consul: ConsulAPI,
+    plan: Resolution,
+    c: JobChange,
+    reg: dict[str, Any] | None,
+    deadline: float,
+    progress: Callable[[Step], None] = lambda s: None,
+    want: dict[str, int] | None = None,
+) -> str | NomadgenError:
     """Healthy = the version just registered (or, for an unchanged job, the live one) is
     placed, its deployment (if it has one) succeeded, and its Consul checks pass.
 
@@ -667,9 +872,11 @@ def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, c: JobCh
             state["last"] = what
             progress(Step("progress", c.id, True, what))
         if time.monotonic() > deadline:
-            raise NotHealthy(f"{c.id} did not become healthy in time ({what})",
-                             _failure_details(nomad, consul, plan, c.id),
-                             hint="raise --timeout, or look at the job's allocations and checks")
+            raise NotHealthy(
+                f"{c.id} did not become healthy in time ({what})",
+                _failure_details(nomad, consul, plan, c.id),
+                hint="raise --timeout, or look at the job's allocations and checks",
+            )
         time.sleep(state["delay"])
         state["delay"] = min(state["delay"] * 1.5, 1.0)
 
@@ -683,8 +890,10 @@ def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, c: JobCh
                     break
                 waiting(f"evaluation {reg['EvalID'][:8]} {ev.get('Status') or 'not found'}")
             if ev["Status"] == "failed":
-                raise NotHealthy(f"Nomad's scheduler failed the evaluation of {c.id}: "
-                                 f"{ev.get('StatusDescription') or 'no reason given'}")
+                raise NotHealthy(
+                    f"Nomad's scheduler failed the evaluation of {c.id}: "
+                    f"{ev.get('StatusDescription') or 'no reason given'}"
+                )
             failures = placement_failures(ev)
             if failures:
                 raise _unplaceable(c.id, failures)
@@ -696,8 +905,11 @@ def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, c: JobCh
         job = _still_there(nomad, c.id)  # one read: a purge between two reads is a race
         if dep_id is None:
             latest = nomad.deployment(c.id)
-            dep_id = (latest or {}).get("ID", "") \
-                if (latest or {}).get("JobSpecModifyIndex") == job.get("JobModifyIndex") else ""
+            dep_id = (
+                (latest or {}).get("ID", "")
+                if (latest or {}).get("JobSpecModifyIndex") == job.get("JobModifyIndex")
+                else ""
+            )
         while dep_id:
             dep = nomad.deployment_by_id(dep_id) or {}
             status = dep.get("Status")
@@ -710,18 +922,24 @@ def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, c: JobCh
                     f"{dep.get('StatusDescription', '')}",
                     _failure_details(nomad, consul, plan, c.id, dep_id),
                     hint=f"see `nomad job status {c.id}`; with auto_revert Nomad rolls back to "
-                         "the last stable version")
+                    "the last stable version",
+                )
             if not status:
                 _still_there(nomad, c.id)
             waiting(f"deployment {dep_id[:8]} {status or 'not found'}: " + _dep_progress(dep))
         total = sum(int(g.get("Count") or 0) for g in job.get("TaskGroups") or ())
         while not dep_id:  # no deployment: judged by the allocations of the live version
-            allocs = [a for a in nomad.allocations(c.id) if a.get("DesiredStatus") == "run"
-                      and a.get("JobVersion") == job.get("Version")]
+            allocs = [
+                a
+                for a in nomad.allocations(c.id)
+                if a.get("DesiredStatus") == "run" and a.get("JobVersion") == job.get("Version")
+            ]
             failed = [a for a in allocs if a.get("ClientStatus") in ("failed", "lost")]
             if failed:
-                raise NotHealthy(f"{len(failed)} allocation(s) of {c.id} failed",
-                                 _failure_details(nomad, consul, plan, c.id))
+                raise NotHealthy(
+                    f"{len(failed)} allocation(s) of {c.id} failed",
+                    _failure_details(nomad, consul, plan, c.id),
+                )
             running = sum(1 for a in allocs if a.get("ClientStatus") == "running")
             if running >= total:
                 break
@@ -733,10 +951,14 @@ def _wait_healthy(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, c: JobCh
         while True:
             counts = {svc: len(consul.healthy(svc)) for svc in want}
             if all(counts[s] >= n for s, n in want.items()):
-                return ", ".join(f"{s} {counts[s]}/{n} passing" for s, n in sorted(want.items())) \
+                return (
+                    ", ".join(f"{s} {counts[s]}/{n} passing" for s, n in sorted(want.items()))
                     or f"{total} allocation(s) running, no Consul check to wait for"
-            waiting("Consul checks: " + ", ".join(f"{s} {counts[s]}/{n} passing"
-                                                  for s, n in sorted(want.items())))
+                )
+            waiting(
+                "Consul checks: "
+                + ", ".join(f"{s} {counts[s]}/{n} passing" for s, n in sorted(want.items()))
+            )
     except NomadgenError as exc:
         return exc
 
@@ -746,24 +968,31 @@ def _still_there(nomad: NomadAPI, job_id: str) -> dict[str, Any]:
     job = nomad.job(job_id)
     if job is None or job.get("Stop"):
         gone = "purged" if job is None else "stopped"
-        raise Conflict(f"job {job_id} was {gone} by someone else while submit waited for it",
-                       hint="another `nomadgen destroy` or `nomad job stop` ran at the same time; "
-                            "run submit again to bring it back")
+        raise Conflict(
+            f"job {job_id} was {gone} by someone else while submit waited for it",
+            hint="another `nomadgen destroy` or `nomad job stop` ran at the same time; "
+            "run submit again to bring it back",
+        )
     return job
 
 
 def _dep_progress(dep: dict[str, Any]) -> str:
     parts = []
     for name, tg in sorted((dep.get("TaskGroups") or {}).items()):
-        parts.append(f"group {name} {tg.get('PlacedAllocs', 0)} placed, {tg.get('HealthyAllocs', 0)} "
-                     f"healthy, {tg.get('UnhealthyAllocs', 0)} unhealthy of {tg.get('DesiredTotal', 0)}")
+        parts.append(
+            f"group {name} {tg.get('PlacedAllocs', 0)} placed, {tg.get('HealthyAllocs', 0)} "
+            f"healthy, {tg.get('UnhealthyAllocs', 0)} unhealthy of {tg.get('DesiredTotal', 0)}"
+        )
     return "; ".join(parts) or "no groups"
 
 
 def _unplaceable(job_id: str, failures: list[str]) -> Unplaceable:
-    return Unplaceable(f"Nomad cannot place job {job_id}", [Problem(f) for f in failures],
-                       hint="add nodes or capacity, lower per_zone/count or resources, or relax the "
-                            "constraints; `nomad job status` shows the blocked evaluation")
+    return Unplaceable(
+        f"Nomad cannot place job {job_id}",
+        [Problem(f) for f in failures],
+        hint="add nodes or capacity, lower per_zone/count or resources, or relax the "
+        "constraints; `nomad job status` shows the blocked evaluation",
+    )
 
 
 def _blocked(nomad: NomadAPI, job_id: str) -> list[str]:
@@ -774,35 +1003,57 @@ def _blocked(nomad: NomadAPI, job_id: str) -> list[str]:
     for e in evals:
         if e.get("Status") == "blocked":
             prev = by_id.get(e.get("PreviousEval")) or {}
-            return placement_failures(prev) or placement_failures(e) or ["an evaluation is blocked: allocations are queued"]
+            return (
+                placement_failures(prev)
+                or placement_failures(e)
+                or ["an evaluation is blocked: allocations are queued"]
+            )
     return []
 
 
-def _failure_details(nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, job_id: str, dep_id: str = "") -> list[Problem]:
+def _failure_details(
+    nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, job_id: str, dep_id: str = ""
+) -> list[Problem]:
     """What Levant showed: the failing allocations' last task events and the checks' output."""
     out = []
     try:
-        allocs = [a for a in nomad.allocations(job_id)
-                  if (a.get("DeploymentID", dep_id) == dep_id if dep_id else True)
-                  and a.get("DesiredStatus") == "run"]
-        bad = [a for a in allocs if a.get("ClientStatus") in ("failed", "lost", "pending")
-               or (a.get("DeploymentStatus") or {}).get("Healthy") is False]
+        allocs = [
+            a
+            for a in nomad.allocations(job_id)
+            if (a.get("DeploymentID", dep_id) == dep_id if dep_id else True)
+            and a.get("DesiredStatus") == "run"
+        ]
+        bad = [
+            a
+            for a in allocs
+            if a.get("ClientStatus") in ("failed", "lost", "pending")
+            or (a.get("DeploymentStatus") or {}).get("Healthy") is False
+        ]
         for a in sorted(bad, key=lambda a: a.get("Name", ""))[:3]:
             health = (a.get("DeploymentStatus") or {}).get("Healthy")
-            head = (f"allocation {a.get('ID', '')[:8]} ({a.get('Name')}) on {a.get('NodeName')}: "
-                    f"{a.get('ClientStatus')}" + (", unhealthy" if health is False else ""))
+            head = (
+                f"allocation {a.get('ID', '')[:8]} ({a.get('Name')}) on {a.get('NodeName')}: "
+                f"{a.get('ClientStatus')}" + (", unhealthy" if health is False else "")
+            )
             events = []
             for task, st in sorted((a.get("TaskStates") or {}).items()):
-                last = [f"{e.get('Type')}: {e.get('DisplayMessage')}" for e in (st.get("Events") or ())[-3:]]
+                last = [
+                    f"{e.get('Type')}: {e.get('DisplayMessage')}"
+                    for e in (st.get("Events") or ())[-3:]
+                ]
                 events.append(f"task {task}: " + ("; ".join(last) or "no events"))
             out.append(Problem(head + ("; " + " | ".join(events) if events else "")))
         for svc in sorted(expected_services(plan, job_id)):
             for entry in consul.service_health(svc):
                 for chk in entry.get("Checks") or ():
                     if chk.get("ServiceID") and chk.get("Status") != "passing":
-                        out.append(Problem(f"check {chk.get('Name')!r} of {svc} on "
-                                           f"{entry['Node']['Node']}: {chk.get('Status')}"
-                                           + (f": {chk['Output'].strip()}" if chk.get("Output") else "")))
+                        out.append(
+                            Problem(
+                                f"check {chk.get('Name')!r} of {svc} on "
+                                f"{entry['Node']['Node']}: {chk.get('Status')}"
+                                + (f": {chk['Output'].strip()}" if chk.get("Output") else "")
+                            )
+                        )
     except NomadgenError:
         pass  # details are a courtesy: the failure itself is reported either way
     return out[:8]
@@ -818,8 +1069,10 @@ def placement_failures(p: dict[str, Any] | None) -> list[str]:
         if metric.get("NodesEvaluated") == 0:
             reasons.append("no eligible node")
         coalesced = metric.get("CoalescedFailures") or 0
-        out.append(f"group {tg}: {coalesced + 1} allocation(s) cannot be placed" +
-                   (f" ({'; '.join(reasons)})" if reasons else ""))
+        out.append(
+            f"group {tg}: {coalesced + 1} allocation(s) cannot be placed"
+            + (f" ({'; '.join(reasons)})" if reasons else "")
+        )
     return out
 
 
@@ -839,8 +1092,10 @@ def diff_summary(p: dict[str, Any] | None, verbose: bool = False) -> list[str]:
             if f.get("Type") == "None":
                 continue
             ann = f" ({', '.join(f['Annotations'])})" if f.get("Annotations") else ""
-            out.append(f"{sign.get(f['Type'], '?')} {prefix}{f['Name']}: {json.dumps(f.get('Old'))} => "
-                       f"{json.dumps(f.get('New'))}{ann}")
+            out.append(
+                f"{sign.get(f['Type'], '?')} {prefix}{f['Name']}: {json.dumps(f.get('Old'))} => "
+                f"{json.dumps(f.get('New'))}{ann}"
+            )
         for o in node.get("Objects") or ():
             if o.get("Type") == "None":
                 continue
@@ -852,7 +1107,9 @@ def diff_summary(p: dict[str, Any] | None, verbose: bool = False) -> list[str]:
         if tg.get("Type") == "None":
             continue
         updates = ", ".join(f"{n} {k}" for k, n in sorted((tg.get("Updates") or {}).items()))
-        out.append(f"{sign.get(tg['Type'], '?')} group {tg['Name']}" + (f" ({updates})" if updates else ""))
+        out.append(
+            f"{sign.get(tg['Type'], '?')} group {tg['Name']}" + (f" ({updates})" if updates else "")
+        )
         fields(f"group {tg['Name']} / ", tg)
         for t in tg.get("Tasks") or ():
             if t.get("Type") == "None":

@@ -24,7 +24,9 @@ CONTINUED, STARTED_EMPTY, FRESH = "continued", "started empty", "new"
 class DataStatement(NamedTuple):
     set: str
     job: str
-    storage: str  # ephemeral | sticky | host | csi | none (a disk that is neither sticky nor a volume)
+    storage: (
+        str  # ephemeral | sticky | host | csi | none (a disk that is neither sticky nor a volume)
+    )
     outcome: str  # kept | lost | new
     instances: int
     how: str
@@ -44,7 +46,9 @@ class NodeView(NamedTuple):
 
 def group_storage(group: dict[str, Any]) -> tuple[str, str]:
     """(mode, where) of a task group: a mounted host/csi volume, else its ephemeral disk."""
-    mounted = {m.get("Volume") for t in group.get("Tasks") or [] for m in t.get("VolumeMounts") or []}
+    mounted = {
+        m.get("Volume") for t in group.get("Tasks") or [] for m in t.get("VolumeMounts") or []
+    }
     for name, vol in sorted((group.get("Volumes") or {}).items()):
         if name in mounted and vol.get("Type") in ("host", "csi"):
             source = vol.get("Source", "")
@@ -61,8 +65,15 @@ def _groups(job: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     return {g["Name"]: g for g in (job or {}).get("TaskGroups") or []}
 
 
-def predict(set_name: str, desired: dict[str, Any], live: dict[str, Any] | None, updates: dict[str, Any] | None,
-            allocs: list[dict[str, Any]], nodes: dict[str, NodeView], job_changed: bool = True) -> list[DataStatement]:
+def predict(
+    set_name: str,
+    desired: dict[str, Any],
+    live: dict[str, Any] | None,
+    updates: dict[str, Any] | None,
+    allocs: list[dict[str, Any]],
+    nodes: dict[str, NodeView],
+    job_changed: bool = True,
+) -> list[DataStatement]:
     """What submitting `desired` over `live` does to the set's data, from Nomad's plan annotations
     (`updates`: DesiredTGUpdates) and the running allocations (`allocs`, DesiredStatus run).
 
@@ -75,22 +86,42 @@ def predict(set_name: str, desired: dict[str, Any], live: dict[str, Any] | None,
     for name, group in sorted(_groups(desired).items()):
         mode, where = group_storage(group)
         u = (updates or {}).get(name) or {}
-        mine = [a for a in allocs if a.get("TaskGroup") == name
-                and a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in ("lost", "failed", "complete")]
+        mine = [
+            a
+            for a in allocs
+            if a.get("TaskGroup") == name
+            and a.get("DesiredStatus") == "run"
+            and a.get("ClientStatus") not in ("lost", "failed", "complete")
+        ]
 
         def say(outcome: str, n: int, how: str, m: str = mode) -> None:
             out.append(DataStatement(set_name, job_id, m, outcome, n, how))
 
         deferred = job_changed and u.get("Ignore") and not u.get("InPlaceUpdate")
-        replaced = mine if u.get("DestructiveUpdate") or deferred else \
-            [a for a in mine if not nodes.get(a.get("NodeID", ""), NodeView("", False, False)).ready] \
-            if u.get("Migrate") else []
+        replaced = (
+            mine
+            if u.get("DestructiveUpdate") or deferred
+            else [
+                a
+                for a in mine
+                if not nodes.get(a.get("NodeID", ""), NodeView("", False, False)).ready
+            ]
+            if u.get("Migrate")
+            else []
+        )
         if replaced:
             old_mode, old_where = group_storage(live_groups.get(name) or {})
-            if name in live_groups and (old_mode, old_where) != (mode, where) and not (
-                    {old_mode, mode} <= {"none", "sticky", "ephemeral"} and mode != "none"):
-                say(LOST, len(replaced), f"storage changes from {old_mode} ({old_where}) to {mode} "
-                    f"({where}); the replacements start empty and the old data is not moved")
+            if (
+                name in live_groups
+                and (old_mode, old_where) != (mode, where)
+                and not ({old_mode, mode} <= {"none", "sticky", "ephemeral"} and mode != "none")
+            ):
+                say(
+                    LOST,
+                    len(replaced),
+                    f"storage changes from {old_mode} ({old_where}) to {mode} "
+                    f"({where}); the replacements start empty and the old data is not moved",
+                )
             else:
                 kept, lost = _replaced(mode, where, replaced, nodes)
                 for how, n in sorted(kept.items()):
@@ -98,13 +129,23 @@ def predict(set_name: str, desired: dict[str, Any], live: dict[str, Any] | None,
                 for how, n in sorted(lost.items()):
                     say(LOST, n, how)
         elif u.get("InPlaceUpdate"):
-            say(KEPT, int(u["InPlaceUpdate"]), "updated in place: the same allocations keep running")
+            say(
+                KEPT, int(u["InPlaceUpdate"]), "updated in place: the same allocations keep running"
+            )
         if u.get("Stop"):
             n = int(u["Stop"])
             if mode == "host":
-                say(KEPT, n, f"stopped instances leave their data in host volume {where} on their nodes")
+                say(
+                    KEPT,
+                    n,
+                    f"stopped instances leave their data in host volume {where} on their nodes",
+                )
             elif mode == "csi":
-                say(KEPT, n, f"stopped instances release their volumes {where}; the data stays there")
+                say(
+                    KEPT,
+                    n,
+                    f"stopped instances release their volumes {where}; the data stays there",
+                )
             else:
                 say(LOST, n, "stopped instances' ephemeral disks are discarded")
         new = max(0, int(group.get("Count") or 0) - len(mine))
@@ -113,8 +154,9 @@ def predict(set_name: str, desired: dict[str, Any], live: dict[str, Any] | None,
     return out
 
 
-def _replaced(mode: str, where: str, allocs: list[dict[str, Any]],
-              nodes: dict[str, NodeView]) -> tuple[dict[str, int], dict[str, int]]:
+def _replaced(
+    mode: str, where: str, allocs: list[dict[str, Any]], nodes: dict[str, NodeView]
+) -> tuple[dict[str, int], dict[str, int]]:
     kept: dict[str, int] = {}
     lost: dict[str, int] = {}
 
@@ -129,17 +171,26 @@ def _replaced(mode: str, where: str, allocs: list[dict[str, Any]],
             if node.ready:
                 add(kept, f"replaced on the same node (preferred), in host volume {where} there")
             else:
-                add(lost, f"replaced on another node than {node.name} (not eligible): "
-                    f"another node's host volume {where}")
+                add(
+                    lost,
+                    f"replaced on another node than {node.name} (not eligible): "
+                    f"another node's host volume {where}",
+                )
         elif mode in ("ephemeral", "sticky"):
             if node.ready:
                 add(kept, "replaced on the same node (preferred), on its sticky ephemeral disk")
             elif mode == "ephemeral" and node.up:
                 add(kept, f"replaced on another node; the ephemeral disk migrates from {node.name}")
             else:
-                add(lost, f"replaced away from {node.name}, which " +
-                    ("is down: a sticky disk does not survive its node" if not node.up
-                     else "is not eligible and the disk does not migrate"))
+                add(
+                    lost,
+                    f"replaced away from {node.name}, which "
+                    + (
+                        "is down: a sticky disk does not survive its node"
+                        if not node.up
+                        else "is not eligible and the disk does not migrate"
+                    ),
+                )
         else:
             add(lost, "replaced, and the ephemeral disk is neither sticky nor migrating")
     return kept, lost
@@ -158,8 +209,12 @@ class InstanceData(NamedTuple):
     how: str
 
 
-def continuity(alloc: dict[str, Any], by_id: dict[str, dict[str, Any]], history: list[dict[str, Any]],
-               node_status: dict[str, str]) -> InstanceData:
+def continuity(
+    alloc: dict[str, Any],
+    by_id: dict[str, dict[str, Any]],
+    history: list[dict[str, Any]],
+    node_status: dict[str, str],
+) -> InstanceData:
     """Whether a running allocation's data continued from the instance's earlier allocations or
     started empty. `alloc` and `by_id` values are full allocations (with PreviousAllocation and
     Job); `history` every allocation of the job (stubs); `node_status` node ID -> status."""
@@ -167,18 +222,35 @@ def continuity(alloc: dict[str, Any], by_id: dict[str, dict[str, Any]], history:
     base = (alloc.get("Name", ""), alloc.get("ID", ""), alloc.get("NodeName", ""), mode)
     name = alloc.get("Name", "")
     if mode == "csi":
-        vol = where.replace("[N]", name[name.rfind("["):]) if where.endswith("[N]") else where
-        earlier = [h for h in history if h.get("Name") == name and h.get("ID") != alloc.get("ID")
-                   and h.get("CreateIndex", 0) < alloc.get("CreateIndex", 0)]
+        vol = where.replace("[N]", name[name.rfind("[") :]) if where.endswith("[N]") else where
+        earlier = [
+            h
+            for h in history
+            if h.get("Name") == name
+            and h.get("ID") != alloc.get("ID")
+            and h.get("CreateIndex", 0) < alloc.get("CreateIndex", 0)
+        ]
         if any(_storage_of(by_id.get(h["ID"])) == (mode, where) for h in earlier):
             return InstanceData(*base, CONTINUED, f"in volume {vol}, as before")
         return _first(base, alloc, history, f"volume {vol} first claimed by this allocation")
     if mode == "host":
-        before = [h for h in history if h.get("ID") != alloc.get("ID") and h.get("NodeID") == alloc.get("NodeID")
-                  and h.get("CreateIndex", 0) < alloc.get("CreateIndex", 0)]
+        before = [
+            h
+            for h in history
+            if h.get("ID") != alloc.get("ID")
+            and h.get("NodeID") == alloc.get("NodeID")
+            and h.get("CreateIndex", 0) < alloc.get("CreateIndex", 0)
+        ]
         if any(_storage_of(by_id.get(h["ID"])) == (mode, where) for h in before):
-            return InstanceData(*base, CONTINUED, f"in host volume {where} on {alloc.get('NodeName')}")
-        return _first(base, alloc, history, f"host volume {where} on {alloc.get('NodeName')} was not used by this set before")
+            return InstanceData(
+                *base, CONTINUED, f"in host volume {where} on {alloc.get('NodeName')}"
+            )
+        return _first(
+            base,
+            alloc,
+            history,
+            f"host volume {where} on {alloc.get('NodeName')} was not used by this set before",
+        )
     # Ephemeral: walk back while each step carried the data over.
     cur, steps = alloc, 0
     while cur.get("PreviousAllocation"):
@@ -188,35 +260,72 @@ def continuity(alloc: dict[str, Any], by_id: dict[str, dict[str, Any]], history:
         same = prev.get("NodeID") == cur.get("NodeID")
         cur_mode, _ = _storage_of(cur)
         on_disk = _storage_of(prev)[0] in ("none", "sticky", "ephemeral")  # not in a volume
-        carried = on_disk and ((same and cur_mode in ("sticky", "ephemeral")) or (
-            not same and cur_mode == "ephemeral" and prev.get("ClientStatus") != "lost"
-            and node_status.get(prev.get("NodeID", "")) != "down"))
+        carried = on_disk and (
+            (same and cur_mode in ("sticky", "ephemeral"))
+            or (
+                not same
+                and cur_mode == "ephemeral"
+                and prev.get("ClientStatus") != "lost"
+                and node_status.get(prev.get("NodeID", "")) != "down"
+            )
+        )
         if not carried:
-            why = ("its previous node was lost" if prev.get("ClientStatus") == "lost"
-                   else "the disk was not carried over")
-            return InstanceData(*base, STARTED_EMPTY,
-                                f"{'its data' if cur is alloc else 'an earlier replacement'} started "
-                                f"empty on {cur.get('NodeName')}: {why} ({prev.get('NodeName')})")
+            why = (
+                "its previous node was lost"
+                if prev.get("ClientStatus") == "lost"
+                else "the disk was not carried over"
+            )
+            return InstanceData(
+                *base,
+                STARTED_EMPTY,
+                f"{'its data' if cur is alloc else 'an earlier replacement'} started "
+                f"empty on {cur.get('NodeName')}: {why} ({prev.get('NodeName')})",
+            )
         cur, steps = prev, steps + 1
     if steps:
-        return _first(base, cur, history, f"carried over {steps} time(s) on sticky ephemeral disks", True)
+        return _first(
+            base, cur, history, f"carried over {steps} time(s) on sticky ephemeral disks", True
+        )
     return _first(base, alloc, history, "")
 
 
 def _storage_of(alloc: dict[str, Any] | None) -> tuple[str, str]:
     if not alloc:
         return "", ""
-    group: dict[str, Any] = next((g for g in (alloc.get("Job") or {}).get("TaskGroups") or []
-                  if g["Name"] == alloc.get("TaskGroup")), {})
+    group: dict[str, Any] = next(
+        (
+            g
+            for g in (alloc.get("Job") or {}).get("TaskGroups") or []
+            if g["Name"] == alloc.get("TaskGroup")
+        ),
+        {},
+    )
     return group_storage(group)
 
 
-def _first(base: tuple[str, str, str, str], root: dict[str, Any], history: list[dict[str, Any]], how: str, carried: bool = False) -> InstanceData:
+def _first(
+    base: tuple[str, str, str, str],
+    root: dict[str, Any],
+    history: list[dict[str, Any]],
+    how: str,
+    carried: bool = False,
+) -> InstanceData:
     """The allocation where the data began: the instance's first ever, or a replacement."""
-    earlier = [h for h in history if h.get("Name") == root.get("Name") and h.get("ID") != root.get("ID")
-               and h.get("CreateIndex", 0) < root.get("CreateIndex", 0)]
+    earlier = [
+        h
+        for h in history
+        if h.get("Name") == root.get("Name")
+        and h.get("ID") != root.get("ID")
+        and h.get("CreateIndex", 0) < root.get("CreateIndex", 0)
+    ]
     if earlier:
-        return InstanceData(*base, STARTED_EMPTY, (how + "; " if how else "") +
-                            f"{root.get('Name')} started empty on {root.get('NodeName')} "
-                            "after an earlier allocation of it")
-    return InstanceData(*base, CONTINUED if carried else FRESH, how or "since the instance was created")
+        return InstanceData(
+            *base,
+            STARTED_EMPTY,
+            (how + "; " if how else "")
+            + f"{root.get('Name')} started empty on {root.get('NodeName')} "
+            "after an earlier allocation of it",
+        )
+    return InstanceData(
+        *base, CONTINUED if carried else FRESH, how or "since the instance was created"
+    )

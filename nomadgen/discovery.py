@@ -34,10 +34,20 @@ class Interface(NamedTuple):
     document: dict[str, Any] | None = None  # the KV interface document (HTTP lookups)
 
 
-def lookup(set_name: str, *, via: str = "dns", tag: str | None = None,
-           dns_server: str | None = None, domain: str = "consul", consul_addr: str | None = None,
-           manifest: str | None = None, kv_prefix: str = "nomadgen", timeout: float = 2.0,
-           env: str | None = None, config: str | None = None) -> Interface:
+def lookup(
+    set_name: str,
+    *,
+    via: str = "dns",
+    tag: str | None = None,
+    dns_server: str | None = None,
+    domain: str = "consul",
+    consul_addr: str | None = None,
+    manifest: str | None = None,
+    kv_prefix: str = "nomadgen",
+    timeout: float = 2.0,
+    env: str | None = None,
+    config: str | None = None,
+) -> Interface:
     """`env` reads the set of that environment (its scope: the name, or env.NAME.scope in
     nomadgen.toml / `config` when one declares it)."""
     scope = _scope(env, config) if env else ""
@@ -62,8 +72,14 @@ def _scope(env: str, config: str | None) -> str:
     return cfg.render.scope
 
 
-def _dns(set_name: str, service: str, tag: str | None, dns_server: str | None, domain: str,
-         timeout: float) -> Interface:
+def _dns(
+    set_name: str,
+    service: str,
+    tag: str | None,
+    dns_server: str | None,
+    domain: str,
+    timeout: float,
+) -> Interface:
     import dns.exception
     import dns.flags
     import dns.message
@@ -81,11 +97,15 @@ def _dns(set_name: str, service: str, tag: str | None, dns_server: str | None, d
         if resp.flags & dns.flags.TC:  # too many instances for UDP: ask again over TCP
             resp = dns.query.tcp(query, host, port=port, timeout=timeout)
     except (dns.exception.Timeout, OSError) as exc:
-        raise Unavailable(f"no answer from Consul DNS at {host}:{port} for {qname}",
-                          hint="set NOMADGEN_DNS (host:port of a Consul agent's DNS interface)") from exc
+        raise Unavailable(
+            f"no answer from Consul DNS at {host}:{port} for {qname}",
+            hint="set NOMADGEN_DNS (host:port of a Consul agent's DNS interface)",
+        ) from exc
     if resp.rcode() == dns.rcode.NXDOMAIN:
-        raise InterfaceMissing(f"no healthy instance of {set_name} in Consul DNS ({qname} NXDOMAIN)",
-                               hint=f"is {set_name} submitted and healthy? `nomadgen status`")
+        raise InterfaceMissing(
+            f"no healthy instance of {set_name} in Consul DNS ({qname} NXDOMAIN)",
+            hint=f"is {set_name} submitted and healthy? `nomadgen status`",
+        )
     addresses: dict[str, str] = {}
     for rrset in resp.additional:
         if rrset.rdtype == dns.rdatatype.A:
@@ -103,8 +123,15 @@ def _dns(set_name: str, service: str, tag: str | None, dns_server: str | None, d
     return Interface(set_name, service, tuple(sorted(instances)))
 
 
-def _http(set_name: str, service: str, tag: str | None, consul_addr: str | None,
-          manifest: str | None, kv_prefix: str, timeout: float) -> Interface:
+def _http(
+    set_name: str,
+    service: str,
+    tag: str | None,
+    consul_addr: str | None,
+    manifest: str | None,
+    kv_prefix: str,
+    timeout: float,
+) -> Interface:
     from .backends import ConsulBackend
     from .settings import consul_endpoint
 
@@ -113,14 +140,26 @@ def _http(set_name: str, service: str, tag: str | None, consul_addr: str | None,
     if manifest:
         got = consul.kv_get(names.interface_key(names.kv_root(kv_prefix, manifest), service))
         if got is None:
-            raise InterfaceMissing(f"no interface document for {set_name} in manifest {manifest}",
-                                   hint="submit the manifest, or check the set and manifest names")
+            raise InterfaceMissing(
+                f"no interface document for {set_name} in manifest {manifest}",
+                hint="submit the manifest, or check the set and manifest names",
+            )
         doc = json.loads(got[0])
     entries = consul.healthy(service)
-    instances = tuple(sorted(
-        Instance(e["Service"]["Address"] or e["Node"]["Address"], e["Service"]["Port"], e["Node"]["Node"])
-        for e in entries if tag is None or tag in (e["Service"].get("Tags") or ())))
+    instances = tuple(
+        sorted(
+            Instance(
+                e["Service"]["Address"] or e["Node"]["Address"],
+                e["Service"]["Port"],
+                e["Node"]["Node"],
+            )
+            for e in entries
+            if tag is None or tag in (e["Service"].get("Tags") or ())
+        )
+    )
     if not instances:
-        raise InterfaceMissing(f"no healthy instance of {set_name} in Consul ({service})",
-                               hint=f"is {set_name} submitted and healthy? `nomadgen status`")
+        raise InterfaceMissing(
+            f"no healthy instance of {set_name} in Consul ({service})",
+            hint=f"is {set_name} submitted and healthy? `nomadgen status`",
+        )
     return Interface(set_name, service, instances, doc)

@@ -38,7 +38,9 @@ class _ValueChecker(_Checker):
         super().add(tuple(p for p in path if p != _HOLE), message, hint)
 
 
-def _bodies(values: tuple[Value, ...]) -> tuple[dict[str, dict[str, Any]], dict[tuple[Any, ...], str]]:
+def _bodies(
+    values: tuple[Value, ...],
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[Any, ...], str]]:
     """Values in precedence order -> one body per set (later values win, env and resources
     merge key by key) and the location of each key."""
     bodies: dict[str, dict[str, Any]] = {}
@@ -56,8 +58,9 @@ def _bodies(values: tuple[Value, ...]) -> tuple[dict[str, dict[str, Any]], dict[
     return bodies, where
 
 
-def apply_overrides(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...],
-                    values: tuple[Value, ...]) -> Manifest:
+def apply_overrides(
+    manifest: Manifest, catalog: Catalog, zones: tuple[str, ...], values: tuple[Value, ...]
+) -> Manifest:
     """The manifest with the environment's, var files' and --set values applied, each in the
     manifest's own terms: a declared service's fields, or its override of a dedicated set."""
     if not values:
@@ -73,9 +76,15 @@ def apply_overrides(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...]
         s = base.by_name.get(set_name)
         if s is None:
             close = difflib.get_close_matches(set_name, list(base.by_name), n=1)
-            problems.append(Problem(f"{cut(set_name)}: no such set in {manifest.path}", loc,
-                                    f"did you mean {close[0]!r}?" if close else
-                                    "sets: " + ", ".join(sorted(base.by_name))))
+            problems.append(
+                Problem(
+                    f"{cut(set_name)}: no such set in {manifest.path}",
+                    loc,
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else "sets: " + ", ".join(sorted(base.by_name)),
+                )
+            )
             continue
         body = dict(body)
         tags = check.tags(body.pop("tags"), (set_name, "tags")) if "tags" in body else None
@@ -85,42 +94,67 @@ def apply_overrides(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...]
             continue
         if s.kind == EXTERNAL:
             fields = sorted(set(body) | ({"tags"} if tags is not None else set()))
-            problems.append(Problem(f"{set_name}: runs elsewhere, it has no {', '.join(fields)}",
-                                    loc, "change its address in the manifest's external field"))
+            problems.append(
+                Problem(
+                    f"{set_name}: runs elsewhere, it has no {', '.join(fields)}",
+                    loc,
+                    "change its address in the manifest's external field",
+                )
+            )
             continue
         if tags is not None and not s.declared:
-            problems.append(Problem(f"{set_name}.tags: extra Consul tags belong to services of the "
-                                    "manifest", where[(set_name, "tags")],
-                                    f"tag {s.owner}, or declare {s.type} as a service"))
+            problems.append(
+                Problem(
+                    f"{set_name}.tags: extra Consul tags belong to services of the manifest",
+                    where[(set_name, "tags")],
+                    f"tag {s.owner}, or declare {s.type} as a service",
+                )
+            )
             continue
         if s.kind == NODE_LOCAL and "per_zone" in body:
-            problems.append(Problem(f"{set_name}.per_zone: {set_name} is node-local, one beside each "
-                                    f"{s.host} instance", where[(set_name, "per_zone")],
-                                    f"change the count of {s.host} instead"))
+            problems.append(
+                Problem(
+                    f"{set_name}.per_zone: {set_name} is node-local, one beside each "
+                    f"{s.host} instance",
+                    where[(set_name, "per_zone")],
+                    f"change the count of {s.host} instead",
+                )
+            )
             continue
         if s.declared:
             if "state" in body:
-                problems.append(Problem(f"{set_name}.state: {set_name} is a service of the manifest",
-                                        where[(set_name, "state")],
-                                        "storage applies to template sets like psql:app"))
+                problems.append(
+                    Problem(
+                        f"{set_name}.state: {set_name} is a service of the manifest",
+                        where[(set_name, "state")],
+                        "storage applies to template sets like psql:app",
+                    )
+                )
                 continue
             svc = services[set_name]
             run = svc.run._replace(
                 image=ov.image or svc.run.image,
                 args=svc.run.args if ov.args is None else ov.args,
                 env=tuple(sorted({**dict(svc.run.env), **dict(ov.env)}.items())),
-                resources=_resources(body, svc.run.resources))
+                resources=_resources(body, svc.run.resources),
+            )
             services[set_name] = svc._replace(
-                run=run, per_zone=ov.per_zone or svc.per_zone,
+                run=run,
+                per_zone=ov.per_zone or svc.per_zone,
                 total=None if ov.per_zone else svc.total,
-                tags=svc.tags if tags is None else tags)
+                tags=svc.tags if tags is None else tags,
+            )
             continue
         owner = services.get(s.owner)
         if owner is None or s.type not in owner.depends:
-            problems.append(Problem(f"{set_name}: made for {s.owner}, which is not a service of the "
-                                    "manifest", loc,
-                                    f"override it in the template that depends on {s.type}, or "
-                                    "declare that service in the manifest"))
+            problems.append(
+                Problem(
+                    f"{set_name}: made for {s.owner}, which is not a service of the manifest",
+                    loc,
+                    f"override it in the template that depends on {s.type}, or "
+                    "declare that service in the manifest",
+                )
+            )
             continue
         mine = dict(owner.overrides)
         old = mine.get(s.type, Override())
@@ -130,12 +164,14 @@ def apply_overrides(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...]
             env=tuple(sorted({**dict(old.env), **dict(ov.env)}.items())),
             resources=_resources(body, s.run.resources) if "resources" in body else old.resources,
             per_zone=ov.per_zone or old.per_zone,
-            state=tuple(sorted({**dict(old.state), **dict(ov.state)}.items())))
+            state=tuple(sorted({**dict(old.state), **dict(ov.state)}.items())),
+        )
         services[owner.name] = owner._replace(overrides=tuple(sorted(mine.items())))
     if problems:
         n = len(problems)
-        raise ConfigError(f"{n} problem{'s' if n > 1 else ''} in the set values",
-                          sorted(problems, key=_order))
+        raise ConfigError(
+            f"{n} problem{'s' if n > 1 else ''} in the set values", sorted(problems, key=_order)
+        )
     return manifest._replace(services=tuple(services[s.name] for s in manifest.services))
 
 
@@ -161,13 +197,19 @@ def scoped(plan: Resolution, scope: str, manifest: Manifest) -> Resolution:
     sets = tuple(s._replace(scope=scope) for s in plan.sets)
     for s in sets:
         if not NAME_RE.match(s.job_id):
-            problems.append(Problem(f"set {s.name} becomes {s.job_id!r} in scope {scope}, which is not a "
-                                    "valid Nomad job ID / Consul service name", manifest.path,
-                                    "use a shorter scope (env.NAME.scope) or shorter service names"))
+            problems.append(
+                Problem(
+                    f"set {s.name} becomes {s.job_id!r} in scope {scope}, which is not a "
+                    "valid Nomad job ID / Consul service name",
+                    manifest.path,
+                    "use a shorter scope (env.NAME.scope) or shorter service names",
+                )
+            )
     if problems:
         raise ResolutionError("name too long in this environment", problems)
-    return plan._replace(manifest=names.owner(manifest.name, scope), sets=sets,
-                         by_name={s.name: s for s in sets})
+    return plan._replace(
+        manifest=names.owner(manifest.name, scope), sets=sets, by_name={s.name: s for s in sets}
+    )
 
 
 def written_names(plan: Resolution, settings: RenderSettings) -> dict[str, set[tuple[str, ...]]]:
@@ -176,7 +218,12 @@ def written_names(plan: Resolution, settings: RenderSettings) -> dict[str, set[t
     ns = (settings.region or "global", settings.namespace or "default")
     dc = settings.consul_datacenter or "(local)"
     out: dict[str, set[tuple[str, ...]]] = {
-        "job": set(), "service": set(), "KV root": set(), "variable": set(), "ACL policy": set()}
+        "job": set(),
+        "service": set(),
+        "KV root": set(),
+        "variable": set(),
+        "ACL policy": set(),
+    }
     for s in plan.sets:
         if s.job_hosted:
             out["job"].add((*ns, s.job_id))
@@ -189,7 +236,10 @@ def written_names(plan: Resolution, settings: RenderSettings) -> dict[str, set[t
     return out
 
 
-def check_collisions(mine: tuple[str, Resolution, RenderSettings], others: list[tuple[str, Resolution, RenderSettings]]) -> None:
+def check_collisions(
+    mine: tuple[str, Resolution, RenderSettings],
+    others: list[tuple[str, Resolution, RenderSettings]],
+) -> None:
     """Refuse an environment that would write a name another declared environment writes."""
     name, plan, settings = mine
     have = written_names(plan, settings)
@@ -199,13 +249,23 @@ def check_collisions(mine: tuple[str, Resolution, RenderSettings], others: list[
         for what in have:
             both = sorted(have[what] & theirs[what])
             if both:
-                why = ("the same scope" if settings.scope == osettings.scope else "the same names") + \
-                    (" and the same namespace" if what in ("job", "variable") else
-                     " and the same Consul datacenter" if what in ("service", "KV root") else "")
-                problems.append(Problem(
-                    f"environments {name} and {other} would both write {what} {both[0][-1]!r}"
-                    + (f" (and {len(both) - 1} more)" if len(both) > 1 else "") + f": {why}",
-                    hint=f"give each environment its own scope (env.{name}.scope)"))
+                why = (
+                    "the same scope" if settings.scope == osettings.scope else "the same names"
+                ) + (
+                    " and the same namespace"
+                    if what in ("job", "variable")
+                    else " and the same Consul datacenter"
+                    if what in ("service", "KV root")
+                    else ""
+                )
+                problems.append(
+                    Problem(
+                        f"environments {name} and {other} would both write {what} {both[0][-1]!r}"
+                        + (f" (and {len(both) - 1} more)" if len(both) > 1 else "")
+                        + f": {why}",
+                        hint=f"give each environment its own scope (env.{name}.scope)",
+                    )
+                )
     if problems:
         raise ResolutionError(f"environment {name} collides with another one", problems)
 
@@ -222,10 +282,18 @@ def set_summary(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> di
     """The values of a set that a release compares between environments."""
     out: dict[str, Any] = {"kind": s.kind, "count": s.instance_count}
     if s.kind != EXTERNAL:
-        out.update({"image": s.run.image, "args": list(s.run.args), "env": dict(s.run.env),
-                    "cpu": s.run.resources.cpu, "memory": s.run.resources.memory,
-                    "per_zone_max": s.per_zone_max, "job": plan.job_of(s.name),
-                    "tags": list(s.tags)})
+        out.update(
+            {
+                "image": s.run.image,
+                "args": list(s.run.args),
+                "env": dict(s.run.env),
+                "cpu": s.run.resources.cpu,
+                "memory": s.run.resources.memory,
+                "per_zone_max": s.per_zone_max,
+                "job": plan.job_of(s.name),
+                "tags": list(s.tags),
+            }
+        )
         if s.run.state is not None:
             out["storage"] = _storage(s, settings)
     else:
@@ -233,7 +301,9 @@ def set_summary(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> di
     return out
 
 
-def compare(a: tuple[Resolution, RenderSettings], b: tuple[Resolution, RenderSettings]) -> dict[str, dict[str, list[Any]]]:
+def compare(
+    a: tuple[Resolution, RenderSettings], b: tuple[Resolution, RenderSettings]
+) -> dict[str, dict[str, list[Any]]]:
     """Per set: the fields whose values differ, as [a's, b's]; sets only one side has too."""
     pa, sa = a
     pb, sb = b
@@ -241,8 +311,11 @@ def compare(a: tuple[Resolution, RenderSettings], b: tuple[Resolution, RenderSet
     for name in sorted(set(pa.by_name) | set(pb.by_name)):
         x = set_summary(pa, pa.by_name[name], sa) if name in pa.by_name else {}
         y = set_summary(pb, pb.by_name[name], sb) if name in pb.by_name else {}
-        diff = {k: [x.get(k), y.get(k)] for k in sorted(set(x) | set(y))
-                if x.get(k) != y.get(k) and k != "job"}
+        diff = {
+            k: [x.get(k), y.get(k)]
+            for k in sorted(set(x) | set(y))
+            if x.get(k) != y.get(k) and k != "job"
+        }
         if diff:
             out[name] = diff
     return out

@@ -50,8 +50,14 @@ class NomadgenError(Exception):
     exit_code = 1
     kind = "error"
 
-    def __init__(self, subject: str, problems: list[Problem] | tuple[Problem, ...] = (), *,
-                 hint: str = "", location: str = "") -> None:
+    def __init__(
+        self,
+        subject: str,
+        problems: list[Problem] | tuple[Problem, ...] = (),
+        *,
+        hint: str = "",
+        location: str = "",
+    ) -> None:
         super().__init__(subject)
         self.subject = subject
         self.problems = tuple(problems)

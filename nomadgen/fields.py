@@ -76,7 +76,11 @@ class FieldChecker:
                 import difflib  # only when there is something to suggest
 
                 close = difflib.get_close_matches(str(k)[:SHOWN], list(allowed), n=1, cutoff=0.6)
-                hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(sorted(allowed))
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else "known keys: " + ", ".join(sorted(allowed))
+                )
                 self.add(path + (k,), "unknown key", hint)
 
     def table(self, value: Any, path: tuple[Any, ...], example: str = "") -> dict[str, Any]:
@@ -93,25 +97,41 @@ class FieldChecker:
             return ()
         return tuple(value)
 
-    def number(self, value: Any, path: tuple[Any, ...], field: str, default: int | None = None,
-               low: int = 1) -> int | None:
+    def number(
+        self,
+        value: Any,
+        path: tuple[Any, ...],
+        field: str,
+        default: int | None = None,
+        low: int = 1,
+    ) -> int | None:
         """A whole number in [low, LIMITS[field]]; None (after a problem, or when absent and
         there is no default)."""
         if value is None:
             return default
         high = LIMITS[field]
         if not isinstance(value, int) or isinstance(value, bool):
-            self.add(path, f"must be a whole number from {low} to {high:,}",
-                     f"write it without quotes or units, e.g. {default or low}")
+            self.add(
+                path,
+                f"must be a whole number from {low} to {high:,}",
+                f"write it without quotes or units, e.g. {default or low}",
+            )
             return None
         if not low <= value <= high:
-            shown = f"{value:,}" if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
-            self.add(path, f"{shown} is out of range: {field} is {low} to {high:,}",
-                     "see the limits in the README")
+            shown = (
+                f"{value:,}" if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+            )
+            self.add(
+                path,
+                f"{shown} is out of range: {field} is {low} to {high:,}",
+                "see the limits in the README",
+            )
             return None
         return value
 
-    def ports(self, value: Any, path: tuple[Any, ...], default: tuple[Port, ...] = ()) -> tuple[Port, ...]:
+    def ports(
+        self, value: Any, path: tuple[Any, ...], default: tuple[Port, ...] = ()
+    ) -> tuple[Port, ...]:
         if value is None:
             return default
         if not isinstance(value, dict):
@@ -121,10 +141,15 @@ class FieldChecker:
         for label in sorted(value):
             to = value[label]
             if not PORT_LABEL_RE.match(label):
-                self.add(path + (label,), f"invalid port label {cut(label)}",
-                         "use lower-case letters, digits and '_' (it becomes NOMAD_PORT_<label>)")
+                self.add(
+                    path + (label,),
+                    f"invalid port label {cut(label)}",
+                    "use lower-case letters, digits and '_' (it becomes NOMAD_PORT_<label>)",
+                )
             if not isinstance(to, int) or isinstance(to, bool) or not 0 <= to <= 65535:
-                self.add(path + (label,), "port must be an integer 0-65535 (0: same as the host port)")
+                self.add(
+                    path + (label,), "port must be an integer 0-65535 (0: same as the host port)"
+                )
                 continue
             out.append(Port(label, to))
         return tuple(out)
@@ -139,17 +164,25 @@ class FieldChecker:
         for k in sorted(value):
             v = value[k]
             if not ENV_RE.match(k):
-                self.add(path + (k,), f"invalid environment variable name {cut(k)}",
-                         "use letters, digits and '_', not starting with a digit (at most 128)")
+                self.add(
+                    path + (k,),
+                    f"invalid environment variable name {cut(k)}",
+                    "use letters, digits and '_', not starting with a digit (at most 128)",
+                )
             if not isinstance(v, str):
-                hint = f"write {cut(str(v))} in quotes" if isinstance(v, int | float) else \
-                    "environment values are strings"
+                hint = (
+                    f"write {cut(str(v))} in quotes"
+                    if isinstance(v, int | float)
+                    else "environment values are strings"
+                )
                 self.add(path + (k,), "value must be a string", hint)
                 continue
             out.append((k, v))
         return tuple(out)
 
-    def resources(self, value: Any, path: tuple[Any, ...], default: Resources = Resources()) -> Resources:
+    def resources(
+        self, value: Any, path: tuple[Any, ...], default: Resources = Resources()
+    ) -> Resources:
         if value is None:
             return default
         if not isinstance(value, dict):
@@ -160,8 +193,13 @@ class FieldChecker:
         mem = self.number(value.get("memory"), path + ("memory",), "memory", default.memory)
         return Resources(cpu or default.cpu, mem or default.memory)
 
-    def check(self, value: Any, path: tuple[Any, ...], ports: tuple[Port, ...] | None,
-              script: bool = False) -> Check | None:
+    def check(
+        self,
+        value: Any,
+        path: tuple[Any, ...],
+        ports: tuple[Port, ...] | None,
+        script: bool = False,
+    ) -> Check | None:
         """`false` (no check) or {type, path, interval, timeout}; `ports` None means the
         ports had problems of their own (so no second message about them). Script checks
         (a command run inside the task) only where `script` is allowed: service templates."""
@@ -176,15 +214,23 @@ class FieldChecker:
         types = ("tcp", "http", "script") if script else ("tcp", "http")
         ctype = value.get("type", "tcp")
         if ctype not in types:
-            self.add(path + ("type",), f"unknown check type {cut(ctype)}", "use " + ", ".join(types))
+            self.add(
+                path + ("type",), f"unknown check type {cut(ctype)}", "use " + ", ".join(types)
+            )
         command: tuple[str, ...] = ()
         if script:
             cmd = value.get("command", [])
-            if not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd) or \
-                    (ctype == "script") != bool(cmd):
-                self.add(path + ("command",), 'a script check needs command = ["program", "arg", ...] '
-                         "(and only a script check has one)",
-                         'e.g. command = ["pg_isready", "-h", "127.0.0.1"]')
+            if (
+                not isinstance(cmd, list)
+                or not all(isinstance(a, str) for a in cmd)
+                or (ctype == "script") != bool(cmd)
+            ):
+                self.add(
+                    path + ("command",),
+                    'a script check needs command = ["program", "arg", ...] '
+                    "(and only a script check has one)",
+                    'e.g. command = ["pg_isready", "-h", "127.0.0.1"]',
+                )
             else:
                 command = tuple(cmd)
         cpath = value.get("path", "/" if ctype == "http" else "")
@@ -194,8 +240,13 @@ class FieldChecker:
         timeout = self.number(value.get("timeout"), path + ("timeout",), "timeout", 2) or 2
         if ports == ():
             self.add(path, "a health check needs a port", 'declare "ports" or set "check": false')
-        return Check(ctype if ctype in types else "tcp",
-                     cpath if isinstance(cpath, str) else "", interval, timeout, command)
+        return Check(
+            ctype if ctype in types else "tcp",
+            cpath if isinstance(cpath, str) else "",
+            interval,
+            timeout,
+            command,
+        )
 
 
 def bad_strings(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

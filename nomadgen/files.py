@@ -12,8 +12,9 @@ from .errors import NomadgenError, Problem
 MARKER = ".nomadgen-{kind}"  # lists the files a command wrote, so the next run can tidy up
 
 
-def write_tree(root: Path, files: dict[str, str], *, kind: str = "render",
-               force: bool = False) -> list[str]:
+def write_tree(
+    root: Path, files: dict[str, str], *, kind: str = "render", force: bool = False
+) -> list[str]:
     """Write the whole tree or nothing: every path is checked, then every file is written to a
     temporary name, then all are renamed into place. Files that the previous run of the same
     command listed in its marker and this run does not write are removed (returned). A folder
@@ -23,13 +24,17 @@ def write_tree(root: Path, files: dict[str, str], *, kind: str = "render",
     root = Path(root)
     try:
         if root.resolve() == Path(root.resolve().anchor):
-            raise NomadgenError(f"refusing to write into {root}: it is the file system root",
-                                hint="pass a folder of its own, e.g. --out out/")
+            raise NomadgenError(
+                f"refusing to write into {root}: it is the file system root",
+                hint="pass a folder of its own, e.g. --out out/",
+            )
         previous = _previous(root, marker)
         _preflight(root, files, previous is not None, force)
     except OSError as exc:
-        raise NomadgenError(f"cannot write {root}: {exc.strerror or exc}",
-                            hint="check the --out folder and its permissions") from None
+        raise NomadgenError(
+            f"cannot write {root}: {exc.strerror or exc}",
+            hint="check the --out folder and its permissions",
+        ) from None
     staged: list[tuple[str, Path]] = []
     made: list[Path] = []
     ready: set[Path] = set()  # folders known to exist: one look per folder, not per file
@@ -54,8 +59,10 @@ def write_tree(root: Path, files: dict[str, str], *, kind: str = "render",
                 d.rmdir()
             except OSError:
                 pass
-        raise NomadgenError(f"cannot write {root}: {exc.strerror or exc}; nothing was written",
-                            hint="check the --out folder and its permissions") from None
+        raise NomadgenError(
+            f"cannot write {root}: {exc.strerror or exc}; nothing was written",
+            hint="check the --out folder and its permissions",
+        ) from None
     try:
         for tmp, dest in staged:
             os.replace(tmp, dest)
@@ -67,8 +74,9 @@ def write_tree(root: Path, files: dict[str, str], *, kind: str = "render",
             fh.write("".join(f"{rel}\n" for rel in sorted(files)))
         os.replace(tmp, root / marker)
     except OSError as exc:
-        raise NomadgenError(f"cannot finish writing {root}: {exc.strerror or exc}",
-                            hint="run the command again") from None
+        raise NomadgenError(
+            f"cannot finish writing {root}: {exc.strerror or exc}", hint="run the command again"
+        ) from None
     return stale
 
 
@@ -108,7 +116,8 @@ def _preflight(root: Path, files: dict[str, str], ours: bool, force: bool) -> No
             raise NomadgenError(
                 f"refusing to write into {root}: it holds files nomadgen did not write "
                 f"({', '.join(sorted(others)[:3])}{' ...' if len(others) > 3 else ''})",
-                hint="pass an empty or new folder, or --force to write beside those files")
+                hint="pass an empty or new folder, or --force to write beside those files",
+            )
     problems = []
     in_the_way: dict[Path, bool] = {}  # each folder looked at once, not once per file
     for rel in sorted(files):
@@ -116,16 +125,20 @@ def _preflight(root: Path, files: dict[str, str], ours: bool, force: bool) -> No
         for parent in [*reversed(dest.parent.parents), dest.parent]:
             bad = in_the_way.get(parent)
             if bad is None:
-                bad = in_the_way[parent] = (parent.exists() and not parent.is_dir()
-                                            and root in (parent, *parent.parents))
+                bad = in_the_way[parent] = (
+                    parent.exists() and not parent.is_dir() and root in (parent, *parent.parents)
+                )
             if bad:
                 problems.append(Problem(f"{parent} is a file, so {rel} cannot be written"))
                 break
         if dest.is_dir():
             problems.append(Problem(f"{dest} is a folder, so {rel} cannot be written"))
     if problems:
-        raise NomadgenError(f"cannot write into {root}; nothing was written", problems[:20],
-                            hint="move those paths out of the way")
+        raise NomadgenError(
+            f"cannot write into {root}; nothing was written",
+            problems[:20],
+            hint="move those paths out of the way",
+        )
 
 
 # Inputs are regular files of bounded size (README "Limits"): a FIFO would block forever and
@@ -167,4 +180,6 @@ def read_text(path: str | Path, limit: int = MAX_SMALL_FILE_BYTES) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise InputFileError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})") from None
+        raise InputFileError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})"
+        ) from None

@@ -17,7 +17,11 @@ def _label(plan: Resolution, name: str) -> str:
 
 
 def to_dot(plan: Resolution) -> str:
-    out = [f'digraph "{plan.manifest}" {{', "  rankdir=LR;", '  node [shape=box, fontname="Helvetica"];']
+    out = [
+        f'digraph "{plan.manifest}" {{',
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="Helvetica"];',
+    ]
     for s in plan.sets:
         if s.embedded:
             out.append(f"  subgraph cluster_{_id(s.name)} {{")
@@ -47,7 +51,9 @@ def to_mermaid(plan: Resolution) -> str:
                 out.append(f'    {_id(e)}["{el}"]')
             out.append("  end")
         elif not s.host:
-            out.append(f'  {_id(s.name)}{"[" if s.declared else "[("}"{label}"{"]" if s.declared else ")]"}')
+            out.append(
+                f'  {_id(s.name)}{"[" if s.declared else "[("}"{label}"{"]" if s.declared else ")]"}'
+            )
     for s in plan.sets:
         for d in s.depends:
             out.append(f"  {_id(s.name)} --> {_id(d)}")

@@ -51,46 +51,102 @@ __all__ = [
 # Fields Nomad fills in, or that have no jobspec form; never written. A bare name is dropped
 # wherever it appears in a structured block; "Parent.Name" only under that JSON key
 # ("Job" is the top level). Free-form maps (meta, env, driver config) are never filtered.
-READ_ONLY_FIELDS = frozenset({
-    "Status", "StatusDescription", "Version", "Stable", "SubmitTime",
-    "CreateIndex", "ModifyIndex", "JobModifyIndex",
-    "Stop", "ParentID", "Dispatched", "DispatchIdempotencyToken", "NomadTokenID",
-    "Job.Payload",
-    # set by CLI flags or the server, no jobspec field
-    "ConsulNamespace", "VaultNamespace",
-    # submit-time secrets (removed from the API in 1.10): never put a token in a file
-    "ConsulToken", "VaultToken",
-    # scaling policies: the server assigns these
-    "Scaling.ID", "Scaling.Namespace", "Scaling.Target",
-    "ScalingPolicies.ID", "ScalingPolicies.Namespace", "ScalingPolicies.Target",
-})
+READ_ONLY_FIELDS = frozenset(
+    {
+        "Status",
+        "StatusDescription",
+        "Version",
+        "Stable",
+        "SubmitTime",
+        "CreateIndex",
+        "ModifyIndex",
+        "JobModifyIndex",
+        "Stop",
+        "ParentID",
+        "Dispatched",
+        "DispatchIdempotencyToken",
+        "NomadTokenID",
+        "Job.Payload",
+        # set by CLI flags or the server, no jobspec field
+        "ConsulNamespace",
+        "VaultNamespace",
+        # submit-time secrets (removed from the API in 1.10): never put a token in a file
+        "ConsulToken",
+        "VaultToken",
+        # scaling policies: the server assigns these
+        "Scaling.ID",
+        "Scaling.Namespace",
+        "Scaling.Target",
+        "ScalingPolicies.ID",
+        "ScalingPolicies.Namespace",
+        "ScalingPolicies.Target",
+    }
+)
 
 # Placement attributes: Nomad reads `${...}` in them as a runtime reference by definition, so
 # one is written as Nomad users write it (see RUNTIME_REF). Same naming rule as above.
-RUNTIME_FIELDS = frozenset({
-    "Constraints.LTarget", "Constraints.RTarget", "Affinities.LTarget", "Affinities.RTarget",
-    "Spreads.Attribute",
-})
+RUNTIME_FIELDS = frozenset(
+    {
+        "Constraints.LTarget",
+        "Constraints.RTarget",
+        "Affinities.LTarget",
+        "Affinities.RTarget",
+        "Spreads.Attribute",
+    }
+)
 
 # Integer nanoseconds in JSON, Go duration strings in HCL. Same naming rule as above.
-DURATION_FIELDS = frozenset({
-    "Interval", "Timeout", "Delay", "MaxDelay", "Grace",
-    "MinHealthyTime", "HealthyDeadline", "ProgressDeadline", "Stagger",
-    "KillTimeout", "ShutdownDelay", "Splay", "VaultGrace",
-    "MaxClientDisconnect", "StopAfterClientDisconnect", "LostAfter", "StopOnClientAfter",
-    "HealthTimeout", "TTL", "ConnectTimeout",
-    "Wait.Min", "Wait.Max",
-})
+DURATION_FIELDS = frozenset(
+    {
+        "Interval",
+        "Timeout",
+        "Delay",
+        "MaxDelay",
+        "Grace",
+        "MinHealthyTime",
+        "HealthyDeadline",
+        "ProgressDeadline",
+        "Stagger",
+        "KillTimeout",
+        "ShutdownDelay",
+        "Splay",
+        "VaultGrace",
+        "MaxClientDisconnect",
+        "StopAfterClientDisconnect",
+        "LostAfter",
+        "StopOnClientAfter",
+        "HealthTimeout",
+        "TTL",
+        "ConnectTimeout",
+        "Wait.Min",
+        "Wait.Max",
+    }
+)
 
 # Driver-config keys written as blocks (docker/podman/qemu docs and the docker hclspec) when
 # their value is an object, or a list of objects, with identifier keys. Anything else is an
 # attribute. Nomad reads a block and an attribute object the same way (both become a list of
 # objects in the API form), so the choice is only about looking like the docs.
-CONFIG_BLOCK_NAMES = frozenset({
-    "auth", "logging", "config", "mount", "mounts", "devices", "healthchecks",
-    "port_map", "labels", "sysctl", "ulimit", "storage_opt",
-    "bind_options", "tmpfs_options", "volume_options", "driver_config",
-})
+CONFIG_BLOCK_NAMES = frozenset(
+    {
+        "auth",
+        "logging",
+        "config",
+        "mount",
+        "mounts",
+        "devices",
+        "healthchecks",
+        "port_map",
+        "labels",
+        "sysctl",
+        "ulimit",
+        "storage_opt",
+        "bind_options",
+        "tmpfs_options",
+        "volume_options",
+        "driver_config",
+    }
+)
 
 # Config keys written as labelled blocks when the value has the shape Nomad gives them,
 # {"check": [{"<label>": [{...}]}]}: the autoscaler's check/strategy/target in scaling policies.
@@ -122,12 +178,19 @@ _AFFINITIES = _f("Affinities", "affinity", "blocks", "Affinity")
 
 _SPECS: dict[str, tuple[_Field, ...]] = {
     "Job": (
-        _f("ID", kind="label"), _f("Name", "name"),
-        _f("Namespace", "namespace"), _f("Region", "region"),
-        _f("Datacenters", "datacenters"), _f("NodePool", "node_pool"), _f("Type", "type"),
-        _f("Priority", "priority"), _f("AllAtOnce", "all_at_once"),
+        _f("ID", kind="label"),
+        _f("Name", "name"),
+        _f("Namespace", "namespace"),
+        _f("Region", "region"),
+        _f("Datacenters", "datacenters"),
+        _f("NodePool", "node_pool"),
+        _f("Type", "type"),
+        _f("Priority", "priority"),
+        _f("AllAtOnce", "all_at_once"),
         _f("Meta", "meta", "string_map"),
-        _CONSTRAINTS, _AFFINITIES, _f("Spreads", "spread", "blocks", "Spread"),
+        _CONSTRAINTS,
+        _AFFINITIES,
+        _f("Spreads", "spread", "blocks", "Spread"),
         _f("Update", "update", "block", "UpdateStrategy"),
         _f("Migrate", "migrate", "block", "MigrateStrategy"),
         _f("Reschedule", "reschedule", "block", "ReschedulePolicy"),
@@ -138,13 +201,16 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         _f("TaskGroups", "group", "labelled_blocks", ("TaskGroup", "Name")),
     ),
     "TaskGroup": (
-        _f("Name", kind="label"), _f("Count", "count"),
+        _f("Name", kind="label"),
+        _f("Count", "count"),
         _f("ShutdownDelay", "shutdown_delay"),
         _f("StopAfterClientDisconnect", "stop_after_client_disconnect"),
         _f("MaxClientDisconnect", "max_client_disconnect"),
         _f("PreventRescheduleOnLost", "prevent_reschedule_on_lost"),
         _f("Meta", "meta", "string_map"),
-        _CONSTRAINTS, _AFFINITIES, _f("Spreads", "spread", "blocks", "Spread"),
+        _CONSTRAINTS,
+        _AFFINITIES,
+        _f("Spreads", "spread", "blocks", "Spread"),
         _f("Consul", "consul", "block", "Consul"),
         _f("Networks", "network", "blocks", "NetworkResource"),
         _f("Volumes", "volume", "map_blocks", ("VolumeRequest", "Name")),
@@ -159,14 +225,20 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         _f("Tasks", "task", "labelled_blocks", ("Task", "Name")),
     ),
     "Task": (
-        _f("Name", kind="label"), _f("Driver", "driver", "attr_nonzero"), _f("User", "user", "attr_nonzero"),
-        _f("Leader", "leader", "attr_nonzero"), _f("Kind", "kind", "attr_nonzero"),
-        _f("KillTimeout", "kill_timeout"), _f("KillSignal", "kill_signal", "attr_nonzero"),
+        _f("Name", kind="label"),
+        _f("Driver", "driver", "attr_nonzero"),
+        _f("User", "user", "attr_nonzero"),
+        _f("Leader", "leader", "attr_nonzero"),
+        _f("Kind", "kind", "attr_nonzero"),
+        _f("KillTimeout", "kill_timeout"),
+        _f("KillSignal", "kill_signal", "attr_nonzero"),
         _f("ShutdownDelay", "shutdown_delay", "attr_nonzero"),
         _f("Lifecycle", "lifecycle", "block", "TaskLifecycle"),
         _f("Config", "config", "free_form"),
-        _f("Env", "env", "string_map"), _f("Meta", "meta", "string_map"),
-        _CONSTRAINTS, _AFFINITIES,
+        _f("Env", "env", "string_map"),
+        _f("Meta", "meta", "string_map"),
+        _CONSTRAINTS,
+        _AFFINITIES,
         _f("Artifacts", "artifact", "blocks", "TaskArtifact"),
         _f("Templates", "template", "blocks", "Template"),
         _f("Services", "service", "blocks", "Service"),
@@ -185,70 +257,106 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         _f("Schedule", "schedule", "block", "TaskSchedule"),
     ),
     "Constraint": (
-        _f("LTarget", "attribute", "attr_nonzero"), _f("Operand", "operator", "attr_nonzero"),
+        _f("LTarget", "attribute", "attr_nonzero"),
+        _f("Operand", "operator", "attr_nonzero"),
         _f("RTarget", "value", "attr_nonzero"),
     ),
     "Affinity": (
-        _f("LTarget", "attribute", "attr_nonzero"), _f("Operand", "operator", "attr_nonzero"),
-        _f("RTarget", "value", "attr_nonzero"), _f("Weight", "weight"),
+        _f("LTarget", "attribute", "attr_nonzero"),
+        _f("Operand", "operator", "attr_nonzero"),
+        _f("RTarget", "value", "attr_nonzero"),
+        _f("Weight", "weight"),
     ),
     "Spread": (
-        _f("Attribute", "attribute", "attr_nonzero"), _f("Weight", "weight"),
+        _f("Attribute", "attribute", "attr_nonzero"),
+        _f("Weight", "weight"),
         _f("SpreadTarget", "target", "labelled_blocks", ("SpreadTarget", "Value")),
     ),
     "SpreadTarget": (_f("Value", kind="label"), _f("Percent", "percent", "attr_nonzero")),
     "UpdateStrategy": (
-        _f("MaxParallel", "max_parallel"), _f("HealthCheck", "health_check"),
-        _f("MinHealthyTime", "min_healthy_time"), _f("HealthyDeadline", "healthy_deadline"),
-        _f("ProgressDeadline", "progress_deadline"), _f("AutoRevert", "auto_revert"),
-        _f("AutoPromote", "auto_promote"), _f("Canary", "canary"), _f("Stagger", "stagger"),
+        _f("MaxParallel", "max_parallel"),
+        _f("HealthCheck", "health_check"),
+        _f("MinHealthyTime", "min_healthy_time"),
+        _f("HealthyDeadline", "healthy_deadline"),
+        _f("ProgressDeadline", "progress_deadline"),
+        _f("AutoRevert", "auto_revert"),
+        _f("AutoPromote", "auto_promote"),
+        _f("Canary", "canary"),
+        _f("Stagger", "stagger"),
     ),
     "MigrateStrategy": (
-        _f("MaxParallel", "max_parallel"), _f("HealthCheck", "health_check"),
-        _f("MinHealthyTime", "min_healthy_time"), _f("HealthyDeadline", "healthy_deadline"),
+        _f("MaxParallel", "max_parallel"),
+        _f("HealthCheck", "health_check"),
+        _f("MinHealthyTime", "min_healthy_time"),
+        _f("HealthyDeadline", "healthy_deadline"),
     ),
     "ReschedulePolicy": (
-        _f("Attempts", "attempts"), _f("Interval", "interval"), _f("Delay", "delay"),
-        _f("DelayFunction", "delay_function"), _f("MaxDelay", "max_delay"),
+        _f("Attempts", "attempts"),
+        _f("Interval", "interval"),
+        _f("Delay", "delay"),
+        _f("DelayFunction", "delay_function"),
+        _f("MaxDelay", "max_delay"),
         _f("Unlimited", "unlimited"),
     ),
     "RestartPolicy": (
-        _f("Attempts", "attempts"), _f("Interval", "interval"), _f("Delay", "delay"),
-        _f("Mode", "mode"), _f("RenderTemplates", "render_templates"),
+        _f("Attempts", "attempts"),
+        _f("Interval", "interval"),
+        _f("Delay", "delay"),
+        _f("Mode", "mode"),
+        _f("RenderTemplates", "render_templates"),
     ),
     "EphemeralDisk": (
-        _f("SizeMB", "size"), _f("Sticky", "sticky"), _f("Migrate", "migrate"),
+        _f("SizeMB", "size"),
+        _f("Sticky", "sticky"),
+        _f("Migrate", "migrate"),
     ),
     "DisconnectStrategy": (
-        _f("LostAfter", "lost_after"), _f("StopOnClientAfter", "stop_on_client_after"),
-        _f("Replace", "replace"), _f("Reconcile", "reconcile"),
+        _f("LostAfter", "lost_after"),
+        _f("StopOnClientAfter", "stop_on_client_after"),
+        _f("Replace", "replace"),
+        _f("Reconcile", "reconcile"),
     ),
     "NetworkResource": (
-        _f("Mode", "mode", "attr_nonzero"), _f("Hostname", "hostname", "attr_nonzero"),
-        _f("Device", "device", "attr_nonzero"), _f("CIDR", "cidr", "attr_nonzero"), _f("IP", "ip", "attr_nonzero"),
+        _f("Mode", "mode", "attr_nonzero"),
+        _f("Hostname", "hostname", "attr_nonzero"),
+        _f("Device", "device", "attr_nonzero"),
+        _f("CIDR", "cidr", "attr_nonzero"),
+        _f("IP", "ip", "attr_nonzero"),
         _f("MBits", "mbits"),
-        _f("DNS", "dns", "block", "DNSConfig"), _f("CNI", "cni", "block", "CNIConfig"),
+        _f("DNS", "dns", "block", "DNSConfig"),
+        _f("CNI", "cni", "block", "CNIConfig"),
         # jobspec2 reads every `port` block into DynamicPorts, then moves static ones
         _f("ReservedPorts", "port", "labelled_blocks", ("Port", "Label")),
         _f("DynamicPorts", "port", "labelled_blocks", ("Port", "Label")),
     ),
     "Port": (
-        _f("Label", kind="label"), _f("Value", "static", "attr_nonzero"), _f("To", "to", "attr_nonzero"),
+        _f("Label", kind="label"),
+        _f("Value", "static", "attr_nonzero"),
+        _f("To", "to", "attr_nonzero"),
         _f("HostNetwork", "host_network", "attr_nonzero"),
         _f("IgnoreCollision", "ignore_collision", "attr_nonzero"),
     ),
     "DNSConfig": (
-        _f("Servers", "servers"), _f("Searches", "searches"), _f("Options", "options"),
+        _f("Servers", "servers"),
+        _f("Searches", "searches"),
+        _f("Options", "options"),
     ),
     "CNIConfig": (_f("Args", "args", "map_attr"),),
     "Service": (
-        _f("Name", "name", "attr_nonzero"), _f("Provider", "provider", "attr_nonzero"),
-        _f("PortLabel", "port", "attr_nonzero"), _f("Tags", "tags"), _f("CanaryTags", "canary_tags"),
-        _f("AddressMode", "address_mode", "attr_nonzero"), _f("Address", "address", "attr_nonzero"),
-        _f("TaskName", "task", "attr_nonzero"), _f("OnUpdate", "on_update", "attr_nonzero"),
-        _f("EnableTagOverride", "enable_tag_override", "attr_nonzero"), _f("Kind", "kind", "attr_nonzero"),
+        _f("Name", "name", "attr_nonzero"),
+        _f("Provider", "provider", "attr_nonzero"),
+        _f("PortLabel", "port", "attr_nonzero"),
+        _f("Tags", "tags"),
+        _f("CanaryTags", "canary_tags"),
+        _f("AddressMode", "address_mode", "attr_nonzero"),
+        _f("Address", "address", "attr_nonzero"),
+        _f("TaskName", "task", "attr_nonzero"),
+        _f("OnUpdate", "on_update", "attr_nonzero"),
+        _f("EnableTagOverride", "enable_tag_override", "attr_nonzero"),
+        _f("Kind", "kind", "attr_nonzero"),
         _f("Cluster", "cluster", "attr_nonzero"),
-        _f("Meta", "meta", "string_map"), _f("CanaryMeta", "canary_meta", "string_map"),
+        _f("Meta", "meta", "string_map"),
+        _f("CanaryMeta", "canary_meta", "string_map"),
         _f("TaggedAddresses", "tagged_addresses", "string_map"),
         _f("Weights", "weights", "block", "ServiceWeights"),
         _f("Identity", "identity", "block", "WorkloadIdentity"),
@@ -257,27 +365,48 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         _f("Connect", "connect", "block", "ConsulConnect"),
     ),
     "ServiceCheck": tuple(
-        _f(j, h, "attr_nonzero") for j, h in (
-            ("Name", "name"), ("Type", "type"), ("Command", "command"), ("Args", "args"),
-            ("Path", "path"), ("Protocol", "protocol"), ("Method", "method"), ("Body", "body"),
-            ("PortLabel", "port"), ("Expose", "expose"), ("AddressMode", "address_mode"),
-            ("Advertise", "advertise"), ("Interval", "interval"), ("Timeout", "timeout"),
-            ("InitialStatus", "initial_status"), ("Notes", "notes"),
-            ("TLSServerName", "tls_server_name"), ("TLSSkipVerify", "tls_skip_verify"),
-            ("GRPCService", "grpc_service"), ("GRPCUseTLS", "grpc_use_tls"),
-            ("TaskName", "task"), ("SuccessBeforePassing", "success_before_passing"),
+        _f(j, h, "attr_nonzero")
+        for j, h in (
+            ("Name", "name"),
+            ("Type", "type"),
+            ("Command", "command"),
+            ("Args", "args"),
+            ("Path", "path"),
+            ("Protocol", "protocol"),
+            ("Method", "method"),
+            ("Body", "body"),
+            ("PortLabel", "port"),
+            ("Expose", "expose"),
+            ("AddressMode", "address_mode"),
+            ("Advertise", "advertise"),
+            ("Interval", "interval"),
+            ("Timeout", "timeout"),
+            ("InitialStatus", "initial_status"),
+            ("Notes", "notes"),
+            ("TLSServerName", "tls_server_name"),
+            ("TLSSkipVerify", "tls_skip_verify"),
+            ("GRPCService", "grpc_service"),
+            ("GRPCUseTLS", "grpc_use_tls"),
+            ("TaskName", "task"),
+            ("SuccessBeforePassing", "success_before_passing"),
             ("FailuresBeforeCritical", "failures_before_critical"),
-            ("FailuresBeforeWarning", "failures_before_warning"), ("OnUpdate", "on_update"),
+            ("FailuresBeforeWarning", "failures_before_warning"),
+            ("OnUpdate", "on_update"),
         )
-    ) + (
+    )
+    + (
         _f("Header", "header", "string_map"),
         _f("CheckRestart", "check_restart", "block", "CheckRestart"),
     ),
     "CheckRestart": (
-        _f("Limit", "limit", "attr_nonzero"), _f("Grace", "grace"),
+        _f("Limit", "limit", "attr_nonzero"),
+        _f("Grace", "grace"),
         _f("IgnoreWarnings", "ignore_warnings", "attr_nonzero"),
     ),
-    "ServiceWeights": (_f("Passing", "passing", "attr_nonzero"), _f("Warning", "warning", "attr_nonzero")),
+    "ServiceWeights": (
+        _f("Passing", "passing", "attr_nonzero"),
+        _f("Warning", "warning", "attr_nonzero"),
+    ),
     "ConsulConnect": (
         _f("Native", "native", "attr_nonzero"),
         _f("SidecarService", "sidecar_service", "block", "ConsulSidecarService"),
@@ -285,15 +414,22 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         _f("Gateway", "gateway", "block", "ConsulGateway"),
     ),
     "ConsulSidecarService": (
-        _f("Port", "port", "attr_nonzero"), _f("Tags", "tags"),
+        _f("Port", "port", "attr_nonzero"),
+        _f("Tags", "tags"),
         _f("DisableDefaultTCPCheck", "disable_default_tcp_check", "attr_nonzero"),
-        _f("Meta", "meta", "string_map"), _f("Proxy", "proxy", "block", "ConsulProxy"),
+        _f("Meta", "meta", "string_map"),
+        _f("Proxy", "proxy", "block", "ConsulProxy"),
     ),
     "SidecarTask": (
-        _f("Name", "name", "attr_nonzero"), _f("Driver", "driver", "attr_nonzero"), _f("User", "user", "attr_nonzero"),
-        _f("KillTimeout", "kill_timeout"), _f("KillSignal", "kill_signal", "attr_nonzero"),
+        _f("Name", "name", "attr_nonzero"),
+        _f("Driver", "driver", "attr_nonzero"),
+        _f("User", "user", "attr_nonzero"),
+        _f("KillTimeout", "kill_timeout"),
+        _f("KillSignal", "kill_signal", "attr_nonzero"),
         _f("ShutdownDelay", "shutdown_delay"),
-        _f("Config", "config", "free_form"), _f("Env", "env", "string_map"), _f("Meta", "meta", "string_map"),
+        _f("Config", "config", "free_form"),
+        _f("Env", "env", "string_map"),
+        _f("Meta", "meta", "string_map"),
         _f("Resources", "resources", "block", "Resources"),
         _f("LogConfig", "logs", "block", "LogConfig"),
         _f("VolumeMounts", "volume_mount", "blocks", "VolumeMount"),
@@ -312,34 +448,44 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
         _f("Path", "path", "alias", ("ConsulExposePath", "Paths")),
     ),
     "ConsulExposePath": tuple(
-        _f(j, h, "attr_nonzero") for j, h in (
-            ("Path", "path"), ("Protocol", "protocol"),
-            ("LocalPathPort", "local_path_port"), ("ListenerPort", "listener_port"),
+        _f(j, h, "attr_nonzero")
+        for j, h in (
+            ("Path", "path"),
+            ("Protocol", "protocol"),
+            ("LocalPathPort", "local_path_port"),
+            ("ListenerPort", "listener_port"),
         )
     ),
     "ConsulUpstream": tuple(
-        _f(j, h, "attr_nonzero") for j, h in (
+        _f(j, h, "attr_nonzero")
+        for j, h in (
             ("DestinationName", "destination_name"),
             ("DestinationNamespace", "destination_namespace"),
             ("DestinationPeer", "destination_peer"),
             ("DestinationPartition", "destination_partition"),
-            ("DestinationType", "destination_type"), ("Datacenter", "datacenter"),
-            ("LocalBindAddress", "local_bind_address"), ("LocalBindPort", "local_bind_port"),
+            ("DestinationType", "destination_type"),
+            ("Datacenter", "datacenter"),
+            ("LocalBindAddress", "local_bind_address"),
+            ("LocalBindPort", "local_bind_port"),
             ("LocalBindSocketPath", "local_bind_socket_path"),
             ("LocalBindSocketMode", "local_bind_socket_mode"),
         )
-    ) + (
+    )
+    + (
         _f("MeshGateway", "mesh_gateway", "block", "ConsulMeshGateway"),
         _f("Config", "config", "free_form"),
     ),
     "ConsulMeshGateway": (_f("Mode", "mode", "attr_nonzero"),),
     "ConsulTransparentProxy": tuple(
-        _f(j, h, "attr_nonzero") for j, h in (
-            ("UID", "uid"), ("OutboundPort", "outbound_port"),
+        _f(j, h, "attr_nonzero")
+        for j, h in (
+            ("UID", "uid"),
+            ("OutboundPort", "outbound_port"),
             ("ExcludeInboundPorts", "exclude_inbound_ports"),
             ("ExcludeOutboundPorts", "exclude_outbound_ports"),
             ("ExcludeOutboundCIDRs", "exclude_outbound_cidrs"),
-            ("ExcludeUIDs", "exclude_uids"), ("NoDNS", "no_dns"),
+            ("ExcludeUIDs", "exclude_uids"),
+            ("NoDNS", "no_dns"),
         )
     ),
     "ConsulGateway": (
@@ -350,115 +496,174 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
     ),
     "ConsulGatewayProxy": (
         _f("ConnectTimeout", "connect_timeout"),
-        _f("EnvoyGatewayBindTaggedAddresses", "envoy_gateway_bind_tagged_addresses", "attr_nonzero"),
+        _f(
+            "EnvoyGatewayBindTaggedAddresses", "envoy_gateway_bind_tagged_addresses", "attr_nonzero"
+        ),
         _f("EnvoyGatewayNoDefaultBind", "envoy_gateway_no_default_bind", "attr_nonzero"),
         _f("EnvoyDNSDiscoveryType", "envoy_dns_discovery_type", "attr_nonzero"),
-        _f("EnvoyGatewayBindAddresses", "envoy_gateway_bind_addresses", "map_blocks",
-           ("ConsulGatewayBindAddress", "Name")),
+        _f(
+            "EnvoyGatewayBindAddresses",
+            "envoy_gateway_bind_addresses",
+            "map_blocks",
+            ("ConsulGatewayBindAddress", "Name"),
+        ),
         _f("Config", "config", "free_form"),
     ),
     "ConsulGatewayBindAddress": (
-        _f("Name", kind="label"), _f("Address", "address", "attr_nonzero"), _f("Port", "port", "attr_nonzero"),
+        _f("Name", kind="label"),
+        _f("Address", "address", "attr_nonzero"),
+        _f("Port", "port", "attr_nonzero"),
     ),
     "ConsulIngressConfigEntry": (
         _f("TLS", "tls", "block", "ConsulGatewayTLSConfig"),
         _f("Listeners", "listener", "blocks", "ConsulIngressListener"),
     ),
     "ConsulGatewayTLSConfig": (
-        _f("Enabled", "enabled", "attr_nonzero"), _f("TLSMinVersion", "tls_min_version", "attr_nonzero"),
-        _f("TLSMaxVersion", "tls_max_version", "attr_nonzero"), _f("CipherSuites", "cipher_suites"),
+        _f("Enabled", "enabled", "attr_nonzero"),
+        _f("TLSMinVersion", "tls_min_version", "attr_nonzero"),
+        _f("TLSMaxVersion", "tls_max_version", "attr_nonzero"),
+        _f("CipherSuites", "cipher_suites"),
     ),
     "ConsulIngressListener": (
-        _f("Port", "port", "attr_nonzero"), _f("Protocol", "protocol", "attr_nonzero"),
+        _f("Port", "port", "attr_nonzero"),
+        _f("Protocol", "protocol", "attr_nonzero"),
         _f("Services", "service", "blocks", "ConsulIngressService"),
     ),
     "ConsulIngressService": (_f("Name", "name", "attr_nonzero"), _f("Hosts", "hosts")),
-    "ConsulTerminatingConfigEntry": (
-        _f("Services", "service", "blocks", "ConsulLinkedService"),
-    ),
+    "ConsulTerminatingConfigEntry": (_f("Services", "service", "blocks", "ConsulLinkedService"),),
     "ConsulLinkedService": tuple(
-        _f(j, h, "attr_nonzero") for j, h in (
-            ("Name", "name"), ("CAFile", "ca_file"), ("CertFile", "cert_file"),
-            ("KeyFile", "key_file"), ("SNI", "sni"),
+        _f(j, h, "attr_nonzero")
+        for j, h in (
+            ("Name", "name"),
+            ("CAFile", "ca_file"),
+            ("CertFile", "cert_file"),
+            ("KeyFile", "key_file"),
+            ("SNI", "sni"),
         )
     ),
     "Empty": (),
     "Template": (
-        _f("SourcePath", "source"), _f("EmbeddedTmpl", "data"),
-        _f("DestPath", "destination"), _f("Perms", "perms"), _f("Uid", "uid"),
-        _f("Gid", "gid"), _f("Envvars", "env"), _f("ChangeMode", "change_mode"),
-        _f("ChangeSignal", "change_signal"), _f("Splay", "splay"),
-        _f("LeftDelim", "left_delimiter"), _f("RightDelim", "right_delimiter"),
-        _f("ErrMissingKey", "error_on_missing_key"), _f("Once", "once"),
+        _f("SourcePath", "source"),
+        _f("EmbeddedTmpl", "data"),
+        _f("DestPath", "destination"),
+        _f("Perms", "perms"),
+        _f("Uid", "uid"),
+        _f("Gid", "gid"),
+        _f("Envvars", "env"),
+        _f("ChangeMode", "change_mode"),
+        _f("ChangeSignal", "change_signal"),
+        _f("Splay", "splay"),
+        _f("LeftDelim", "left_delimiter"),
+        _f("RightDelim", "right_delimiter"),
+        _f("ErrMissingKey", "error_on_missing_key"),
+        _f("Once", "once"),
         _f("VaultGrace", "vault_grace"),
         _f("ChangeScript", "change_script", "block", "ChangeScript"),
         _f("Wait", "wait", "block", "WaitConfig"),
     ),
     "WaitConfig": (_f("Min", "min"), _f("Max", "max")),
     "ChangeScript": (
-        _f("Command", "command"), _f("Args", "args"), _f("Timeout", "timeout"),
+        _f("Command", "command"),
+        _f("Args", "args"),
+        _f("Timeout", "timeout"),
         _f("FailOnError", "fail_on_error"),
     ),
     "TaskLifecycle": (_f("Hook", "hook", "attr_nonzero"), _f("Sidecar", "sidecar", "attr_nonzero")),
     "Resources": (
-        _f("CPU", "cpu"), _f("Cores", "cores"), _f("MemoryMB", "memory"),
-        _f("MemoryMaxMB", "memory_max"), _f("DiskMB", "disk"), _f("IOPS", "iops"),
+        _f("CPU", "cpu"),
+        _f("Cores", "cores"),
+        _f("MemoryMB", "memory"),
+        _f("MemoryMaxMB", "memory_max"),
+        _f("DiskMB", "disk"),
+        _f("IOPS", "iops"),
         _f("SecretsMB", "secrets"),
         _f("Networks", "network", "blocks", "NetworkResource"),
         _f("Devices", "device", "labelled_blocks", ("RequestedDevice", "Name")),
         _f("NUMA", "numa", "block", "NUMAResource"),
     ),
     "RequestedDevice": (
-        _f("Name", kind="label"), _f("Count", "count"), _CONSTRAINTS, _AFFINITIES,
+        _f("Name", kind="label"),
+        _f("Count", "count"),
+        _CONSTRAINTS,
+        _AFFINITIES,
     ),
     "NUMAResource": (_f("Affinity", "affinity", "attr_nonzero"), _f("Devices", "devices")),
     "LogConfig": (
-        _f("MaxFiles", "max_files"), _f("MaxFileSizeMB", "max_file_size"),
-        _f("Disabled", "disabled"), _f("Enabled", "enabled"),
+        _f("MaxFiles", "max_files"),
+        _f("MaxFileSizeMB", "max_file_size"),
+        _f("Disabled", "disabled"),
+        _f("Enabled", "enabled"),
     ),
     "TaskArtifact": (
-        _f("GetterSource", "source"), _f("RelativeDest", "destination"),
-        _f("GetterMode", "mode"), _f("GetterInsecure", "insecure"),
+        _f("GetterSource", "source"),
+        _f("RelativeDest", "destination"),
+        _f("GetterMode", "mode"),
+        _f("GetterInsecure", "insecure"),
         _f("Chown", "chown", "attr_nonzero"),
-        _f("GetterOptions", "options", "string_map"), _f("GetterHeaders", "headers", "string_map"),
+        _f("GetterOptions", "options", "string_map"),
+        _f("GetterHeaders", "headers", "string_map"),
     ),
     "Vault": (
-        _f("Role", "role", "attr_nonzero"), _f("Policies", "policies"), _f("Namespace", "namespace"),
-        _f("Cluster", "cluster", "attr_nonzero"), _f("Env", "env"), _f("DisableFile", "disable_file"),
-        _f("ChangeMode", "change_mode"), _f("ChangeSignal", "change_signal"),
+        _f("Role", "role", "attr_nonzero"),
+        _f("Policies", "policies"),
+        _f("Namespace", "namespace"),
+        _f("Cluster", "cluster", "attr_nonzero"),
+        _f("Env", "env"),
+        _f("DisableFile", "disable_file"),
+        _f("ChangeMode", "change_mode"),
+        _f("ChangeSignal", "change_signal"),
         _f("AllowTokenExpiration", "allow_token_expiration"),
     ),
     "Consul": (
-        _f("Namespace", "namespace", "attr_nonzero"), _f("Cluster", "cluster", "attr_nonzero"),
+        _f("Namespace", "namespace", "attr_nonzero"),
+        _f("Cluster", "cluster", "attr_nonzero"),
         _f("Partition", "partition", "attr_nonzero"),
     ),
     "WorkloadIdentity": tuple(
-        _f(j, h, "attr_nonzero") for j, h in (
-            ("Name", "name"), ("Audience", "aud"), ("Env", "env"), ("File", "file"),
-            ("Filepath", "filepath"), ("ChangeMode", "change_mode"),
-            ("ChangeSignal", "change_signal"), ("ServiceName", "service_name"), ("TTL", "ttl"),
+        _f(j, h, "attr_nonzero")
+        for j, h in (
+            ("Name", "name"),
+            ("Audience", "aud"),
+            ("Env", "env"),
+            ("File", "file"),
+            ("Filepath", "filepath"),
+            ("ChangeMode", "change_mode"),
+            ("ChangeSignal", "change_signal"),
+            ("ServiceName", "service_name"),
+            ("TTL", "ttl"),
         )
     ),
     "VolumeRequest": (
-        _f("Name", kind="label"), _f("Type", "type", "attr_nonzero"), _f("Source", "source", "attr_nonzero"),
-        _f("ReadOnly", "read_only", "attr_nonzero"), _f("AccessMode", "access_mode", "attr_nonzero"),
-        _f("AttachmentMode", "attachment_mode", "attr_nonzero"), _f("PerAlloc", "per_alloc", "attr_nonzero"),
+        _f("Name", kind="label"),
+        _f("Type", "type", "attr_nonzero"),
+        _f("Source", "source", "attr_nonzero"),
+        _f("ReadOnly", "read_only", "attr_nonzero"),
+        _f("AccessMode", "access_mode", "attr_nonzero"),
+        _f("AttachmentMode", "attachment_mode", "attr_nonzero"),
+        _f("PerAlloc", "per_alloc", "attr_nonzero"),
         _f("Sticky", "sticky", "attr_nonzero"),
         _f("MountOptions", "mount_options", "block", "CSIMountOptions"),
     ),
     "CSIMountOptions": (_f("FSType", "fs_type", "attr_nonzero"), _f("MountFlags", "mount_flags")),
     "VolumeMount": (
-        _f("Volume", "volume"), _f("Destination", "destination"), _f("ReadOnly", "read_only"),
-        _f("PropagationMode", "propagation_mode"), _f("SELinuxLabel", "selinux_label"),
+        _f("Volume", "volume"),
+        _f("Destination", "destination"),
+        _f("ReadOnly", "read_only"),
+        _f("PropagationMode", "propagation_mode"),
+        _f("SELinuxLabel", "selinux_label"),
     ),
     "DispatchPayloadConfig": (_f("File", "file", "attr_nonzero"),),
     "PeriodicConfig": (
-        _f("Enabled", "enabled"), _f("Spec", "cron"), _f("Specs", "crons"),
+        _f("Enabled", "enabled"),
+        _f("Spec", "cron"),
+        _f("Specs", "crons"),
         _f("SpecType", kind="implied", sub="cron"),
-        _f("ProhibitOverlap", "prohibit_overlap"), _f("TimeZone", "time_zone"),
+        _f("ProhibitOverlap", "prohibit_overlap"),
+        _f("TimeZone", "time_zone"),
     ),
     "ParameterizedJobConfig": (
-        _f("Payload", "payload", "attr_nonzero"), _f("MetaRequired", "meta_required"),
+        _f("Payload", "payload", "attr_nonzero"),
+        _f("MetaRequired", "meta_required"),
         _f("MetaOptional", "meta_optional"),
     ),
     "Multiregion": (
@@ -467,23 +672,33 @@ _SPECS: dict[str, tuple[_Field, ...]] = {
     ),
     "MultiregionStrategy": (_f("MaxParallel", "max_parallel"), _f("OnFailure", "on_failure")),
     "MultiregionRegion": (
-        _f("Name", kind="label"), _f("Count", "count"), _f("Datacenters", "datacenters"),
-        _f("NodePool", "node_pool", "attr_nonzero"), _f("Meta", "meta", "string_map"),
+        _f("Name", kind="label"),
+        _f("Count", "count"),
+        _f("Datacenters", "datacenters"),
+        _f("NodePool", "node_pool", "attr_nonzero"),
+        _f("Meta", "meta", "string_map"),
     ),
     "JobUIConfig": (
-        _f("Description", "description", "attr_nonzero"), _f("Links", "link", "blocks", "JobUILink"),
+        _f("Description", "description", "attr_nonzero"),
+        _f("Links", "link", "blocks", "JobUILink"),
     ),
     "JobUILink": (_f("Label", "label", "attr_nonzero"), _f("URL", "url", "attr_nonzero")),
     "ScalingPolicy": (
-        _f("Type", "type", "attr_nonzero"), _f("Enabled", "enabled"), _f("Min", "min"),
-        _f("Max", "max"), _f("Policy", "policy", "free_form"),
+        _f("Type", "type", "attr_nonzero"),
+        _f("Enabled", "enabled"),
+        _f("Min", "min"),
+        _f("Max", "max"),
+        _f("Policy", "policy", "free_form"),
     ),
     "Action": (_f("Name", kind="label"), _f("Command", "command"), _f("Args", "args")),
     "TaskSchedule": (_f("Cron", "cron", "block", "TaskScheduleCron"),),
     "TaskScheduleCron": (_f("Start", "start"), _f("End", "end"), _f("Timezone", "timezone")),
     "TaskCSIPluginConfig": tuple(
-        _f(j, h, "attr_nonzero") for j, h in (
-            ("ID", "id"), ("Type", "type"), ("MountDir", "mount_dir"),
+        _f(j, h, "attr_nonzero")
+        for j, h in (
+            ("ID", "id"),
+            ("Type", "type"),
+            ("MountDir", "mount_dir"),
             ("StagePublishBaseDir", "stage_publish_base_dir"),
             ("HealthTimeout", "health_timeout"),
         )
@@ -533,7 +748,7 @@ def _char_escape(ch: str) -> str:
     return ch
 
 
-_PLAIN_RE = re.compile(r'[\x20\x21\x23-\x5b\x5d-\x7e]*')  # printable ASCII but \\ and "
+_PLAIN_RE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")  # printable ASCII but \\ and "
 
 
 # Nomad runtime references that jobspec2 leaves as they are written (its evaluation context
@@ -560,7 +775,7 @@ def _escape_template_text(s: str) -> str:
         return _template_escape(s)
     out, pos = [], 0
     for m in RUNTIME_REF.finditer(s):
-        out += [_template_escape(s[pos:m.start()]), m.group(0)]
+        out += [_template_escape(s[pos : m.start()]), m.group(0)]
         pos = m.end()
     out.append(_template_escape(s[pos:]))
     return "".join(out)
@@ -591,7 +806,7 @@ def _escape(s: str) -> str:
     return '"' + _SPECIAL_RE.sub(_escape_match, s) + '"'
 
 
-_SPECIAL_RE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')  # what _PLAIN_RE does not take
+_SPECIAL_RE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")  # what _PLAIN_RE does not take
 
 
 def _escape_match(m: re.Match[str]) -> str:
@@ -793,12 +1008,17 @@ def _snake(name: str) -> str:
 
 
 def _attr(name: str, hcl: str, value: object, parent: str) -> _Item:
-    return _attr_item(hcl, value, _qualified(name, parent, DURATION_FIELDS),
-                      _qualified(name, parent, RUNTIME_FIELDS))
+    return _attr_item(
+        hcl,
+        value,
+        _qualified(name, parent, DURATION_FIELDS),
+        _qualified(name, parent, RUNTIME_FIELDS),
+    )
 
 
-def _attr_item(hcl: str, value: object, duration: bool, runtime: bool,
-               template: bool = False) -> _Item:
+def _attr_item(
+    hcl: str, value: object, duration: bool, runtime: bool, template: bool = False
+) -> _Item:
     if duration and not isinstance(value, str):
         return (False, hcl, escape_string(format_duration(value)))  # type: ignore[arg-type]
     if runtime and type(value) is str:
@@ -879,7 +1099,8 @@ def _blockable(value: object) -> bool:
 
 def _labelled_shape(value: object) -> bool:
     return isinstance(value, list) and all(
-        isinstance(o, dict) and len(o) == 1
+        isinstance(o, dict)
+        and len(o) == 1
         and all(isinstance(k, str) for k in o)
         and all(isinstance(v, list) and len(v) == 1 and _blockable(v[0]) for v in o.values())
         for o in value
@@ -906,10 +1127,16 @@ def _compiled(spec: str, parent: str) -> dict[str, _CompiledField]:
     found = _COMPILED.get((spec, parent))
     if found is None:
         found = _COMPILED[(spec, parent)] = {
-            name: (i, name, hcl, kind, sub,
-                   kind == "label" or _qualified(name, parent, READ_ONLY_FIELDS),
-                   _qualified(name, parent, DURATION_FIELDS),
-                   _qualified(name, parent, RUNTIME_FIELDS))
+            name: (
+                i,
+                name,
+                hcl,
+                kind,
+                sub,
+                kind == "label" or _qualified(name, parent, READ_ONLY_FIELDS),
+                _qualified(name, parent, DURATION_FIELDS),
+                _qualified(name, parent, RUNTIME_FIELDS),
+            )
             for i, (name, hcl, kind, sub) in enumerate(_SPECS[spec])
         }
     return found
@@ -920,7 +1147,9 @@ def _compiled(spec: str, parent: str) -> dict[str, _CompiledField]:
 _shared: dict[int, tuple[object, dict[Any, list[str]]]] = {}
 
 
-def _body(obj: dict[str, Any], spec: str, parent: str, where: str, indent: str, out: list[str]) -> None:
+def _body(
+    obj: dict[str, Any], spec: str, parent: str, where: str, indent: str, out: list[str]
+) -> None:
     """Write `obj` as the body of a block, at `indent`, into `out`: attributes first (aligned
     like `nomad fmt`), then blocks, each group in table order, a blank line around blocks.
     Written straight to lines, without an intermediate tree: this is the HCL render's hot path."""
@@ -936,7 +1165,9 @@ def _body(obj: dict[str, Any], spec: str, parent: str, where: str, indent: str, 
         if value is None or skip:
             continue
         # "" is a value for a pointer field (Nomad's default replaces only an absent one).
-        if not value and ((value == "" and kind != "attr") or isinstance(value, (list, tuple, dict))):
+        if not value and (
+            (value == "" and kind != "attr") or isinstance(value, (list, tuple, dict))
+        ):
             continue
         if kind == "attr" or kind == "attr_nonzero":
             if kind == "attr_nonzero" and _zero(value):
@@ -944,11 +1175,15 @@ def _body(obj: dict[str, Any], spec: str, parent: str, where: str, indent: str, 
             if type(value) is str and not runtime and "\n" not in value:
                 attrs.append((hcl, escape_string(value)))
             else:
-                attrs.append(_attr_item(hcl, value, duration, runtime,
-                                        spec == "Template" and name == "EmbeddedTmpl")[1:])
+                attrs.append(
+                    _attr_item(
+                        hcl, value, duration, runtime, spec == "Template" and name == "EmbeddedTmpl"
+                    )[1:]
+                )
         elif kind == "string_map" or kind == "map_attr":
-            mapping = {k: v for k, v in _need_dict(value, f"{where}.{name}").items()
-                       if v is not None}
+            mapping = {
+                k: v for k, v in _need_dict(value, f"{where}.{name}").items() if v is not None
+            }
             if kind == "map_attr" or not all(_is_ident(k) for k in mapping):
                 attrs.append((hcl, _expr(mapping)))
             else:
@@ -996,10 +1231,14 @@ def _body(obj: dict[str, Any], spec: str, parent: str, where: str, indent: str, 
         del out[start]  # the blank line before the first block
 
 
-
-
-def _group(obj: dict[str, Any], field: tuple[Any, ...], value: object, where: str, indent: str,
-           out: list[str]) -> None:
+def _group(
+    obj: dict[str, Any],
+    field: tuple[Any, ...],
+    value: object,
+    where: str,
+    indent: str,
+    out: list[str],
+) -> None:
     """The blocks of one field of `obj` (a block, repeated or labelled blocks, a config)."""
     _, name, hcl, kind, sub, _skip, _duration, _runtime = field
     here = f"{where}.{name}"
@@ -1058,8 +1297,9 @@ def _map_block(hcl: str, mapping: dict[str, Any], indent: str, out: list[str]) -
     out.append(indent + "}")
 
 
-def _block_lines(head: str, obj: dict[str, Any], spec: str, parent: str, where: str, indent: str,
-                 out: list[str]) -> None:
+def _block_lines(
+    head: str, obj: dict[str, Any], spec: str, parent: str, where: str, indent: str, out: list[str]
+) -> None:
     """A blank line, then `head { ... }` (or `head {}` when the body is empty)."""
     out.append("")
     opening = f"{indent}{head} {{"
@@ -1113,9 +1353,9 @@ def _generic_items(obj: dict[str, Any], parent: str, where: str) -> list[_Item]:
     return [i for i in items if not i[0]] + [i for i in items if i[0]]
 
 
-
-
-def to_hcl(job: dict[str, Any], shared: dict[int, tuple[object, dict[Any, list[str]]]] | None = None) -> str:
+def to_hcl(
+    job: dict[str, Any], shared: dict[int, tuple[object, dict[Any, list[str]]]] | None = None
+) -> str:
     """Render the bare Job dict (not `{"Job": ...}`) as an HCL2 jobspec.
 
     Same input, same bytes: field order comes from the table, maps are sorted by key.

@@ -32,8 +32,9 @@ class Kind:
         """The set's instance count from what the template or manifest asks for."""
         return wanted
 
-    def instance_slots(self, s: ServiceSet, host: ServiceSet | None,
-                       zones: tuple[str, ...]) -> list[tuple[str, int]]:
+    def instance_slots(
+        self, s: ServiceSet, host: ServiceSet | None, zones: tuple[str, ...]
+    ) -> list[tuple[str, int]]:
         """(zone, index) of each instance."""
         return [(zones[i % len(zones)], i // len(zones)) for i in range(s.instance_count)]
 
@@ -52,8 +53,9 @@ class PerZone(Kind):
 class NodeLocal(Kind):
     name = NODE_LOCAL
 
-    def instance_slots(self, s: ServiceSet, host: ServiceSet | None,
-                       zones: tuple[str, ...]) -> list[tuple[str, int]]:
+    def instance_slots(
+        self, s: ServiceSet, host: ServiceSet | None, zones: tuple[str, ...]
+    ) -> list[tuple[str, int]]:
         assert host is not None
         return Kind.instance_slots(self, host, None, zones)
 
@@ -69,8 +71,9 @@ class External(Kind):
     def total(self, wanted: int) -> int:
         return 1  # one registered address
 
-    def instance_slots(self, s: ServiceSet, host: ServiceSet | None,
-                       zones: tuple[str, ...]) -> list[tuple[str, int]]:
+    def instance_slots(
+        self, s: ServiceSet, host: ServiceSet | None, zones: tuple[str, ...]
+    ) -> list[tuple[str, int]]:
         return []  # runs elsewhere: no instances of ours
 
     def job_set(self, get: Callable[[str], ServiceSet], s: ServiceSet) -> ServiceSet | None:

@@ -51,7 +51,7 @@ FIELDS = {
     "check": '{"type": "http", "path": "/health"} or {"type": "tcp"} or false',
     "protocol": "protocol of the interface dependents get (default: http for a port named http)",
     "external": 'a service that runs elsewhere, e.g. {"address": "db.example.com", "port": 5432}: '
-                'nomadgen registers it in Consul so dependents find it like any other',
+    "nomadgen registers it in Consul so dependents find it like any other",
     "overrides": 'tuning of this service\'s dedicated sets, e.g. {"psql": {"image": "postgres:17"}}',
     "wiring": 'how each dependency is taken, e.g. {"psql": {"change_mode": "signal", "signal": "SIGHUP"}}',
     "tags": "extra Consul tags of this service (for ingress such as Traefik or Fabio)",
@@ -63,10 +63,27 @@ CHANGE_MODES = ("restart", "signal", "noop")
 SIGNAL_RE = re.compile(r"^SIG[A-Z0-9]{2,8}\Z")
 CONSTRAINT_FIELDS = {"attribute", "operator", "value"}
 # Nomad's constraint operators (structs.Constraint.Validate), without the ones nomadgen sets itself.
-OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "regexp", "set_contains", "set_contains_all",
-             "set_contains_any", "version", "semver", "is_set", "is_not_set", "distinct_hosts")
-ATTRIBUTE_RE = re.compile(r"^\$\{(node\.(class|datacenter|pool|unique\.name|unique\.id)|"
-                          r"(attr|meta)\.[A-Za-z0-9_.-]{1,128})\}\Z")
+OPERATORS = (
+    "=",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "regexp",
+    "set_contains",
+    "set_contains_all",
+    "set_contains_any",
+    "version",
+    "semver",
+    "is_set",
+    "is_not_set",
+    "distinct_hosts",
+)
+ATTRIBUTE_RE = re.compile(
+    r"^\$\{(node\.(class|datacenter|pool|unique\.name|unique\.id)|"
+    r"(attr|meta)\.[A-Za-z0-9_.-]{1,128})\}\Z"
+)
 POOL_RE = re.compile(r"^[a-zA-Z0-9-_]{1,128}\Z")
 OVERRIDE_FIELDS = {"image", "args", "env", "resources", "per_zone", "state"}
 STATE_FIELDS = {"storage", "size", "path"}
@@ -77,11 +94,15 @@ def load(path: str | Path, name: str | None = None) -> Manifest:
     try:
         text = read_text(p, MAX_MANIFEST_BYTES)
     except FileNotFoundError:
-        raise ManifestError(f"manifest not found: {p}",
-                            hint="pass the path of a JSON manifest, e.g. examples/dockland.json") from None
+        raise ManifestError(
+            f"manifest not found: {p}",
+            hint="pass the path of a JSON manifest, e.g. examples/dockland.json",
+        ) from None
     except InputFileError as exc:
-        raise ManifestError(f"cannot read manifest {p}: {exc}",
-                            hint="a manifest is a UTF-8 JSON file (see Limits in the README)") from None
+        raise ManifestError(
+            f"cannot read manifest {p}: {exc}",
+            hint="a manifest is a UTF-8 JSON file (see Limits in the README)",
+        ) from None
     return parse(text, str(p), name or default_name(p))
 
 
@@ -110,29 +131,42 @@ def parse(text: str, filename: str = "<manifest>", name: str = "manifest") -> Ma
     except json.JSONDecodeError as exc:
         hint = "check the JSON syntax"
         if "delimiter" in exc.msg:
-            hint = "a comma is probably missing between two items (or one too many before a bracket)"
-        raise ManifestError(exc.msg, location=f"{filename}:{exc.lineno}:{exc.colno}", hint=hint) from None
+            hint = (
+                "a comma is probably missing between two items (or one too many before a bracket)"
+            )
+        raise ManifestError(
+            exc.msg, location=f"{filename}:{exc.lineno}:{exc.colno}", hint=hint
+        ) from None
     except RecursionError:
-        raise ManifestError(f"{filename}: nested too deeply for a manifest",
-                            hint="a manifest is a few levels deep: services, their fields, "
-                                 "and maps or lists inside them") from None
+        raise ManifestError(
+            f"{filename}: nested too deeply for a manifest",
+            hint="a manifest is a few levels deep: services, their fields, "
+            "and maps or lists inside them",
+        ) from None
     except ValueError as exc:  # an integer of more than 4,300 digits
         reason = "a number has more than 4,300 digits" if "digits" in str(exc) else clip(str(exc))
-        raise ManifestError(f"{filename}: {reason}",
-                            hint="numbers in a manifest are small whole numbers") from None
+        raise ManifestError(
+            f"{filename}: {reason}", hint="numbers in a manifest are small whole numbers"
+        ) from None
     checker = _Checker(text, filename)
     broken = bad_strings(data)
     if broken:
         for path in broken:
-            checker.add(path, "not valid Unicode text (a lone surrogate like \\ud800)",
-                        "write the character itself, or a valid \\u pair")
+            checker.add(
+                path,
+                "not valid Unicode text (a lone surrogate like \\ud800)",
+                "write the character itself, or a valid \\u pair",
+            )
         checker.fail()
     if had_dups:
         checker.all_dups(data)
     services = checker.manifest(data)
     if not NAME_RE.match(name):
-        checker.add((), f"manifest name {cut(name)} is not a DNS label",
-                    "name the file (or pass --name) with lower-case letters, digits and '-'")
+        checker.add(
+            (),
+            f"manifest name {cut(name)} is not a DNS label",
+            "name the file (or pass --name) with lower-case letters, digits and '-'",
+        )
     checker.fail()
     return Manifest(name=name, path=filename, services=tuple(services), text=text)
 
@@ -156,8 +190,9 @@ class _Checker(FieldChecker):
         if self.problems:
             self.problems.sort(key=_position)
             n = len(self.problems)
-            raise ManifestError(f"{self.filename}: {n} problem{'s' if n > 1 else ''} in the manifest",
-                                self.problems)
+            raise ManifestError(
+                f"{self.filename}: {n} problem{'s' if n > 1 else ''} in the manifest", self.problems
+            )
 
     def where(self, path: tuple[Any, ...], dup: bool = False) -> str:
         if dup:
@@ -177,9 +212,13 @@ class _Checker(FieldChecker):
 
     def dups(self, obj: dict[str, Any], path: tuple[Any, ...]) -> None:
         for k in obj.pop(_Dup, ()):  # type: ignore[call-overload]  # a marker key, not a str
-            self.problems.append(Problem(
-                f"{key_text(path + (k,))}: duplicate key (JSON keeps only the last one)",
-                self.where(path + (k,), dup=True), "merge the two entries into one"))
+            self.problems.append(
+                Problem(
+                    f"{key_text(path + (k,))}: duplicate key (JSON keeps only the last one)",
+                    self.where(path + (k,), dup=True),
+                    "merge the two entries into one",
+                )
+            )
 
     def all_dups(self, data: Any) -> None:
         """Report (and drop the markers of) every duplicate key, in one pass over the data."""
@@ -195,8 +234,11 @@ class _Checker(FieldChecker):
 
     def manifest(self, data: Any) -> list[Service]:
         if not isinstance(data, dict):
-            self.add((), "the manifest must be a JSON object mapping service names to definitions",
-                     'e.g. {"app": {"depends": ["psql"]}}')
+            self.add(
+                (),
+                "the manifest must be a JSON object mapping service names to definitions",
+                'e.g. {"app": {"depends": ["psql"]}}',
+            )
             return []
         if not data:
             self.add((), "the manifest declares no services", 'add one, e.g. {"app": {}}')
@@ -205,7 +247,9 @@ class _Checker(FieldChecker):
             body = data[sname]
             path = (sname,)
             if not NAME_RE.match(sname):
-                hint = "use lower-case letters, digits and '-' (1-63 characters; no '_', '.' or ':')"
+                hint = (
+                    "use lower-case letters, digits and '-' (1-63 characters; no '_', '.' or ':')"
+                )
                 if ":" in sname:
                     hint = "':' names a set (psql:app) in `depends`; declare the service itself as its key"
                 self.add(path, f"invalid service name {cut(sname)}", hint)
@@ -230,8 +274,11 @@ class _Checker(FieldChecker):
         if not isinstance(command, str):
             self.add(path + ("command",), "must be a string")
             command = ""
-        args = self.strings(body.get("args", [] if "image" in body else list(DEFAULT_ARGS)),
-                            path + ("args",), "args")
+        args = self.strings(
+            body.get("args", [] if "image" in body else list(DEFAULT_ARGS)),
+            path + ("args",),
+            "args",
+        )
         for i, a in enumerate(args):
             self.driver_text(a, path + ("args", i))
         self.driver_text(command, path + ("command",))
@@ -250,8 +297,11 @@ class _Checker(FieldChecker):
         count = self.number(body.get("count"), path + ("count",), "count")
         per_zone = self.number(body.get("per_zone"), path + ("per_zone",), "per_zone", 1) or 1
         if "count" in body and "per_zone" in body:
-            self.add(path + ("count",), "count and per_zone cannot both be set",
-                     "count is a total spread over the zones; per_zone is a number in each zone")
+            self.add(
+                path + ("count",),
+                "count and per_zone cannot both be set",
+                "count is a total spread over the zones; per_zone is a number in each zone",
+            )
         check = self.check(body.get("check", {}), path + ("check",), ports if ports_ok else None)
         protocol = body.get("protocol")
         if protocol is not None and (not isinstance(protocol, str) or not protocol.isidentifier()):
@@ -265,21 +315,48 @@ class _Checker(FieldChecker):
         iface = InterfaceSpec(
             protocol=proto,
             port=first,
-            env=(("HOST", "{host}"), ("PORT", "{port}"), ("ADDR", "{host}:{port}"),
-                 ("URL", proto + "://{host}:{port}")) if first else (),
+            env=(
+                ("HOST", "{host}"),
+                ("PORT", "{port}"),
+                ("ADDR", "{host}:{port}"),
+                ("URL", proto + "://{host}:{port}"),
+            )
+            if first
+            else (),
             url=proto + "://{dns}:{port}" if first else "",
         )
-        run = Runnable(image=image, command=command, args=args, ports=ports, env=env,
-                       resources=resources, check=check)
-        return Service(name=name, depends=depends, run=run, interface=iface, per_zone=per_zone,
-                       total=count, overrides=overrides, env_refs=env_refs, wiring=wiring,
-                       tags=tags, constraints=constraints, node_pool=node_pool)
+        run = Runnable(
+            image=image,
+            command=command,
+            args=args,
+            ports=ports,
+            env=env,
+            resources=resources,
+            check=check,
+        )
+        return Service(
+            name=name,
+            depends=depends,
+            run=run,
+            interface=iface,
+            per_zone=per_zone,
+            total=count,
+            overrides=overrides,
+            env_refs=env_refs,
+            wiring=wiring,
+            tags=tags,
+            constraints=constraints,
+            node_pool=node_pool,
+        )
 
     def external(self, name: str, body: dict[str, Any], path: tuple[Any, ...]) -> Service | None:
         before = len(self.problems)
         for k in sorted(set(body) - {"external", "protocol"}):
-            self.add(path + (k,), "an external service runs elsewhere; it takes only "
-                     "`external` and `protocol`", "remove this key, or drop `external` to run it here")
+            self.add(
+                path + (k,),
+                "an external service runs elsewhere; it takes only `external` and `protocol`",
+                "remove this key, or drop `external` to run it here",
+            )
         ext = body["external"]
         p = path + ("external",)
         if not isinstance(ext, dict):
@@ -298,13 +375,17 @@ class _Checker(FieldChecker):
         if len(self.problems) > before:
             return None
         iface = InterfaceSpec(
-            protocol=protocol, port="external",
+            protocol=protocol,
+            port="external",
             env=(("HOST", "{host}"), ("PORT", "{port}"), ("ADDR", "{host}:{port}")),
-            url=f"{protocol}://{{dns}}:{port}")
+            url=f"{protocol}://{{dns}}:{port}",
+        )
         run = Runnable(image="", check=None)
         return Service(name=name, depends=(), run=run, interface=iface, external=(address, port))
 
-    def overrides(self, value: Any, path: tuple[Any, ...], depends: tuple[str, ...]) -> tuple[Any, ...]:
+    def overrides(
+        self, value: Any, path: tuple[Any, ...], depends: tuple[str, ...]
+    ) -> tuple[Any, ...]:
         if not isinstance(value, dict):
             self.add(path, 'must be an object like {"psql": {"image": "postgres:17"}}')
             return ()
@@ -313,9 +394,12 @@ class _Checker(FieldChecker):
             body = value[dep]
             p = path + (dep,)
             if dep not in depends or ":" in dep:
-                self.add(p, f"{cut(dep)} is not a generic dependency of this service",
-                         "overrides tune the sets made for this service's generic dependencies; "
-                         "add it to depends first")
+                self.add(
+                    p,
+                    f"{cut(dep)} is not a generic dependency of this service",
+                    "overrides tune the sets made for this service's generic dependencies; "
+                    "add it to depends first",
+                )
                 continue
             if not isinstance(body, dict):
                 self.add(p, "must be an object")
@@ -330,7 +414,11 @@ class _Checker(FieldChecker):
                 for i, a in enumerate(args):
                     self.driver_text(a, p + ("args", i))
             env = self.env(body.get("env", {}), p + ("env",))
-            res = self.resources(body["resources"], p + ("resources",)) if "resources" in body else None
+            res = (
+                self.resources(body["resources"], p + ("resources",))
+                if "resources" in body
+                else None
+            )
             per_zone = self.number(body.get("per_zone"), p + ("per_zone",), "per_zone")
             state = self.state(body["state"], p + ("state",)) if "state" in body else ()
             out.append((dep, Override(image, args, env, res, per_zone, state)))
@@ -346,7 +434,11 @@ class _Checker(FieldChecker):
         if "storage" in value:
             mode = value["storage"]
             if mode not in STORAGES:
-                self.add(path + ("storage",), f"unknown storage mode {cut(mode)}", "use " + ", ".join(STORAGES))
+                self.add(
+                    path + ("storage",),
+                    f"unknown storage mode {cut(mode)}",
+                    "use " + ", ".join(STORAGES),
+                )
             else:
                 out.append(("override", mode))
         if "size" in value:
@@ -358,8 +450,11 @@ class _Checker(FieldChecker):
         if "path" in value:
             where_ = value["path"]
             if not isinstance(where_, str) or not re.match(r"^/[A-Za-z0-9._/-]{0,1023}\Z", where_):
-                self.add(path + ("path",), "must be an absolute path inside the container",
-                         'e.g. "/var/lib/postgresql/data"')
+                self.add(
+                    path + ("path",),
+                    "must be an absolute path inside the container",
+                    'e.g. "/var/lib/postgresql/data"',
+                )
             else:
                 out.append(("path", where_))
         return tuple(out)
@@ -370,14 +465,19 @@ class _Checker(FieldChecker):
         for i, d in enumerate(deps):
             parts = d.split(":")
             if not all(NAME_RE.match(p) for p in parts) or len(parts) > 3:
-                self.add(path + (i,), f"invalid dependency {cut(d)}",
-                         "write a generic service (`psql`) or a set (`psql:app`)")
+                self.add(
+                    path + (i,),
+                    f"invalid dependency {cut(d)}",
+                    "write a generic service (`psql`) or a set (`psql:app`)",
+                )
             if d in seen:
                 self.add(path + (i,), f"{cut(d)} is listed twice", "list each dependency once")
             seen.add(d)
         return deps
 
-    def env_with_refs(self, value: Any, path: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    def env_with_refs(
+        self, value: Any, path: tuple[Any, ...]
+    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         """Plain variables (with `$${` unescaped) and those that refer to dependencies."""
         plain, with_refs = [], []
         for k, v in self.env(value, path):
@@ -393,7 +493,9 @@ class _Checker(FieldChecker):
                 plain.append((k, text))
         return tuple(plain), tuple(with_refs)
 
-    def wiring(self, value: Any, path: tuple[Any, ...], depends: tuple[str, ...]) -> tuple[Any, ...]:
+    def wiring(
+        self, value: Any, path: tuple[Any, ...], depends: tuple[str, ...]
+    ) -> tuple[Any, ...]:
         if not isinstance(value, dict):
             self.add(path, 'must be an object like {"psql": {"change_mode": "noop"}}')
             return ()
@@ -406,9 +508,13 @@ class _Checker(FieldChecker):
                 import difflib
 
                 close = difflib.get_close_matches(dep, list(depends), n=1)
-                self.add(p, f"{dep!r} is not in this service's depends",
-                         f"did you mean {close[0]!r}?" if close else "wiring is keyed by a dependency as "
-                         "written in depends")
+                self.add(
+                    p,
+                    f"{dep!r} is not in this service's depends",
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else "wiring is keyed by a dependency as written in depends",
+                )
                 continue
             if not isinstance(body, dict):
                 self.add(p, "must be an object")
@@ -417,7 +523,11 @@ class _Checker(FieldChecker):
             self.unknown(body, WIRING_FIELDS, p)
             mode = body.get("change_mode", "restart")
             if mode not in CHANGE_MODES:
-                self.add(p + ("change_mode",), f"unknown change_mode {mode!r}", "use restart, signal or noop")
+                self.add(
+                    p + ("change_mode",),
+                    f"unknown change_mode {mode!r}",
+                    "use restart, signal or noop",
+                )
                 mode = "restart"
             signal = body.get("signal", "")
             if mode == "signal" and not (isinstance(signal, str) and SIGNAL_RE.match(signal)):
@@ -437,8 +547,11 @@ class _Checker(FieldChecker):
             if not tag or len(tag) > 255 or any(ord(c) < 32 for c in tag):
                 self.add(path + (i,), "a tag is 1-255 printable characters")
             elif "${" in tag or "%{" in tag:
-                self.add(path + (i,), "contains '${' or '%{', which Nomad interpolates in service tags",
-                         "tags are literal text; nomadgen adds the zone tag itself")
+                self.add(
+                    path + (i,),
+                    "contains '${' or '%{', which Nomad interpolates in service tags",
+                    "tags are literal text; nomadgen adds the zone tag itself",
+                )
         return tags
 
     def constraints(self, value: Any, path: tuple[Any, ...]) -> tuple[Constraint, ...]:
@@ -455,17 +568,28 @@ class _Checker(FieldChecker):
             self.unknown(c, CONSTRAINT_FIELDS, p)
             attr = c.get("attribute")
             if not isinstance(attr, str) or not ATTRIBUTE_RE.match(attr):
-                self.add(p + ("attribute",), "must be a node attribute like ${node.class}, "
-                         "${meta.rack} or ${attr.kernel.name}")
+                self.add(
+                    p + ("attribute",),
+                    "must be a node attribute like ${node.class}, "
+                    "${meta.rack} or ${attr.kernel.name}",
+                )
             op = c.get("operator", "=")
             if op not in OPERATORS:
                 import difflib
 
                 close = difflib.get_close_matches(str(op), OPERATORS, n=1)
-                self.add(p + ("operator",), f"unknown operator {op!r}",
-                         f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(OPERATORS))
+                self.add(
+                    p + ("operator",),
+                    f"unknown operator {op!r}",
+                    f"did you mean {close[0]!r}?" if close else "known: " + ", ".join(OPERATORS),
+                )
             val = c.get("value", "")
-            if not isinstance(val, str) or any(ord(ch) < 32 for ch in val) or "${" in val or "%{" in val:
+            if (
+                not isinstance(val, str)
+                or any(ord(ch) < 32 for ch in val)
+                or "${" in val
+                or "%{" in val
+            ):
                 self.add(p + ("value",), "must be a plain string (no '${' or '%{')")
             elif not val and op not in ("is_set", "is_not_set", "distinct_hosts"):
                 self.add(p + ("value",), f"operator {op!r} needs a value")
@@ -476,8 +600,11 @@ class _Checker(FieldChecker):
         # Nomad re-decodes driver config as HCL on the client, so %{ is evaluated even when
         # escaped (nomad GH-14972); there is no safe way to pass it through args.
         if "%{" in value:
-            self.add(path, "contains '%{', which Nomad evaluates as a template directive in driver config",
-                     "pass the value through `env` and reference it as ${VAR} instead")
+            self.add(
+                path,
+                "contains '%{', which Nomad evaluates as a template directive in driver config",
+                "pass the value through `env` and reference it as ${VAR} instead",
+            )
 
 
 def locate(text: str, dup_positions: bool = False) -> dict[tuple[Any, ...], tuple[int, int]]:
@@ -507,7 +634,7 @@ def locate(text: str, dup_positions: bool = False) -> dict[tuple[Any, ...], tupl
         end = i + 1
         while end < n and text[end] != '"':
             end += 2 if text[end] == "\\" else 1
-        raw = text[i:end + 1]
+        raw = text[i : end + 1]
         i = end + 1
         try:
             return str(json.loads(raw))

@@ -147,14 +147,19 @@ class Service(NamedTuple):
     total: int | None = None  # the manifest's `count`: a total instead of per-zone
     overrides: tuple[tuple[str, Override], ...] = ()  # generic dependency -> tuning
     external: tuple[str, int] | None = None  # runs elsewhere: (address, port), registered in Consul
-    env_refs: tuple[tuple[str, tuple[Part, ...]], ...] = ()  # env values with ${dep.field}: refs.parse parts
+    env_refs: tuple[
+        tuple[str, tuple[Part, ...]], ...
+    ] = ()  # env values with ${dep.field}: refs.parse parts
     wiring: tuple[tuple[str, Wiring], ...] = ()  # dependency as written -> how it is taken
     tags: tuple[str, ...] = ()  # extra Consul tags of its service
     constraints: tuple[Constraint, ...] = ()
     node_pool: str = ""
 
 
-_SERVICE_INDEX: tuple[tuple[Service, ...], dict[str, Service]] = ((), {})  # (the last Manifest.services, name -> service)
+_SERVICE_INDEX: tuple[tuple[Service, ...], dict[str, Service]] = (
+    (),
+    {},
+)  # (the last Manifest.services, name -> service)
 
 
 class Manifest(NamedTuple):
@@ -199,7 +204,9 @@ class ServiceSet(NamedTuple):
     prefixes: tuple[tuple[str, str], ...] = ()  # (dependency set, env prefix) for this dependent
     external: tuple[str, int] | None = None  # (address, port) of a service that runs elsewhere
     links: tuple[Link, ...] = ()  # this dependent's dependencies, in `depends` order
-    mapped_env: tuple[tuple[str, tuple[Part, ...]], ...] = ()  # NAME -> parts; each Ref.dep is a set name
+    mapped_env: tuple[
+        tuple[str, tuple[Part, ...]], ...
+    ] = ()  # NAME -> parts; each Ref.dep is a set name
     tags: tuple[str, ...] = ()
     constraints: tuple[Constraint, ...] = ()
     node_pool: str = ""
@@ -207,8 +214,10 @@ class ServiceSet(NamedTuple):
     @property
     def fields(self) -> tuple[str, ...]:
         """What a dependent can refer to: ${psql.url} ..."""
-        return tuple(sorted({s.lower() for s, _ in self.interface.env + self.interface.extra}
-                            | {"addrs"}))
+        return tuple(
+            sorted({s.lower() for s, _ in self.interface.env + self.interface.extra} | {"addrs"})
+        )
+
     scope: str = ""  # the environment's scope: prefixes the job ID and service name
 
     @property
@@ -278,4 +287,3 @@ class Job(NamedTuple):
 class KVEntry(NamedTuple):
     key: str
     value: bytes
-

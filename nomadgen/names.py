@@ -18,13 +18,16 @@ DEFAULT_ZONES = ("zone-a", "zone-b", "zone-c")  # the seed: three zones, one nod
 DEFAULT_ZONE_ATTRIBUTE = "${node.datacenter}"
 DEFAULT_KV_PREFIX = "nomadgen"
 
-ZONE_ATTR_RE = re.compile(r"^\$\{(node\.datacenter|node\.class|node\.pool|meta\.[A-Za-z0-9_.-]{1,128}|"
-                          r"attr\.[A-Za-z0-9_.-]{1,128})\}\Z")
+ZONE_ATTR_RE = re.compile(
+    r"^\$\{(node\.datacenter|node\.class|node\.pool|meta\.[A-Za-z0-9_.-]{1,128}|"
+    r"attr\.[A-Za-z0-9_.-]{1,128})\}\Z"
+)
 ZONE_RE = re.compile(r'^[^\s,"\\\x00-\x1f\x7f]{1,128}\Z')
 KV_PREFIX_RE = re.compile(r"^(?=.{1,128}\Z)[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")
 
 
 # --- Sets, jobs and services ----------------------------------------------------------------
+
 
 def dns_name(set_name: str) -> str:
     """`psql:app` -> `psql-app`: the set's label (job ID, Consul service name, DNS label)."""
@@ -107,6 +110,7 @@ def owns_policy(description: str, manifest: str) -> bool:
 
 # --- Consul KV layout -----------------------------------------------------------------------
 
+
 def kv_root(kv_prefix: str, manifest: str, scope: str = "") -> str:
     """Everything one manifest (in one environment) keeps in KV. A scoped root is never inside an
     unscoped one: destroying `dockland` (its tree under `dockland/`) leaves `dockland@prod` alone."""
@@ -151,6 +155,7 @@ def service_of_key(key: str) -> str:
 
 
 # --- Zones ----------------------------------------------------------------------------------
+
 
 class NodeLike(Protocol):
     """A node as zones see it: backends.Node, or a test's stand-in."""

@@ -47,25 +47,47 @@ def cluster_zones(nomad: NomadAPI, cfg: Config) -> tuple[tuple[str, ...], str]:
         raise ResolutionError(
             "the cluster has no ready, eligible node with a zone; nothing was written",
             [Problem(f"{len(nodes)} node(s) seen; zone attribute {attr}")],
-            hint="start Nomad clients, or set the zone attribute (--zone-attribute, e.g. ${meta.zone})")
+            hint="start Nomad clients, or set the zone attribute (--zone-attribute, e.g. ${meta.zone})",
+        )
     if cfg.zones_source == "default":
         return have, "cluster"
     missing = [z for z in cfg.zones if z not in have]
     if missing:
-        raise ConfigError(f"zone(s) {', '.join(missing)} ({cfg.zones_source}) are not in the cluster",
-                          hint=f"the cluster's zones by {attr}: {', '.join(have)}")
+        raise ConfigError(
+            f"zone(s) {', '.join(missing)} ({cfg.zones_source}) are not in the cluster",
+            hint=f"the cluster's zones by {attr}: {', '.join(have)}",
+        )
     return cfg.zones, cfg.zones_source
 
 
-def prepare(manifest_path: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI, *, name: str | None = None,
-            prune: bool = False, dry_run: bool = True, concurrency: int = 16) -> Prepared:
+def prepare(
+    manifest_path: str,
+    cfg: Config,
+    nomad: NomadAPI,
+    consul: ConsulAPI,
+    *,
+    name: str | None = None,
+    prune: bool = False,
+    dry_run: bool = True,
+    concurrency: int = 16,
+) -> Prepared:
     zones, source = cluster_zones(nomad, cfg)
     with no_gc():
         manifest, plan = build_resolution(manifest_path, cfg, name, zones)
         jobs = tuple(render(plan, cfg.render))
         ifaces = tuple(interfaces(plan, cfg.render))
-    cs = converge.observe(plan, jobs, ifaces, nomad, consul, cfg.render, manifest_text=manifest.text,
-                          prune=prune, dry_run=dry_run, concurrency=concurrency)
+    cs = converge.observe(
+        plan,
+        jobs,
+        ifaces,
+        nomad,
+        consul,
+        cfg.render,
+        manifest_text=manifest.text,
+        prune=prune,
+        dry_run=dry_run,
+        concurrency=concurrency,
+    )
     return Prepared(Rendered(manifest, plan, jobs, ifaces), cs, source, data_statements(cs, nomad))
 
 
@@ -76,8 +98,10 @@ def data_statements(cs: converge.ChangeSet, nomad: NomadAPI) -> tuple[data.DataS
     todo = [c for c in cs.jobs if c.id in stateful and c.dry_run and c.modify_index and c.job]
     if not todo:
         return ()
-    nodes = {n.id: data.NodeView(n.name, n.status != "down", n.status == "ready" and n.eligible)
-             for n in nomad.nodes(with_meta=False)}
+    nodes = {
+        n.id: data.NodeView(n.name, n.status != "down", n.status == "ready" and n.eligible)
+        for n in nomad.nodes(with_meta=False)
+    }
     out: list[data.DataStatement] = []
     for c in todo:
         dry_run, job = c.dry_run or {}, c.job or {}  # both set: see todo
@@ -93,11 +117,13 @@ def refuse_data_loss(prep: Prepared) -> None:
     lost = data.losses(prep.data)
     if lost:
         raise DataLoss(
-            "this change would lose the data of " + ", ".join(sorted({d.set for d in lost})) +
-            "; nothing was written",
+            "this change would lose the data of "
+            + ", ".join(sorted({d.set for d in lost}))
+            + "; nothing was written",
             [data_problem(d) for d in lost],
             hint="back the data up, then pass --allow-data-loss; or keep the instances in place "
-                 "(see `nomadgen plan`)")
+            "(see `nomadgen plan`)",
+        )
 
 
 def data_problem(d: data.DataStatement) -> Problem:
@@ -107,8 +133,11 @@ def data_problem(d: data.DataStatement) -> Problem:
 def needs_lock(cs: converge.ChangeSet) -> bool:
     """Whether applying `cs` writes anything. Not when nothing changed, nor when Nomad's plan
     says a job cannot be placed (apply refuses before its first write)."""
-    if any(converge.placement_failures(c.dry_run) for c in cs.jobs
-           if c.action in (converge.CREATE, converge.UPDATE)):
+    if any(
+        converge.placement_failures(c.dry_run)
+        for c in cs.jobs
+        if c.action in (converge.CREATE, converge.UPDATE)
+    ):
         return False
     return cs.changed or any(k.action != converge.UNCHANGED for k in cs.push)
 
@@ -117,9 +146,12 @@ def fingerprint(cs: converge.ChangeSet) -> tuple[Any, ...]:
     """What a change set was computed from: each job's and key's action and index."""
     # A job's index says whether it changed since; its action is derived from it and the fixed
     # desired job (a re-read without dry runs cannot tell "unchanged" from "update").
-    return (tuple((c.id, c.modify_index) for c in cs.jobs),
-            tuple((k.key, k.action, k.modify_index) for k in cs.kv + cs.push),
-            tuple((s.id, s.action) for s in cs.services), cs.credentials)
+    return (
+        tuple((c.id, c.modify_index) for c in cs.jobs),
+        tuple((k.key, k.action, k.modify_index) for k in cs.kv + cs.push),
+        tuple((s.id, s.action) for s in cs.services),
+        cs.credentials,
+    )
 
 
 class SetStatus(NamedTuple):
@@ -131,11 +163,15 @@ class SetStatus(NamedTuple):
     expected: int
     interface: bool
     drift: str
-    data: tuple[data.InstanceData, ...] = ()  # stateful sets: per instance, continued or started empty
+    data: tuple[
+        data.InstanceData, ...
+    ] = ()  # stateful sets: per instance, continued or started empty
     waiting: tuple[str, ...] = ()  # tasks that cannot start yet, and why (their template events)
 
 
-def status(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI) -> tuple[list[SetStatus], dict[str, Any]]:
+def status(
+    manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI
+) -> tuple[list[SetStatus], dict[str, Any]]:
     root = converge.prefix_of(manifest_name, cfg.render)
     scope = cfg.render.scope
     tree = consul.kv_tree(root)
@@ -146,9 +182,12 @@ def status(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI) 
             raise NomadgenError(
                 f"no push record of manifest {manifest_name!r} is readable, and no Consul token is set",
                 hint="with Consul ACLs, set CONSUL_HTTP_TOKEN (or --consul-token-file); without "
-                     "ACLs, run `nomadgen submit MANIFEST` first")
-        raise NomadgenError(f"nothing was pushed for manifest {manifest_name!r}",
-                            hint="run `nomadgen submit MANIFEST` first (the manifest name is its file name)")
+                "ACLs, run `nomadgen submit MANIFEST` first",
+            )
+        raise NomadgenError(
+            f"nothing was pushed for manifest {manifest_name!r}",
+            hint="run `nomadgen submit MANIFEST` first (the manifest name is its file name)",
+        )
     record = json.loads(record_raw[0])
     jobs = nomad.jobs()
     nodes = {n.id: n for n in nomad.nodes(with_meta=True)}
@@ -157,9 +196,18 @@ def status(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI) 
     for name, info in sorted(record["sets"].items()):
         if info.get("external"):
             healthy = len(consul.healthy(names.job_id(name, scope)))
-            rows.append(SetStatus(name, "", "external", (), healthy, 1,
-                                  names.interface_key(root, names.job_id(name, scope)) in tree,
-                                  "in sync" if healthy else "not registered"))
+            rows.append(
+                SetStatus(
+                    name,
+                    "",
+                    "external",
+                    (),
+                    healthy,
+                    1,
+                    names.interface_key(root, names.job_id(name, scope)) in tree,
+                    "in sync" if healthy else "not registered",
+                )
+            )
             continue
         job_id = info["job"] or names.job_id(_host_root(record, name), scope)
         stub = jobs.get(job_id)
@@ -176,20 +224,48 @@ def status(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI) 
             # Changes made by hand show in `nomadgen plan` (Nomad's diff against the live job).
             drift = "not ours" if meta.get(META_MANIFEST) != manifest_name else "in sync"
             history = nomad.allocations(job_id)
-            placements = tuple(sorted(
-                (_zone(nodes.get(a.get("NodeID", "")), attr), a.get("NodeName", "?"), a.get("ClientStatus", "?"))
-                for a in history if a.get("DesiredStatus") == "run"))
-            waiting = tuple(sorted(w for w in (_waiting(a, nodes, attr, root) for a in history
-                                               if a.get("DesiredStatus") == "run") if w))
+            placements = tuple(
+                sorted(
+                    (
+                        _zone(nodes.get(a.get("NodeID", "")), attr),
+                        a.get("NodeName", "?"),
+                        a.get("ClientStatus", "?"),
+                    )
+                    for a in history
+                    if a.get("DesiredStatus") == "run"
+                )
+            )
+            waiting = tuple(
+                sorted(
+                    w
+                    for w in (
+                        _waiting(a, nodes, attr, root)
+                        for a in history
+                        if a.get("DesiredStatus") == "run"
+                    )
+                    if w
+                )
+            )
             if info["job"]:
                 instances = instance_data(nomad, history, {n.id: n.status for n in nodes.values()})
             empty = [d for d in instances if d.outcome == data.STARTED_EMPTY]
             if empty and drift == "in sync":
                 drift = "data lost: " + ", ".join(d.name for d in empty) + " started empty"
         healthy = len(consul.healthy(names.job_id(name, scope)))
-        rows.append(SetStatus(name, job_id, state, placements, healthy, expected,
-                              names.interface_key(root, names.job_id(name, scope)) in tree, drift, instances,
-                              waiting))
+        rows.append(
+            SetStatus(
+                name,
+                job_id,
+                state,
+                placements,
+                healthy,
+                expected,
+                names.interface_key(root, names.job_id(name, scope)) in tree,
+                drift,
+                instances,
+                waiting,
+            )
+        )
     return rows, record
 
 
@@ -206,7 +282,9 @@ class _Allocs(dict[str, Any]):
         return super().get(key) or default
 
 
-def instance_data(nomad: NomadAPI, history: list[dict[str, Any]], node_status: dict[str, str]) -> tuple[data.InstanceData, ...]:
+def instance_data(
+    nomad: NomadAPI, history: list[dict[str, Any]], node_status: dict[str, str]
+) -> tuple[data.InstanceData, ...]:
     """Per running instance of a stateful job: did its data continue or start empty?"""
     full = _Allocs(nomad)
     out = []
@@ -262,9 +340,13 @@ class DestroyError(NomadgenError):
     """destroy stopped part way: the cause, and exactly what was and was not done."""
 
     def __init__(self, cause: NomadgenError, done: list[str], not_done: list[str]) -> None:
-        super().__init__(f"destroy stopped: {cause.subject}", list(cause.problems) + [
-            Problem("done: " + _few(done)), Problem("not done: " + _few(not_done))],
-            hint=(cause.hint + "; " if cause.hint else "") + "running destroy again finishes the rest")
+        super().__init__(
+            f"destroy stopped: {cause.subject}",
+            list(cause.problems)
+            + [Problem("done: " + _few(done)), Problem("not done: " + _few(not_done))],
+            hint=(cause.hint + "; " if cause.hint else "")
+            + "running destroy again finishes the rest",
+        )
         self.exit_code = cause.exit_code
 
 
@@ -280,15 +362,20 @@ def check_manifest_name(name: str) -> str:
     environment the owner is `dockland@prod` (names.owner): each part a DNS label."""
     base, at, scope = name.partition("@")
     if not NAME_RE.match(base) or (at and not NAME_RE.match(scope)):
-        raise ManifestError(f"invalid manifest name {cut(name)}",
-                            hint="a manifest name is lower-case letters, digits and '-' (1-63), "
-                                 "like the file name dockland.json -> dockland")
+        raise ManifestError(
+            f"invalid manifest name {cut(name)}",
+            hint="a manifest name is lower-case letters, digits and '-' (1-63), "
+            "like the file name dockland.json -> dockland",
+        )
     return name
 
 
 def owned_jobs(manifest_name: str, nomad: NomadAPI) -> list[str]:
-    return sorted(jid for jid, s in nomad.jobs().items()
-                  if (s.get("Meta") or {}).get(META_MANIFEST) == manifest_name)
+    return sorted(
+        jid
+        for jid, s in nomad.jobs().items()
+        if (s.get("Meta") or {}).get(META_MANIFEST) == manifest_name
+    )
 
 
 def ours(root: str, tree: dict[str, tuple[bytes, int]]) -> tuple[dict[str, int], list[str]]:
@@ -301,7 +388,7 @@ def ours(root: str, tree: dict[str, tuple[bytes, int]]) -> tuple[dict[str, int],
         if key in fixed:
             mine[key] = index
             continue
-        service = key[len(iface_root):]
+        service = key[len(iface_root) :]
         if key.startswith(iface_root) and service and "/" not in service:
             try:
                 doc = json.loads(value)
@@ -326,8 +413,11 @@ def destroy(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI)
         services = sorted(converge.owned_external(consul.services(), manifest_name))
         mine, other = ours(root, consul.kv_tree(root))
         mine.pop(lock.key, None)  # released and deleted last, by the lock itself
-        todo = [f"purge {j}" for j in jobs] + [f"deregister {s}" for s in services] + \
-            ([f"delete {len(mine)} key(s)"] if mine else [])
+        todo = (
+            [f"purge {j}" for j in jobs]
+            + [f"deregister {s}" for s in services]
+            + ([f"delete {len(mine)} key(s)"] if mine else [])
+        )
         done: list[str] = []
         purged, left_alone = [], []
         try:
@@ -360,10 +450,11 @@ def destroy(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI)
             raise DestroyError(exc, done, todo) from exc
         lock.delete_on_release = True
     if left_alone:
-        raise Conflict("destroy left jobs that changed owner alone",
-                       [Problem(e.subject) for e in left_alone] +
-                       [Problem("done: " + _few(done))],
-                       hint="nomadgen never stops jobs it does not own")
+        raise Conflict(
+            "destroy left jobs that changed owner alone",
+            [Problem(e.subject) for e in left_alone] + [Problem("done: " + _few(done))],
+            hint="nomadgen never stops jobs it does not own",
+        )
     return Destroyed(tuple(purged), len(mine), tuple(services), tuple(other))
 
 
@@ -410,10 +501,18 @@ class ManifestLock:
         import os
         import socket
 
-        holder = json.dumps({"command": self.command, "host": socket.gethostname(),
-                             "pid": os.getpid(), "since": int(time.time())}, sort_keys=True)
-        self.session = self.consul.session_create(f"nomadgen {self.command} {self.manifest}",
-                                                  LOCK_TTL_S, LOCK_DELAY_S)
+        holder = json.dumps(
+            {
+                "command": self.command,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "since": int(time.time()),
+            },
+            sort_keys=True,
+        )
+        self.session = self.consul.session_create(
+            f"nomadgen {self.command} {self.manifest}", LOCK_TTL_S, LOCK_DELAY_S
+        )
         try:
             got = self.consul.kv_acquire(self.key, holder.encode(), self.session)
         except BaseException:
@@ -421,10 +520,11 @@ class ManifestLock:
             raise
         if not got:
             self._end()
-            raise Locked(f"manifest {self.manifest} is locked by another nomadgen run "
-                         f"({self._holder()})",
-                         hint="wait for it to finish and run again; a run that was killed frees "
-                              f"its lock within {2 * LOCK_TTL_S + LOCK_DELAY_S} s")
+            raise Locked(
+                f"manifest {self.manifest} is locked by another nomadgen run ({self._holder()})",
+                hint="wait for it to finish and run again; a run that was killed frees "
+                f"its lock within {2 * LOCK_TTL_S + LOCK_DELAY_S} s",
+            )
         self._thread = threading.Thread(target=self._renew, daemon=True, name="nomadgen-lock")
         self._thread.start()
         return self
@@ -434,8 +534,10 @@ class ManifestLock:
             got = self.consul.kv_get(self.key)
             doc = json.loads(got[0]) if got and got[0] else {}
             since = time.strftime("%H:%M:%S", time.localtime(doc.get("since", 0)))
-            return f"{doc.get('command', '?')} on {doc.get('host', '?')}, pid {doc.get('pid', '?')}, " \
-                   f"since {since}"
+            return (
+                f"{doc.get('command', '?')} on {doc.get('host', '?')}, pid {doc.get('pid', '?')}, "
+                f"since {since}"
+            )
         except (NomadgenError, ValueError, TypeError, AttributeError):
             return "holder unknown"
 
@@ -451,8 +553,10 @@ class ManifestLock:
     def check(self) -> None:
         """Called before each write: a lost lock (session expired) stops the run."""
         if self.lost:
-            raise Locked(f"lost the lock of manifest {self.manifest} (its Consul session expired)",
-                         hint="another run may have taken over; run again")
+            raise Locked(
+                f"lost the lock of manifest {self.manifest} (its Consul session expired)",
+                hint="another run may have taken over; run again",
+            )
 
     def _end(self) -> None:
         try:
@@ -480,7 +584,9 @@ class InterfaceView(NamedTuple):
     instances: tuple[dict[str, Any], ...]
 
 
-def interface_get(set_name: str, cfg: Config, consul: ConsulAPI, manifest_name: str | None = None) -> InterfaceView:
+def interface_get(
+    set_name: str, cfg: Config, consul: ConsulAPI, manifest_name: str | None = None
+) -> InterfaceView:
     job_id = names.job_id(set_name, cfg.render.scope)
     if manifest_name:
         owner = names.owner(manifest_name, cfg.render.scope)
@@ -491,20 +597,30 @@ def interface_get(set_name: str, cfg: Config, consul: ConsulAPI, manifest_name: 
         tree = consul.kv_tree(cfg.render.kv_prefix)
         found = {k: v for k, v in tree.items() if names.is_interface_of(k, job_id)}
     if not found:
-        raise NomadgenError(f"no interface published for {set_name}",
-                            hint="check the set name (`nomadgen resolve MANIFEST`) and that it was submitted")
+        raise NomadgenError(
+            f"no interface published for {set_name}",
+            hint="check the set name (`nomadgen resolve MANIFEST`) and that it was submitted",
+        )
     if len(found) > 1:
-        raise NomadgenError(f"{set_name} is published by several manifests: " +
-                            ", ".join(names.owner_of_key(k) for k in sorted(found)),
-                            hint="pick one with --manifest")
+        raise NomadgenError(
+            f"{set_name} is published by several manifests: "
+            + ", ".join(names.owner_of_key(k) for k in sorted(found)),
+            hint="pick one with --manifest",
+        )
     key, (value, _) = next(iter(found.items()))
     instances = tuple(
-        {"node": e["Node"]["Node"], "address": e["Service"]["Address"] or e["Node"]["Address"],
-         "port": e["Service"]["Port"], "tags": e["Service"].get("Tags") or []}
-        for e in consul.healthy(job_id))
-    return InterfaceView(key, json.loads(value), tuple(sorted(instances, key=lambda i: (i["node"], i["port"]))))
+        {
+            "node": e["Node"]["Node"],
+            "address": e["Service"]["Address"] or e["Node"]["Address"],
+            "port": e["Service"]["Port"],
+            "tags": e["Service"].get("Tags") or [],
+        }
+        for e in consul.healthy(job_id)
+    )
+    return InterfaceView(
+        key, json.loads(value), tuple(sorted(instances, key=lambda i: (i["node"], i["port"])))
+    )
 
 
 def plan_counts(cs: converge.ChangeSet) -> Counter[str]:
     return Counter(j.action for j in cs.jobs)
-

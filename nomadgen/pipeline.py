@@ -23,8 +23,12 @@ class Rendered(NamedTuple):
     interfaces: tuple[KVEntry, ...]
 
 
-def build_resolution(manifest_path: str, config: Config, name: str | None = None,
-               zones: tuple[str, ...] | None = None) -> tuple[Manifest, Resolution]:
+def build_resolution(
+    manifest_path: str,
+    config: Config,
+    name: str | None = None,
+    zones: tuple[str, ...] | None = None,
+) -> tuple[Manifest, Resolution]:
     manifest = load(manifest_path, name)
     catalog = Catalog(config.templates)
     zones = zones or config.zones
@@ -40,10 +44,12 @@ def build_resolution(manifest_path: str, config: Config, name: str | None = None
         for other in config.environments:
             if other.name != env.name:
                 st = config.render._replace(
-                    scope=other.scope, namespace=other.namespace or config.render.namespace,
+                    scope=other.scope,
+                    namespace=other.namespace or config.render.namespace,
                     region=other.region or config.render.region,
                     kv_prefix=other.kv_prefix or config.render.kv_prefix,
-                    consul_datacenter=other.consul_datacenter)
+                    consul_datacenter=other.consul_datacenter,
+                )
                 others.append((other.name, scoped(plan, other.scope, manifest), st))
         check_collisions((env.name, plan, config.render), others)
     return manifest, plan
@@ -62,20 +68,32 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def build(manifest_path: str, config: Config, name: str | None = None,
-          zones: tuple[str, ...] | None = None) -> Rendered:
+def build(
+    manifest_path: str,
+    config: Config,
+    name: str | None = None,
+    zones: tuple[str, ...] | None = None,
+) -> Rendered:
     with no_gc():
         manifest, plan = build_resolution(manifest_path, config, name, zones)
-        return Rendered(manifest, plan, tuple(render(plan, config.render)),
-                        tuple(interfaces(plan, config.render)))
+        return Rendered(
+            manifest,
+            plan,
+            tuple(render(plan, config.render)),
+            tuple(interfaces(plan, config.render)),
+        )
 
 
-def render_files(plan: Resolution, settings: RenderSettings, fmt: str, only: str | None = None) -> dict[str, str]:
+def render_files(
+    plan: Resolution, settings: RenderSettings, fmt: str, only: str | None = None
+) -> dict[str, str]:
     """File name -> text for every job (or just `only`), each job written out as soon as it is
     rendered and then dropped: a big manifest never holds every job dict at once."""
     suffix = ".nomad.json" if fmt == "json" else ".nomad.hcl"
     shared: Shared = {}  # identical blocks, one object across the jobs (render.render_job)
-    written: dict[int, tuple[object, dict[Any, list[str]]]] = {}  # for HCL: those blocks' lines, written once
+    written: dict[
+        int, tuple[object, dict[Any, list[str]]]
+    ] = {}  # for HCL: those blocks' lines, written once
     out = {}
     if fmt != "json":
         from .hcl import to_hcl

@@ -47,14 +47,19 @@ def parse(value: str) -> tuple[Part, ...]:
         if value.startswith("${", i):
             end = value.find("}", i + 2)
             if end < 0:
-                raise RefError("unclosed reference `${`", i,
-                               "close it with `}`, or write `$${` for a literal `${`")
-            inner = value[i + 2:end]
+                raise RefError(
+                    "unclosed reference `${`",
+                    i,
+                    "close it with `}`, or write `$${` for a literal `${`",
+                )
+            inner = value[i + 2 : end]
             m = _INNER.match(inner)
             if not m:
-                raise RefError(f"invalid reference `${{{inner}}}`", i,
-                               "write ${<dependency>.<field>}, e.g. ${psql.url}, "
-                               "or `$${` for a literal `${`")
+                raise RefError(
+                    f"invalid reference `${{{inner}}}`",
+                    i,
+                    "write ${<dependency>.<field>}, e.g. ${psql.url}, or `$${` for a literal `${`",
+                )
             if lit:
                 parts.append("".join(lit))
                 lit = []

@@ -58,20 +58,33 @@ def _once(shared: Shared | None, key: tuple[Any, ...], make: Callable[[], _T]) -
     return out
 
 
-def render_job(plan: Resolution, s: ServiceSet, settings: RenderSettings, shared: Shared | None = None) -> Job:
+def render_job(
+    plan: Resolution, s: ServiceSet, settings: RenderSettings, shared: Shared | None = None
+) -> Job:
     zattr = Runtime(settings.zone_attribute)  # a runtime reference: written as such in HCL
     group: dict[str, Any] = {
         "Name": s.type,
         "Count": s.instance_count,
         # The hard guarantee: never more than per_zone_max instances in one zone.
-        "Constraints": _once(shared, ("constraint", zattr, s.per_zone_max, plan.zones, s.constraints,
-                                      s.node_pool, _datacenters(plan, settings)),
-                             lambda: _constraints(plan, s, settings)),
-        "Spreads": _once(shared, ("spread", zattr, plan.zones), lambda: [_spread(zattr, plan.zones)]),
+        "Constraints": _once(
+            shared,
+            (
+                "constraint",
+                zattr,
+                s.per_zone_max,
+                plan.zones,
+                s.constraints,
+                s.node_pool,
+                _datacenters(plan, settings),
+            ),
+            lambda: _constraints(plan, s, settings),
+        ),
+        "Spreads": _once(
+            shared, ("spread", zattr, plan.zones), lambda: [_spread(zattr, plan.zones)]
+        ),
         "Networks": [{"Mode": "host", "DynamicPorts": _ports(plan, s)}],
         "Services": _services(plan, s, settings),
-        "Tasks": [_main_task(plan, s, settings)] + [
-            _sidecar_task(plan.get(e)) for e in s.embedded],
+        "Tasks": [_main_task(plan, s, settings)] + [_sidecar_task(plan.get(e)) for e in s.embedded],
     }
     stateful.apply(group, group["Tasks"][0], s, settings)
     if not group["Networks"][0]["DynamicPorts"]:
@@ -84,14 +97,18 @@ def render_job(plan: Resolution, s: ServiceSet, settings: RenderSettings, shared
         "Type": "service",
         "Datacenters": _once(shared, ("dcs",), lambda: list(_datacenters(plan, settings))),
         "Meta": {META_MANIFEST: plan.manifest, META_SET: s.name},
-        "Update": _once(shared, ("update",), lambda: {
-            "MaxParallel": 1,
-            "HealthCheck": "checks",
-            "MinHealthyTime": 10 * SECOND,
-            "HealthyDeadline": 300 * SECOND,
-            "ProgressDeadline": 600 * SECOND,
-            "AutoRevert": True,
-        }),
+        "Update": _once(
+            shared,
+            ("update",),
+            lambda: {
+                "MaxParallel": 1,
+                "HealthCheck": "checks",
+                "MinHealthyTime": 10 * SECOND,
+                "HealthyDeadline": 300 * SECOND,
+                "ProgressDeadline": 600 * SECOND,
+                "AutoRevert": True,
+            },
+        ),
         "TaskGroups": [group],
     }
     if settings.namespace and settings.namespace != "default":
@@ -131,7 +148,9 @@ def _constraints(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> l
     if tuple(_datacenters(plan, settings)) != plan.zones:
         # The zones are not the datacenters list: keep every instance inside the configured ones
         # (a spread alone only prefers them).
-        out.append({"LTarget": zattr, "Operand": "set_contains_any", "RTarget": ",".join(plan.zones)})
+        out.append(
+            {"LTarget": zattr, "Operand": "set_contains_any", "RTarget": ",".join(plan.zones)}
+        )
     if s.node_pool:
         out.append({"LTarget": "${node.pool}", "Operand": "=", "RTarget": s.node_pool})
     for c in s.constraints:
@@ -163,7 +182,9 @@ def _ports(plan: Resolution, s: ServiceSet) -> list[dict[str, Any]]:
     return ports
 
 
-def _service(plan: Resolution, s: ServiceSet, label: str, settings: RenderSettings) -> dict[str, Any]:
+def _service(
+    plan: Resolution, s: ServiceSet, label: str, settings: RenderSettings
+) -> dict[str, Any]:
     svc: dict[str, Any] = {
         "Name": s.job_id,
         "PortLabel": label,
@@ -214,12 +235,17 @@ def _main_task(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> dic
     env.update(wiring.env)
     blocks = list(wiring.template_blocks)
     if s.run.secrets_template:
-        blocks.append({
-            "EmbeddedTmpl": s.run.secrets_template.replace("{credentials}", credentials(s, plan)) + "\n",
-            "DestPath": "secrets/nomadgen.env",
-            "Envvars": True,
-            "ChangeMode": "restart",
-        })
+        blocks.append(
+            {
+                "EmbeddedTmpl": s.run.secrets_template.replace(
+                    "{credentials}", credentials(s, plan)
+                )
+                + "\n",
+                "DestPath": "secrets/nomadgen.env",
+                "Envvars": True,
+                "ChangeMode": "restart",
+            }
+        )
     task: dict[str, Any] = {
         "Name": s.type,
         "Driver": "docker",
@@ -238,6 +264,7 @@ def _main_task(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> dic
 # secret.<item>. Values that need nothing live go into the task's env; the rest into one template
 # per dependency that reads only what they use: its instances, its credentials.
 
+
 class _Wiring(NamedTuple):
     env: dict[str, str]
     template_blocks: list[dict[str, Any]]  # Nomad template blocks
@@ -254,21 +281,27 @@ class Read(NamedTuple):
     signal: str = ""
 
 
-def reads(plan: Resolution, s: ServiceSet, settings: RenderSettings = RenderSettings()) -> list[Read]:
+def reads(
+    plan: Resolution, s: ServiceSet, settings: RenderSettings = RenderSettings()
+) -> list[Read]:
     return _wire(plan, s, settings).reads
 
 
-def _segments(dep: ServiceSet, pattern: str, plan: Resolution, settings: RenderSettings) -> list[Any]:
+def _segments(
+    dep: ServiceSet, pattern: str, plan: Resolution, settings: RenderSettings
+) -> list[Any]:
     out: list[Any] = []
     pos = 0
     live = {"host", "port"} | {f"secret.{i}" for i in dep.run.secret_items}
     for m in _PH.finditer(pattern):
         if m.group(1) in live:
-            out.append(pattern[pos:m.start()])
+            out.append(pattern[pos : m.start()])
             out.append((m.group(1), dep.name))
             pos = m.end()
     out.append(pattern[pos:])
-    return [_fill_static(x, dep, plan, settings) if isinstance(x, str) else x for x in out if x != ""]
+    return [
+        _fill_static(x, dep, plan, settings) if isinstance(x, str) else x for x in out if x != ""
+    ]
 
 
 def _fill_static(text: str, dep: ServiceSet, plan: Resolution, settings: RenderSettings) -> str:
@@ -295,8 +328,11 @@ def _wire(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> _Wiring:
     for var, parts in s.mapped_env:
         segs: list[Segment] = []
         for part in parts:
-            segs.extend([part] if isinstance(part, str) else
-                        _field(plan.get(part.dep), part.field, plan, settings))
+            segs.extend(
+                [part]
+                if isinstance(part, str)
+                else _field(plan.get(part.dep), part.field, plan, settings)
+            )
         values.append((var, segs))
 
     def local(name: str) -> bool:  # node-local in this group: same node, reached directly
@@ -308,11 +344,14 @@ def _wire(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> _Wiring:
         remote = sorted({x[1] for x in segs if not isinstance(x, str) and not local(x[1])})
         secret = any(not isinstance(x, str) and x[0].startswith("secret.") for x in segs)
         if not remote and not secret:
-            value = "".join(x if isinstance(x, str) else _local_ref(plan.get(x[1]), x[0]) for x in segs)
+            value = "".join(
+                x if isinstance(x, str) else _local_ref(plan.get(x[1]), x[0]) for x in segs
+            )
             # Nomad's own references (${NOMAD_IP_x}) read as such in HCL; literal text that
             # holds `${` keeps the value a plain, fully escaped string.
-            runtime = value != "".join(x for x in segs if isinstance(x, str)) and \
-                not any(isinstance(x, str) and "${" in x for x in segs)
+            runtime = value != "".join(x for x in segs if isinstance(x, str)) and not any(
+                isinstance(x, str) and "${" in x for x in segs
+            )
             env[var] = Runtime(value) if runtime else value
         else:
             # resolve allows one dependency read live per variable
@@ -321,10 +360,21 @@ def _wire(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> _Wiring:
     for link in s.links:
         if link.set in per_dep:
             blocks.append(_dependency_block(plan, s, link, per_dep[link.set], settings))
-            used = {x[0] for _, segs in per_dep[link.set] for x in segs
-                    if not isinstance(x, str) and x[1] == link.set}
-            read.append(Read(link.set, bool(used & {"host", "port"}), "addrs" in used,
-                             link.wiring.change_mode, link.wiring.signal))
+            used = {
+                x[0]
+                for _, segs in per_dep[link.set]
+                for x in segs
+                if not isinstance(x, str) and x[1] == link.set
+            }
+            read.append(
+                Read(
+                    link.set,
+                    bool(used & {"host", "port"}),
+                    "addrs" in used,
+                    link.wiring.change_mode,
+                    link.wiring.signal,
+                )
+            )
     return _Wiring(env, blocks, read)
 
 
@@ -389,9 +439,17 @@ class WorkloadPolicy(NamedTuple):
         for p in self.paths:
             rules += [f"    path {json.dumps(p)} {{", '      capabilities = ["read"]', "    }"]
         rules += ["  }", "}", ""]
-        return {"Name": self.name, "Description": self.description, "Rules": "\n".join(rules),
-                "JobACL": {"Namespace": namespace, "JobID": self.job, "Group": self.group,
-                           "Task": self.task}}
+        return {
+            "Name": self.name,
+            "Description": self.description,
+            "Rules": "\n".join(rules),
+            "JobACL": {
+                "Namespace": namespace,
+                "JobID": self.job,
+                "Group": self.group,
+                "Task": self.task,
+            },
+        }
 
 
 _NOMADVAR = re.compile(r'nomadVar\s+"([^"]+)"')
@@ -404,32 +462,56 @@ def workload_policies(manifest: str, jobs: list[Job]) -> list[WorkloadPolicy]:
     for j in jobs:
         for tg in j.api["TaskGroups"]:
             for task in tg["Tasks"]:
-                paths = sorted({p.split("@", 1)[0] for tmpl in task.get("Templates") or ()
-                                for p in _NOMADVAR.findall(tmpl["EmbeddedTmpl"])
-                                if p != f"nomad/jobs/{j.id}" and not p.startswith(f"nomad/jobs/{j.id}/")})
+                paths = sorted(
+                    {
+                        p.split("@", 1)[0]
+                        for tmpl in task.get("Templates") or ()
+                        for p in _NOMADVAR.findall(tmpl["EmbeddedTmpl"])
+                        if p != f"nomad/jobs/{j.id}" and not p.startswith(f"nomad/jobs/{j.id}/")
+                    }
+                )
                 if paths:
-                    out.append(WorkloadPolicy(
-                        names.workload_policy_name(manifest, j.id),
-                        names.workload_policy_description(manifest, j.id),
-                        j.id, tg["Name"], task["Name"], tuple(paths)))
+                    out.append(
+                        WorkloadPolicy(
+                            names.workload_policy_name(manifest, j.id),
+                            names.workload_policy_description(manifest, j.id),
+                            j.id,
+                            tg["Name"],
+                            task["Name"],
+                            tuple(paths),
+                        )
+                    )
     return out
 
 
-def _dependency_block(plan: Resolution, s: ServiceSet, link: Link, values: list[tuple[str, list[Segment]]],
-                         settings: RenderSettings) -> dict[str, Any]:
+def _dependency_block(
+    plan: Resolution,
+    s: ServiceSet,
+    link: Link,
+    values: list[tuple[str, list[Segment]]],
+    settings: RenderSettings,
+) -> dict[str, Any]:
     dep = plan.get(link.set)
     svc = names.in_datacenter(dep.job_id, settings.consul_datacenter)
-    items = sorted({x[0][7:] for _, segs in values for x in segs
-                    if not isinstance(x, str) and x[0].startswith("secret.")})
+    items = sorted(
+        {
+            x[0][7:]
+            for _, segs in values
+            for x in segs
+            if not isinstance(x, str) and x[0].startswith("secret.")
+        }
+    )
     uses_addrs = any(not isinstance(x, str) and x[0] == "addrs" for _, segs in values for x in segs)
     head: list[str] = []
     if items:
         head.append('{{- $creds := nomadVar "%s" }}' % credentials(dep, plan))
     if uses_addrs:
         # Every healthy instance, for clients that balance themselves.
-        head.append('{{- $addrs := "" }}{{ $sep := "" }}{{ range service "%s" }}'
-                    '{{ $addrs = printf "%%s%%s%%s:%%d" $addrs $sep .Address .Port }}'
-                    '{{ $sep = "," }}{{ end }}' % svc)
+        head.append(
+            '{{- $addrs := "" }}{{ $sep := "" }}{{ range service "%s" }}'
+            '{{ $addrs = printf "%%s%%s%%s:%%d" $addrs $sep .Address .Port }}'
+            '{{ $sep = "," }}{{ end }}' % svc
+        )
 
     def arg(x: tuple[str, str]) -> str:
         what, name = x
@@ -451,16 +533,20 @@ def _dependency_block(plan: Resolution, s: ServiceSet, link: Link, values: list[
     if live:
         wait = '{{ key "%s" }}' % wait_key(plan, dep, settings)
         # Nearest healthy instance first (RTT from this node's agent).
-        nearest = ('with service "%s~_agent" }}{{ with index . 0 }}\n%s\n{{- end }}{{ else }}%s{{ end }}'
-                   % (svc, "\n".join(live), wait))
+        nearest = (
+            'with service "%s~_agent" }}{{ with index . 0 }}\n%s\n{{- end }}{{ else }}%s{{ end }}'
+            % (svc, "\n".join(live), wait)
+        )
         fallback = link.wiring.zone_fallback
         if fallback is None:
             fallback = dep.interface.zone_fallback
         if KINDS[dep.kind].zoned:
             # This instance's own zone first (the zone tag of each instance's service).
             zone_key = settings.zone_attribute[2:-1]
-            own = ('{{- with service (print (env "%s") ".%s") }}{{ with index . 0 }}\n%s\n'
-                   '{{- end }}{{ else }}' % (zone_key, svc, "\n".join(live)))
+            own = (
+                '{{- with service (print (env "%s") ".%s") }}{{ with index . 0 }}\n%s\n'
+                "{{- end }}{{ else }}" % (zone_key, svc, "\n".join(live))
+            )
             body.append(own + ("{{ " + nearest if fallback else wait) + "{{ end }}")
         else:
             body.append("{{- " + nearest)
@@ -496,7 +582,9 @@ def credentials(s: ServiceSet, plan: Resolution) -> str:
     return names.credentials_path(s.interface.credentials, s.job_id)
 
 
-def fill(pattern: str, s: ServiceSet, plan: Resolution, settings: RenderSettings, values: dict[str, str]) -> str:
+def fill(
+    pattern: str, s: ServiceSet, plan: Resolution, settings: RenderSettings, values: dict[str, str]
+) -> str:
     base = {
         "dns": names.dns(s.job_id, settings.consul_domain, settings.consul_datacenter),
         "service": s.job_id,
@@ -516,8 +604,10 @@ def ct_literal(text: str) -> str:
 
 def interfaces(plan: Resolution, settings: RenderSettings = RenderSettings()) -> list[KVEntry]:
     """The interface document of every set, as published under <prefix>/<manifest>/interfaces/."""
-    return [KVEntry(interface_key(plan, s, settings), interface_document(plan, s, settings))
-            for s in plan.sets]
+    return [
+        KVEntry(interface_key(plan, s, settings), interface_document(plan, s, settings))
+        for s in plan.sets
+    ]
 
 
 def interface_document(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> bytes:

@@ -53,7 +53,9 @@ class _Graph(NamedTuple):
     edges: dict[str, list[str]]  # dependent -> set names
 
 
-def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAULT_ZONES) -> Resolution:
+def resolve(
+    manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAULT_ZONES
+) -> Resolution:
     _check_zones(zones)
     graph = _expand(manifest, catalog)
     _check_cycles(graph.edges, manifest)
@@ -61,10 +63,14 @@ def resolve(manifest: Manifest, catalog: Catalog, zones: tuple[str, ...] = DEFAU
     built = _build(graph, manifest, catalog, zones)
     built = _node_local_counts(built)
     built = _links(built, manifest)
-    return Resolution(manifest=manifest.name, zones=tuple(zones),
-                sets=tuple(built[n] for n in sorted(built)),
-                instances=_instances(built, zones),
-                layers=_layers(built), by_name=built)
+    return Resolution(
+        manifest=manifest.name,
+        zones=tuple(zones),
+        sets=tuple(built[n] for n in sorted(built)),
+        instances=_instances(built, zones),
+        layers=_layers(built),
+        by_name=built,
+    )
 
 
 def _check_zones(zones: tuple[str, ...]) -> None:
@@ -72,8 +78,10 @@ def _check_zones(zones: tuple[str, ...]) -> None:
         raise ConfigError("no zones to schedule into", hint="pass --zones zone-a,zone-b,zone-c")
     bad = [z for z in zones if not z or any(c in z for c in ' ,"\\')]
     if bad or len(set(zones)) != len(zones):
-        raise ConfigError(f"invalid zone list: {', '.join(zones)}",
-                          hint="zones are distinct names without spaces, commas or quotes")
+        raise ConfigError(
+            f"invalid zone list: {', '.join(zones)}",
+            hint="zones are distinct names without spaces, commas or quotes",
+        )
 
 
 def _expand(manifest: Manifest, catalog: Catalog) -> _Graph:
@@ -94,10 +102,14 @@ def _expand(manifest: Manifest, catalog: Catalog) -> _Graph:
             elif dep in declared:
                 edges[dependent].append(dep)
                 if dependent in declared and dep in dict(declared[dependent].overrides):
-                    problems.append(Problem(
-                        f"{dependent} overrides {dep!r}, but {dep} is a service of the manifest, "
-                        "shared by its dependents", _loc(manifest, dependent),
-                        f"change {dep} itself in the manifest"))
+                    problems.append(
+                        Problem(
+                            f"{dependent} overrides {dep!r}, but {dep} is a service of the manifest, "
+                            "shared by its dependents",
+                            _loc(manifest, dependent),
+                            f"change {dep} itself in the manifest",
+                        )
+                    )
             elif dep in catalog:
                 name = f"{dep}:{dependent}"
                 edges[dependent].append(name)
@@ -107,12 +119,18 @@ def _expand(manifest: Manifest, catalog: Catalog) -> _Graph:
             else:
                 known = sorted(set(declared) | set(catalog.names()))
                 close = difflib.get_close_matches(dep, known, n=1)
-                problems.append(Problem(
-                    f"{_who(dependent)} depends on {dep!r}, which is neither a service in the "
-                    f"manifest nor a known template",
-                    _loc(manifest, dependent, dep),
-                    f"did you mean {close[0]!r}?" if close else
-                    "known: " + ", ".join(known) + " (add a template with --templates DIR)"))
+                problems.append(
+                    Problem(
+                        f"{_who(dependent)} depends on {dep!r}, which is neither a service in the "
+                        f"manifest nor a known template",
+                        _loc(manifest, dependent, dep),
+                        f"did you mean {close[0]!r}?"
+                        if close
+                        else "known: "
+                        + ", ".join(known)
+                        + " (add a template with --templates DIR)",
+                    )
+                )
 
     for dependent, ref in specific:
         if ref in nodes:
@@ -124,22 +142,28 @@ def _expand(manifest: Manifest, catalog: Catalog) -> _Graph:
     return _Graph(nodes, edges)
 
 
-def _no_creator(manifest: Manifest, catalog: Catalog, nodes: dict[str, _Node],
-                dependent: str, ref: str) -> Problem:
+def _no_creator(
+    manifest: Manifest, catalog: Catalog, nodes: dict[str, _Node], dependent: str, ref: str
+) -> Problem:
     known = sorted(n for n in nodes if ":" in n)
     hint = f"known sets: {', '.join(known)}" if known else "no set is created yet"
     typ, _, owner = ref.partition(":")
     if owner in nodes and typ in catalog:
-        hint = (f"{owner} does not depend on {typ}; add \"{typ}\" to {owner}'s depends to "
-                f"create {ref}, or depend on \"{typ}\" for a dedicated set. " + hint)
+        hint = (
+            f'{owner} does not depend on {typ}; add "{typ}" to {owner}\'s depends to '
+            f'create {ref}, or depend on "{typ}" for a dedicated set. ' + hint
+        )
     else:
         close = difflib.get_close_matches(ref, known, n=1)
         if close:
             hint = f"did you mean {close[0]!r}? " + hint
         elif typ in catalog:
-            hint = f"depend on \"{typ}\" to give {dependent} a {typ} set of its own; " + hint
-    return Problem(f"{_who(dependent)} depends on {ref}, but nothing creates set {ref}",
-                   _loc(manifest, dependent, ref), hint)
+            hint = f'depend on "{typ}" to give {dependent} a {typ} set of its own; ' + hint
+    return Problem(
+        f"{_who(dependent)} depends on {ref}, but nothing creates set {ref}",
+        _loc(manifest, dependent, ref),
+        hint,
+    )
 
 
 def _check_names(graph: _Graph, manifest: Manifest) -> None:
@@ -149,14 +173,21 @@ def _check_names(graph: _Graph, manifest: Manifest) -> None:
     for name in sorted(graph.nodes):
         d = dns_name(name)
         if not NAME_RE.match(d):
-            problems.append(Problem(
-                f"set {name} becomes {d!r}, which is not a valid Nomad job ID / Consul service name",
-                manifest.path, "shorten the service names: the set name must fit in 63 characters"))
+            problems.append(
+                Problem(
+                    f"set {name} becomes {d!r}, which is not a valid Nomad job ID / Consul service name",
+                    manifest.path,
+                    "shorten the service names: the set name must fit in 63 characters",
+                )
+            )
         if d in by_dns:
-            problems.append(Problem(
-                f"sets {by_dns[d]} and {name} both become job and service {d!r}",
-                where(manifest, by_dns[d] if not graph.nodes[by_dns[d]].owner else name),
-                f"rename the service {d!r} in the manifest"))
+            problems.append(
+                Problem(
+                    f"sets {by_dns[d]} and {name} both become job and service {d!r}",
+                    where(manifest, by_dns[d] if not graph.nodes[by_dns[d]].owner else name),
+                    f"rename the service {d!r} in the manifest",
+                )
+            )
         by_dns[d] = name
     if problems:
         raise ResolutionError("name collision", problems)
@@ -168,8 +199,9 @@ def _kind(node: _Node, declared: dict[str, Service], catalog: Catalog) -> str:
     return EXTERNAL if declared[node.name].external else PER_ZONE
 
 
-def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
-           zones: tuple[str, ...]) -> dict[str, ServiceSet]:
+def _build(
+    graph: _Graph, manifest: Manifest, catalog: Catalog, zones: tuple[str, ...]
+) -> dict[str, ServiceSet]:
     """The sets, with what they run (a dependent's overrides applied), their kind, count, users
     and, for node-local sets, the host whose group carries them (the dependent they serve)."""
     nodes, edges = graph
@@ -199,22 +231,37 @@ def _build(graph: _Graph, manifest: Manifest, catalog: Catalog,
                     image=ov.image or run.image,
                     args=run.args if ov.args is None else ov.args,
                     env=tuple(sorted({**dict(run.env), **dict(ov.env)}.items())),
-                    resources=ov.resources or run.resources)
+                    resources=ov.resources or run.resources,
+                )
                 per_zone = ov.per_zone or per_zone
                 if ov.state:
-                    run = _override_state(run, dict(ov.state), node.type, node.owner, manifest, problems,
-                                          tpl.scheduling == NODE_LOCAL)
+                    run = _override_state(
+                        run,
+                        dict(ov.state),
+                        node.type,
+                        node.owner,
+                        manifest,
+                        problems,
+                        tpl.scheduling == NODE_LOCAL,
+                    )
         else:
             svc = declared[name]
             run, iface, per_zone, count = svc.run, svc.interface, svc.per_zone, svc.total
         kind = kinds[name]
         total = KINDS[kind].total(count if count is not None else per_zone * nz)
         built[name] = ServiceSet(
-            name=name, type=node.type, owner=node.owner, declared=not node.owner,
-            kind=kind, instance_count=total, per_zone_max=math.ceil(total / nz),
+            name=name,
+            type=node.type,
+            owner=node.owner,
+            declared=not node.owner,
+            kind=kind,
+            instance_count=total,
+            per_zone_max=math.ceil(total / nz),
             depends=tuple(sorted(set(edges.get(name, ())))),
             users=tuple(sorted(users.get(name, ()))),
-            run=run, interface=iface, host=hosts.get(name, ""),
+            run=run,
+            interface=iface,
+            host=hosts.get(name, ""),
             embedded=tuple(sorted(embedded.get(name, ()))),
             external=None if node.owner else declared[name].external,
             tags=() if node.owner else declared[name].tags,
@@ -232,7 +279,9 @@ def _node_local_counts(built: dict[str, ServiceSet]) -> dict[str, ServiceSet]:
     for name, s in built.items():
         host = _job_set(built, name)
         if s.kind == NODE_LOCAL and host is not None:
-            out[name] = s._replace(instance_count=host.instance_count, per_zone_max=host.per_zone_max)
+            out[name] = s._replace(
+                instance_count=host.instance_count, per_zone_max=host.per_zone_max
+            )
     return out
 
 
@@ -254,15 +303,22 @@ def _links(built: dict[str, ServiceSet], manifest: Manifest) -> dict[str, Servic
             t = env_prefix(built[dep].type)
             p = t if by_type[t] == 1 else env_prefix(dep)
             if p in seen:
-                problems.append(Problem(
-                    f"{_who(name)} depends on {seen[p]} and {dep}; both would set {p}_* variables",
-                    _loc(manifest, name), "map the fields you need to names of your own in env, "
-                    "or rename one of the services"))
+                problems.append(
+                    Problem(
+                        f"{_who(name)} depends on {seen[p]} and {dep}; both would set {p}_* variables",
+                        _loc(manifest, name),
+                        "map the fields you need to names of your own in env, "
+                        "or rename one of the services",
+                    )
+                )
             seen[p] = dep
             written = _as_written(svc, dep) if svc else dep
             links.append(Link(dep, p, wiring.get(written, Wiring()), dep in used))
-        out[name] = s._replace(prefixes=tuple((lk.set, lk.prefix) for lk in links),
-                               links=tuple(links), mapped_env=mapped_env)
+        out[name] = s._replace(
+            prefixes=tuple((lk.set, lk.prefix) for lk in links),
+            links=tuple(links),
+            mapped_env=mapped_env,
+        )
     if problems:
         raise ResolutionError(f"cannot wire the dependencies in {manifest.path}", problems)
     return out
@@ -275,7 +331,9 @@ def _is_live(dep: ServiceSet, field: str) -> bool:
     """The field is read at run time (an instance's address, a credential), not fixed text."""
     if field == "addrs":
         return True
-    pattern = dict((k.lower(), v) for k, v in dep.interface.env + dep.interface.extra).get(field, "")
+    pattern = dict((k.lower(), v) for k, v in dep.interface.env + dep.interface.extra).get(
+        field, ""
+    )
     return bool(_LIVE.search(pattern))
 
 
@@ -286,8 +344,13 @@ def _as_written(svc: Service, set_name: str) -> str:
     return set_name.split(":")[0]  # a generic dependency: psql -> psql:<svc>
 
 
-def _bind(s: ServiceSet, svc: Service, built: dict[str, ServiceSet], manifest: Manifest,
-          problems: list[Problem]) -> tuple[tuple[Any, ...], set[str]]:
+def _bind(
+    s: ServiceSet,
+    svc: Service,
+    built: dict[str, ServiceSet],
+    manifest: Manifest,
+    problems: list[Problem],
+) -> tuple[tuple[Any, ...], set[str]]:
     """${psql.url} in the dependent's env -> (set psql:app, field url); one problem per bad ref."""
     by_written = {_as_written(svc, d): d for d in s.depends}
     by_type: dict[str, list[str]] = defaultdict(list)
@@ -306,33 +369,54 @@ def _bind(s: ServiceSet, svc: Service, built: dict[str, ServiceSet], manifest: M
                 target = by_type[part.dep][0]
             if target is None:
                 if len(by_type.get(part.dep, ())) > 1:
-                    hint = "name one set: " + ", ".join(f"${{{d}.{part.field}}}" for d in by_type[part.dep])
+                    hint = "name one set: " + ", ".join(
+                        f"${{{d}.{part.field}}}" for d in by_type[part.dep]
+                    )
                 else:
                     known = sorted(set(by_written) | set(s.depends))
                     close = difflib.get_close_matches(part.dep, known, n=1)
-                    hint = (f"did you mean {close[0]!r}? " if close else "") + \
-                        ("dependencies: " + ", ".join(known) if known else "add it to depends first")
-                problems.append(Problem(
-                    f"{svc.name}.env.{var}: ${{{part.dep}.{part.field}}} refers to {part.dep!r}, "
-                    f"which is not a dependency of {svc.name}", loc, hint))
+                    hint = (f"did you mean {close[0]!r}? " if close else "") + (
+                        "dependencies: " + ", ".join(known) if known else "add it to depends first"
+                    )
+                problems.append(
+                    Problem(
+                        f"{svc.name}.env.{var}: ${{{part.dep}.{part.field}}} refers to {part.dep!r}, "
+                        f"which is not a dependency of {svc.name}",
+                        loc,
+                        hint,
+                    )
+                )
                 continue
             fields = built[target].fields
             if part.field not in fields:
                 close = difflib.get_close_matches(part.field, fields, n=1)
-                problems.append(Problem(
-                    f"{svc.name}.env.{var}: {target} has no field {part.field!r}", loc,
-                    (f"did you mean ${{{part.dep}.{close[0]}}}? " if close else "") +
-                    "fields: " + ", ".join(fields)))
+                problems.append(
+                    Problem(
+                        f"{svc.name}.env.{var}: {target} has no field {part.field!r}",
+                        loc,
+                        (f"did you mean ${{{part.dep}.{close[0]}}}? " if close else "")
+                        + "fields: "
+                        + ", ".join(fields),
+                    )
+                )
                 continue
             used.add(target)
             bound.append(part._replace(dep=target))
-        live = {r.dep for r in bound if isinstance(r, Ref) and built[r.dep].host != s.name
-                and _is_live(built[r.dep], r.field)}
+        live = {
+            r.dep
+            for r in bound
+            if isinstance(r, Ref)
+            and built[r.dep].host != s.name
+            and _is_live(built[r.dep], r.field)
+        }
         if len(live) > 1:
-            problems.append(Problem(
-                f"{svc.name}.env.{var}: reads the instances of {' and '.join(sorted(live))}",
-                where(manifest, svc.name, "env", var),
-                "each variable reads the instances of one dependency; use one variable per dependency"))
+            problems.append(
+                Problem(
+                    f"{svc.name}.env.{var}: reads the instances of {' and '.join(sorted(live))}",
+                    where(manifest, svc.name, "env", var),
+                    "each variable reads the instances of one dependency; use one variable per dependency",
+                )
+            )
         out.append((var, tuple(bound)))
     return tuple(out), used
 
@@ -352,6 +436,7 @@ def _job_set(built: dict[str, ServiceSet], name: str) -> ServiceSet | None:
 
 def _layers(built: dict[str, ServiceSet]) -> tuple[tuple[str, ...], ...]:
     """Job-hosting sets in dependency order; a node-local dependency counts as its host."""
+
     def jobs(names: tuple[str, ...]) -> set[str]:
         return {j.name for j in (_job_set(built, d) for d in names) if j is not None}
 
@@ -381,25 +466,43 @@ def _check_cycles(edges: dict[str, list[str]], manifest: Manifest) -> None:
         cycle = list(reversed(exc.args[1]))
         raise ResolutionError(
             f"dependency cycle in {manifest.path}",
-            [Problem(" -> ".join(cycle), _loc(manifest, cycle[0], cycle[1]),
-                     "remove one of these dependencies")],
+            [
+                Problem(
+                    " -> ".join(cycle),
+                    _loc(manifest, cycle[0], cycle[1]),
+                    "remove one of these dependencies",
+                )
+            ],
         ) from None
 
 
-def _override_state(run: Runnable, fields: dict[str, Any], typ: str, owner: str, manifest: Manifest,
-                    problems: list[Problem], node_local: bool = False) -> Runnable:
+def _override_state(
+    run: Runnable,
+    fields: dict[str, Any],
+    typ: str,
+    owner: str,
+    manifest: Manifest,
+    problems: list[Problem],
+    node_local: bool = False,
+) -> Runnable:
     base = run.state
     if node_local:
-        problems.append(Problem(
-            f"{owner} overrides {typ}.state, but {typ} is node-local and cannot keep data",
-            where(manifest, owner, "overrides", typ, "state"),
-            "it runs as a sidecar in your group; use a per-zone service for data"))
+        problems.append(
+            Problem(
+                f"{owner} overrides {typ}.state, but {typ} is node-local and cannot keep data",
+                where(manifest, owner, "overrides", typ, "state"),
+                "it runs as a sidecar in your group; use a per-zone service for data",
+            )
+        )
         return run
     if base is None and "path" not in fields:
-        problems.append(Problem(
-            f"{owner} overrides {typ}.state, but the {typ} template keeps no data",
-            where(manifest, owner, "overrides", typ, "state"),
-            'give the path where it keeps data: "state": {"path": "/data", ...}'))
+        problems.append(
+            Problem(
+                f"{owner} overrides {typ}.state, but the {typ} template keeps no data",
+                where(manifest, owner, "overrides", typ, "state"),
+                'give the path where it keeps data: "state": {"path": "/data", ...}',
+            )
+        )
         return run
     if base is None:
         base = State(str(fields["path"]))

@@ -25,13 +25,36 @@ from .names import (
 )
 
 CONFIG_FILE = "nomadgen.toml"
-CONFIG_KEYS = {"zones", "zone_attribute", "namespace", "region", "kv_prefix", "templates",
-               "consul_domain", "datacenters", "storage", "nomad_version", "node_pool", "env"}
+CONFIG_KEYS = {
+    "zones",
+    "zone_attribute",
+    "namespace",
+    "region",
+    "kv_prefix",
+    "templates",
+    "consul_domain",
+    "datacenters",
+    "storage",
+    "nomad_version",
+    "node_pool",
+    "env",
+}
 STORAGE_KEYS = {"mode", "csi_plugin", "sets"}
 # The type of each nomadgen.toml key: a wrong type is a configuration error, not a crash.
-CONFIG_TYPES = {"zones": list, "zone_attribute": str, "namespace": str, "region": str,
-                "kv_prefix": str, "templates": str, "consul_domain": str, "datacenters": list,
-                "storage": dict, "nomad_version": str, "node_pool": str, "env": dict}
+CONFIG_TYPES = {
+    "zones": list,
+    "zone_attribute": str,
+    "namespace": str,
+    "region": str,
+    "kv_prefix": str,
+    "templates": str,
+    "consul_domain": str,
+    "datacenters": list,
+    "storage": dict,
+    "nomad_version": str,
+    "node_pool": str,
+    "env": dict,
+}
 
 
 class Config(NamedTuple):
@@ -49,19 +72,31 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(z.strip() for z in value.split(",") if z.strip())
 
 
-def load_config(*, zones: str | None = None, templates: str | None = None,
-                config: str | None = None, zone_attribute: str | None = None,
-                namespace: str | None = None, kv_prefix: str | None = None,
-                environment: str | None = None, var_files: tuple[str, ...] = (),
-                sets: tuple[str, ...] = (), region: str | None = None,
-                env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    *,
+    zones: str | None = None,
+    templates: str | None = None,
+    config: str | None = None,
+    zone_attribute: str | None = None,
+    namespace: str | None = None,
+    kv_prefix: str | None = None,
+    environment: str | None = None,
+    var_files: tuple[str, ...] = (),
+    sets: tuple[str, ...] = (),
+    region: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
     path = Path(config) if config else Path(CONFIG_FILE)
     if config or path.is_file():
         data = _read_config(path)
-    envs, chosen = _environments(data, path, environment or env.get("NOMADGEN_ENV") or "",
-                                 "--env" if environment else "NOMADGEN_ENV")
+    envs, chosen = _environments(
+        data,
+        path,
+        environment or env.get("NOMADGEN_ENV") or "",
+        "--env" if environment else "NOMADGEN_ENV",
+    )
     if chosen is not None:
         # The selected environment's values stand in for the top-level ones; flags and
         # NOMADGEN_* variables still win (NOMAD_NAMESPACE/NOMAD_REGION do not: --env is explicit).
@@ -69,8 +104,11 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
             data["storage"] = chosen.storage
         for key in ("zones", "zone_attribute", "datacenters", "kv_prefix", "namespace", "region"):
             if getattr(chosen, key):
-                data[key] = list(getattr(chosen, key)) if key in ("zones", "datacenters") \
+                data[key] = (
+                    list(getattr(chosen, key))
+                    if key in ("zones", "datacenters")
                     else getattr(chosen, key)
+                )
 
     if zones is not None:
         z, src = _split(zones), "flag"
@@ -88,19 +126,35 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
     if odd:
         from .fields import cut
 
-        raise ConfigError(f"invalid zone name {cut(odd[0])} (from {src})",
-                          hint="a zone is 1-128 characters, without spaces, commas, quotes, "
-                               "backslashes or control characters")
-    attr = zone_attribute or env.get("NOMADGEN_ZONE_ATTRIBUTE") or data.get("zone_attribute") \
+        raise ConfigError(
+            f"invalid zone name {cut(odd[0])} (from {src})",
+            hint="a zone is 1-128 characters, without spaces, commas, quotes, "
+            "backslashes or control characters",
+        )
+    attr = (
+        zone_attribute
+        or env.get("NOMADGEN_ZONE_ATTRIBUTE")
+        or data.get("zone_attribute")
         or DEFAULT_ZONE_ATTRIBUTE
+    )
     if not ZONE_ATTR_RE.match(attr):
-        raise ConfigError(f"invalid zone attribute {attr!r}",
-                          hint="use ${node.datacenter} or a node meta key like ${meta.zone}")
-    prefix = kv_prefix or env.get("NOMADGEN_KV_PREFIX") or data.get("kv_prefix") or DEFAULT_KV_PREFIX
+        raise ConfigError(
+            f"invalid zone attribute {attr!r}",
+            hint="use ${node.datacenter} or a node meta key like ${meta.zone}",
+        )
+    prefix = (
+        kv_prefix or env.get("NOMADGEN_KV_PREFIX") or data.get("kv_prefix") or DEFAULT_KV_PREFIX
+    )
     if not KV_PREFIX_RE.match(prefix):
         raise ConfigError(f"invalid KV prefix {prefix!r}", hint="letters, digits, '-', '_' and '/'")
     if chosen is not None:
-        ns = namespace or chosen.namespace or env.get("NOMAD_NAMESPACE") or data.get("namespace") or "default"
+        ns = (
+            namespace
+            or chosen.namespace
+            or env.get("NOMAD_NAMESPACE")
+            or data.get("namespace")
+            or "default"
+        )
         reg = region or chosen.region or env.get("NOMAD_REGION") or data.get("region", "")
     else:
         ns = namespace or env.get("NOMAD_NAMESPACE") or data.get("namespace") or "default"
@@ -132,8 +186,9 @@ def load_config(*, zones: str | None = None, templates: str | None = None,
         ),
         environment=chosen,
         environments=tuple(envs.values()),
-        overrides=(chosen.overrides if chosen else ()) +
-        tuple(v for f in var_files for v in read_var_file(f)) + tuple(parse_set(x) for x in sets),
+        overrides=(chosen.overrides if chosen else ())
+        + tuple(v for f in var_files for v in read_var_file(f))
+        + tuple(parse_set(x) for x in sets),
         source=str(path) if data or config else "",
     )
 
@@ -145,29 +200,49 @@ def _versioned(data: dict[str, Any], path: str, problems: list[Any]) -> dict[str
     raw = data.get("nomad_version")
     version = OLDEST_NOMAD
     if raw is not None:
-        m = re.fullmatch(r"(\d{1,3})\.(\d{1,3})(?:\.\d{1,3})?", raw) if isinstance(raw, str) else None
+        m = (
+            re.fullmatch(r"(\d{1,3})\.(\d{1,3})(?:\.\d{1,3})?", raw)
+            if isinstance(raw, str)
+            else None
+        )
         if m is None or (int(m[1]), int(m[2])) < OLDEST_NOMAD:
-            problems.append(Problem(f"nomad_version: {str(raw)[:40]!r} is not a supported Nomad "
-                                    "version", path, 'use "1.5" or later, e.g. nomad_version = "1.6"'))
+            problems.append(
+                Problem(
+                    f"nomad_version: {str(raw)[:40]!r} is not a supported Nomad version",
+                    path,
+                    'use "1.5" or later, e.g. nomad_version = "1.6"',
+                )
+            )
         else:
             version = out["nomad_version"] = (int(m[1]), int(m[2]))
     pool = data.get("node_pool")
     if pool is not None:
         if not isinstance(pool, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", pool):
-            problems.append(Problem("node_pool: must be a node pool name", path,
-                                    "letters, digits, '-' and '_', at most 128"))
+            problems.append(
+                Problem(
+                    "node_pool: must be a node pool name",
+                    path,
+                    "letters, digits, '-' and '_', at most 128",
+                )
+            )
         elif version < (1, 6):
-            problems.append(Problem(
-                "node_pool needs Nomad 1.6 or later; the target is Nomad "
-                f"{version[0]}.{version[1]}", path,
-                'node pools came with Nomad 1.6: set nomad_version = "1.6" (or later) if every '
-                "cluster you submit to runs it"))
+            problems.append(
+                Problem(
+                    "node_pool needs Nomad 1.6 or later; the target is Nomad "
+                    f"{version[0]}.{version[1]}",
+                    path,
+                    'node pools came with Nomad 1.6: set nomad_version = "1.6" (or later) if every '
+                    "cluster you submit to runs it",
+                )
+            )
         else:
             out["node_pool"] = pool
     return out
 
 
-def _environments(data: dict[str, Any], path: Path, name: str, origin: str) -> tuple[dict[str, EnvSpec], EnvSpec | None]:
+def _environments(
+    data: dict[str, Any], path: Path, name: str, origin: str
+) -> tuple[dict[str, EnvSpec], EnvSpec | None]:
     raw = data.get("env", {})
     if not raw and not name:
         return {}, None
@@ -183,9 +258,11 @@ def _environments(data: dict[str, Any], path: Path, name: str, origin: str) -> t
 
         close = difflib.get_close_matches(name, list(envs), n=1)
         known = ", ".join(sorted(envs)) or f"none (declare [env.{name}] in {path})"
-        raise ConfigError(f"unknown environment {name!r} (from {origin})",
-                          location=str(path) if "env" in data else "",
-                          hint=(f"did you mean {close[0]!r}? " if close else "") + f"environments: {known}")
+        raise ConfigError(
+            f"unknown environment {name!r} (from {origin})",
+            location=str(path) if "env" in data else "",
+            hint=(f"did you mean {close[0]!r}? " if close else "") + f"environments: {known}",
+        )
     return envs, envs[name]
 
 
@@ -196,31 +273,52 @@ def _storage(raw: Any, path: str, problems: list[Any]) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {}
     for k in sorted(set(raw) - STORAGE_KEYS):
-        problems.append(Problem(f"storage.{k}: unknown key", path, "known: " + ", ".join(sorted(STORAGE_KEYS))))
+        problems.append(
+            Problem(f"storage.{k}: unknown key", path, "known: " + ", ".join(sorted(STORAGE_KEYS)))
+        )
     mode = raw.get("mode", "")
     if mode and mode not in STORAGES:
-        problems.append(Problem(f"storage.mode: unknown storage mode {mode!r}", path, "use " + ", ".join(STORAGES)))
+        problems.append(
+            Problem(
+                f"storage.mode: unknown storage mode {mode!r}", path, "use " + ", ".join(STORAGES)
+            )
+        )
     elif mode:
         out["storage"] = mode
     plugin = raw.get("csi_plugin", "")
-    if not isinstance(plugin, str) or (plugin and not re.match(r"^[A-Za-z0-9._-]{1,128}\Z", plugin)):
-        problems.append(Problem("storage.csi_plugin: must be a CSI plugin ID", path, 'e.g. "aws-ebs0"'))
+    if not isinstance(plugin, str) or (
+        plugin and not re.match(r"^[A-Za-z0-9._-]{1,128}\Z", plugin)
+    ):
+        problems.append(
+            Problem("storage.csi_plugin: must be a CSI plugin ID", path, 'e.g. "aws-ebs0"')
+        )
     elif plugin:
         out["csi_plugin"] = plugin
     sets = raw.get("sets", {})
     if not isinstance(sets, dict):
-        problems.append(Problem("storage.sets must be a table of set name = mode", path,
-                                '[storage.sets]\n"psql:app" = "csi"'))
+        problems.append(
+            Problem(
+                "storage.sets must be a table of set name = mode",
+                path,
+                '[storage.sets]\n"psql:app" = "csi"',
+            )
+        )
         sets = {}
     for name in sorted(sets):
         if sets[name] not in STORAGES:
-            problems.append(Problem(f"storage.sets.{name}: unknown storage mode {sets[name]!r}", path,
-                                    "use " + ", ".join(STORAGES)))
+            problems.append(
+                Problem(
+                    f"storage.sets.{name}: unknown storage mode {sets[name]!r}",
+                    path,
+                    "use " + ", ".join(STORAGES),
+                )
+            )
     out["storage_sets"] = tuple(sorted((k, v) for k, v in sets.items() if v in STORAGES))
     return out
 
 
 # --- Connections ----------------------------------------------------------------------------
+
 
 def _read_config(path: Path) -> dict[str, Any]:
     from .fields import clip, cut, key_text
@@ -238,14 +336,18 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {clip(str(exc))}", hint="fix the value") from None
     unknown = sorted(set(data) - CONFIG_KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(key_text((k,)) for k in unknown[:10])}",
-                          hint="known keys: " + ", ".join(sorted(CONFIG_KEYS)))
+        raise ConfigError(
+            f"{path}: unknown key(s) {', '.join(key_text((k,)) for k in unknown[:10])}",
+            hint="known keys: " + ", ".join(sorted(CONFIG_KEYS)),
+        )
     problems = []
     for key, want in sorted(CONFIG_TYPES.items()):
         if key not in data:
             continue
         value = data[key]
-        if not isinstance(value, want) or (want is list and not all(isinstance(x, str) for x in value)):
+        if not isinstance(value, want) or (
+            want is list and not all(isinstance(x, str) for x in value)
+        ):
             what = "a list of strings" if want is list else "a string"
             problems.append(Problem(f"{key} must be {what}, not {cut(value)}", str(path)))
     if problems:
@@ -305,8 +407,10 @@ def http_timeout(value: float | None, env: Mapping[str, str]) -> float:
     if not 0.1 <= secs <= 600:
         from .fields import cut
 
-        raise ConfigError(f"invalid HTTP timeout {cut(raw)}",
-                          hint="seconds from 0.1 to 600 (--http-timeout or NOMADGEN_HTTP_TIMEOUT)")
+        raise ConfigError(
+            f"invalid HTTP timeout {cut(raw)}",
+            hint="seconds from 0.1 to 600 (--http-timeout or NOMADGEN_HTTP_TIMEOUT)",
+        )
     return secs
 
 
@@ -320,8 +424,10 @@ def parse_bool(env: Mapping[str, str], var: str, default: bool) -> bool:
         return False
     from .fields import cut
 
-    raise ConfigError(f"{var}={cut(value)} is not a boolean",
-                      hint="use true or false (also 1/0, t/f, TRUE/FALSE, True/False)")
+    raise ConfigError(
+        f"{var}={cut(value)} is not a boolean",
+        hint="use true or false (also 1/0, t/f, TRUE/FALSE, True/False)",
+    )
 
 
 def _address(value: str, default_port: int, https: bool, what: str, source: str) -> str:
@@ -336,13 +442,17 @@ def _address(value: str, default_port: int, https: bool, what: str, source: str)
     except ValueError:
         port = -1
     if parts.scheme not in ("http", "https") or not parts.hostname or port < 1:
-        raise ConfigError(f"invalid {what} address {value!r} (from {source})",
-                          hint=f"use scheme://host:port, e.g. http://127.0.0.1:{default_port}")
+        raise ConfigError(
+            f"invalid {what} address {value!r} (from {source})",
+            hint=f"use scheme://host:port, e.g. http://127.0.0.1:{default_port}",
+        )
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{parts.scheme}://{host}:{port}"
 
 
-def _token(flag: str | None, flag_file: str | None, env: Mapping[str, str], var: str, what: str) -> str:
+def _token(
+    flag: str | None, flag_file: str | None, env: Mapping[str, str], var: str, what: str
+) -> str:
     if flag:
         return _checked_token(flag.strip(), "the flag", what)
     path = flag_file or env.get(var + "_FILE")
@@ -353,8 +463,10 @@ def _token(flag: str | None, flag_file: str | None, env: Mapping[str, str], var:
             text = read_text(path)
         except (OSError, InputFileError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            raise ConfigError(f"cannot read the {what} token file {path}: {reason}",
-                              hint=f"check --{what}-token-file / {var}_FILE") from None
+            raise ConfigError(
+                f"cannot read the {what} token file {path}: {reason}",
+                hint=f"check --{what}-token-file / {var}_FILE",
+            ) from None
         return _checked_token(text.strip(), f"the file {path}", what)
     return _checked_token(env.get(var, "").strip(), var, what)
 
@@ -369,8 +481,10 @@ def _checked_token(token: str, source: str, what: str) -> str:
     elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in token):
         problem = "has control characters"
     if problem:
-        raise ConfigError(f"the {what} token from {source} {problem}",
-                          hint="a token is one line of printable characters (usually a UUID)")
+        raise ConfigError(
+            f"the {what} token from {source} {problem}",
+            hint="a token is one line of printable characters (usually a UUID)",
+        )
     return token
 
 
@@ -380,34 +494,60 @@ def _file(path: str | None, what: str, var: str) -> str | None:
     return path or None
 
 
-def _tls_files(what: str, var: str, ca_cert: str | None, client_cert: str | None,
-               client_key: str | None, env: Mapping[str, str]) -> tuple[str | None, tuple[str, str] | None]:
+def _tls_files(
+    what: str,
+    var: str,
+    ca_cert: str | None,
+    client_cert: str | None,
+    client_key: str | None,
+    env: Mapping[str, str],
+) -> tuple[str | None, tuple[str, str] | None]:
     """The CA (file or folder) and the client certificate pair, each checked to exist."""
-    ca = _file(ca_cert or env.get(f"{var}_CACERT") or env.get(f"{var}_CAPATH"),
-               f"{what} CA certificate", f"{var}_CACERT")
-    cert = _file(client_cert or env.get(f"{var}_CLIENT_CERT"), f"{what} client certificate",
-                 f"{var}_CLIENT_CERT")
-    key = _file(client_key or env.get(f"{var}_CLIENT_KEY"), f"{what} client key", f"{var}_CLIENT_KEY")
+    ca = _file(
+        ca_cert or env.get(f"{var}_CACERT") or env.get(f"{var}_CAPATH"),
+        f"{what} CA certificate",
+        f"{var}_CACERT",
+    )
+    cert = _file(
+        client_cert or env.get(f"{var}_CLIENT_CERT"),
+        f"{what} client certificate",
+        f"{var}_CLIENT_CERT",
+    )
+    key = _file(
+        client_key or env.get(f"{var}_CLIENT_KEY"), f"{what} client key", f"{var}_CLIENT_KEY"
+    )
     if bool(cert) != bool(key):
-        raise ConfigError(f"a {what} client certificate needs its key (and the key its certificate)",
-                          hint=f"set both {var}_CLIENT_CERT and {var}_CLIENT_KEY")
+        raise ConfigError(
+            f"a {what} client certificate needs its key (and the key its certificate)",
+            hint=f"set both {var}_CLIENT_CERT and {var}_CLIENT_KEY",
+        )
     return ca, (cert, key) if cert and key else None
 
 
-def nomad_endpoint(*, address: str | None = None, token: str | None = None,
-                   token_file: str | None = None, namespace: str | None = None,
-                   region: str | None = None, ca_cert: str | None = None,
-                   client_cert: str | None = None, client_key: str | None = None,
-                   skip_verify: bool | None = None, env: Mapping[str, str] | None = None,
-                   timeout: float | None = None) -> Endpoint:
+def nomad_endpoint(
+    *,
+    address: str | None = None,
+    token: str | None = None,
+    token_file: str | None = None,
+    namespace: str | None = None,
+    region: str | None = None,
+    ca_cert: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    skip_verify: bool | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> Endpoint:
     env = os.environ if env is None else env
     src = "--nomad-addr" if address else "NOMAD_ADDR" if env.get("NOMAD_ADDR") else "default"
-    addr = _address(address or env.get("NOMAD_ADDR") or "http://127.0.0.1:4646", 4646, False,
-                    "Nomad", src)
+    addr = _address(
+        address or env.get("NOMAD_ADDR") or "http://127.0.0.1:4646", 4646, False, "Nomad", src
+    )
     ca, pair = _tls_files("Nomad", "NOMAD", ca_cert, client_cert, client_key, env)
     skip = skip_verify if skip_verify is not None else parse_bool(env, "NOMAD_SKIP_VERIFY", False)
     return Endpoint(
-        service="nomad", address=addr,
+        service="nomad",
+        address=addr,
         token=_token(token, token_file, env, "NOMAD_TOKEN", "nomad"),
         verify=False if skip else (ca or True),
         cert=pair,
@@ -417,21 +557,39 @@ def nomad_endpoint(*, address: str | None = None, token: str | None = None,
     )
 
 
-def consul_endpoint(*, address: str | None = None, token: str | None = None,
-                    token_file: str | None = None, ca_cert: str | None = None,
-                    client_cert: str | None = None, client_key: str | None = None,
-                    skip_verify: bool | None = None, env: Mapping[str, str] | None = None,
-                    timeout: float | None = None) -> Endpoint:
+def consul_endpoint(
+    *,
+    address: str | None = None,
+    token: str | None = None,
+    token_file: str | None = None,
+    ca_cert: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    skip_verify: bool | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> Endpoint:
     env = os.environ if env is None else env
     https = parse_bool(env, "CONSUL_HTTP_SSL", False)
-    src = "--consul-addr" if address else "CONSUL_HTTP_ADDR" if env.get("CONSUL_HTTP_ADDR") else "default"
-    addr = _address(address or env.get("CONSUL_HTTP_ADDR") or "127.0.0.1:8500", 8500, https,
-                    "Consul", src)
+    src = (
+        "--consul-addr"
+        if address
+        else "CONSUL_HTTP_ADDR"
+        if env.get("CONSUL_HTTP_ADDR")
+        else "default"
+    )
+    addr = _address(
+        address or env.get("CONSUL_HTTP_ADDR") or "127.0.0.1:8500", 8500, https, "Consul", src
+    )
     ca, pair = _tls_files("Consul", "CONSUL", ca_cert, client_cert, client_key, env)
-    skip = skip_verify if skip_verify is not None else \
-        not parse_bool(env, "CONSUL_HTTP_SSL_VERIFY", True)
+    skip = (
+        skip_verify
+        if skip_verify is not None
+        else not parse_bool(env, "CONSUL_HTTP_SSL_VERIFY", True)
+    )
     return Endpoint(
-        service="consul", address=addr,
+        service="consul",
+        address=addr,
         token=_token(token, token_file, env, "CONSUL_HTTP_TOKEN", "consul"),
         verify=False if skip else (ca or True),
         cert=pair,

@@ -14,7 +14,7 @@ ALLOC_DATA = "/alloc/data"  # the allocation's shared data dir, on its ephemeral
 
 
 def storage_mode(s: ServiceSet, settings: RenderSettings) -> str:
-    """"" for a set without state. Precedence: nomadgen.toml's [storage.sets] entry, the
+    """ "" for a set without state. Precedence: nomadgen.toml's [storage.sets] entry, the
     manifest's override, nomadgen.toml's [storage] mode, the template's, else ephemeral."""
     st = s.run.state
     if st is None:
@@ -36,7 +36,9 @@ def volume_source(s: ServiceSet) -> str:
     return s.job_id
 
 
-def apply(group: dict[str, Any], task: dict[str, Any], s: ServiceSet, settings: RenderSettings) -> None:
+def apply(
+    group: dict[str, Any], task: dict[str, Any], s: ServiceSet, settings: RenderSettings
+) -> None:
     """Adds storage, shutdown and spreading to a freshly rendered group and its main task."""
     run = s.run
     if run.kill_timeout_s:
@@ -63,14 +65,25 @@ def apply(group: dict[str, Any], task: dict[str, Any], s: ServiceSet, settings: 
             group["EphemeralDisk"] = {"Sticky": True}
             vol = {"Name": VOLUME, "Type": "host", "Source": volume_source(s), "ReadOnly": False}
         else:
-            vol = {"Name": VOLUME, "Type": "csi", "Source": volume_source(s), "ReadOnly": False,
-                   "PerAlloc": True, "AttachmentMode": "file-system",
-                   "AccessMode": "single-node-writer"}
+            vol = {
+                "Name": VOLUME,
+                "Type": "csi",
+                "Source": volume_source(s),
+                "ReadOnly": False,
+                "PerAlloc": True,
+                "AttachmentMode": "file-system",
+                "AccessMode": "single-node-writer",
+            }
         group["Volumes"] = {VOLUME: vol}
-        task["VolumeMounts"] = [{"Volume": VOLUME, "Destination": run.state.path, "ReadOnly": False}]
+        task["VolumeMounts"] = [
+            {"Volume": VOLUME, "Destination": run.state.path, "ReadOnly": False}
+        ]
     if s.per_zone_max > 1:
         # Two copies of a database on one node would share its fate (and its disk).
-        group["Constraints"] = [*group.get("Constraints", []), {"Operand": "distinct_hosts", "RTarget": "true"}]
+        group["Constraints"] = [
+            *group.get("Constraints", []),
+            {"Operand": "distinct_hosts", "RTarget": "true"},
+        ]
 
 
 def check_fields(s: ServiceSet, c: Check) -> dict[str, Any]:
@@ -84,10 +97,12 @@ def csi_volume_spec(s: ServiceSet, index: int, settings: RenderSettings) -> str:
     """`nomad volume create` input for one instance's CSI volume (per_alloc: ID source[N])."""
     size = s.run.state.size_mb if s.run.state else 1024
     plugin = settings.csi_plugin or "<your CSI plugin ID>"
-    return (f'id        = "{volume_source(s)}[{index}]"\n'
-            f'name      = "{volume_source(s)}[{index}]"\n'
-            f'type      = "csi"\n'
-            f'plugin_id = "{plugin}"\n'
-            f'capacity_min = "{size}MiB"\n\n'
-            'capability {\n  access_mode     = "single-node-writer"\n'
-            '  attachment_mode = "file-system"\n}\n')
+    return (
+        f'id        = "{volume_source(s)}[{index}]"\n'
+        f'name      = "{volume_source(s)}[{index}]"\n'
+        f'type      = "csi"\n'
+        f'plugin_id = "{plugin}"\n'
+        f'capacity_min = "{size}MiB"\n\n'
+        'capability {\n  access_mode     = "single-node-writer"\n'
+        '  attachment_mode = "file-system"\n}\n'
+    )

@@ -43,10 +43,10 @@ def unescape(raw: str) -> str:
                 out.append(_SIMPLE[nxt])
                 i += 2
             elif nxt == "u":
-                out.append(chr(int(s[i + 2:i + 6], 16)))
+                out.append(chr(int(s[i + 2 : i + 6], 16)))
                 i += 6
             elif nxt == "U":
-                out.append(chr(int(s[i + 2:i + 10], 16)))
+                out.append(chr(int(s[i + 2 : i + 10], 16)))
                 i += 10
             else:
                 raise ValueError(f"bad escape \\{nxt} in {raw!r}")
@@ -76,7 +76,7 @@ def _template_piece(s: str, i: int, out: list[str]) -> int | None:
     """At s[i] a `$${`/`%%{` escape or a `${` jobspec2 keeps: append its text, return its
     length; None for a live interpolation."""
     if s.startswith(("$${", "%%{"), i):  # HCL: doubled leader is a literal
-        out.append(s[i + 1:i + 3])
+        out.append(s[i + 1 : i + 3])
         return 3
     m = _KEPT_REF.match(s, i)
     if m is None or m.group(1) in ("var", "local"):
@@ -115,8 +115,16 @@ def heredoc(raw: str) -> str:
 
 
 _DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|μs|ns|h|m|s)")
-_UNIT_NS = {"h": 3600 * 10**9, "m": 60 * 10**9, "s": 10**9, "ms": 10**6,
-            "us": 10**3, "µs": 10**3, "μs": 10**3, "ns": 1}
+_UNIT_NS = {
+    "h": 3600 * 10**9,
+    "m": 60 * 10**9,
+    "s": 10**9,
+    "ms": 10**6,
+    "us": 10**3,
+    "µs": 10**3,
+    "μs": 10**3,
+    "ns": 1,
+}
 
 
 def parse_duration(text: str) -> int:
@@ -144,14 +152,20 @@ _NEG_NUMBER = re.compile(r"\$\{(-[0-9.eE+-]+)\}")
 
 
 def _is_block_list(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(
-        isinstance(x, dict) and x.get("__is_block__") for x in v)
+    return (
+        isinstance(v, list)
+        and bool(v)
+        and all(isinstance(x, dict) and x.get("__is_block__") for x in v)
+    )
 
 
 def _is_labelled_list(v: Any) -> bool:
     """[{'"label"': {..., "__is_block__": True}}, ...]"""
-    return isinstance(v, list) and bool(v) and all(
-        isinstance(x, dict) and len(x) == 1 and _is_block_list(list(x.values())) for x in v)
+    return (
+        isinstance(v, list)
+        and bool(v)
+        and all(isinstance(x, dict) and len(x) == 1 and _is_block_list(list(x.values())) for x in v)
+    )
 
 
 def value(v: Any) -> Any:
@@ -195,173 +209,398 @@ def labelled(blocks: list[dict]) -> list[tuple[str, dict]]:
 
 CONSTRAINT = {"attribute": "LTarget", "operator": "Operand", "value": "RTarget"}
 AFFINITY = {**CONSTRAINT, "weight": "Weight"}
-SPREAD = {"attribute": "Attribute", "weight": "Weight",
-          "target": ("SpreadTarget", "labelled", {"percent": "Percent"}, "Value")}
-UPDATE = {"max_parallel": "MaxParallel", "health_check": "HealthCheck",
-          "min_healthy_time": ("MinHealthyTime", "dur"),
-          "healthy_deadline": ("HealthyDeadline", "dur"),
-          "progress_deadline": ("ProgressDeadline", "dur"), "auto_revert": "AutoRevert",
-          "auto_promote": "AutoPromote", "canary": "Canary", "stagger": ("Stagger", "dur")}
-MIGRATE = {"max_parallel": "MaxParallel", "health_check": "HealthCheck",
-           "min_healthy_time": ("MinHealthyTime", "dur"),
-           "healthy_deadline": ("HealthyDeadline", "dur")}
-RESCHEDULE = {"attempts": "Attempts", "interval": ("Interval", "dur"), "delay": ("Delay", "dur"),
-              "delay_function": "DelayFunction", "max_delay": ("MaxDelay", "dur"),
-              "unlimited": "Unlimited"}
-RESTART = {"attempts": "Attempts", "interval": ("Interval", "dur"), "delay": ("Delay", "dur"),
-           "mode": "Mode", "render_templates": "RenderTemplates"}
-PORT = {"static": "Value", "to": "To", "host_network": "HostNetwork",
-        "ignore_collision": "IgnoreCollision"}
-NETWORK = {"mode": "Mode", "hostname": "Hostname", "mbits": "MBits", "device": "Device",
-           "cidr": "CIDR", "ip": "IP",
-           "dns": ("DNS", "block", {"servers": "Servers", "searches": "Searches",
-                                    "options": "Options"}),
-           "cni": ("CNI", "block", {"args": ("Args", "map")}),
-           "port": ("DynamicPorts", "labelled", PORT, "Label")}
+SPREAD = {
+    "attribute": "Attribute",
+    "weight": "Weight",
+    "target": ("SpreadTarget", "labelled", {"percent": "Percent"}, "Value"),
+}
+UPDATE = {
+    "max_parallel": "MaxParallel",
+    "health_check": "HealthCheck",
+    "min_healthy_time": ("MinHealthyTime", "dur"),
+    "healthy_deadline": ("HealthyDeadline", "dur"),
+    "progress_deadline": ("ProgressDeadline", "dur"),
+    "auto_revert": "AutoRevert",
+    "auto_promote": "AutoPromote",
+    "canary": "Canary",
+    "stagger": ("Stagger", "dur"),
+}
+MIGRATE = {
+    "max_parallel": "MaxParallel",
+    "health_check": "HealthCheck",
+    "min_healthy_time": ("MinHealthyTime", "dur"),
+    "healthy_deadline": ("HealthyDeadline", "dur"),
+}
+RESCHEDULE = {
+    "attempts": "Attempts",
+    "interval": ("Interval", "dur"),
+    "delay": ("Delay", "dur"),
+    "delay_function": "DelayFunction",
+    "max_delay": ("MaxDelay", "dur"),
+    "unlimited": "Unlimited",
+}
+RESTART = {
+    "attempts": "Attempts",
+    "interval": ("Interval", "dur"),
+    "delay": ("Delay", "dur"),
+    "mode": "Mode",
+    "render_templates": "RenderTemplates",
+}
+PORT = {
+    "static": "Value",
+    "to": "To",
+    "host_network": "HostNetwork",
+    "ignore_collision": "IgnoreCollision",
+}
+NETWORK = {
+    "mode": "Mode",
+    "hostname": "Hostname",
+    "mbits": "MBits",
+    "device": "Device",
+    "cidr": "CIDR",
+    "ip": "IP",
+    "dns": ("DNS", "block", {"servers": "Servers", "searches": "Searches", "options": "Options"}),
+    "cni": ("CNI", "block", {"args": ("Args", "map")}),
+    "port": ("DynamicPorts", "labelled", PORT, "Label"),
+}
 CHECK_RESTART = {"limit": "Limit", "grace": ("Grace", "dur"), "ignore_warnings": "IgnoreWarnings"}
-CHECK = {"name": "Name", "type": "Type", "command": "Command", "args": "Args", "path": "Path",
-         "protocol": "Protocol", "method": "Method", "body": "Body", "port": "PortLabel",
-         "expose": "Expose", "address_mode": "AddressMode", "interval": ("Interval", "dur"),
-         "timeout": ("Timeout", "dur"), "initial_status": "InitialStatus", "notes": "Notes",
-         "tls_server_name": "TLSServerName", "tls_skip_verify": "TLSSkipVerify",
-         "grpc_service": "GRPCService", "grpc_use_tls": "GRPCUseTLS", "task": "TaskName",
-         "success_before_passing": "SuccessBeforePassing",
-         "failures_before_critical": "FailuresBeforeCritical",
-         "failures_before_warning": "FailuresBeforeWarning", "on_update": "OnUpdate",
-         "header": ("Header", "map"), "check_restart": ("CheckRestart", "block", CHECK_RESTART)}
-IDENTITY = {"name": "Name", "aud": "Audience", "env": "Env", "file": "File",
-            "filepath": "Filepath", "change_mode": "ChangeMode",
-            "change_signal": "ChangeSignal", "service_name": "ServiceName", "ttl": ("TTL", "dur")}
-UPSTREAM = {"destination_name": "DestinationName", "local_bind_port": "LocalBindPort",
-            "datacenter": "Datacenter", "local_bind_address": "LocalBindAddress",
-            "destination_namespace": "DestinationNamespace",
-            "mesh_gateway": ("MeshGateway", "block", {"mode": "Mode"}),
-            "config": ("Config", "config")}
-PROXY = {"local_service_address": "LocalServiceAddress",
-         "local_service_port": "LocalServicePort",
-         "upstreams": ("Upstreams", "blocks", UPSTREAM),
-         "expose": ("Expose", "block", {"path": ("Paths", "blocks", {
-             "path": "Path", "protocol": "Protocol", "local_path_port": "LocalPathPort",
-             "listener_port": "ListenerPort"})}),
-         "config": ("Config", "config")}
-CONNECT = {"native": "Native",
-           "sidecar_service": ("SidecarService", "block", {
-               "port": "Port", "tags": "Tags", "meta": ("Meta", "map"),
-               "disable_default_tcp_check": "DisableDefaultTCPCheck",
-               "proxy": ("Proxy", "block", PROXY)})}
-SERVICE = {"name": "Name", "provider": "Provider", "port": "PortLabel", "tags": "Tags",
-           "canary_tags": "CanaryTags", "address_mode": "AddressMode", "address": "Address",
-           "task": "TaskName", "on_update": "OnUpdate",
-           "enable_tag_override": "EnableTagOverride", "kind": "Kind", "cluster": "Cluster",
-           "meta": ("Meta", "map"), "canary_meta": ("CanaryMeta", "map"),
-           "tagged_addresses": ("TaggedAddresses", "map"),
-           "weights": ("Weights", "block", {"passing": "Passing", "warning": "Warning"}),
-           "identity": ("Identity", "block", IDENTITY),
-           "check_restart": ("CheckRestart", "block", CHECK_RESTART),
-           "check": ("Checks", "blocks", CHECK),
-           "connect": ("Connect", "block", CONNECT)}
-TEMPLATE = {"source": "SourcePath", "destination": "DestPath", "data": "EmbeddedTmpl",
-            "change_mode": "ChangeMode", "change_signal": "ChangeSignal",
-            "splay": ("Splay", "dur"), "perms": "Perms", "uid": "Uid", "gid": "Gid",
-            "left_delimiter": "LeftDelim", "right_delimiter": "RightDelim", "env": "Envvars",
-            "error_on_missing_key": "ErrMissingKey", "once": "Once",
-            "vault_grace": ("VaultGrace", "dur"),
-            "change_script": ("ChangeScript", "block", {
-                "command": "Command", "args": "Args", "timeout": ("Timeout", "dur"),
-                "fail_on_error": "FailOnError"}),
-            "wait": ("Wait", "block", {"min": ("Min", "dur"), "max": ("Max", "dur")})}
-RESOURCES = {"cpu": "CPU", "cores": "Cores", "memory": "MemoryMB", "memory_max": "MemoryMaxMB",
-             "disk": "DiskMB", "iops": "IOPS", "secrets": "SecretsMB",
-             "network": ("Networks", "blocks", NETWORK),
-             "device": ("Devices", "labelled", {
-                 "count": "Count", "constraint": ("Constraints", "blocks", CONSTRAINT),
-                 "affinity": ("Affinities", "blocks", AFFINITY)}, "Name"),
-             "numa": ("NUMA", "block", {"affinity": "Affinity", "devices": "Devices"})}
-LOGS = {"max_files": "MaxFiles", "max_file_size": "MaxFileSizeMB", "disabled": "Disabled",
-        "enabled": "Enabled"}
-ARTIFACT = {"source": "GetterSource", "destination": "RelativeDest", "mode": "GetterMode",
-            "insecure": "GetterInsecure", "chown": "Chown",
-            "options": ("GetterOptions", "map"), "headers": ("GetterHeaders", "map")}
-VAULT = {"role": "Role", "policies": "Policies", "namespace": "Namespace", "cluster": "Cluster",
-         "env": "Env", "disable_file": "DisableFile", "change_mode": "ChangeMode",
-         "change_signal": "ChangeSignal", "allow_token_expiration": "AllowTokenExpiration"}
+CHECK = {
+    "name": "Name",
+    "type": "Type",
+    "command": "Command",
+    "args": "Args",
+    "path": "Path",
+    "protocol": "Protocol",
+    "method": "Method",
+    "body": "Body",
+    "port": "PortLabel",
+    "expose": "Expose",
+    "address_mode": "AddressMode",
+    "interval": ("Interval", "dur"),
+    "timeout": ("Timeout", "dur"),
+    "initial_status": "InitialStatus",
+    "notes": "Notes",
+    "tls_server_name": "TLSServerName",
+    "tls_skip_verify": "TLSSkipVerify",
+    "grpc_service": "GRPCService",
+    "grpc_use_tls": "GRPCUseTLS",
+    "task": "TaskName",
+    "success_before_passing": "SuccessBeforePassing",
+    "failures_before_critical": "FailuresBeforeCritical",
+    "failures_before_warning": "FailuresBeforeWarning",
+    "on_update": "OnUpdate",
+    "header": ("Header", "map"),
+    "check_restart": ("CheckRestart", "block", CHECK_RESTART),
+}
+IDENTITY = {
+    "name": "Name",
+    "aud": "Audience",
+    "env": "Env",
+    "file": "File",
+    "filepath": "Filepath",
+    "change_mode": "ChangeMode",
+    "change_signal": "ChangeSignal",
+    "service_name": "ServiceName",
+    "ttl": ("TTL", "dur"),
+}
+UPSTREAM = {
+    "destination_name": "DestinationName",
+    "local_bind_port": "LocalBindPort",
+    "datacenter": "Datacenter",
+    "local_bind_address": "LocalBindAddress",
+    "destination_namespace": "DestinationNamespace",
+    "mesh_gateway": ("MeshGateway", "block", {"mode": "Mode"}),
+    "config": ("Config", "config"),
+}
+PROXY = {
+    "local_service_address": "LocalServiceAddress",
+    "local_service_port": "LocalServicePort",
+    "upstreams": ("Upstreams", "blocks", UPSTREAM),
+    "expose": (
+        "Expose",
+        "block",
+        {
+            "path": (
+                "Paths",
+                "blocks",
+                {
+                    "path": "Path",
+                    "protocol": "Protocol",
+                    "local_path_port": "LocalPathPort",
+                    "listener_port": "ListenerPort",
+                },
+            )
+        },
+    ),
+    "config": ("Config", "config"),
+}
+CONNECT = {
+    "native": "Native",
+    "sidecar_service": (
+        "SidecarService",
+        "block",
+        {
+            "port": "Port",
+            "tags": "Tags",
+            "meta": ("Meta", "map"),
+            "disable_default_tcp_check": "DisableDefaultTCPCheck",
+            "proxy": ("Proxy", "block", PROXY),
+        },
+    ),
+}
+SERVICE = {
+    "name": "Name",
+    "provider": "Provider",
+    "port": "PortLabel",
+    "tags": "Tags",
+    "canary_tags": "CanaryTags",
+    "address_mode": "AddressMode",
+    "address": "Address",
+    "task": "TaskName",
+    "on_update": "OnUpdate",
+    "enable_tag_override": "EnableTagOverride",
+    "kind": "Kind",
+    "cluster": "Cluster",
+    "meta": ("Meta", "map"),
+    "canary_meta": ("CanaryMeta", "map"),
+    "tagged_addresses": ("TaggedAddresses", "map"),
+    "weights": ("Weights", "block", {"passing": "Passing", "warning": "Warning"}),
+    "identity": ("Identity", "block", IDENTITY),
+    "check_restart": ("CheckRestart", "block", CHECK_RESTART),
+    "check": ("Checks", "blocks", CHECK),
+    "connect": ("Connect", "block", CONNECT),
+}
+TEMPLATE = {
+    "source": "SourcePath",
+    "destination": "DestPath",
+    "data": "EmbeddedTmpl",
+    "change_mode": "ChangeMode",
+    "change_signal": "ChangeSignal",
+    "splay": ("Splay", "dur"),
+    "perms": "Perms",
+    "uid": "Uid",
+    "gid": "Gid",
+    "left_delimiter": "LeftDelim",
+    "right_delimiter": "RightDelim",
+    "env": "Envvars",
+    "error_on_missing_key": "ErrMissingKey",
+    "once": "Once",
+    "vault_grace": ("VaultGrace", "dur"),
+    "change_script": (
+        "ChangeScript",
+        "block",
+        {
+            "command": "Command",
+            "args": "Args",
+            "timeout": ("Timeout", "dur"),
+            "fail_on_error": "FailOnError",
+        },
+    ),
+    "wait": ("Wait", "block", {"min": ("Min", "dur"), "max": ("Max", "dur")}),
+}
+RESOURCES = {
+    "cpu": "CPU",
+    "cores": "Cores",
+    "memory": "MemoryMB",
+    "memory_max": "MemoryMaxMB",
+    "disk": "DiskMB",
+    "iops": "IOPS",
+    "secrets": "SecretsMB",
+    "network": ("Networks", "blocks", NETWORK),
+    "device": (
+        "Devices",
+        "labelled",
+        {
+            "count": "Count",
+            "constraint": ("Constraints", "blocks", CONSTRAINT),
+            "affinity": ("Affinities", "blocks", AFFINITY),
+        },
+        "Name",
+    ),
+    "numa": ("NUMA", "block", {"affinity": "Affinity", "devices": "Devices"}),
+}
+LOGS = {
+    "max_files": "MaxFiles",
+    "max_file_size": "MaxFileSizeMB",
+    "disabled": "Disabled",
+    "enabled": "Enabled",
+}
+ARTIFACT = {
+    "source": "GetterSource",
+    "destination": "RelativeDest",
+    "mode": "GetterMode",
+    "insecure": "GetterInsecure",
+    "chown": "Chown",
+    "options": ("GetterOptions", "map"),
+    "headers": ("GetterHeaders", "map"),
+}
+VAULT = {
+    "role": "Role",
+    "policies": "Policies",
+    "namespace": "Namespace",
+    "cluster": "Cluster",
+    "env": "Env",
+    "disable_file": "DisableFile",
+    "change_mode": "ChangeMode",
+    "change_signal": "ChangeSignal",
+    "allow_token_expiration": "AllowTokenExpiration",
+}
 CONSUL = {"namespace": "Namespace", "cluster": "Cluster", "partition": "Partition"}
-SCALING = {"min": "Min", "max": "Max", "enabled": "Enabled", "type": "Type",
-           "policy": ("Policy", "config")}
-TASK = {"driver": "Driver", "user": "User", "leader": "Leader", "kind": "Kind",
-        "kill_timeout": ("KillTimeout", "dur"), "kill_signal": "KillSignal",
-        "shutdown_delay": ("ShutdownDelay", "dur"),
-        "lifecycle": ("Lifecycle", "block", {"hook": "Hook", "sidecar": "Sidecar"}),
-        "config": ("Config", "config"), "env": ("Env", "map"), "meta": ("Meta", "map"),
-        "constraint": ("Constraints", "blocks", CONSTRAINT),
-        "affinity": ("Affinities", "blocks", AFFINITY),
-        "artifact": ("Artifacts", "blocks", ARTIFACT),
-        "template": ("Templates", "blocks", TEMPLATE),
-        "service": ("Services", "blocks", SERVICE),
-        "volume_mount": ("VolumeMounts", "blocks", {
-            "volume": "Volume", "destination": "Destination", "read_only": "ReadOnly",
-            "propagation_mode": "PropagationMode", "selinux_label": "SELinuxLabel"}),
-        "vault": ("Vault", "block", VAULT), "consul": ("Consul", "block", CONSUL),
-        "identity": ("Identities", "blocks", IDENTITY),
-        "restart": ("RestartPolicy", "block", RESTART),
-        "logs": ("LogConfig", "block", LOGS),
-        "resources": ("Resources", "block", RESOURCES),
-        "dispatch_payload": ("DispatchPayload", "block", {"file": "File"}),
-        "scaling": ("ScalingPolicies", "labelled", SCALING, "Type"),
-        "action": ("Actions", "labelled", {"command": "Command", "args": "Args"}, "Name")}
-VOLUME = {"type": "Type", "source": "Source", "read_only": "ReadOnly",
-          "access_mode": "AccessMode", "attachment_mode": "AttachmentMode",
-          "per_alloc": "PerAlloc", "sticky": "Sticky",
-          "mount_options": ("MountOptions", "block", {"fs_type": "FSType",
-                                                      "mount_flags": "MountFlags"})}
-GROUP = {"count": "Count", "shutdown_delay": ("ShutdownDelay", "dur"),
-         "max_client_disconnect": ("MaxClientDisconnect", "dur"),
-         "stop_after_client_disconnect": ("StopAfterClientDisconnect", "dur"),
-         "prevent_reschedule_on_lost": "PreventRescheduleOnLost",
-         "meta": ("Meta", "map"),
-         "constraint": ("Constraints", "blocks", CONSTRAINT),
-         "affinity": ("Affinities", "blocks", AFFINITY),
-         "spread": ("Spreads", "blocks", SPREAD),
-         "consul": ("Consul", "block", CONSUL),
-         "network": ("Networks", "blocks", NETWORK),
-         "volume": ("Volumes", "keyed", VOLUME, "Name"),
-         "service": ("Services", "blocks", SERVICE),
-         "restart": ("RestartPolicy", "block", RESTART),
-         "reschedule": ("ReschedulePolicy", "block", RESCHEDULE),  # group: ReschedulePolicy
-         "update": ("Update", "block", UPDATE),
-         "migrate": ("Migrate", "block", MIGRATE),
-         "ephemeral_disk": ("EphemeralDisk", "block", {"size": "SizeMB", "sticky": "Sticky",
-                                                       "migrate": "Migrate"}),
-         "disconnect": ("Disconnect", "block", {
-             "lost_after": ("LostAfter", "dur"),
-             "stop_on_client_after": ("StopOnClientAfter", "dur"),
-             "replace": "Replace", "reconcile": "Reconcile"}),
-         "scaling": ("Scaling", "block", SCALING),
-         "task": ("Tasks", "labelled", TASK, "Name")}
-JOB = {"name": "Name", "namespace": "Namespace", "region": "Region",
-       "datacenters": "Datacenters", "node_pool": "NodePool", "type": "Type",
-       "priority": "Priority", "all_at_once": "AllAtOnce", "meta": ("Meta", "map"),
-       "constraint": ("Constraints", "blocks", CONSTRAINT),
-       "affinity": ("Affinities", "blocks", AFFINITY),
-       "spread": ("Spreads", "blocks", SPREAD),
-       "update": ("Update", "block", UPDATE),
-       "migrate": ("Migrate", "block", MIGRATE),
-       "reschedule": ("Reschedule", "block", RESCHEDULE),  # job: Reschedule
-       "periodic": ("Periodic", "block", {
-           "enabled": "Enabled", "cron": "Spec", "crons": "Specs",
-           "prohibit_overlap": "ProhibitOverlap", "time_zone": "TimeZone"}),
-       "parameterized": ("ParameterizedJob", "block", {
-           "payload": "Payload", "meta_required": "MetaRequired",
-           "meta_optional": "MetaOptional"}),
-       "multiregion": ("Multiregion", "block", {
-           "strategy": ("Strategy", "block", {"max_parallel": "MaxParallel",
-                                              "on_failure": "OnFailure"}),
-           "region": ("Regions", "labelled", {
-               "count": "Count", "datacenters": "Datacenters", "node_pool": "NodePool",
-               "meta": ("Meta", "map")}, "Name")}),
-       "ui": ("UI", "block", {"description": "Description", "link": ("Links", "blocks", {
-           "label": "Label", "url": "URL"})}),
-       "group": ("TaskGroups", "labelled", GROUP, "Name")}
+SCALING = {
+    "min": "Min",
+    "max": "Max",
+    "enabled": "Enabled",
+    "type": "Type",
+    "policy": ("Policy", "config"),
+}
+TASK = {
+    "driver": "Driver",
+    "user": "User",
+    "leader": "Leader",
+    "kind": "Kind",
+    "kill_timeout": ("KillTimeout", "dur"),
+    "kill_signal": "KillSignal",
+    "shutdown_delay": ("ShutdownDelay", "dur"),
+    "lifecycle": ("Lifecycle", "block", {"hook": "Hook", "sidecar": "Sidecar"}),
+    "config": ("Config", "config"),
+    "env": ("Env", "map"),
+    "meta": ("Meta", "map"),
+    "constraint": ("Constraints", "blocks", CONSTRAINT),
+    "affinity": ("Affinities", "blocks", AFFINITY),
+    "artifact": ("Artifacts", "blocks", ARTIFACT),
+    "template": ("Templates", "blocks", TEMPLATE),
+    "service": ("Services", "blocks", SERVICE),
+    "volume_mount": (
+        "VolumeMounts",
+        "blocks",
+        {
+            "volume": "Volume",
+            "destination": "Destination",
+            "read_only": "ReadOnly",
+            "propagation_mode": "PropagationMode",
+            "selinux_label": "SELinuxLabel",
+        },
+    ),
+    "vault": ("Vault", "block", VAULT),
+    "consul": ("Consul", "block", CONSUL),
+    "identity": ("Identities", "blocks", IDENTITY),
+    "restart": ("RestartPolicy", "block", RESTART),
+    "logs": ("LogConfig", "block", LOGS),
+    "resources": ("Resources", "block", RESOURCES),
+    "dispatch_payload": ("DispatchPayload", "block", {"file": "File"}),
+    "scaling": ("ScalingPolicies", "labelled", SCALING, "Type"),
+    "action": ("Actions", "labelled", {"command": "Command", "args": "Args"}, "Name"),
+}
+VOLUME = {
+    "type": "Type",
+    "source": "Source",
+    "read_only": "ReadOnly",
+    "access_mode": "AccessMode",
+    "attachment_mode": "AttachmentMode",
+    "per_alloc": "PerAlloc",
+    "sticky": "Sticky",
+    "mount_options": ("MountOptions", "block", {"fs_type": "FSType", "mount_flags": "MountFlags"}),
+}
+GROUP = {
+    "count": "Count",
+    "shutdown_delay": ("ShutdownDelay", "dur"),
+    "max_client_disconnect": ("MaxClientDisconnect", "dur"),
+    "stop_after_client_disconnect": ("StopAfterClientDisconnect", "dur"),
+    "prevent_reschedule_on_lost": "PreventRescheduleOnLost",
+    "meta": ("Meta", "map"),
+    "constraint": ("Constraints", "blocks", CONSTRAINT),
+    "affinity": ("Affinities", "blocks", AFFINITY),
+    "spread": ("Spreads", "blocks", SPREAD),
+    "consul": ("Consul", "block", CONSUL),
+    "network": ("Networks", "blocks", NETWORK),
+    "volume": ("Volumes", "keyed", VOLUME, "Name"),
+    "service": ("Services", "blocks", SERVICE),
+    "restart": ("RestartPolicy", "block", RESTART),
+    "reschedule": ("ReschedulePolicy", "block", RESCHEDULE),  # group: ReschedulePolicy
+    "update": ("Update", "block", UPDATE),
+    "migrate": ("Migrate", "block", MIGRATE),
+    "ephemeral_disk": (
+        "EphemeralDisk",
+        "block",
+        {"size": "SizeMB", "sticky": "Sticky", "migrate": "Migrate"},
+    ),
+    "disconnect": (
+        "Disconnect",
+        "block",
+        {
+            "lost_after": ("LostAfter", "dur"),
+            "stop_on_client_after": ("StopOnClientAfter", "dur"),
+            "replace": "Replace",
+            "reconcile": "Reconcile",
+        },
+    ),
+    "scaling": ("Scaling", "block", SCALING),
+    "task": ("Tasks", "labelled", TASK, "Name"),
+}
+JOB = {
+    "name": "Name",
+    "namespace": "Namespace",
+    "region": "Region",
+    "datacenters": "Datacenters",
+    "node_pool": "NodePool",
+    "type": "Type",
+    "priority": "Priority",
+    "all_at_once": "AllAtOnce",
+    "meta": ("Meta", "map"),
+    "constraint": ("Constraints", "blocks", CONSTRAINT),
+    "affinity": ("Affinities", "blocks", AFFINITY),
+    "spread": ("Spreads", "blocks", SPREAD),
+    "update": ("Update", "block", UPDATE),
+    "migrate": ("Migrate", "block", MIGRATE),
+    "reschedule": ("Reschedule", "block", RESCHEDULE),  # job: Reschedule
+    "periodic": (
+        "Periodic",
+        "block",
+        {
+            "enabled": "Enabled",
+            "cron": "Spec",
+            "crons": "Specs",
+            "prohibit_overlap": "ProhibitOverlap",
+            "time_zone": "TimeZone",
+        },
+    ),
+    "parameterized": (
+        "ParameterizedJob",
+        "block",
+        {"payload": "Payload", "meta_required": "MetaRequired", "meta_optional": "MetaOptional"},
+    ),
+    "multiregion": (
+        "Multiregion",
+        "block",
+        {
+            "strategy": (
+                "Strategy",
+                "block",
+                {"max_parallel": "MaxParallel", "on_failure": "OnFailure"},
+            ),
+            "region": (
+                "Regions",
+                "labelled",
+                {
+                    "count": "Count",
+                    "datacenters": "Datacenters",
+                    "node_pool": "NodePool",
+                    "meta": ("Meta", "map"),
+                },
+                "Name",
+            ),
+        },
+    ),
+    "ui": (
+        "UI",
+        "block",
+        {
+            "description": "Description",
+            "link": ("Links", "blocks", {"label": "Label", "url": "URL"}),
+        },
+    ),
+    "group": ("TaskGroups", "labelled", GROUP, "Name"),
+}
 
 
 def _blocks(v: Any, where: str) -> list[dict]:
@@ -400,8 +639,10 @@ def _body(body: dict, schema: dict, where: str) -> dict:
             sub, label_field = rest
             if not _is_labelled_list(v):
                 raise ValueError(f"{here}: expected labelled blocks, got {v!r}")
-            items = [(lbl, {label_field: lbl, **_body(b, sub, f"{here}[{lbl}]")})
-                     for lbl, b in labelled(v)]
+            items = [
+                (lbl, {label_field: lbl, **_body(b, sub, f"{here}[{lbl}]")})
+                for lbl, b in labelled(v)
+            ]
             if kind == "keyed":
                 out[jname] = dict(items)
             else:

@@ -69,8 +69,11 @@ def json_diff(a: Any, b: Any, path: str = "Job") -> list[str]:
                 out.extend(json_diff(a[k], b[k], here))
         return out
     if isinstance(a, list) and isinstance(b, list):
-        out = [d for i, (x, y) in enumerate(zip(a, b, strict=False))
-               for d in json_diff(x, y, f"{path}[{i}]")]
+        out = [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=False))
+            for d in json_diff(x, y, f"{path}[{i}]")
+        ]
         if len(a) != len(b):
             out.append(f"{path}: {len(a)} items != {len(b)} items")
         return out
@@ -97,8 +100,11 @@ def dropped_keys(sent: Any, decoded: Any, path: str = "Job") -> list[str]:
     if isinstance(sent, list):
         if not isinstance(decoded, list) or len(decoded) != len(sent):
             return [f"{path}: sent {len(sent)} items, Nomad kept {decoded!r}"]
-        return [d for i, (x, y) in enumerate(zip(sent, decoded, strict=True))
-                for d in dropped_keys(x, y, f"{path}[{i}]")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(sent, decoded, strict=True))
+            for d in dropped_keys(x, y, f"{path}[{i}]")
+        ]
     if sent != decoded or isinstance(sent, bool) != isinstance(decoded, bool):
         return [f"{path}: sent {sent!r}, Nomad kept {decoded!r}"]
     return []
@@ -119,8 +125,9 @@ def prove(hcl: str | None, job: dict) -> list[str]:
         except JobspecError as e:
             problems.append(f"HCL does not parse: {e}")
         else:
-            problems += [f"HCL != JSON after Canonicalize: {d}"
-                         for d in json_diff(from_hcl, from_json)]
+            problems += [
+                f"HCL != JSON after Canonicalize: {d}" for d in json_diff(from_hcl, from_json)
+            ]
     ok, message = nomad_validate(job)
     if not ok:
         problems.append(f"Nomad rejects it: {message}")

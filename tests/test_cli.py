@@ -52,7 +52,9 @@ def test_render_out_writes_jobs_and_interfaces(tmp_path):
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert "psql-app.nomad.json" in names and "interfaces/psql-app.json" in names
     assert "interfaces/memcache-app.json" in names
-    assert not [n for n in names if n.startswith(".") and n != ".nomadgen-render"]  # no temporary files left
+    assert not [
+        n for n in names if n.startswith(".") and n != ".nomadgen-render"
+    ]  # no temporary files left
 
 
 def test_same_input_same_bytes(tmp_path):
@@ -96,12 +98,15 @@ def test_graph_dot_and_mermaid(tmp_path):
     assert (tmp_path / "g/graph.dot").read_text() == dot
 
 
-@pytest.mark.parametrize("args,code,text", [
-    (("render", "nope.json"), 3, "manifest not found: nope.json"),
-    (("render", EXAMPLE, "--zones", "a,a"), 6, "invalid zone list"),
-    (("render", EXAMPLE, "--job", "nope"), 1, "no job 'nope'"),
-    (("render", EXAMPLE, "--templates", "/no/such/dir"), 3, "templates folder not found"),
-])
+@pytest.mark.parametrize(
+    "args,code,text",
+    [
+        (("render", "nope.json"), 3, "manifest not found: nope.json"),
+        (("render", EXAMPLE, "--zones", "a,a"), 6, "invalid zone list"),
+        (("render", EXAMPLE, "--job", "nope"), 1, "no job 'nope'"),
+        (("render", EXAMPLE, "--templates", "/no/such/dir"), 3, "templates folder not found"),
+    ],
+)
 def test_user_errors_are_one_message_with_a_code(args, code, text):
     res = run(*args)
     assert res.exit_code == code
@@ -144,8 +149,18 @@ def test_render_does_not_import_clients_or_parsers():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(out.stdout.split())
     assert "nomadgen" in loaded
-    for heavy in ("nomad", "consul", "requests", "urllib3", "hcl2", "lark", "dns", "yaml",
-                  "jsonschema", "pydantic"):
+    for heavy in (
+        "nomad",
+        "consul",
+        "requests",
+        "urllib3",
+        "hcl2",
+        "lark",
+        "dns",
+        "yaml",
+        "jsonschema",
+        "pydantic",
+    ):
         assert heavy not in loaded, f"render imported {heavy}"
 
 
@@ -158,8 +173,14 @@ def test_version_is_the_distribution_version():
     import tomllib
 
     want = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    proc = subprocess.run([sys.executable, "-m", "nomadgen", "--version"], capture_output=True,
-                          text=True, timeout=60, check=False, cwd=ROOT)  # this checkout's nomadgen
+    proc = subprocess.run(
+        [sys.executable, "-m", "nomadgen", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )  # this checkout's nomadgen
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"nomadgen {want}\n", "")
     res = run("--version", "render", "no-such-manifest.json")  # eager: nothing else runs
     assert (res.exit_code, res.stdout) == (0, f"nomadgen {want}\n")

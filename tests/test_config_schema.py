@@ -14,7 +14,9 @@ from nomadgen.environments import ENV_KEYS
 from nomadgen.envplan import SET_FIELDS
 from nomadgen.settings import CONFIG_KEYS
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "nomadgen/config.schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[1] / "nomadgen/config.schema.json").read_text()
+)
 GOOD = """
 zones = ["zone-a", "zone-b"]
 [env.prod]

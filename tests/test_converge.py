@@ -17,15 +17,33 @@ from nomadgen.operations import prepare
 from nomadgen.settings import load_config
 from tests.test_e2e import SEED, backends, cli, manifest_copy, push
 
-HOG = {"ID": "hog", "Name": "hog", "Type": "service", "Datacenters": ["*"],
-       "TaskGroups": [{"Name": "g", "Count": 3,
-                       "Constraints": [{"Operand": "distinct_hosts", "RTarget": "true"}],
-                       "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": "x:1"},
-                                  "Resources": {"CPU": 3950, "MemoryMB": 64}}]}]}
+HOG = {
+    "ID": "hog",
+    "Name": "hog",
+    "Type": "service",
+    "Datacenters": ["*"],
+    "TaskGroups": [
+        {
+            "Name": "g",
+            "Count": 3,
+            "Constraints": [{"Operand": "distinct_hosts", "RTarget": "true"}],
+            "Tasks": [
+                {
+                    "Name": "t",
+                    "Driver": "docker",
+                    "Config": {"image": "x:1"},
+                    "Resources": {"CPU": 3950, "MemoryMB": 64},
+                }
+            ],
+        }
+    ],
+}
 
 
 def settled(cluster, nomad, reg):
-    cluster.standin.wait_for(lambda: (nomad.evaluation(reg["EvalID"]) or {}).get("Status") == "complete")
+    cluster.standin.wait_for(
+        lambda: (nomad.evaluation(reg["EvalID"]) or {}).get("Status") == "complete"
+    )
 
 
 def test_submit_waits_for_the_deployment_of_the_version_it_registered(cluster, tmp_path):
@@ -85,7 +103,9 @@ def test_progress_is_shown_as_it_happens(cluster):
     res = cli(cluster, "submit", str(SEED))
     assert res.exit_code == 0, res.output
     progress = [line for line in res.stderr.splitlines() if " progress " in line]
-    assert any("deployment" in line and "healthy" in line and "psql-app" in line for line in progress)
+    assert any(
+        "deployment" in line and "healthy" in line and "psql-app" in line for line in progress
+    )
     assert "nothing is known" not in res.stdout
 
     res = cli(cluster, "submit", str(SEED), "--json")
@@ -103,20 +123,29 @@ def test_no_wait_says_health_is_not_known(cluster):
 
 
 def test_external_services_never_touch_what_nomad_registered(cluster, tmp_path):
-    doc = {"billing": {"depends": ["legacy-db"]},
-           "legacy-db": {"external": {"address": "10.20.30.40", "port": 5432}, "protocol": "postgresql"}}
+    doc = {
+        "billing": {"depends": ["legacy-db"]},
+        "legacy-db": {
+            "external": {"address": "10.20.30.40", "port": 5432},
+            "protocol": "postgresql",
+        },
+    }
     push(cluster, manifest_copy(tmp_path, doc))
     _, consul = backends(cluster)
     agent = consul.services()
     # The agent lists billing's instances that Nomad registered through it, with its meta.
-    nomad_owned = [sid for sid, s in agent.items() if (s.get("Meta") or {}).get("external-source") == "nomad"]
+    nomad_owned = [
+        sid for sid, s in agent.items() if (s.get("Meta") or {}).get("external-source") == "nomad"
+    ]
     assert nomad_owned and all(sid.startswith("_nomad-task-") for sid in nomad_owned)
     assert [sid for sid in agent if sid.startswith("nomadgen:")] == ["nomadgen:dockland:legacy-db"]
     del doc["legacy-db"]
     doc["billing"] = {}
     cluster.faults.reset_calls()
     prep, report = push(cluster, manifest_copy(tmp_path, doc), prune=True)
-    assert [(s.id, s.action) for s in prep.changes.services] == [("nomadgen:dockland:legacy-db", "deregister")]
+    assert [(s.id, s.action) for s in prep.changes.services] == [
+        ("nomadgen:dockland:legacy-db", "deregister")
+    ]
     deregistered = [x[2] for x in cluster.faults.log if "/v1/agent/service/deregister/" in x[2]]
     assert deregistered == ["/v1/agent/service/deregister/nomadgen:dockland:legacy-db"]
     res = cli(cluster, "destroy", "dockland", "--yes")
@@ -142,7 +171,9 @@ def _inplace(cluster, tmp_path, mutate):
         if j.id == "app":
             mutate(api)
         jobs.append(j._replace(api=api))
-    cs = converge.observe(prep.rendered.plan, jobs, prep.rendered.interfaces, nomad, consul, cfg.render)
+    cs = converge.observe(
+        prep.rendered.plan, jobs, prep.rendered.interfaces, nomad, consul, cfg.render
+    )
     apply(cs, nomad, consul, cfg.render, timeout=60)
     return cs, before, _live_ids(nomad, "app")
 
@@ -153,15 +184,17 @@ def test_changes_nomad_can_apply_in_place_keep_every_allocation(cluster, tmp_pat
         group = api["TaskGroups"][0]
         if kind == "count":
             group["Count"] += 1
-            group["Constraints"] = [c for c in group.get("Constraints") or ()
-                                    if c.get("Operand") != "distinct_property"] or None
+            group["Constraints"] = [
+                c for c in group.get("Constraints") or () if c.get("Operand") != "distinct_property"
+            ] or None
         elif kind == "service tags":
             group["Services"][0]["Tags"] = list(group["Services"][0].get("Tags") or ()) + ["v2"]
         elif kind == "check":
             group["Services"][0]["Checks"][0]["Interval"] *= 2
         elif kind == "constraint":
             group["Constraints"] = list(group.get("Constraints") or ()) + [
-                {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"}]
+                {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"}
+            ]
         else:
             (group.get("Update") or api["Update"])["MinHealthyTime"] = 2 * 10**9
 
@@ -177,9 +210,11 @@ def test_spread_and_affinity_changes_carry_nothing_of_nomadgens_own(cluster, tmp
     """Nomad before 1.10 (the stand-in follows 1.5.8's scheduler) replaces allocations on a
     spread or affinity change: that is Nomad's rule. What nomadgen owns is that the diff holds
     the affinity alone, no meta of its own that would force a replacement on any Nomad."""
+
     def mutate(api):
         api["TaskGroups"][0]["Affinities"] = [
-            {"LTarget": "${node.datacenter}", "Operand": "=", "RTarget": "zone-a", "Weight": 50}]
+            {"LTarget": "${node.datacenter}", "Operand": "=", "RTarget": "zone-a", "Weight": 50}
+        ]
 
     cfg = load_config(env={})
     nomad, consul = backends(cluster)

@@ -12,12 +12,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_demo_change_keeps_each_instances_data():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "CONSUL_"))}
-    res = subprocess.run([sys.executable, str(ROOT / "dev" / "demo.py")], env=env, cwd=ROOT,
-                         text=True, capture_output=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "dev" / "demo.py")],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     assert "psql:app (ephemeral): kept, 3 instance(s)" in out
-    table = out[out.index("each one's data came along"):]
+    table = out[out.index("each one's data came along") :]
     rows = [line for line in table.splitlines() if line.startswith("psql-app.psql[")]
     assert len(rows) == 3 and all(line.endswith("(kept)") for line in rows), table[:1500]
     assert "continued, carried over" in out

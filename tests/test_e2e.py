@@ -23,8 +23,10 @@ SEED = ROOT / "examples" / "dockland.json"
 
 
 def backends(cluster, nomad_token=None, consul_token=None):
-    return connect(nomad_endpoint(address=cluster.nomad_addr, token=nomad_token, env={}),
-                   consul_endpoint(address=cluster.consul_addr, token=consul_token, env={}))
+    return connect(
+        nomad_endpoint(address=cluster.nomad_addr, token=nomad_token, env={}),
+        consul_endpoint(address=cluster.consul_addr, token=consul_token, env={}),
+    )
 
 
 def push(cluster, manifest=SEED, timeout=30.0, **kw):
@@ -45,8 +47,11 @@ def manifest_copy(tmp_path, doc=None) -> Path:
 
 def writes(faults) -> list:
     """Requests that change state: every PUT/DELETE, and POSTs other than plans (dry runs)."""
-    return [x for x in faults.log if x[1] in ("PUT", "DELETE") or
-            (x[1] == "POST" and "/plan" not in x[2].split("?")[0])]
+    return [
+        x
+        for x in faults.log
+        if x[1] in ("PUT", "DELETE") or (x[1] == "POST" and "/plan" not in x[2].split("?")[0])
+    ]
 
 
 def cli(cluster, *args, env=None):
@@ -97,20 +102,30 @@ def test_an_unchanged_push_writes_nothing(cluster):
 def test_second_push_reloads_only_what_depends_on_the_change(cluster, tmp_path):
     push(cluster)
     nomad, _ = backends(cluster)
-    before = {j: {a["ID"]: a for a in nomad.allocations(j) if a["DesiredStatus"] == "run"}
-              for j in ("app", "blog", "worker", "psql-app", "psql-blog")}
+    before = {
+        j: {a["ID"]: a for a in nomad.allocations(j) if a["DesiredStatus"] == "run"}
+        for j in ("app", "blog", "worker", "psql-app", "psql-blog")
+    }
     doc = json.loads(SEED.read_text())
     doc["app"]["overrides"] = {"psql": {"image": "postgres:17-alpine"}}
     prep, report = push(cluster, manifest_copy(tmp_path, doc))
     actions = {c.id: c.action for c in prep.changes.jobs}
-    assert actions == {"psql-app": "update", "psql-blog": "unchanged", "app": "unchanged",
-                       "blog": "unchanged", "worker": "unchanged"}
+    assert actions == {
+        "psql-app": "update",
+        "psql-blog": "unchanged",
+        "app": "unchanged",
+        "blog": "unchanged",
+        "worker": "unchanged",
+    }
     reloads = {r.set: r.how for r in report.reloads}
-    assert reloads == {"psql:app": "rolling update",
-                       "app": "template change (change_mode restart)",
-                       "worker": "template change (change_mode restart)"}
-    after = {j: {a["ID"]: a for a in nomad.allocations(j) if a["DesiredStatus"] == "run"}
-             for j in before}
+    assert reloads == {
+        "psql:app": "rolling update",
+        "app": "template change (change_mode restart)",
+        "worker": "template change (change_mode restart)",
+    }
+    after = {
+        j: {a["ID"]: a for a in nomad.allocations(j) if a["DesiredStatus"] == "run"} for j in before
+    }
     # The changed set was replaced; nothing else was rescheduled.
     assert not set(before["psql-app"]) & set(after["psql-app"])
     for j in ("app", "blog", "worker", "psql-blog"):
@@ -118,10 +133,15 @@ def test_second_push_reloads_only_what_depends_on_the_change(cluster, tmp_path):
 
     # Its dependents' templates re-rendered, so Nomad restarted their task (and only that task).
     def restarts(job, task):
-        return sum(a["TaskStates"][task].get("Restarts", 0)
-                   for a in nomad.allocations(job) if a["DesiredStatus"] == "run")
+        return sum(
+            a["TaskStates"][task].get("Restarts", 0)
+            for a in nomad.allocations(job)
+            if a["DesiredStatus"] == "run"
+        )
 
-    cluster.standin.wait_for(lambda: restarts("app", "app") > 0 and restarts("worker", "worker") > 0)
+    cluster.standin.wait_for(
+        lambda: restarts("app", "app") > 0 and restarts("worker", "worker") > 0
+    )
     assert restarts("app", "memcache-app") == 0
     assert restarts("blog", "blog") == 0 and restarts("psql-blog", "psql") == 0
 
@@ -167,10 +187,26 @@ def test_submit_cli_then_status_and_destroy(cluster):
 def test_prune_stops_only_owned_jobs(cluster, tmp_path):
     push(cluster)
     nomad, _ = backends(cluster)
-    foreign = {"ID": "other", "Name": "other", "Type": "service", "Datacenters": ["*"],
-               "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [
-                   {"Name": "t", "Driver": "docker", "Config": {"image": "x:1"},
-                    "Resources": {"CPU": 100, "MemoryMB": 64}}]}]}
+    foreign = {
+        "ID": "other",
+        "Name": "other",
+        "Type": "service",
+        "Datacenters": ["*"],
+        "TaskGroups": [
+            {
+                "Name": "g",
+                "Count": 1,
+                "Tasks": [
+                    {
+                        "Name": "t",
+                        "Driver": "docker",
+                        "Config": {"image": "x:1"},
+                        "Resources": {"CPU": 100, "MemoryMB": 64},
+                    }
+                ],
+            }
+        ],
+    }
     nomad.register(foreign, 0)
     doc = {"app": {"depends": ["psql", "memcache"]}}
     prep, report = push(cluster, manifest_copy(tmp_path, doc))
@@ -184,13 +220,32 @@ def test_prune_stops_only_owned_jobs(cluster, tmp_path):
 
 def test_job_owned_by_someone_else_is_a_conflict(cluster):
     nomad, _ = backends(cluster)
-    job = {"ID": "psql-app", "Type": "service", "Datacenters": ["*"], "Meta": {"owner": "ops"},
-           "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [
-               {"Name": "t", "Driver": "docker", "Config": {"image": "x:1"},
-                "Resources": {"CPU": 100, "MemoryMB": 64}}]}]}
+    job = {
+        "ID": "psql-app",
+        "Type": "service",
+        "Datacenters": ["*"],
+        "Meta": {"owner": "ops"},
+        "TaskGroups": [
+            {
+                "Name": "g",
+                "Count": 1,
+                "Tasks": [
+                    {
+                        "Name": "t",
+                        "Driver": "docker",
+                        "Config": {"image": "x:1"},
+                        "Resources": {"CPU": 100, "MemoryMB": 64},
+                    }
+                ],
+            }
+        ],
+    }
     nomad.register(job, 0)
     res = cli(cluster, "submit", str(SEED))
-    assert res.exit_code == 10 and "job psql-app already exists and is not managed by nomadgen" in res.stderr
+    assert (
+        res.exit_code == 10
+        and "job psql-app already exists and is not managed by nomadgen" in res.stderr
+    )
 
 
 def test_failure_part_way_says_what_was_applied_and_rerun_converges(cluster):
@@ -231,7 +286,8 @@ def test_latency_beyond_the_client_timeout(cluster):
     cluster.faults.add(service="nomad", kind="latency", delay=1.5, path_prefix="/v1/nodes")
     nomad, consul = connect(
         nomad_endpoint(address=cluster.nomad_addr, env={})._replace(timeout=0.3),
-        consul_endpoint(address=cluster.consul_addr, env={}))
+        consul_endpoint(address=cluster.consul_addr, env={}),
+    )
     with pytest.raises(Exception) as e:
         prepare(str(SEED), load_config(env={}), nomad, consul, name="dockland")
     assert type(e.value).__name__ == "Unavailable" and "timed out" in str(e.value)
@@ -256,11 +312,16 @@ def test_acl_denial_is_one_line_and_never_shows_the_token(standin_factory, tmp_p
     assert res.exit_code == 8 and secret not in res.output
     token_file = tmp_path / "tok"
     token_file.write_text("the-right-token\n")
-    nomad, _ = connect(nomad_endpoint(address=s.nomad_addr, token_file=str(token_file), env={}),
-                       consul_endpoint(address=s.consul_addr, env={}))
+    nomad, _ = connect(
+        nomad_endpoint(address=s.nomad_addr, token_file=str(token_file), env={}),
+        consul_endpoint(address=s.consul_addr, env={}),
+    )
     assert nomad.jobs() == {}
     with pytest.raises(PermissionDenied):
-        connect(nomad_endpoint(address=s.nomad_addr, env={}), consul_endpoint(address=s.consul_addr, env={}))[0].jobs()
+        connect(
+            nomad_endpoint(address=s.nomad_addr, env={}),
+            consul_endpoint(address=s.consul_addr, env={}),
+        )[0].jobs()
 
 
 def test_consul_acl_token_is_sent_on_transactions_too(standin_factory):
@@ -274,8 +335,11 @@ def test_consul_acl_token_is_sent_on_transactions_too(standin_factory):
 
 
 def test_unreachable_cluster_is_one_clear_line():
-    res = CliRunner().invoke(app, ["plan", str(SEED)], env={
-        "NOMAD_ADDR": "http://127.0.0.1:9", "CONSUL_HTTP_ADDR": "127.0.0.1:9"})
+    res = CliRunner().invoke(
+        app,
+        ["plan", str(SEED)],
+        env={"NOMAD_ADDR": "http://127.0.0.1:9", "CONSUL_HTTP_ADDR": "127.0.0.1:9"},
+    )
     assert res.exit_code == 255
     assert res.stderr.startswith("error: cannot reach Nomad at http://127.0.0.1:9")
     assert "Traceback" not in res.output
@@ -292,8 +356,13 @@ def test_more_per_zone_instances_than_the_cluster_can_place(cluster, tmp_path):
 
 
 def test_external_service_is_registered_through_the_agent(cluster, tmp_path):
-    doc = {"billing": {"depends": ["legacy-db"]},
-           "legacy-db": {"external": {"address": "10.20.30.40", "port": 5432}, "protocol": "postgresql"}}
+    doc = {
+        "billing": {"depends": ["legacy-db"]},
+        "legacy-db": {
+            "external": {"address": "10.20.30.40", "port": 5432},
+            "protocol": "postgresql",
+        },
+    }
     prep, report = push(cluster, manifest_copy(tmp_path, doc))
     assert [s.action for s in prep.changes.services] == ["register"]
     _, consul = backends(cluster)
@@ -302,7 +371,9 @@ def test_external_service_is_registered_through_the_agent(cluster, tmp_path):
     found = lookup("legacy-db", dns_server=f"{cluster.dns_host}:{cluster.dns_port}")
     assert found.instances[0].port == 5432
     assert json.loads(consul.kv_get("nomadgen/dockland/interfaces/legacy-db")[0])["external"] == {
-        "address": "10.20.30.40", "port": 5432}
+        "address": "10.20.30.40",
+        "port": 5432,
+    }
     again, _ = push(cluster, manifest_copy(tmp_path, doc))
     assert not again.changes.changed
     doc["legacy-db"]["external"]["port"] = 6432

@@ -71,7 +71,13 @@ def test_without_an_environment_nothing_changes(tmp_path):
 
 def test_an_environment_scopes_every_name_it_writes(tmp_path):
     r = build(EXAMPLE, _cfg(tmp_path, environment="prod"))
-    assert [j.id for j in r.jobs] == ["prod-app", "prod-blog", "prod-psql-app", "prod-psql-blog", "prod-worker"]
+    assert [j.id for j in r.jobs] == [
+        "prod-app",
+        "prod-blog",
+        "prod-psql-app",
+        "prod-psql-blog",
+        "prod-worker",
+    ]
     assert r.plan.manifest == "dockland@prod"
     app = next(j.api for j in r.jobs if j.id == "prod-app")
     assert app["Namespace"] == "prod"
@@ -82,8 +88,11 @@ def test_an_environment_scopes_every_name_it_writes(tmp_path):
     assert '".prod-psql-app")' in tmpl and 'nomadVar "nomad/jobs/prod-psql-app"' in tmpl
     assert 'key "nomadgen/dockland@prod/no-healthy-instance/prod-psql-app"' in tmpl
     assert "psql-app" not in tmpl.replace("prod-psql-app", "")  # nothing of another environment
-    doc = json.loads(dict((k.key, k.value) for k in r.interfaces)
-                     ["nomadgen/dockland@prod/interfaces/prod-psql-app"])
+    doc = json.loads(
+        dict((k.key, k.value) for k in r.interfaces)[
+            "nomadgen/dockland@prod/interfaces/prod-psql-app"
+        ]
+    )
     assert doc["dns"] == "prod-psql-app.service.consul"
     assert doc["credentials"] == "nomad/jobs/prod-psql-app"
 
@@ -102,11 +111,28 @@ def test_environment_values_apply_and_nomadgen_env_selects(tmp_path, monkeypatch
 
 
 def test_precedence_flag_over_var_file_over_environment_over_manifest_over_template(tmp_path):
-    m = _manifest(tmp_path, {"app": {"depends": ["psql"], "overrides": {
-        "psql": {"image": "postgres:17-alpine", "env": {"A": "manifest", "B": "manifest"}}}}})
-    text = CONFIG + '\n[env.stage.overrides."psql:app"]\nimage = "postgres:16.1"\nenv = { A = "env" }\n'
+    m = _manifest(
+        tmp_path,
+        {
+            "app": {
+                "depends": ["psql"],
+                "overrides": {
+                    "psql": {
+                        "image": "postgres:17-alpine",
+                        "env": {"A": "manifest", "B": "manifest"},
+                    }
+                },
+            }
+        },
+    )
+    text = (
+        CONFIG
+        + '\n[env.stage.overrides."psql:app"]\nimage = "postgres:16.1"\nenv = { A = "env" }\n'
+    )
     json_vars = tmp_path / "vars.json"
-    json_vars.write_text(json.dumps({"psql:app": {"image": "postgres:16.2", "resources": {"cpu": 900}}}))
+    json_vars.write_text(
+        json.dumps({"psql:app": {"image": "postgres:16.2", "resources": {"cpu": 900}}})
+    )
     toml_vars = tmp_path / "vars.toml"
     toml_vars.write_text('["psql:app"]\nimage = "postgres:16.3"\n')
 
@@ -122,14 +148,26 @@ def test_precedence_flag_over_var_file_over_environment_over_manifest_over_templ
     assert files.image == "postgres:16.2" and files.resources.cpu == 900
     later = psql(environment="stage", var_files=(str(json_vars), str(toml_vars)))
     assert later.image == "postgres:16.3"  # a later var file wins
-    flag = psql(environment="stage", var_files=(str(json_vars),), sets=("psql:app.image=postgres:16.9",
-                                                                        "psql:app.resources.memory=4096"))
-    assert flag.image == "postgres:16.9" and flag.resources.memory == 4096 and flag.resources.cpu == 900
+    flag = psql(
+        environment="stage",
+        var_files=(str(json_vars),),
+        sets=("psql:app.image=postgres:16.9", "psql:app.resources.memory=4096"),
+    )
+    assert (
+        flag.image == "postgres:16.9"
+        and flag.resources.memory == 4096
+        and flag.resources.cpu == 900
+    )
 
 
 def test_a_declared_service_takes_values_too(tmp_path):
-    _, plan = build_resolution(EXAMPLE, _cfg(tmp_path, sets=("worker.image=busybox:1.37", 'worker.args=["-v"]',
-                                                      "worker.env.MODE=batch")))
+    _, plan = build_resolution(
+        EXAMPLE,
+        _cfg(
+            tmp_path,
+            sets=("worker.image=busybox:1.37", 'worker.args=["-v"]', "worker.env.MODE=batch"),
+        ),
+    )
     w = plan.get("worker").run
     assert (w.image, w.args, dict(w.env)) == ("busybox:1.37", ("-v",), {"MODE": "batch"})
 
@@ -155,8 +193,13 @@ def test_bad_environment_tables_point_at_their_line(tmp_path):
 
 
 def test_a_set_that_runs_elsewhere_has_no_image(tmp_path):
-    m = _manifest(tmp_path, {"app": {"depends": ["db"]},
-                             "db": {"external": {"address": "db.example.com", "port": 5432}}})
+    m = _manifest(
+        tmp_path,
+        {
+            "app": {"depends": ["db"]},
+            "db": {"external": {"address": "db.example.com", "port": 5432}},
+        },
+    )
     with pytest.raises(ConfigError) as e:
         build_resolution(m, _cfg(tmp_path, sets=("db.image=postgres:16",)))
     assert "db: runs elsewhere" in e.value.problems[0].message
@@ -216,8 +259,12 @@ class FakeConsul:
         return self.tree.get(key)
 
     def healthy(self, service):
-        return [{"Node": {"Node": f"n-{service}", "Address": "10.0.0.1"},
-                 "Service": {"Address": "", "Port": 1, "Tags": []}}]
+        return [
+            {
+                "Node": {"Node": f"n-{service}", "Address": "10.0.0.1"},
+                "Service": {"Address": "", "Port": 1, "Tags": []},
+            }
+        ]
 
 
 def test_interface_get_reads_the_environments_own_document(tmp_path):
@@ -229,7 +276,9 @@ def test_interface_get_reads_the_environments_own_document(tmp_path):
     assert view.key == "nomadgen/dockland@prod/interfaces/prod-psql-app"
     assert view.document["service"] == "prod-psql-app"
     assert view.instances[0]["node"] == "n-prod-psql-app"
-    named = interface_get("psql:app", _cfg(tmp_path, environment="dev"), FakeConsul(tree), "dockland")
+    named = interface_get(
+        "psql:app", _cfg(tmp_path, environment="dev"), FakeConsul(tree), "dockland"
+    )
     assert named.key == "nomadgen/dockland@dev/interfaces/dev-psql-app"
 
 
@@ -260,7 +309,9 @@ def test_diff_shows_what_prod_gets_that_stage_has_not(tmp_path):
 
 def test_every_command_takes_env(tmp_path):
     (tmp_path / "nomadgen.toml").write_text(CONFIG)
-    res = CliRunner().invoke(app, ["resolve", EXAMPLE, "--env", "prod", "--set", "blog.per_zone=2", "--json"])
+    res = CliRunner().invoke(
+        app, ["resolve", EXAMPLE, "--env", "prod", "--set", "blog.per_zone=2", "--json"]
+    )
     assert res.exit_code == 0, res.output
     for cmd in ("render", "resolve", "graph", "plan", "submit", "status", "destroy"):
         h = CliRunner().invoke(app, [cmd, "--help"])
@@ -269,7 +320,9 @@ def test_every_command_takes_env(tmp_path):
 
 
 def test_scoped_root_never_under_unscoped():
-    assert not names.kv_root("nomadgen", "dockland", "prod").startswith(names.kv_root("nomadgen", "dockland") + "/")
+    assert not names.kv_root("nomadgen", "dockland", "prod").startswith(
+        names.kv_root("nomadgen", "dockland") + "/"
+    )
 
 
 def test_tags_per_environment_on_services_of_the_manifest_only(tmp_path):

@@ -31,18 +31,47 @@ S = 1_000_000_000  # one second in ns
 
 # --- normaliser (test-side knowledge of the API, kept apart from the writer's table) ----------
 
-READ_ONLY = {"Status", "StatusDescription", "Version", "Stable", "SubmitTime", "CreateIndex",
-             "ModifyIndex", "JobModifyIndex", "Stop", "ParentID", "Dispatched",
-             "DispatchIdempotencyToken", "NomadTokenID", "ConsulToken", "VaultToken",
-             "ConsulNamespace", "VaultNamespace"}
+READ_ONLY = {
+    "Status",
+    "StatusDescription",
+    "Version",
+    "Stable",
+    "SubmitTime",
+    "CreateIndex",
+    "ModifyIndex",
+    "JobModifyIndex",
+    "Stop",
+    "ParentID",
+    "Dispatched",
+    "DispatchIdempotencyToken",
+    "NomadTokenID",
+    "ConsulToken",
+    "VaultToken",
+    "ConsulNamespace",
+    "VaultNamespace",
+}
 READ_ONLY_AT_TOP = {"Payload"}
 # string maps: their values are data, "" included
-STRING_MAPS = {"Meta", "Env", "CanaryMeta", "TaggedAddresses", "GetterOptions", "GetterHeaders",
-               "Header", "Args"}
+STRING_MAPS = {
+    "Meta",
+    "Env",
+    "CanaryMeta",
+    "TaggedAddresses",
+    "GetterOptions",
+    "GetterHeaders",
+    "Header",
+    "Args",
+}
 # Go api fields that are not pointers: zero and absent are the same value
-NON_POINTER = {("Tasks", "Leader"), ("Tasks", "ShutdownDelay"), ("Lifecycle", "Sidecar"),
-               ("DynamicPorts", "Value"), ("ReservedPorts", "To"), ("DynamicPorts", "To"),
-               ("Services", "EnableTagOverride")}
+NON_POINTER = {
+    ("Tasks", "Leader"),
+    ("Tasks", "ShutdownDelay"),
+    ("Lifecycle", "Sidecar"),
+    ("DynamicPorts", "Value"),
+    ("ReservedPorts", "To"),
+    ("DynamicPorts", "To"),
+    ("Services", "EnableTagOverride"),
+}
 
 
 def _config_canon(v):
@@ -93,8 +122,10 @@ def canon_configs(obj):
     if isinstance(obj, list):
         return [canon_configs(x) for x in obj]
     if isinstance(obj, dict):
-        return {k: _config_canon(v) if k in ("Config", "Policy") else canon_configs(v)
-                for k, v in obj.items()}
+        return {
+            k: _config_canon(v) if k in ("Config", "Policy") else canon_configs(v)
+            for k, v in obj.items()
+        }
     return obj
 
 
@@ -107,15 +138,19 @@ def round_trip(job: dict) -> dict:
 def load_example(name: str) -> dict:
     path = EXAMPLES / name
     if not path.exists():
-        pytest.skip(f"{path} is absent: the shared Nomad examples are not beside the repo (set NOMADGEN_SHARED)")
+        pytest.skip(
+            f"{path} is absent: the shared Nomad examples are not beside the repo (set NOMADGEN_SHARED)"
+        )
     data = json.loads(path.read_text())
     return data["Job"] if set(data) == {"Job"} else data
 
 
 # --- parity with Nomad's own JSON jobs ---------------------------------------------------------
 
+
 @pytest.mark.parametrize(
-    "name", ["example-short.json", "json-jobs-doc-example.json", "job-read-response.json"])
+    "name", ["example-short.json", "json-jobs-doc-example.json", "job-read-response.json"]
+)
 def test_nomad_example_round_trips(name):
     job = load_example(name)
     assert round_trip(job) == normalise(job)
@@ -133,17 +168,32 @@ def test_example_short_reads_like_nomads_own_hcl():
 
 
 def test_read_only_fields_are_dropped():
-    job = {"ID": "j", **{k: "x" for k in READ_ONLY}, "Payload": "eA==",
-           "TaskGroups": [{"Name": "g", "Scaling": {"ID": "s1", "Namespace": "n",
-                                                    "Target": {"Job": "j"}, "Max": 2}}]}
+    job = {
+        "ID": "j",
+        **{k: "x" for k in READ_ONLY},
+        "Payload": "eA==",
+        "TaskGroups": [
+            {
+                "Name": "g",
+                "Scaling": {"ID": "s1", "Namespace": "n", "Target": {"Job": "j"}, "Max": 2},
+            }
+        ],
+    }
     assert to_hcl(job) == 'job "j" {\n  group "g" {\n    scaling {\n      max = 2\n    }\n  }\n}\n'
 
 
 def test_job_read_response_drops_server_fields():
     job = load_example("job-read-response.json")
     text = to_hcl(job)
-    for field in ("Status", "status", "create_index", "modify_index", "job_modify_index",
-                  "vault_token", "parent_id"):
+    for field in (
+        "Status",
+        "status",
+        "create_index",
+        "modify_index",
+        "job_modify_index",
+        "vault_token",
+        "parent_id",
+    ):
         assert field not in text
     assert 'cron             = "* * * * *"' in text  # SpecType "cron" is implied
     assert "spec_type" not in text
@@ -152,153 +202,324 @@ def test_job_read_response_drops_server_fields():
 # --- a job touching most of the table ----------------------------------------------------------
 
 KITCHEN_SINK = {
-    "ID": "kitchen-sink", "Name": "Kitchen Sink", "Namespace": "apps", "Region": "eu",
-    "Type": "service", "Priority": 70, "AllAtOnce": False, "Datacenters": ["dc1", "dc2"],
+    "ID": "kitchen-sink",
+    "Name": "Kitchen Sink",
+    "Namespace": "apps",
+    "Region": "eu",
+    "Type": "service",
+    "Priority": 70,
+    "AllAtOnce": False,
+    "Datacenters": ["dc1", "dc2"],
     "NodePool": "prod",
     "Meta": {"owner": "team-a", "a.b": "dotted", "empty": ""},
     "Constraints": [
         {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"},
         {"Operand": "distinct_hosts", "RTarget": "true"},
     ],
-    "Affinities": [{"LTarget": "${node.datacenter}", "Operand": "=", "RTarget": "dc1",
-                    "Weight": -50}],
-    "Spreads": [{"Attribute": "${node.datacenter}", "Weight": 100,
-                 "SpreadTarget": [{"Value": "dc1", "Percent": 60},
-                                  {"Value": "dc 2", "Percent": 40}]}],
-    "Update": {"MaxParallel": 2, "HealthCheck": "checks", "MinHealthyTime": 10 * S,
-               "HealthyDeadline": 300 * S, "ProgressDeadline": 600 * S, "AutoRevert": True,
-               "AutoPromote": False, "Canary": 1, "Stagger": 30 * S},
-    "Migrate": {"MaxParallel": 1, "HealthCheck": "task_states", "MinHealthyTime": 15 * S,
-                "HealthyDeadline": 90 * S},
-    "Reschedule": {"Attempts": 0, "Interval": 0, "Delay": 30 * S,
-                   "DelayFunction": "exponential", "MaxDelay": 3600 * S, "Unlimited": True},
+    "Affinities": [
+        {"LTarget": "${node.datacenter}", "Operand": "=", "RTarget": "dc1", "Weight": -50}
+    ],
+    "Spreads": [
+        {
+            "Attribute": "${node.datacenter}",
+            "Weight": 100,
+            "SpreadTarget": [{"Value": "dc1", "Percent": 60}, {"Value": "dc 2", "Percent": 40}],
+        }
+    ],
+    "Update": {
+        "MaxParallel": 2,
+        "HealthCheck": "checks",
+        "MinHealthyTime": 10 * S,
+        "HealthyDeadline": 300 * S,
+        "ProgressDeadline": 600 * S,
+        "AutoRevert": True,
+        "AutoPromote": False,
+        "Canary": 1,
+        "Stagger": 30 * S,
+    },
+    "Migrate": {
+        "MaxParallel": 1,
+        "HealthCheck": "task_states",
+        "MinHealthyTime": 15 * S,
+        "HealthyDeadline": 90 * S,
+    },
+    "Reschedule": {
+        "Attempts": 0,
+        "Interval": 0,
+        "Delay": 30 * S,
+        "DelayFunction": "exponential",
+        "MaxDelay": 3600 * S,
+        "Unlimited": True,
+    },
     "UI": {"Description": "A *test* job", "Links": [{"Label": "Docs", "URL": "https://x/doc"}]},
-    "Multiregion": {"Strategy": {"MaxParallel": 1, "OnFailure": "fail_all"},
-                    "Regions": [{"Name": "east", "Count": 2, "Datacenters": ["e1"],
-                                 "Meta": {"tier": "1"}}]},
-    "TaskGroups": [{
-        "Name": "web", "Count": 3, "ShutdownDelay": 5 * S,
-        "Meta": {"group": "web"},
-        "Constraints": [{"LTarget": "${meta.rack}", "Operand": "distinct_property",
-                         "RTarget": "2"}],
-        "Consul": {"Namespace": "ns1"},
-        "Networks": [{
-            "Mode": "bridge", "Hostname": "web-host",
-            "DNS": {"Servers": ["1.1.1.1"], "Options": ["ndots:2"]},
-            "CNI": {"Args": {"IgnoreUnknown": "true", "x.y": "z"}},
-            "ReservedPorts": [{"Label": "lb", "Value": 8080, "To": -1, "HostNetwork": "public"}],
-            "DynamicPorts": [{"Label": "http", "Value": 0, "To": 8080},
-                             {"Label": "metrics"}],
-        }],
-        "Volumes": {
-            "data": {"Name": "data", "Type": "host", "Source": "data", "ReadOnly": True},
-            "csi": {"Type": "csi", "Source": "vol", "AccessMode": "single-node-writer",
-                    "AttachmentMode": "file-system", "PerAlloc": True,
-                    "MountOptions": {"FSType": "ext4", "MountFlags": ["noatime"]}},
-        },
-        "Services": [{
-            "Name": "web", "PortLabel": "http", "Provider": "consul",
-            "Tags": ["v1", "${NOMAD_META_x}"], "CanaryTags": ["canary"],
-            "Meta": {"version": "1"}, "TaggedAddresses": {"lan": "10.0.0.1"},
-            "Weights": {"Passing": 10, "Warning": 1}, "AddressMode": "auto",
-            "OnUpdate": "require_healthy",
-            "CheckRestart": {"Limit": 3, "Grace": 90 * S, "IgnoreWarnings": True},
-            "Checks": [{
-                "Name": "http", "Type": "http", "Path": "/health", "PortLabel": "http",
-                "Method": "GET", "Interval": 10 * S, "Timeout": 2 * S,
-                "Header": {"Authorization": ["Basic x"], "X-Forwarded-For": ["a", "b"]},
-                "CheckRestart": {"Limit": 2, "Grace": 250_000_000}, "TaskName": "app",
-                "SuccessBeforePassing": 2, "FailuresBeforeCritical": 3,
-                "InitialStatus": "passing", "OnUpdate": "ignore_warnings",
-            }],
-            "Connect": {"SidecarService": {
-                "Tags": ["mesh"],
-                "Proxy": {
-                    "LocalServicePort": 8080,
-                    "Upstreams": [{"DestinationName": "db", "LocalBindPort": 5432,
-                                   "MeshGateway": {"Mode": "local"}}],
-                    "Expose": {"Paths": [{"Path": "/health", "Protocol": "http",
-                                          "LocalPathPort": 8080, "ListenerPort": "http"}]},
-                    "Config": {"protocol": "http", "local_connect_timeout_ms": 5000},
-                },
-            }},
-        }],
-        "RestartPolicy": {"Attempts": 2, "Interval": 1800 * S, "Delay": 15 * S, "Mode": "fail",
-                          "RenderTemplates": True},
-        "ReschedulePolicy": {"Attempts": 3, "Interval": 3600 * S, "Unlimited": False},
-        "EphemeralDisk": {"SizeMB": 500, "Sticky": True, "Migrate": False},
-        "Disconnect": {"LostAfter": 3600 * S, "Replace": False, "Reconcile": "best_score"},
-        "Scaling": {"Min": 1, "Max": 10, "Enabled": True, "Type": "horizontal",
-                    "Policy": {"cooldown": "1m", "evaluation_interval": "30s",
-                               "check": [{"avg_cpu": [{"source": "nomad-apm",
-                                                       "query": "avg_cpu",
-                                                       "strategy": [{"target-value": [
-                                                           {"target": 70}]}]}]}]}},
-        "Tasks": [
-            {
-                "Name": "app", "Driver": "docker", "User": "app", "Leader": True,
-                "KillTimeout": 30 * S, "KillSignal": "SIGINT", "ShutdownDelay": 5 * S,
-                "Config": {
-                    "image": "example/app:1.2.3", "ports": ["http"],
-                    "args": ["-addr", "${NOMAD_ADDR_http}"],
-                    "auth": [{"username": "u", "password": "p@ss\"word"}],
-                    "mount": [
-                        {"type": "bind", "source": "a", "target": "/a", "readonly": True,
-                         "bind_options": [{"propagation": "rshared"}]},
-                        {"type": "tmpfs", "target": "/tmp", "tmpfs_options": [{"size": 10000}]},
+    "Multiregion": {
+        "Strategy": {"MaxParallel": 1, "OnFailure": "fail_all"},
+        "Regions": [{"Name": "east", "Count": 2, "Datacenters": ["e1"], "Meta": {"tier": "1"}}],
+    },
+    "TaskGroups": [
+        {
+            "Name": "web",
+            "Count": 3,
+            "ShutdownDelay": 5 * S,
+            "Meta": {"group": "web"},
+            "Constraints": [
+                {"LTarget": "${meta.rack}", "Operand": "distinct_property", "RTarget": "2"}
+            ],
+            "Consul": {"Namespace": "ns1"},
+            "Networks": [
+                {
+                    "Mode": "bridge",
+                    "Hostname": "web-host",
+                    "DNS": {"Servers": ["1.1.1.1"], "Options": ["ndots:2"]},
+                    "CNI": {"Args": {"IgnoreUnknown": "true", "x.y": "z"}},
+                    "ReservedPorts": [
+                        {"Label": "lb", "Value": 8080, "To": -1, "HostNetwork": "public"}
                     ],
-                    "labels": [{"com.example.team": "a"}],
-                    "sysctl": [{"net.core.somaxconn": "16384"}],
-                    "logging": {"type": "syslog", "config": [{"tag": "app"}]},
-                    "extra": {"nested": {"deep": [1, 2]}, "list": [{"a": 1}, {"b": "x"}]},
-                    "force_pull": True, "cpu_hard_limit": False, "memory_hard_limit": 512,
-                    "ratio": 1.5, "entrypoint": [],
+                    "DynamicPorts": [
+                        {"Label": "http", "Value": 0, "To": 8080},
+                        {"Label": "metrics"},
+                    ],
+                }
+            ],
+            "Volumes": {
+                "data": {"Name": "data", "Type": "host", "Source": "data", "ReadOnly": True},
+                "csi": {
+                    "Type": "csi",
+                    "Source": "vol",
+                    "AccessMode": "single-node-writer",
+                    "AttachmentMode": "file-system",
+                    "PerAlloc": True,
+                    "MountOptions": {"FSType": "ext4", "MountFlags": ["noatime"]},
                 },
-                "Env": {"PORT": "${NOMAD_PORT_http}", "EMPTY": "", "a.b": "x"},
-                "Meta": {"task": "app"},
-                "Artifacts": [{"GetterSource": "https://x/a.tgz", "RelativeDest": "local/a",
-                               "GetterMode": "any", "GetterInsecure": False, "Chown": True,
-                               "GetterOptions": {"checksum": "sha256:abc"},
-                               "GetterHeaders": {"X-Token": "t"}}],
-                "Templates": [{
-                    "EmbeddedTmpl": '{{ range service "db" }}{{ .Address }}:{{ .Port }}'
-                                    "{{ end }}\n${not_hcl} %{ nor_this }\n",
-                    "DestPath": "local/db.env", "ChangeMode": "script",
-                    "ChangeScript": {"Command": "/bin/reload", "Args": ["-x"], "Timeout": 5 * S,
-                                     "FailOnError": True},
-                    "Envvars": True, "Splay": 5 * S, "Perms": "0600", "LeftDelim": "[[",
-                    "RightDelim": "]]", "ErrMissingKey": True, "Uid": 1000, "Gid": 1000,
-                    "Once": False, "Wait": {"Min": 5 * S, "Max": 240 * S},
-                }],
-                "VolumeMounts": [{"Volume": "data", "Destination": "/data", "ReadOnly": True,
-                                  "PropagationMode": "private"}],
-                "Vault": {"Role": "app", "Policies": ["p"], "Env": False, "ChangeMode": "signal",
-                          "ChangeSignal": "SIGHUP"},
-                "Consul": {"Namespace": "ns", "Partition": "part"},
-                "Identity": {"Env": True, "File": True},
-                "Identities": [{"Name": "vault_default", "Audience": ["vault.io"],
-                                "TTL": 3600 * S, "ChangeMode": "restart"}],
-                "RestartPolicy": {"Attempts": 1},
-                "LogConfig": {"MaxFiles": 5, "MaxFileSizeMB": 20, "Disabled": False},
-                "Resources": {
-                    "CPU": 500, "MemoryMB": 256, "MemoryMaxMB": 512,
-                    "Devices": [{"Name": "nvidia/gpu", "Count": 1,
-                                 "Constraints": [{"LTarget": "${device.attr.memory}",
-                                                  "Operand": ">=", "RTarget": "2 GiB"}]}],
-                    "NUMA": {"Affinity": "prefer"},
+            },
+            "Services": [
+                {
+                    "Name": "web",
+                    "PortLabel": "http",
+                    "Provider": "consul",
+                    "Tags": ["v1", "${NOMAD_META_x}"],
+                    "CanaryTags": ["canary"],
+                    "Meta": {"version": "1"},
+                    "TaggedAddresses": {"lan": "10.0.0.1"},
+                    "Weights": {"Passing": 10, "Warning": 1},
+                    "AddressMode": "auto",
+                    "OnUpdate": "require_healthy",
+                    "CheckRestart": {"Limit": 3, "Grace": 90 * S, "IgnoreWarnings": True},
+                    "Checks": [
+                        {
+                            "Name": "http",
+                            "Type": "http",
+                            "Path": "/health",
+                            "PortLabel": "http",
+                            "Method": "GET",
+                            "Interval": 10 * S,
+                            "Timeout": 2 * S,
+                            "Header": {"Authorization": ["Basic x"], "X-Forwarded-For": ["a", "b"]},
+                            "CheckRestart": {"Limit": 2, "Grace": 250_000_000},
+                            "TaskName": "app",
+                            "SuccessBeforePassing": 2,
+                            "FailuresBeforeCritical": 3,
+                            "InitialStatus": "passing",
+                            "OnUpdate": "ignore_warnings",
+                        }
+                    ],
+                    "Connect": {
+                        "SidecarService": {
+                            "Tags": ["mesh"],
+                            "Proxy": {
+                                "LocalServicePort": 8080,
+                                "Upstreams": [
+                                    {
+                                        "DestinationName": "db",
+                                        "LocalBindPort": 5432,
+                                        "MeshGateway": {"Mode": "local"},
+                                    }
+                                ],
+                                "Expose": {
+                                    "Paths": [
+                                        {
+                                            "Path": "/health",
+                                            "Protocol": "http",
+                                            "LocalPathPort": 8080,
+                                            "ListenerPort": "http",
+                                        }
+                                    ]
+                                },
+                                "Config": {"protocol": "http", "local_connect_timeout_ms": 5000},
+                            },
+                        }
+                    },
+                }
+            ],
+            "RestartPolicy": {
+                "Attempts": 2,
+                "Interval": 1800 * S,
+                "Delay": 15 * S,
+                "Mode": "fail",
+                "RenderTemplates": True,
+            },
+            "ReschedulePolicy": {"Attempts": 3, "Interval": 3600 * S, "Unlimited": False},
+            "EphemeralDisk": {"SizeMB": 500, "Sticky": True, "Migrate": False},
+            "Disconnect": {"LostAfter": 3600 * S, "Replace": False, "Reconcile": "best_score"},
+            "Scaling": {
+                "Min": 1,
+                "Max": 10,
+                "Enabled": True,
+                "Type": "horizontal",
+                "Policy": {
+                    "cooldown": "1m",
+                    "evaluation_interval": "30s",
+                    "check": [
+                        {
+                            "avg_cpu": [
+                                {
+                                    "source": "nomad-apm",
+                                    "query": "avg_cpu",
+                                    "strategy": [{"target-value": [{"target": 70}]}],
+                                }
+                            ]
+                        }
+                    ],
                 },
-                "ScalingPolicies": [{"Type": "vertical_cpu", "Min": 100, "Max": 1000,
-                                     "Enabled": True, "Policy": {"cooldown": "5m"}}],
-                "Actions": [{"Name": "dump", "Command": "/bin/dump", "Args": ["-v"]}],
             },
-            {
-                "Name": "cache", "Driver": "docker",
-                "Lifecycle": {"Hook": "prestart", "Sidecar": True},
-                "Config": {"image": "memcached:1.6", "args": ["-p", "11211"]},
-                "Resources": {"CPU": 100, "MemoryMB": 64},
-            },
-        ],
-    }],
+            "Tasks": [
+                {
+                    "Name": "app",
+                    "Driver": "docker",
+                    "User": "app",
+                    "Leader": True,
+                    "KillTimeout": 30 * S,
+                    "KillSignal": "SIGINT",
+                    "ShutdownDelay": 5 * S,
+                    "Config": {
+                        "image": "example/app:1.2.3",
+                        "ports": ["http"],
+                        "args": ["-addr", "${NOMAD_ADDR_http}"],
+                        "auth": [{"username": "u", "password": 'p@ss"word'}],
+                        "mount": [
+                            {
+                                "type": "bind",
+                                "source": "a",
+                                "target": "/a",
+                                "readonly": True,
+                                "bind_options": [{"propagation": "rshared"}],
+                            },
+                            {"type": "tmpfs", "target": "/tmp", "tmpfs_options": [{"size": 10000}]},
+                        ],
+                        "labels": [{"com.example.team": "a"}],
+                        "sysctl": [{"net.core.somaxconn": "16384"}],
+                        "logging": {"type": "syslog", "config": [{"tag": "app"}]},
+                        "extra": {"nested": {"deep": [1, 2]}, "list": [{"a": 1}, {"b": "x"}]},
+                        "force_pull": True,
+                        "cpu_hard_limit": False,
+                        "memory_hard_limit": 512,
+                        "ratio": 1.5,
+                        "entrypoint": [],
+                    },
+                    "Env": {"PORT": "${NOMAD_PORT_http}", "EMPTY": "", "a.b": "x"},
+                    "Meta": {"task": "app"},
+                    "Artifacts": [
+                        {
+                            "GetterSource": "https://x/a.tgz",
+                            "RelativeDest": "local/a",
+                            "GetterMode": "any",
+                            "GetterInsecure": False,
+                            "Chown": True,
+                            "GetterOptions": {"checksum": "sha256:abc"},
+                            "GetterHeaders": {"X-Token": "t"},
+                        }
+                    ],
+                    "Templates": [
+                        {
+                            "EmbeddedTmpl": '{{ range service "db" }}{{ .Address }}:{{ .Port }}'
+                            "{{ end }}\n${not_hcl} %{ nor_this }\n",
+                            "DestPath": "local/db.env",
+                            "ChangeMode": "script",
+                            "ChangeScript": {
+                                "Command": "/bin/reload",
+                                "Args": ["-x"],
+                                "Timeout": 5 * S,
+                                "FailOnError": True,
+                            },
+                            "Envvars": True,
+                            "Splay": 5 * S,
+                            "Perms": "0600",
+                            "LeftDelim": "[[",
+                            "RightDelim": "]]",
+                            "ErrMissingKey": True,
+                            "Uid": 1000,
+                            "Gid": 1000,
+                            "Once": False,
+                            "Wait": {"Min": 5 * S, "Max": 240 * S},
+                        }
+                    ],
+                    "VolumeMounts": [
+                        {
+                            "Volume": "data",
+                            "Destination": "/data",
+                            "ReadOnly": True,
+                            "PropagationMode": "private",
+                        }
+                    ],
+                    "Vault": {
+                        "Role": "app",
+                        "Policies": ["p"],
+                        "Env": False,
+                        "ChangeMode": "signal",
+                        "ChangeSignal": "SIGHUP",
+                    },
+                    "Consul": {"Namespace": "ns", "Partition": "part"},
+                    "Identity": {"Env": True, "File": True},
+                    "Identities": [
+                        {
+                            "Name": "vault_default",
+                            "Audience": ["vault.io"],
+                            "TTL": 3600 * S,
+                            "ChangeMode": "restart",
+                        }
+                    ],
+                    "RestartPolicy": {"Attempts": 1},
+                    "LogConfig": {"MaxFiles": 5, "MaxFileSizeMB": 20, "Disabled": False},
+                    "Resources": {
+                        "CPU": 500,
+                        "MemoryMB": 256,
+                        "MemoryMaxMB": 512,
+                        "Devices": [
+                            {
+                                "Name": "nvidia/gpu",
+                                "Count": 1,
+                                "Constraints": [
+                                    {
+                                        "LTarget": "${device.attr.memory}",
+                                        "Operand": ">=",
+                                        "RTarget": "2 GiB",
+                                    }
+                                ],
+                            }
+                        ],
+                        "NUMA": {"Affinity": "prefer"},
+                    },
+                    "ScalingPolicies": [
+                        {
+                            "Type": "vertical_cpu",
+                            "Min": 100,
+                            "Max": 1000,
+                            "Enabled": True,
+                            "Policy": {"cooldown": "5m"},
+                        }
+                    ],
+                    "Actions": [{"Name": "dump", "Command": "/bin/dump", "Args": ["-v"]}],
+                },
+                {
+                    "Name": "cache",
+                    "Driver": "docker",
+                    "Lifecycle": {"Hook": "prestart", "Sidecar": True},
+                    "Config": {"image": "memcached:1.6", "args": ["-p", "11211"]},
+                    "Resources": {"CPU": 100, "MemoryMB": 64},
+                },
+            ],
+        }
+    ],
 }
 
 
@@ -317,19 +538,41 @@ def test_round_trip_check_can_fail():
 
 
 def test_pointer_zero_values_are_kept():
-    job = {"ID": "z", "Type": "batch", "Update": {"Canary": 0, "AutoRevert": False},
-           "Periodic": {"Enabled": False, "Spec": "@daily", "SpecType": "cron"},
-           "TaskGroups": [{"Name": "g", "Count": 0, "Tasks": [
-               {"Name": "t", "Driver": "exec", "Vault": {"Env": False},
-                "Resources": {"CPU": 0}}]}]}
+    job = {
+        "ID": "z",
+        "Type": "batch",
+        "Update": {"Canary": 0, "AutoRevert": False},
+        "Periodic": {"Enabled": False, "Spec": "@daily", "SpecType": "cron"},
+        "TaskGroups": [
+            {
+                "Name": "g",
+                "Count": 0,
+                "Tasks": [
+                    {
+                        "Name": "t",
+                        "Driver": "exec",
+                        "Vault": {"Env": False},
+                        "Resources": {"CPU": 0},
+                    }
+                ],
+            }
+        ],
+    }
     text = to_hcl(job)
-    for line in ("count = 0", "canary      = 0", "auto_revert = false", "enabled = false",
-                 "env = false", "cpu = 0"):
+    for line in (
+        "count = 0",
+        "canary      = 0",
+        "auto_revert = false",
+        "enabled = false",
+        "env = false",
+        "cpu = 0",
+    ):
         assert line in text
     assert round_trip(job) == normalise(job)
 
 
 # --- field names, checked against the reference table -----------------------------------------
+
 
 def _job_with(where: str, fragment: dict) -> dict:
     task = {"Name": "t", "Driver": "docker"}
@@ -345,46 +588,128 @@ REFERENCE_SNIPPETS = [
     ("job", {"NodePool": "p"}, 'node_pool = "p"'),
     ("job", {"Reschedule": {"Attempts": 1}}, "reschedule {\n    attempts = 1"),
     ("group", {"ReschedulePolicy": {"Attempts": 1}}, "reschedule {\n      attempts = 1"),
-    ("group", {"RestartPolicy": {"Mode": "fail", "RenderTemplates": True}},
-     'restart {\n      mode             = "fail"\n      render_templates = true'),
+    (
+        "group",
+        {"RestartPolicy": {"Mode": "fail", "RenderTemplates": True}},
+        'restart {\n      mode             = "fail"\n      render_templates = true',
+    ),
     ("group", {"EphemeralDisk": {"SizeMB": 300}}, "ephemeral_disk {\n      size = 300"),
     ("group", {"Volumes": {"v": {"Type": "host"}}}, 'volume "v" {\n      type = "host"'),
-    ("group", {"Networks": [{"Mode": "bridge", "DynamicPorts": [
-        {"Label": "http", "Value": 0, "To": 8080, "HostNetwork": "pub"}]}]},
-     ('network {\n      mode = "bridge"\n\n      port "http" {\n        to           = 8080\n'
-      '        host_network = "pub"')),
-    ("group", {"Networks": [{"ReservedPorts": [{"Label": "lb", "Value": 8889}]}]},
-     'port "lb" {\n        static = 8889'),
-    ("task", {"Resources": {"CPU": 200, "MemoryMB": 256, "MemoryMaxMB": 512}},
-     "resources {\n        cpu        = 200\n        memory     = 256\n        memory_max = 512"),
-    ("task", {"KillTimeout": 10 * S, "KillSignal": "SIGINT"},
-     'kill_timeout = "10s"\n      kill_signal  = "SIGINT"'),
-    ("task", {"Lifecycle": {"Hook": "prestart", "Sidecar": True}},
-     'lifecycle {\n        hook    = "prestart"\n        sidecar = true'),
+    (
+        "group",
+        {
+            "Networks": [
+                {
+                    "Mode": "bridge",
+                    "DynamicPorts": [
+                        {"Label": "http", "Value": 0, "To": 8080, "HostNetwork": "pub"}
+                    ],
+                }
+            ]
+        },
+        (
+            'network {\n      mode = "bridge"\n\n      port "http" {\n        to           = 8080\n'
+            '        host_network = "pub"'
+        ),
+    ),
+    (
+        "group",
+        {"Networks": [{"ReservedPorts": [{"Label": "lb", "Value": 8889}]}]},
+        'port "lb" {\n        static = 8889',
+    ),
+    (
+        "task",
+        {"Resources": {"CPU": 200, "MemoryMB": 256, "MemoryMaxMB": 512}},
+        "resources {\n        cpu        = 200\n        memory     = 256\n        memory_max = 512",
+    ),
+    (
+        "task",
+        {"KillTimeout": 10 * S, "KillSignal": "SIGINT"},
+        'kill_timeout = "10s"\n      kill_signal  = "SIGINT"',
+    ),
+    (
+        "task",
+        {"Lifecycle": {"Hook": "prestart", "Sidecar": True}},
+        'lifecycle {\n        hook    = "prestart"\n        sidecar = true',
+    ),
     ("task", {"LogConfig": {"MaxFiles": 3}}, "logs {\n        max_files = 3"),
-    ("task", {"VolumeMounts": [{"Volume": "v", "Destination": "/d"}]},
-     'volume_mount {\n        volume      = "v"\n        destination = "/d"'),
+    (
+        "task",
+        {"VolumeMounts": [{"Volume": "v", "Destination": "/d"}]},
+        'volume_mount {\n        volume      = "v"\n        destination = "/d"',
+    ),
     # §2
-    ("job", {"Constraints": [{"LTarget": "a", "Operand": "!=", "RTarget": "b"}]},
-     'constraint {\n    attribute = "a"\n    operator  = "!="\n    value     = "b"'),
-    ("group", {"Spreads": [{"Attribute": "x", "SpreadTarget": [{"Value": "dc1", "Percent": 60}]}]},
-     'target "dc1" {\n        percent = 60'),
+    (
+        "job",
+        {"Constraints": [{"LTarget": "a", "Operand": "!=", "RTarget": "b"}]},
+        'constraint {\n    attribute = "a"\n    operator  = "!="\n    value     = "b"',
+    ),
+    (
+        "group",
+        {"Spreads": [{"Attribute": "x", "SpreadTarget": [{"Value": "dc1", "Percent": 60}]}]},
+        'target "dc1" {\n        percent = 60',
+    ),
     # §3.1
-    ("task", {"Services": [{"Name": "s", "PortLabel": "http", "TaskName": "t"}]},
-     'name = "s"\n        port = "http"\n        task = "t"'),
-    ("task", {"Services": [{"Checks": [{"Type": "http", "Header": {"X-A": ["1"]},
-                                        "CheckRestart": {"Limit": 3, "Grace": 90 * S}}]}]},
-     ('header {\n            X-A = ["1"]\n          }\n\n          check_restart {\n'
-      '            limit = 3\n            grace = "1m30s"')),
+    (
+        "task",
+        {"Services": [{"Name": "s", "PortLabel": "http", "TaskName": "t"}]},
+        'name = "s"\n        port = "http"\n        task = "t"',
+    ),
+    (
+        "task",
+        {
+            "Services": [
+                {
+                    "Checks": [
+                        {
+                            "Type": "http",
+                            "Header": {"X-A": ["1"]},
+                            "CheckRestart": {"Limit": 3, "Grace": 90 * S},
+                        }
+                    ]
+                }
+            ]
+        },
+        (
+            'header {\n            X-A = ["1"]\n          }\n\n          check_restart {\n'
+            '            limit = 3\n            grace = "1m30s"'
+        ),
+    ),
     # §4.1
-    ("task", {"Templates": [{"EmbeddedTmpl": "x", "DestPath": "local/x", "Envvars": True,
-                             "LeftDelim": "[[", "RightDelim": "]]", "ErrMissingKey": True}]},
-     ('data                 = "x"\n        destination          = "local/x"\n'
-      '        env                  = true\n')),
-    ("task", {"Templates": [{"ChangeScript": {"Command": "c", "FailOnError": True},
-                             "Wait": {"Min": 5 * S, "Max": 240 * S}}]},
-     ('change_script {\n          command       = "c"\n          fail_on_error = true\n'
-      '        }\n\n        wait {\n          min = "5s"\n          max = "4m"')),
+    (
+        "task",
+        {
+            "Templates": [
+                {
+                    "EmbeddedTmpl": "x",
+                    "DestPath": "local/x",
+                    "Envvars": True,
+                    "LeftDelim": "[[",
+                    "RightDelim": "]]",
+                    "ErrMissingKey": True,
+                }
+            ]
+        },
+        (
+            'data                 = "x"\n        destination          = "local/x"\n'
+            "        env                  = true\n"
+        ),
+    ),
+    (
+        "task",
+        {
+            "Templates": [
+                {
+                    "ChangeScript": {"Command": "c", "FailOnError": True},
+                    "Wait": {"Min": 5 * S, "Max": 240 * S},
+                }
+            ]
+        },
+        (
+            'change_script {\n          command       = "c"\n          fail_on_error = true\n'
+            '        }\n\n        wait {\n          min = "5s"\n          max = "4m"'
+        ),
+    ),
 ]
 
 
@@ -402,12 +727,21 @@ def test_name_written_only_when_it_differs_from_id():
 
 # --- driver config ----------------------------------------------------------------------------
 
+
 def test_driver_config_blocks_and_attributes():
-    job = _job_with("task", {"Config": {
-        "image": "x", "auth": {"username": "u"}, "port_map": [{"db": 6379}],
-        "mount": [{"type": "bind"}, {"type": "tmpfs"}],
-        "sysctl": [{"net.core.somaxconn": "16384"}], "custom": {"k": "v"},
-    }})
+    job = _job_with(
+        "task",
+        {
+            "Config": {
+                "image": "x",
+                "auth": {"username": "u"},
+                "port_map": [{"db": 6379}],
+                "mount": [{"type": "bind"}, {"type": "tmpfs"}],
+                "sysctl": [{"net.core.somaxconn": "16384"}],
+                "custom": {"k": "v"},
+            }
+        },
+    )
     text = to_hcl(job)
     assert 'auth {\n          username = "u"\n        }' in text
     assert "port_map {\n          db = 6379\n        }" in text
@@ -418,12 +752,21 @@ def test_driver_config_blocks_and_attributes():
 
 
 def test_scaling_policy_checks_are_labelled_blocks():
-    policy = {"check": [{"avg cpu": [{"source": "prometheus",
-                                      "strategy": [{"target-value": [{"target": 70}]}]}]}]}
+    policy = {
+        "check": [
+            {
+                "avg cpu": [
+                    {"source": "prometheus", "strategy": [{"target-value": [{"target": 70}]}]}
+                ]
+            }
+        ]
+    }
     job = _job_with("group", {"Scaling": {"Min": 1, "Max": 3, "Policy": policy}})
     text = to_hcl(job)
-    assert ('check "avg cpu" {\n          source = "prometheus"\n\n'
-            '          strategy "target-value" {\n            target = 70\n') in text
+    assert (
+        'check "avg cpu" {\n          source = "prometheus"\n\n'
+        '          strategy "target-value" {\n            target = 70\n'
+    ) in text
     assert round_trip(job) == normalise(job)
 
 
@@ -436,12 +779,17 @@ def test_deprecated_expose_spelling_written_once():
         text = to_hcl(job)
         assert text.count("expose {") == 1 and text.count("path {") == 1
         assert round_trip(job)["TaskGroups"][0]["Services"][0]["Connect"]["SidecarService"][
-            "Proxy"] == {"Expose": {"Paths": [path]}}
+            "Proxy"
+        ] == {"Expose": {"Paths": [path]}}
 
 
 def test_unknown_fields_are_written_snake_case():
-    job = {"ID": "j", "FutureField": 5, "FutureBlock": {"InnerThing": "x", "Empty": None},
-           "CreateIndex": 9}
+    job = {
+        "ID": "j",
+        "FutureField": 5,
+        "FutureBlock": {"InnerThing": "x", "Empty": None},
+        "CreateIndex": 9,
+    }
     text = to_hcl(job)
     assert "  future_field = 5\n" in text
     assert '  future_block {\n    inner_thing = "x"\n  }\n' in text
@@ -470,11 +818,30 @@ def test_unwritable_values_raise():
 # --- escaping ---------------------------------------------------------------------------------
 
 NASTY = [
-    "${foo}", "%{ if }", "$${already}", "%%{already}", "trailing $", "trailing %",
-    "$$$${x}", 'say "quotes"', "C:\\path\\", "back\\slash\\n", "line1\nline2\r\n",
-    "tab\there", "{{ .Address }}", "zürich", "東京", "emoji 😀 and 👨‍👩‍👧",
-    "bell\x07 nul\x00 esc\x1b del\x7f", "bidi \u202e override", "zero\u200bwidth",
-    "line\u2028sep", "", " ", "${a} ${b} %{c}", "$ {not} % {not}",
+    "${foo}",
+    "%{ if }",
+    "$${already}",
+    "%%{already}",
+    "trailing $",
+    "trailing %",
+    "$$$${x}",
+    'say "quotes"',
+    "C:\\path\\",
+    "back\\slash\\n",
+    "line1\nline2\r\n",
+    "tab\there",
+    "{{ .Address }}",
+    "zürich",
+    "東京",
+    "emoji 😀 and 👨‍👩‍👧",
+    "bell\x07 nul\x00 esc\x1b del\x7f",
+    "bidi \u202e override",
+    "zero\u200bwidth",
+    "line\u2028sep",
+    "",
+    " ",
+    "${a} ${b} %{c}",
+    "$ {not} % {not}",
 ]
 
 
@@ -488,13 +855,16 @@ def test_escape_string_round_trips_exactly(s):
 
 def test_escaped_values_round_trip_everywhere():
     values = [v for v in NASTY if v]
-    job = _job_with("task", {
-        "Env": {f"E{i}": v for i, v in enumerate(values)},
-        "Meta": {**{f"k.{i}": v for i, v in enumerate(values)}, 'we"ird ${key}\n': "v"},
-        "Config": {"image": "x", "args": values},
-        "Services": [{"Name": "s", "Tags": values}],
-        "Templates": [{"EmbeddedTmpl": "\n".join(values), "DestPath": "local/x"}],
-    })
+    job = _job_with(
+        "task",
+        {
+            "Env": {f"E{i}": v for i, v in enumerate(values)},
+            "Meta": {**{f"k.{i}": v for i, v in enumerate(values)}, 'we"ird ${key}\n': "v"},
+            "Config": {"image": "x", "args": values},
+            "Services": [{"Name": "s", "Tags": values}],
+            "Templates": [{"EmbeddedTmpl": "\n".join(values), "DestPath": "local/x"}],
+        },
+    )
     job["ID"] = 'id with "quotes" ${x}'
     job["TaskGroups"][0]["Name"] = "grp %{y}"
     back = round_trip(job)
@@ -509,11 +879,16 @@ def _naive(s: str) -> str:
     return f'"{s}"'
 
 
-@pytest.mark.parametrize(("s", "failure"), [
-    ("${var.foo}", LiveTemplate), ("${local.x}", LiveTemplate),
-    ("%{ if true }x%{ endif }", LiveTemplate),
-    ('say "hi"', LarkError), ("a\\b", ValueError),
-])
+@pytest.mark.parametrize(
+    ("s", "failure"),
+    [
+        ("${var.foo}", LiveTemplate),
+        ("${local.x}", LiveTemplate),
+        ("%{ if true }x%{ endif }", LiveTemplate),
+        ('say "hi"', LarkError),
+        ("a\\b", ValueError),
+    ],
+)
 def test_naive_writer_fails_the_same_round_trip(monkeypatch, s, failure):
     """The escaping checks are not vacuous: a writer that only adds quotes is caught."""
     job = _job_with("task", {"Env": {"A": s}, "Meta": {"b": s}})
@@ -523,13 +898,22 @@ def test_naive_writer_fails_the_same_round_trip(monkeypatch, s, failure):
         assert round_trip(job) == normalise(job)
 
 
-@pytest.mark.parametrize(("s", "literal"), [
-    ("bell\x07", '"bell\\u0007"'), ("del\x7f", '"del\\u007F"'), ("c1\x85", '"c1\\u0085"'),
-    ("bidi\u202e", '"bidi\\u202E"'), ("zw\u200b", '"zw\\u200B"'), ("ls\u2028", '"ls\\u2028"'),
-    ("tag\U000E0041", '"tag\\U000E0041"'), ("bom\ufeff", '"bom\\uFEFF"'),
-    ("zürich 東京 😀", '"zürich 東京 😀"'), ("family 👨\u200d👩", '"family 👨\u200d👩"'),
-    ('q"b\\n\n\r\t', '"q\\"b\\\\n\\n\\r\\t"'),
-])
+@pytest.mark.parametrize(
+    ("s", "literal"),
+    [
+        ("bell\x07", '"bell\\u0007"'),
+        ("del\x7f", '"del\\u007F"'),
+        ("c1\x85", '"c1\\u0085"'),
+        ("bidi\u202e", '"bidi\\u202E"'),
+        ("zw\u200b", '"zw\\u200B"'),
+        ("ls\u2028", '"ls\\u2028"'),
+        ("tag\U000e0041", '"tag\\U000E0041"'),
+        ("bom\ufeff", '"bom\\uFEFF"'),
+        ("zürich 東京 😀", '"zürich 東京 😀"'),
+        ("family 👨\u200d👩", '"family 👨\u200d👩"'),
+        ('q"b\\n\n\r\t', '"q\\"b\\\\n\\n\\r\\t"'),
+    ],
+)
 def test_invisible_characters_are_shown_as_escapes(s, literal):
     assert escape_string(s) == literal
     assert unescape(hcl2.loads(f"a = {literal}\n")["a"]) == s
@@ -546,25 +930,46 @@ def test_unterminated_template_start_is_escaped():
 # --- formatting -------------------------------------------------------------------------------
 
 GOLDEN_JOB = {
-    "ID": "web", "Name": "web", "Type": "service", "Datacenters": ["*"],
-    "Status": "running", "Version": 3, "ModifyIndex": 42,
+    "ID": "web",
+    "Name": "web",
+    "Type": "service",
+    "Datacenters": ["*"],
+    "Status": "running",
+    "Version": 3,
+    "ModifyIndex": 42,
     "Update": {"MaxParallel": 1, "Canary": 1, "AutoRevert": True, "AutoPromote": True},
-    "TaskGroups": [{
-        "Name": "app", "Count": 2,
-        "Networks": [{"Mode": "bridge", "DynamicPorts": [{"Label": "http", "Value": 0,
-                                                          "To": 8080}]}],
-        "Services": [{"Name": "web-api", "PortLabel": "http", "Provider": "consul",
-                      "Tags": ["v1"],
-                      "Checks": [{"Type": "http", "Path": "/health", "Interval": 10 * S,
-                                  "Timeout": 2 * S}]}],
-        "Tasks": [{"Name": "app", "Driver": "docker",
-                   "Config": {"image": "example/app:1.2.3", "ports": ["http"]},
-                   "Env": {"GREETING": "hello ${name}"},
-                   "Resources": {"CPU": 200, "MemoryMB": 256}}],
-    }],
+    "TaskGroups": [
+        {
+            "Name": "app",
+            "Count": 2,
+            "Networks": [
+                {"Mode": "bridge", "DynamicPorts": [{"Label": "http", "Value": 0, "To": 8080}]}
+            ],
+            "Services": [
+                {
+                    "Name": "web-api",
+                    "PortLabel": "http",
+                    "Provider": "consul",
+                    "Tags": ["v1"],
+                    "Checks": [
+                        {"Type": "http", "Path": "/health", "Interval": 10 * S, "Timeout": 2 * S}
+                    ],
+                }
+            ],
+            "Tasks": [
+                {
+                    "Name": "app",
+                    "Driver": "docker",
+                    "Config": {"image": "example/app:1.2.3", "ports": ["http"]},
+                    "Env": {"GREETING": "hello ${name}"},
+                    "Resources": {"CPU": 200, "MemoryMB": 256},
+                }
+            ],
+        }
+    ],
 }
 
-GOLDEN_HCL = '''\
+GOLDEN_HCL = """\
 job "web" {
   datacenters = ["*"]
   type        = "service"
@@ -620,7 +1025,7 @@ job "web" {
     }
   }
 }
-'''
+"""
 
 
 def test_golden_snippet():
@@ -659,12 +1064,25 @@ def test_input_not_modified():
 
 # --- durations --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("ns", "text"), [
-    (10 * S, "10s"), (90 * S, "1m30s"), (300 * S, "5m"), (250_000_000, "250ms"),
-    (3600 * S, "1h"), (0, "0s"), (1_500_000_000, "1.5s"), (3601 * S, "1h1s"),
-    (1500, "1.5us"), (7, "7ns"), (-2 * S, "-2s"), (26 * 3600 * S, "26h"),
-    (60 * S + 1, "1m0.000000001s"),
-])
+
+@pytest.mark.parametrize(
+    ("ns", "text"),
+    [
+        (10 * S, "10s"),
+        (90 * S, "1m30s"),
+        (300 * S, "5m"),
+        (250_000_000, "250ms"),
+        (3600 * S, "1h"),
+        (0, "0s"),
+        (1_500_000_000, "1.5s"),
+        (3601 * S, "1h1s"),
+        (1500, "1.5us"),
+        (7, "7ns"),
+        (-2 * S, "-2s"),
+        (26 * 3600 * S, "26h"),
+        (60 * S + 1, "1m0.000000001s"),
+    ],
+)
 def test_format_duration(ns, text):
     assert format_duration(ns) == text
     assert parse_duration(text) == ns
@@ -678,6 +1096,7 @@ def test_durations_in_job():
 
 # --- the module stays light -------------------------------------------------------------------
 
+
 def test_stdlib_only_imports():
     tree = ast.parse(Path(__file__).resolve().parents[1].joinpath("nomadgen/hcl.py").read_text())
     modules = set()
@@ -687,8 +1106,15 @@ def test_stdlib_only_imports():
         elif isinstance(node, ast.ImportFrom) and node.module:
             modules.add(node.module.split(".")[0])
     assert modules - set(sys.stdlib_module_names) <= {"nomadgen"}
-    probe = ("import sys, nomadgen.hcl; print(sorted(m for m in sys.modules "
-             "if m.split('.')[0] in {'hcl2', 'lark', 'nomad', 'consul', 'requests', 'typer'}))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1])
+    probe = (
+        "import sys, nomadgen.hcl; print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in {'hcl2', 'lark', 'nomad', 'consul', 'requests', 'typer'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "[]"

@@ -31,7 +31,8 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: ours
                 out |= {f"nomadgen.{node.module or ''}".rstrip(".")} | {
-                    f"nomadgen.{a.name}" for a in node.names if not node.module}
+                    f"nomadgen.{a.name}" for a in node.names if not node.module
+                }
             elif node.module:
                 out.add(node.module)
     return out
@@ -60,7 +61,9 @@ def test_names_is_the_top_of_the_layering():
     """names.py owns every name and layout; it imports nothing of ours and no third party."""
     names = imports(PKG / "names.py")
     assert not {n for n in names if n.startswith("nomadgen")}, names
-    assert all(n.split(".")[0] in {"re", "collections", "typing", "__future__"} for n in names), names  # stdlib only
+    assert all(n.split(".")[0] in {"re", "collections", "typing", "__future__"} for n in names), (
+        names
+    )  # stdlib only
 
 
 def test_settings_does_not_import_resolve():

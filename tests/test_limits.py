@@ -96,15 +96,18 @@ def test_a_trailing_newline_is_not_a_name(tmp_path):
     assert res.exit_code == 6 and "invalid zone name 'zone-a\\n' (from config)" in res.stderr
 
 
-@pytest.mark.parametrize("toml,fragment", [
-    ("templates = 5", "templates must be a string, not 5"),
-    ('zone_attribute = ["${node.datacenter}"]', "zone_attribute must be a string"),
-    ("zones = [1, 2]", "zones must be a list of strings"),
-    ('kv_prefix = "nomadgen\\n"', "invalid KV prefix"),
-    ('zone_attribute = "${meta.zone}\\n"', "invalid zone attribute"),
-    ("region = 1" + "0" * 5000, "fix the value"),
-    ("namespace = {a = 1}", "namespace must be a string"),
-])
+@pytest.mark.parametrize(
+    "toml,fragment",
+    [
+        ("templates = 5", "templates must be a string, not 5"),
+        ('zone_attribute = ["${node.datacenter}"]', "zone_attribute must be a string"),
+        ("zones = [1, 2]", "zones must be a list of strings"),
+        ('kv_prefix = "nomadgen\\n"', "invalid KV prefix"),
+        ('zone_attribute = "${meta.zone}\\n"', "invalid zone attribute"),
+        ("region = 1" + "0" * 5000, "fix the value"),
+        ("namespace = {a = 1}", "namespace must be a string"),
+    ],
+)
 def test_config_file_types_are_checked(tmp_path, toml, fragment):
     (tmp_path / "nomadgen.toml").write_text(toml + "\n")
     with pytest.raises(ConfigError) as exc:
@@ -120,11 +123,14 @@ def test_non_utf8_config_is_a_config_error(tmp_path):
     assert res.exit_code == 6 and "not UTF-8" in res.stderr
 
 
-@pytest.mark.parametrize("token,fragment", [
-    ("abc\ndef", "line break"),
-    ("s3cr3t\u20ac", "outside Latin-1"),
-    ("abc\x01", "control characters"),
-])
+@pytest.mark.parametrize(
+    "token,fragment",
+    [
+        ("abc\ndef", "line break"),
+        ("s3cr3t\u20ac", "outside Latin-1"),
+        ("abc\x01", "control characters"),
+    ],
+)
 def test_tokens_that_cannot_be_a_header_are_config_errors(token, fragment):
     for make, var in ((nomad_endpoint, "NOMAD_TOKEN"), (consul_endpoint, "CONSUL_HTTP_TOKEN")):
         with pytest.raises(ConfigError, match=fragment) as exc:
@@ -141,10 +147,20 @@ def test_token_file_must_be_utf8_and_regular(tmp_path):
         nomad_endpoint(env={"NOMAD_TOKEN_FILE": "/dev/zero"})
 
 
-@pytest.mark.parametrize("value,verify", [
-    ("", True), ("t", True), ("1", True), ("TRUE", True), ("True", True),
-    ("false", False), ("0", False), ("F", False), ("FALSE", False),
-])
+@pytest.mark.parametrize(
+    "value,verify",
+    [
+        ("", True),
+        ("t", True),
+        ("1", True),
+        ("TRUE", True),
+        ("True", True),
+        ("false", False),
+        ("0", False),
+        ("F", False),
+        ("FALSE", False),
+    ],
+)
 def test_consul_ssl_verify_parses_like_go(value, verify):
     assert (consul_endpoint(env={"CONSUL_HTTP_SSL_VERIFY": value}).verify is not False) is verify
 
@@ -158,8 +174,12 @@ def test_unparsable_booleans_are_config_errors(var, value):
 
 
 def test_unparsable_ssl_verify_stops_the_command_before_any_request():
-    res = run("interface", "get", "psql:app", env={"CONSUL_HTTP_SSL_VERIFY": "maybe",
-                                                    "CONSUL_HTTP_ADDR": "https://127.0.0.1:1"})
+    res = run(
+        "interface",
+        "get",
+        "psql:app",
+        env={"CONSUL_HTTP_SSL_VERIFY": "maybe", "CONSUL_HTTP_ADDR": "https://127.0.0.1:1"},
+    )
     assert res.exit_code == 6 and "CONSUL_HTTP_SSL_VERIFY='maybe' is not a boolean" in res.stderr
 
 

@@ -19,8 +19,10 @@ def cli(cluster, *args, env=None):
 
 
 def test_a_500_service_submit_converges_in_one_run(cluster, tmp_path):
-    doc = {f"s{i:03d}": {"count": 1, "resources": {"cpu": 10, "memory": 10}, "check": False}
-           for i in range(500)}
+    doc = {
+        f"s{i:03d}": {"count": 1, "resources": {"cpu": 10, "memory": 10}, "check": False}
+        for i in range(500)
+    }
     path = tmp_path / "load.json"
     path.write_text(json.dumps(doc))
     res = cli(cluster, "submit", path, "--json")
@@ -45,9 +47,12 @@ def test_a_register_that_timed_out_but_landed_counts_as_done(cluster):
     if cluster.faults is None:
         pytest.skip("needs the stand-in's faults")
     # The first register of app answers only after the client gave up; it lands anyway.
-    rule = cluster.faults.add(service="nomad", kind="latency", delay=1.0, method="POST",
-                              path_prefix="/v1/job/app?", nth=1)
-    seed = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "dockland.json")
+    rule = cluster.faults.add(
+        service="nomad", kind="latency", delay=1.0, method="POST", path_prefix="/v1/job/app?", nth=1
+    )
+    seed = str(
+        __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "dockland.json"
+    )
     res = cli(cluster, "submit", seed, "--http-timeout", "0.4")
     assert rule.fired == 1
     assert res.exit_code == 0, res.output[-3000:]
@@ -56,7 +61,9 @@ def test_a_register_that_timed_out_but_landed_counts_as_done(cluster):
 
 def test_failure_summaries_are_short():
     steps = tuple(converge.Step("register", f"job-{i}", True) for i in range(300))
-    report = converge.Report("m", steps, tuple(f"create j{i}" for i in range(200)), (), 0, 0, 0.0, False)
+    report = converge.Report(
+        "m", steps, tuple(f"create j{i}" for i in range(200)), (), 0, 0, 0.0, False
+    )
     err = converge.ApplyError(converge.Conflict("boom"), report)
     text = str(err)
     assert len(text) < 1000

@@ -26,7 +26,9 @@ def problems(text: str) -> list[str]:
 
 def test_seed_text_fails_at_the_missing_comma():
     if not SEED.is_file():
-        pytest.skip(f"the seed is not at {SEED} (set NOMADGEN_SHARED); the golden case covers a copy")
+        pytest.skip(
+            f"the seed is not at {SEED} (set NOMADGEN_SHARED); the golden case covers a copy"
+        )
     block = re.search(r"## MANIFEST\n\n(.*?)\n\n## Processing", SEED.read_text(), re.S).group(1)
     text = "\n".join(line[4:] for line in block.splitlines()) + "\n"
     lines = problems(text)
@@ -61,24 +63,30 @@ def test_all_problems_reported_in_file_order():
     assert "did you mean 'image'?" in "\n".join(problems(text))
 
 
-@pytest.mark.parametrize("body,fragment", [
-    ({"a": {"args": ["%{ if x }"]}}, "evaluates as a template directive"),
-    ({"a": {"env": {"1X": "v"}}}, "invalid environment variable name"),
-    ({"a": {"env": {"X": 1}}}, "value must be a string"),
-    ({"a": {"ports": {"HTTP": 80}}}, "invalid port label"),
-    ({"a": {"check": {"type": "grpc"}}}, "unknown check type"),
-    ({"a": {"check": {"type": "http", "path": "health"}}}, "path starting with /"),
-    ({"a": {"count": 2, "per_zone": 2}}, "cannot both be set"),
-    ({"a": {"depends": ["psql", "psql"]}}, "listed twice"),
-    ({"a": {"depends": ["psql:"]}}, "invalid dependency"),
-    ({"a.b": {}}, "invalid service name"),
-    ({"a": []}, "must be a JSON object"),
-    ({}, "declares no services"),
-    ({"a": {"image": "bad image"}}, "container image"),
-    ({"a": {"external": {"address": "db.example.com", "port": 5432}, "image": "x:1"}}, "takes only"),
-    ({"a": {"external": {"address": "bad host", "port": 5432}}}, "host name or IP"),
-    ({"a": {"external": {"address": "db", "port": 0}}}, "port number"),
-])
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ({"a": {"args": ["%{ if x }"]}}, "evaluates as a template directive"),
+        ({"a": {"env": {"1X": "v"}}}, "invalid environment variable name"),
+        ({"a": {"env": {"X": 1}}}, "value must be a string"),
+        ({"a": {"ports": {"HTTP": 80}}}, "invalid port label"),
+        ({"a": {"check": {"type": "grpc"}}}, "unknown check type"),
+        ({"a": {"check": {"type": "http", "path": "health"}}}, "path starting with /"),
+        ({"a": {"count": 2, "per_zone": 2}}, "cannot both be set"),
+        ({"a": {"depends": ["psql", "psql"]}}, "listed twice"),
+        ({"a": {"depends": ["psql:"]}}, "invalid dependency"),
+        ({"a.b": {}}, "invalid service name"),
+        ({"a": []}, "must be a JSON object"),
+        ({}, "declares no services"),
+        ({"a": {"image": "bad image"}}, "container image"),
+        (
+            {"a": {"external": {"address": "db.example.com", "port": 5432}, "image": "x:1"}},
+            "takes only",
+        ),
+        ({"a": {"external": {"address": "bad host", "port": 5432}}}, "host name or IP"),
+        ({"a": {"external": {"address": "db", "port": 0}}}, "port number"),
+    ],
+)
 def test_invalid_fields(body, fragment):
     assert fragment in "\n".join(problems(json.dumps(body)))
 
@@ -91,20 +99,25 @@ def test_schema_accepts_the_examples_and_golden_cases():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     v = jsonschema.Draft202012Validator(SCHEMA)
     good = [ROOT / "examples/dockland.json"] + [
-        p / "manifest.json" for p in (ROOT / "tests/cases").iterdir()
-        if (p / "resolve.json").is_file()]
+        p / "manifest.json"
+        for p in (ROOT / "tests/cases").iterdir()
+        if (p / "resolve.json").is_file()
+    ]
     for path in good:
         assert list(v.iter_errors(json.loads(path.read_text()))) == [], path
 
 
-@pytest.mark.parametrize("doc", [
-    {"app": {"depnds": ["psql"]}},
-    {"Bad_Name": {}},
-    {"app": {"count": 2, "per_zone": 1}},
-    {"app": {"depends": ["a:b:c:d"]}},
-    {"app": {"args": ["%{ x }"]}},
-    {"db": {"external": {"address": "db.example.com", "port": 5432}, "image": "x:1"}},
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"app": {"depnds": ["psql"]}},
+        {"Bad_Name": {}},
+        {"app": {"count": 2, "per_zone": 1}},
+        {"app": {"depends": ["a:b:c:d"]}},
+        {"app": {"args": ["%{ x }"]}},
+        {"db": {"external": {"address": "db.example.com", "port": 5432}, "image": "x:1"}},
+    ],
+)
 def test_schema_rejects_what_the_loader_rejects(doc):
     v = jsonschema.Draft202012Validator(SCHEMA)
     assert list(v.iter_errors(doc))

@@ -53,8 +53,10 @@ def test_render_leaves_no_cyclic_garbage_that_grows_with_the_manifest(tmp_path, 
 
 def test_build_and_interfaces_leave_no_cyclic_garbage(tmp_path):
     cfg = load_config(env={})
-    counts = {n: _garbage_after(lambda n=n: build(_manifest_file(tmp_path, n), cfg, name="m"))
-              for n in (100, 200)}
+    counts = {
+        n: _garbage_after(lambda n=n: build(_manifest_file(tmp_path, n), cfg, name="m"))
+        for n in (100, 200)
+    }
     assert counts[200] <= counts[100] and counts[200] < 50, counts
 
 

@@ -30,20 +30,26 @@ def test_a_scoped_kv_root_is_never_inside_an_unscoped_one():
     plain = names.kv_root("nomadgen", "dockland") + "/"
     scoped = names.kv_root("nomadgen", "dockland", "prod")
     assert not scoped.startswith(plain)
-    assert names.kv_root("nomadgen", "dockland", "prod") != names.kv_root("nomadgen", "dockland", "dev")
+    assert names.kv_root("nomadgen", "dockland", "prod") != names.kv_root(
+        "nomadgen", "dockland", "dev"
+    )
 
 
 def test_external_ids_credentials_prefixes():
     assert names.external_id("dockland", "legacy-db") == "nomadgen:dockland:legacy-db"
     # Unambiguous: manifest a-b with service c and manifest a with service b-c differ.
     assert names.external_id("a-b", "c") != names.external_id("a", "b-c")
-    assert names.is_external_of("nomadgen:a-b:c", "a-b") and not names.is_external_of("nomadgen:a-b:c", "a")
+    assert names.is_external_of("nomadgen:a-b:c", "a-b") and not names.is_external_of(
+        "nomadgen:a-b:c", "a"
+    )
     assert names.credentials_path("nomad/jobs/{job}", "psql-app") == "nomad/jobs/psql-app"
     assert names.env_prefix("my-db") == "MY_DB"
 
 
 def test_node_zone_by_attribute():
-    node = SimpleNamespace(datacenter="dc1", meta={"zone": "z1"}, attributes={"kernel.name": "linux"})
+    node = SimpleNamespace(
+        datacenter="dc1", meta={"zone": "z1"}, attributes={"kernel.name": "linux"}
+    )
     assert names.node_zone(node, "${node.datacenter}") == "dc1"
     assert names.node_zone(node, "${meta.zone}") == "z1"
     assert names.node_zone(node, "${meta.rack}") is None

@@ -51,6 +51,7 @@ def test_the_hostile_case_is_among_them():
 
 # --- the proof can fail -------------------------------------------------------------------------
 
+
 def _one(name: str = "seed-example") -> tuple[str, dict]:
     _, hcl, job = case_jobs(name)[0]
     return hcl, job["Job"]
@@ -72,8 +73,9 @@ def test_proof_reports_keys_nomad_drops():
     bad["Datacentres"] = ["x"]
     problems = prove(None, bad)
     assert "Job.Datacentres: dropped by Nomad's decoder (unknown key)" in problems
-    assert ("Job.TaskGroups[0].Tasks[0].Resouces: dropped by Nomad's decoder (unknown key)"
-            in problems)
+    assert (
+        "Job.TaskGroups[0].Tasks[0].Resouces: dropped by Nomad's decoder (unknown key)" in problems
+    )
 
 
 @requires_nomad
@@ -95,8 +97,11 @@ def test_json_diff_names_paths():
     a = {"A": [1, {"B": "x"}], "C": True, "D": 1}
     b = {"A": [1, {"B": "y"}, 3], "C": 1}
     assert json_diff(a, b) == [
-        "Job.A[1].B: 'x' != 'y'", "Job.A: 2 items != 3 items", "Job.C: True != 1",
-        "Job.D: only on the left (1)"]
+        "Job.A[1].B: 'x' != 'y'",
+        "Job.A: 2 items != 3 items",
+        "Job.C: True != 1",
+        "Job.D: only on the left (1)",
+    ]
     assert json_diff(a, a) == []
 
 
@@ -109,13 +114,40 @@ def test_dropped_keys_ignores_nulls_and_sees_changed_values():
 # --- hostile values through the writer, read by Nomad's own parser -----------------------------
 
 HOSTILE = [
-    "${foo}", "%{ if true }x%{ endif }", "$${already}", "%%{already}", "trailing $",
-    "trailing %", "$$$${x}", "${foo", "%{", 'say "quotes"', "C:\\path\\", "back\\slash\\n",
-    "line1\nline2\r\n", "tab\there", "{{ .Address }}", "zürich 東京", "emoji 😀 👨\u200d👩",
-    "bell\x07 esc\x1b del\x7f", "bidi \u202e override", "zero\u200bwidth", "line\u2028sep",
-    " ", "${a} ${b} %{c}", "$ {not} % {not}", '${file("/etc/passwd")}', "${var.x}",
-    "${upper(\"x\")}", "${node.datacenter}", "$${node.datacenter}", "${NOMAD_PORT_http}",
-    "${meta.zone}}", "EOT\nEOT\n", "  indented\n", "multi\nline\n",
+    "${foo}",
+    "%{ if true }x%{ endif }",
+    "$${already}",
+    "%%{already}",
+    "trailing $",
+    "trailing %",
+    "$$$${x}",
+    "${foo",
+    "%{",
+    'say "quotes"',
+    "C:\\path\\",
+    "back\\slash\\n",
+    "line1\nline2\r\n",
+    "tab\there",
+    "{{ .Address }}",
+    "zürich 東京",
+    "emoji 😀 👨\u200d👩",
+    "bell\x07 esc\x1b del\x7f",
+    "bidi \u202e override",
+    "zero\u200bwidth",
+    "line\u2028sep",
+    " ",
+    "${a} ${b} %{c}",
+    "$ {not} % {not}",
+    '${file("/etc/passwd")}',
+    "${var.x}",
+    '${upper("x")}',
+    "${node.datacenter}",
+    "$${node.datacenter}",
+    "${NOMAD_PORT_http}",
+    "${meta.zone}}",
+    "EOT\nEOT\n",
+    "  indented\n",
+    "multi\nline\n",
 ]
 
 
@@ -123,13 +155,26 @@ HOSTILE = [
 def test_hostile_values_read_back_exactly_in_nomads_parser():
     values = {f"v{i}": v for i, v in enumerate(HOSTILE)}
     job = {
-        "ID": "hostile", "Datacenters": ["dc1"], "Meta": values,
-        "TaskGroups": [{"Name": "g", "Tasks": [{
-            "Name": "t", "Driver": "docker", "Env": values,
-            "Config": {"image": "x", "args": HOSTILE},
-            "Templates": [{"EmbeddedTmpl": v, "DestPath": f"local/{i}"}
-                          for i, v in enumerate(HOSTILE)],
-        }]}],
+        "ID": "hostile",
+        "Datacenters": ["dc1"],
+        "Meta": values,
+        "TaskGroups": [
+            {
+                "Name": "g",
+                "Tasks": [
+                    {
+                        "Name": "t",
+                        "Driver": "docker",
+                        "Env": values,
+                        "Config": {"image": "x", "args": HOSTILE},
+                        "Templates": [
+                            {"EmbeddedTmpl": v, "DestPath": f"local/{i}"}
+                            for i, v in enumerate(HOSTILE)
+                        ],
+                    }
+                ],
+            }
+        ],
     }
     back = nomad_parse(to_hcl(job))
     assert back["Meta"] == values
@@ -144,7 +189,9 @@ def test_hostile_values_read_back_exactly_in_nomads_parser():
 
 EXAMPLES = shared_dir() / "nomad" / "examples"
 needs_examples = pytest.mark.skipif(
-    not EXAMPLES.is_dir(), reason=f"Nomad's example jobs are not at {EXAMPLES} (set NOMADGEN_SHARED)")
+    not EXAMPLES.is_dir(),
+    reason=f"Nomad's example jobs are not at {EXAMPLES} (set NOMADGEN_SHARED)",
+)
 
 
 @requires_nomad
@@ -158,29 +205,51 @@ def test_nomad_hcl_examples_round_trip_through_the_writer(name):
 @requires_nomad
 @needs_examples
 @pytest.mark.parametrize(
-    "name", ["example-short.json", "json-jobs-doc-example.json", "job-read-response.json"])
+    "name", ["example-short.json", "json-jobs-doc-example.json", "job-read-response.json"]
+)
 def test_nomad_json_examples_round_trip_through_the_writer(name):
     """What Nomad 1.5.8 keeps of the job (fields added later, like NodePool, are dropped by its
     decoder and rejected by its parser), written as HCL, reads back the same after Canonicalize,
     server-set fields (indexes, status) aside."""
     data = json.loads((EXAMPLES / name).read_text())
     job = nomad_decode(data.get("Job", data))
-    server_set = {"Status", "StatusDescription", "Stable", "Version", "SubmitTime", "CreateIndex",
-                  "ModifyIndex", "JobModifyIndex"}
+    server_set = {
+        "Status",
+        "StatusDescription",
+        "Stable",
+        "Version",
+        "SubmitTime",
+        "CreateIndex",
+        "ModifyIndex",
+        "JobModifyIndex",
+    }
     expected = {k: v for k, v in nomad_canonicalize(job).items() if k not in server_set}
-    back = {k: v for k, v in nomad_parse(to_hcl(job), canonicalize=True).items()
-            if k not in server_set}
+    back = {
+        k: v for k, v in nomad_parse(to_hcl(job), canonicalize=True).items() if k not in server_set
+    }
     assert json_diff(back, expected) == []
 
 
 # --- idiomatic forms: each proven to read back as exactly the JSON value ------------------------
 
-REFS = ["${node.datacenter}", "${node.unique.name}", "${attr.kernel.name}", "${meta.zone}",
-        "${meta.rack_1}", "${device.model}", "${NOMAD_PORT_http}", "${NOMAD_HOST_PORT_db}",
-        "${NOMAD_IP_memcache_app}", "${NOMAD_ALLOC_ID}"]
+REFS = [
+    "${node.datacenter}",
+    "${node.unique.name}",
+    "${attr.kernel.name}",
+    "${meta.zone}",
+    "${meta.rack_1}",
+    "${device.model}",
+    "${NOMAD_PORT_http}",
+    "${NOMAD_HOST_PORT_db}",
+    "${NOMAD_IP_memcache_app}",
+    "${NOMAD_ALLOC_ID}",
+]
 # Every printable ASCII character just before and just after a reference.
-CONTEXTS = [(c, "") for c in map(chr, range(0x20, 0x7F))] + [
-    ("", c) for c in map(chr, range(0x20, 0x7F))] + [("", "  }"), ("a ", " b"), ("$$", ""), ("", "")]
+CONTEXTS = (
+    [(c, "") for c in map(chr, range(0x20, 0x7F))]
+    + [("", c) for c in map(chr, range(0x20, 0x7F))]
+    + [("", "  }"), ("a ", " b"), ("$$", ""), ("", "")]
+)
 
 
 def _runtime_values() -> dict[str, Runtime]:
@@ -201,10 +270,20 @@ def test_runtime_references_are_written_as_nomad_users_write_them_and_read_back_
 
 @requires_nomad
 def test_runtime_references_in_placement_fields_are_written_plainly():
-    job = {"ID": "p", "TaskGroups": [{"Name": "g", "Count": 1,
-           "Constraints": [{"LTarget": "${meta.zone}", "Operand": "=", "RTarget": "${node.class}"}],
-           "Spreads": [{"Attribute": "${attr.platform.aws.placement.availability-zone}"}],
-           "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": "x"}}]}]}
+    job = {
+        "ID": "p",
+        "TaskGroups": [
+            {
+                "Name": "g",
+                "Count": 1,
+                "Constraints": [
+                    {"LTarget": "${meta.zone}", "Operand": "=", "RTarget": "${node.class}"}
+                ],
+                "Spreads": [{"Attribute": "${attr.platform.aws.placement.availability-zone}"}],
+                "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": "x"}}],
+            }
+        ],
+    }
     text = to_hcl(job)
     assert 'attribute = "${meta.zone}"' in text and 'value     = "${node.class}"' in text
     # hyphenated: Nomad 1.10 would read `-` as a subtraction, so it stays escaped
@@ -227,13 +306,13 @@ def test_the_context_rules_are_needed():
     job = {"ID": "bad", "Meta": {"brace": "${node.class}}", "dollar": "$${node.class}"}}
     naive = to_hcl(job).replace("$${", "${")  # every reference written live
     back = nomad_parse(naive)["Meta"]
-    assert back["brace"] != "${node.class}}"   # 1.5.8 doubles a brace that follows
+    assert back["brace"] != "${node.class}}"  # 1.5.8 doubles a brace that follows
     assert back["dollar"] != "$${node.class}"  # `$${` is the escape
     assert nomad_parse(to_hcl(job))["Meta"] == job["Meta"]
 
 
 HEREDOCS = {
-    "flush": ("{{ with service \"db\" }}\n  {{ .Address }}\n{{ end }}\n", "<<-EOT"),
+    "flush": ('{{ with service "db" }}\n  {{ .Address }}\n{{ end }}\n', "<<-EOT"),
     "blank lines": ("a\n\n  b\n\nc\n", "<<-EOT"),
     "all indented": ("  a\n    b\n", "<<EOT"),
     "backslash and quotes": ('say "hi" \\n C:\\path\\\n$${x} %{ y }\n', "<<-EOT"),
@@ -254,11 +333,28 @@ QUOTED = {  # multi-line, but a heredoc could not carry them exactly
 @requires_nomad
 def test_multiline_strings_are_heredocs_that_nomad_reads_exactly():
     values = {**{k: v for k, (v, _) in HEREDOCS.items()}, **QUOTED}
-    job = {"ID": "h", "TaskGroups": [{"Name": "g", "Tasks": [{
-        "Name": "t", "Driver": "docker", "Config": {"image": "x"},
-        "Env": {k.replace(" ", "_").replace("-", "_"): v for k, v in values.items()},
-        "Templates": [{"EmbeddedTmpl": v, "DestPath": f"local/{i}"}
-                      for i, v in enumerate(values.values())]}]}]}
+    job = {
+        "ID": "h",
+        "TaskGroups": [
+            {
+                "Name": "g",
+                "Tasks": [
+                    {
+                        "Name": "t",
+                        "Driver": "docker",
+                        "Config": {"image": "x"},
+                        "Env": {
+                            k.replace(" ", "_").replace("-", "_"): v for k, v in values.items()
+                        },
+                        "Templates": [
+                            {"EmbeddedTmpl": v, "DestPath": f"local/{i}"}
+                            for i, v in enumerate(values.values())
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
     text = to_hcl(job)
     for name, (_value, head) in HEREDOCS.items():
         assert f"= {head}\n" in text, name
@@ -274,9 +370,23 @@ def test_multiline_strings_are_heredocs_that_nomad_reads_exactly():
 @requires_nomad
 def test_a_one_line_template_body_is_a_heredoc_too():
     body = '{{ with nomadVar "nomad/jobs/x" }}PASSWORD={{ .password | toJSON }}{{ end }}\n'
-    job = {"ID": "t", "TaskGroups": [{"Name": "g", "Tasks": [{
-        "Name": "t", "Driver": "docker", "Config": {"image": "x"}, "Env": {"ONE": "line\n"},
-        "Templates": [{"EmbeddedTmpl": body, "DestPath": "secrets/x.env"}]}]}]}
+    job = {
+        "ID": "t",
+        "TaskGroups": [
+            {
+                "Name": "g",
+                "Tasks": [
+                    {
+                        "Name": "t",
+                        "Driver": "docker",
+                        "Config": {"image": "x"},
+                        "Env": {"ONE": "line\n"},
+                        "Templates": [{"EmbeddedTmpl": body, "DestPath": "secrets/x.env"}],
+                    }
+                ],
+            }
+        ],
+    }
     text = to_hcl(job)
     assert f"data = <<-EOT\n          {body}        EOT\n" in text
     assert 'ONE = "line\\n"' in text  # other one-line values stay quoted

@@ -29,10 +29,17 @@ GOLDEN = sorted(p.name for p in CASES.iterdir() if (p / "render.json").is_file()
 BINARY = nomadsched.binary()
 pytestmark = pytest.mark.skipif(
     BINARY is None,
-    reason=f"nomad-sched not found at {shared_dir() / nomadsched.TOOL} (set NOMADGEN_SHARED)")
-LABELS = {"Place": "create", "Stop": "destroy", "Ignore": "ignore", "Migrate": "migrate",
-          "Canary": "canary", "InPlaceUpdate": "in-place update",
-          "DestructiveUpdate": "create/destroy update"}
+    reason=f"nomad-sched not found at {shared_dir() / nomadsched.TOOL} (set NOMADGEN_SHARED)",
+)
+LABELS = {
+    "Place": "create",
+    "Stop": "destroy",
+    "Ignore": "ignore",
+    "Migrate": "migrate",
+    "Canary": "canary",
+    "InPlaceUpdate": "in-place update",
+    "DestructiveUpdate": "create/destroy update",
+}
 _GROUP = re.compile(r"^[~+-] group (\S+) \((.*)\)$")
 
 
@@ -51,8 +58,15 @@ def _zones(args: list[str]) -> tuple[str, ...]:
 def _nomadgen(cluster_env: dict, *argv: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "CONSUL_"))}
     env.update(cluster_env)
-    return subprocess.run([sys.executable, "-m", "nomadgen", *argv], capture_output=True,
-                          text=True, timeout=300, check=False, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "nomadgen", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def _stated(plan_json: dict) -> dict:
@@ -64,8 +78,9 @@ def _stated(plan_json: dict) -> dict:
             m = _GROUP.match(line)
             if m:
                 groups[m.group(1)] = dict(
-                    (label, int(n)) for n, label in (part.split(" ", 1) for part in
-                                                     m.group(2).split(", ")))
+                    (label, int(n))
+                    for n, label in (part.split(" ", 1) for part in m.group(2).split(", "))
+                )
         out[j["job"]] = {"groups": groups, "failures": _failure_counts(j["placement_failures"])}
     return out
 
@@ -86,8 +101,11 @@ def _comparable(reasons: set[str]) -> frozenset:
     (and nomad-sched's harness reports them as "computed class ineligible", see dev/README.md)."""
     keep = set()
     for r in reasons:
-        if r.startswith(("distinct_property", "distinct_hosts")) or r in (
-                "cpu", "memory", "disk") or r.startswith("network:"):
+        if (
+            r.startswith(("distinct_property", "distinct_hosts"))
+            or r in ("cpu", "memory", "disk")
+            or r.startswith("network:")
+        ):
             keep.add(re.sub(r" used by \d+ allocs", "", r))
     return frozenset(keep)
 
@@ -101,16 +119,25 @@ def _nomad(cluster, path: str):
 def _oracle(cluster, job: dict) -> dict:
     """nomad-sched's decision for `job`, from what the cluster's API shows."""
     nodes = [_nomad(cluster, f"/v1/node/{n['ID']}") for n in _nomad(cluster, "/v1/nodes")]
-    allocs = [_nomad(cluster, f"/v1/allocation/{a['ID']}")
-              for a in _nomad(cluster, "/v1/allocations")
-              if a["DesiredStatus"] == "run" and a["ClientStatus"] in ("pending", "running")]
+    allocs = [
+        _nomad(cluster, f"/v1/allocation/{a['ID']}")
+        for a in _nomad(cluster, "/v1/allocations")
+        if a["DesiredStatus"] == "run" and a["ClientStatus"] in ("pending", "running")
+    ]
     usage = {n["ID"]: [0, 0, set()] for n in nodes}
     mine = []
     for a in allocs:
         if a["JobID"] == job["ID"]:
-            mine.append({"ID": a["ID"], "Name": a["Name"], "NodeID": a["NodeID"],
-                         "TaskGroup": a["TaskGroup"], "ClientStatus": a["ClientStatus"],
-                         "DesiredStatus": "run"})
+            mine.append(
+                {
+                    "ID": a["ID"],
+                    "Name": a["Name"],
+                    "NodeID": a["NodeID"],
+                    "TaskGroup": a["TaskGroup"],
+                    "ClientStatus": a["ClientStatus"],
+                    "DesiredStatus": "run",
+                }
+            )
             continue
         res = a["AllocatedResources"]
         u = usage[a["NodeID"]]
@@ -118,19 +145,25 @@ def _oracle(cluster, job: dict) -> dict:
             u[0] += t["Cpu"]["CpuShares"]
             u[1] += t["Memory"]["MemoryMB"]
         u[2] |= {p["Value"] for p in (res.get("Shared") or {}).get("Ports") or []}
-    data = {"nodes": [nomadsched.node_input(n, *usage[n["ID"]]) for n in nodes],
-            "job": {"Job": job}}
+    data = {
+        "nodes": [nomadsched.node_input(n, *usage[n["ID"]]) for n in nodes],
+        "job": {"Job": job},
+    }
     if mine:
-        data.update(previous_job={"Job": _nomad(cluster, f"/v1/job/{job['ID']}")},
-                    allocs=mine, previous_healthy=False)
+        data.update(
+            previous_job={"Job": _nomad(cluster, f"/v1/job/{job['ID']}")},
+            allocs=mine,
+            previous_healthy=False,
+        )
     run = nomadsched.run(BINARY, data)["run"]
     groups, failures = {}, {}
     for name, tg in run["task_groups"].items():
-        groups[name] = {LABELS[k]: v for k, v in tg["desired_updates"].items()
-                        if v and k in LABELS}
+        groups[name] = {LABELS[k]: v for k, v in tg["desired_updates"].items() if v and k in LABELS}
         m = tg.get("failed_tg_allocs")
         if m:
-            reasons = set(m.get("ConstraintFiltered") or {}) | set(m.get("DimensionExhausted") or {})
+            reasons = set(m.get("ConstraintFiltered") or {}) | set(
+                m.get("DimensionExhausted") or {}
+            )
             failures[name] = (m.get("CoalescedFailures", 0) + 1, _comparable(reasons))
     return {"groups": groups, "failures": failures}
 
@@ -145,8 +178,9 @@ def _check(cluster, manifest: Path, args: list[str]) -> dict:
     """Every job nomadgen would create or update: its statements equal nomad-sched's."""
     plan = _plan(cluster, manifest, args)
     stated = _stated(plan)
-    rendered = json.loads(_nomadgen(cluster.env(), "render", str(manifest), *args, "-f",
-                                    "json").stdout)
+    rendered = json.loads(
+        _nomadgen(cluster.env(), "render", str(manifest), *args, "-f", "json").stdout
+    )
     checked = {}
     for j in plan["jobs"]:
         if j["action"] not in ("create", "update"):
@@ -166,11 +200,21 @@ def _agree(stated: dict, decided: dict) -> bool:
 
 def test_a_misstated_plan_is_caught():
     """Known-bad: a plan that calls Nomad's replacement an in-place update, or hides a failure."""
-    decided = {"groups": {"app": {"create/destroy update": 1, "ignore": 2}},
-               "failures": {"app": (1, frozenset({"cpu"}))}}
-    plan = {"jobs": [{"job": "web", "diff": ["~ group app (1 in-place update, 2 ignore)"],
-                      "placement_failures": ["group app: 1 allocation(s) cannot be placed "
-                                             "(cpu filtered 3 node(s))"]}]}
+    decided = {
+        "groups": {"app": {"create/destroy update": 1, "ignore": 2}},
+        "failures": {"app": (1, frozenset({"cpu"}))},
+    }
+    plan = {
+        "jobs": [
+            {
+                "job": "web",
+                "diff": ["~ group app (1 in-place update, 2 ignore)"],
+                "placement_failures": [
+                    "group app: 1 allocation(s) cannot be placed (cpu filtered 3 node(s))"
+                ],
+            }
+        ]
+    }
     assert not _agree(_stated(plan)["web"], decided)
     plan["jobs"][0]["diff"] = ["~ group app (1 create/destroy update, 2 ignore)"]
     assert _agree(_stated(plan)["web"], decided)
@@ -188,6 +232,7 @@ def _with_cluster(standin_factory, zones):
         @staticmethod
         def env():
             return s.env()
+
     return C
 
 
@@ -205,29 +250,49 @@ def _submit(cluster, manifest: Path, args: list[str]) -> None:
 
 
 CHANGES = {
-    "count": lambda m: {k: ({**v, "per_zone": v.get("per_zone", 1) + 1} if "count" not in v
-                            else {**v, "count": v["count"] + 1})
-                        for k, v in m.items() if isinstance(v, dict) and "external" not in v},
-    "image": lambda m: {k: {**v, "image": "example/other:2"} for k, v in m.items()
-                        if isinstance(v, dict) and "external" not in v},
-    "env": lambda m: {k: {**v, "env": {**(v.get("env") or {}), "EXTRA": "1"}}
-                      for k, v in m.items() if isinstance(v, dict) and "external" not in v},
-    "resources": lambda m: {k: {**v, "resources": {"cpu": 300, "memory": 300}}
-                            for k, v in m.items() if isinstance(v, dict) and "external" not in v},
-    "too big": lambda m: {k: {**v, "resources": {"cpu": 9000, "memory": 300}}
-                          for k, v in m.items() if isinstance(v, dict) and "external" not in v},
+    "count": lambda m: {
+        k: (
+            {**v, "per_zone": v.get("per_zone", 1) + 1}
+            if "count" not in v
+            else {**v, "count": v["count"] + 1}
+        )
+        for k, v in m.items()
+        if isinstance(v, dict) and "external" not in v
+    },
+    "image": lambda m: {
+        k: {**v, "image": "example/other:2"}
+        for k, v in m.items()
+        if isinstance(v, dict) and "external" not in v
+    },
+    "env": lambda m: {
+        k: {**v, "env": {**(v.get("env") or {}), "EXTRA": "1"}}
+        for k, v in m.items()
+        if isinstance(v, dict) and "external" not in v
+    },
+    "resources": lambda m: {
+        k: {**v, "resources": {"cpu": 300, "memory": 300}}
+        for k, v in m.items()
+        if isinstance(v, dict) and "external" not in v
+    },
+    "too big": lambda m: {
+        k: {**v, "resources": {"cpu": 9000, "memory": 300}}
+        for k, v in m.items()
+        if isinstance(v, dict) and "external" not in v
+    },
 }
 
 
 # The stateful issue's case: app and its own psql from one to two instances per zone.
-CHANGES["psql per zone"] = lambda m: {"app": {**m["app"], "per_zone": 2,
-                                              "overrides": {"psql": {"per_zone": 2}}}}
+CHANGES["psql per zone"] = lambda m: {
+    "app": {**m["app"], "per_zone": 2, "overrides": {"psql": {"per_zone": 2}}}
+}
 
 
-@pytest.mark.parametrize("case, change", [("counts", c) for c in sorted(CHANGES)
-                                          if c != "psql per zone"]
-                         + [("counts", "node lost"), ("seed-example", "psql per zone"),
-                            ("seed-example", "node lost")])
+@pytest.mark.parametrize(
+    "case, change",
+    [("counts", c) for c in sorted(CHANGES) if c != "psql per zone"]
+    + [("counts", "node lost"), ("seed-example", "psql per zone"), ("seed-example", "node lost")],
+)
 def test_plan_of_a_change_states_what_nomad_decides(case, change, standin_factory, tmp_path):
     args = _args(case)
     cluster = _with_cluster(standin_factory, _zones(args))
@@ -272,14 +337,28 @@ def _rollout_fates(cluster, job: dict) -> dict[str, int]:
     """What Nomad's whole rollout (nomad-sched, every new allocation healthy at once) does to
     the running allocations: kept in place, replaced on the same node, replaced elsewhere, new."""
     nodes = [_nomad(cluster, f"/v1/node/{n['ID']}") for n in _nomad(cluster, "/v1/nodes")]
-    allocs = [a for a in _nomad(cluster, f"/v1/job/{job['ID']}/allocations")
-              if a["DesiredStatus"] == "run" and a["ClientStatus"] in ("pending", "running")]
-    data = {"nodes": [nomadsched.node_input(n) for n in nodes], "job": {"Job": job},
-            "previous_job": {"Job": _nomad(cluster, f"/v1/job/{job['ID']}")},
-            "allocs": [{"ID": a["ID"], "Name": a["Name"], "NodeID": a["NodeID"],
-                        "TaskGroup": a["TaskGroup"], "ClientStatus": a["ClientStatus"]}
-                       for a in allocs],
-            "previous_healthy": False, "rollout": True}
+    allocs = [
+        a
+        for a in _nomad(cluster, f"/v1/job/{job['ID']}/allocations")
+        if a["DesiredStatus"] == "run" and a["ClientStatus"] in ("pending", "running")
+    ]
+    data = {
+        "nodes": [nomadsched.node_input(n) for n in nodes],
+        "job": {"Job": job},
+        "previous_job": {"Job": _nomad(cluster, f"/v1/job/{job['ID']}")},
+        "allocs": [
+            {
+                "ID": a["ID"],
+                "Name": a["Name"],
+                "NodeID": a["NodeID"],
+                "TaskGroup": a["TaskGroup"],
+                "ClientStatus": a["ClientStatus"],
+            }
+            for a in allocs
+        ],
+        "previous_healthy": False,
+        "rollout": True,
+    }
     out = nomadsched.run(BINARY, data)["rollout"]
     old = {a["ID"]: a["NodeID"] for a in allocs}
     fates = {"in place": 0, "same node": 0, "other node": 0, "new": 0}
@@ -306,24 +385,31 @@ def test_plan_data_statements_match_nomads_rollout(change, standin_factory, tmp_
     path = tmp_path / "seed-example.json"
     path.write_text(json.dumps(manifest))
     _submit(cluster, path, args)
-    changed = CHANGES["psql per zone"](manifest) if change == "psql per zone" else {
-        "app": {**manifest["app"], "overrides": {"psql": {"image": "postgres:17-alpine"}}}}
+    changed = (
+        CHANGES["psql per zone"](manifest)
+        if change == "psql per zone"
+        else {"app": {**manifest["app"], "overrides": {"psql": {"image": "postgres:17-alpine"}}}}
+    )
     path.write_text(json.dumps({**manifest, **changed}))
     plan = _plan(cluster, path, args)
     said = {}
     for d in plan["data"]:
         if d["job"] == "psql-app":
             said[d["outcome"]] = said.get(d["outcome"], 0) + d["instances"]
-    rendered = json.loads(_nomadgen(cluster.env(), "render", str(path), *args, "-f",
-                                    "json").stdout)["psql-app"]
+    rendered = json.loads(
+        _nomadgen(cluster.env(), "render", str(path), *args, "-f", "json").stdout
+    )["psql-app"]
     fates = _rollout_fates(cluster, rendered.get("Job", rendered))
     assert said, "the change touches psql:app"
     assert _data_agrees(said, fates), (said, fates)
 
 
 def _data_agrees(said: dict[str, int], fates: dict[str, int]) -> bool:
-    return (said.get("kept", 0) == fates["in place"] + fates["same node"]
-            and said.get("lost", 0) == fates["other node"] and said.get("new", 0) == fates["new"])
+    return (
+        said.get("kept", 0) == fates["in place"] + fates["same node"]
+        and said.get("lost", 0) == fates["other node"]
+        and said.get("new", 0) == fates["new"]
+    )
 
 
 def test_a_misstated_data_outcome_is_caught():

@@ -35,15 +35,32 @@ from nomadgen.converge import ApplyError, apply  # noqa: E402
 from nomadgen.operations import ManifestLock, destroy, prepare  # noqa: E402
 from nomadgen.settings import consul_endpoint, load_config, nomad_endpoint  # noqa: E402
 
-FOREIGN = {"Type": "service", "Datacenters": ["*"], "Meta": {"nomadgen_manifest": "other"},
-           "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [
-               {"Name": "t", "Driver": "docker", "Config": {"image": "x:1"},
-                "Resources": {"CPU": 100, "MemoryMB": 64}}]}]}
+FOREIGN = {
+    "Type": "service",
+    "Datacenters": ["*"],
+    "Meta": {"nomadgen_manifest": "other"},
+    "TaskGroups": [
+        {
+            "Name": "g",
+            "Count": 1,
+            "Tasks": [
+                {
+                    "Name": "t",
+                    "Driver": "docker",
+                    "Config": {"image": "x:1"},
+                    "Resources": {"CPU": 100, "MemoryMB": 64},
+                }
+            ],
+        }
+    ],
+}
 
 
 def backends(cluster):
-    return connect(nomad_endpoint(address=cluster.nomad_addr, env={}),
-                   consul_endpoint(address=cluster.consul_addr, env={}))
+    return connect(
+        nomad_endpoint(address=cluster.nomad_addr, env={}),
+        consul_endpoint(address=cluster.consul_addr, env={}),
+    )
 
 
 def cli(cluster, *args):
@@ -77,7 +94,9 @@ def test_a_held_lock_stops_submit_and_destroy_with_exit_13(cluster):
 def test_a_crashed_holder_frees_the_lock_when_its_session_expires(cluster, monkeypatch):
     if cluster.standin is None:
         pytest.skip("needs the stand-in's session clock")
-    cluster.standin.consul.time_scale = 0.01  # TTL 15 s -> the session ends 0.3 s after renewals stop
+    cluster.standin.consul.time_scale = (
+        0.01  # TTL 15 s -> the session ends 0.3 s after renewals stop
+    )
     monkeypatch.setattr(operations, "LOCK_RENEW_S", 0.02)
     _, consul = backends(cluster)
     crashed = ManifestLock(consul, "nomadgen/dockland", "dockland", "submit").__enter__()
@@ -88,7 +107,9 @@ def test_a_crashed_holder_frees_the_lock_when_its_session_expires(cluster, monke
         time.sleep(0.05)
     assert consul.session_info(session) is None
     deadline = time.monotonic() + 20
-    while (res := cli(cluster, "submit", str(SEED))).exit_code == 13 and time.monotonic() < deadline:
+    while (
+        res := cli(cluster, "submit", str(SEED))
+    ).exit_code == 13 and time.monotonic() < deadline:
         time.sleep(0.05)  # the lock-delay after the session ended
     assert res.exit_code == 0, res.output
 
@@ -127,18 +148,28 @@ def test_destroy_rechecks_ownership_and_leaves_the_new_owners_job(cluster, monke
 def test_destroy_deletes_only_the_keys_nomadgen_wrote(cluster):
     submit(cluster)
     _, consul = backends(cluster)
-    consul.txn([{"Verb": "set", "Key": "nomadgen/dockland/notes", "Value": b"mine"},
-                {"Verb": "set", "Key": "nomadgen/dockland/interfaces/hand-made", "Value": b"{}"}])
+    consul.txn(
+        [
+            {"Verb": "set", "Key": "nomadgen/dockland/notes", "Value": b"mine"},
+            {"Verb": "set", "Key": "nomadgen/dockland/interfaces/hand-made", "Value": b"{}"},
+        ]
+    )
     res = cli(cluster, "destroy", "dockland", "--yes")
     assert res.exit_code == 0, res.output
     assert sorted(consul.kv_tree("nomadgen/dockland")) == [
-        "nomadgen/dockland/interfaces/hand-made", "nomadgen/dockland/notes"]
+        "nomadgen/dockland/interfaces/hand-made",
+        "nomadgen/dockland/notes",
+    ]
     assert "kept 2 key(s)" in res.stderr
 
 
 @pytest.mark.parametrize("name", ["dockland/interfaces", "dockland\n", "../x", ""])
 def test_manifest_names_are_checked_everywhere(cluster, name):
-    for args in (["destroy", name, "--yes"], ["status", name], ["interface", "get", "a", "--manifest", name]):
+    for args in (
+        ["destroy", name, "--yes"],
+        ["status", name],
+        ["interface", "get", "a", "--manifest", name],
+    ):
         res = cli(cluster, *args)
         assert res.exit_code == 3, (args, res.output)
         assert "invalid manifest name" in res.stderr
@@ -150,13 +181,16 @@ def test_destroy_with_a_refused_consul_token_touches_nothing(standin_factory):
     assert CliRunner().invoke(app, ["submit", str(SEED)], env=env).exit_code == 0
     res = CliRunner().invoke(app, ["destroy", "dockland", "--yes"], env=s.env())  # no token
     assert res.exit_code == 8, res.output
-    nomad, _ = connect(nomad_endpoint(address=s.nomad_addr, env={}),
-                       consul_endpoint(address=s.consul_addr, env={}))
+    nomad, _ = connect(
+        nomad_endpoint(address=s.nomad_addr, env={}), consul_endpoint(address=s.consul_addr, env={})
+    )
     assert len(operations.owned_jobs("dockland", nomad)) == 5  # nothing purged
 
 
 def test_a_job_purged_while_submit_waits_is_said(cluster):
-    cluster.standin.nomad.never_healthy("psql-app") if cluster.standin else pytest.skip("stand-in lever")
+    cluster.standin.nomad.never_healthy("psql-app") if cluster.standin else pytest.skip(
+        "stand-in lever"
+    )
     cfg = load_config(env={})
     nomad, consul = backends(cluster)
     prep = prepare(str(SEED), cfg, nomad, consul, name="dockland")

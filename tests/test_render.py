@@ -25,7 +25,9 @@ from tests.nomad_tools import assert_proven, binary
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def jobs_of(doc: dict | None = None, zones=("zone-a", "zone-b", "zone-c"), settings=RenderSettings()):
+def jobs_of(
+    doc: dict | None = None, zones=("zone-a", "zone-b", "zone-c"), settings=RenderSettings()
+):
     text = json.dumps(doc) if doc is not None else (ROOT / "examples/dockland.json").read_text()
     plan = resolve(parse(text, "m.json", "dockland"), Catalog(), zones)
     jobs = {j.id: j for j in render(plan, settings)}
@@ -43,7 +45,9 @@ def test_per_zone_set_is_one_per_zone_hard_and_spread_evenly():
     _, jobs = jobs_of()
     g = jobs["psql-app"].api["TaskGroups"][0]
     assert g["Count"] == 3
-    assert {"LTarget": "${node.datacenter}", "Operand": "distinct_property", "RTarget": "1"} in g["Constraints"]
+    assert {"LTarget": "${node.datacenter}", "Operand": "distinct_property", "RTarget": "1"} in g[
+        "Constraints"
+    ]
     spread = g["Spreads"][0]
     assert spread["Attribute"] == "${node.datacenter}"
     assert [t["Value"] for t in spread["SpreadTarget"]] == ["zone-a", "zone-b", "zone-c"]
@@ -141,7 +145,15 @@ def test_secrets_never_in_jobs_or_interfaces():
         doc = json.loads(kv.value)
         # Names only: PSQL_PASSWORD is listed, its value never is.
         assert "password" not in kv.value.decode().lower().replace("psql_password", "")
-        assert set(doc) >= {"service", "dns", "port_label", "protocol", "env", "credentials", "version"}
+        assert set(doc) >= {
+            "service",
+            "dns",
+            "port_label",
+            "protocol",
+            "env",
+            "credentials",
+            "version",
+        }
 
 
 def test_interface_document():
@@ -160,12 +172,18 @@ def test_interface_document():
 def test_manifest_values_cannot_become_template_code():
     # Literal text placed in consul-template data is neutralised.
     assert ct_literal("a{{ .x }}b") == 'a{{ "{{" }} .x {{ "}}" }}b'
-    _, jobs = jobs_of({"app": {"env": {"X": "{{ env \"SECRET\" }}", "Y": "$${attr.x}%{ if }"},
-                               "depends": ["redis"]}})
+    _, jobs = jobs_of(
+        {
+            "app": {
+                "env": {"X": '{{ env "SECRET" }}', "Y": "$${attr.x}%{ if }"},
+                "depends": ["redis"],
+            }
+        }
+    )
     task = jobs["app"].api["TaskGroups"][0]["Tasks"][0]
     # Env is plain data (never template text); JSON carries the exact value.
     assert task["Env"]["X"] == '{{ env "SECRET" }}'
-    assert all('SECRET' not in t["EmbeddedTmpl"] for t in task["Templates"])
+    assert all("SECRET" not in t["EmbeddedTmpl"] for t in task["Templates"])
 
 
 def test_render_is_deterministic_bytes():
@@ -177,8 +195,13 @@ def test_render_is_deterministic_bytes():
 def test_every_rendered_job_passes_the_strict_check():
     from nomad_jobcheck import check_job
 
-    for doc in (None, {"web": {"count": 5, "depends": ["redis", "mysql", "memcache"]},
-                       "api": {"depends": ["web", "psql"], "check": {"type": "http", "path": "/h"}}}):
+    for doc in (
+        None,
+        {
+            "web": {"count": 5, "depends": ["redis", "mysql", "memcache"]},
+            "api": {"depends": ["web", "psql"], "check": {"type": "http", "path": "/h"}},
+        },
+    ):
         _, jobs = jobs_of(doc)
         for j in jobs.values():
             assert check_job(j.api) == [], j.id

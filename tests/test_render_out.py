@@ -62,9 +62,17 @@ def test_a_re_render_removes_the_files_of_jobs_no_longer_rendered(tmp_path):
     (out / "notes.txt").write_text("mine")  # a file nomadgen did not write stays
     res = run("render", str(small), "--out", str(out))
     assert res.exit_code == 0 and "removed" in res.stderr
-    assert tree(out) == sorted([".nomadgen-render", "app.nomad.hcl", "psql-app.nomad.hcl",
-                                "interfaces/app.json", "interfaces/psql-app.json",
-                                "interfaces/memcache-app.json", "notes.txt"])
+    assert tree(out) == sorted(
+        [
+            ".nomadgen-render",
+            "app.nomad.hcl",
+            "psql-app.nomad.hcl",
+            "interfaces/app.json",
+            "interfaces/psql-app.json",
+            "interfaces/memcache-app.json",
+            "notes.txt",
+        ]
+    )
 
 
 def test_a_foreign_folder_is_refused_unless_forced(tmp_path):
@@ -100,17 +108,28 @@ def test_what_a_manifest_value_may_reference(cluster, tmp_path):
     Any other name stays as written."""
     if cluster.standin is None:
         pytest.skip("reads the task's environment through the stand-in")
-    doc = {"app": {"env": {"SELF": "$${NOMAD_PORT_http}", "WHERE": "$${node.datacenter}",
-                           "ZONE": "$${meta.zone}", "OTHER": "$${not.a.thing}",
-                           "HOME_DIR": "$${HOME}"},
-                   "args": ["-p", "${NOMAD_PORT_http}"],
-                   "check": {"type": "http", "path": "/health?dc=${node.datacenter}"}}}
+    doc = {
+        "app": {
+            "env": {
+                "SELF": "$${NOMAD_PORT_http}",
+                "WHERE": "$${node.datacenter}",
+                "ZONE": "$${meta.zone}",
+                "OTHER": "$${not.a.thing}",
+                "HOME_DIR": "$${HOME}",
+            },
+            "args": ["-p", "${NOMAD_PORT_http}"],
+            "check": {"type": "http", "path": "/health?dc=${node.datacenter}"},
+        }
+    }
     path = tmp_path / "refs.json"
     path.write_text(json.dumps(doc))
     res = run("render", str(path), "-f", "json")
     assert res.exit_code == 0, res.output
     task = json.loads(res.stdout)["app"]["Job"]["TaskGroups"][0]["Tasks"][0]
-    assert task["Env"]["SELF"] == "${NOMAD_PORT_http}" and task["Config"]["args"][1] == "${NOMAD_PORT_http}"
+    assert (
+        task["Env"]["SELF"] == "${NOMAD_PORT_http}"
+        and task["Config"]["args"][1] == "${NOMAD_PORT_http}"
+    )
     hcl = run("render", str(path)).stdout
     assert '"$${NOMAD_PORT_http}"' in hcl  # escaped for HCL: the same value as the JSON
     bad = tmp_path / "bad.json"

@@ -25,7 +25,15 @@ def test_seed_example_contract():
     m = parse((ROOT / "examples/dockland.json").read_text(), "dockland.json", "dockland")
     plan = resolve(m, Catalog())
     names = [s.name for s in plan.sets]
-    assert names == ["app", "blog", "memcache:app", "memcache:blog", "psql:app", "psql:blog", "worker"]
+    assert names == [
+        "app",
+        "blog",
+        "memcache:app",
+        "memcache:blog",
+        "psql:app",
+        "psql:blog",
+        "worker",
+    ]
     # app and blog each get their own psql and memcache; worker shares app's psql.
     assert plan.get("app").depends == ("memcache:app", "psql:app")
     assert plan.get("blog").depends == ("memcache:blog", "psql:blog")
@@ -35,7 +43,11 @@ def test_seed_example_contract():
     zones = sorted(i.zone for i in plan.instances if i.set == "psql:app")
     assert zones == ["zone-a", "zone-b", "zone-c"]
     mc = plan.get("memcache:app")
-    assert mc.scheduling == NODE_LOCAL and mc.host == "app" and mc.instance_count == plan.get("app").instance_count
+    assert (
+        mc.scheduling == NODE_LOCAL
+        and mc.host == "app"
+        and mc.instance_count == plan.get("app").instance_count
+    )
     assert plan.get("app").embedded == ("memcache:app",)
     assert plan.layers == (("psql:app", "psql:blog"), ("app", "blog", "worker"))
 
@@ -76,7 +88,8 @@ def test_declared_service_wins_over_template_of_same_name():
 def test_template_dependencies_resolve_recursively(tmp_path):
     (tmp_path / "pool.toml").write_text(
         'depends = ["psql"]\n[run]\nimage = "x/pool:1"\nports = { pg = 5432 }\n'
-        '[interface]\nprotocol = "postgresql"\nport = "pg"\n')
+        '[interface]\nprotocol = "postgresql"\nport = "pg"\n'
+    )
     plan = plan_of({"app": {"depends": ["pool"]}}, templates=tmp_path)
     assert plan.get("pool:app").depends == ("psql:pool:app",)
     assert plan.get("psql:pool:app").owner == "pool:app"
@@ -146,11 +159,21 @@ def test_resolution_is_deterministic():
 
 
 def test_overrides_tune_only_the_dependents_own_set():
-    plan = plan_of({"app": {"depends": ["psql"], "overrides": {"psql": {
-                        "image": "postgres:17-alpine", "per_zone": 2, "env": {"TZ": "UTC"}}}},
-                    "blog": {"depends": ["psql"]}})
+    plan = plan_of(
+        {
+            "app": {
+                "depends": ["psql"],
+                "overrides": {
+                    "psql": {"image": "postgres:17-alpine", "per_zone": 2, "env": {"TZ": "UTC"}}
+                },
+            },
+            "blog": {"depends": ["psql"]},
+        }
+    )
     a, b = plan.get("psql:app"), plan.get("psql:blog")
-    assert a.run.image == "postgres:17-alpine" and a.instance_count == 6 and ("TZ", "UTC") in a.run.env
+    assert (
+        a.run.image == "postgres:17-alpine" and a.instance_count == 6 and ("TZ", "UTC") in a.run.env
+    )
     assert ("POSTGRES_DB", "app") in a.run.env  # merged over the template's env
     assert b.run.image == "postgres:16-alpine" and b.instance_count == 3
 
@@ -165,11 +188,19 @@ def test_overrides_must_name_a_generic_dependency():
 
 
 def test_every_set_has_an_explicit_kind_and_one_answer_for_its_job():
-    plan = plan_of({"app": {"image": "app:1", "depends": ["psql", "memcache", "legacy"]},
-                    "legacy": {"external": {"address": "10.0.0.9", "port": 5432}}})
+    plan = plan_of(
+        {
+            "app": {"image": "app:1", "depends": ["psql", "memcache", "legacy"]},
+            "legacy": {"external": {"address": "10.0.0.9", "port": 5432}},
+        }
+    )
     kinds = {s.name: s.kind for s in plan.sets}
-    assert kinds == {"app": PER_ZONE, "psql:app": PER_ZONE, "memcache:app": NODE_LOCAL,
-                     "legacy": EXTERNAL}
+    assert kinds == {
+        "app": PER_ZONE,
+        "psql:app": PER_ZONE,
+        "memcache:app": NODE_LOCAL,
+        "legacy": EXTERNAL,
+    }
     # The job a set's tasks run in: its own, its host's, or none of ours.
     assert plan.job_of("psql:app") == "psql-app"
     assert plan.job_of("memcache:app") == "app"

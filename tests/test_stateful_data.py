@@ -23,7 +23,9 @@ JOB = "psql-app"
 
 
 def manifest(tmp_path, mode: str, **psql) -> str:
-    doc = {"app": {"depends": ["psql"], "overrides": {"psql": {"state": {"storage": mode}, **psql}}}}
+    doc = {
+        "app": {"depends": ["psql"], "overrides": {"psql": {"state": {"storage": mode}, **psql}}}
+    }
     path = tmp_path / "dockland.json"
     path.write_text(json.dumps(doc, indent=2))
     return str(path)
@@ -39,8 +41,10 @@ class Cluster:
             for i in range(6):
                 self.s.nomad.create_csi_volume(f"{JOB}[{i}]")
         self.cfg = load_config(env={})
-        self.nomad, self.consul = connect(nomad_endpoint(address=self.s.nomad_addr, env={}),
-                                          consul_endpoint(address=self.s.consul_addr, env={}))
+        self.nomad, self.consul = connect(
+            nomad_endpoint(address=self.s.nomad_addr, env={}),
+            consul_endpoint(address=self.s.consul_addr, env={}),
+        )
 
     def prepare(self, path: str):
         return prepare(path, self.cfg, self.nomad, self.consul, name="dockland")
@@ -69,9 +73,11 @@ class Cluster:
 
     def settle(self, count: int) -> dict[str, dict]:
         """Wait until `count` instances run and none is pending."""
+
         def done():
             allocs = [a for a in self.nomad.allocations(JOB) if a["DesiredStatus"] == "run"]
             return len(allocs) == count and all(a["ClientStatus"] == "running" for a in allocs)
+
         self.s.wait_for(done, timeout=30)
         return self.running()
 
@@ -141,7 +147,9 @@ def test_a_change_keeps_data_as_planned(standin_factory, tmp_path, mode, change)
         # each in-place updated allocation twice for distinct_property (state and plan,
         # scheduler/propertyset.go), so the new instances of a per-zone set cannot be placed:
         # plan says so and submit writes nothing; the data stays where it is.
-        with pytest.raises(ResolutionError, match="cannot place this manifest; nothing was written"):
+        with pytest.raises(
+            ResolutionError, match="cannot place this manifest; nothing was written"
+        ):
             c.push(path)
         after = c.settle(3)
         assert truth(before, after)[data.KEPT] == 3
@@ -161,8 +169,12 @@ def test_node_drain(standin_factory, tmp_path, mode):
     before = c.mark()
     victim = c.running()["psql-app.psql[0]"]["NodeName"]
     c.s.nomad.drain_node(victim)
-    after = c.s.wait_for(lambda: (lambda r: r if len(r) == 3 and r["psql-app.psql[0]"]["NodeName"] != victim
-                                  else None)(c.running()), timeout=30)
+    after = c.s.wait_for(
+        lambda: (
+            lambda r: r if len(r) == 3 and r["psql-app.psql[0]"]["NodeName"] != victim else None
+        )(c.running()),
+        timeout=30,
+    )
     got = truth(before, after)
     # A drained instance's ephemeral disk migrates; a CSI volume follows it; a host volume does not.
     assert got == Counter({data.KEPT: 3} if mode != "host" else {data.KEPT: 2, data.LOST: 1})
@@ -176,8 +188,12 @@ def test_node_loss(standin_factory, tmp_path, mode):
     before = c.mark()
     victim = c.running()["psql-app.psql[1]"]["NodeName"]
     c.s.nomad.drop_node(victim)
-    after = c.s.wait_for(lambda: (lambda r: r if len(r) == 3 and r["psql-app.psql[1]"]["NodeName"] != victim
-                                  else None)(c.running()), timeout=30)
+    after = c.s.wait_for(
+        lambda: (
+            lambda r: r if len(r) == 3 and r["psql-app.psql[1]"]["NodeName"] != victim else None
+        )(c.running()),
+        timeout=30,
+    )
     got = truth(before, after)
     # A sticky disk does not survive its node; a host volume stays on it; a CSI volume follows.
     assert got == Counter({data.KEPT: 3} if mode == "csi" else {data.KEPT: 2, data.LOST: 1})
@@ -222,10 +238,14 @@ def test_plan_and_submit_cli_show_the_data_and_the_flag(standin_factory, tmp_pat
     assert "psql:app (ephemeral): kept, 3 instance(s)" in res.output
     res = CliRunner().invoke(app, ["plan", safe, "--json"], env=env)
     doc = json.loads(res.stdout)
-    assert [(d["set"], d["outcome"], d["instances"]) for d in doc["data"]] == [("psql:app", "kept", 3)]
+    assert [(d["set"], d["outcome"], d["instances"]) for d in doc["data"]] == [
+        ("psql:app", "kept", 3)
+    ]
     risky = manifest(tmp_path, "host")
     res = CliRunner().invoke(app, ["plan", risky], env=env)
-    assert "psql:app (host): LOST, 3 instance(s)" in res.output and "--allow-data-loss" in res.output
+    assert (
+        "psql:app (host): LOST, 3 instance(s)" in res.output and "--allow-data-loss" in res.output
+    )
     res = CliRunner().invoke(app, ["submit", risky], env=env)
     assert res.exit_code == 14 and "psql:app" in res.output and "--allow-data-loss" in res.output
     res = CliRunner().invoke(app, ["status", risky, "--json"], env=env)
@@ -239,7 +259,10 @@ def test_missing_volumes_are_placement_failures_nothing_written(standin_factory,
     from nomadgen.errors import ResolutionError
 
     c = Cluster(standin_factory, "ephemeral")  # no host volumes, no CSI volumes
-    for mode, reason in (("host", "missing compatible host volumes"), ("csi", "missing CSI Volume psql-app[")):
+    for mode, reason in (
+        ("host", "missing compatible host volumes"),
+        ("csi", "missing CSI Volume psql-app["),
+    ):
         prep = c.prepare(manifest(tmp_path, mode))
         with pytest.raises(ResolutionError) as e:
             apply(prep.changes, c.nomad, c.consul, c.cfg.render, timeout=60)

@@ -30,8 +30,10 @@ def _tool() -> Path:
 
 
 TOOL = _tool()
-needs_tool = pytest.mark.skipif(not TOOL.is_file(), reason=f"nomad-jobspec not found at {TOOL} "
-                                "(set NOMADGEN_SHARED to the folder holding tools/)")
+needs_tool = pytest.mark.skipif(
+    not TOOL.is_file(),
+    reason=f"nomad-jobspec not found at {TOOL} (set NOMADGEN_SHARED to the folder holding tools/)",
+)
 
 
 def jobs(doc: dict, settings: RenderSettings = RenderSettings()) -> dict:
@@ -66,9 +68,14 @@ def test_databases_shut_down_cleanly_and_are_ready_when_they_accept_connections(
     psql = group(js["psql-app"])
     assert psql["Tasks"][0]["KillTimeout"] == 30_000_000_000
     assert psql["Tasks"][0]["KillSignal"] == "SIGINT"  # fast shutdown, as the image's STOPSIGNAL
-    checks = {jid: group(js[jid])["Services"][0]["Checks"][0] for jid in ("psql-app", "mysql-app", "redis-app")}
+    checks = {
+        jid: group(js[jid])["Services"][0]["Checks"][0]
+        for jid in ("psql-app", "mysql-app", "redis-app")
+    }
     assert checks["psql-app"]["Command"] == "pg_isready"
-    assert checks["mysql-app"]["Command"] == "mysqladmin" and checks["mysql-app"]["Args"][0] == "ping"
+    assert (
+        checks["mysql-app"]["Command"] == "mysqladmin" and checks["mysql-app"]["Args"][0] == "ping"
+    )
     assert "redis-cli" in " ".join(checks["redis-app"]["Args"])
     for jid, c in checks.items():
         assert c["Type"] == "script" and c["TaskName"] == group(js[jid])["Tasks"][0]["Name"]
@@ -77,7 +84,9 @@ def test_databases_shut_down_cleanly_and_are_ready_when_they_accept_connections(
 def test_distinct_hosts_only_when_instances_share_a_zone():
     one = group(jobs(APP)["psql-app"])
     assert all(c["Operand"] != "distinct_hosts" for c in one["Constraints"])
-    two = group(jobs({"app": {"depends": ["psql"], "overrides": {"psql": {"per_zone": 2}}}})["psql-app"])
+    two = group(
+        jobs({"app": {"depends": ["psql"], "overrides": {"psql": {"per_zone": 2}}}})["psql-app"]
+    )
     assert {"Operand": "distinct_hosts", "RTarget": "true"} in two["Constraints"]
     assert any(c["Operand"] == "distinct_property" for c in two["Constraints"])
 
@@ -85,16 +94,24 @@ def test_distinct_hosts_only_when_instances_share_a_zone():
 def test_host_mode_mounts_a_host_volume_named_after_the_set():
     doc = {"app": {"depends": ["psql"], "overrides": {"psql": {"state": {"storage": "host"}}}}}
     g = group(jobs(doc)["psql-app"])
-    assert g["Volumes"] == {"data": {"Name": "data", "Type": "host", "Source": "psql-app", "ReadOnly": False}}
+    assert g["Volumes"] == {
+        "data": {"Name": "data", "Type": "host", "Source": "psql-app", "ReadOnly": False}
+    }
     task = g["Tasks"][0]
-    assert task["VolumeMounts"] == [{"Volume": "data", "Destination": "/var/lib/postgresql/data",
-                                     "ReadOnly": False}]
+    assert task["VolumeMounts"] == [
+        {"Volume": "data", "Destination": "/var/lib/postgresql/data", "ReadOnly": False}
+    ]
     assert task["Env"]["PGDATA"] == "/var/lib/postgresql/data/pgdata"
     assert g["EphemeralDisk"] == {"Sticky": True}  # the scheduler prefers the previous node
 
 
 def test_csi_mode_claims_one_volume_per_allocation():
-    doc = {"app": {"depends": ["redis"], "overrides": {"redis": {"state": {"storage": "csi", "size": 4096}}}}}
+    doc = {
+        "app": {
+            "depends": ["redis"],
+            "overrides": {"redis": {"state": {"storage": "csi", "size": 4096}}},
+        }
+    }
     g = group(jobs(doc)["redis-app"])
     vol = g["Volumes"]["data"]
     assert vol["Type"] == "csi" and vol["Source"] == "redis-app" and vol["PerAlloc"] is True
@@ -104,8 +121,10 @@ def test_csi_mode_claims_one_volume_per_allocation():
 
 
 def test_storage_precedence_config_set_over_override_over_config_default(tmp_path):
-    doc = {"app": {"depends": ["psql"], "overrides": {"psql": {"state": {"storage": "host"}}}},
-           "blog": {"depends": ["psql"]}}
+    doc = {
+        "app": {"depends": ["psql"], "overrides": {"psql": {"state": {"storage": "host"}}}},
+        "blog": {"depends": ["psql"]},
+    }
     cfg = tmp_path / "nomadgen.toml"
     cfg.write_text('[storage]\nmode = "csi"\ncsi_plugin = "ebs0"\n')
     js = jobs(doc, load_config(config=str(cfg), env={}).render)
@@ -116,15 +135,19 @@ def test_storage_precedence_config_set_over_override_over_config_default(tmp_pat
     assert "Volumes" not in group(js["psql-app"])
 
 
-@pytest.mark.parametrize("key, value, text", [
-    ("storage", "nfs", "unknown storage mode 'nfs'"),
-    ("size", 5, "at least 10"),
-    ("sise", 5, "did you mean 'size'?"),
-    ("path", "data", "absolute path"),
-])
+@pytest.mark.parametrize(
+    "key, value, text",
+    [
+        ("storage", "nfs", "unknown storage mode 'nfs'"),
+        ("size", 5, "at least 10"),
+        ("sise", 5, "did you mean 'size'?"),
+        ("path", "data", "absolute path"),
+    ],
+)
 def test_bad_state_override_is_located_with_a_hint(key, value, text):
-    doc = json.dumps({"app": {"depends": ["psql"], "overrides": {"psql": {"state": {key: value}}}}},
-                     indent=2)
+    doc = json.dumps(
+        {"app": {"depends": ["psql"], "overrides": {"psql": {"state": {key: value}}}}}, indent=2
+    )
     with pytest.raises(ManifestError) as e:
         parse(doc, "m.json", "m")
     (p,) = e.value.problems
@@ -145,8 +168,10 @@ def test_state_for_a_stateless_template_needs_a_path():
 
 def test_a_node_local_template_cannot_declare_state(tmp_path):
     bad = tmp_path / "cache.toml"
-    bad.write_text('scheduling = "node-local"\n[run]\nimage = "x:1"\nports = { c = 1 }\n'
-                   '[state]\npath = "/data"\n')
+    bad.write_text(
+        'scheduling = "node-local"\n[run]\nimage = "x:1"\nports = { c = 1 }\n'
+        '[state]\npath = "/data"\n'
+    )
     with pytest.raises(TemplateError) as e:
         load_template(bad)
     assert any("node-local service cannot keep data" in p.message for p in e.value.problems)
@@ -163,13 +188,17 @@ def test_bad_storage_config_is_refused(tmp_path):
 
 def test_user_template_declares_state_and_bad_state_is_refused(tmp_path):
     good = tmp_path / "kv.toml"
-    good.write_text('[run]\nimage = "etcd:3"\nports = { c = 2379 }\nenv = { DATA = "{data}/etcd" }\n'
-                    '[state]\npath = "/var/lib/etcd"\nsize = 256\nstorage = "host"\n')
+    good.write_text(
+        '[run]\nimage = "etcd:3"\nports = { c = 2379 }\nenv = { DATA = "{data}/etcd" }\n'
+        '[state]\npath = "/var/lib/etcd"\nsize = 256\nstorage = "host"\n'
+    )
     t = load_template(good)
     assert t.run.state.path == "/var/lib/etcd" and t.run.state.storage == "host"
     bad = tmp_path / "bad.toml"
-    bad.write_text('[run]\nimage = "x:1"\nports = { c = 1 }\n[state]\npath = "rel"\nsize = 1\nstorage = "tape"\n'
-                   '[check]\ntype = "script"\n')
+    bad.write_text(
+        '[run]\nimage = "x:1"\nports = { c = 1 }\n[state]\npath = "rel"\nsize = 1\nstorage = "tape"\n'
+        '[check]\ntype = "script"\n'
+    )
     with pytest.raises(TemplateError) as e:
         load_template(bad)
     keys = sorted(p.message.split(":")[0] for p in e.value.problems)
@@ -179,9 +208,14 @@ def test_user_template_declares_state_and_bad_state_is_refused(tmp_path):
 @needs_tool
 @pytest.mark.parametrize("mode", ["ephemeral", "host", "csi"])
 def test_every_mode_is_valid_for_nomad_1_5_8(mode, tmp_path):
-    doc = {"app": {"depends": [t for t in ("psql", "mysql", "redis", "memcache")],
-                   "overrides": {t: {"state": {"storage": mode}, "per_zone": 2}
-                                 for t in ("psql", "mysql", "redis")}}}
+    doc = {
+        "app": {
+            "depends": [t for t in ("psql", "mysql", "redis", "memcache")],
+            "overrides": {
+                t: {"state": {"storage": mode}, "per_zone": 2} for t in ("psql", "mysql", "redis")
+            },
+        }
+    }
     for jid, job in jobs(doc).items():
         hcl = tmp_path / f"{jid}.nomad.hcl"
         hcl.write_text(to_hcl(job))
@@ -196,7 +230,9 @@ def test_every_mode_is_valid_for_nomad_1_5_8(mode, tmp_path):
 @needs_tool
 def test_the_nomad_check_catches_a_bad_volume(tmp_path):
     """Known-bad: the validation above fails on a mount of an undeclared volume."""
-    job = jobs({"app": {"depends": ["psql"], "overrides": {"psql": {"state": {"storage": "host"}}}}})["psql-app"]
+    job = jobs(
+        {"app": {"depends": ["psql"], "overrides": {"psql": {"state": {"storage": "host"}}}}}
+    )["psql-app"]
     job["TaskGroups"][0]["Tasks"][0]["VolumeMounts"][0]["Volume"] = "nope"
     body = tmp_path / "bad.json"
     body.write_text(to_json(job))

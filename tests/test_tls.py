@@ -38,7 +38,9 @@ def https_nomad(standin_factory, tmp_path):
 
 def test_unknown_certificate_is_refused_with_a_hint(https_nomad):
     s, addr, _ = https_nomad
-    res = CliRunner().invoke(app, ["plan", SEED], env={"NOMAD_ADDR": addr, "CONSUL_HTTP_ADDR": s.consul_addr})
+    res = CliRunner().invoke(
+        app, ["plan", SEED], env={"NOMAD_ADDR": addr, "CONSUL_HTTP_ADDR": s.consul_addr}
+    )
     assert res.exit_code == 255
     assert "TLS certificate was not accepted: set NOMAD_CACERT" in res.stderr
     assert "Traceback" not in res.output
@@ -49,8 +51,11 @@ def test_the_right_ca_is_accepted(https_nomad):
     env = {"NOMAD_ADDR": addr, "NOMAD_CACERT": ca, "CONSUL_HTTP_ADDR": s.consul_addr}
     res = CliRunner().invoke(app, ["plan", SEED, "--json"], env=env)
     assert res.exit_code == 1, res.output  # changes to make: it talked to Nomad over TLS
-    res = CliRunner().invoke(app, ["plan", SEED, "--nomad-ca-cert", ca],
-                             env={"NOMAD_ADDR": addr, "CONSUL_HTTP_ADDR": s.consul_addr})
+    res = CliRunner().invoke(
+        app,
+        ["plan", SEED, "--nomad-ca-cert", ca],
+        env={"NOMAD_ADDR": addr, "CONSUL_HTTP_ADDR": s.consul_addr},
+    )
     assert res.exit_code == 1, res.output
 
 
@@ -66,7 +71,9 @@ def test_skip_verify_is_explicit_and_warned(https_nomad):
 
 def test_missing_ca_file_is_a_config_error(https_nomad):
     s, addr, _ = https_nomad
-    res = CliRunner().invoke(app, ["plan", SEED], env={"NOMAD_ADDR": addr, "NOMAD_CACERT": "/no/ca.pem"})
+    res = CliRunner().invoke(
+        app, ["plan", SEED], env={"NOMAD_ADDR": addr, "NOMAD_CACERT": "/no/ca.pem"}
+    )
     assert res.exit_code == 255 and "Nomad CA certificate not found: /no/ca.pem" in res.stderr
 
 
@@ -94,24 +101,33 @@ def https_consul(standin_factory, tmp_path):
 def test_interface_get_warns_once_when_consul_tls_is_not_verified(https_consul):
     s, addr = https_consul
     env = {"CONSUL_HTTP_ADDR": addr, "CONSUL_HTTP_SSL": "true", "CONSUL_HTTP_SSL_VERIFY": "false"}
-    res = CliRunner().invoke(app, ["interface", "get", "psql:app", "--manifest", "dockland"], env=env)
+    res = CliRunner().invoke(
+        app, ["interface", "get", "psql:app", "--manifest", "dockland"], env=env
+    )
     # It reached Consul over TLS and found nothing published (exit 1 for the command).
     assert res.exit_code == 1 and "no interface published for psql:app" in res.stderr, res.output
     assert res.stderr.count("warning: TLS certificates of Consul at https://") == 1
     assert "InsecureRequestWarning" not in res.stderr
-    verified = CliRunner().invoke(app, ["interface", "get", "psql:app", "--manifest", "dockland"],
-                                  env={**env, "CONSUL_HTTP_SSL_VERIFY": "true"})
+    verified = CliRunner().invoke(
+        app,
+        ["interface", "get", "psql:app", "--manifest", "dockland"],
+        env={**env, "CONSUL_HTTP_SSL_VERIFY": "true"},
+    )
     assert verified.exit_code == 7 and "warning: TLS" not in verified.stderr
 
 
-def test_discovery_over_http_warns_once_when_consul_tls_is_not_verified(https_consul, monkeypatch,
-                                                                        capsys):
+def test_discovery_over_http_warns_once_when_consul_tls_is_not_verified(
+    https_consul, monkeypatch, capsys
+):
     from nomadgen.discovery import lookup
     from nomadgen.errors import NomadgenError
 
     s, addr = https_consul
-    for k, v in {"CONSUL_HTTP_ADDR": addr, "CONSUL_HTTP_SSL": "true",
-                 "CONSUL_HTTP_SSL_VERIFY": "false"}.items():
+    for k, v in {
+        "CONSUL_HTTP_ADDR": addr,
+        "CONSUL_HTTP_SSL": "true",
+        "CONSUL_HTTP_SSL_VERIFY": "false",
+    }.items():
         monkeypatch.setenv(k, v)
     with pytest.raises(NomadgenError) as err:
         lookup("psql:app", via="http", manifest="dockland")

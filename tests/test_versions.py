@@ -31,27 +31,61 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Where each component sits in a skeleton job (every component once).
 SKELETON = {
-    "ID": "j", "Periodic": {},
-    "TaskGroups": [{
-        "Name": "g", "Consul": {}, "RestartPolicy": {}, "Volumes": {"v": {}},
-        "Networks": [{"DynamicPorts": [{"Label": "p"}]}],
-        "Services": [{"Name": "s", "Checks": [{}], "Connect": {
-            "SidecarService": {"Proxy": {"Upstreams": [{}]}}, "SidecarTask": {},
-            "Gateway": {"Ingress": {"TLS": {}, "Listeners": [{"Services": [{}]}]}}}}],
-        "Tasks": [{"Name": "t", "Identity": {}, "Resources": {}, "LogConfig": {},
-                   "Templates": [{}], "Vault": {}, "VolumeMounts": [{}], "Artifacts": [{}]}],
-    }],
+    "ID": "j",
+    "Periodic": {},
+    "TaskGroups": [
+        {
+            "Name": "g",
+            "Consul": {},
+            "RestartPolicy": {},
+            "Volumes": {"v": {}},
+            "Networks": [{"DynamicPorts": [{"Label": "p"}]}],
+            "Services": [
+                {
+                    "Name": "s",
+                    "Checks": [{}],
+                    "Connect": {
+                        "SidecarService": {"Proxy": {"Upstreams": [{}]}},
+                        "SidecarTask": {},
+                        "Gateway": {"Ingress": {"TLS": {}, "Listeners": [{"Services": [{}]}]}},
+                    },
+                }
+            ],
+            "Tasks": [
+                {
+                    "Name": "t",
+                    "Identity": {},
+                    "Resources": {},
+                    "LogConfig": {},
+                    "Templates": [{}],
+                    "Vault": {},
+                    "VolumeMounts": [{}],
+                    "Artifacts": [{}],
+                }
+            ],
+        }
+    ],
 }
 G, T = ("TaskGroups", 0), ("TaskGroups", 0, "Tasks", 0)
 SVC = (*G, "Services", 0)
 WHERE = {
-    "Job": (), "PeriodicConfig": ("Periodic",), "TaskGroup": G, "Consul": (*G, "Consul"),
-    "Task": T, "WorkloadIdentity": (*T, "Identity"), "Resources": (*T, "Resources"),
-    "RestartPolicy": (*G, "RestartPolicy"), "LogConfig": (*T, "LogConfig"),
-    "Template": (*T, "Templates", 0), "Vault": (*T, "Vault"),
-    "VolumeMount": (*T, "VolumeMounts", 0), "VolumeRequest": (*G, "Volumes", "v"),
-    "TaskArtifact": (*T, "Artifacts", 0), "NetworkResource": (*G, "Networks", 0),
-    "Port": (*G, "Networks", 0, "DynamicPorts", 0), "Service": SVC,
+    "Job": (),
+    "PeriodicConfig": ("Periodic",),
+    "TaskGroup": G,
+    "Consul": (*G, "Consul"),
+    "Task": T,
+    "WorkloadIdentity": (*T, "Identity"),
+    "Resources": (*T, "Resources"),
+    "RestartPolicy": (*G, "RestartPolicy"),
+    "LogConfig": (*T, "LogConfig"),
+    "Template": (*T, "Templates", 0),
+    "Vault": (*T, "Vault"),
+    "VolumeMount": (*T, "VolumeMounts", 0),
+    "VolumeRequest": (*G, "Volumes", "v"),
+    "TaskArtifact": (*T, "Artifacts", 0),
+    "NetworkResource": (*G, "Networks", 0),
+    "Port": (*G, "Networks", 0, "DynamicPorts", 0),
+    "Service": SVC,
     "ServiceCheck": (*SVC, "Checks", 0),
     "ConsulSidecarService": (*SVC, "Connect", "SidecarService"),
     "ConsulProxy": (*SVC, "Connect", "SidecarService", "Proxy"),
@@ -85,7 +119,8 @@ def test_each_newer_field_is_refused_below_its_version(key):
     job, path = _with_field(key)
     below = (since[0], since[1] - 1) if since[1] else (since[0] - 1, 99)
     assert newer_fields(job, below) == [
-        f"{path}: needs Nomad {since[0]}.{since[1]}; the target is Nomad {below[0]}.{below[1]}"]
+        f"{path}: needs Nomad {since[0]}.{since[1]}; the target is Nomad {below[0]}.{below[1]}"
+    ]
     assert newer_fields(job, since) == []
     assert newer_fields(job, OLDEST_NOMAD)  # and so for the default target
 
@@ -110,8 +145,18 @@ def test_rendered_golden_jobs_need_nothing_newer_than_1_5():
 def _render(tmp_path: Path, toml: str, *extra: str):
     cfg = tmp_path / "nomadgen.toml"
     cfg.write_text(toml)
-    return CliRunner().invoke(app, ["render", str(ROOT / "examples/dockland.json"),
-                                    "--config", str(cfg), "-f", "json", *extra])
+    return CliRunner().invoke(
+        app,
+        [
+            "render",
+            str(ROOT / "examples/dockland.json"),
+            "--config",
+            str(cfg),
+            "-f",
+            "json",
+            *extra,
+        ],
+    )
 
 
 def test_node_pool_is_rendered_only_when_the_target_allows_it(tmp_path):
@@ -121,7 +166,8 @@ def test_node_pool_is_rendered_only_when_the_target_allows_it(tmp_path):
     assert job["NodePool"] == "edge"
     assert check_job(job, nomad_version=(1, 6)) == []
     assert check_job(job, nomad_version=(1, 5)) == [
-        "Job.NodePool: needs Nomad 1.6; the target is Nomad 1.5"]
+        "Job.NodePool: needs Nomad 1.6; the target is Nomad 1.5"
+    ]
     assert 'node_pool   = "edge"' in to_hcl(job)
 
 
@@ -131,14 +177,17 @@ def test_default_output_has_no_node_pool(tmp_path):
     assert "NodePool" not in json.loads(res.stdout)["Job"]
 
 
-@pytest.mark.parametrize(("toml", "message"), [
-    ('node_pool = "edge"\n', "node_pool needs Nomad 1.6 or later; the target is Nomad 1.5"),
-    ('nomad_version = "1.5"\nnode_pool = "edge"\n', "node_pool needs Nomad 1.6 or later"),
-    ('nomad_version = "1.4"\n', "nomad_version: '1.4' is not a supported Nomad version"),
-    ('nomad_version = "latest"\n', "is not a supported Nomad version"),
-    ('nomad_version = "1.6"\nnode_pool = "a b"\n', "node_pool: must be a node pool name"),
-    ("nomad_version = 1.6\n", "nomad_version must be a string"),
-])
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('node_pool = "edge"\n', "node_pool needs Nomad 1.6 or later; the target is Nomad 1.5"),
+        ('nomad_version = "1.5"\nnode_pool = "edge"\n', "node_pool needs Nomad 1.6 or later"),
+        ('nomad_version = "1.4"\n', "nomad_version: '1.4' is not a supported Nomad version"),
+        ('nomad_version = "latest"\n', "is not a supported Nomad version"),
+        ('nomad_version = "1.6"\nnode_pool = "a b"\n', "node_pool: must be a node pool name"),
+        ("nomad_version = 1.6\n", "nomad_version must be a string"),
+    ],
+)
 def test_bad_version_settings_are_configuration_errors(tmp_path, toml, message):
     cfg = tmp_path / "nomadgen.toml"
     cfg.write_text(toml)

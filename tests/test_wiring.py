@@ -22,9 +22,13 @@ from nomadgen.resolve import resolve
 from nomadgen.settings import consul_endpoint, load_config, nomad_endpoint
 
 MGMT = "management-secret-for-tests"
-APP_DB = {"app": {"depends": ["psql"],
-                  "env": {"DATABASE_URL": "${psql.url_with_password}", "DB_HOST": "${psql.host}"}},
-          "other": {}}
+APP_DB = {
+    "app": {
+        "depends": ["psql"],
+        "env": {"DATABASE_URL": "${psql.url_with_password}", "DB_HOST": "${psql.host}"},
+    },
+    "other": {},
+}
 
 
 def _write(tmp_path, doc, name="dockland.json"):
@@ -34,8 +38,10 @@ def _write(tmp_path, doc, name="dockland.json"):
 
 
 def _backends(s, token=None):
-    return connect(nomad_endpoint(address=s.nomad_addr, token=token, env={}),
-                   consul_endpoint(address=s.consul_addr, env={}))
+    return connect(
+        nomad_endpoint(address=s.nomad_addr, token=token, env={}),
+        consul_endpoint(address=s.consul_addr, env={}),
+    )
 
 
 def _push(s, path, token=None, wait=True, env=None, timeout=30.0):
@@ -58,7 +64,10 @@ def test_a_dependent_reads_its_database_password_and_only_it_can(standin_factory
     env = {**s.env(), "NOMAD_TOKEN": MGMT}
     path = _write(tmp_path, APP_DB)
     plan = CliRunner().invoke(app, ["plan", str(path)], env=env)
-    assert "acl policy nomadgen-dockland-app: will write (job app reads nomad/jobs/psql-app)" in plan.stdout
+    assert (
+        "acl policy nomadgen-dockland-app: will write (job app reads nomad/jobs/psql-app)"
+        in plan.stdout
+    )
     res = CliRunner().invoke(app, ["submit", str(path), "--json"], env=env)
     assert res.exit_code == 0, res.output
     nomad, consul = _backends(s, MGMT)
@@ -70,8 +79,10 @@ def test_a_dependent_reads_its_database_password_and_only_it_can(standin_factory
         host = view["Env"]["DB_HOST"]
         (mine,) = [e for e in consul.healthy("psql-app") if e["Service"]["Tags"][0] == _zone_of(a)]
         assert host == mine["Service"]["Address"]
-        assert view["Env"]["DATABASE_URL"] == \
-            f"postgresql://app:{password}@{host}:{mine['Service']['Port']}/app"
+        assert (
+            view["Env"]["DATABASE_URL"]
+            == f"postgresql://app:{password}@{host}:{mine['Service']['Port']}/app"
+        )
         assert "PSQL_HOST" not in view["Env"]  # it mapped psql: no default names for it
         assert s.nomad.acl is not None
         assert standin_acl.workload_may_read_var(s.nomad, a, "app", "nomad/jobs/psql-app")
@@ -80,8 +91,13 @@ def test_a_dependent_reads_its_database_password_and_only_it_can(standin_factory
         assert not standin_acl.workload_may_read_var(s.nomad, a, "other", "nomad/jobs/psql-app")
     # The secret is nowhere else: not in jobs, KV, plan or submit output.
     again = CliRunner().invoke(app, ["plan", str(path), "--json"], env=env)
-    for text in (res.output, plan.output, again.output, json.dumps(nomad.job("app")),
-                 json.dumps({k: v[0].decode() for k, v in consul.kv_tree("nomadgen").items()})):
+    for text in (
+        res.output,
+        plan.output,
+        again.output,
+        json.dumps(nomad.job("app")),
+        json.dumps({k: v[0].decode() for k, v in consul.kv_tree("nomadgen").items()}),
+    ):
         assert password not in text
     # Known-bad: without the policy the dependent's template is denied.
     nomad.delete_acl_policy("nomadgen-dockland-app")
@@ -102,7 +118,10 @@ def test_no_policies_without_acls(cluster, tmp_path):
 
 def test_the_node_local_address_reaches_the_sidecar(cluster, tmp_path):
     s = cluster.standin
-    _push(s, _write(tmp_path, {"app": {"depends": ["memcache"], "env": {"CACHE": "${memcache.addr}"}}}))
+    _push(
+        s,
+        _write(tmp_path, {"app": {"depends": ["memcache"], "env": {"CACHE": "${memcache.addr}"}}}),
+    )
     for a in _allocs(s, "app"):
         env = s.task_view(a.id, "app")["Env"]
         ep = s.reach(env["CACHE"], source=(a.id, "app"))
@@ -126,9 +145,17 @@ def test_a_stateful_dependency_is_its_own_zones_or_it_waits(cluster, tmp_path):
     def runs():
         return {_zone_of(a): a for a in _allocs(s, "reader")}
 
-    s.wait_for(lambda: len(runs()) == 3 and all(
-        a.tasks.get("reader") and (a.tasks["reader"].state == "running" or a.tasks["reader"].blocked)
-        for a in runs().values()), timeout=20)
+    s.wait_for(
+        lambda: (
+            len(runs()) == 3
+            and all(
+                a.tasks.get("reader")
+                and (a.tasks["reader"].state == "running" or a.tasks["reader"].blocked)
+                for a in runs().values()
+            )
+        ),
+        timeout=20,
+    )
     waiting = runs()["zone-a"].tasks["reader"]
     assert waiting.state == "pending" and waiting.blocked == f"kv.block({key})"
     for zone in ("zone-b", "zone-c"):
@@ -151,16 +178,23 @@ def test_configured_zones_are_enforced(standin_factory, tmp_path):
     prep, report = _push(s, _write(tmp_path, {"web": {"count": 6}}), env=env)
     assert report.ok
     (job,) = [j for j in prep.rendered.jobs if j.id == "web"]
-    assert {"LTarget": "${meta.zone}", "Operand": "set_contains_any", "RTarget": "zone-a,zone-b"} \
-        in job.api["TaskGroups"][0]["Constraints"]
+    assert {
+        "LTarget": "${meta.zone}",
+        "Operand": "set_contains_any",
+        "RTarget": "zone-a,zone-b",
+    } in job.api["TaskGroups"][0]["Constraints"]
     zones = sorted(_zone_of(a) for a in _allocs(s, "web"))
     assert len(zones) == 6 and set(zones) == {"zone-a", "zone-b"}
 
 
 # -- what a push restarts: plan's reload list against the restarts the stand-in counts ----------
-BASE = {"app": {"depends": ["psql"]}, "worker": {"depends": ["psql:app"]},
-        "web": {"tags": ["traefik.enable=true"]}, "api": {"depends": ["web"]},
-        "cache-user": {"depends": ["redis"], "wiring": {"redis": {"change_mode": "noop"}}}}
+BASE = {
+    "app": {"depends": ["psql"]},
+    "worker": {"depends": ["psql:app"]},
+    "web": {"tags": ["traefik.enable=true"]},
+    "api": {"depends": ["web"]},
+    "cache-user": {"depends": ["redis"], "wiring": {"redis": {"change_mode": "noop"}}},
+}
 
 
 def _settled(s) -> bool:
@@ -196,8 +230,11 @@ def _change(s, tmp_path, doc):
     assert report.ok
     s.wait_for(lambda: _settled(s), timeout=30)
     after = _restarts(s)
-    moved = {j for j in before if j in after and
-             ({a.id for a in _allocs(s, j)} != allocs[j] or after[j] > before[j])}
+    moved = {
+        j
+        for j in before
+        if j in after and ({a.id for a in _allocs(s, j)} != allocs[j] or after[j] > before[j])
+    }
     predicted = {r.job: r.how for r in report.reloads}
     return predicted, moved
 
@@ -211,9 +248,11 @@ def test_plan_predicts_the_restarts(cluster, tmp_path):
     doc = json.loads(json.dumps(BASE))
     doc["app"]["overrides"] = {"psql": {"image": "postgres:17-alpine"}}
     predicted, moved = _change(s, tmp_path, doc)
-    assert predicted == {"psql-app": "rolling update",
-                         "app": "template change (change_mode restart)",
-                         "worker": "template change (change_mode restart)"}
+    assert predicted == {
+        "psql-app": "rolling update",
+        "app": "template change (change_mode restart)",
+        "worker": "template change (change_mode restart)",
+    }
     assert moved == set(predicted)
 
     # A new consumer of psql:app restarts nothing that was there.
@@ -262,8 +301,12 @@ def test_reference_syntax_is_defined_once():
 
 
 def test_a_bad_reference_names_file_line_column_and_a_suggestion():
-    doc = {"app": {"depends": ["psql", "redis"],
-                   "env": {"A": "${psq.url}", "B": "${psql.hots}", "C": "${cart.url}"}}}
+    doc = {
+        "app": {
+            "depends": ["psql", "redis"],
+            "env": {"A": "${psq.url}", "B": "${psql.hots}", "C": "${cart.url}"},
+        }
+    }
     with pytest.raises(ResolutionError) as e:
         _plan(doc)
     text = "".join(f"{p.location}: {p.message} {p.hint}\n" for p in e.value.problems)
@@ -275,45 +318,89 @@ def test_a_bad_reference_names_file_line_column_and_a_suggestion():
 
 
 def test_mapped_names_replace_the_default_ones_and_keep_literal_text():
-    task = _task({"app": {"depends": ["psql", "redis"], "env": {
-        "DATABASE_URL": "${psql.url_with_password}", "DB_NAME": "${psql.database}",
-        "ODD": '{{ "}}" }} %{x} ${redis.host}:${redis.port}/0 100%'}}})
+    task = _task(
+        {
+            "app": {
+                "depends": ["psql", "redis"],
+                "env": {
+                    "DATABASE_URL": "${psql.url_with_password}",
+                    "DB_NAME": "${psql.database}",
+                    "ODD": '{{ "}}" }} %{x} ${redis.host}:${redis.port}/0 100%',
+                },
+            }
+        }
+    )
     env, (pg, rd) = task["Env"], task["Templates"]
-    assert env["DB_NAME"] == "app" and "PSQL_HOST" not in env and "PSQL_HOST" not in pg["EmbeddedTmpl"]
-    assert 'DATABASE_URL={{ printf "postgresql://app:%v@%v:%v/app" ((index $creds "password") | ' \
-        'urlquery) .Address .Port | toJSON }}' in pg["EmbeddedTmpl"]
+    assert (
+        env["DB_NAME"] == "app" and "PSQL_HOST" not in env and "PSQL_HOST" not in pg["EmbeddedTmpl"]
+    )
+    assert (
+        'DATABASE_URL={{ printf "postgresql://app:%v@%v:%v/app" ((index $creds "password") | '
+        "urlquery) .Address .Port | toJSON }}" in pg["EmbeddedTmpl"]
+    )
     # Every other character is literal: a Go string with % doubled, quoted for the env file.
-    assert 'ODD={{ printf "{{ \\"}}\\" }} %%{x} %v:%v/0 100%%" .Address .Port | toJSON }}' \
+    assert (
+        'ODD={{ printf "{{ \\"}}\\" }} %%{x} %v:%v/0 100%%" .Address .Port | toJSON }}'
         in rd["EmbeddedTmpl"]
+    )
     assert "REDIS_HOST=" not in rd["EmbeddedTmpl"]
 
 
 def test_overrides_of_user_and_database_flow_into_the_interface():
-    doc = {"app": {"depends": ["psql"],
-                   "overrides": {"psql": {"env": {"POSTGRES_USER": "blog", "POSTGRES_DB": "posts"}}}}}
+    doc = {
+        "app": {
+            "depends": ["psql"],
+            "overrides": {"psql": {"env": {"POSTGRES_USER": "blog", "POSTGRES_DB": "posts"}}},
+        }
+    }
     task = _task(doc)
     assert task["Env"]["PSQL_USER"] == "blog" and task["Env"]["PSQL_DATABASE"] == "posts"
     assert 'printf "postgresql://blog@%v:%v/posts"' in task["Templates"][0]["EmbeddedTmpl"]
 
 
 def test_several_sets_of_one_kind_get_their_own_names():
-    doc = {"blog1": {"depends": ["mysql"]}, "blog2": {"depends": ["mysql"]},
-           "report": {"depends": ["mysql:blog1", "mysql:blog2"],
-                      "env": {"OLD": "${mysql:blog1.host}"}}}
+    doc = {
+        "blog1": {"depends": ["mysql"]},
+        "blog2": {"depends": ["mysql"]},
+        "report": {
+            "depends": ["mysql:blog1", "mysql:blog2"],
+            "env": {"OLD": "${mysql:blog1.host}"},
+        },
+    }
     plan = _plan(doc)
-    assert plan.get("report").prefixes == (("mysql:blog1", "MYSQL_BLOG1"), ("mysql:blog2", "MYSQL_BLOG2"))
+    assert plan.get("report").prefixes == (
+        ("mysql:blog1", "MYSQL_BLOG1"),
+        ("mysql:blog2", "MYSQL_BLOG2"),
+    )
     task = _task(doc, "report")
     assert task["Env"]["MYSQL_BLOG2_DATABASE"] == "app"
     with pytest.raises(ResolutionError, match="name one set"):
-        _plan({**doc, "report": {"depends": ["mysql:blog1", "mysql:blog2"], "env": {"X": "${mysql.host}"}}})
+        _plan(
+            {
+                **doc,
+                "report": {
+                    "depends": ["mysql:blog1", "mysql:blog2"],
+                    "env": {"X": "${mysql.host}"},
+                },
+            }
+        )
 
 
 def test_change_mode_zone_fallback_tags_and_constraints():
-    doc = {"web": {"tags": ["traefik.enable=true"], "node_pool": "edge",
-                   "constraints": [{"attribute": "${node.class}", "value": "web"}]},
-           "app": {"depends": ["web", "psql"], "wiring": {
-               "web": {"change_mode": "signal", "signal": "SIGHUP"},
-               "psql": {"change_mode": "noop", "zone_fallback": True}}}}
+    doc = {
+        "web": {
+            "tags": ["traefik.enable=true"],
+            "node_pool": "edge",
+            "constraints": [{"attribute": "${node.class}", "value": "web"}],
+        },
+        "app": {
+            "depends": ["web", "psql"],
+            "wiring": {
+                "web": {"change_mode": "signal", "signal": "SIGHUP"},
+                "psql": {"change_mode": "noop", "zone_fallback": True},
+            },
+        },
+    }
     plan = _plan(doc)
     jobs = {j.id: j.api for j in render(plan)}
     group = jobs["web"]["TaskGroups"][0]
@@ -327,15 +414,21 @@ def test_change_mode_zone_fallback_tags_and_constraints():
     assert pg["ChangeMode"] == "noop" and 'service "psql-app~_agent"' in pg["EmbeddedTmpl"]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"depends": ["psql"], "wiring": {"psq": {}}}, "did you mean 'psql'?"),
-    ({"depends": ["psql"], "wiring": {"psql": {"change_mode": "reload"}}}, "unknown change_mode"),
-    ({"depends": ["psql"], "wiring": {"psql": {"change_mode": "signal"}}}, "needs a signal"),
-    ({"tags": ["${node.unique.id}"]}, "interpolates"),
-    ({"constraints": [{"attribute": "node.class", "value": "x"}]}, "node attribute"),
-    ({"constraints": [{"attribute": "${node.class}", "operator": "=="}]}, "did you mean '='?"),
-    ({"node_pool": "bad pool"}, "node pool name"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"depends": ["psql"], "wiring": {"psq": {}}}, "did you mean 'psql'?"),
+        (
+            {"depends": ["psql"], "wiring": {"psql": {"change_mode": "reload"}}},
+            "unknown change_mode",
+        ),
+        ({"depends": ["psql"], "wiring": {"psql": {"change_mode": "signal"}}}, "needs a signal"),
+        ({"tags": ["${node.unique.id}"]}, "interpolates"),
+        ({"constraints": [{"attribute": "node.class", "value": "x"}]}, "node attribute"),
+        ({"constraints": [{"attribute": "${node.class}", "operator": "=="}]}, "did you mean '='?"),
+        ({"node_pool": "bad pool"}, "node pool name"),
+    ],
+)
 def test_bad_wiring_tags_and_constraints_are_refused(body, message):
     with pytest.raises(ManifestError) as e:
         parse(json.dumps({"app": body}, indent=2), "m.json", "m")

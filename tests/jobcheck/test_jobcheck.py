@@ -202,7 +202,8 @@ def test_a_batch_job_read_back_is_refused_like_nomad_1_5_refuses_it():
     # (nomad-jobspec validate says the same, see test_jobcheck_vs_nomad).
     doc = json.loads((SHARED / "examples" / "job-read-response.json").read_text())
     assert check_job(doc["Job"] if set(doc) == {"Job"} else doc) == [
-        'Task group cache validation failed: Job type "batch" does not allow update block']
+        'Task group cache validation failed: Job type "batch" does not allow update block'
+    ]
 
 
 @needs_schema
@@ -220,8 +221,10 @@ GOOD_VARIANTS = [
     pytest.param(delp(f"{SP}.Weight"), id="spread-weight-defaults-to-50"),
     pytest.param(delp(f"{SP}.SpreadTarget"), id="spread-without-targets"),
     pytest.param(setp(f"{T}.Lifecycle", {"Sidecar": True}), id="lifecycle-without-hook-is-dropped"),
-    pytest.param(chain(setp(f"{TM}.Envvars", False), setp(f"{TM}.ChangeMode", "signal")),
-                 id="template-signal-defaults-to-sighup"),
+    pytest.param(
+        chain(setp(f"{TM}.Envvars", False), setp(f"{TM}.ChangeMode", "signal")),
+        id="template-signal-defaults-to-sighup",
+    ),
     pytest.param(setp("Priority", 100), id="priority-100"),
     pytest.param(delp("Datacenters"), id="datacenters-default-to-star"),
     pytest.param(setp("Datacenters", ["dc*", "*"]), id="datacenter-globs"),

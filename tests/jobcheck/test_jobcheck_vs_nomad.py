@@ -21,8 +21,12 @@ S = 1_000_000_000
 def _bases() -> list[tuple[str, dict]]:
     """Rendered jobs of different shapes: sidecar + templates, per-zone, external, counts."""
     out = []
-    for case, ids in (("seed-example", ("app", "psql-app")), ("microservices", None),
-                      ("counts", None), ("nasty-values", ("api",))):
+    for case, ids in (
+        ("seed-example", ("app", "psql-app")),
+        ("microservices", None),
+        ("counts", None),
+        ("nasty-values", ("api",)),
+    ):
         jobs = json.loads((CASES / case / "render.json").read_text())
         for jid in ids or sorted(jobs)[:1]:
             out.append((f"{case}/{jid}", jobs[jid]["Job"]))
@@ -40,12 +44,14 @@ def setp(*path_value):
 
     def f(job):
         _get(job, path[:-1])[path[-1]] = value
+
     return f
 
 
 def delp(*path):
     def f(job):
         _get(job, path[:-1]).pop(path[-1], None)
+
     return f
 
 
@@ -69,6 +75,7 @@ def _task_service(label):
         svc["PortLabel"] = label
         svc["Name"] = "task-svc"
         job["TaskGroups"][0]["Tasks"][0]["Services"] = [svc]
+
     return f
 
 
@@ -83,17 +90,23 @@ def _dup_group(job):
 def _template(**fields):
     def f(job):
         task = job["TaskGroups"][0]["Tasks"][0]
-        tmpl = {"EmbeddedTmpl": "x={{ env \"A\" }}\n", "DestPath": "local/x.env",
-                "ChangeMode": "restart"}
+        tmpl = {
+            "EmbeddedTmpl": 'x={{ env "A" }}\n',
+            "DestPath": "local/x.env",
+            "ChangeMode": "restart",
+        }
         tmpl.update(fields)
         task["Templates"] = [{k: v for k, v in tmpl.items() if v is not None}]
+
     return f
 
 
 def _spread_targets(*pcts):
     def f(job):
         job["TaskGroups"][0]["Spreads"][0]["SpreadTarget"] = [
-            {"Value": f"z{i}", "Percent": p} for i, p in enumerate(pcts)]
+            {"Value": f"z{i}", "Percent": p} for i, p in enumerate(pcts)
+        ]
+
     return f
 
 
@@ -131,36 +144,59 @@ MUTATIONS: dict[str, object] = {
     "ephemeral disk 0": setp(*G, "EphemeralDisk", {"SizeMB": 0}),
     "ephemeral disk -1": setp(*G, "EphemeralDisk", {"SizeMB": -1}),
     "shutdown delay -1": setp(*G, "ShutdownDelay", -1),
-    "restart attempts -1": setp(*G, "RestartPolicy", {"Attempts": -1, "Interval": 60 * S,
-                                                      "Delay": S, "Mode": "fail"}),
-    "restart mode bogus": setp(*G, "RestartPolicy", {"Attempts": 2, "Interval": 60 * S,
-                                                     "Delay": S, "Mode": "bogus"}),
-    "restart delay too long": setp(*G, "RestartPolicy", {"Attempts": 5, "Interval": 60 * S,
-                                                         "Delay": 30 * S, "Mode": "fail"}),
+    "restart attempts -1": setp(
+        *G, "RestartPolicy", {"Attempts": -1, "Interval": 60 * S, "Delay": S, "Mode": "fail"}
+    ),
+    "restart mode bogus": setp(
+        *G, "RestartPolicy", {"Attempts": 2, "Interval": 60 * S, "Delay": S, "Mode": "bogus"}
+    ),
+    "restart delay too long": setp(
+        *G, "RestartPolicy", {"Attempts": 5, "Interval": 60 * S, "Delay": 30 * S, "Mode": "fail"}
+    ),
     "reschedule bogus function": setp(*G, "ReschedulePolicy", {"DelayFunction": "bogus"}),
     "reschedule delay -1": setp(*G, "ReschedulePolicy", {"Delay": -1}),
-    "reschedule unlimited": setp(*G, "ReschedulePolicy", {"Unlimited": True, "Delay": 5 * S,
-                                                          "DelayFunction": "constant"}),
+    "reschedule unlimited": setp(
+        *G, "ReschedulePolicy", {"Unlimited": True, "Delay": 5 * S, "DelayFunction": "constant"}
+    ),
     "group meta": setp(*G, "Meta", {"a": "b"}),
     "max client disconnect -1": setp(*G, "MaxClientDisconnect", -S),
     # constraints
-    **{f"constraint operand {op}": setp(*CON, "Operand", op) for op in (
-        "=", "!=", ">", "<", "bogus", "regexp", "version", "semver", "set_contains",
-        "is_set", "is_not_set", "distinct_hosts", "")},
+    **{
+        f"constraint operand {op}": setp(*CON, "Operand", op)
+        for op in (
+            "=",
+            "!=",
+            ">",
+            "<",
+            "bogus",
+            "regexp",
+            "version",
+            "semver",
+            "set_contains",
+            "is_set",
+            "is_not_set",
+            "distinct_hosts",
+            "",
+        )
+    },
     "constraint bad regexp": fn(lambda j: _get(j, CON).update(Operand="regexp", RTarget="(")),
     "constraint good regexp": fn(lambda j: _get(j, CON).update(Operand="regexp", RTarget="^a")),
     "constraint bad version": fn(lambda j: _get(j, CON).update(Operand="version", RTarget="~> x")),
-    "constraint good version": fn(lambda j: _get(j, CON).update(Operand="version",
-                                                                  RTarget=">= 1.2")),
+    "constraint good version": fn(
+        lambda j: _get(j, CON).update(Operand="version", RTarget=">= 1.2")
+    ),
     **{f"distinct_property {v!r}": setp(*CON, "RTarget", v) for v in ("0", "-1", "x", "", "2")},
     "constraint no ltarget": setp(*CON, "LTarget", ""),
     "constraint = no rtarget": fn(lambda j: _get(j, CON).update(Operand="=", RTarget="")),
     "constraint set_contains no rtarget": fn(
-        lambda j: _get(j, CON).update(Operand="set_contains", RTarget="")),
-    "task constraint bogus": setp(*T, "Constraints", [{"LTarget": "${attr.x}", "Operand": "bogus",
-                                                       "RTarget": "y"}]),
-    "job constraint ok": setp("Constraints", [{"LTarget": "${attr.kernel.name}",
-                                               "Operand": "=", "RTarget": "linux"}]),
+        lambda j: _get(j, CON).update(Operand="set_contains", RTarget="")
+    ),
+    "task constraint bogus": setp(
+        *T, "Constraints", [{"LTarget": "${attr.x}", "Operand": "bogus", "RTarget": "y"}]
+    ),
+    "job constraint ok": setp(
+        "Constraints", [{"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"}]
+    ),
     # spreads
     **{f"spread weight {w}": setp(*SPR, "Weight", w) for w in (0, -1, 1, 100, 101)},
     "spread no attribute": setp(*SPR, "Attribute", ""),
@@ -168,20 +204,35 @@ MUTATIONS: dict[str, object] = {
     "spread target 101": fn(_spread_targets(101)),
     "spread target negative": fn(_spread_targets(-1)),
     "spread targets exactly 100": fn(_spread_targets(50, 50)),
-    "spread duplicate target": fn(lambda j: _get(j, SPR).update(SpreadTarget=[
-        {"Value": "a", "Percent": 10}, {"Value": "a", "Percent": 10}])),
-    "two spreads same attribute": fn(lambda j: _get(j, G)["Spreads"].append(
-        copy.deepcopy(_get(j, SPR)))),
-    "affinity weight 0": setp(*G, "Affinities", [{"LTarget": "${node.class}", "Operand": "=",
-                                                  "RTarget": "a", "Weight": 0}]),
-    "affinity weight 50": setp(*G, "Affinities", [{"LTarget": "${node.class}", "Operand": "=",
-                                                   "RTarget": "a", "Weight": 50}]),
-    "affinity weight 101": setp(*G, "Affinities", [{"LTarget": "${node.class}", "Operand": "=",
-                                                    "RTarget": "a", "Weight": 101}]),
+    "spread duplicate target": fn(
+        lambda j: _get(j, SPR).update(
+            SpreadTarget=[{"Value": "a", "Percent": 10}, {"Value": "a", "Percent": 10}]
+        )
+    ),
+    "two spreads same attribute": fn(
+        lambda j: _get(j, G)["Spreads"].append(copy.deepcopy(_get(j, SPR)))
+    ),
+    "affinity weight 0": setp(
+        *G,
+        "Affinities",
+        [{"LTarget": "${node.class}", "Operand": "=", "RTarget": "a", "Weight": 0}],
+    ),
+    "affinity weight 50": setp(
+        *G,
+        "Affinities",
+        [{"LTarget": "${node.class}", "Operand": "=", "RTarget": "a", "Weight": 50}],
+    ),
+    "affinity weight 101": setp(
+        *G,
+        "Affinities",
+        [{"LTarget": "${node.class}", "Operand": "=", "RTarget": "a", "Weight": 101}],
+    ),
     # update
     **{f"update max_parallel {n}": setp(*UPD, "MaxParallel", n) for n in (-1, 0, 5)},
-    **{f"update health_check {h}": setp(*UPD, "HealthCheck", h) for h in (
-        "checks", "task_states", "manual", "bogus", "")},
+    **{
+        f"update health_check {h}": setp(*UPD, "HealthCheck", h)
+        for h in ("checks", "task_states", "manual", "bogus", "")
+    },
     "update min healthy > deadline": setp(*UPD, "MinHealthyTime", 400 * S),
     "update deadline > progress": setp(*UPD, "HealthyDeadline", 700 * S),
     "update progress 0": setp(*UPD, "ProgressDeadline", 0),
@@ -224,8 +275,9 @@ MUTATIONS: dict[str, object] = {
     "logs max files 0": setp(*T, "LogConfig", {"MaxFiles": 0, "MaxFileSizeMB": 10}),
     "logs too big for disk": setp(*T, "LogConfig", {"MaxFiles": 100, "MaxFileSizeMB": 100}),
     "artifact no source": setp(*T, "Artifacts", [{"RelativeDest": "local/"}]),
-    "artifact escapes": setp(*T, "Artifacts", [{"GetterSource": "https://x/y",
-                                                "RelativeDest": "../../etc"}]),
+    "artifact escapes": setp(
+        *T, "Artifacts", [{"GetterSource": "https://x/y", "RelativeDest": "../../etc"}]
+    ),
     # templates
     "template ok": fn(_template()),
     "template bogus change mode": fn(_template(ChangeMode="bogus")),
@@ -241,12 +293,17 @@ MUTATIONS: dict[str, object] = {
     "template wait min > max": fn(_template(Wait={"Min": 10 * S, "Max": S})),
     "template env with bad dest": fn(_template(Envvars=True, DestPath="local/")),
     # networks and services
-    "port label duplicate": fn(lambda j: _get(j, NET)["DynamicPorts"].append(
-        copy.deepcopy(_get(j, NET)["DynamicPorts"][0]))),
-    "static port 70000": fn(lambda j: _get(j, NET).update(ReservedPorts=[
-        {"Label": "s", "Value": 70000}])),
-    "static port ok": fn(lambda j: _get(j, NET).update(ReservedPorts=[
-        {"Label": "s", "Value": 8500}])),
+    "port label duplicate": fn(
+        lambda j: _get(j, NET)["DynamicPorts"].append(
+            copy.deepcopy(_get(j, NET)["DynamicPorts"][0])
+        )
+    ),
+    "static port 70000": fn(
+        lambda j: _get(j, NET).update(ReservedPorts=[{"Label": "s", "Value": 70000}])
+    ),
+    "static port ok": fn(
+        lambda j: _get(j, NET).update(ReservedPorts=[{"Label": "s", "Value": 8500}])
+    ),
     "port to -1": fn(lambda j: _get(j, NET)["DynamicPorts"][0].update(To=-1)),
     "port label empty": fn(lambda j: _get(j, NET)["DynamicPorts"][0].update(Label="")),
     "network mode bogus": setp(*NET, "Mode", "bogus"),
@@ -290,10 +347,10 @@ MUTATIONS: dict[str, object] = {
 # Mutations where jobcheck rejects on purpose what Nomad 1.5.8 accepts: name -> why.
 STRICTER: dict[str, str] = {
     "group service unknown port": "Nomad checks ports of task services only; a group service "
-                                  "naming a missing port is accepted and fails on the client",
+    "naming a missing port is accepted and fails on the client",
     "check unknown port": "the same, for a group service's check",
     "driver raw_exec": "driver config is checked by the client's plugin, not the server; "
-                       "a raw_exec task without a command could never start",
+    "a raw_exec task without a command could never start",
     "two networks": "1.5.8 accepts a second group network, but its client uses only the first",
     "port label empty": "accepted by Nomad, but no task or service can ever name the port",
 }
@@ -342,7 +399,8 @@ def test_jobcheck_agrees_with_nomad_on_every_mutation():
         disagreements.append(
             f"{name}: Nomad {'accepts' if nomad_ok else 'rejects'}"
             f"{'' if nomad_ok else ' (' + message.strip().splitlines()[-1] + ')'}, "
-            f"jobcheck {'accepts' if ours_ok else 'rejects (' + problems[0] + ')'}")
+            f"jobcheck {'accepts' if ours_ok else 'rejects (' + problems[0] + ')'}"
+        )
     assert not disagreements, f"{len(disagreements)} disagreements:\n" + "\n".join(disagreements)
 
 

@@ -19,8 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("NOMAD_", "CONSUL_", "NOMADGEN_")) or k == "NOMADGEN_SHARED"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NOMAD_", "CONSUL_", "NOMADGEN_")) or k == "NOMADGEN_SHARED"
+    }
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env
@@ -56,14 +59,25 @@ def test_cluster_clears_the_shell_environment(dirty_env, cluster):
 
 
 def test_real_cluster_accepts_loopback_only():
-    good = real_cluster({"NOMAD_ADDR": "http://127.0.0.1:4646",
-                         "CONSUL_HTTP_ADDR": "localhost:8500", "NOMAD_TOKEN": "t"})
+    good = real_cluster(
+        {
+            "NOMAD_ADDR": "http://127.0.0.1:4646",
+            "CONSUL_HTTP_ADDR": "localhost:8500",
+            "NOMAD_TOKEN": "t",
+        }
+    )
     assert (good.backend, good.nomad_port, good.consul_host, good.nomad_token) == (
-        "real", 4646, "localhost", "t")
+        "real",
+        4646,
+        "localhost",
+        "t",
+    )
     assert good.standin is None and good.faults is None
-    for bad in ({"NOMAD_ADDR": "http://10.0.0.5:4646", "CONSUL_HTTP_ADDR": "127.0.0.1:8500"},
-                {"NOMAD_ADDR": "http://127.0.0.1:4646", "CONSUL_HTTP_ADDR": "consul.example:8500"},
-                {"NOMAD_ADDR": "http://127.0.0.1:4646"}):
+    for bad in (
+        {"NOMAD_ADDR": "http://10.0.0.5:4646", "CONSUL_HTTP_ADDR": "127.0.0.1:8500"},
+        {"NOMAD_ADDR": "http://127.0.0.1:4646", "CONSUL_HTTP_ADDR": "consul.example:8500"},
+        {"NOMAD_ADDR": "http://127.0.0.1:4646"},
+    ):
         with pytest.raises(ValueError):
             real_cluster(bad)
     assert is_loopback("::1") and is_loopback("127.0.0.9") and not is_loopback("0.0.0.0")
@@ -130,9 +144,23 @@ def test_standin_factory_options_and_cleanup(pytester):
 
 def test_standin_lifetime_ends_the_serve_process(tmp_path):
     env_file = tmp_path / "env"
-    proc = subprocess.Popen([sys.executable, "-m", "nomad_standin", "serve", "--lifetime", "1",
-                             "--env-file", str(env_file)], cwd=ROOT, env=_clean_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nomad_standin",
+            "serve",
+            "--lifetime",
+            "1",
+            "--env-file",
+            str(env_file),
+        ],
+        cwd=ROOT,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = proc.communicate(timeout=15)
     finally:
@@ -144,9 +172,23 @@ def test_standin_lifetime_ends_the_serve_process(tmp_path):
 
 def test_serve_exits_on_sigterm(tmp_path):
     env_file = tmp_path / "env"
-    proc = subprocess.Popen([sys.executable, "-m", "nomad_standin", "serve", "--lifetime", "60",
-                             "--env-file", str(env_file)], cwd=ROOT, env=_clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nomad_standin",
+            "serve",
+            "--lifetime",
+            "60",
+            "--env-file",
+            str(env_file),
+        ],
+        cwd=ROOT,
+        env=_clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 10
         while not env_file.exists():
@@ -170,8 +212,15 @@ def _running(pid: int) -> bool:
 
 
 def _cluster_py(state: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "dev/cluster.py", "--state-dir", str(state), *args],
-                          cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(
+        [sys.executable, "dev/cluster.py", "--state-dir", str(state), *args],
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def test_cluster_py_up_env_down_with_the_standin(tmp_path):
@@ -179,12 +228,14 @@ def test_cluster_py_up_env_down_with_the_standin(tmp_path):
     up = _cluster_py(state, "up", "--backend", "standin")
     try:
         assert up.returncode == 0, up.stderr
-        exports = dict(line.removeprefix("export ").split("=", 1)
-                       for line in up.stdout.splitlines())
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in up.stdout.splitlines()
+        )
         assert set(exports) == {"NOMAD_ADDR", "CONSUL_HTTP_ADDR", "NOMADGEN_DNS"}
         assert requests.get(exports["NOMAD_ADDR"] + "/v1/status/leader", timeout=5).ok
-        assert requests.get("http://" + exports["CONSUL_HTTP_ADDR"] + "/v1/status/leader",
-                            timeout=5).ok
+        assert requests.get(
+            "http://" + exports["CONSUL_HTTP_ADDR"] + "/v1/status/leader", timeout=5
+        ).ok
         pid = int((state / "standin.pid").read_text().split()[0])
         again = _cluster_py(state, "env")
         assert again.returncode == 0 and again.stdout == up.stdout
@@ -219,7 +270,9 @@ def test_cluster_py_starts_and_stops_twenty_times_on_a_busy_machine(tmp_path):
             assert up.returncode == 0, f"round {i}: {up.stderr}"
             pid = int((state / "standin.pid").read_text().split()[0])
             pids.append(pid)
-            env = dict(line.removeprefix("export ").split("=", 1) for line in up.stdout.splitlines())
+            env = dict(
+                line.removeprefix("export ").split("=", 1) for line in up.stdout.splitlines()
+            )
             assert requests.get(env["NOMAD_ADDR"] + "/v1/status/leader", timeout=10).ok
             down = _cluster_py(state, "down")
             assert down.returncode == 0 and "stopped standin" in down.stderr, down.stderr

@@ -29,19 +29,24 @@ EPHEMERAL = {"Sticky": True, "Migrate": True, "SizeMB": 1024}
 
 def first_and_replacement(g_old, g_new, node_new, down=False, index=0):
     store = DataStore()
-    data_id, _, disk_id = store.attach(job=JOB, group=g_old, index=index, node=NODE_A, prev=None,
-                                       prev_node_down=False)
+    data_id, _, disk_id = store.attach(
+        job=JOB, group=g_old, index=index, node=NODE_A, prev=None, prev_node_down=False
+    )
     store.write(data_id, "marker", "x")
     prev = SimpleNamespace(node=NODE_A, data_id=data_id, disk_id=disk_id)
-    new_id, origin, _ = store.attach(job=JOB, group=g_new, index=index, node=node_new, prev=prev,
-                                     prev_node_down=down)
+    new_id, origin, _ = store.attach(
+        job=JOB, group=g_new, index=index, node=node_new, prev=prev, prev_node_down=down
+    )
     return origin, store.read(new_id).get("marker")
 
 
 def test_sticky_disk_stays_on_its_node_and_migrates_only_from_a_live_node():
     assert first_and_replacement(group(EPHEMERAL), group(EPHEMERAL), NODE_A) == (STICKY, "x")
     assert first_and_replacement(group(EPHEMERAL), group(EPHEMERAL), NODE_B) == (MIGRATED, "x")
-    assert first_and_replacement(group(EPHEMERAL), group(EPHEMERAL), NODE_B, down=True) == (EMPTY, None)
+    assert first_and_replacement(group(EPHEMERAL), group(EPHEMERAL), NODE_B, down=True) == (
+        EMPTY,
+        None,
+    )
     sticky_only = {"Sticky": True}
     assert first_and_replacement(group(sticky_only), group(sticky_only), NODE_B) == (EMPTY, None)
     # The known-bad case: a disk that is neither sticky nor migrating is never carried over.
@@ -55,18 +60,43 @@ def test_volumes_hold_data_per_node_or_per_allocation_index():
     assert first_and_replacement(group(volume=host), group(volume=host), NODE_A) == (VOLUME, "x")
     assert first_and_replacement(group(volume=host), group(volume=host), NODE_B) == (EMPTY, None)
     csi = {"Type": "csi", "Source": "psql-app", "PerAlloc": True}
-    assert first_and_replacement(group(volume=csi), group(volume=csi), NODE_B, down=True) == (VOLUME, "x")
+    assert first_and_replacement(group(volume=csi), group(volume=csi), NODE_B, down=True) == (
+        VOLUME,
+        "x",
+    )
     # A volume's data is not the disk's: moving from a volume to the disk starts empty.
-    assert first_and_replacement(group(EPHEMERAL, volume=host), group(EPHEMERAL), NODE_A) == (STICKY, None)
+    assert first_and_replacement(group(EPHEMERAL, volume=host), group(EPHEMERAL), NODE_A) == (
+        STICKY,
+        None,
+    )
 
 
 def annotations(**u) -> dict:
-    return {"psql": {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0,
-                     "DestructiveUpdate": 0, **u}}
+    return {
+        "psql": {
+            "Ignore": 0,
+            "Place": 0,
+            "Migrate": 0,
+            "Stop": 0,
+            "InPlaceUpdate": 0,
+            "DestructiveUpdate": 0,
+            **u,
+        }
+    }
 
 
-ALLOCS = [{"ID": str(i), "Name": f"psql-app.psql[{i}]", "TaskGroup": "psql", "NodeID": n,
-           "NodeName": n, "DesiredStatus": "run", "ClientStatus": "running"} for i, n in enumerate("abc")]
+ALLOCS = [
+    {
+        "ID": str(i),
+        "Name": f"psql-app.psql[{i}]",
+        "TaskGroup": "psql",
+        "NodeID": n,
+        "NodeName": n,
+        "DesiredStatus": "run",
+        "ClientStatus": "running",
+    }
+    for i, n in enumerate("abc")
+]
 UP = {n: data.NodeView(n, True, True) for n in "abc"}
 
 
@@ -76,8 +106,13 @@ def job(g: dict, count: int = 3) -> dict:
 
 def test_predictions_from_plan_annotations():
     eph = job(group(EPHEMERAL))
-    (kept,) = data.predict("psql:app", eph, eph, annotations(DestructiveUpdate=1, Ignore=2), ALLOCS, UP)
-    assert (kept.outcome, kept.instances) == ("kept", 3)  # the whole rollout, not just its first batch
+    (kept,) = data.predict(
+        "psql:app", eph, eph, annotations(DestructiveUpdate=1, Ignore=2), ALLOCS, UP
+    )
+    assert (kept.outcome, kept.instances) == (
+        "kept",
+        3,
+    )  # the whole rollout, not just its first batch
     (inplace,) = data.predict("psql:app", eph, eph, annotations(InPlaceUpdate=3), ALLOCS, UP)
     assert inplace.outcome == "kept" and "in place" in inplace.how
     nodes = dict(UP, b=data.NodeView("b", True, False))  # b drains: the disk migrates

@@ -20,8 +20,9 @@ def standin(cluster):
 
 
 def _client(s, token=None, namespace=None):
-    return nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5, token=token,
-                       namespace=namespace)
+    return nomad.Nomad(
+        host="127.0.0.1", port=s.nomad_port, timeout=5, token=token, namespace=namespace
+    )
 
 
 # -- namespaces ---------------------------------------------------------------------------------
@@ -32,7 +33,8 @@ def test_job_in_a_missing_namespace_is_refused_with_nomads_text(standin):
         client.job.register_job("web", {"Job": job})
     assert exc.value.nomad_resp.status_code == 500
     assert exc.value.nomad_resp.text == (
-        '1 error occurred:\n\t* job "web" is in nonexistent namespace "team-a"\n\n')
+        '1 error occurred:\n\t* job "web" is in nonexistent namespace "team-a"\n\n'
+    )
     client.namespace.create_namespace({"Name": "team-a", "Description": "A"})
     assert [n["Name"] for n in client.namespaces.get_namespaces()] == ["default", "team-a"]
     client.job.register_job("web", {"Job": job})
@@ -61,11 +63,20 @@ def test_namespace_names_and_lookups(standin):
 
 
 # -- variables ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("path, ok", [
-    ("nomad/jobs", True), ("nomad/jobs/web/app/task", True), ("nomad/job-templates/x", True),
-    ("app/secret", True), ("nomad", False), ("nomad/job-templates", False),
-    ("nomad/job-templates/x/y", False), ("nomad/other", False), ("bad path", False),
-])
+@pytest.mark.parametrize(
+    "path, ok",
+    [
+        ("nomad/jobs", True),
+        ("nomad/jobs/web/app/task", True),
+        ("nomad/job-templates/x", True),
+        ("app/secret", True),
+        ("nomad", False),
+        ("nomad/job-templates", False),
+        ("nomad/job-templates/x/y", False),
+        ("nomad/other", False),
+        ("bad path", False),
+    ],
+)
 def test_variable_paths_under_nomad_are_reserved(standin, path, ok):
     r = requests.put(f"{standin.nomad_addr}/v1/var/{path}", json={"Items": {"a": "b"}}, timeout=5)
     assert (r.status_code == 200) is ok, r.text
@@ -89,21 +100,34 @@ def test_variable_namespace_comes_from_the_body(standin):
 # -- task environment and network model ---------------------------------------------------------
 def _running(s, client, job_id, n=1):
     def ready():
-        allocs = [a for a in client.job.get_allocations(job_id)
-                  if a["DesiredStatus"] == "run" and a["ClientStatus"] == "running"]
+        allocs = [
+            a
+            for a in client.job.get_allocations(job_id)
+            if a["DesiredStatus"] == "run" and a["ClientStatus"] == "running"
+        ]
         return allocs if len(allocs) == n else None
+
     return s.wait_for(ready)
 
 
 def _sidecar_job(job_id: str, mode: str = "host") -> dict:
     job = make_job(job_id, count=1)
     group = job["TaskGroups"][0]
-    group["Networks"] = [{"Mode": mode, "DynamicPorts": [{"Label": "http", "To": 8080},
-                                                         {"Label": "memcache", "To": 11211}]}]
-    group["Tasks"].append({"Name": "cache", "Driver": "docker",
-                           "Lifecycle": {"Hook": "prestart", "Sidecar": True},
-                           "Config": {"image": "memcached:1.6", "ports": ["memcache"]},
-                           "Resources": {"CPU": 100, "MemoryMB": 64}})
+    group["Networks"] = [
+        {
+            "Mode": mode,
+            "DynamicPorts": [{"Label": "http", "To": 8080}, {"Label": "memcache", "To": 11211}],
+        }
+    ]
+    group["Tasks"].append(
+        {
+            "Name": "cache",
+            "Driver": "docker",
+            "Lifecycle": {"Hook": "prestart", "Sidecar": True},
+            "Config": {"image": "memcached:1.6", "ports": ["memcache"]},
+            "Resources": {"CPU": 100, "MemoryMB": 64},
+        }
+    )
     return job
 
 
@@ -124,8 +148,9 @@ def test_port_variables_follow_client_taskenv(standin):
     # Host IP with the container's port: under Docker port mapping that reaches nothing.
     assert s.reach(f"{env['NOMAD_IP_http']}:{env['NOMAD_PORT_http']}") is None
     # The same questions over the control API (a stand-in in another process).
-    r = requests.get(f"{s.nomad_addr}/_standin/reach",
-                     params={"address": env["NOMAD_ADDR_http"]}, timeout=5).json()
+    r = requests.get(
+        f"{s.nomad_addr}/_standin/reach", params={"address": env["NOMAD_ADDR_http"]}, timeout=5
+    ).json()
     assert r["reaches"]["alloc_id"] == alloc["ID"] and r["reaches"]["task"] == "app"
     r = requests.get(f"{s.nomad_addr}/_standin/task/{alloc['ID']}/app", timeout=5).json()
     assert r["Env"]["NOMAD_ADDR_http"] == env["NOMAD_ADDR_http"]
@@ -163,8 +188,7 @@ def test_sidecar_in_the_same_group(standin, mode):
     else:  # Docker gives each container its own namespace
         assert local is None
     assert s.reach(env["NOMAD_ADDR_http"]).task == "app"
-    assert any(m["alloc_id"] == alloc["ID"] and m["label"] == "memcache"
-               for m in s.network_map())
+    assert any(m["alloc_id"] == alloc["ID"] and m["label"] == "memcache" for m in s.network_map())
 
 
 def test_rendered_templates_and_environment(standin):
@@ -175,20 +199,30 @@ def test_rendered_templates_and_environment(standin):
     s.nomad.var_put("nomad/jobs/shop", {"pw": 'se"cret'})
     job = make_job("shop", count=1)
     job["TaskGroups"][0]["Services"] = None
-    job["TaskGroups"][0]["Tasks"][0]["Templates"] = [{
-        "EmbeddedTmpl": ('{{- with service "web-api~_agent" }}{{ with index . 0 }}\n'
-                         "WEB_ADDR={{ .Address }}:{{ .Port }}\n{{- end }}{{ end }}\n"
-                         '{{ with nomadVar "nomad/jobs/shop" }}PW={{ .pw | toJSON }}{{ end }}\n'
-                         "LITERAL={{ \"{{\" }}x\n"),
-        "DestPath": "local/app.env", "Envvars": True, "ChangeMode": "restart"}]
+    job["TaskGroups"][0]["Tasks"][0]["Templates"] = [
+        {
+            "EmbeddedTmpl": (
+                '{{- with service "web-api~_agent" }}{{ with index . 0 }}\n'
+                "WEB_ADDR={{ .Address }}:{{ .Port }}\n{{- end }}{{ end }}\n"
+                '{{ with nomadVar "nomad/jobs/shop" }}PW={{ .pw | toJSON }}{{ end }}\n'
+                'LITERAL={{ "{{" }}x\n'
+            ),
+            "DestPath": "local/app.env",
+            "Envvars": True,
+            "ChangeMode": "restart",
+        }
+    ]
     client.job.register_job("shop", {"Job": job})
     (shop,) = _running(s, client, "shop")
     # Rendered from live data: wait until web's instance is healthy in Consul.
     view = s.wait_for(lambda: (v := s.task_view(shop["ID"], "app"))["Env"].get("WEB_ADDR") and v)
     (tmpl,) = view["Templates"]
-    assert tmpl["Rendered"].splitlines() == ["",
+    assert tmpl["Rendered"].splitlines() == [
+        "",
         f"WEB_ADDR={s.task_view(web['ID'], 'app')['Env']['NOMAD_ADDR_http']}",
-        'PW="se\\"cret"', "LITERAL={{x"]
+        'PW="se\\"cret"',
+        "LITERAL={{x",
+    ]
     assert view["Env"]["PW"] == 'se"cret' and view["Env"]["MODE"] == "one"
     assert s.reach(view["Env"]["WEB_ADDR"]).alloc_id == web["ID"]
 
@@ -200,13 +234,23 @@ MGMT = "00000000-1111-2222-3333-444444444444"
 def test_nomad_tokens_get_the_capabilities_of_their_policies(standin_factory):
     s = standin_factory(nomad_acl_token=MGMT)
     reader = _client(s, s.nomad_token(rules={"read": 'namespace "default" { policy = "read" }'}))
-    submitter = _client(s, s.nomad_token(rules={"submit": '''
+    submitter = _client(
+        s,
+        s.nomad_token(
+            rules={
+                "submit": """
         namespace "default" { capabilities = ["submit-job", "read-job", "list-jobs"] }
-        node { policy = "read" }'''}))
+        node { policy = "read" }"""
+            }
+        ),
+    )
     job = make_job("web", count=1)
     with pytest.raises(nex.URLNotAuthorizedNomadException) as exc:
         reader.job.register_job("web", {"Job": job})
-    assert (exc.value.nomad_resp.status_code, exc.value.nomad_resp.text) == (403, "Permission denied")
+    assert (exc.value.nomad_resp.status_code, exc.value.nomad_resp.text) == (
+        403,
+        "Permission denied",
+    )
     with pytest.raises(nex.URLNotAuthorizedNomadException):
         reader.job.plan_job("web", {"Job": job})
     with pytest.raises(nex.URLNotAuthorizedNomadException):
@@ -229,14 +273,20 @@ def test_nomad_variable_path_rules(standin_factory):
     mgmt = _client(s, MGMT)
     for path in ("app/a", "app/b", "other/c"):
         mgmt.variable.create_variable(path, {"Items": {"k": path}})
-    token = s.nomad_token(rules={"vars": '''namespace "default" { variables {
+    token = s.nomad_token(
+        rules={
+            "vars": """namespace "default" { variables {
         path "app/*" { capabilities = ["read"] }
-        path "app/b" { capabilities = ["deny"] } } }'''})
+        path "app/b" { capabilities = ["deny"] } } }"""
+        }
+    )
     c = _client(s, token)
     assert c.variable.get_variable("app/a")["Items"] == {"k": "app/a"}
-    for denied in (lambda: c.variable.get_variable("app/b"),  # concrete deny beats the glob
-                   lambda: c.variable.get_variable("other/c"),
-                   lambda: c.variable.create_variable("app/a", {"Items": {"k": "x"}})):
+    for denied in (
+        lambda: c.variable.get_variable("app/b"),  # concrete deny beats the glob
+        lambda: c.variable.get_variable("other/c"),
+        lambda: c.variable.create_variable("app/a", {"Items": {"k": "x"}}),
+    ):
         with pytest.raises(nex.URLNotAuthorizedNomadException):
             denied()
     assert [v["Path"] for v in c.variables.get_variables()] == ["app/a"]  # list is filtered
@@ -245,29 +295,51 @@ def test_nomad_variable_path_rules(standin_factory):
 def test_acl_policy_and_token_endpoints(standin_factory):
     s = standin_factory(nomad_acl_token=MGMT)
     base, hdr = s.nomad_addr, {"X-Nomad-Token": MGMT}
-    r = requests.put(f"{base}/v1/acl/policy/ro", headers=hdr, timeout=5, json={
-        "Name": "ro", "Rules": 'namespace "default" { policy = "read" }'})
+    r = requests.put(
+        f"{base}/v1/acl/policy/ro",
+        headers=hdr,
+        timeout=5,
+        json={"Name": "ro", "Rules": 'namespace "default" { policy = "read" }'},
+    )
     assert r.status_code == 200
-    r = requests.put(f"{base}/v1/acl/policy/bad", headers=hdr, timeout=5, json={
-        "Name": "bad", "Rules": 'namespace "default" { policy = "read" }',
-        "JobACL": {"Group": "g"}})
+    r = requests.put(
+        f"{base}/v1/acl/policy/bad",
+        headers=hdr,
+        timeout=5,
+        json={
+            "Name": "bad",
+            "Rules": 'namespace "default" { policy = "read" }',
+            "JobACL": {"Group": "g"},
+        },
+    )
     assert r.status_code == 400 and "job ID must be set to set group" in r.text
-    token = requests.put(f"{base}/v1/acl/token", headers=hdr, timeout=5,
-                         json={"Name": "t", "Type": "client", "Policies": ["ro"]}).json()
-    me = requests.get(f"{base}/v1/acl/token/self", timeout=5,
-                      headers={"X-Nomad-Token": token["SecretID"]}).json()
+    token = requests.put(
+        f"{base}/v1/acl/token",
+        headers=hdr,
+        timeout=5,
+        json={"Name": "t", "Type": "client", "Policies": ["ro"]},
+    ).json()
+    me = requests.get(
+        f"{base}/v1/acl/token/self", timeout=5, headers={"X-Nomad-Token": token["SecretID"]}
+    ).json()
     assert me["Policies"] == ["ro"] and me["AccessorID"] == token["AccessorID"]
-    r = requests.get(f"{base}/v1/acl/policies", timeout=5,
-                     headers={"X-Nomad-Token": token["SecretID"]})
+    r = requests.get(
+        f"{base}/v1/acl/policies", timeout=5, headers={"X-Nomad-Token": token["SecretID"]}
+    )
     assert (r.status_code, r.text) == (403, "Permission denied")
 
 
 def _reader_job(job_id: str, path: str) -> dict:
     job = make_job(job_id, count=1)
     job["TaskGroups"][0]["Services"] = None
-    job["TaskGroups"][0]["Tasks"][0]["Templates"] = [{
-        "EmbeddedTmpl": '{{ with nomadVar "%s" }}DB_PASSWORD={{ .password }}{{ end }}\n' % path,
-        "DestPath": "secrets/db.env", "Envvars": True, "ChangeMode": "restart"}]
+    job["TaskGroups"][0]["Tasks"][0]["Templates"] = [
+        {
+            "EmbeddedTmpl": '{{ with nomadVar "%s" }}DB_PASSWORD={{ .password }}{{ end }}\n' % path,
+            "DestPath": "secrets/db.env",
+            "Envvars": True,
+            "ChangeMode": "restart",
+        }
+    ]
     return job
 
 
@@ -282,27 +354,39 @@ def test_workload_identity_reads_its_own_job_variables_only(standin_factory):
 
     mgmt.job.register_job("billing", {"Job": _reader_job("billing", "nomad/jobs/db")})
     alloc = s.wait_for(lambda: mgmt.job.get_allocations("billing"))[0]
-    denied = ("Template failed: nomad.var.get(nomad/jobs/db@default.global): "
-              "Unexpected response code: 403 (Permission denied)")
+    denied = (
+        "Template failed: nomad.var.get(nomad/jobs/db@default.global): "
+        "Unexpected response code: 403 (Permission denied)"
+    )
 
     def events():
         a = mgmt.allocation.get_allocation(alloc["ID"])
         return [e["DisplayMessage"] for e in a["TaskStates"]["app"]["Events"]]
+
     s.wait_for(lambda: denied in events())
     assert mgmt.allocation.get_allocation(alloc["ID"])["TaskStates"]["app"]["State"] == "pending"
     (tmpl,) = s.task_view(alloc["ID"], "app")["Templates"]
     assert tmpl["Denied"] and tmpl["Error"] == denied
     # A policy attached to another group of the job does not help ...
-    s.nomad.acl.apply_policy("other-group", '''namespace "default" { variables {
-        path "nomad/jobs/db" { capabilities = ["read"] } } }''',
-        job_acl={"Namespace": "default", "JobID": "billing", "Group": "other"})
+    s.nomad.acl.apply_policy(
+        "other-group",
+        """namespace "default" { variables {
+        path "nomad/jobs/db" { capabilities = ["read"] } } }""",
+        job_acl={"Namespace": "default", "JobID": "billing", "Group": "other"},
+    )
     assert s.task_view(alloc["ID"], "app")["Templates"][0]["Denied"]
     # ... one attached to the job does (nomad acl policy apply -job billing ...).
-    r = requests.put(f"{s.nomad_addr}/v1/acl/policy/billing-db", timeout=5,
-                     headers={"X-Nomad-Token": MGMT}, json={
-                         "Name": "billing-db", "JobACL": {"Namespace": "default", "JobID": "billing"},
-                         "Rules": 'namespace "default" { variables { path "nomad/jobs/db" '
-                                  '{ capabilities = ["read"] } } }'})
+    r = requests.put(
+        f"{s.nomad_addr}/v1/acl/policy/billing-db",
+        timeout=5,
+        headers={"X-Nomad-Token": MGMT},
+        json={
+            "Name": "billing-db",
+            "JobACL": {"Namespace": "default", "JobID": "billing"},
+            "Rules": 'namespace "default" { variables { path "nomad/jobs/db" '
+            '{ capabilities = ["read"] } } }',
+        },
+    )
     assert r.status_code == 200, r.text
     s.wait_for(lambda: mgmt.allocation.get_allocation(alloc["ID"])["ClientStatus"] == "running")
     assert s.task_view(alloc["ID"], "app")["Env"]["DB_PASSWORD"] == "theirs"
@@ -322,10 +406,12 @@ def test_consul_token_rules_and_a_denied_transaction(standin_factory):
     import base64
 
     s = standin_factory(consul_acl_tokens={"root"})
-    token = s.consul_token('key_prefix "dockland/" { policy = "write" }\n'
-                           'key_prefix "" { policy = "read" }\n'
-                           'service "web" { policy = "read" }\n'
-                           'node_prefix "" { policy = "read" }')
+    token = s.consul_token(
+        'key_prefix "dockland/" { policy = "write" }\n'
+        'key_prefix "" { policy = "read" }\n'
+        'service "web" { policy = "read" }\n'
+        'node_prefix "" { policy = "read" }'
+    )
     base, hdr = s.consul_addr, {"X-Consul-Token": token}
     assert requests.put(f"{base}/v1/kv/dockland/a", data=b"1", headers=hdr, timeout=5).json()
     r = requests.put(f"{base}/v1/kv/other/a", data=b"1", headers=hdr, timeout=5)
@@ -335,23 +421,47 @@ def test_consul_token_rules_and_a_denied_transaction(standin_factory):
 
     def op(verb, key):
         return {"KV": {"Verb": verb, "Key": key, "Value": base64.b64encode(b"v").decode()}}
-    r = requests.put(f"{base}/v1/txn", headers=hdr, timeout=5,
-                     json=[op("set", "dockland/b"), op("set", "other/b"),
-                           op("check-not-exists", "other/c")])
+
+    r = requests.put(
+        f"{base}/v1/txn",
+        headers=hdr,
+        timeout=5,
+        json=[op("set", "dockland/b"), op("set", "other/b"), op("check-not-exists", "other/c")],
+    )
     assert r.status_code == 409
     body = r.json()
     assert body["Results"] is None
     assert [e["OpIndex"] for e in body["Errors"]] == [1, 2]  # check-not-exists needs write
     assert all("lacks permission 'key:write'" in e["What"] for e in body["Errors"])
-    assert requests.get(f"{base}/v1/kv/dockland/b", headers={"X-Consul-Token": "root"},
-                        timeout=5).status_code == 404  # all or nothing
+    assert (
+        requests.get(
+            f"{base}/v1/kv/dockland/b", headers={"X-Consul-Token": "root"}, timeout=5
+        ).status_code
+        == 404
+    )  # all or nothing
     # Lists are filtered by the token's rules.
-    s.consul.register_service(node=s.nomad.nodes[0]["Name"], service_id="w1", name="web",
-                              address="127.0.0.11", port=1, tags=[], meta={},
-                              check_status="passing", check_name="")
-    s.consul.register_service(node=s.nomad.nodes[0]["Name"], service_id="d1", name="db",
-                              address="127.0.0.11", port=2, tags=[], meta={},
-                              check_status="passing", check_name="")
+    s.consul.register_service(
+        node=s.nomad.nodes[0]["Name"],
+        service_id="w1",
+        name="web",
+        address="127.0.0.11",
+        port=1,
+        tags=[],
+        meta={},
+        check_status="passing",
+        check_name="",
+    )
+    s.consul.register_service(
+        node=s.nomad.nodes[0]["Name"],
+        service_id="d1",
+        name="db",
+        address="127.0.0.11",
+        port=2,
+        tags=[],
+        meta={},
+        check_status="passing",
+        check_name="",
+    )
     r = requests.get(f"{base}/v1/catalog/services", headers=hdr, timeout=5)
     assert set(r.json()) == {"web"}
     assert r.headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
@@ -400,12 +510,17 @@ def test_workload_identity_is_bound_to_its_namespace(standin_factory):
     s.nomad.var_put("nomad/jobs/app", {"password": "other-namespace"}, namespace="team")
     mgmt.job.register_job("app", {"Job": _reader_job("app", "nomad/jobs/app@team.global")})
     alloc = s.wait_for(lambda: mgmt.job.get_allocations("app"))[0]
-    denied = ("Template failed: nomad.var.get(nomad/jobs/app@team.global): "
-              "Unexpected response code: 403 (Permission denied)")
+    denied = (
+        "Template failed: nomad.var.get(nomad/jobs/app@team.global): "
+        "Unexpected response code: 403 (Permission denied)"
+    )
     s.wait_for(lambda: s.task_view(alloc["ID"], "app")["Templates"][0].get("Error") == denied)
-    s.nomad.acl.apply_policy("app-team", '''namespace "team" { variables {
-        path "nomad/jobs/app" { capabilities = ["read"] } } }''',
-        job_acl={"Namespace": "default", "JobID": "app"})
+    s.nomad.acl.apply_policy(
+        "app-team",
+        """namespace "team" { variables {
+        path "nomad/jobs/app" { capabilities = ["read"] } } }""",
+        job_acl={"Namespace": "default", "JobID": "app"},
+    )
     s.wait_for(lambda: mgmt.allocation.get_allocation(alloc["ID"])["ClientStatus"] == "running")
     assert s.task_view(alloc["ID"], "app")["Env"]["DB_PASSWORD"] == "other-namespace"
 

@@ -24,30 +24,68 @@ SEC = 1_000_000_000
 ZONES = ("zone-a", "zone-b", "zone-c")
 
 
-def make_job(job_id: str, *, count: int = 3, env: dict | None = None, distinct: bool = True,
-             update: dict | None = None, tags: list[str] | None = None, cpu: int = 200,
-             constraints: list[dict] | None = None) -> dict:
+def make_job(
+    job_id: str,
+    *,
+    count: int = 3,
+    env: dict | None = None,
+    distinct: bool = True,
+    update: dict | None = None,
+    tags: list[str] | None = None,
+    cpu: int = 200,
+    constraints: list[dict] | None = None,
+) -> dict:
     group_constraints = list(constraints or [])
     if distinct:
-        group_constraints.append({"LTarget": "${node.datacenter}", "Operand": "distinct_property",
-                                  "RTarget": "1"})
+        group_constraints.append(
+            {"LTarget": "${node.datacenter}", "Operand": "distinct_property", "RTarget": "1"}
+        )
     return {
-        "ID": job_id, "Name": job_id, "Type": "service", "Datacenters": list(ZONES),
-        "TaskGroups": [{
-            "Name": "app", "Count": count, "Constraints": group_constraints or None,
-            "Networks": [{"Mode": "host", "DynamicPorts": [{"Label": "http", "To": 8080}]}],
-            "Services": [{"Name": f"{job_id}-api", "PortLabel": "http", "Provider": "consul",
-                          "Tags": tags if tags is not None else ["v1", "${node.datacenter}"],
-                          "Checks": [{"Name": "alive", "Type": "tcp", "PortLabel": "http",
-                                      "Interval": 10 * SEC, "Timeout": 2 * SEC}]}],
-            "Update": update or {"MaxParallel": 1, "MinHealthyTime": 10 * SEC,
-                                 "HealthyDeadline": 5 * 60 * SEC,
-                                 "ProgressDeadline": 10 * 60 * SEC},
-            "Tasks": [{"Name": "app", "Driver": "docker",
-                       "Config": {"image": "example/app:1.0", "ports": ["http"]},
-                       "Env": env if env is not None else {"MODE": "one"},
-                       "Resources": {"CPU": cpu, "MemoryMB": 128}}],
-        }],
+        "ID": job_id,
+        "Name": job_id,
+        "Type": "service",
+        "Datacenters": list(ZONES),
+        "TaskGroups": [
+            {
+                "Name": "app",
+                "Count": count,
+                "Constraints": group_constraints or None,
+                "Networks": [{"Mode": "host", "DynamicPorts": [{"Label": "http", "To": 8080}]}],
+                "Services": [
+                    {
+                        "Name": f"{job_id}-api",
+                        "PortLabel": "http",
+                        "Provider": "consul",
+                        "Tags": tags if tags is not None else ["v1", "${node.datacenter}"],
+                        "Checks": [
+                            {
+                                "Name": "alive",
+                                "Type": "tcp",
+                                "PortLabel": "http",
+                                "Interval": 10 * SEC,
+                                "Timeout": 2 * SEC,
+                            }
+                        ],
+                    }
+                ],
+                "Update": update
+                or {
+                    "MaxParallel": 1,
+                    "MinHealthyTime": 10 * SEC,
+                    "HealthyDeadline": 5 * 60 * SEC,
+                    "ProgressDeadline": 10 * 60 * SEC,
+                },
+                "Tasks": [
+                    {
+                        "Name": "app",
+                        "Driver": "docker",
+                        "Config": {"image": "example/app:1.0", "ports": ["http"]},
+                        "Env": env if env is not None else {"MODE": "one"},
+                        "Resources": {"CPU": cpu, "MemoryMB": 128},
+                    }
+                ],
+            }
+        ],
     }
 
 
@@ -72,8 +110,13 @@ def register(c, job_id, body):
 
 @pytest.fixture
 def client(cluster):
-    return nomad.Nomad(host=cluster.nomad_host, port=cluster.nomad_port, timeout=5, verify=False,
-                       token=cluster.nomad_token)
+    return nomad.Nomad(
+        host=cluster.nomad_host,
+        port=cluster.nomad_port,
+        timeout=5,
+        verify=False,
+        token=cluster.nomad_token,
+    )
 
 
 @pytest.fixture
@@ -95,8 +138,11 @@ def standin(cluster) -> StandIn:
 
 
 def live(client, jid):
-    return [a for a in client.job.get_allocations(jid)
-            if a["DesiredStatus"] == "run" and a["ClientStatus"] in ("pending", "running")]
+    return [
+        a
+        for a in client.job.get_allocations(jid)
+        if a["DesiredStatus"] == "run" and a["ClientStatus"] in ("pending", "running")
+    ]
 
 
 # -- register, read, plan --------------------------------------------------------------------
@@ -114,7 +160,12 @@ def test_plan_register_read_versions(client, job_id):
     assert reg["EvalID"] and reg["JobModifyIndex"] > 0
     job = client.job.get_job(job_id)
     assert (job["Name"], job["Namespace"], job["Region"], job["Priority"], job["Type"]) == (
-        job_id, "default", "global", 50, "service")
+        job_id,
+        "default",
+        "global",
+        50,
+        "service",
+    )
     assert job["Version"] == 0 and job["JobModifyIndex"] == reg["JobModifyIndex"]
     assert job["Status"] in ("pending", "running")
     assert job["TaskGroups"][0]["Tasks"][0]["KillTimeout"] == 5 * SEC  # server default
@@ -128,13 +179,17 @@ def test_plan_register_read_versions(client, job_id):
     assert same["JobModifyIndex"] == reg["JobModifyIndex"]
     assert same["Annotations"]["DesiredTGUpdates"]["app"]["Ignore"] == 3
 
-    edited = client.job.plan_job(job_id, {"Job": make_job(job_id, env={"MODE": "two"})},
-                                 diff=True)
+    edited = client.job.plan_job(job_id, {"Job": make_job(job_id, env={"MODE": "two"})}, diff=True)
     assert edited["Diff"]["Type"] == "Edited"
     task = edited["Diff"]["TaskGroups"][0]["Tasks"][0]
     assert task["Type"] == "Edited"
-    assert {"Type": "Edited", "Name": "Env[MODE]", "Old": "one", "New": "two",
-            "Annotations": None} in task["Fields"]
+    assert {
+        "Type": "Edited",
+        "Name": "Env[MODE]",
+        "Old": "one",
+        "New": "two",
+        "Annotations": None,
+    } in task["Fields"]
     assert task["Annotations"] == ["forces create/destroy update"]
     # max_parallel 1: one replacement now, the others wait for it to be healthy.
     updates = edited["Annotations"]["DesiredTGUpdates"]["app"]
@@ -152,18 +207,25 @@ def test_plan_in_place_and_meta_classification(client, job_id):
     # A tag or constraint change is in-place; job-level meta reaches tasks, so it is destructive.
     tagged = client.job.plan_job(job_id, {"Job": make_job(job_id, tags=["v2"])}, diff=True)
     assert tagged["Annotations"]["DesiredTGUpdates"]["app"]["InPlaceUpdate"] == 3
-    constrained = make_job(job_id, constraints=[
-        {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"}])
+    constrained = make_job(
+        job_id, constraints=[{"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"}]
+    )
     plan = client.job.plan_job(job_id, {"Job": constrained}, diff=True)
     assert plan["Annotations"]["DesiredTGUpdates"]["app"]["InPlaceUpdate"] == 3
     meta = make_job(job_id)
     meta["Meta"] = {"owner": "team-x"}
     plan = client.job.plan_job(job_id, {"Job": meta}, diff=True)
     assert plan["Annotations"]["DesiredTGUpdates"]["app"]["DestructiveUpdate"] == 1
-    assert {"Type": "Added", "Name": "Meta[owner]", "Old": "", "New": "team-x",
-            "Annotations": None} in plan["Diff"]["Fields"]
-    bigger = client.job.plan_job(job_id, {"Job": make_job(job_id, distinct=False, count=4)},
-                                 diff=True)
+    assert {
+        "Type": "Added",
+        "Name": "Meta[owner]",
+        "Old": "",
+        "New": "team-x",
+        "Annotations": None,
+    } in plan["Diff"]["Fields"]
+    bigger = client.job.plan_job(
+        job_id, {"Job": make_job(job_id, distinct=False, count=4)}, diff=True
+    )
     count = next(f for f in bigger["Diff"]["TaskGroups"][0]["Fields"] if f["Name"] == "Count")
     assert (count["Old"], count["New"], count["Annotations"]) == ("3", "4", ["forces create"])
 
@@ -183,8 +245,9 @@ def test_count_above_zones_fails_placement_in_plan_and_register(client, job_id):
     failed = plan["FailedTGAllocs"]["app"]
     assert failed["NodesEvaluated"] == 3 and failed["NodesFiltered"] == 3
     assert failed["NodesAvailable"] == {z: 1 for z in ZONES}
-    assert all(k.startswith("distinct_property: ${node.datacenter}=")
-               for k in failed["ConstraintFiltered"])
+    assert all(
+        k.startswith("distinct_property: ${node.datacenter}=") for k in failed["ConstraintFiltered"]
+    )
     assert plan["Annotations"]["DesiredTGUpdates"]["app"]["Place"] == 4
 
     reg = register(client, job_id, {"Job": make_job(job_id, count=4)})
@@ -208,41 +271,72 @@ def test_resources_exhaust_nodes(client, job_id):
 
 
 def test_constraints_filter_nodes(client, job_id):
-    pinned = make_job(job_id, count=1, distinct=False, constraints=[
-        {"LTarget": "${meta.zone}", "Operand": "=", "RTarget": "zone-b"},
-        {"LTarget": "${attr.cpu.arch}", "Operand": "regexp", "RTarget": "^amd"},
-        {"LTarget": "${attr.nomad.version}", "Operand": "version", "RTarget": ">= 1.6"}])
+    pinned = make_job(
+        job_id,
+        count=1,
+        distinct=False,
+        constraints=[
+            {"LTarget": "${meta.zone}", "Operand": "=", "RTarget": "zone-b"},
+            {"LTarget": "${attr.cpu.arch}", "Operand": "regexp", "RTarget": "^amd"},
+            {"LTarget": "${attr.nomad.version}", "Operand": "version", "RTarget": ">= 1.6"},
+        ],
+    )
     register(client, job_id, {"Job": pinned})
     (alloc,) = live(client, job_id)
     assert alloc["NodeName"] == "zone-b-1"
-    nowhere = make_job(job_id, count=1, distinct=False, constraints=[
-        {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "windows"}])
+    nowhere = make_job(
+        job_id,
+        count=1,
+        distinct=False,
+        constraints=[{"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "windows"}],
+    )
     failed = client.job.plan_job(job_id, {"Job": nowhere})["FailedTGAllocs"]["app"]
     assert failed["ConstraintFiltered"] == {"${attr.kernel.name} = windows": 3}
 
 
 def test_stale_check_and_set_is_refused_like_nomad(client, job_id):
-    first = register(client, job_id, {"Job": make_job(job_id), "EnforceIndex": True,
-                                             "JobModifyIndex": 0})
+    first = register(
+        client, job_id, {"Job": make_job(job_id), "EnforceIndex": True, "JobModifyIndex": 0}
+    )
     index = first["JobModifyIndex"]
     with pytest.raises(nex.BaseNomadException) as exc:
-        register(client, job_id, {"Job": make_job(job_id), "EnforceIndex": True,
-                                         "JobModifyIndex": 0})
+        register(
+            client, job_id, {"Job": make_job(job_id), "EnforceIndex": True, "JobModifyIndex": 0}
+        )
     assert exc.value.nomad_resp.status_code == 500
     assert "Enforcing job modify index 0: job already exists" in exc.value.nomad_resp.text
-    register(client, job_id, {"Job": make_job(job_id, env={"MODE": "two"}),
-                                     "EnforceIndex": True, "JobModifyIndex": index})
+    register(
+        client,
+        job_id,
+        {
+            "Job": make_job(job_id, env={"MODE": "two"}),
+            "EnforceIndex": True,
+            "JobModifyIndex": index,
+        },
+    )
     current = client.job.get_job(job_id)["JobModifyIndex"]
     with pytest.raises(nex.BaseNomadException) as exc:
-        register(client, job_id, {"Job": make_job(job_id, env={"MODE": "three"}),
-                                         "EnforceIndex": True, "JobModifyIndex": index})
+        register(
+            client,
+            job_id,
+            {
+                "Job": make_job(job_id, env={"MODE": "three"}),
+                "EnforceIndex": True,
+                "JobModifyIndex": index,
+            },
+        )
     assert exc.value.nomad_resp.status_code == 500
     # Exactly the RPC error's text: no go-multierror wrapping (nomad/job_endpoint.go Register).
-    assert exc.value.nomad_resp.text == (f"Enforcing job modify index {index}: job exists with "
-                                         f"conflicting job modify index: {current}")
+    assert exc.value.nomad_resp.text == (
+        f"Enforcing job modify index {index}: job exists with "
+        f"conflicting job modify index: {current}"
+    )
     with pytest.raises(nex.BaseNomadException) as exc:
-        register(client, job_id + "-x", {"Job": make_job(job_id + "-x"),
-                                                "EnforceIndex": True, "JobModifyIndex": 5})
+        register(
+            client,
+            job_id + "-x",
+            {"Job": make_job(job_id + "-x"), "EnforceIndex": True, "JobModifyIndex": 5},
+        )
     assert "Enforcing job modify index 5: job does not exist" in exc.value.nomad_resp.text
 
 
@@ -300,7 +394,10 @@ def test_nodes_list_and_detail(client, standin):
     assert detail["Attributes"]["kernel.name"] == "linux"
     assert detail["Attributes"]["unique.network.ip-address"] == detail["HTTPAddr"].split(":")[0]
     assert (detail["Status"], detail["SchedulingEligibility"], detail["NodePool"]) == (
-        "ready", "eligible", "default")
+        "ready",
+        "eligible",
+        "default",
+    )
     assert client.regions.get_regions() == ["global"]
     assert [ns["Name"] for ns in client.namespaces.get_namespaces()] == ["default"]
 
@@ -312,10 +409,18 @@ def test_same_seed_gives_same_cluster(standin_factory):
         c = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5)
         register(c, "det", {"Job": make_job("det")})
         allocs = sorted(c.job.get_allocations("det"), key=lambda x: x["Name"])
-        ports = sorted((x["NodeName"], json.dumps(c.allocation.get_allocation(x["ID"])[
-            "AllocatedResources"]["Shared"]["Ports"])) for x in allocs)
-        ids.append(([n["ID"] for n in c.nodes.get_nodes()],
-                    [(x["ID"], x["Name"]) for x in allocs], ports))
+        ports = sorted(
+            (
+                x["NodeName"],
+                json.dumps(
+                    c.allocation.get_allocation(x["ID"])["AllocatedResources"]["Shared"]["Ports"]
+                ),
+            )
+            for x in allocs
+        )
+        ids.append(
+            ([n["ID"] for n in c.nodes.get_nodes()], [(x["ID"], x["Name"]) for x in allocs], ports)
+        )
     # Which of equal nodes gets which instance is Nomad's shuffle, seeded by the evaluation ID
     # (scheduler/util.go shuffleNodes): not the stand-in's to fix when nomad-sched decides.
     assert ids[0] == ids[1]
@@ -332,12 +437,15 @@ def test_services_reach_consul_and_dns(cluster, client, job_id):
         assert port["Label"] == "http" and 20000 <= port["Value"] <= 32000 and port["To"] == 8080
         node = client.node.get_node(alloc["NodeID"])
         expected.add((node["HTTPAddr"].split(":")[0], port["Value"], node["Datacenter"]))
-    c = consul.Consul(host=cluster.consul_host, port=cluster.consul_port,
-                      token=cluster.consul_token)
-    _, entries = poll(lambda: (r := c.health.service(f"{job_id}-api", passing=True))
-                      and len(r[1]) == 3 and r)
-    got = {(e["Service"]["Address"], e["Service"]["Port"], e["Service"]["Tags"][1])
-           for e in entries}
+    c = consul.Consul(
+        host=cluster.consul_host, port=cluster.consul_port, token=cluster.consul_token
+    )
+    _, entries = poll(
+        lambda: (r := c.health.service(f"{job_id}-api", passing=True)) and len(r[1]) == 3 and r
+    )
+    got = {
+        (e["Service"]["Address"], e["Service"]["Port"], e["Service"]["Tags"][1]) for e in entries
+    }
     assert got == expected
     assert all(e["Service"]["ID"].startswith("_nomad-task-") for e in entries)
     assert all(e["Service"]["Tags"][0] == "v1" for e in entries)
@@ -353,8 +461,9 @@ def test_services_reach_consul_and_dns(cluster, client, job_id):
 
 def test_stop_and_purge_job(cluster, client, job_id):
     register(client, job_id, {"Job": make_job(job_id)})
-    c = consul.Consul(host=cluster.consul_host, port=cluster.consul_port,
-                      token=cluster.consul_token)
+    c = consul.Consul(
+        host=cluster.consul_host, port=cluster.consul_port, token=cluster.consul_token
+    )
     poll(lambda: len(c.health.service(f"{job_id}-api")[1]) == 3)
     client.job.deregister_job(job_id)
     job = poll(lambda: (j := client.job.get_job(job_id))["Status"] == "dead" and j)
@@ -367,10 +476,15 @@ def test_stop_and_purge_job(cluster, client, job_id):
         client.job.get_job(job_id)
 
 
-def test_destructive_update_replaces_allocations_and_moves_services(cluster, client, job_id,
-                                                                    standin):
-    fast = {"MaxParallel": 3, "MinHealthyTime": 1 * SEC, "HealthyDeadline": 60 * SEC,
-            "ProgressDeadline": 120 * SEC}
+def test_destructive_update_replaces_allocations_and_moves_services(
+    cluster, client, job_id, standin
+):
+    fast = {
+        "MaxParallel": 3,
+        "MinHealthyTime": 1 * SEC,
+        "HealthyDeadline": 60 * SEC,
+        "ProgressDeadline": 120 * SEC,
+    }
     register(client, job_id, {"Job": make_job(job_id, update=fast)})
     before = {a["ID"] for a in live(client, job_id)}
     c = consul.Consul(host=cluster.consul_host, port=cluster.consul_port)
@@ -385,8 +499,7 @@ def test_destructive_update_replaces_allocations_and_moves_services(cluster, cli
     assert all(any(alloc in sid for alloc in after) for sid in ids_after)
 
     # An in-place update (tags only) keeps the allocations and re-syncs the services.
-    register(client, job_id, {"Job": make_job(job_id, update=fast, env={"MODE": "x"},
-                                                     tags=["v2"])})
+    register(client, job_id, {"Job": make_job(job_id, update=fast, env={"MODE": "x"}, tags=["v2"])})
     assert {a["ID"] for a in live(client, job_id)} == after
     tags = [e["Service"]["Tags"] for e in c.health.service(f"{job_id}-api")[1]]
     assert tags == [["v2"]] * 3
@@ -397,8 +510,10 @@ def test_deployment_becomes_successful(client, job_id):
     dep = client.job.get_deployment(job_id)
     assert dep["JobVersion"] == 0 and dep["TaskGroups"]["app"]["DesiredTotal"] == 3
     assert client.evaluation.get_evaluation(reg["EvalID"])["DeploymentID"] == dep["ID"]
-    done = poll(lambda: (d := client.deployment.get_deployment(dep["ID"]))["Status"]
-                == "successful" and d, timeout=30)
+    done = poll(
+        lambda: (d := client.deployment.get_deployment(dep["ID"]))["Status"] == "successful" and d,
+        timeout=30,
+    )
     assert done["StatusDescription"] == "Deployment completed successfully"
     assert done["TaskGroups"]["app"]["HealthyAllocs"] == 3
     assert all(a["DeploymentStatus"]["Healthy"] is True for a in live(client, job_id))
@@ -423,21 +538,26 @@ def test_rolling_update_respects_max_parallel(client, job_id, standin):
     assert {a["JobVersion"] for a in live(client, job_id)} == {1}
 
 
-def test_never_healthy_job_keeps_deployment_running_then_fails(cluster, client, job_id,
-                                                               standin):
+def test_never_healthy_job_keeps_deployment_running_then_fails(cluster, client, job_id, standin):
     standin.nomad.never_healthy(job_id)
-    update = {"MaxParallel": 1, "MinHealthyTime": 1 * SEC, "HealthyDeadline": 10 * SEC,
-              "ProgressDeadline": 30 * SEC}  # x0.02: 0.02s, 0.2s, 0.6s
+    update = {
+        "MaxParallel": 1,
+        "MinHealthyTime": 1 * SEC,
+        "HealthyDeadline": 10 * SEC,
+        "ProgressDeadline": 30 * SEC,
+    }  # x0.02: 0.02s, 0.2s, 0.6s
     register(client, job_id, {"Job": make_job(job_id, update=update)})
     c = consul.Consul(host=cluster.consul_host, port=cluster.consul_port)
     entries = c.health.service(f"{job_id}-api")[1]
-    assert entries and all(chk["Status"] == "critical" for e in entries for chk in e["Checks"]
-                           if chk["ServiceID"])
+    assert entries and all(
+        chk["Status"] == "critical" for e in entries for chk in e["Checks"] if chk["ServiceID"]
+    )
     assert c.health.service(f"{job_id}-api", passing=True)[1] == []
     time.sleep(0.1)
     assert client.job.get_deployment(job_id)["Status"] == "running"
-    dep = poll(lambda: (d := client.job.get_deployment(job_id))["Status"] == "failed" and d,
-               timeout=10)
+    dep = poll(
+        lambda: (d := client.job.get_deployment(job_id))["Status"] == "failed" and d, timeout=10
+    )
     assert dep["StatusDescription"] == "Failed due to progress deadline"
     assert dep["TaskGroups"]["app"]["HealthyAllocs"] == 0
     assert client.job.get_job(job_id)["Stable"] is False
@@ -479,15 +599,23 @@ def test_acl_token_required(standin_factory):
     assert exc.value.nomad_resp.text == "Permission denied"
     good = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5, token="s3cret")
     assert good.jobs.get_jobs() == []
-    r = requests.get(f"{s.nomad_addr}/v1/jobs", headers={"Authorization": "Bearer s3cret"},
-                     timeout=5)
+    r = requests.get(
+        f"{s.nomad_addr}/v1/jobs", headers={"Authorization": "Bearer s3cret"}, timeout=5
+    )
     assert r.status_code == 200
 
 
 # -- faults ------------------------------------------------------------------------------------
 def test_nth_call_fault(cluster, client, standin):
-    standin.faults.add(service="nomad", kind="status", status=500, body="boom", method="GET",
-                       path_prefix="/v1/jobs", nth=2)
+    standin.faults.add(
+        service="nomad",
+        kind="status",
+        status=500,
+        body="boom",
+        method="GET",
+        path_prefix="/v1/jobs",
+        nth=2,
+    )
     client.jobs.get_jobs()
     with pytest.raises(nex.BaseNomadException) as exc:
         client.jobs.get_jobs()
@@ -525,15 +653,19 @@ def test_consul_faults_and_fraction(cluster, standin):
         c.kv.put("a", "2")
     standin.faults.clear()
     rule = standin.faults.add(service="nomad", kind="status", fraction=0.5)
-    codes = [requests.get(f"{cluster.nomad_addr}/v1/regions", timeout=5).status_code
-             for _ in range(40)]
+    codes = [
+        requests.get(f"{cluster.nomad_addr}/v1/regions", timeout=5).status_code for _ in range(40)
+    ]
     assert 5 < codes.count(500) < 35 and rule.fired == codes.count(500)
 
 
 def test_control_api_drives_an_out_of_process_standin(cluster, standin):
     base = cluster.nomad_addr
-    r = requests.post(f"{base}/_standin/faults", timeout=5,
-                      json={"service": "nomad", "kind": "status", "status": 502, "times": 1})
+    r = requests.post(
+        f"{base}/_standin/faults",
+        timeout=5,
+        json={"service": "nomad", "kind": "status", "status": 502, "times": 1},
+    )
     assert r.status_code == 200 and r.json()["rule"]["status"] == 502
     assert requests.get(f"{base}/v1/regions", timeout=5).status_code == 502
     assert requests.get(f"{base}/v1/regions", timeout=5).status_code == 200
@@ -550,13 +682,17 @@ def test_control_api_drives_an_out_of_process_standin(cluster, standin):
 
 
 def test_blocking_query_returns_on_change(cluster, client, job_id):
-    index = int(requests.get(f"{cluster.nomad_addr}/v1/jobs", timeout=5)
-                .headers["X-Nomad-Index"])
-    threading.Timer(0.2, lambda: client.job.register_job(
-        job_id, {"Job": make_job(job_id, count=1)})).start()
+    index = int(requests.get(f"{cluster.nomad_addr}/v1/jobs", timeout=5).headers["X-Nomad-Index"])
+    threading.Timer(
+        0.2, lambda: client.job.register_job(job_id, {"Job": make_job(job_id, count=1)})
+    ).start()
     t0 = time.monotonic()
-    r = requests.get(f"{cluster.nomad_addr}/v1/jobs", params={"index": index, "wait": "5s"},
-                     headers={"X-Nomad-Token": cluster.nomad_token or ""}, timeout=10)
+    r = requests.get(
+        f"{cluster.nomad_addr}/v1/jobs",
+        params={"index": index, "wait": "5s"},
+        headers={"X-Nomad-Token": cluster.nomad_token or ""},
+        timeout=10,
+    )
     assert 0.15 < time.monotonic() - t0 < 4
     assert int(r.headers["X-Nomad-Index"]) > index
     assert job_id in json.dumps(r.json())
@@ -566,9 +702,16 @@ def test_spread_targets_and_distinct_hosts(standin_factory):
     s = standin_factory(nodes_per_zone=2)
     c = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5)
     spread = make_job("spread", count=4, distinct=False)
-    spread["TaskGroups"][0]["Spreads"] = [{
-        "Attribute": "${node.datacenter}", "Weight": 100,
-        "SpreadTarget": [{"Value": "zone-a", "Percent": 50}, {"Value": "zone-b", "Percent": 50}]}]
+    spread["TaskGroups"][0]["Spreads"] = [
+        {
+            "Attribute": "${node.datacenter}",
+            "Weight": 100,
+            "SpreadTarget": [
+                {"Value": "zone-a", "Percent": 50},
+                {"Value": "zone-b", "Percent": 50},
+            ],
+        }
+    ]
     register(c, "spread", {"Job": spread})
     zones = sorted(a["NodeName"][:6] for a in live(c, "spread"))
     assert zones == ["zone-a", "zone-a", "zone-b", "zone-b"]
@@ -584,8 +727,12 @@ def test_spread_targets_and_distinct_hosts(standin_factory):
 
 # -- templates: what the client renders --------------------------------------------------------
 def with_template(job: dict, text: str, mode: str = "restart") -> dict:
-    tmpl = {"EmbeddedTmpl": text, "DestPath": "local/deps.env", "Envvars": mode == "restart",
-            "ChangeMode": mode}
+    tmpl = {
+        "EmbeddedTmpl": text,
+        "DestPath": "local/deps.env",
+        "Envvars": mode == "restart",
+        "ChangeMode": mode,
+    }
     if mode == "signal":
         tmpl["ChangeSignal"] = "SIGHUP"
     job["TaskGroups"][0]["Tasks"][0]["Templates"] = [tmpl]
@@ -625,17 +772,30 @@ def test_nomad_variable_blocks_until_written(client, job_id, standin):
 
 
 def test_dependency_change_restarts_only_dependent_tasks(client, standin):
-    fast = {"MaxParallel": 3, "MinHealthyTime": SEC, "HealthyDeadline": 60 * SEC,
-            "ProgressDeadline": 120 * SEC}
+    fast = {
+        "MaxParallel": 3,
+        "MinHealthyTime": SEC,
+        "HealthyDeadline": 60 * SEC,
+        "ProgressDeadline": 120 * SEC,
+    }
     register(client, "db", {"Job": make_job("db", update=fast)})
     # Checks start critical; the templates below read passing instances only.
     poll(lambda: len(standin.consul.healthy_instances("db-api")) == 3)
-    near = ('{{ with service "db-api~_agent" }}{{ with index . 0 }}'
-            'DB={{ .Address }}:{{ .Port }}{{ end }}{{ end }}')
+    near = (
+        '{{ with service "db-api~_agent" }}{{ with index . 0 }}'
+        "DB={{ .Address }}:{{ .Port }}{{ end }}{{ end }}"
+    )
     register(client, "web", {"Job": with_template(make_job("web", distinct=True), near)})
     register(client, "other", {"Job": make_job("other")})
-    register(client, "sig", {"Job": with_template(
-        make_job("sig"), '{{ range service "db-api" }}{{ .Port }}{{ end }}', mode="signal")})
+    register(
+        client,
+        "sig",
+        {
+            "Job": with_template(
+                make_job("sig"), '{{ range service "db-api" }}{{ .Port }}{{ end }}', mode="signal"
+            )
+        },
+    )
 
     def restarts(job):
         return sum(a["TaskStates"]["app"]["Restarts"] for a in live(client, job))
@@ -649,19 +809,32 @@ def test_dependency_change_restarts_only_dependent_tasks(client, standin):
     events = [e["Type"] for a in live(client, "web") for e in a["TaskStates"]["app"]["Events"]]
     assert "Restart Signaled" in events
     # change_mode signal re-renders without a restart.
-    poll(lambda: "Signaling" in [e["Type"] for a in live(client, "sig")
-                                 for e in a["TaskStates"]["app"]["Events"]])
+    poll(
+        lambda: (
+            "Signaling"
+            in [e["Type"] for a in live(client, "sig") for e in a["TaskStates"]["app"]["Events"]]
+        )
+    )
     assert restarts("other") == 0 and restarts("sig") == 0
 
 
 def test_deleting_a_missing_job_is_a_quiet_200(cluster, job_id):
     """nomad/job_endpoint.go Deregister returns nil for a job that does not exist."""
-    resp = requests.delete(f"{cluster.nomad_addr}/v1/job/{job_id}", timeout=5,
-                           headers={"X-Nomad-Token": cluster.nomad_token or ""})
+    resp = requests.delete(
+        f"{cluster.nomad_addr}/v1/job/{job_id}",
+        timeout=5,
+        headers={"X-Nomad-Token": cluster.nomad_token or ""},
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["EvalID"] == ""
-    assert requests.get(f"{cluster.nomad_addr}/v1/job/{job_id}", timeout=5,
-                        headers={"X-Nomad-Token": cluster.nomad_token or ""}).status_code == 404
+    assert (
+        requests.get(
+            f"{cluster.nomad_addr}/v1/job/{job_id}",
+            timeout=5,
+            headers={"X-Nomad-Token": cluster.nomad_token or ""},
+        ).status_code
+        == 404
+    )
 
 
 def test_latest_deployment_of_a_job_without_one_is_200_null(client, cluster, job_id):
@@ -671,8 +844,11 @@ def test_latest_deployment_of_a_job_without_one_is_200_null(client, cluster, job
     del batch["TaskGroups"][0]["Update"]
     del batch["TaskGroups"][0]["Services"]
     client.job.register_job(job_id, {"Job": batch})
-    resp = requests.get(f"{cluster.nomad_addr}/v1/job/{job_id}/deployment", timeout=5,
-                        headers={"X-Nomad-Token": cluster.nomad_token or ""})
+    resp = requests.get(
+        f"{cluster.nomad_addr}/v1/job/{job_id}/deployment",
+        timeout=5,
+        headers={"X-Nomad-Token": cluster.nomad_token or ""},
+    )
     assert (resp.status_code, resp.text) == (200, "null")
 
 
@@ -680,8 +856,9 @@ def test_plan_diff_is_contextual(client, job_id):
     """The plan endpoint diffs with contextual=true (nomad/job_endpoint.go Resolution,
     nomad/structs/diff.go): an edited object also lists its unchanged fields as Type None."""
     client.job.register_job(job_id, {"Job": make_job(job_id, tags=["v1", "blue"])})
-    diff = client.job.plan_job(job_id, {"Job": make_job(job_id, tags=["v1", "green"])},
-                               diff=True)["Diff"]
+    diff = client.job.plan_job(job_id, {"Job": make_job(job_id, tags=["v1", "green"])}, diff=True)[
+        "Diff"
+    ]
     (group,) = diff["TaskGroups"]
     (service,) = [o for o in group["Objects"] if o["Name"] == "Service"]
     assert service["Type"] == "Edited"
@@ -690,7 +867,10 @@ def test_plan_diff_is_contextual(client, job_id):
     assert fields["PortLabel"] == ("None", "http", "http")
     (tags,) = [o for o in service["Objects"] if o["Name"] == "Tags"]
     assert sorted((f["Type"], f["Old"], f["New"]) for f in tags["Fields"]) == [
-        ("Added", "", "green"), ("Deleted", "blue", ""), ("None", "v1", "v1")]
+        ("Added", "", "green"),
+        ("Deleted", "blue", ""),
+        ("None", "v1", "v1"),
+    ]
     # Unchanged objects stay out, and so do unchanged top-level fields.
     assert not [o for o in group["Objects"] if o["Type"] == "None"]
     assert not [f for f in group.get("Fields") or [] if f["Type"] == "None"]
@@ -728,8 +908,11 @@ def test_purge_stops_allocations_when_its_evaluation_runs(standin_factory):
     c.job.deregister_job("web", purge=True)
 
     def running():
-        return [a for a in c.allocations.get_allocations()
-                if a["JobID"] == "web" and a["DesiredStatus"] == "run"]
+        return [
+            a
+            for a in c.allocations.get_allocations()
+            if a["JobID"] == "web" and a["DesiredStatus"] == "run"
+        ]
 
     assert len(running()) == 3
     s.nomad.run_evals()
@@ -755,8 +938,9 @@ def test_checks_start_critical_until_their_first_run(standin_factory):
 
 def test_checks_pass_after_their_first_run(cluster, client, job_id):
     register(client, job_id, {"Job": make_job(job_id)})
-    c = consul.Consul(host=cluster.consul_host, port=cluster.consul_port,
-                      token=cluster.consul_token)
+    c = consul.Consul(
+        host=cluster.consul_host, port=cluster.consul_port, token=cluster.consul_token
+    )
     poll(lambda: len(c.health.service(f"{job_id}-api", passing=True)[1]) == 3, timeout=10)
 
 

@@ -20,35 +20,80 @@ SEC = 1_000_000_000
 ZONES = ("zone-a", "zone-b", "zone-c")
 BINARY = shared_dir() / nomadsched.TOOL
 needs_sched = pytest.mark.skipif(
-    nomadsched.binary() is None,
-    reason=f"nomad-sched not found at {BINARY} (set NOMADGEN_SHARED)")
+    nomadsched.binary() is None, reason=f"nomad-sched not found at {BINARY} (set NOMADGEN_SHARED)"
+)
 
 
-def job(count=3, *, distinct=True, cpu=200, mem=128, image="example/app:1.0", env=None,
-        meta=None, group_meta=None, tags=("v1",), constraints=(), spreads=None, affinities=None,
-        driver="docker", max_parallel=1, kill_timeout=None, datacenters=ZONES) -> dict:
+def job(
+    count=3,
+    *,
+    distinct=True,
+    cpu=200,
+    mem=128,
+    image="example/app:1.0",
+    env=None,
+    meta=None,
+    group_meta=None,
+    tags=("v1",),
+    constraints=(),
+    spreads=None,
+    affinities=None,
+    driver="docker",
+    max_parallel=1,
+    kill_timeout=None,
+    datacenters=ZONES,
+) -> dict:
     group_constraints = list(constraints)
     if distinct:
-        group_constraints.append({"LTarget": "${node.datacenter}", "Operand": "distinct_property",
-                                  "RTarget": str(distinct if distinct is not True else 1)})
+        group_constraints.append(
+            {
+                "LTarget": "${node.datacenter}",
+                "Operand": "distinct_property",
+                "RTarget": str(distinct if distinct is not True else 1),
+            }
+        )
     config = {"image": image, "ports": ["http"]} if driver == "docker" else {"command": "/bin/app"}
-    task = {"Name": "app", "Driver": driver, "Config": config,
-            "Env": env or {"MODE": "one"}, "Resources": {"CPU": cpu, "MemoryMB": mem}}
+    task = {
+        "Name": "app",
+        "Driver": driver,
+        "Config": config,
+        "Env": env or {"MODE": "one"},
+        "Resources": {"CPU": cpu, "MemoryMB": mem},
+    }
     if kill_timeout is not None:
         task["KillTimeout"] = kill_timeout
     return {
-        "ID": "web", "Name": "web", "Type": "service", "Datacenters": list(datacenters),
+        "ID": "web",
+        "Name": "web",
+        "Type": "service",
+        "Datacenters": list(datacenters),
         "Meta": meta,
-        "TaskGroups": [{
-            "Name": "app", "Count": count, "Constraints": group_constraints or None,
-            "Meta": group_meta, "Spreads": spreads, "Affinities": affinities,
-            "Networks": [{"Mode": "host", "DynamicPorts": [{"Label": "http", "To": 8080}]}],
-            "Services": [{"Name": "web-api", "PortLabel": "http", "Provider": "consul",
-                          "Tags": list(tags)}],
-            "Update": {"MaxParallel": max_parallel, "MinHealthyTime": 10 * SEC,
-                       "HealthyDeadline": 300 * SEC, "ProgressDeadline": 600 * SEC},
-            "Tasks": [task],
-        }],
+        "TaskGroups": [
+            {
+                "Name": "app",
+                "Count": count,
+                "Constraints": group_constraints or None,
+                "Meta": group_meta,
+                "Spreads": spreads,
+                "Affinities": affinities,
+                "Networks": [{"Mode": "host", "DynamicPorts": [{"Label": "http", "To": 8080}]}],
+                "Services": [
+                    {
+                        "Name": "web-api",
+                        "PortLabel": "http",
+                        "Provider": "consul",
+                        "Tags": list(tags),
+                    }
+                ],
+                "Update": {
+                    "MaxParallel": max_parallel,
+                    "MinHealthyTime": 10 * SEC,
+                    "HealthyDeadline": 300 * SEC,
+                    "ProgressDeadline": 600 * SEC,
+                },
+                "Tasks": [task],
+            }
+        ],
     }
 
 
@@ -90,8 +135,12 @@ CASES: dict[str, tuple] = {
     "count up, one per zone": (2, job(count=3), job(count=6, distinct=2), ()),
     "count up, constraint full": (1, job(count=3), job(count=4), ()),
     "count down": (1, job(count=3), job(count=2), ()),
-    "constraint added, still fits": (1, job(), job(constraints=[
-        {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"}]), ()),
+    "constraint added, still fits": (
+        1,
+        job(),
+        job(constraints=[{"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"}]),
+        (),
+    ),
     "constraint added, fits nowhere": (1, job(), job(constraints=[NOWHERE]), ()),
     "kill timeout": (1, job(), job(kill_timeout=9 * SEC), ()),
     "update block": (1, job(), job(max_parallel=2), ()),
@@ -99,14 +148,25 @@ CASES: dict[str, tuple] = {
     "affinity added": (1, job(), job(affinities=AFFINITY), ()),
     "image, all at once": (1, job(max_parallel=3), job(image="x:2", max_parallel=3), ()),
     "count up and image": (2, job(distinct=False), job(count=4, image="x:2", distinct=False), ()),
-    "count up and image, two at once": (2, job(distinct=False, max_parallel=2),
-                                        job(count=4, image="x:2", distinct=False, max_parallel=2),
-                                        ()),
-    "count up, in place, one per zone": (2, job(count=3),
-                                         job(count=6, distinct=2, tags=("v2",)), ()),
+    "count up and image, two at once": (
+        2,
+        job(distinct=False, max_parallel=2),
+        job(count=4, image="x:2", distinct=False, max_parallel=2),
+        (),
+    ),
+    "count up, in place, one per zone": (
+        2,
+        job(count=3),
+        job(count=6, distinct=2, tags=("v2",)),
+        (),
+    ),
     "system job": (2, None, typed("system", distinct=False), ()),
-    "system job, image": (1, typed("system", distinct=False),
-                          typed("system", distinct=False, image="x:2"), ()),
+    "system job, image": (
+        1,
+        typed("system", distinct=False),
+        typed("system", distinct=False, image="x:2"),
+        (),
+    ),
     "batch job": (1, None, typed("batch", count=2, distinct=False), ()),
     "job stopped": (1, job(), stopped(), ()),
     "node lost, no room elsewhere": (1, job(), job(), ("zone-b-1",)),
@@ -143,12 +203,21 @@ def _masked(counts: dict | None) -> dict | None:
 def _summary(plan: dict) -> dict:
     failed = {}
     for name, m in (plan.get("FailedTGAllocs") or {}).items():
-        failed[name] = {k: m.get(k) for k in (
-            "NodesEvaluated", "NodesFiltered", "NodesExhausted", "DimensionExhausted",
-            "CoalescedFailures")}
+        failed[name] = {
+            k: m.get(k)
+            for k in (
+                "NodesEvaluated",
+                "NodesFiltered",
+                "NodesExhausted",
+                "DimensionExhausted",
+                "CoalescedFailures",
+            )
+        }
         failed[name]["ConstraintFiltered"] = _masked(m.get("ConstraintFiltered"))
-    desired = {g: {k: v for k, v in d.items() if v}
-               for g, d in (plan["Annotations"]["DesiredTGUpdates"] or {}).items()}
+    desired = {
+        g: {k: v for k, v in d.items() if v}
+        for g, d in (plan["Annotations"]["DesiredTGUpdates"] or {}).items()
+    }
     return {"desired": desired, "failed": failed}
 
 
@@ -211,8 +280,11 @@ def test_both_engines_agree_on_every_case(monkeypatch):
             report[case] = diff
     unexplained = {c: d for c, d in report.items() if set(d) != EXPLAINED.get(c)}
     stale = {c for c in EXPLAINED if c not in report}
-    lines = [f"{c}: {k}: stand-in {o!r} / nomad-sched {n!r}"
-             for c, d in sorted(unexplained.items()) for k, (o, n) in sorted(d.items())]
+    lines = [
+        f"{c}: {k}: stand-in {o!r} / nomad-sched {n!r}"
+        for c, d in sorted(unexplained.items())
+        for k, (o, n) in sorted(d.items())
+    ]
     assert not unexplained, "engines disagree:\n" + "\n".join(lines)
     assert not stale, f"explained disagreements that no longer happen: {sorted(stale)}"
 
@@ -223,8 +295,9 @@ def test_the_differential_check_reports_a_disagreement(monkeypatch):
     from nomad_standin import jobspec
 
     real = jobspec.tasks_updated
-    monkeypatch.setattr(jobspec, "tasks_updated",
-                        lambda a, b, g: real(a, b, g) or ("tags" if a != b else ""))
+    monkeypatch.setattr(
+        jobspec, "tasks_updated", lambda a, b, g: real(a, b, g) or ("tags" if a != b else "")
+    )
     diff = _compare("service tags", monkeypatch)
     assert diff["desired"][0] == {"app": {"DestructiveUpdate": 1, "Ignore": 2}}
     assert diff["desired"][1] == {"app": {"InPlaceUpdate": 3}}
@@ -236,9 +309,9 @@ def test_decisions_come_from_nomad_where_the_binary_is(monkeypatch):
     replaces; a stand-in with the binary answers as 1.5.8 does."""
     monkeypatch.delenv("NOMADGEN_STANDIN_ENGINE", raising=False)
     assert _run("spread added", "nomad", monkeypatch)["desired"] == {
-        "app": {"DestructiveUpdate": 1, "Ignore": 2}}
-    assert _run("spread added", "standin", monkeypatch)["desired"] == {
-        "app": {"InPlaceUpdate": 3}}
+        "app": {"DestructiveUpdate": 1, "Ignore": 2}
+    }
+    assert _run("spread added", "standin", monkeypatch)["desired"] == {"app": {"InPlaceUpdate": 3}}
 
 
 def test_fallback_when_the_binary_is_absent(monkeypatch, tmp_path):
@@ -247,7 +320,8 @@ def test_fallback_when_the_binary_is_absent(monkeypatch, tmp_path):
     assert nomadsched.binary() is None
     out = _run("one more than zones", "nomad", monkeypatch)  # the stand-in's engine decides
     assert out["failed"]["app"]["ConstraintFiltered"] == {
-        "distinct_property: ${node.datacenter}=zone-* used by 1 allocs": 3}
+        "distinct_property: ${node.datacenter}=zone-* used by 1 allocs": 3
+    }
 
 
 def test_binary_found_through_nomadgen_shared(monkeypatch, tmp_path):

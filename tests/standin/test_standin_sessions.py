@@ -67,7 +67,10 @@ def test_a_session_not_renewed_expires_after_twice_its_ttl(consul):
     a = create(addr, TTL="10s", LockDelay="0s")
     assert put(addr, f"/v1/kv/lk?acquire={a}", data=b"A").json() is True
     deadline = time.monotonic() + 20
-    while requests.get(addr + f"/v1/session/info/{a}", timeout=5).json() and time.monotonic() < deadline:
+    while (
+        requests.get(addr + f"/v1/session/info/{a}", timeout=5).json()
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     assert requests.get(addr + f"/v1/session/info/{a}", timeout=5).json() == []
     assert "Session" not in requests.get(addr + "/v1/kv/lk", timeout=5).json()[0]
@@ -77,5 +80,7 @@ def test_sessions_need_session_write_under_acls(standin_factory):
     s = standin_factory(consul_acl_tokens={"tok"})
     r = put(s.consul_addr, "/v1/session/create", json={"TTL": "10s"})
     assert r.status_code == 403 and "session:write" in r.text
-    r = put(s.consul_addr, "/v1/session/create", json={"TTL": "10s"}, headers={"X-Consul-Token": "tok"})
+    r = put(
+        s.consul_addr, "/v1/session/create", json={"TTL": "10s"}, headers={"X-Consul-Token": "tok"}
+    )
     assert r.status_code == 200

@@ -19,8 +19,13 @@ pytestmark = requires_nomad
 
 @pytest.fixture
 def client(cluster):
-    return nomad.Nomad(host=cluster.nomad_host, port=cluster.nomad_port, timeout=5, verify=False,
-                       token=cluster.nomad_token)
+    return nomad.Nomad(
+        host=cluster.nomad_host,
+        port=cluster.nomad_port,
+        timeout=5,
+        verify=False,
+        token=cluster.nomad_token,
+    )
 
 
 @pytest.fixture
@@ -33,8 +38,10 @@ def test_a_job_real_nomad_rejects_is_refused_with_nomads_message(client, job_id)
     bad["Priority"] = 0  # api.Job keeps an explicit 0; the server's range check refuses it
     ok, message = nomad_validate(bad)
     assert not ok and "job priority must be between [1, 100]" in message
-    for call in (lambda: client.job.register_job(job_id, {"Job": bad}),
-                 lambda: client.job.plan_job(job_id, {"Job": bad})):
+    for call in (
+        lambda: client.job.register_job(job_id, {"Job": bad}),
+        lambda: client.job.plan_job(job_id, {"Job": bad}),
+    ):
         with pytest.raises(nex.BaseNomadException) as exc:
             call()
         assert (exc.value.nomad_resp.status_code, exc.value.nomad_resp.text) == (500, message)
@@ -50,8 +57,9 @@ def test_validate_endpoint_lists_nomads_errors(cluster, job_id):
     body = r.json()
     assert body["Error"] == nomad_validate(bad)[1]
     assert any("count can't be negative" in e for e in body["ValidationErrors"])
-    good = requests.post(f"{cluster.nomad_addr}/v1/validate/job", json={"Job": make_job(job_id)},
-                         timeout=10).json()
+    good = requests.post(
+        f"{cluster.nomad_addr}/v1/validate/job", json={"Job": make_job(job_id)}, timeout=10
+    ).json()
     assert good["ValidationErrors"] is None and good["Error"] == ""
 
 

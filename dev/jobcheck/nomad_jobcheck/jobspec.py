@@ -56,16 +56,19 @@ def binary() -> Path | None:
 
 
 def missing_reason() -> str:
-    return (f"Nomad's jobspec tool is not at {shared_dir() / _REL} "
-            "(put ../shared beside the repo or set NOMADGEN_SHARED)")
+    return (
+        f"Nomad's jobspec tool is not at {shared_dir() / _REL} "
+        "(put ../shared beside the repo or set NOMADGEN_SHARED)"
+    )
 
 
 def _run(args: list[str], text: str) -> str:
     path = binary()
     if path is None:
         raise FileNotFoundError(missing_reason())
-    res = subprocess.run([str(path), *args, "-"], input=text.encode(), capture_output=True,
-                         timeout=60)
+    res = subprocess.run(
+        [str(path), *args, "-"], input=text.encode(), capture_output=True, timeout=60
+    )
     if res.returncode != 0:
         raise JobspecError((res.stderr or res.stdout).decode(errors="replace").strip())
     return res.stdout.decode()
@@ -118,8 +121,9 @@ def _validate(text: str) -> tuple[bool, str] | JobspecError:
     path = binary()
     if path is None:
         raise FileNotFoundError(missing_reason())
-    res = subprocess.run([str(path), "validate", "-"], input=text.encode(),
-                         capture_output=True, timeout=60)
+    res = subprocess.run(
+        [str(path), "validate", "-"], input=text.encode(), capture_output=True, timeout=60
+    )
     out = res.stdout.decode(errors="replace")
     if res.returncode == 0:
         return True, ""

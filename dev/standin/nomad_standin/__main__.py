@@ -18,43 +18,71 @@ from .server import StandIn
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nomad_standin",
-                                description="Local Nomad + Consul stand-in on 127.0.0.1.")
+    p = argparse.ArgumentParser(
+        prog="python -m nomad_standin", description="Local Nomad + Consul stand-in on 127.0.0.1."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the stand-in in the foreground")
-    s.add_argument("--zones", default="zone-a,zone-b,zone-c",
-                   help="comma-separated zones; each is a Nomad datacenter and node meta zone")
+    s.add_argument(
+        "--zones",
+        default="zone-a,zone-b,zone-c",
+        help="comma-separated zones; each is a Nomad datacenter and node meta zone",
+    )
     s.add_argument("--nodes-per-zone", type=int, default=1)
     s.add_argument("--nomad-port", type=int, default=0, help="0 = any free port")
     s.add_argument("--consul-port", type=int, default=0)
     s.add_argument("--dns-port", type=int, default=0)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--lifetime", type=float, default=3600.0, help="seconds before it stops itself")
-    s.add_argument("--start-delay", type=float, default=0.3,
-                   help="seconds an allocation stays pending before it runs")
-    s.add_argument("--time-scale", type=float, default=1.0,
-                   help="multiplier for job durations (min_healthy_time, deadlines)")
-    s.add_argument("--eval-delay", type=float, default=0.05,
-                   help="seconds before the scheduler processes an evaluation (Nomad is async)")
+    s.add_argument(
+        "--start-delay",
+        type=float,
+        default=0.3,
+        help="seconds an allocation stays pending before it runs",
+    )
+    s.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiplier for job durations (min_healthy_time, deadlines)",
+    )
+    s.add_argument(
+        "--eval-delay",
+        type=float,
+        default=0.05,
+        help="seconds before the scheduler processes an evaluation (Nomad is async)",
+    )
     s.add_argument("--nomad-token", default=None, help="enable Nomad ACLs with this token")
-    s.add_argument("--consul-token", action="append", default=None,
-                   help="enable Consul ACLs with this token (repeatable)")
+    s.add_argument(
+        "--consul-token",
+        action="append",
+        default=None,
+        help="enable Consul ACLs with this token (repeatable)",
+    )
     s.add_argument("--env-file", default=None, help="write the client environment here")
     s.add_argument("--log-level", default="WARNING")
     return p
 
 
 def serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     zones = tuple(z.strip() for z in args.zones.split(",") if z.strip())
-    standin = StandIn(zones=zones, nodes_per_zone=args.nodes_per_zone, seed=args.seed,
-                      nomad_acl_token=args.nomad_token,
-                      consul_acl_tokens=set(args.consul_token or ()) or None,
-                      start_delay=args.start_delay, lifetime=args.lifetime,
-                      time_scale=args.time_scale, nomad_port=args.nomad_port,
-                      consul_port=args.consul_port, dns_port=args.dns_port,
-                      eval_delay=args.eval_delay)
+    standin = StandIn(
+        zones=zones,
+        nodes_per_zone=args.nodes_per_zone,
+        seed=args.seed,
+        nomad_acl_token=args.nomad_token,
+        consul_acl_tokens=set(args.consul_token or ()) or None,
+        start_delay=args.start_delay,
+        lifetime=args.lifetime,
+        time_scale=args.time_scale,
+        nomad_port=args.nomad_port,
+        consul_port=args.consul_port,
+        dns_port=args.dns_port,
+        eval_delay=args.eval_delay,
+    )
     done = threading.Event()
 
     def on_signal(signum, _frame):

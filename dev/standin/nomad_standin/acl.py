@@ -62,8 +62,9 @@ def parse_rules(text: str) -> list[tuple[str, str | None, dict]]:
         try:
             import hcl2  # dev dependency (python-hcl2)
         except ImportError as exc:  # never reported as a policy error
-            raise RuntimeError("HCL rules need python-hcl2 (pip install -e .[dev]); "
-                               "JSON rules work without it") from exc
+            raise RuntimeError(
+                "HCL rules need python-hcl2 (pip install -e .[dev]); JSON rules work without it"
+            ) from exc
         doc = _unq(hcl2.loads(text))
     out: list[tuple[str, str | None, dict]] = []
     for kind, blocks in doc.items():
@@ -86,17 +87,45 @@ def _glob(pattern: str, name: str) -> bool:
 
 
 # -- Nomad --------------------------------------------------------------------------------------
-NS_READ = ["list-jobs", "parse-job", "read-job", "csi-list-volume", "csi-read-volume",
-           "read-job-scaling", "list-scaling-policies", "read-scaling-policy",
-           "host-volume-read"]
-NS_WRITE = NS_READ + ["scale-job", "submit-job", "dispatch-job", "read-logs", "read-fs",
-                      "alloc-exec", "alloc-lifecycle", "csi-mount-volume", "csi-write-volume",
-                      "submit-recommendation", "host-volume-create"]
-NS_SHORTHAND = {"deny": ["deny"], "read": NS_READ, "write": NS_WRITE,
-                "scale": ["list-scaling-policies", "read-scaling-policy", "read-job-scaling",
-                          "scale-job"]}
-NS_CAPS = set(NS_WRITE) | {"deny", "alloc-node-exec", "csi-register-plugin", "sentinel-override",
-                           "host-volume-register", "host-volume-write", "host-volume-delete"}
+NS_READ = [
+    "list-jobs",
+    "parse-job",
+    "read-job",
+    "csi-list-volume",
+    "csi-read-volume",
+    "read-job-scaling",
+    "list-scaling-policies",
+    "read-scaling-policy",
+    "host-volume-read",
+]
+NS_WRITE = NS_READ + [
+    "scale-job",
+    "submit-job",
+    "dispatch-job",
+    "read-logs",
+    "read-fs",
+    "alloc-exec",
+    "alloc-lifecycle",
+    "csi-mount-volume",
+    "csi-write-volume",
+    "submit-recommendation",
+    "host-volume-create",
+]
+NS_SHORTHAND = {
+    "deny": ["deny"],
+    "read": NS_READ,
+    "write": NS_WRITE,
+    "scale": ["list-scaling-policies", "read-scaling-policy", "read-job-scaling", "scale-job"],
+}
+NS_CAPS = set(NS_WRITE) | {
+    "deny",
+    "alloc-node-exec",
+    "csi-register-plugin",
+    "sentinel-override",
+    "host-volume-register",
+    "host-volume-write",
+    "host-volume-delete",
+}
 VAR_CAPS = {"list", "read", "write", "destroy", "deny"}
 LEVELS = {"deny": 0, "read": 1, "list": 2, "scale": 1, "write": 3}
 ANON_ACCESSOR = "anonymous"
@@ -128,7 +157,9 @@ class NomadACLObject:
                 vcaps.update(pbody)
             if "deny" in caps:
                 return
-            new = list(body.get("capabilities") or []) + NS_SHORTHAND.get(body.get("policy", ""), [])
+            new = list(body.get("capabilities") or []) + NS_SHORTHAND.get(
+                body.get("policy", ""), []
+            )
             if "deny" in new:
                 caps.clear()
                 caps.add("deny")
@@ -160,8 +191,9 @@ class NomadACLObject:
         caps = self.ns_caps(ns)
         return bool(caps) and "deny" not in caps
 
-    def allow_var(self, ns: str, path: str, cap: str,
-                  claim: tuple[str, str, str, str] | None = None) -> bool:
+    def allow_var(
+        self, ns: str, path: str, cap: str, claim: tuple[str, str, str, str] | None = None
+    ) -> bool:
         if self.management:
             return True
         key = f"{ns}\x00{path}"
@@ -204,8 +236,12 @@ def _blocks(v) -> list[dict]:
 
 def _workload_paths(claim: tuple[str, str, str, str]) -> set[str]:
     _, job, group, task = claim
-    return {"nomad/jobs", f"nomad/jobs/{job}", f"nomad/jobs/{job}/{group}",
-            f"nomad/jobs/{job}/{group}/{task}"}
+    return {
+        "nomad/jobs",
+        f"nomad/jobs/{job}",
+        f"nomad/jobs/{job}/{group}",
+        f"nomad/jobs/{job}/{group}/{task}",
+    }
 
 
 def _closest(table: dict[str, set[str]], name: str) -> set[str] | None:
@@ -239,12 +275,14 @@ class NomadACL:
 
     def enable(self, management_secret: str) -> dict:
         self.enabled = True
-        return self.create_token(name="Bootstrap Token", type="management",
-                                 secret=management_secret)
+        return self.create_token(
+            name="Bootstrap Token", type="management", secret=management_secret
+        )
 
     # -- objects ------------------------------------------------------------------------------
-    def create_token(self, *, policies=(), name: str = "", type: str = "client",
-                     secret: str | None = None) -> dict:
+    def create_token(
+        self, *, policies=(), name: str = "", type: str = "client", secret: str | None = None
+    ) -> dict:
         """A token with these policy names (Type "client") or a management token."""
         # nomad/structs/acl.go ACLToken.Validate; the endpoint wraps it as "token 0 invalid".
         if type not in ("client", "management"):
@@ -254,16 +292,25 @@ class NomadACL:
         with self.lock:
             self.index += 1
             now = time.time()
-            token = {"AccessorID": str(uuid.uuid4()), "SecretID": secret or str(uuid.uuid4()),
-                     "Name": name, "Type": type, "Policies": list(policies) or None,
-                     "Roles": None, "Global": False, "ExpirationTime": None,
-                     "CreateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-                     "CreateIndex": self.index, "ModifyIndex": self.index}
+            token = {
+                "AccessorID": str(uuid.uuid4()),
+                "SecretID": secret or str(uuid.uuid4()),
+                "Name": name,
+                "Type": type,
+                "Policies": list(policies) or None,
+                "Roles": None,
+                "Global": False,
+                "ExpirationTime": None,
+                "CreateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                "CreateIndex": self.index,
+                "ModifyIndex": self.index,
+            }
             self.tokens[token["SecretID"]] = token
             return dict(token)
 
-    def apply_policy(self, name: str, rules: str, *, description: str = "",
-                     job_acl: dict | None = None) -> dict:
+    def apply_policy(
+        self, name: str, rules: str, *, description: str = "", job_acl: dict | None = None
+    ) -> dict:
         """`nomad acl policy apply [-namespace NS -job J [-group G [-task T]]] name rules`."""
         problems = []
         if not re.fullmatch(r"[a-zA-Z0-9-]{1,128}", name or ""):
@@ -294,10 +341,14 @@ class NomadACL:
         with self.lock:
             self.index += 1
             old = self.policies.get(name)
-            policy = {"Name": name, "Description": description, "Rules": rules,
-                      "JobACL": job if job_acl else None,
-                      "CreateIndex": old["CreateIndex"] if old else self.index,
-                      "ModifyIndex": self.index}
+            policy = {
+                "Name": name,
+                "Description": description,
+                "Rules": rules,
+                "JobACL": job if job_acl else None,
+                "CreateIndex": old["CreateIndex"] if old else self.index,
+                "ModifyIndex": self.index,
+            }
             self.policies[name] = policy
             return dict(policy)
 
@@ -323,8 +374,9 @@ class NomadACL:
         rules = [self.policies[p]["Rules"] for p in token["Policies"] or () if p in self.policies]
         return NomadACLObject.compile(rules)
 
-    def for_workload(self, namespace: str, job_id: str, group: str,
-                     task: str) -> NomadACLObject | None:
+    def for_workload(
+        self, namespace: str, job_id: str, group: str, task: str
+    ) -> NomadACLObject | None:
         """The ACL of a task's workload identity (ResolvePoliciesForClaims); None if ACLs off."""
         if not self.enabled:
             return None
@@ -334,8 +386,10 @@ class NomadACL:
                 j = p.get("JobACL")
                 if not j or j["Namespace"] != namespace:
                     continue
-                if j["JobID"] == "" or (j["JobID"] == job_id and (
-                        j["Group"] == "" or (j["Group"] == group and j["Task"] in ("", task)))):
+                if j["JobID"] == "" or (
+                    j["JobID"] == job_id
+                    and (j["Group"] == "" or (j["Group"] == group and j["Task"] in ("", task)))
+                ):
                     rules.append(p["Rules"])
         return NomadACLObject.compile(rules)
 
@@ -346,13 +400,18 @@ def workload_may_read_var(state, alloc, task: str, path: str, namespace: str = "
     acl = state.acl.for_workload(alloc.namespace, alloc.job_id, alloc.group, task)
     if acl is None:
         return True
-    return acl.allow_var(namespace or alloc.namespace, path, "read",
-                         claim=(alloc.namespace, alloc.job_id, alloc.group, task))
+    return acl.allow_var(
+        namespace or alloc.namespace,
+        path,
+        "read",
+        claim=(alloc.namespace, alloc.job_id, alloc.group, task),
+    )
 
 
 # -- Nomad HTTP: which capability each route needs ---------------------------------------------
-def check(state, acl: NomadACLObject, method: str, parts: list[str], ns: str | None,
-          body: bytes) -> None:
+def check(
+    state, acl: NomadACLObject, method: str, parts: list[str], ns: str | None, body: bytes
+) -> None:
     """Raise NomadError 403 unless `acl` may make this request (before the route runs)."""
     from .nomad import NomadError
 
@@ -374,19 +433,25 @@ def check(state, acl: NomadACLObject, method: str, parts: list[str], ns: str | N
     if head == "jobs" and not rest:
         if method == "GET":
             return need(acl.allow_ns(rns, "list-jobs"))
-        return need(_register_ns_missing(state, rns, body) or acl.allow_ns(
-            _register_ns(rns if ns else None, body), "submit-job"))
+        return need(
+            _register_ns_missing(state, rns, body)
+            or acl.allow_ns(_register_ns(rns if ns else None, body), "submit-job")
+        )
     if head == "job" and rest:
         sub = rest[1:]
         if method == "GET":
             return need(acl.allow_ns(rns, "read-job"))
         if not sub or sub[0] in ("plan", "evaluate", "revert", "stable", "scale", "dispatch"):
             if not sub and method in ("PUT", "POST"):
-                return need(_register_ns_missing(state, rns, body) or acl.allow_ns(
-                    _register_ns(rns if ns else None, body), "submit-job"))
+                return need(
+                    _register_ns_missing(state, rns, body)
+                    or acl.allow_ns(_register_ns(rns if ns else None, body), "submit-job")
+                )
             if sub and sub[0] == "plan":
-                return need(_register_ns_missing(state, rns, body) or acl.allow_ns(
-                    _register_ns(rns if ns else None, body), "submit-job"))
+                return need(
+                    _register_ns_missing(state, rns, body)
+                    or acl.allow_ns(_register_ns(rns if ns else None, body), "submit-job")
+                )
             return need(acl.allow_ns(rns, "submit-job"))
         return need(acl.allow_ns(rns, "read-job"))
     if head in ("allocations", "evaluations", "deployments") and not rest:
@@ -405,8 +470,10 @@ def check(state, acl: NomadACLObject, method: str, parts: list[str], ns: str | N
             return need(acl.allow_namespace(rest[0]))
         return need(False)  # writes need a management token
     if head == "vars":
-        return need(rns == "*" or any(k.startswith(f"{rns}\x00") or k.startswith("*")
-                                      for k in acl.variables))
+        return need(
+            rns == "*"
+            or any(k.startswith(f"{rns}\x00") or k.startswith("*") for k in acl.variables)
+        )
     if head == "var" and rest:
         path = "/".join(rest)
         if method == "GET":
@@ -474,8 +541,9 @@ def filter_payload(acl: NomadACLObject | None, parts: list[str], ns: str | None,
     return payload
 
 
-def route(state, acl: NomadACLObject | None, method: str, rest: list[str], secret: str,
-          body: bytes):
+def route(
+    state, acl: NomadACLObject | None, method: str, rest: list[str], secret: str, body: bytes
+):
     """/v1/acl/...: (status, payload, index) or None for a route not served here."""
     from .nomad import NomadError
 
@@ -496,9 +564,14 @@ def route(state, acl: NomadACLObject | None, method: str, rest: list[str], secre
         except ValueError as exc:
             raise NomadError(400, f"Failed to decode request body: {exc}") from exc
     if rest == ["policies"] and method == "GET":
-        return 200, [{k: p[k] for k in ("Name", "Description", "JobACL", "CreateIndex",
-                                        "ModifyIndex")}
-                     for _, p in sorted(store.policies.items())], store.index
+        return (
+            200,
+            [
+                {k: p[k] for k in ("Name", "Description", "JobACL", "CreateIndex", "ModifyIndex")}
+                for _, p in sorted(store.policies.items())
+            ],
+            store.index,
+        )
     if len(rest) == 2 and rest[0] == "policy":
         name = rest[1]
         if method == "GET":
@@ -508,21 +581,29 @@ def route(state, acl: NomadACLObject | None, method: str, rest: list[str], secre
         if method in ("PUT", "POST"):
             if data.get("Name") and data["Name"] != name:
                 raise NomadError(400, "ACL policy name does not match request path")
-            store.apply_policy(name, data.get("Rules") or "",
-                               description=data.get("Description") or "",
-                               job_acl=data.get("JobACL"))
+            store.apply_policy(
+                name,
+                data.get("Rules") or "",
+                description=data.get("Description") or "",
+                job_acl=data.get("JobACL"),
+            )
             return 200, None, store.index
         if method == "DELETE":
             store.policies.pop(name, None)
             return 200, None, store.index
     if rest == ["tokens"] and method == "GET":
-        return 200, [{k: t[k] for k in t if k != "SecretID"} for t in store.tokens.values()], \
-            store.index
+        return (
+            200,
+            [{k: t[k] for k in t if k != "SecretID"} for t in store.tokens.values()],
+            store.index,
+        )
     if rest == ["token"] and method in ("PUT", "POST"):
         try:
-            token = store.create_token(policies=data.get("Policies") or (),
-                                       name=data.get("Name") or "",
-                                       type=data.get("Type") or "client")
+            token = store.create_token(
+                policies=data.get("Policies") or (),
+                name=data.get("Name") or "",
+                type=data.get("Type") or "client",
+            )
         except ValueError as exc:
             raise NomadError(400, str(exc)) from exc
         return 200, token, store.index
@@ -603,14 +684,18 @@ class ConsulAuthz:
         return True
 
     def denied(self, permission: str, name: str | None = None) -> str:
-        who = ("anonymous token" if self.accessor == CONSUL_ANON_ACCESSOR
-               else f"token with AccessorID '{self.accessor}'")
+        who = (
+            "anonymous token"
+            if self.accessor == CONSUL_ANON_ACCESSOR
+            else f"token with AccessorID '{self.accessor}'"
+        )
         text = f"Permission denied: {who} lacks permission '{permission}'"
         if name is not None:
             text += f" on {json.dumps(name)}"
         if self.accessor == CONSUL_ANON_ACCESSOR:
-            text += (". The anonymous token is used implicitly when a request does not "
-                     "specify a token.")
+            text += (
+                ". The anonymous token is used implicitly when a request does not specify a token."
+            )
         return text
 
     def sees(self, item) -> bool:
@@ -624,16 +709,18 @@ class ConsulAuthz:
         if "Key" in item and ("Flags" in item or "LockIndex" in item):
             return self.allows("key:read", item["Key"])
         if isinstance(item.get("Service"), dict) and isinstance(item.get("Node"), dict):
-            return (self.allows("node:read", item["Node"].get("Node", ""))
-                    and self.allows("service:read", item["Service"].get("Service", "")))
+            return self.allows("node:read", item["Node"].get("Node", "")) and self.allows(
+                "service:read", item["Service"].get("Service", "")
+            )
         if "CheckID" in item:
             ok = self.allows("node:read", item.get("Node", ""))
             if item.get("ServiceName"):
                 ok = ok and self.allows("service:read", item["ServiceName"])
             return ok
         if "ServiceName" in item:
-            return (self.allows("service:read", item["ServiceName"])
-                    and self.allows("node:read", item.get("Node", "")))
+            return self.allows("service:read", item["ServiceName"]) and self.allows(
+                "node:read", item.get("Node", "")
+            )
         if isinstance(item.get("Service"), str):
             return self.allows("service:read", item["Service"])
         if "Node" in item and "Address" in item:

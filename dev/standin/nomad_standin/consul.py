@@ -541,9 +541,11 @@ class ConsulState:
         self._nodes: dict[str, dict] = {}
         # (node, service id) -> service; (node, check id) -> check
         self._services: dict[tuple[str, str], dict] = _Table(
-            name=lambda k, s: s["Service"].lower(), id=lambda k, s: k[1])
+            name=lambda k, s: s["Service"].lower(), id=lambda k, s: k[1]
+        )
         self._checks: dict[tuple[str, str], dict] = _Table(
-            service=lambda k, c: (k[0], c["ServiceID"]))
+            service=lambda k, c: (k[0], c["ServiceID"])
+        )
         self._tables = {"nodes": 0, "services": 0, "checks": 0}
         self._svc_index: dict[str, int] = {}  # lower-cased service name -> last change
         self._svc_extinction = 0  # last time some service lost its final instance
@@ -622,10 +624,13 @@ class ConsulState:
             try:
                 ttl = parse_go_duration(ttl_text)
             except ValueError:
-                raise _HTTPError(400, f"Request decode failed: time: invalid duration {ttl_text!r}") from None
+                raise _HTTPError(
+                    400, f"Request decode failed: time: invalid duration {ttl_text!r}"
+                ) from None
             if ttl != 0 and not SESSION_TTL_MIN <= ttl <= SESSION_TTL_MAX:
-                raise _HTTPError(500, f"Invalid Session TTL '{int(ttl * 1e9)}', must be between "
-                                      f"[10s=24h0m0s]")
+                raise _HTTPError(
+                    500, f"Invalid Session TTL '{int(ttl * 1e9)}', must be between [10s=24h0m0s]"
+                )
         delay = b.get("lockdelay", 15.0)
         if isinstance(delay, str):
             delay = parse_go_duration(delay)
@@ -643,10 +648,18 @@ class ConsulState:
             sid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"standin-session-{self._session_seq}"))
             idx = self._next_index()
             self._sessions[sid] = {
-                "ID": sid, "Name": str(b.get("name") or ""), "Node": node,
-                "LockDelay": int(delay * 1e9), "Behavior": behavior,
-                "TTL": ttl_text, "NodeChecks": ["serfHealth"], "ServiceChecks": None,
-                "CreateIndex": idx, "ModifyIndex": idx, "_ttl": ttl, "_delay": delay,
+                "ID": sid,
+                "Name": str(b.get("name") or ""),
+                "Node": node,
+                "LockDelay": int(delay * 1e9),
+                "Behavior": behavior,
+                "TTL": ttl_text,
+                "NodeChecks": ["serfHealth"],
+                "ServiceChecks": None,
+                "CreateIndex": idx,
+                "ModifyIndex": idx,
+                "_ttl": ttl,
+                "_delay": delay,
             }
             self._arm(sid)
             self._notify()
@@ -713,9 +726,13 @@ class ConsulState:
                 return False
             held = old is not None and old.get("Session") == sid
             self._kv.entries[key] = {
-                "Key": key, "Value": value, "Flags": flags, "Session": sid,
+                "Key": key,
+                "Value": value,
+                "Flags": flags,
+                "Session": sid,
                 "LockIndex": (old["LockIndex"] if held else (old["LockIndex"] + 1 if old else 1)),
-                "CreateIndex": old["CreateIndex"] if old else idx, "ModifyIndex": idx,
+                "CreateIndex": old["CreateIndex"] if old else idx,
+                "ModifyIndex": idx,
             }
             self._kv.index = idx
             self._notify()
@@ -728,8 +745,13 @@ class ConsulState:
             old = self._kv.entries.get(key)
             if old is None or old.get("Session") != sid:
                 return False
-            self._kv.entries[key] = {**old, "Value": value, "Flags": flags, "Session": "",
-                                     "ModifyIndex": idx}
+            self._kv.entries[key] = {
+                **old,
+                "Value": value,
+                "Flags": flags,
+                "Session": "",
+                "ModifyIndex": idx,
+            }
             self._kv.index = idx
             self._notify()
             return True
@@ -1125,8 +1147,7 @@ class ConsulState:
         found = [
             s
             for _, s in self._services.lookup("name", lname)
-            if self._has_tags(s, tags)
-            and s["Node"] in self._nodes
+            if self._has_tags(s, tags) and s["Node"] in self._nodes
         ]
         return sorted(found, key=lambda s: (s["Node"], s["ID"]))
 
@@ -1151,7 +1172,8 @@ class ConsulState:
                 checks = sorted(
                     [c for _, c in self._checks.lookup("service", (s["Node"], ""))]
                     + [c for _, c in self._checks.lookup("service", (s["Node"], s["ID"]))]
-                    if s["ID"] else [c for _, c in self._checks.lookup("service", (s["Node"], ""))],
+                    if s["ID"]
+                    else [c for _, c in self._checks.lookup("service", (s["Node"], ""))],
                     key=lambda c: c["CheckID"],
                 )
                 out.append(
@@ -2133,8 +2155,10 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
         st = self.state
         with st._lock:
             rows = self._checks_rows(
-                lambda c: (c["Node"] == st.node_name and c["CheckID"] != "serfHealth")
-                or (c["Node"], c["ServiceID"]) in st._agent_extra
+                lambda c: (
+                    (c["Node"] == st.node_name and c["CheckID"] != "serfHealth")
+                    or (c["Node"], c["ServiceID"]) in st._agent_extra
+                )
             )
         self._send_json({r["CheckID"]: r for r in rows})
 

@@ -52,16 +52,20 @@ class DataStore:
         vol = self.volumes[vid] = Volume(vid)
         return vol
 
-    def attach(self, *, job: dict, group: dict, index: int, node: dict, prev,
-               prev_node_down: bool) -> tuple[str, str, str]:
+    def attach(
+        self, *, job: dict, group: dict, index: int, node: dict, prev, prev_node_down: bool
+    ) -> tuple[str, str, str]:
         """(data identity, origin, disk identity) of a new allocation of `group` on `node`
         replacing `prev` (or None). The disk is the allocation's ephemeral disk; the data is
         where its task keeps data: a mounted volume, else that disk."""
         with self.lock:
             disk_id, disk_origin = self._disk(group, node, prev, prev_node_down)
             for vol in (group.get("Volumes") or {}).values():
-                mounted = any(m.get("Volume") == vol.get("Name")
-                              for t in group.get("Tasks") or [] for m in t.get("VolumeMounts") or [])
+                mounted = any(
+                    m.get("Volume") == vol.get("Name")
+                    for t in group.get("Tasks") or []
+                    for m in t.get("VolumeMounts") or []
+                )
                 if not mounted:
                     continue
                 if vol.get("Type") == "host":

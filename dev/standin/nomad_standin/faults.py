@@ -85,8 +85,19 @@ class Faults:
             raise ValueError(f"unknown fault kind {kind!r} (one of {', '.join(KINDS)})")
         if nth is not None and nth < 1:
             raise ValueError("nth is 1-based")
-        rule = Rule(service, kind, int(status), body, method, path_prefix, nth, every,
-                    fraction, times, float(delay))
+        rule = Rule(
+            service,
+            kind,
+            int(status),
+            body,
+            method,
+            path_prefix,
+            nth,
+            every,
+            fraction,
+            times,
+            float(delay),
+        )
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -109,7 +120,8 @@ class Faults:
             return sum(
                 1
                 for s, m, p in self.log
-                if s == service and (method is None or m == method.upper())
+                if s == service
+                and (method is None or m == method.upper())
                 and p.startswith(path_prefix)
             )
 

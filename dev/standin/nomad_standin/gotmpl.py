@@ -30,9 +30,11 @@ class Unsupported(Exception):
 
 
 _TOKEN = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
-_LEX = re.compile(r'''\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)|(?P<num>-?\d+(?:\.\d+)?)|'''
-                  r'''(?P<pipe>\|)|(?P<decl>:=)|(?P<lp>\()|(?P<rp>\))|'''
-                  r'''(?P<word>[$.]?[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*|\$|\.))''')
+_LEX = re.compile(
+    r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)|(?P<num>-?\d+(?:\.\d+)?)|"""
+    r"""(?P<pipe>\|)|(?P<decl>:=)|(?P<lp>\()|(?P<rp>\))|"""
+    r"""(?P<word>[$.]?[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*|\$|\.))"""
+)
 
 
 class _Field:
@@ -50,7 +52,7 @@ def _parse_actions(text: str) -> list:
     items: list = []
     pos = 0
     for m in _TOKEN.finditer(text):
-        chunk = text[pos:m.start()]
+        chunk = text[pos : m.start()]
         if m.group(1):
             chunk = chunk.rstrip()
         items.append(["text", chunk])
@@ -82,7 +84,7 @@ def _tree(actions: list) -> list:
             continue
         word = body.split(None, 1)[0] if body else ""
         if word in ("with", "if", "range"):
-            node = {"kind": word, "pipe": body[len(word):].strip(), "body": [], "else": None}
+            node = {"kind": word, "pipe": body[len(word) :].strip(), "body": [], "else": None}
             stack[-1].append(("block", node))
             blocks.append(node)
             stack.append(node["body"])
@@ -164,8 +166,9 @@ class Renderer:
             pipe = m.group(3)
         value = self._pipe(pipe, dot, vars_)
         if node["kind"] == "range":
-            items = (sorted(value.items()) if isinstance(value, dict) else
-                     list(enumerate(value or [])))
+            items = (
+                sorted(value.items()) if isinstance(value, dict) else list(enumerate(value or []))
+            )
             if not items:
                 if node["else"] is not None:
                     self._run(node["else"], dot, vars_, out)
@@ -229,7 +232,7 @@ class Renderer:
                     depth += toks[j][0] == "lp"
                     depth -= toks[j][0] == "rp"
                     j += 1
-                inner = toks[i + 1:j - 1]
+                inner = toks[i + 1 : j - 1]
                 out.append(self._pipe(" ".join(_untok(t) for t in inner), dot, vars_))
                 i = j
                 continue
@@ -261,8 +264,18 @@ class Renderer:
         return _Field(text)
 
     def _call(self, name: str, args: list) -> Any:
-        if name in ("service", "key", "keyOrDefault", "keyExists", "nomadVar",
-                    "nomadVarExists", "ls", "tree", "safeLs", "safeTree"):
+        if name in (
+            "service",
+            "key",
+            "keyOrDefault",
+            "keyExists",
+            "nomadVar",
+            "nomadVarExists",
+            "ls",
+            "tree",
+            "safeLs",
+            "safeTree",
+        ):
             if name == "keyOrDefault":
                 value = self.fetch("keyOrDefault", args[0])
                 return args[1] if value is None else value

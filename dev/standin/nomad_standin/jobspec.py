@@ -16,26 +16,66 @@ SEC = 1_000_000_000
 MIN = 60 * SEC
 
 DEFAULT_UPDATE = {
-    "Stagger": 30 * SEC, "MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SEC,
-    "HealthyDeadline": 5 * MIN, "ProgressDeadline": 10 * MIN, "AutoRevert": False,
-    "AutoPromote": False, "Canary": 0,
+    "Stagger": 30 * SEC,
+    "MaxParallel": 1,
+    "HealthCheck": "checks",
+    "MinHealthyTime": 10 * SEC,
+    "HealthyDeadline": 5 * MIN,
+    "ProgressDeadline": 10 * MIN,
+    "AutoRevert": False,
+    "AutoPromote": False,
+    "Canary": 0,
 }
 RESTART = {
-    "service": {"Attempts": 2, "Interval": 30 * MIN, "Delay": 15 * SEC, "Mode": "fail",
-                "RenderTemplates": False},
-    "batch": {"Attempts": 3, "Interval": 24 * 60 * MIN, "Delay": 15 * SEC, "Mode": "fail",
-              "RenderTemplates": False},
+    "service": {
+        "Attempts": 2,
+        "Interval": 30 * MIN,
+        "Delay": 15 * SEC,
+        "Mode": "fail",
+        "RenderTemplates": False,
+    },
+    "batch": {
+        "Attempts": 3,
+        "Interval": 24 * 60 * MIN,
+        "Delay": 15 * SEC,
+        "Mode": "fail",
+        "RenderTemplates": False,
+    },
 }
 RESCHEDULE = {
-    "service": {"Attempts": 0, "Interval": 0, "Delay": 30 * SEC, "DelayFunction": "exponential",
-                "MaxDelay": 60 * MIN, "Unlimited": True},
-    "batch": {"Attempts": 1, "Interval": 24 * 60 * MIN, "Delay": 5 * SEC,
-              "DelayFunction": "constant", "MaxDelay": 0, "Unlimited": False},
+    "service": {
+        "Attempts": 0,
+        "Interval": 0,
+        "Delay": 30 * SEC,
+        "DelayFunction": "exponential",
+        "MaxDelay": 60 * MIN,
+        "Unlimited": True,
+    },
+    "batch": {
+        "Attempts": 1,
+        "Interval": 24 * 60 * MIN,
+        "Delay": 5 * SEC,
+        "DelayFunction": "constant",
+        "MaxDelay": 0,
+        "Unlimited": False,
+    },
 }
-MIGRATE = {"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SEC,
-           "HealthyDeadline": 5 * MIN}
-SERVER_FIELDS = ("Status", "StatusDescription", "Stable", "Version", "SubmitTime", "CreateIndex",
-                 "ModifyIndex", "JobModifyIndex")
+MIGRATE = {
+    "MaxParallel": 1,
+    "HealthCheck": "checks",
+    "MinHealthyTime": 10 * SEC,
+    "HealthyDeadline": 5 * MIN,
+}
+SERVER_FIELDS = (
+    "Status",
+    "StatusDescription",
+    "Stable",
+    "Version",
+    "SubmitTime",
+    "CreateIndex",
+    "ModifyIndex",
+    "JobModifyIndex",
+)
 _ENV_VAR = re.compile(r"\$\{([a-zA-Z0-9_\-.]+)\}")
 
 
@@ -57,16 +97,44 @@ def canonicalize(submitted: dict) -> dict:
     """The job as the server stores it: defaults filled in, server fields present."""
     job = copy.deepcopy(submitted)
     job["Name"] = job.get("Name") or job.get("ID", "")
-    _defaults(job, {"ParentID": "", "Namespace": "default", "Region": "global", "Type": "service",
-                    "Priority": 50, "AllAtOnce": False, "Stop": False, "Dispatched": False,
-                    "NodePool": "default", "ConsulNamespace": "", "VaultNamespace": "",
-                    "NomadTokenID": "", "Status": "", "StatusDescription": "", "Stable": False,
-                    "Version": 0, "SubmitTime": 0, "CreateIndex": 0, "ModifyIndex": 0,
-                    "JobModifyIndex": 0})
+    _defaults(
+        job,
+        {
+            "ParentID": "",
+            "Namespace": "default",
+            "Region": "global",
+            "Type": "service",
+            "Priority": 50,
+            "AllAtOnce": False,
+            "Stop": False,
+            "Dispatched": False,
+            "NodePool": "default",
+            "ConsulNamespace": "",
+            "VaultNamespace": "",
+            "NomadTokenID": "",
+            "Status": "",
+            "StatusDescription": "",
+            "Stable": False,
+            "Version": 0,
+            "SubmitTime": 0,
+            "CreateIndex": 0,
+            "ModifyIndex": 0,
+            "JobModifyIndex": 0,
+        },
+    )
     if not job.get("Datacenters"):
         job["Datacenters"] = ["*"]
-    for key in ("Constraints", "Affinities", "Spreads", "Meta", "Periodic", "ParameterizedJob",
-                "Payload", "Multiregion", "UI"):
+    for key in (
+        "Constraints",
+        "Affinities",
+        "Spreads",
+        "Meta",
+        "Periodic",
+        "ParameterizedJob",
+        "Payload",
+        "Multiregion",
+        "UI",
+    ):
         job.setdefault(key, None)
     jtype = job["Type"]
     api_update = job.get("Update")
@@ -92,8 +160,19 @@ def _canonicalize_group(job: dict, group: dict, job_update: dict | None) -> None
     if group.get("Count") is None:
         scaling = group.get("Scaling") or {}
         group["Count"] = int(scaling.get("Min") or 1) if scaling else 1
-    for key in ("Constraints", "Affinities", "Spreads", "Networks", "Services", "Meta", "Volumes",
-                "Scaling", "Consul", "ShutdownDelay", "Disconnect"):
+    for key in (
+        "Constraints",
+        "Affinities",
+        "Spreads",
+        "Networks",
+        "Services",
+        "Meta",
+        "Volumes",
+        "Scaling",
+        "Consul",
+        "ShutdownDelay",
+        "Disconnect",
+    ):
         group.setdefault(key, None)
     upd = group.get("Update")
     if job_update is not None and upd is not None:
@@ -110,14 +189,16 @@ def _canonicalize_group(job: dict, group: dict, job_update: dict | None) -> None
     if jtype in ("system", "sysbatch"):
         group.setdefault("ReschedulePolicy", None)
     else:
-        group["ReschedulePolicy"] = _defaults(dict(group.get("ReschedulePolicy") or {}),
-                                              RESCHEDULE[kind])
+        group["ReschedulePolicy"] = _defaults(
+            dict(group.get("ReschedulePolicy") or {}), RESCHEDULE[kind]
+        )
     if jtype == "service":
         group["Migrate"] = _defaults(dict(group.get("Migrate") or {}), MIGRATE)
     else:
         group.setdefault("Migrate", None)
-    group["EphemeralDisk"] = _defaults(dict(group.get("EphemeralDisk") or {}),
-                                       {"Sticky": False, "Migrate": False, "SizeMB": 300})
+    group["EphemeralDisk"] = _defaults(
+        dict(group.get("EphemeralDisk") or {}), {"Sticky": False, "Migrate": False, "SizeMB": 300}
+    )
     for net in group.get("Networks") or []:
         _canonicalize_network(net)
     for svc in group.get("Services") or []:
@@ -146,19 +227,54 @@ def _canonicalize_service(svc: dict, job_id: str, group: str, task: str) -> None
         svc["Name"] = base
     env = {"JOB": job_id, "TASKGROUP": group, "TASK": task, "BASE": base}
     svc["Name"] = replace_env(svc["Name"], env)
-    _defaults(svc, {"Provider": "consul", "AddressMode": "auto", "OnUpdate": "require_healthy",
-                    "PortLabel": "", "Tags": None, "CanaryTags": None, "Meta": None,
-                    "EnableTagOverride": False, "TaskName": task})
+    _defaults(
+        svc,
+        {
+            "Provider": "consul",
+            "AddressMode": "auto",
+            "OnUpdate": "require_healthy",
+            "PortLabel": "",
+            "Tags": None,
+            "CanaryTags": None,
+            "Meta": None,
+            "EnableTagOverride": False,
+            "TaskName": task,
+        },
+    )
     for check in svc.get("Checks") or []:
         _defaults(check, {"OnUpdate": svc["OnUpdate"], "Name": "", "Type": ""})
 
 
 def _canonicalize_task(job: dict, group: dict, task: dict) -> None:
-    _defaults(task, {"Driver": "", "User": "", "Leader": False, "KillTimeout": 5 * SEC,
-                     "KillSignal": "", "ShutdownDelay": 0, "Kind": ""})
-    for key in ("Config", "Env", "Services", "Templates", "Artifacts", "Meta", "Constraints",
-                "Affinities", "Lifecycle", "Vault", "Consul", "VolumeMounts", "Identity",
-                "Identities", "DispatchPayload"):
+    _defaults(
+        task,
+        {
+            "Driver": "",
+            "User": "",
+            "Leader": False,
+            "KillTimeout": 5 * SEC,
+            "KillSignal": "",
+            "ShutdownDelay": 0,
+            "Kind": "",
+        },
+    )
+    for key in (
+        "Config",
+        "Env",
+        "Services",
+        "Templates",
+        "Artifacts",
+        "Meta",
+        "Constraints",
+        "Affinities",
+        "Lifecycle",
+        "Vault",
+        "Consul",
+        "VolumeMounts",
+        "Identity",
+        "Identities",
+        "DispatchPayload",
+    ):
         task.setdefault(key, None)
     res = dict(task.get("Resources") or {})
     if not res.get("Cores"):
@@ -168,13 +284,26 @@ def _canonicalize_task(job: dict, group: dict, task: dict) -> None:
         _canonicalize_network(net)
     task["Resources"] = res
     task["RestartPolicy"] = _defaults(dict(task.get("RestartPolicy") or {}), group["RestartPolicy"])
-    task["LogConfig"] = _defaults(dict(task.get("LogConfig") or {}),
-                                  {"MaxFiles": 10, "MaxFileSizeMB": 10, "Disabled": False})
+    task["LogConfig"] = _defaults(
+        dict(task.get("LogConfig") or {}), {"MaxFiles": 10, "MaxFileSizeMB": 10, "Disabled": False}
+    )
     for tmpl in task.get("Templates") or []:
-        _defaults(tmpl, {"ChangeMode": "restart", "ChangeSignal": "", "Splay": 5 * SEC,
-                         "Perms": "0644", "LeftDelim": "{{", "RightDelim": "}}",
-                         "Envvars": False, "ErrMissingKey": False, "SourcePath": "",
-                         "EmbeddedTmpl": "", "DestPath": ""})
+        _defaults(
+            tmpl,
+            {
+                "ChangeMode": "restart",
+                "ChangeSignal": "",
+                "Splay": 5 * SEC,
+                "Perms": "0644",
+                "LeftDelim": "{{",
+                "RightDelim": "}}",
+                "Envvars": False,
+                "ErrMissingKey": False,
+                "SourcePath": "",
+                "EmbeddedTmpl": "",
+                "DestPath": "",
+            },
+        )
     for svc in task.get("Services") or []:
         _canonicalize_service(svc, job["ID"], group["Name"], task["Name"])
 
@@ -251,19 +380,27 @@ def tasks_updated(old_job: dict, new_job: dict, group_name: str) -> str:
     if not _eq(a.get("Volumes"), b.get("Volumes")):
         return "volume request"
     if bool((a.get("RestartPolicy") or {}).get("RenderTemplates")) != bool(
-            (b.get("RestartPolicy") or {}).get("RenderTemplates")):
+        (b.get("RestartPolicy") or {}).get("RenderTemplates")
+    ):
         return "group restart render_templates"
     by_name = {t.get("Name"): t for t in tb}
     for at in ta:
         bt = by_name.get(at.get("Name"))
         if bt is None:
             return "task deleted"
-        for key, label in (("Driver", "task driver"), ("User", "task user"),
-                           ("Config", "task config"), ("Env", "task env"),
-                           ("Artifacts", "task artifacts"), ("Vault", "task vault"),
-                           ("Templates", "task templates"), ("VolumeMounts", "task volume mount"),
-                           ("Identity", "task identity"), ("Identities", "task identity"),
-                           ("CSIPluginConfig", "task csi config")):
+        for key, label in (
+            ("Driver", "task driver"),
+            ("User", "task user"),
+            ("Config", "task config"),
+            ("Env", "task env"),
+            ("Artifacts", "task artifacts"),
+            ("Vault", "task vault"),
+            ("Templates", "task templates"),
+            ("VolumeMounts", "task volume mount"),
+            ("Identity", "task identity"),
+            ("Identities", "task identity"),
+            ("CSIPluginConfig", "task csi config"),
+        ):
             if not _eq(at.get(key) or None, bt.get(key) or None):
                 return label
         if not _eq(combined_meta(old_job, a, at), combined_meta(new_job, b, bt)):
@@ -276,10 +413,12 @@ def tasks_updated(old_job: dict, new_job: dict, group_name: str) -> str:
             if not _eq(ra.get(key), rb.get(key)):
                 return f"task {key.lower()}"
         if bool((at.get("LogConfig") or {}).get("Disabled")) != bool(
-                (bt.get("LogConfig") or {}).get("Disabled")):
+            (bt.get("LogConfig") or {}).get("Disabled")
+        ):
             return "task log disabled"
         if bool((at.get("RestartPolicy") or {}).get("RenderTemplates")) != bool(
-                (bt.get("RestartPolicy") or {}).get("RenderTemplates")):
+            (bt.get("RestartPolicy") or {}).get("RenderTemplates")
+        ):
             return "task restart render_templates"
     return ""
 
@@ -290,10 +429,19 @@ JOB_SKIP = set(SERVER_FIELDS) | {"ID", "Update", "NomadTokenID", "VaultToken", "
 GROUP_SKIP = {"Name", "Tasks"}
 TASK_SKIP = {"Name"}
 SINGULAR = {
-    "Constraints": "Constraint", "Affinities": "Affinity", "Spreads": "Spread",
-    "Services": "Service", "Checks": "Check", "Templates": "Template", "Artifacts": "Artifact",
-    "Networks": "Network", "DynamicPorts": "Dynamic Port", "ReservedPorts": "Static Port",
-    "SpreadTarget": "SpreadTarget", "VolumeMounts": "VolumeMount", "Identities": "Identity",
+    "Constraints": "Constraint",
+    "Affinities": "Affinity",
+    "Spreads": "Spread",
+    "Services": "Service",
+    "Checks": "Check",
+    "Templates": "Template",
+    "Artifacts": "Artifact",
+    "Networks": "Network",
+    "DynamicPorts": "Dynamic Port",
+    "ReservedPorts": "Static Port",
+    "SpreadTarget": "SpreadTarget",
+    "VolumeMounts": "VolumeMount",
+    "Identities": "Identity",
 }
 _TYPE_RANK = {"Edited": 0, "Added": 1, "Deleted": 2, "None": 3}
 
@@ -337,20 +485,29 @@ def _flat_all(obj, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _field_diffs(old: dict[str, str] | None, new: dict[str, str] | None,
-                 contextual: bool = False) -> list[dict]:
+def _field_diffs(
+    old: dict[str, str] | None, new: dict[str, str] | None, contextual: bool = False
+) -> list[dict]:
     old, new = old or {}, new or {}
     out = []
     for name in sorted(set(old) | set(new)):
         o, n = old.get(name), new.get(name)
         if o == n:
             if contextual:  # plans diff contextually: an edited object shows its other fields
-                out.append({"Type": "None", "Name": name, "Old": o or "", "New": n or "",
-                            "Annotations": None})
+                out.append(
+                    {
+                        "Type": "None",
+                        "Name": name,
+                        "Old": o or "",
+                        "New": n or "",
+                        "Annotations": None,
+                    }
+                )
             continue
         kind = "Added" if o is None else "Deleted" if n is None else "Edited"
-        out.append({"Type": kind, "Name": name, "Old": o or "", "New": n or "",
-                    "Annotations": None})
+        out.append(
+            {"Type": kind, "Name": name, "Old": o or "", "New": n or "", "Annotations": None}
+        )
     return out
 
 
@@ -377,13 +534,16 @@ def _object_diff(old, new, name: str, flat_all: bool = False) -> dict | None:
     return {"Type": kind, "Name": name, "Fields": fields or None, "Objects": objects or None}
 
 
-def _string_set_diff(old: list | None, new: list | None, name: str,
-                     contextual: bool = False) -> dict | None:
+def _string_set_diff(
+    old: list | None, new: list | None, name: str, contextual: bool = False
+) -> dict | None:
     old_set, new_set = set(map(str, old or [])), set(map(str, new or []))
     fields = []
     for v in sorted(old_set | new_set):
         if v in old_set and v not in new_set:
-            fields.append({"Type": "Deleted", "Name": name, "Old": v, "New": "", "Annotations": None})
+            fields.append(
+                {"Type": "Deleted", "Name": name, "Old": v, "New": "", "Annotations": None}
+            )
         elif v in new_set and v not in old_set:
             fields.append({"Type": "Added", "Name": name, "Old": "", "New": v, "Annotations": None})
         elif contextual:
@@ -392,8 +552,7 @@ def _string_set_diff(old: list | None, new: list | None, name: str,
         return None
     added = any(f["Type"] == "Added" for f in fields)
     deleted = any(f["Type"] == "Deleted" for f in fields)
-    kind = ("Edited" if added and deleted else "Added" if added else "Deleted" if deleted
-            else "None")
+    kind = "Edited" if added and deleted else "Added" if added else "Deleted" if deleted else "None"
     return {"Type": kind, "Name": name, "Fields": fields, "Objects": None}
 
 
@@ -456,33 +615,59 @@ def _top_objects(old: dict, new: dict, skip: set[str]) -> list[dict]:
 
 def _task_diff(old: dict | None, new: dict | None) -> dict:
     name = (new or old or {}).get("Name", "")
-    kind = "Added" if old is None else "Deleted" if new is None else (
-        "None" if _eq(old, new) else "Edited")
-    fields = _field_diffs(_flat_primitives(old, TASK_SKIP | {"Config"}) if old else None,
-                          _flat_primitives(new, TASK_SKIP | {"Config"}) if new else None)
+    kind = (
+        "Added"
+        if old is None
+        else "Deleted"
+        if new is None
+        else ("None" if _eq(old, new) else "Edited")
+    )
+    fields = _field_diffs(
+        _flat_primitives(old, TASK_SKIP | {"Config"}) if old else None,
+        _flat_primitives(new, TASK_SKIP | {"Config"}) if new else None,
+    )
     objects = _top_objects(old or {}, new or {}, TASK_SKIP)
-    return {"Type": kind, "Name": name, "Fields": fields or None, "Objects": objects or None,
-            "Annotations": None}
+    return {
+        "Type": kind,
+        "Name": name,
+        "Fields": fields or None,
+        "Objects": objects or None,
+        "Annotations": None,
+    }
 
 
 def _group_diff(old: dict | None, new: dict | None) -> dict:
     name = (new or old or {}).get("Name", "")
-    kind = "Added" if old is None else "Deleted" if new is None else (
-        "None" if _eq(old, new) else "Edited")
-    fields = _field_diffs(_flat_primitives(old, GROUP_SKIP) if old else None,
-                          _flat_primitives(new, GROUP_SKIP) if new else None)
+    kind = (
+        "Added"
+        if old is None
+        else "Deleted"
+        if new is None
+        else ("None" if _eq(old, new) else "Edited")
+    )
+    fields = _field_diffs(
+        _flat_primitives(old, GROUP_SKIP) if old else None,
+        _flat_primitives(new, GROUP_SKIP) if new else None,
+    )
     objects = _top_objects(old or {}, new or {}, GROUP_SKIP)
     ot = {t.get("Name"): t for t in (old or {}).get("Tasks") or []}
     nt = {t.get("Name"): t for t in (new or {}).get("Tasks") or []}
     tasks = [_task_diff(ot.get(n), nt.get(n)) for n in sorted(set(ot) | set(nt))]
-    return {"Type": kind, "Name": name, "Fields": fields or None, "Objects": objects or None,
-            "Tasks": tasks or None, "Updates": None}
+    return {
+        "Type": kind,
+        "Name": name,
+        "Fields": fields or None,
+        "Objects": objects or None,
+        "Tasks": tasks or None,
+        "Updates": None,
+    }
 
 
 def job_diff(old: dict | None, new: dict) -> dict:
     """Job.Diff(old, new) in the API's JSON shape (non-contextual)."""
-    fields = _field_diffs(_flat_primitives(old, JOB_SKIP) if old else None,
-                          _flat_primitives(new, JOB_SKIP))
+    fields = _field_diffs(
+        _flat_primitives(old, JOB_SKIP) if old else None, _flat_primitives(new, JOB_SKIP)
+    )
     objects = _top_objects(old or {}, new, JOB_SKIP)
     og = {g.get("Name"): g for g in (old or {}).get("TaskGroups") or []}
     ng = {g.get("Name"): g for g in new.get("TaskGroups") or []}
@@ -493,8 +678,13 @@ def job_diff(old: dict | None, new: dict) -> dict:
         kind = "Edited"
     else:
         kind = "None"
-    return {"Type": kind, "ID": new.get("ID", ""), "Fields": fields or None,
-            "Objects": objects or None, "TaskGroups": groups or None}
+    return {
+        "Type": kind,
+        "ID": new.get("ID", ""),
+        "Fields": fields or None,
+        "Objects": objects or None,
+        "TaskGroups": groups or None,
+    }
 
 
 def annotate(diff: dict, desired: dict[str, dict], *, nomad_1_5: bool = False) -> dict:
@@ -506,10 +696,15 @@ def annotate(diff: dict, desired: dict[str, dict], *, nomad_1_5: bool = False) -
         want = desired.get(tg["Name"])
         if want:
             updates = {}
-            for key, label in (("Ignore", "ignore"), ("Place", "create"), ("Migrate", "migrate"),
-                               ("Stop", "destroy"), ("Canary", "canary"),
-                               ("InPlaceUpdate", "in-place update"),
-                               ("DestructiveUpdate", "create/destroy update")):
+            for key, label in (
+                ("Ignore", "ignore"),
+                ("Place", "create"),
+                ("Migrate", "migrate"),
+                ("Stop", "destroy"),
+                ("Canary", "canary"),
+                ("InPlaceUpdate", "in-place update"),
+                ("DestructiveUpdate", "create/destroy update"),
+            ):
                 if want.get(key):
                     updates[label] = want[key]
             tg["Updates"] = updates or None
@@ -538,8 +733,11 @@ def _annotate_task(task: dict, parent: dict, nomad_1_5: bool = False) -> None:
     destructive = any(f["Name"] != "KillTimeout" for f in task.get("Fields") or [])
     if not destructive:
         for obj in task.get("Objects") or []:
-            if obj["Name"] in (("Service", "Constraint") if nomad_1_5
-                               else ("Service", "Constraint", "Affinity", "Spread")):
+            if obj["Name"] in (
+                ("Service", "Constraint")
+                if nomad_1_5
+                else ("Service", "Constraint", "Affinity", "Spread")
+            ):
                 continue
             if obj["Name"] == "LogConfig":
                 if any(f["Name"] == "Disabled" for f in obj.get("Fields") or []):
@@ -548,5 +746,6 @@ def _annotate_task(task: dict, parent: dict, nomad_1_5: bool = False) -> None:
                 continue
             destructive = True
             break
-    task["Annotations"] = ["forces create/destroy update" if destructive
-                           else "forces in-place update"]
+    task["Annotations"] = [
+        "forces create/destroy update" if destructive else "forces in-place update"
+    ]

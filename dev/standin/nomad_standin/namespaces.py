@@ -22,9 +22,18 @@ VALID_VAR_PATH = re.compile(r"^[a-zA-Z0-9\-_~/]{1,128}$")
 
 
 def namespace_record(name: str, description: str = "", meta=None, index: int = 1) -> dict:
-    return {"Name": name, "Description": description, "Quota": "", "Meta": meta or None,
-            "Capabilities": None, "NodePoolConfiguration": None, "VaultConfiguration": None,
-            "ConsulConfiguration": None, "CreateIndex": index, "ModifyIndex": index}
+    return {
+        "Name": name,
+        "Description": description,
+        "Quota": "",
+        "Meta": meta or None,
+        "Capabilities": None,
+        "NodePoolConfiguration": None,
+        "VaultConfiguration": None,
+        "ConsulConfiguration": None,
+        "CreateIndex": index,
+        "ModifyIndex": index,
+    }
 
 
 def default_namespaces() -> dict[str, dict]:
@@ -32,7 +41,7 @@ def default_namespaces() -> dict[str, dict]:
 
 
 def var_path_error(path: str) -> str:
-    """"" if `path` is a valid variable path, else Nomad's error text (ValidatePath)."""
+    """ "" if `path` is a valid variable path, else Nomad's error text (ValidatePath)."""
     if not path:
         return "variable requires path"
     if not VALID_VAR_PATH.match(path):
@@ -41,18 +50,24 @@ def var_path_error(path: str) -> str:
     if parts[0] != "nomad":
         return ""
     if len(parts) == 1:
-        return ('"nomad" is a reserved top-level directory path, but you may write variables '
-                'to "nomad/jobs", "nomad/job-templates", or below')
+        return (
+            '"nomad" is a reserved top-level directory path, but you may write variables '
+            'to "nomad/jobs", "nomad/job-templates", or below'
+        )
     if parts[1] == "jobs":
         return ""
     if parts[1] == "job-templates" and len(parts) == 3:
         return ""
     if parts[1] == "job-templates":
-        return ('"nomad/job-templates" is a reserved directory path, but you may write '
-                'variables at the level below it, for example, '
-                '"nomad/job-templates/template-name"')
-    return ('only paths at "nomad/jobs" or "nomad/job-templates" and below are valid paths '
-            'under the top-level "nomad" directory')
+        return (
+            '"nomad/job-templates" is a reserved directory path, but you may write '
+            "variables at the level below it, for example, "
+            '"nomad/job-templates/template-name"'
+        )
+    return (
+        'only paths at "nomad/jobs" or "nomad/job-templates" and below are valid paths '
+        'under the top-level "nomad" directory'
+    )
 
 
 def upsert(state, data: dict, path_name: str | None) -> None:
@@ -91,11 +106,11 @@ def delete(state, name: str) -> None:
         if any(k[0] == name and not rec.job.get("Stop") for k, rec in state.jobs.items()):
             problems.append(f'namespace "{name}" has non-terminal jobs in regions: [global]')
         if any(a.namespace == name and not a.terminal for a in state.allocs.values()):
-            problems.append(f'namespace "{name}" has non-terminal allocations in regions: '
-                            '[global]')
+            problems.append(f'namespace "{name}" has non-terminal allocations in regions: [global]')
         if any(k[0] == name for k in state.variables):
-            problems.append(f'namespace "{name}" has variables associated with it in '
-                            'regions: [global]')
+            problems.append(
+                f'namespace "{name}" has variables associated with it in regions: [global]'
+            )
         if problems:
             raise NomadError(500, multierror(*problems))
         del state.namespaces[name]

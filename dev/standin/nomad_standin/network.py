@@ -109,8 +109,12 @@ def _task_labels(alloc, task: dict) -> list[str]:
         return listed + own
     # bridge mode (docker `ports` not needed there) or another driver: the group's ports that
     # no docker task of the group claims in its `ports`.
-    claimed = {lbl for t in group.get("Tasks") or [] if t is not task
-               for lbl in (t.get("Config") or {}).get("ports") or []}
+    claimed = {
+        lbl
+        for t in group.get("Tasks") or []
+        if t is not task
+        for lbl in (t.get("Config") or {}).get("ports") or []
+    }
     return [p["Label"] for p in alloc.ports if p["Label"] not in claimed] + own
 
 
@@ -161,9 +165,20 @@ class Network:
                         continue
                     port = _inner(p)
                     ip = a.node["Address"] if netns.startswith("host:") else "*"
-                    out.setdefault((netns, ip, port), Endpoint(
-                        a.id, a.name, a.job_id, a.namespace, a.group, task["Name"], label,
-                        a.node["Name"], port))
+                    out.setdefault(
+                        (netns, ip, port),
+                        Endpoint(
+                            a.id,
+                            a.name,
+                            a.job_id,
+                            a.namespace,
+                            a.group,
+                            task["Name"],
+                            label,
+                            a.node["Name"],
+                            port,
+                        ),
+                    )
         return out
 
     def mappings(self) -> list[Mapping]:
@@ -174,8 +189,17 @@ class Network:
             node = a.node["Name"]
             if _group_mode(group) == "bridge":
                 for p in a.ports:
-                    out.append(Mapping(node, p["HostIP"], int(p["Value"]), f"alloc:{a.id}",
-                                       _inner(p), p["Label"], a.id))
+                    out.append(
+                        Mapping(
+                            node,
+                            p["HostIP"],
+                            int(p["Value"]),
+                            f"alloc:{a.id}",
+                            _inner(p),
+                            p["Label"],
+                            a.id,
+                        )
+                    )
                 continue
             for task in group.get("Tasks") or []:
                 netns = task_netns(a, task)
@@ -185,8 +209,11 @@ class Network:
                 for label in _task_labels(a, task):
                     p = ports.get(label)
                     if p is not None:
-                        out.append(Mapping(node, p["HostIP"], int(p["Value"]), netns, _inner(p),
-                                           label, a.id))
+                        out.append(
+                            Mapping(
+                                node, p["HostIP"], int(p["Value"]), netns, _inner(p), label, a.id
+                            )
+                        )
         return out
 
     def reach(self, address: str, source: tuple[str, str] | None = None) -> Endpoint | None:

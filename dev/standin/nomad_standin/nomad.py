@@ -102,8 +102,9 @@ class TaskRun:
     due: dict[int, float] = field(default_factory=dict)  # template index -> change_mode time
 
     def event(self, kind: str, message: str, **details) -> None:
-        self.events.append({"Type": kind, "Time": time.time_ns(), "DisplayMessage": message,
-                            "Details": details})
+        self.events.append(
+            {"Type": kind, "Time": time.time_ns(), "DisplayMessage": message, "Details": details}
+        )
         del self.events[:-10]  # Nomad keeps the last 10 events per task
 
 
@@ -156,8 +157,16 @@ class Alloc:
         ports = {p["Value"] for p in self.ports}
         for plist in self.task_ports.values():
             ports |= {p["Value"] for p in plist}
-        return scheduler.AllocRef(self.id, self.node["ID"], self.namespace, self.job_id,
-                                  self.group, cpu, mem, frozenset(ports))
+        return scheduler.AllocRef(
+            self.id,
+            self.node["ID"],
+            self.namespace,
+            self.job_id,
+            self.group,
+            cpu,
+            mem,
+            frozenset(ports),
+        )
 
 
 @dataclass
@@ -173,8 +182,17 @@ class JobRecord:
 class NomadState:
     """All Nomad-side state of one stand-in cluster. Thread-safe: one lock for everything."""
 
-    def __init__(self, *, consul=None, zones=("zone-a", "zone-b", "zone-c"), nodes_per_zone=1,
-                 seed=0, start_delay=0.0, time_scale=1.0, eval_delay=0.0) -> None:
+    def __init__(
+        self,
+        *,
+        consul=None,
+        zones=("zone-a", "zone-b", "zone-c"),
+        nodes_per_zone=1,
+        seed=0,
+        start_delay=0.0,
+        time_scale=1.0,
+        eval_delay=0.0,
+    ) -> None:
         self.consul = consul
         self.eval_delay = float(eval_delay)
         self._eval_queue: list[tuple[float, str]] = []  # (due, eval id), in creation order
@@ -201,7 +219,9 @@ class NomadState:
         self.never_healthy_jobs: set[str] = set()
         self.variables: dict[tuple[str, str], dict] = {}  # (namespace, path) -> variable
         self.namespaces: dict[str, dict] = namespaces.default_namespaces()
-        self.acl = acl_mod.NomadACL()  # off until a management token is given (dev/standin/nomad_standin/acl.py)
+        self.acl = (
+            acl_mod.NomadACL()
+        )  # off until a management token is given (dev/standin/nomad_standin/acl.py)
         self.network = network.Network(self)
         self._dep_clock: dict[str, dict[str, float]] = {}  # deployment -> group -> deadline
         self._watched: dict[str, int] = {}  # deployment -> healthy count at its last eval
@@ -239,8 +259,9 @@ class NomadState:
         self.index += n
         if self.consul is not None:
             for node in self.nodes:
-                self.consul.register_node(node["Name"], node["HTTPAddr"].split(":")[0],
-                                          {"zone": node["Meta"]["zone"]})
+                self.consul.register_node(
+                    node["Name"], node["HTTPAddr"].split(":")[0], {"zone": node["Meta"]["zone"]}
+                )
 
     def node_by_name(self, name: str) -> dict:
         for node in self.nodes:
@@ -273,10 +294,16 @@ class NomadState:
         once; Nomad's drainer paces them by each group's migrate block."""
         with self.lock:
             node = self.node_by_name(name)
-            node.update(SchedulingEligibility="ineligible", Drain=True,
-                        DrainStrategy={"Deadline": 3600 * SEC, "IgnoreSystemJobs": False,
-                                       "ForceDeadline": "0001-01-01T00:00:00Z",
-                                       "StartedAt": rfc3339(time.time())})
+            node.update(
+                SchedulingEligibility="ineligible",
+                Drain=True,
+                DrainStrategy={
+                    "Deadline": 3600 * SEC,
+                    "IgnoreSystemJobs": False,
+                    "ForceDeadline": "0001-01-01T00:00:00Z",
+                    "StartedAt": rfc3339(time.time()),
+                },
+            )
             node["ModifyIndex"] = self.bump()
             affected = set()
             for a in self.allocs.values():
@@ -293,7 +320,10 @@ class NomadState:
         with self.lock:
             node = self.node_by_name(node_name)
             node["HostVolumes"] = dict(node.get("HostVolumes") or {})
-            node["HostVolumes"][volume] = {"Path": path or f"/srv/nomad/{volume}", "ReadOnly": False}
+            node["HostVolumes"][volume] = {
+                "Path": path or f"/srv/nomad/{volume}",
+                "ReadOnly": False,
+            }
             node["ModifyIndex"] = self.bump()
 
     def create_csi_volume(self, vol_id: str) -> None:
@@ -319,9 +349,15 @@ class NomadState:
     def data_read(self, alloc_id: str) -> dict:
         with self.lock:
             a = self.allocs[alloc_id]
-            return {"AllocID": a.id, "Name": a.name, "NodeName": a.node["Name"],
-                    "DataID": a.data_id, "Origin": a.data_origin,
-                    "PreviousAllocation": a.previous, "Markers": self.data.read(a.data_id)}
+            return {
+                "AllocID": a.id,
+                "Name": a.name,
+                "NodeName": a.node["Name"],
+                "DataID": a.data_id,
+                "Origin": a.data_origin,
+                "PreviousAllocation": a.previous,
+                "Markers": self.data.read(a.data_id),
+            }
 
     def restore_node(self, name: str) -> None:
         """The node comes back: blocked evaluations get another chance."""
@@ -362,8 +398,15 @@ class NomadState:
             self.bump()
 
     # -- jobs: register / plan / stop ------------------------------------------------------------
-    def register(self, submitted: dict, *, enforce: bool = False, modify_index: int = 0,
-                 namespace: str | None = None, triggered_by: str = "job-register") -> dict:
+    def register(
+        self,
+        submitted: dict,
+        *,
+        enforce: bool = False,
+        modify_index: int = 0,
+        namespace: str | None = None,
+        triggered_by: str = "job-register",
+    ) -> dict:
         problems = _check_job(submitted)
         if problems:
             raise NomadError(500, problems)
@@ -380,10 +423,14 @@ class NomadState:
                     raise NomadError(500, "Enforcing job modify index 0: job already exists")
                 if modify_index != 0 and current is None:
                     raise NomadError(
-                        500, f"Enforcing job modify index {modify_index}: job does not exist")
+                        500, f"Enforcing job modify index {modify_index}: job does not exist"
+                    )
                 if modify_index != 0 and modify_index != have:
-                    raise NomadError(500, f"Enforcing job modify index {modify_index}: job exists "
-                                          f"with conflicting job modify index: {have}")
+                    raise NomadError(
+                        500,
+                        f"Enforcing job modify index {modify_index}: job exists "
+                        f"with conflicting job modify index: {have}",
+                    )
             if jobspec.spec_changed(current, job):
                 index = self.bump()
                 job["SubmitTime"] = time.time_ns()
@@ -401,9 +448,15 @@ class NomadState:
             # nomad/job_endpoint.go: Register commits the job and a pending evaluation and
             # returns; the scheduler (scheduler/reconcile.go) creates the deployment later.
             ev = self._enqueue(job, triggered_by)
-            return {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
-                    "JobModifyIndex": rec.job["JobModifyIndex"], "Warnings": "",
-                    "Index": ev["CreateIndex"], "LastContact": 0, "KnownLeader": False}
+            return {
+                "EvalID": ev["ID"],
+                "EvalCreateIndex": ev["CreateIndex"],
+                "JobModifyIndex": rec.job["JobModifyIndex"],
+                "Warnings": "",
+                "Index": ev["CreateIndex"],
+                "LastContact": 0,
+                "KnownLeader": False,
+            }
 
     def _prepare(self, submitted: dict, namespace: str | None) -> dict:
         if namespace:
@@ -423,47 +476,87 @@ class NomadState:
             rec = self.jobs.get((job["Namespace"], job["ID"]))
             current = rec.job if rec else None
             if current is not None:
-                for k in ("CreateIndex", "ModifyIndex", "JobModifyIndex", "Version", "Stable",
-                          "SubmitTime", "Status"):
+                for k in (
+                    "CreateIndex",
+                    "ModifyIndex",
+                    "JobModifyIndex",
+                    "Version",
+                    "Stable",
+                    "SubmitTime",
+                    "Status",
+                ):
                     job[k] = current[k]
                 if jobspec.spec_changed(current, job):
                     job["Version"] = current["Version"] + 1
             plan = self._reconcile(job, dry_run=True)
             out_diff = None
             if diff:
-                out_diff = jobspec.annotate(jobspec.job_diff(current, job), plan.desired,
-                                            nomad_1_5=plan.engine == "nomad-sched")
+                out_diff = jobspec.annotate(
+                    jobspec.job_diff(current, job),
+                    plan.desired,
+                    nomad_1_5=plan.engine == "nomad-sched",
+                )
             created = None
             if plan.failed:
-                created = [self._eval_dict(job, "queued-allocs", status="blocked",
-                                           description="created to place remaining allocations")]
-            return {"Index": self.index, "JobModifyIndex": current["JobModifyIndex"] if current else 0,
-                    "CreatedEvals": created, "Diff": out_diff,
-                    "Annotations": {"DesiredTGUpdates": plan.desired, "PreemptedAllocs": None},
-                    "FailedTGAllocs": plan.failed, "NextPeriodicLaunch": "0001-01-01T00:00:00Z",
-                    "Warnings": ""}
+                created = [
+                    self._eval_dict(
+                        job,
+                        "queued-allocs",
+                        status="blocked",
+                        description="created to place remaining allocations",
+                    )
+                ]
+            return {
+                "Index": self.index,
+                "JobModifyIndex": current["JobModifyIndex"] if current else 0,
+                "CreatedEvals": created,
+                "Diff": out_diff,
+                "Annotations": {"DesiredTGUpdates": plan.desired, "PreemptedAllocs": None},
+                "FailedTGAllocs": plan.failed,
+                "NextPeriodicLaunch": "0001-01-01T00:00:00Z",
+                "Warnings": "",
+            }
 
     def deregister(self, job_id: str, *, purge: bool, namespace: str | None = None) -> dict:
         with self.lock:
             if (namespace or "default", job_id) not in self.jobs:
                 # nomad/job_endpoint.go Deregister: a missing job is a no-op, answered 200.
-                return {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": 0,
-                        "VolumeEvalID": "", "VolumeEvalIndex": 0, "Index": 0,
-                        "LastContact": 0, "KnownLeader": False, "NextToken": ""}
+                return {
+                    "EvalID": "",
+                    "EvalCreateIndex": 0,
+                    "JobModifyIndex": 0,
+                    "VolumeEvalID": "",
+                    "VolumeEvalIndex": 0,
+                    "Index": 0,
+                    "LastContact": 0,
+                    "KnownLeader": False,
+                    "NextToken": "",
+                }
             rec = self._record(job_id, namespace)
             job = copy.deepcopy(rec.job)
             if not job.get("Stop"):
                 index = self.bump()
-                job.update(Stop=True, Version=rec.job["Version"] + 1, ModifyIndex=index,
-                           JobModifyIndex=index, SubmitTime=time.time_ns(), Stable=False)
+                job.update(
+                    Stop=True,
+                    Version=rec.job["Version"] + 1,
+                    ModifyIndex=index,
+                    JobModifyIndex=index,
+                    SubmitTime=time.time_ns(),
+                    Stable=False,
+                )
                 rec.versions.append(job)
             ev = self._enqueue(job, "job-deregister")
             if purge:  # the job leaves the state now; its evaluation stops what is left
                 del self.jobs[(rec.job["Namespace"], job_id)]
                 self.bump()
-            return {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
-                    "JobModifyIndex": job["JobModifyIndex"], "Index": self.index,
-                    "LastContact": 0, "KnownLeader": False}
+            return {
+                "EvalID": ev["ID"],
+                "EvalCreateIndex": ev["CreateIndex"],
+                "JobModifyIndex": job["JobModifyIndex"],
+                "Index": self.index,
+                "LastContact": 0,
+                "KnownLeader": False,
+            }
 
     def _record(self, job_id: str, namespace: str | None = None) -> JobRecord:
         rec = self.jobs.get((namespace or "default", job_id))
@@ -472,19 +565,40 @@ class NomadState:
         return rec
 
     # -- evaluations and the reconciler --------------------------------------------------------
-    def _eval_dict(self, job: dict, triggered_by: str, *, status="complete", description="",
-                   node_id="") -> dict:
+    def _eval_dict(
+        self, job: dict, triggered_by: str, *, status="complete", description="", node_id=""
+    ) -> dict:
         now = time.time_ns()
         return {
-            "ID": self.new_id(), "Namespace": job["Namespace"], "Priority": job["Priority"],
-            "Type": job["Type"], "TriggeredBy": triggered_by, "JobID": job["ID"],
-            "JobModifyIndex": job["JobModifyIndex"], "NodeID": node_id, "NodeModifyIndex": 0,
-            "DeploymentID": "", "Status": status, "StatusDescription": description, "Wait": 0,
-            "WaitUntil": "0001-01-01T00:00:00Z", "NextEval": "", "PreviousEval": "",
-            "BlockedEval": "", "RelatedEvals": None, "FailedTGAllocs": None,
-            "ClassEligibility": None, "QuotaLimitReached": "", "EscapedComputedClass": False,
-            "AnnotatePlan": False, "QueuedAllocations": None, "LeaderACL": "",
-            "SnapshotIndex": 0, "CreateIndex": 0, "ModifyIndex": 0, "CreateTime": now,
+            "ID": self.new_id(),
+            "Namespace": job["Namespace"],
+            "Priority": job["Priority"],
+            "Type": job["Type"],
+            "TriggeredBy": triggered_by,
+            "JobID": job["ID"],
+            "JobModifyIndex": job["JobModifyIndex"],
+            "NodeID": node_id,
+            "NodeModifyIndex": 0,
+            "DeploymentID": "",
+            "Status": status,
+            "StatusDescription": description,
+            "Wait": 0,
+            "WaitUntil": "0001-01-01T00:00:00Z",
+            "NextEval": "",
+            "PreviousEval": "",
+            "BlockedEval": "",
+            "RelatedEvals": None,
+            "FailedTGAllocs": None,
+            "ClassEligibility": None,
+            "QuotaLimitReached": "",
+            "EscapedComputedClass": False,
+            "AnnotatePlan": False,
+            "QueuedAllocations": None,
+            "LeaderACL": "",
+            "SnapshotIndex": 0,
+            "CreateIndex": 0,
+            "ModifyIndex": 0,
+            "CreateTime": now,
             "ModifyTime": now,
         }
 
@@ -527,8 +641,9 @@ class NomadState:
                 self._new_deployment(rec)
             self._evaluate(rec, ev["TriggeredBy"], ev=ev)
 
-    def _evaluate(self, rec: JobRecord, triggered_by: str, node_id: str = "",
-                  ev: dict | None = None) -> dict:
+    def _evaluate(
+        self, rec: JobRecord, triggered_by: str, node_id: str = "", ev: dict | None = None
+    ) -> dict:
         job = rec.job
         if ev is None:
             ev = self._eval_dict(job, triggered_by, node_id=node_id)
@@ -541,8 +656,12 @@ class NomadState:
         ev["QueuedAllocations"] = {g: n for g, n in plan.queued.items()}
         if plan.failed:
             ev["FailedTGAllocs"] = plan.failed
-            blocked = self._eval_dict(job, "queued-allocs", status="blocked",
-                                      description="created to place remaining allocations")
+            blocked = self._eval_dict(
+                job,
+                "queued-allocs",
+                status="blocked",
+                description="created to place remaining allocations",
+            )
             blocked["PreviousEval"] = ev["ID"]
             blocked["CreateIndex"] = blocked["ModifyIndex"] = self.bump()
             # A newer blocked eval for the job replaces older ones, as in Nomad's blocked queue.
@@ -576,8 +695,10 @@ class NomadState:
         return list(self._job_allocs.get((namespace, job_id), {}).values())
 
     def _live(self, job_id: str, namespace: str) -> list[Alloc]:
-        return sorted((a for a in self._allocs_of(namespace, job_id) if not a.terminal),
-                      key=lambda a: (a.group, a.index, a.created))
+        return sorted(
+            (a for a in self._allocs_of(namespace, job_id) if not a.terminal),
+            key=lambda a: (a.group, a.index, a.created),
+        )
 
     def _node_usage(self, node_id: str, skip: tuple[str, str]) -> tuple[int, int, set[int]]:
         """CPU, memory and ports the node's live allocations use, but those of job `skip`."""
@@ -601,15 +722,21 @@ class NomadState:
 
     def _update_room(self, job: dict, group: str, mine: list[Alloc], dry_run: bool) -> int:
         """How many destructive updates a rolling deployment allows now (update.max_parallel)."""
-        max_parallel = int(((jobspec.group_of(job, group) or {}).get("Update") or {})
-                           .get("MaxParallel") or 0)
+        max_parallel = int(
+            ((jobspec.group_of(job, group) or {}).get("Update") or {}).get("MaxParallel") or 0
+        )
         if dry_run:
             return max_parallel  # what the first batch of a new deployment would replace
         dep = self._active_deployment(job)
         if dep is None:
             return 0  # failed or cancelled: the rollout stops where it is
-        in_flight = sum(1 for a in mine if a.deployment_id == dep["ID"] and a.healthy is None
-                        and not jobspec.spec_changed(a.job, job))
+        in_flight = sum(
+            1
+            for a in mine
+            if a.deployment_id == dep["ID"]
+            and a.healthy is None
+            and not jobspec.spec_changed(a.job, job)
+        )
         return max(0, max_parallel - in_flight)
 
     def _reconcile(self, job: dict, *, dry_run: bool, eval_id: str = "") -> _Plan:
@@ -619,8 +746,11 @@ class NomadState:
         (dev/standin/nomad_standin/nomadsched.py), else the stand-in's engine's."""
         # nomad-sched's state store holds no CSI volumes: jobs claiming them use the stand-in's
         # engine, which checks them against create_csi_volume's register.
-        csi = any(v.get("Type") == "csi" for g in job.get("TaskGroups") or []
-                  for v in (g.get("Volumes") or {}).values())
+        csi = any(
+            v.get("Type") == "csi"
+            for g in job.get("TaskGroups") or []
+            for v in (g.get("Volumes") or {}).values()
+        )
         decided = self._decide_with_nomad(job, dry_run) if nomadsched.binary() and not csi else None
         if decided is None:
             decided = self._decide_own(job, dry_run=dry_run, eval_id=eval_id)
@@ -636,12 +766,23 @@ class NomadState:
         pool = job.get("NodePool") or "default"
         in_pool = [n for n in self.nodes if pool == "all" or n.get("NodePool", "default") == pool]
         # Other jobs' allocations, as node reservations.
-        nodes = [nomadsched.node_input(n, *self._node_usage(n["ID"], (job["ID"], job["Namespace"])))
-                 for n in in_pool]
-        lives = [nomadsched.LiveAlloc(a.id, a.name, a.group, a.node["ID"],
-                                      "pending" if a.client == "pending" else "running", a.job,
-                                      a.migrate)
-                 for a in live]
+        nodes = [
+            nomadsched.node_input(n, *self._node_usage(n["ID"], (job["ID"], job["Namespace"])))
+            for n in in_pool
+        ]
+        lives = [
+            nomadsched.LiveAlloc(
+                a.id,
+                a.name,
+                a.group,
+                a.node["ID"],
+                "pending" if a.client == "pending" else "running",
+                a.job,
+                a.migrate,
+            )
+            for a in live
+        ]
+
         def reasons(group_name: str) -> dict[str, str]:
             group = groups.get(group_name) or {}
             out = {}
@@ -653,13 +794,20 @@ class NomadState:
             return out
 
         try:
-            d = nomadsched.decide(nomadsched.binary(), job, nodes, lives, pool_size=len(in_pool),
-                                  reasons=reasons,
-                                  unlocked=self._unlocked if dry_run else contextlib.nullcontext)
+            d = nomadsched.decide(
+                nomadsched.binary(),
+                job,
+                nodes,
+                lives,
+                pool_size=len(in_pool),
+                reasons=reasons,
+                unlocked=self._unlocked if dry_run else contextlib.nullcontext,
+            )
         except nomadsched.SchedError as exc:
             self.sched_errors.append(f"{job['ID']}: {exc}")
-            log.error("nomad-sched failed for job %s, the stand-in's engine decides: %s",
-                      job["ID"], exc)
+            log.error(
+                "nomad-sched failed for job %s, the stand-in's engine decides: %s", job["ID"], exc
+            )
             return None
         plan = _Plan(desired=d.desired, failed=d.failed, queued=d.queued, engine="nomad-sched")
         for name in groups:
@@ -671,28 +819,42 @@ class NomadState:
         for name in sorted({p["group"] for p in d.place}):
             mine = [a for a in live if a.group == name]
             moving = {a.id for a in live if a.migrate}  # drains follow migrate, not update
-            repl = [p for p in d.place if p["group"] == name and p["previous"]
-                    and p["previous"] not in moving]
+            repl = [
+                p
+                for p in d.place
+                if p["group"] == name and p["previous"] and p["previous"] not in moving
+            ]
             room = len(repl)
             if name in groups and _deploys(job, name):
                 fresh = sum(1 for p in d.place if p["group"] == name and not p["previous"])
                 room = min(room, max(0, self._update_room(job, name, mine, dry_run) - fresh))
             plan.desired[name]["DestructiveUpdate"] -= len(repl) - room
             plan.desired[name]["Ignore"] += len(repl) - room
-            keep.extend(p for p in d.place if p["group"] == name and (
-                not p["previous"] or p["previous"] in moving or p in repl[:room]))
+            keep.extend(
+                p
+                for p in d.place
+                if p["group"] == name
+                and (not p["previous"] or p["previous"] in moving or p in repl[:room])
+            )
         replacing = {p["previous"] for p in keep if p["previous"]}
         waiting = {p["previous"] for p in d.place if p["previous"]} - replacing
-        stops = [(self.allocs[i], why) for i, why in d.stop
-                 if i not in replacing and i not in waiting]
+        stops = [
+            (self.allocs[i], why) for i, why in d.stop if i not in replacing and i not in waiting
+        ]
         handled = {a.id for a, _ in stops} | replacing | waiting | set(d.inplace)
         for a in live:  # a group neither version the scheduler saw has
-            if a.id not in handled and a.group not in groups and jobspec.group_of(
-                    nomadsched.previous_job(job, lives), a.group) is None:
+            if (
+                a.id not in handled
+                and a.group not in groups
+                and jobspec.group_of(nomadsched.previous_job(job, lives), a.group) is None
+            ):
                 stops.append((a, "alloc not needed due to job update"))
         inplace = [self.allocs[i] for i in d.inplace]
-        lost = {a.name: a for a in self._allocs_of(job["Namespace"], job["ID"])
-                if a.client == "lost" and not a.next_alloc}
+        lost = {
+            a.name: a
+            for a in self._allocs_of(job["Namespace"], job["ID"])
+            if a.client == "lost" and not a.next_alloc
+        }
         placed = []
         for p in sorted(keep, key=lambda p: (p["group"], p["name"])):  # ids in name order
             prev = self.allocs.get(p["previous"]) if p["previous"] else lost.get(p["name"])
@@ -731,7 +893,8 @@ class NomadState:
                     elif not jobspec.spec_changed(a.job, job):
                         want["Ignore"] += 1
                     elif jobspec.tasks_updated(a.job, job, name) or not self._fits_in_place(
-                            a, job, group):
+                        a, job, group
+                    ):
                         destructive.append(a)
                     else:
                         inplace.append(a)
@@ -748,19 +911,28 @@ class NomadState:
                 want["Ignore"] += len(destructive) - limit
                 used = {a.index for a in mine}
                 free = (i for i in range(10**6) if i not in used)
-                lost = {a.index: a for a in self.allocs.values()
-                        if a.job_id == job["ID"] and a.group == name and a.client == "lost"
-                        and not a.next_alloc}
+                lost = {
+                    a.index: a
+                    for a in self.allocs.values()
+                    if a.job_id == job["ID"]
+                    and a.group == name
+                    and a.client == "lost"
+                    and not a.next_alloc
+                }
                 for _ in range(count - len(mine)):
                     index = next(free)
                     places.append((group, index, lost.get(index)))
                     want["Place"] += 1
         # One placer per evaluation; the allocations this plan stops or replaces free their slots.
         stopping = {a.id for a, _ in stops} | {p.id for _, _, p in places if p is not None}
-        placer = scheduler.Placer(job, self.nodes,
-                                  [a.ref() for a in self._active.values() if not a.terminal],
-                                  stopping, seed=f"{self.seed}-{eval_id or job['ID']}-{self.index}",
-                                  updating=[a.ref() for a in inplace])
+        placer = scheduler.Placer(
+            job,
+            self.nodes,
+            [a.ref() for a in self._active.values() if not a.terminal],
+            stopping,
+            seed=f"{self.seed}-{eval_id or job['ID']}-{self.index}",
+            updating=[a.ref() for a in inplace],
+        )
         placed: list[tuple[dict, int, Alloc | None, dict]] = []
         placer.csi_volumes = self.csi_volumes
         for group, index, prev in places:
@@ -796,8 +968,12 @@ class NomadState:
                 dep["TaskGroups"][a.group]["PlacedAllocs"] += 1
         for group, index, prev, node in placed:
             if prev is not None and not prev.terminal:
-                self._stop_alloc(prev, "alloc is being migrated" if prev.migrate
-                                 else "alloc is being updated due to job update")
+                self._stop_alloc(
+                    prev,
+                    "alloc is being migrated"
+                    if prev.migrate
+                    else "alloc is being updated due to job update",
+                )
             self._new_alloc(job, group, index, node, eval_id, prev, dep)
         return plan
 
@@ -812,8 +988,11 @@ class NomadState:
         if not (disk.get("Sticky") or disk.get("Migrate")):
             return None
         node = prev.node
-        if node["Status"] != "ready" or node.get("DrainStrategy") or \
-                node.get("SchedulingEligibility", "eligible") != "eligible":
+        if (
+            node["Status"] != "ready"
+            or node.get("DrainStrategy")
+            or node.get("SchedulingEligibility", "eligible") != "eligible"
+        ):
             return None
         return node
 
@@ -825,15 +1004,19 @@ class NomadState:
 
     def _place_system(self, job, placer, placed, plan) -> None:
         for group in job.get("TaskGroups") or []:
-            have = {a.node["ID"] for a in self._live(job["ID"], job["Namespace"])
-                    if a.group == group["Name"]}
+            have = {
+                a.node["ID"]
+                for a in self._live(job["ID"], job["Namespace"])
+                if a.group == group["Name"]
+            }
             for node in self.nodes:
                 if node["ID"] in have or node["Status"] != "ready":
                     continue
                 if not scheduler.node_in_scope(node, job):
                     continue
-                probe = scheduler.Placer(job, [node], placer.allocs + placer.proposed, set(),
-                                         seed=node["ID"])
+                probe = scheduler.Placer(
+                    job, [node], placer.allocs + placer.proposed, set(), seed=node["ID"]
+                )
                 if probe.place(group) is not None:
                     placer.proposed.extend(probe.proposed)
                     placed.append((group, 0, None, node))
@@ -841,7 +1024,9 @@ class NomadState:
 
     # -- allocations -------------------------------------------------------------------------------
     def _ports_for(self, node: dict, networks: list | None, used: set[int]) -> list[dict]:
-        rng = self._port_rng.setdefault(node["ID"], random.Random(f"ports-{self.seed}-{node['ID']}"))
+        rng = self._port_rng.setdefault(
+            node["ID"], random.Random(f"ports-{self.seed}-{node['ID']}")
+        )
         taken = set(used)
         for a, _, _ in self._node_allocs.get(node["ID"], {}).values():
             if not a.terminal:
@@ -851,18 +1036,28 @@ class NomadState:
         out = []
         for net in networks or []:
             for p in net.get("ReservedPorts") or []:
-                out.append({"Label": p["Label"], "Value": p["Value"],
-                            "To": p["Value"] if p.get("To") == -1 else p.get("To", 0),
-                            "HostIP": node["HTTPAddr"].split(":")[0]})
+                out.append(
+                    {
+                        "Label": p["Label"],
+                        "Value": p["Value"],
+                        "To": p["Value"] if p.get("To") == -1 else p.get("To", 0),
+                        "HostIP": node["HTTPAddr"].split(":")[0],
+                    }
+                )
                 taken.add(p["Value"])
             for p in net.get("DynamicPorts") or []:
                 value = rng.randint(20000, 32000)
                 while value in taken:
                     value = rng.randint(20000, 32000)
                 taken.add(value)
-                out.append({"Label": p["Label"], "Value": value,
-                            "To": value if p.get("To") == -1 else p.get("To", 0),
-                            "HostIP": node["HTTPAddr"].split(":")[0]})
+                out.append(
+                    {
+                        "Label": p["Label"],
+                        "Value": value,
+                        "To": value if p.get("To") == -1 else p.get("To", 0),
+                        "HostIP": node["HTTPAddr"].split(":")[0],
+                    }
+                )
         used |= taken
         return out
 
@@ -875,10 +1070,22 @@ class NomadState:
             if nets:
                 task_ports[task["Name"]] = self._ports_for(node, nets, used)
         now = time.time()
-        a = Alloc(id=self.new_id(), eval_id=eval_id, name=f"{job['ID']}.{group['Name']}[{index}]",
-                  index=index, namespace=job["Namespace"], job_id=job["ID"], group=group["Name"],
-                  job=job, node=node, created=now, ports=ports, task_ports=task_ports,
-                  previous=prev.id if prev else "", start_at=time.monotonic() + self.start_delay)
+        a = Alloc(
+            id=self.new_id(),
+            eval_id=eval_id,
+            name=f"{job['ID']}.{group['Name']}[{index}]",
+            index=index,
+            namespace=job["Namespace"],
+            job_id=job["ID"],
+            group=group["Name"],
+            job=job,
+            node=node,
+            created=now,
+            ports=ports,
+            task_ports=task_ports,
+            previous=prev.id if prev else "",
+            start_at=time.monotonic() + self.start_delay,
+        )
         self._touch(a)
         a.create_index = a.modify_index
         for task in group.get("Tasks") or []:
@@ -888,8 +1095,13 @@ class NomadState:
         if prev is not None:
             prev.next_alloc = a.id
         a.data_id, a.data_origin, a.disk_id = self.data.attach(
-            job=job, group=group, index=index, node=node, prev=prev,
-            prev_node_down=prev is not None and prev.node["Status"] == "down")
+            job=job,
+            group=group,
+            index=index,
+            node=node,
+            prev=prev,
+            prev_node_down=prev is not None and prev.node["Status"] == "down",
+        )
         self.allocs[a.id] = a
         self._job_allocs.setdefault((a.namespace, a.job_id), {})[a.id] = a
         self._active[a.id] = a
@@ -908,7 +1120,9 @@ class NomadState:
         a.desired_description = why
         if a.client not in TERMINAL_CLIENT:
             a.client = client
-            a.client_description = "node is down" if client == "lost" else "All tasks have completed"
+            a.client_description = (
+                "node is down" if client == "lost" else "All tasks have completed"
+            )
             a.finished = time.time()
             for run in a.tasks.values():
                 if run.state != "dead":
@@ -948,8 +1162,9 @@ class NomadState:
             status = "running" if any(r.state == "running" for r in a.tasks.values()) else "pending"
             if status != a.client:
                 a.client = status
-                a.client_description = ("Tasks are running" if status == "running"
-                                        else "No tasks have started")
+                a.client_description = (
+                    "Tasks are running" if status == "running" else "No tasks have started"
+                )
                 changed = True
             if changed:
                 self._touch(a)
@@ -975,8 +1190,9 @@ class NomadState:
             var = self.variables.get((ns, path))
             return dict(var["Items"]) if var else None
 
-        return templates.fingerprint(tmpl.get("EmbeddedTmpl") or "", self.consul, a.node,
-                                     variable, self.runtime_env(a, task))
+        return templates.fingerprint(
+            tmpl.get("EmbeddedTmpl") or "", self.consul, a.node, variable, self.runtime_env(a, task)
+        )
 
     def _fingerprints(self, a: Alloc, task: dict) -> dict[int, str]:
         out = {}
@@ -1013,8 +1229,16 @@ class NomadState:
             # consul-template re-renders when a blocking query answers with a new index: while
             # every index the template reads is the same, so is its fingerprint.
             index = templates.watch_index(tmpl.get("EmbeddedTmpl") or "", self.consul)
-            key = None if index is None else (a.job.get("JobModifyIndex"), a.job.get("Version"),
-                                             a.node.get("ModifyIndex"), index)
+            key = (
+                None
+                if index is None
+                else (
+                    a.job.get("JobModifyIndex"),
+                    a.job.get("Version"),
+                    a.node.get("ModifyIndex"),
+                    index,
+                )
+            )
             if key is not None and key == (run.seen.get(i) or (None,))[0]:
                 fp = run.seen[i][1]
             else:
@@ -1046,11 +1270,15 @@ class NomadState:
                 run.event("Restarting", "Task restarting in 0s")
                 run.event("Started", "Task started by client")
             elif mode == "signal":
-                run.event("Signaling", "Template re-rendered",
-                          signal=tmpl.get("ChangeSignal") or "")
+                run.event(
+                    "Signaling", "Template re-rendered", signal=tmpl.get("ChangeSignal") or ""
+                )
             elif mode == "script":
-                run.event("Template", "Template ran script", script=str(
-                    (tmpl.get("ChangeScript") or {}).get("Command", "")))
+                run.event(
+                    "Template",
+                    "Template ran script",
+                    script=str((tmpl.get("ChangeScript") or {}).get("Command", "")),
+                )
             changed = True
         return changed
 
@@ -1059,14 +1287,23 @@ class NomadState:
         node = a.node
         group = jobspec.group_of(a.job, a.group) or {}
         env = {
-            "NOMAD_ALLOC_ID": a.id, "NOMAD_SHORT_ALLOC_ID": a.id[:8], "NOMAD_ALLOC_NAME": a.name,
-            "NOMAD_ALLOC_INDEX": str(a.index), "NOMAD_GROUP_NAME": a.group,
-            "NOMAD_JOB_ID": a.job_id, "NOMAD_JOB_NAME": a.job.get("Name", a.job_id),
-            "NOMAD_JOB_PARENT_ID": a.job.get("ParentID", ""), "NOMAD_NAMESPACE": a.namespace,
-            "NOMAD_REGION": "global", "NOMAD_DC": node["Datacenter"],
-            "node.unique.id": node["ID"], "node.unique.name": node["Name"],
-            "node.datacenter": node["Datacenter"], "node.class": node.get("NodeClass", ""),
-            "node.region": "global", "node.pool": node.get("NodePool", "default"),
+            "NOMAD_ALLOC_ID": a.id,
+            "NOMAD_SHORT_ALLOC_ID": a.id[:8],
+            "NOMAD_ALLOC_NAME": a.name,
+            "NOMAD_ALLOC_INDEX": str(a.index),
+            "NOMAD_GROUP_NAME": a.group,
+            "NOMAD_JOB_ID": a.job_id,
+            "NOMAD_JOB_NAME": a.job.get("Name", a.job_id),
+            "NOMAD_JOB_PARENT_ID": a.job.get("ParentID", ""),
+            "NOMAD_NAMESPACE": a.namespace,
+            "NOMAD_REGION": "global",
+            "NOMAD_DC": node["Datacenter"],
+            "node.unique.id": node["ID"],
+            "node.unique.name": node["Name"],
+            "node.datacenter": node["Datacenter"],
+            "node.class": node.get("NodeClass", ""),
+            "node.region": "global",
+            "node.pool": node.get("NodePool", "default"),
         }
         for k, v in (node.get("Attributes") or {}).items():
             env[f"attr.{k}"] = v
@@ -1109,8 +1346,9 @@ class NomadState:
                 out.update(statuses(sid))
         return out
 
-    def _register_services(self, a: Alloc, *, tasks: bool, only: str | None = None,
-                           prior: dict[str, str] | None = None) -> None:
+    def _register_services(
+        self, a: Alloc, *, tasks: bool, only: str | None = None, prior: dict[str, str] | None = None
+    ) -> None:
         """Group services (tasks=False) or the services of task `only` (tasks=True)."""
         if self.consul is None:
             return
@@ -1141,8 +1379,12 @@ class NomadState:
                 # hash of the service ID and the check; the check has no initial status, so
                 # Consul stores it critical until its first run (agent/checks/check.go staggers
                 # that run randomly within the interval).
-                check_id = "_nomad-check-" + hashlib.sha1(
-                    (sid + json.dumps(checks[0], sort_keys=True)).encode()).hexdigest()
+                check_id = (
+                    "_nomad-check-"
+                    + hashlib.sha1(
+                        (sid + json.dumps(checks[0], sort_keys=True)).encode()
+                    ).hexdigest()
+                )
                 status = (prior or {}).get(check_id, "")
                 if not status:
                     status = "critical"
@@ -1151,12 +1393,22 @@ class NomadState:
             if a.job_id in self.never_healthy_jobs:
                 status = "critical"
             meta = {"external-source": "nomad"}
-            meta.update({k: jobspec.replace_env(v, env) for k, v in (svc.get("Meta") or {}).items()})
+            meta.update(
+                {k: jobspec.replace_env(v, env) for k, v in (svc.get("Meta") or {}).items()}
+            )
             self.consul.register_service(
-                node=a.node["Name"], service_id=sid, name=name, address=ip, port=port,
-                tags=[jobspec.replace_env(t, env) for t in svc.get("Tags") or []], meta=meta,
-                check_status=status, check_name=check_name, check_id=check_id,
-                through_agent=True)
+                node=a.node["Name"],
+                service_id=sid,
+                name=name,
+                address=ip,
+                port=port,
+                tags=[jobspec.replace_env(t, env) for t in svc.get("Tags") or []],
+                meta=meta,
+                check_status=status,
+                check_name=check_name,
+                check_id=check_id,
+                through_agent=True,
+            )
             a.services.append((sid, name))
 
     def _deregister_services(self, a: Alloc) -> None:
@@ -1175,10 +1427,12 @@ class NomadState:
         if self.consul is None:
             return True
         for sid, name in a.services:
-            entries = [e for e in self.consul.check_service_nodes(name)
-                       if e["Service"]["ID"] == sid]
-            if not entries or not all(c["Status"] == "passing"
-                                      for e in entries for c in e["Checks"]):
+            entries = [
+                e for e in self.consul.check_service_nodes(name) if e["Service"]["ID"] == sid
+            ]
+            if not entries or not all(
+                c["Status"] == "passing" for e in entries for c in e["Checks"]
+            ):
                 return False
         return True
 
@@ -1203,21 +1457,39 @@ class NomadState:
                 continue
             upd = g["Update"]
             groups[g["Name"]] = {
-                "AutoRevert": upd["AutoRevert"], "AutoPromote": upd["AutoPromote"],
-                "ProgressDeadline": upd["ProgressDeadline"], "RequireProgressBy": None,
-                "Promoted": False, "PlacedCanaries": None, "DesiredCanaries": 0,
-                "DesiredTotal": int(g.get("Count") or 0), "PlacedAllocs": 0,
-                "HealthyAllocs": 0, "UnhealthyAllocs": 0}
+                "AutoRevert": upd["AutoRevert"],
+                "AutoPromote": upd["AutoPromote"],
+                "ProgressDeadline": upd["ProgressDeadline"],
+                "RequireProgressBy": None,
+                "Promoted": False,
+                "PlacedCanaries": None,
+                "DesiredCanaries": 0,
+                "DesiredTotal": int(g.get("Count") or 0),
+                "PlacedAllocs": 0,
+                "HealthyAllocs": 0,
+                "UnhealthyAllocs": 0,
+            }
         if not groups or not any(tg["DesiredTotal"] for tg in groups.values()):
             return
         index = self.bump()
-        dep = {"ID": self.new_id(), "Namespace": job["Namespace"], "JobID": job["ID"],
-               "JobVersion": job["Version"], "JobModifyIndex": job["JobModifyIndex"],
-               "JobSpecModifyIndex": job["JobModifyIndex"], "JobCreateIndex": job["CreateIndex"],
-               "IsMultiregion": False, "TaskGroups": groups, "Status": "running",
-               "StatusDescription": "Deployment is running", "EvalPriority": job["Priority"],
-               "CreateIndex": index, "ModifyIndex": index, "CreateTime": int(now * SEC),
-               "ModifyTime": int(now * SEC)}
+        dep = {
+            "ID": self.new_id(),
+            "Namespace": job["Namespace"],
+            "JobID": job["ID"],
+            "JobVersion": job["Version"],
+            "JobModifyIndex": job["JobModifyIndex"],
+            "JobSpecModifyIndex": job["JobModifyIndex"],
+            "JobCreateIndex": job["CreateIndex"],
+            "IsMultiregion": False,
+            "TaskGroups": groups,
+            "Status": "running",
+            "StatusDescription": "Deployment is running",
+            "EvalPriority": job["Priority"],
+            "CreateIndex": index,
+            "ModifyIndex": index,
+            "CreateTime": int(now * SEC),
+            "ModifyTime": int(now * SEC),
+        }
         self._dep_clock[dep["ID"]] = {}
         mono = time.monotonic()
         for name, tg in groups.items():
@@ -1257,7 +1529,9 @@ class NomadState:
                 self._judge_health(dep, rec.job, mono)
                 if dep["Status"] != "running":
                     continue
-                if all(tg["HealthyAllocs"] >= tg["DesiredTotal"] for tg in dep["TaskGroups"].values()):
+                if all(
+                    tg["HealthyAllocs"] >= tg["DesiredTotal"] for tg in dep["TaskGroups"].values()
+                ):
                     self._end_deployment(dep, "successful", "Deployment completed successfully")
                     rec.job["Stable"] = True
                     rec.job["ModifyIndex"] = self.bump()
@@ -1270,8 +1544,10 @@ class NomadState:
                 # Nomad's deployment watcher evaluates on health changes
                 # (nomad/deploymentwatcher/deployment_watcher.go); here only when there is
                 # work: replacements waiting, or placements an earlier evaluation could not make.
-                if any(self._pending_destructive(rec.job, g) or self._missing(rec.job, g)
-                       for g in dep["TaskGroups"]):
+                if any(
+                    self._pending_destructive(rec.job, g) or self._missing(rec.job, g)
+                    for g in dep["TaskGroups"]
+                ):
                     self._evaluate(rec, "deployment-watcher")
 
     def _pending_destructive(self, job: dict, group: str) -> bool:
@@ -1288,9 +1564,14 @@ class NomadState:
 
     def _has_room(self, job: dict, group: str) -> bool:
         upd = (jobspec.group_of(job, group) or {}).get("Update") or {}
-        in_flight = sum(1 for a in self._live(job["ID"], job["Namespace"])
-                        if a.group == group and a.deployment_id and a.healthy is None
-                        and not jobspec.spec_changed(a.job, job))
+        in_flight = sum(
+            1
+            for a in self._live(job["ID"], job["Namespace"])
+            if a.group == group
+            and a.deployment_id
+            and a.healthy is None
+            and not jobspec.spec_changed(a.job, job)
+        )
         return in_flight < int(upd.get("MaxParallel") or 0)
 
     def _judge_health(self, dep: dict, job: dict, mono: float) -> None:
@@ -1306,16 +1587,21 @@ class NomadState:
             mode = upd.get("HealthCheck") or "checks"
             if mode == "manual":
                 continue
-            ok = (not a.terminal and a.tasks and all(r.state == "running" for r in a.tasks.values())
-                  and (mode == "task_states" or self._checks_passing(a)))
+            ok = (
+                not a.terminal
+                and a.tasks
+                and all(r.state == "running" for r in a.tasks.values())
+                and (mode == "task_states" or self._checks_passing(a))
+            )
             if ok:
                 a.passing_since = a.passing_since or mono
                 if mono - a.passing_since >= self.scaled(upd.get("MinHealthyTime")):
                     self._set_health(a, dep, True)
                     if a.group in clocks:
                         clocks[a.group] = mono + self.scaled(tg["ProgressDeadline"])
-                        tg["RequireProgressBy"] = rfc3339(time.time() + self.scaled(
-                            tg["ProgressDeadline"]))
+                        tg["RequireProgressBy"] = rfc3339(
+                            time.time() + self.scaled(tg["ProgressDeadline"])
+                        )
                     continue
             else:
                 a.passing_since = None
@@ -1357,8 +1643,9 @@ class NomadState:
             self.register(back, triggered_by="rollback")
 
     # -- Nomad variables -----------------------------------------------------------------------------
-    def var_put(self, path: str, items: dict, *, namespace: str = "default",
-                cas: int | None = None) -> tuple[int, dict]:
+    def var_put(
+        self, path: str, items: dict, *, namespace: str = "default", cas: int | None = None
+    ) -> tuple[int, dict]:
         """PUT /v1/var/:path. (200, variable) or (409, the conflicting variable)."""
         if not isinstance(items, dict) or not items:
             raise NomadError(400, "variable missing required Items object")
@@ -1371,19 +1658,29 @@ class NomadState:
             key = (namespace, path)
             old = self.variables.get(key)
             if cas is not None and (old["ModifyIndex"] if old else 0) != cas:
-                conflict = dict(old) if old else {"Namespace": namespace, "Path": path,
-                                                  "CreateIndex": 0, "ModifyIndex": 0}
+                conflict = (
+                    dict(old)
+                    if old
+                    else {"Namespace": namespace, "Path": path, "CreateIndex": 0, "ModifyIndex": 0}
+                )
                 return 409, conflict
             index = self.bump()
             now = time.time_ns()
-            var = {"Namespace": namespace, "Path": path, "Items": dict(items),
-                   "CreateIndex": old["CreateIndex"] if old else index, "ModifyIndex": index,
-                   "CreateTime": old["CreateTime"] if old else now, "ModifyTime": now}
+            var = {
+                "Namespace": namespace,
+                "Path": path,
+                "Items": dict(items),
+                "CreateIndex": old["CreateIndex"] if old else index,
+                "ModifyIndex": index,
+                "CreateTime": old["CreateTime"] if old else now,
+                "ModifyTime": now,
+            }
             self.variables[key] = var
             return 200, dict(var)
 
-    def var_delete(self, path: str, *, namespace: str = "default",
-                   cas: int | None = None) -> tuple[int, dict | None]:
+    def var_delete(
+        self, path: str, *, namespace: str = "default", cas: int | None = None
+    ) -> tuple[int, dict | None]:
         with self.lock:
             old = self.variables.get((namespace, path))
             if cas is not None and (old["ModifyIndex"] if old else 0) != cas:
@@ -1400,8 +1697,10 @@ class NomadState:
             return "running"
         if job.get("Stop"):
             return "dead"
-        if any(ev["Status"] in ("blocked", "pending")
-               for ev in self._job_evals.get((job["Namespace"], job["ID"]), ())):
+        if any(
+            ev["Status"] in ("blocked", "pending")
+            for ev in self._job_evals.get((job["Namespace"], job["ID"]), ())
+        ):
             return "pending"
         return "dead" if mine else "pending"
 
@@ -1412,14 +1711,38 @@ class NomadState:
 
     def summary(self, rec: JobRecord) -> dict:
         job = rec.job
-        groups = {g["Name"]: {"Queued": 0, "Complete": 0, "Failed": 0, "Running": 0,
-                              "Starting": 0, "Lost": 0, "Unknown": 0}
-                  for g in job.get("TaskGroups") or []}
+        groups = {
+            g["Name"]: {
+                "Queued": 0,
+                "Complete": 0,
+                "Failed": 0,
+                "Running": 0,
+                "Starting": 0,
+                "Lost": 0,
+                "Unknown": 0,
+            }
+            for g in job.get("TaskGroups") or []
+        }
         for a in self._allocs_of(job["Namespace"], job["ID"]):
-            s = groups.setdefault(a.group, {"Queued": 0, "Complete": 0, "Failed": 0,
-                                            "Running": 0, "Starting": 0, "Lost": 0, "Unknown": 0})
-            key = {"pending": "Starting", "running": "Running", "complete": "Complete",
-                   "failed": "Failed", "lost": "Lost"}.get(a.client, "Unknown")
+            s = groups.setdefault(
+                a.group,
+                {
+                    "Queued": 0,
+                    "Complete": 0,
+                    "Failed": 0,
+                    "Running": 0,
+                    "Starting": 0,
+                    "Lost": 0,
+                    "Unknown": 0,
+                },
+            )
+            key = {
+                "pending": "Starting",
+                "running": "Running",
+                "complete": "Complete",
+                "failed": "Failed",
+                "lost": "Lost",
+            }.get(a.client, "Unknown")
             s[key] += 1
         for ev in self._job_evals.get((job["Namespace"], job["ID"]), ()):
             if ev["Status"] == "blocked":
@@ -1427,16 +1750,38 @@ class NomadState:
                 for g, n in (prev.get("QueuedAllocations") or {}).items():
                     if g in groups:
                         groups[g]["Queued"] = n
-        return {"JobID": job["ID"], "Namespace": job["Namespace"], "Summary": groups,
-                "Children": {"Pending": 0, "Running": 0, "Dead": 0},
-                "CreateIndex": job["CreateIndex"], "ModifyIndex": self.index}
+        return {
+            "JobID": job["ID"],
+            "Namespace": job["Namespace"],
+            "Summary": groups,
+            "Children": {"Pending": 0, "Running": 0, "Dead": 0},
+            "CreateIndex": job["CreateIndex"],
+            "ModifyIndex": self.index,
+        }
 
     def job_stub(self, rec: JobRecord, meta: bool) -> dict:
         job = rec.job
-        stub = {k: job.get(k) for k in ("ID", "ParentID", "Name", "Namespace", "Datacenters",
-                                        "NodePool", "Multiregion", "Type", "Priority", "Stop",
-                                        "StatusDescription", "CreateIndex", "ModifyIndex",
-                                        "JobModifyIndex", "SubmitTime", "Version")}
+        stub = {
+            k: job.get(k)
+            for k in (
+                "ID",
+                "ParentID",
+                "Name",
+                "Namespace",
+                "Datacenters",
+                "NodePool",
+                "Multiregion",
+                "Type",
+                "Priority",
+                "Stop",
+                "StatusDescription",
+                "CreateIndex",
+                "ModifyIndex",
+                "JobModifyIndex",
+                "SubmitTime",
+                "Version",
+            )
+        }
         stub["Periodic"] = job.get("Periodic") is not None
         stub["ParameterizedJob"] = job.get("ParameterizedJob") is not None
         stub["Status"] = self.job_status(job)
@@ -1445,41 +1790,75 @@ class NomadState:
             stub["Meta"] = job.get("Meta")
         return stub
 
-    def alloc_view(self, a: Alloc, *, full: bool, resources: bool = False,
-                   task_states: bool = True) -> dict:
+    def alloc_view(
+        self, a: Alloc, *, full: bool, resources: bool = False, task_states: bool = True
+    ) -> dict:
         states = {}
         for name, run in a.tasks.items():
-            states[name] = {"State": run.state, "Failed": a.client == "failed",
-                            "Restarts": run.restarts,
-                            "LastRestart": rfc3339(run.last_restart),
-                            "StartedAt": rfc3339(run.started),
-                            "FinishedAt": rfc3339(run.finished) if run.state == "dead" else None,
-                            "Events": [dict(e) for e in run.events]}
+            states[name] = {
+                "State": run.state,
+                "Failed": a.client == "failed",
+                "Restarts": run.restarts,
+                "LastRestart": rfc3339(run.last_restart),
+                "StartedAt": rfc3339(run.started),
+                "FinishedAt": rfc3339(run.finished) if run.state == "dead" else None,
+                "Events": [dict(e) for e in run.events],
+            }
         dstatus = None
         if a.deployment_id:
-            dstatus = {"Healthy": a.healthy, "Timestamp": rfc3339(a.health_time) or
-                       "0001-01-01T00:00:00Z", "Canary": False, "ModifyIndex": a.modify_index}
+            dstatus = {
+                "Healthy": a.healthy,
+                "Timestamp": rfc3339(a.health_time) or "0001-01-01T00:00:00Z",
+                "Canary": False,
+                "ModifyIndex": a.modify_index,
+            }
         out = {
-            "ID": a.id, "EvalID": a.eval_id, "Name": a.name, "Namespace": a.namespace,
-            "NodeID": a.node["ID"], "NodeName": a.node["Name"], "JobID": a.job_id,
-            "JobType": a.job["Type"], "JobVersion": a.job["Version"], "TaskGroup": a.group,
-            "DesiredStatus": a.desired, "DesiredDescription": a.desired_description,
-            "ClientStatus": a.client, "ClientDescription": a.client_description,
-            "DesiredTransition": {"Migrate": True if a.migrate else None, "Reschedule": None,
-                                  "ForceReschedule": None,
-                                  "NoShutdownDelay": None},
-            "TaskStates": states if task_states else None, "DeploymentStatus": dstatus,
-            "FollowupEvalID": "", "NextAllocation": a.next_alloc, "RescheduleTracker": None,
-            "PreemptedAllocations": None, "PreemptedByAllocation": "",
-            "CreateIndex": a.create_index, "ModifyIndex": a.modify_index,
-            "CreateTime": int(a.created * SEC), "ModifyTime": int(a.modify_time * SEC),
+            "ID": a.id,
+            "EvalID": a.eval_id,
+            "Name": a.name,
+            "Namespace": a.namespace,
+            "NodeID": a.node["ID"],
+            "NodeName": a.node["Name"],
+            "JobID": a.job_id,
+            "JobType": a.job["Type"],
+            "JobVersion": a.job["Version"],
+            "TaskGroup": a.group,
+            "DesiredStatus": a.desired,
+            "DesiredDescription": a.desired_description,
+            "ClientStatus": a.client,
+            "ClientDescription": a.client_description,
+            "DesiredTransition": {
+                "Migrate": True if a.migrate else None,
+                "Reschedule": None,
+                "ForceReschedule": None,
+                "NoShutdownDelay": None,
+            },
+            "TaskStates": states if task_states else None,
+            "DeploymentStatus": dstatus,
+            "FollowupEvalID": "",
+            "NextAllocation": a.next_alloc,
+            "RescheduleTracker": None,
+            "PreemptedAllocations": None,
+            "PreemptedByAllocation": "",
+            "CreateIndex": a.create_index,
+            "ModifyIndex": a.modify_index,
+            "CreateTime": int(a.created * SEC),
+            "ModifyTime": int(a.modify_time * SEC),
         }
         if full or resources:
             out["AllocatedResources"] = self._allocated_resources(a)
         if full:
-            out.update(Job=a.job, DeploymentID=a.deployment_id, PreviousAllocation=a.previous,
-                       AllocModifyIndex=a.modify_index, Metrics=None, Resources=None,
-                       SharedResources=None, TaskResources=None, NetworkStatus=None)
+            out.update(
+                Job=a.job,
+                DeploymentID=a.deployment_id,
+                PreviousAllocation=a.previous,
+                AllocModifyIndex=a.modify_index,
+                Metrics=None,
+                Resources=None,
+                SharedResources=None,
+                TaskResources=None,
+                NetworkStatus=None,
+            )
         return out
 
     def _allocated_resources(self, a: Alloc) -> dict:
@@ -1487,43 +1866,108 @@ class NomadState:
         ip = a.node["HTTPAddr"].split(":")[0]
         nets = []
         for net in group.get("Networks") or []:
-            labels = {p["Label"] for p in (net.get("DynamicPorts") or []) + (net.get("ReservedPorts") or [])}
+            labels = {
+                p["Label"]
+                for p in (net.get("DynamicPorts") or []) + (net.get("ReservedPorts") or [])
+            }
             mine = [p for p in a.ports if p["Label"] in labels]
-            nets.append({"Mode": net.get("Mode") or "host", "Device": "", "CIDR": "", "IP": ip,
-                         "MBits": net.get("MBits") or 0, "DNS": net.get("DNS"),
-                         "ReservedPorts": [
-                             {"Label": p["Label"], "Value": p["Value"], "To": p["To"],
-                              "HostNetwork": "default"} for p in mine
-                             if p["Label"] in {r["Label"] for r in net.get("ReservedPorts") or []}
-                         ] or None,
-                         "DynamicPorts": [
-                             {"Label": p["Label"], "Value": p["Value"], "To": p["To"],
-                              "HostNetwork": "default"} for p in mine
-                             if p["Label"] in {d["Label"] for d in net.get("DynamicPorts") or []}
-                         ] or None})
+            nets.append(
+                {
+                    "Mode": net.get("Mode") or "host",
+                    "Device": "",
+                    "CIDR": "",
+                    "IP": ip,
+                    "MBits": net.get("MBits") or 0,
+                    "DNS": net.get("DNS"),
+                    "ReservedPorts": [
+                        {
+                            "Label": p["Label"],
+                            "Value": p["Value"],
+                            "To": p["To"],
+                            "HostNetwork": "default",
+                        }
+                        for p in mine
+                        if p["Label"] in {r["Label"] for r in net.get("ReservedPorts") or []}
+                    ]
+                    or None,
+                    "DynamicPorts": [
+                        {
+                            "Label": p["Label"],
+                            "Value": p["Value"],
+                            "To": p["To"],
+                            "HostNetwork": "default",
+                        }
+                        for p in mine
+                        if p["Label"] in {d["Label"] for d in net.get("DynamicPorts") or []}
+                    ]
+                    or None,
+                }
+            )
         tasks = {}
         for t in group.get("Tasks") or []:
             res = t.get("Resources") or {}
             tnets = []
             if a.task_ports.get(t["Name"]):
-                tnets = [{"Mode": "host", "IP": ip, "Device": "", "CIDR": "", "MBits": 0,
-                          "DynamicPorts": [{"Label": p["Label"], "Value": p["Value"],
-                                            "To": p["To"], "HostNetwork": "default"}
-                                           for p in a.task_ports[t["Name"]]],
-                          "ReservedPorts": None}]
-            tasks[t["Name"]] = {"Cpu": {"CpuShares": res.get("CPU", 0), "ReservedCores": None},
-                                "Memory": {"MemoryMB": res.get("MemoryMB", 0),
-                                           "MemoryMaxMB": res.get("MemoryMaxMB", 0)},
-                                "Networks": tnets or None, "Devices": None}
-        return {"Tasks": tasks, "TaskLifecycles": None,
-                "Shared": {"DiskMB": (group.get("EphemeralDisk") or {}).get("SizeMB", 0),
-                           "Networks": nets or None, "Ports": [dict(p) for p in a.ports] or None}}
+                tnets = [
+                    {
+                        "Mode": "host",
+                        "IP": ip,
+                        "Device": "",
+                        "CIDR": "",
+                        "MBits": 0,
+                        "DynamicPorts": [
+                            {
+                                "Label": p["Label"],
+                                "Value": p["Value"],
+                                "To": p["To"],
+                                "HostNetwork": "default",
+                            }
+                            for p in a.task_ports[t["Name"]]
+                        ],
+                        "ReservedPorts": None,
+                    }
+                ]
+            tasks[t["Name"]] = {
+                "Cpu": {"CpuShares": res.get("CPU", 0), "ReservedCores": None},
+                "Memory": {
+                    "MemoryMB": res.get("MemoryMB", 0),
+                    "MemoryMaxMB": res.get("MemoryMaxMB", 0),
+                },
+                "Networks": tnets or None,
+                "Devices": None,
+            }
+        return {
+            "Tasks": tasks,
+            "TaskLifecycles": None,
+            "Shared": {
+                "DiskMB": (group.get("EphemeralDisk") or {}).get("SizeMB", 0),
+                "Networks": nets or None,
+                "Ports": [dict(p) for p in a.ports] or None,
+            },
+        }
 
     def node_stub(self, node: dict, *, resources=False, os_attr=False) -> dict:
-        stub = {k: node[k] for k in ("Address", "ID", "Datacenter", "Name", "NodeClass",
-                                     "NodePool", "Version", "Drain", "SchedulingEligibility",
-                                     "Status", "StatusDescription", "Drivers", "HostVolumes",
-                                     "LastDrain", "CreateIndex", "ModifyIndex")}
+        stub = {
+            k: node[k]
+            for k in (
+                "Address",
+                "ID",
+                "Datacenter",
+                "Name",
+                "NodeClass",
+                "NodePool",
+                "Version",
+                "Drain",
+                "SchedulingEligibility",
+                "Status",
+                "StatusDescription",
+                "Drivers",
+                "HostVolumes",
+                "LastDrain",
+                "CreateIndex",
+                "ModifyIndex",
+            )
+        }
         if os_attr:
             stub["Attributes"] = {"os.name": node["Attributes"]["os.name"]}
         if resources:
@@ -1541,8 +1985,16 @@ class _Plan:
 
 
 def _desired() -> dict:
-    return {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0,
-            "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0}
+    return {
+        "Ignore": 0,
+        "Place": 0,
+        "Migrate": 0,
+        "Stop": 0,
+        "InPlaceUpdate": 0,
+        "DestructiveUpdate": 0,
+        "Canary": 0,
+        "Preemptions": 0,
+    }
 
 
 def _deploys(job: dict, group: str) -> bool:
@@ -1552,40 +2004,87 @@ def _deploys(job: dict, group: str) -> bool:
 
 def _node(node_id: str, name: str, zone: str, addr: str, index: int) -> dict:
     now = time.time_ns()
-    driver = {"Attributes": None, "Detected": True, "Healthy": True,
-              "HealthDescription": "Healthy", "UpdateTime": rfc3339(now / SEC)}
+    driver = {
+        "Attributes": None,
+        "Detected": True,
+        "Healthy": True,
+        "HealthDescription": "Healthy",
+        "UpdateTime": rfc3339(now / SEC),
+    }
     return {
-        "ID": node_id, "SecretID": "", "Datacenter": zone, "Name": name,
-        "HTTPAddr": f"{addr}:4646", "Address": addr, "TLSEnabled": False,
+        "ID": node_id,
+        "SecretID": "",
+        "Datacenter": zone,
+        "Name": name,
+        "HTTPAddr": f"{addr}:4646",
+        "Address": addr,
+        "TLSEnabled": False,
         "Attributes": {
-            "kernel.name": "linux", "os.name": "ubuntu", "os.version": "22.04",
-            "cpu.arch": "amd64", "cpu.numcores": "4", "cpu.totalcompute": "4000",
-            "memory.totalbytes": str(8192 * 1024 * 1024), "unique.hostname": name,
-            "unique.network.ip-address": addr, "driver.docker": "1",
-            "driver.docker.version": "24.0.7", "driver.exec": "1",
-            "nomad.version": NOMAD_VERSION, "nomad.advertise.address": f"{addr}:4646",
-            "consul.datacenter": "dc1", "consul.version": "1.20.1",
+            "kernel.name": "linux",
+            "os.name": "ubuntu",
+            "os.version": "22.04",
+            "cpu.arch": "amd64",
+            "cpu.numcores": "4",
+            "cpu.totalcompute": "4000",
+            "memory.totalbytes": str(8192 * 1024 * 1024),
+            "unique.hostname": name,
+            "unique.network.ip-address": addr,
+            "driver.docker": "1",
+            "driver.docker.version": "24.0.7",
+            "driver.exec": "1",
+            "nomad.version": NOMAD_VERSION,
+            "nomad.advertise.address": f"{addr}:4646",
+            "consul.datacenter": "dc1",
+            "consul.version": "1.20.1",
             "os.signals": "SIGHUP,SIGINT,SIGQUIT,SIGKILL,SIGTERM,SIGUSR1,SIGUSR2",
         },
         "NodeResources": {
             "Cpu": {"CpuShares": 4000, "TotalCpuCores": 4, "ReservableCpuCores": [0, 1, 2, 3]},
-            "Memory": {"MemoryMB": 8192}, "Disk": {"DiskMB": 100_000},
-            "Networks": [{"Mode": "host", "Device": "lo", "CIDR": f"{addr}/32", "IP": addr,
-                          "MBits": 1000},
-                         {"Mode": "bridge", "Device": "", "CIDR": "", "IP": "", "MBits": 0}],
-            "NodeNetworks": None, "MinDynamicPort": 20000, "MaxDynamicPort": 32000,
+            "Memory": {"MemoryMB": 8192},
+            "Disk": {"DiskMB": 100_000},
+            "Networks": [
+                {"Mode": "host", "Device": "lo", "CIDR": f"{addr}/32", "IP": addr, "MBits": 1000},
+                {"Mode": "bridge", "Device": "", "CIDR": "", "IP": "", "MBits": 0},
+            ],
+            "NodeNetworks": None,
+            "MinDynamicPort": 20000,
+            "MaxDynamicPort": 32000,
         },
-        "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0},
-                              "Disk": {"DiskMB": 0}, "Networks": {"ReservedHostPorts": ""}},
-        "Links": {"consul": f"dc1.{name}"}, "Meta": {"zone": zone}, "NodeClass": "",
-        "NodePool": "default", "ComputedClass": "v1:standin", "Drain": False,
-        "DrainStrategy": None, "SchedulingEligibility": "eligible", "Status": "ready",
-        "StatusDescription": "", "StatusUpdatedAt": now // SEC,
-        "Events": [{"Message": "Node registered", "Subsystem": "Cluster", "Details": None,
-                    "Timestamp": rfc3339(now / SEC), "CreateIndex": 0}],
-        "Drivers": {"docker": dict(driver), "exec": dict(driver)}, "HostVolumes": None,
-        "HostNetworks": None, "CSIControllerPlugins": None, "CSINodePlugins": None,
-        "LastDrain": None, "Version": NOMAD_VERSION, "CreateIndex": index, "ModifyIndex": index,
+        "ReservedResources": {
+            "Cpu": {"CpuShares": 0},
+            "Memory": {"MemoryMB": 0},
+            "Disk": {"DiskMB": 0},
+            "Networks": {"ReservedHostPorts": ""},
+        },
+        "Links": {"consul": f"dc1.{name}"},
+        "Meta": {"zone": zone},
+        "NodeClass": "",
+        "NodePool": "default",
+        "ComputedClass": "v1:standin",
+        "Drain": False,
+        "DrainStrategy": None,
+        "SchedulingEligibility": "eligible",
+        "Status": "ready",
+        "StatusDescription": "",
+        "StatusUpdatedAt": now // SEC,
+        "Events": [
+            {
+                "Message": "Node registered",
+                "Subsystem": "Cluster",
+                "Details": None,
+                "Timestamp": rfc3339(now / SEC),
+                "CreateIndex": 0,
+            }
+        ],
+        "Drivers": {"docker": dict(driver), "exec": dict(driver)},
+        "HostVolumes": None,
+        "HostNetworks": None,
+        "CSIControllerPlugins": None,
+        "CSINodePlugins": None,
+        "LastDrain": None,
+        "Version": NOMAD_VERSION,
+        "CreateIndex": index,
+        "ModifyIndex": index,
     }
 
 
@@ -1624,12 +2123,12 @@ def _filter(items: list[dict], expr: str | None) -> list[dict]:
             item = item.get(key) if isinstance(item, dict) else None
         return "" if item is None else str(item).lower() if isinstance(item, bool) else str(item)
 
-    return [i for i in items
-            if all((value(i, p) == v) == (op == "==") for p, op, v in clauses)]
+    return [i for i in items if all((value(i, p) == v) == (op == "==") for p, op, v in clauses)]
 
 
-def make_handler(state: NomadState, *, hook=None, acl_token: str | None = None,
-                 control=None) -> type[BaseHTTPRequestHandler]:
+def make_handler(
+    state: NomadState, *, hook=None, acl_token: str | None = None, control=None
+) -> type[BaseHTTPRequestHandler]:
     """Build the Nomad HTTP handler class for `state`. `hook(handler, "nomad")` may answer first;
     `control(handler, method, path, query, body)` serves /_standin/ (no ACL, no faults)."""
 
@@ -1743,8 +2242,9 @@ _Result = tuple[int, Any, int | None] | None
 class _Request:
     __slots__ = ("state", "method", "query", "body", "args", "ns")
 
-    def __init__(self, state: NomadState, method: str, query: dict, body: bytes,
-                 args: tuple[str, ...]) -> None:
+    def __init__(
+        self, state: NomadState, method: str, query: dict, body: bytes, args: tuple[str, ...]
+    ) -> None:
         self.state, self.method, self.query, self.body, self.args = state, method, query, body, args
         self.ns = query.get("namespace") or None
 
@@ -1803,21 +2303,30 @@ def _register(state: NomadState, data: dict, job_id: str | None, ns: str | None)
     if job_id is not None and job["ID"] != job_id:
         raise NomadError(400, "Job ID does not match name")
     ns = ns or data.get("Namespace") or None
-    out = state.register(job, enforce=bool(data.get("EnforceIndex")),
-                         modify_index=int(data.get("JobModifyIndex") or 0), namespace=ns)
+    out = state.register(
+        job,
+        enforce=bool(data.get("EnforceIndex")),
+        modify_index=int(data.get("JobModifyIndex") or 0),
+        namespace=ns,
+    )
     return 200, out, None
 
 
 # -- jobs -----------------------------------------------------------------------------------
 
+
 def _r_jobs(r: _Request) -> _Result:
     state = r.state
     if r.method == "GET":
+
         def jobs():
-            out = [state.job_stub(rec, r.flag("meta"))
-                   for (jns, jid), rec in state.jobs.items()
-                   if r.in_ns(jns) and jid.startswith(r.prefix())]
+            out = [
+                state.job_stub(rec, r.flag("meta"))
+                for (jns, jid), rec in state.jobs.items()
+                if r.in_ns(jns) and jid.startswith(r.prefix())
+            ]
             return _filter(sorted(out, key=lambda s: s["ID"]), r.query.get("filter"))
+
         return r.read(jobs)
     if r.method in ("POST", "PUT"):
         return _register(state, _decode(r.body), None, r.ns)
@@ -1858,6 +2367,7 @@ def _r_job_versions(r: _Request) -> _Result:
     def versions():
         rec = state._record(job_id, r.ns)
         return {"Versions": [copy.deepcopy(v) for v in reversed(rec.versions)], "Diffs": None}
+
     return r.read(versions)
 
 
@@ -1866,8 +2376,11 @@ def _r_job_allocations(r: _Request) -> _Result:
 
     def allocs():
         rec = state._record(job_id, r.ns)
-        return [state.alloc_view(a, full=False)
-                for a in state._allocs_of(rec.job["Namespace"], rec.job["ID"])]
+        return [
+            state.alloc_view(a, full=False)
+            for a in state._allocs_of(rec.job["Namespace"], rec.job["ID"])
+        ]
+
     return r.read(allocs)
 
 
@@ -1877,6 +2390,7 @@ def _r_job_evaluations(r: _Request) -> _Result:
     def evals():
         jns = state._record(job_id, r.ns).job["Namespace"]
         return list(state._job_evals.get((jns, job_id), ()))
+
     return r.read(evals)
 
 
@@ -1894,6 +2408,7 @@ def _r_job_deployment(r: _Request) -> _Result:
     def latest():
         deps = _job_deployments_of(r)
         return max(deps, key=lambda d: d["CreateIndex"]) if deps else None
+
     return r.read(latest)
 
 
@@ -1909,33 +2424,56 @@ def _r_job_evaluate(r: _Request) -> _Result:
     with state.lock:
         rec = state._record(job_id, r.ns)
         ev = state._evaluate(rec, "job-register")
-    return 200, {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
-                 "JobModifyIndex": rec.job["JobModifyIndex"]}, None
+    return (
+        200,
+        {
+            "EvalID": ev["ID"],
+            "EvalCreateIndex": ev["CreateIndex"],
+            "JobModifyIndex": rec.job["JobModifyIndex"],
+        },
+        None,
+    )
 
 
 # -- allocations, evaluations, deployments ----------------------------------------------------
+
 
 def _r_allocations(r: _Request) -> _Result:
     state = r.state
 
     def allocs():
-        out = [state.alloc_view(a, full=False, resources=r.flag("resources"),
-                                task_states=not ("task_states" in r.query
-                                                 and not _truthy(r.query["task_states"])))
-               for a in state.allocs.values()
-               if r.in_ns(a.namespace) and a.id.startswith(r.prefix())]
+        out = [
+            state.alloc_view(
+                a,
+                full=False,
+                resources=r.flag("resources"),
+                task_states=not ("task_states" in r.query and not _truthy(r.query["task_states"])),
+            )
+            for a in state.allocs.values()
+            if r.in_ns(a.namespace) and a.id.startswith(r.prefix())
+        ]
         return _filter(sorted(out, key=lambda x: x["CreateIndex"]), r.query.get("filter"))
+
     return r.read(allocs)
 
 
 def _r_allocation(r: _Request) -> _Result:
-    return r.read(lambda: r.state.alloc_view(_lookup(r.state.allocs, r.args[0], "alloc not found"),
-                                             full=True))
+    return r.read(
+        lambda: r.state.alloc_view(_lookup(r.state.allocs, r.args[0], "alloc not found"), full=True)
+    )
 
 
 def _r_evaluations(r: _Request) -> _Result:
-    return r.read(lambda: _filter([e for e in r.state.evals.values() if r.in_ns(e["Namespace"])
-                                   and e["ID"].startswith(r.prefix())], r.query.get("filter")))
+    return r.read(
+        lambda: _filter(
+            [
+                e
+                for e in r.state.evals.values()
+                if r.in_ns(e["Namespace"]) and e["ID"].startswith(r.prefix())
+            ],
+            r.query.get("filter"),
+        )
+    )
 
 
 def _r_evaluation(r: _Request) -> _Result:
@@ -1943,14 +2481,26 @@ def _r_evaluation(r: _Request) -> _Result:
 
 
 def _r_evaluation_allocations(r: _Request) -> _Result:
-    return r.read(lambda: [r.state.alloc_view(a, full=False) for a in r.state.allocs.values()
-                           if a.eval_id == r.args[0]])
+    return r.read(
+        lambda: [
+            r.state.alloc_view(a, full=False)
+            for a in r.state.allocs.values()
+            if a.eval_id == r.args[0]
+        ]
+    )
 
 
 def _r_deployments(r: _Request) -> _Result:
-    return r.read(lambda: sorted((d for d in r.state.deployments.values()
-                                  if r.in_ns(d["Namespace"]) and d["ID"].startswith(r.prefix())),
-                                 key=lambda d: -d["CreateIndex"]))
+    return r.read(
+        lambda: sorted(
+            (
+                d
+                for d in r.state.deployments.values()
+                if r.in_ns(d["Namespace"]) and d["ID"].startswith(r.prefix())
+            ),
+            key=lambda d: -d["CreateIndex"],
+        )
+    )
 
 
 def _r_deployment(r: _Request) -> _Result:
@@ -1958,17 +2508,29 @@ def _r_deployment(r: _Request) -> _Result:
 
 
 def _r_deployment_allocations(r: _Request) -> _Result:
-    return r.read(lambda: [r.state.alloc_view(a, full=False) for a in r.state.allocs.values()
-                           if a.deployment_id == r.args[0]])
+    return r.read(
+        lambda: [
+            r.state.alloc_view(a, full=False)
+            for a in r.state.allocs.values()
+            if a.deployment_id == r.args[0]
+        ]
+    )
 
 
 # -- nodes --------------------------------------------------------------------------------------
 
+
 def _r_nodes(r: _Request) -> _Result:
-    return r.read(lambda: _filter(
-        [r.state.node_stub(n, resources=r.flag("resources"), os_attr=r.flag("os"))
-         for n in r.state.nodes if n["ID"].startswith(r.prefix())],
-        r.query.get("filter")))
+    return r.read(
+        lambda: _filter(
+            [
+                r.state.node_stub(n, resources=r.flag("resources"), os_attr=r.flag("os"))
+                for n in r.state.nodes
+                if n["ID"].startswith(r.prefix())
+            ],
+            r.query.get("filter"),
+        )
+    )
 
 
 def _r_node(r: _Request) -> _Result:
@@ -1977,36 +2539,63 @@ def _r_node(r: _Request) -> _Result:
             if n["ID"] == r.args[0]:
                 return copy.deepcopy(n)
         raise NomadError(404, "node not found")
+
     return r.read(node)
 
 
 def _r_node_allocations(r: _Request) -> _Result:
-    return r.read(lambda: [r.state.alloc_view(a, full=True) for a in r.state.allocs.values()
-                           if a.node["ID"] == r.args[0]])
+    return r.read(
+        lambda: [
+            r.state.alloc_view(a, full=True)
+            for a in r.state.allocs.values()
+            if a.node["ID"] == r.args[0]
+        ]
+    )
 
 
 def _r_node_pools(r: _Request) -> _Result:
-    return r.read(lambda: [
-        {"Name": "all", "Description": "Node pool with all nodes in the cluster.",
-         "Meta": None, "SchedulerConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1},
-        {"Name": "default", "Description": "Default node pool.", "Meta": None,
-         "SchedulerConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1}])
+    return r.read(
+        lambda: [
+            {
+                "Name": "all",
+                "Description": "Node pool with all nodes in the cluster.",
+                "Meta": None,
+                "SchedulerConfiguration": None,
+                "CreateIndex": 1,
+                "ModifyIndex": 1,
+            },
+            {
+                "Name": "default",
+                "Description": "Default node pool.",
+                "Meta": None,
+                "SchedulerConfiguration": None,
+                "CreateIndex": 1,
+                "ModifyIndex": 1,
+            },
+        ]
+    )
 
 
 # -- namespaces, variables ------------------------------------------------------------------------
 
+
 def _r_namespaces(r: _Request) -> _Result:
-    return r.read(lambda: [r.state.namespaces[n] for n in sorted(r.state.namespaces)
-                           if n.startswith(r.prefix())])
+    return r.read(
+        lambda: [
+            r.state.namespaces[n] for n in sorted(r.state.namespaces) if n.startswith(r.prefix())
+        ]
+    )
 
 
 def _r_namespace(r: _Request) -> _Result:
     state, (name,) = r.state, r.args
     if r.method == "GET":
+
         def one():
             if name not in state.namespaces:
                 raise NomadError(404, "Namespace not found")
             return state.namespaces[name]
+
         return r.read(one)
     if r.method in ("PUT", "POST"):
         namespaces.upsert(state, _decode(r.body), name)
@@ -2025,10 +2614,13 @@ def _r_namespace_create(r: _Request) -> _Result:
 
 
 def _r_vars(r: _Request) -> _Result:
-    return r.read(lambda: [{k: v for k, v in var.items() if k != "Items"}
-                           for (vns, path), var in sorted(r.state.variables.items())
-                           if (r.ns == "*" or vns == (r.ns or "default"))
-                           and path.startswith(r.prefix())])
+    return r.read(
+        lambda: [
+            {k: v for k, v in var.items() if k != "Items"}
+            for (vns, path), var in sorted(r.state.variables.items())
+            if (r.ns == "*" or vns == (r.ns or "default")) and path.startswith(r.prefix())
+        ]
+    )
 
 
 def _r_var(r: _Request) -> _Result:
@@ -2036,11 +2628,13 @@ def _r_var(r: _Request) -> _Result:
     vns = r.ns or "default"
     cas = int(r.query["cas"]) if r.query.get("cas", "").isdigit() else None
     if r.method == "GET":
+
         def one_var():
             var = state.variables.get((vns, path))
             if var is None:
                 raise NomadError(404, "variable not found")
             return var
+
         return r.read(one_var)
     if r.method in ("PUT", "POST"):
         data = _decode(r.body)
@@ -2057,18 +2651,32 @@ def _r_var(r: _Request) -> _Result:
 
 # -- agent, status, validation -----------------------------------------------------------------
 
+
 def _r_agent_self(r: _Request) -> _Result:
     state = r.state
-    return r.read(lambda: {
-        "config": {"Region": "global", "Datacenter": state.nodes[0]["Datacenter"]
-                   if state.nodes else "dc1", "NodeName": "standin",
-                   "Version": {"Version": NOMAD_VERSION, "VersionPrerelease": "",
-                               "Revision": "standin"},
-                   "ACL": {"Enabled": state.acl.enabled}},
-        "member": {"Name": "standin.global", "Addr": "127.0.0.1", "Port": 4648,
-                   "Status": "alive", "Tags": {"region": "global", "role": "nomad",
-                                               "build": NOMAD_VERSION}},
-        "stats": {"nomad": {"leader": "true", "server": "true"}}})
+    return r.read(
+        lambda: {
+            "config": {
+                "Region": "global",
+                "Datacenter": state.nodes[0]["Datacenter"] if state.nodes else "dc1",
+                "NodeName": "standin",
+                "Version": {
+                    "Version": NOMAD_VERSION,
+                    "VersionPrerelease": "",
+                    "Revision": "standin",
+                },
+                "ACL": {"Enabled": state.acl.enabled},
+            },
+            "member": {
+                "Name": "standin.global",
+                "Addr": "127.0.0.1",
+                "Port": 4648,
+                "Status": "alive",
+                "Tags": {"region": "global", "role": "nomad", "build": NOMAD_VERSION},
+            },
+            "stats": {"nomad": {"leader": "true", "server": "true"}},
+        }
+    )
 
 
 def _r_validate_job(r: _Request) -> _Result:
@@ -2079,14 +2687,23 @@ def _r_validate_job(r: _Request) -> _Result:
         raise NomadError(400, "Job must be specified")
     text = _check_job(job)
     errors = [line[3:] for line in text.splitlines() if line.startswith("\t* ")]
-    return 200, {"DriverConfigValidated": True, "ValidationErrors": errors or None,
-                 "Error": text, "Warnings": ""}, None
+    return (
+        200,
+        {
+            "DriverConfigValidated": True,
+            "ValidationErrors": errors or None,
+            "Error": text,
+            "Warnings": "",
+        },
+        None,
+    )
 
 
 _ID = r"([^/]+)"
 _TAIL = r"(?:/.*)?"  # job/<id>/<what>/...: Nomad's job endpoint reads only <what>
 _NOMAD_ROUTES: list[tuple[re.Pattern[str], Callable[[_Request], _Result]]] = [
-    (re.compile(rx, re.DOTALL), fn) for rx, fn in [
+    (re.compile(rx, re.DOTALL), fn)
+    for rx, fn in [
         (r"jobs", _r_jobs),
         (rf"job/{_ID}", _r_job),
         (rf"job/{_ID}/plan", _r_job_plan),
@@ -2121,6 +2738,7 @@ _NOMAD_ROUTES: list[tuple[re.Pattern[str], Callable[[_Request], _Result]]] = [
         (r"validate/job", _r_validate_job),
     ]
 ]
+
 
 def _lookup(table: dict, key: str, missing: str):
     """Single-object reads take the full ID, as Nomad's do (the CLI resolves prefixes)."""

@@ -65,44 +65,67 @@ class Decision:
     raw: dict = field(default_factory=dict)  # nomad-sched's whole output
 
 
-def node_input(node: dict, reserved_cpu: int = 0, reserved_mem: int = 0,
-               reserved_ports: set[int] | None = None) -> dict:
+def node_input(
+    node: dict, reserved_cpu: int = 0, reserved_mem: int = 0, reserved_ports: set[int] | None = None
+) -> dict:
     """A stand-in node as structs.Node; other jobs' usage goes in as node reservations."""
     res = node.get("NodeResources") or {}
     ip = node.get("Address") or node["HTTPAddr"].split(":")[0]
     networks = []
     for net in res.get("Networks") or []:
-        entry = {"Mode": net.get("Mode") or "host", "Device": net.get("Device", ""),
-                 "CIDR": net.get("CIDR", ""), "IP": net.get("IP", ""),
-                 "MBits": net.get("MBits", 0)}
+        entry = {
+            "Mode": net.get("Mode") or "host",
+            "Device": net.get("Device", ""),
+            "CIDR": net.get("CIDR", ""),
+            "IP": net.get("IP", ""),
+            "MBits": net.get("MBits", 0),
+        }
         networks.append(entry)
     return {
-        "ID": node["ID"], "Name": node["Name"], "Datacenter": node["Datacenter"],
-        "NodeClass": node.get("NodeClass", ""), "Meta": node.get("Meta") or {},
+        "ID": node["ID"],
+        "Name": node["Name"],
+        "Datacenter": node["Datacenter"],
+        "NodeClass": node.get("NodeClass", ""),
+        "Meta": node.get("Meta") or {},
         "Attributes": dict(node.get("Attributes") or {}),
-        "Drivers": {name: {"Detected": bool(d.get("Detected")), "Healthy": bool(d.get("Healthy"))}
-                    for name, d in (node.get("Drivers") or {}).items()},
+        "Drivers": {
+            name: {"Detected": bool(d.get("Detected")), "Healthy": bool(d.get("Healthy"))}
+            for name, d in (node.get("Drivers") or {}).items()
+        },
         "Status": node.get("Status", "ready"),
         "SchedulingEligibility": node.get("SchedulingEligibility", "eligible"),
         # A draining node is tainted, so allocations marked to migrate move (reconcile.go).
         "DrainStrategy": {"Deadline": 3600 * 10**9, "IgnoreSystemJobs": False}
-        if node.get("DrainStrategy") else None,
-        "HostVolumes": {name: {"Name": name, "Path": v.get("Path", ""), "ReadOnly": bool(v.get("ReadOnly"))}
-                        for name, v in (node.get("HostVolumes") or {}).items()} or None,
+        if node.get("DrainStrategy")
+        else None,
+        "HostVolumes": {
+            name: {"Name": name, "Path": v.get("Path", ""), "ReadOnly": bool(v.get("ReadOnly"))}
+            for name, v in (node.get("HostVolumes") or {}).items()
+        }
+        or None,
         "NodeResources": {
             "Cpu": {"CpuShares": int((res.get("Cpu") or {}).get("CpuShares") or 0)},
             "Memory": {"MemoryMB": int((res.get("Memory") or {}).get("MemoryMB") or 0)},
             "Disk": {"DiskMB": int((res.get("Disk") or {}).get("DiskMB") or 0)},
             "Networks": networks,
-            "NodeNetworks": [{"Mode": "host", "Device": "lo", "Speed": 1000, "Addresses": [
-                {"Alias": "default", "Address": ip, "Family": "ipv4"}]}],
+            "NodeNetworks": [
+                {
+                    "Mode": "host",
+                    "Device": "lo",
+                    "Speed": 1000,
+                    "Addresses": [{"Alias": "default", "Address": ip, "Family": "ipv4"}],
+                }
+            ],
             "MinDynamicPort": res.get("MinDynamicPort") or 20000,
             "MaxDynamicPort": res.get("MaxDynamicPort") or 32000,
         },
         "ReservedResources": {
-            "Cpu": {"CpuShares": reserved_cpu}, "Memory": {"MemoryMB": reserved_mem},
+            "Cpu": {"CpuShares": reserved_cpu},
+            "Memory": {"MemoryMB": reserved_mem},
             "Disk": {"DiskMB": 0},
-            "Networks": {"ReservedHostPorts": ",".join(str(p) for p in sorted(reserved_ports or ()))},
+            "Networks": {
+                "ReservedHostPorts": ",".join(str(p) for p in sorted(reserved_ports or ()))
+            },
         },
     }
 
@@ -125,9 +148,17 @@ def build_input(job: dict, nodes: list[dict], live: list[LiveAlloc]) -> tuple[di
     for a in live:
         if jobspec.group_of(previous if a.id not in current else job, a.group) is None:
             continue  # a group gone since: the caller stops it
-        allocs.append({"ID": a.id, "Name": a.name, "NodeID": a.node_id, "TaskGroup": a.group,
-                       "ClientStatus": a.client_status, "DesiredStatus": "run",
-                       **({"DesiredTransition": {"Migrate": True}} if a.migrate else {})})
+        allocs.append(
+            {
+                "ID": a.id,
+                "Name": a.name,
+                "NodeID": a.node_id,
+                "TaskGroup": a.group,
+                "ClientStatus": a.client_status,
+                "DesiredStatus": "run",
+                **({"DesiredTransition": {"Migrate": True}} if a.migrate else {}),
+            }
+        )
     data: dict = {"nodes": nodes, "job": {"Job": job}}
     if not allocs:
         return data, current
@@ -138,8 +169,13 @@ def build_input(job: dict, nodes: list[dict], live: list[LiveAlloc]) -> tuple[di
     # the allocations already on this version carry that index, and previous_job's
     # CreateIndex (AllocsByJob keeps only allocations of the job's current incarnation).
     index = len(nodes) + 2 + (1 if any(x["ClientStatus"] != "pending" for x in allocs) else 0) + 1
-    mine = dict(job, JobModifyIndex=index, ModifyIndex=index, CreateIndex=len(nodes) + 1,
-                Version=int(previous.get("Version") or 0) + 1)
+    mine = dict(
+        job,
+        JobModifyIndex=index,
+        ModifyIndex=index,
+        CreateIndex=len(nodes) + 1,
+        Version=int(previous.get("Version") or 0) + 1,
+    )
     for entry in allocs:
         if entry["ID"] in current:
             entry["Job"] = mine
@@ -148,15 +184,22 @@ def build_input(job: dict, nodes: list[dict], live: list[LiveAlloc]) -> tuple[di
 
 def run(binary_path: Path, data: dict | str) -> dict:
     try:
-        proc = subprocess.run([str(binary_path)], capture_output=True,
-                              input=data if isinstance(data, str) else json.dumps(data),
-                              text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [str(binary_path)],
+            capture_output=True,
+            input=data if isinstance(data, str) else json.dumps(data),
+            text=True,
+            timeout=60,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SchedError(f"nomad-sched did not run: {exc}") from exc
     try:
         out = json.loads(proc.stdout)
     except ValueError as exc:
-        raise SchedError(f"nomad-sched exit {proc.returncode}: {proc.stderr.strip()[-500:]}") from exc
+        raise SchedError(
+            f"nomad-sched exit {proc.returncode}: {proc.stderr.strip()[-500:]}"
+        ) from exc
     if proc.returncode != 0 or "error" in out:
         raise SchedError(str(out.get("error") or proc.stderr.strip()[-500:]))
     return out
@@ -164,11 +207,24 @@ def run(binary_path: Path, data: dict | str) -> dict:
 
 def _metric(m: dict, pool: str, in_pool: int) -> dict:
     """Nomad 1.5.8's AllocMetric in the shape the stand-in's API (1.10) answers."""
-    out = {"NodesEvaluated": 0, "NodesFiltered": 0, "NodesInPool": in_pool, "NodePool": pool,
-           "NodesAvailable": {}, "ClassFiltered": None, "ConstraintFiltered": None,
-           "NodesExhausted": 0, "ClassExhausted": None, "DimensionExhausted": None,
-           "QuotaExhausted": None, "ResourcesExhausted": None, "Scores": None,
-           "ScoreMetaData": None, "AllocationTime": 0, "CoalescedFailures": 0}
+    out = {
+        "NodesEvaluated": 0,
+        "NodesFiltered": 0,
+        "NodesInPool": in_pool,
+        "NodePool": pool,
+        "NodesAvailable": {},
+        "ClassFiltered": None,
+        "ConstraintFiltered": None,
+        "NodesExhausted": 0,
+        "ClassExhausted": None,
+        "DimensionExhausted": None,
+        "QuotaExhausted": None,
+        "ResourcesExhausted": None,
+        "Scores": None,
+        "ScoreMetaData": None,
+        "AllocationTime": 0,
+        "CoalescedFailures": 0,
+    }
     out.update({k: v for k, v in m.items() if k in out and k not in ("NodesInPool", "NodePool")})
     return out
 
@@ -203,8 +259,16 @@ def server_class_filter(metric: dict, classes: dict[str, str], reasons: dict[str
     metric["ConstraintFiltered"] = filtered or None
 
 
-def decide(binary_path: Path, job: dict, nodes: list[dict], live: list[LiveAlloc], *,
-           pool_size: int, reasons=None, unlocked=contextlib.nullcontext) -> Decision:
+def decide(
+    binary_path: Path,
+    job: dict,
+    nodes: list[dict],
+    live: list[LiveAlloc],
+    *,
+    pool_size: int,
+    reasons=None,
+    unlocked=contextlib.nullcontext,
+) -> Decision:
     """`reasons(group) -> {node name: reason}`: see server_class_filter. `unlocked()`: a
     context in which the binary runs (the stand-in's state lock released for a plan)."""
     data, current = build_input(job, nodes, live)
@@ -217,9 +281,19 @@ def decide(binary_path: Path, job: dict, nodes: list[dict], live: list[LiveAlloc
     by_id = {a.id: a for a in live}
     for name, tg in sorted((run_.get("task_groups") or {}).items()):
         du = dict(tg.get("desired_updates") or {})
-        d.desired[name] = {k: int(du.get(k) or 0) for k in (
-            "Ignore", "Place", "Migrate", "Stop", "InPlaceUpdate", "DestructiveUpdate",
-            "Canary", "Preemptions")}
+        d.desired[name] = {
+            k: int(du.get(k) or 0)
+            for k in (
+                "Ignore",
+                "Place",
+                "Migrate",
+                "Stop",
+                "InPlaceUpdate",
+                "DestructiveUpdate",
+                "Canary",
+                "Preemptions",
+            )
+        }
         touched = {x["id"] for x in tg.get("inplace_updated") or []}
         touched |= {x["id"] for x in tg.get("stopped") or []}
         wrong = touched & current - {a.id for a in live if a.migrate}  # a drain moves those
@@ -227,15 +301,22 @@ def decide(binary_path: Path, job: dict, nodes: list[dict], live: list[LiveAlloc
             raise SchedError(f"allocations already on the job's version were changed: {wrong}")
         for x in tg.get("placed") or []:
             prev = x.get("previous_allocation") or ""
-            d.place.append({"group": name, "name": x["name"], "node_id": x["node_id"],
-                            "previous": prev if prev in by_id else ""})
+            d.place.append(
+                {
+                    "group": name,
+                    "name": x["name"],
+                    "node_id": x["node_id"],
+                    "previous": prev if prev in by_id else "",
+                }
+            )
         d.inplace.extend(x["id"] for x in tg.get("inplace_updated") or [])
         for x in tg.get("stopped") or []:
             if x["id"] in by_id:
                 d.stop.append((x["id"], x.get("description") or ""))
         if tg.get("failed_tg_allocs"):
-            failed[name] = _metric(tg["failed_tg_allocs"], job.get("NodePool") or "default",
-                                   pool_size)
+            failed[name] = _metric(
+                tg["failed_tg_allocs"], job.get("NodePool") or "default", pool_size
+            )
             if reasons is not None:
                 classes = {n["Name"]: n.get("ComputedClass", "") for n in out.get("nodes") or []}
                 server_class_filter(failed[name], classes, reasons(name))

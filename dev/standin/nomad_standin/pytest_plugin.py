@@ -61,9 +61,11 @@ class Cluster:
 
     def env(self) -> dict[str, str]:
         """Client environment for this cluster (for CLI tests that read it on purpose)."""
-        out = {"NOMAD_ADDR": self.nomad_addr,
-               "CONSUL_HTTP_ADDR": f"{self.consul_host}:{self.consul_port}",
-               "NOMADGEN_DNS": f"{self.dns_host}:{self.dns_port}"}
+        out = {
+            "NOMAD_ADDR": self.nomad_addr,
+            "CONSUL_HTTP_ADDR": f"{self.consul_host}:{self.consul_port}",
+            "NOMADGEN_DNS": f"{self.dns_host}:{self.dns_port}",
+        }
         if self.nomad_token:
             out["NOMAD_TOKEN"] = self.nomad_token
         if self.consul_token:
@@ -101,23 +103,34 @@ def real_cluster(environ: dict[str, str]) -> Cluster:
     nomad_addr = environ.get("NOMAD_ADDR", "")
     consul_addr = environ.get("CONSUL_HTTP_ADDR", "")
     if not nomad_addr or not consul_addr:
-        raise ValueError(f"{REAL_FLAG}=1 needs NOMAD_ADDR and CONSUL_HTTP_ADDR "
-                         "(run `make dev-up` and eval its exports)")
+        raise ValueError(
+            f"{REAL_FLAG}=1 needs NOMAD_ADDR and CONSUL_HTTP_ADDR "
+            "(run `make dev-up` and eval its exports)"
+        )
     nhost, nport = _addr_host_port(nomad_addr, 4646)
     chost, cport = _addr_host_port(consul_addr, 8500)
-    for name, host, value in (("NOMAD_ADDR", nhost, nomad_addr),
-                              ("CONSUL_HTTP_ADDR", chost, consul_addr)):
+    for name, host, value in (
+        ("NOMAD_ADDR", nhost, nomad_addr),
+        ("CONSUL_HTTP_ADDR", chost, consul_addr),
+    ):
         if not is_loopback(host):
-            raise ValueError(f"{REAL_FLAG}=1 refuses {name}={value}: tests only run against a "
-                             "cluster on this machine (127.0.0.1, ::1 or localhost)")
+            raise ValueError(
+                f"{REAL_FLAG}=1 refuses {name}={value}: tests only run against a "
+                "cluster on this machine (127.0.0.1, ::1 or localhost)"
+            )
     dns = environ.get("NOMADGEN_DNS", "127.0.0.1:8600")
     dhost, dport = _addr_host_port(dns, 8600)
     if not is_loopback(dhost):
         raise ValueError(f"{REAL_FLAG}=1 refuses NOMADGEN_DNS={dns}: not a loopback address")
-    return Cluster(backend="real", nomad_addr=f"http://{nhost}:{nport}",
-                   consul_addr=f"http://{chost}:{cport}", dns_host=dhost or "127.0.0.1",
-                   dns_port=dport, nomad_token=environ.get("NOMAD_TOKEN") or None,
-                   consul_token=environ.get("CONSUL_HTTP_TOKEN") or None)
+    return Cluster(
+        backend="real",
+        nomad_addr=f"http://{nhost}:{nport}",
+        consul_addr=f"http://{chost}:{cport}",
+        dns_host=dhost or "127.0.0.1",
+        dns_port=dport,
+        nomad_token=environ.get("NOMAD_TOKEN") or None,
+        consul_token=environ.get("CONSUL_HTTP_TOKEN") or None,
+    )
 
 
 def clear_cluster_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
@@ -134,9 +147,11 @@ def _real_requested() -> bool:
 
 def pytest_report_header(config) -> str:
     if _real_requested():
-        return (f"nomadgen cluster backend: real agents ({REAL_FLAG}=1, "
-                f"NOMAD_ADDR={os.environ.get('NOMAD_ADDR', '<unset>')}, "
-                f"CONSUL_HTTP_ADDR={os.environ.get('CONSUL_HTTP_ADDR', '<unset>')})")
+        return (
+            f"nomadgen cluster backend: real agents ({REAL_FLAG}=1, "
+            f"NOMAD_ADDR={os.environ.get('NOMAD_ADDR', '<unset>')}, "
+            f"CONSUL_HTTP_ADDR={os.environ.get('CONSUL_HTTP_ADDR', '<unset>')})"
+        )
     return f"nomadgen cluster backend: stand-in (set {REAL_FLAG}=1 for real agents)"
 
 
@@ -153,13 +168,21 @@ def cluster(monkeypatch: pytest.MonkeyPatch):
         return
     standin = StandIn(lifetime=600, time_scale=DEFAULT_TIME_SCALE).start()
     try:
-        print(f"cluster backend: standin (nomad {standin.nomad_addr}, "
-              f"consul {standin.consul_addr}, dns {standin.dns_host}:{standin.dns_port}; "
-              f"scheduler {'nomad-sched' if nomadsched.binary() else 'stand-in engine'})")
-        yield Cluster(backend="standin", nomad_addr=standin.nomad_addr,
-                      consul_addr=standin.consul_addr, dns_host=standin.dns_host,
-                      dns_port=standin.dns_port, standin=standin, faults=standin.faults,
-                      zones=standin.zones)
+        print(
+            f"cluster backend: standin (nomad {standin.nomad_addr}, "
+            f"consul {standin.consul_addr}, dns {standin.dns_host}:{standin.dns_port}; "
+            f"scheduler {'nomad-sched' if nomadsched.binary() else 'stand-in engine'})"
+        )
+        yield Cluster(
+            backend="standin",
+            nomad_addr=standin.nomad_addr,
+            consul_addr=standin.consul_addr,
+            dns_host=standin.dns_host,
+            dns_port=standin.dns_port,
+            standin=standin,
+            faults=standin.faults,
+            zones=standin.zones,
+        )
         _no_sched_errors(standin)
     finally:
         standin.stop()
@@ -169,8 +192,10 @@ def _no_sched_errors(standin: StandIn) -> None:
     """nomad-sched refusing an evaluation is a stand-in bug: its engine decided instead."""
     errors = standin.nomad.sched_errors
     if errors:
-        pytest.fail("nomad-sched failed, the stand-in's engine decided instead:\n"
-                    + "\n".join(errors), pytrace=False)
+        pytest.fail(
+            "nomad-sched failed, the stand-in's engine decided instead:\n" + "\n".join(errors),
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def resolve_target(target: str, node: dict) -> tuple[str, bool]:
         return "global", True
     for prefix, key in (("${attr.", "Attributes"), ("${meta.", "Meta")):
         if target.startswith(prefix) and target.endswith("}"):
-            name = target[len(prefix):-1]
+            name = target[len(prefix) : -1]
             values = node.get(key) or {}
             if name in values:
                 return values[name], True
@@ -206,7 +206,9 @@ class Metric:
         self.NodesExhausted += 1
         if node.get("NodeClass"):
             self.ClassExhausted = self.ClassExhausted or {}
-            self.ClassExhausted[node["NodeClass"]] = self.ClassExhausted.get(node["NodeClass"], 0) + 1
+            self.ClassExhausted[node["NodeClass"]] = (
+                self.ClassExhausted.get(node["NodeClass"], 0) + 1
+            )
         self.DimensionExhausted = self.DimensionExhausted or {}
         self.DimensionExhausted[dimension] = self.DimensionExhausted.get(dimension, 0) + 1
 
@@ -221,8 +223,15 @@ class Placer:
     stops (they free their resources and distinct_* slots, as in Nomad's plan).
     """
 
-    def __init__(self, job: dict, nodes: list[dict], allocs: list[AllocRef],
-                 stopping: set[str], seed: str, updating: list[AllocRef] = ()) -> None:
+    def __init__(
+        self,
+        job: dict,
+        nodes: list[dict],
+        allocs: list[AllocRef],
+        stopping: set[str],
+        seed: str,
+        updating: list[AllocRef] = (),
+    ) -> None:
         self.job = job
         self.nodes = nodes
         self.allocs = [a for a in allocs if a.id not in stopping]
@@ -238,7 +247,9 @@ class Placer:
         self._index: int | None = None
 
     # -- public -------------------------------------------------------------------------
-    def place(self, group: dict, preferred: dict | None = None, index: int | None = None) -> dict | None:
+    def place(
+        self, group: dict, preferred: dict | None = None, index: int | None = None
+    ) -> dict | None:
         """Pick a node for one allocation of `group`; None (and a failure metric) if none fits.
         A `preferred` node is tried alone first (scheduler/stack.go GenericStack.Select with
         PreferredNodes); its failure is not reported when another node fits."""
@@ -257,11 +268,17 @@ class Placer:
         pool = metric.NodePool
         in_pool = [n for n in self.nodes if pool == "all" or n.get("NodePool", "default") == pool]
         metric.NodesInPool = len(in_pool)
-        ready = [n for n in in_pool if n["Status"] == "ready"
-                 and n.get("SchedulingEligibility", "eligible") == "eligible"
-                 and node_in_scope(n, self.job)]
+        ready = [
+            n
+            for n in in_pool
+            if n["Status"] == "ready"
+            and n.get("SchedulingEligibility", "eligible") == "eligible"
+            and node_in_scope(n, self.job)
+        ]
         for n in ready:
-            metric.NodesAvailable[n["Datacenter"]] = metric.NodesAvailable.get(n["Datacenter"], 0) + 1
+            metric.NodesAvailable[n["Datacenter"]] = (
+                metric.NodesAvailable.get(n["Datacenter"], 0) + 1
+            )
         order = sorted(ready, key=lambda n: n["ID"])
         self.rng.shuffle(order)
 
@@ -287,10 +304,18 @@ class Placer:
         node = best[2]
         cpu, mem = group_resources(group)
         self._seq += 1
-        self.proposed.append(AllocRef(
-            id=f"proposed-{self._seq}", node_id=node["ID"], namespace=self.job["Namespace"],
-            job_id=self.job["ID"], group=group["Name"], cpu=cpu, memory_mb=mem,
-            ports=frozenset(p for _, p in group_reserved_ports(group))))
+        self.proposed.append(
+            AllocRef(
+                id=f"proposed-{self._seq}",
+                node_id=node["ID"],
+                namespace=self.job["Namespace"],
+                job_id=self.job["ID"],
+                group=group["Name"],
+                cpu=cpu,
+                memory_mb=mem,
+                ports=frozenset(p for _, p in group_reserved_ports(group)),
+            )
+        )
         return node
 
     def failed_allocs(self) -> dict | None:
@@ -324,7 +349,9 @@ class Placer:
             if not meets(c, node):
                 metric.filter(node, constraint_string(c))
                 return False
-        modes = {n.get("Mode") or "host" for n in (node.get("NodeResources") or {}).get("Networks") or []}
+        modes = {
+            n.get("Mode") or "host" for n in (node.get("NodeResources") or {}).get("Networks") or []
+        }
         for net in group.get("Networks") or []:
             mode = net.get("Mode") or "host"
             if mode != "none" and mode not in modes:
@@ -337,14 +364,21 @@ class Placer:
             if vid not in self.csi_volumes:
                 metric.filter(node, f"missing CSI Volume {vid}")  # scheduler/feasible.go
                 return False
-        wanted = {v.get("Source") for v in (group.get("Volumes") or {}).values() if v.get("Type") == "host"}
+        wanted = {
+            v.get("Source")
+            for v in (group.get("Volumes") or {}).values()
+            if v.get("Type") == "host"
+        }
         if wanted - set(node.get("HostVolumes") or {}):
             metric.filter(node, "missing compatible host volumes")  # scheduler/feasible.go
             return False
         if not self._distinct_hosts(node, group):
             metric.filter(node, DISTINCT_HOSTS)
             return False
-        for level, constraints in (("job", self.job.get("Constraints")), ("group", group.get("Constraints"))):
+        for level, constraints in (
+            ("job", self.job.get("Constraints")),
+            ("group", group.get("Constraints")),
+        ):
             for c in constraints or []:
                 if c.get("Operand") != DISTINCT_PROPERTY:
                     continue
@@ -431,8 +465,11 @@ class Placer:
 
     def _score(self, node: dict, group: dict) -> float:
         scores = [self._binpack(node, group)]
-        collisions = sum(1 for a in self._all_allocs() if a.node_id == node["ID"]
-                         and a.job_id == self.job["ID"] and a.group == group["Name"])
+        collisions = sum(
+            1
+            for a in self._all_allocs()
+            if a.node_id == node["ID"] and a.job_id == self.job["ID"] and a.group == group["Name"]
+        )
         if collisions:
             scores.append(-1.0 * (collisions + 1) / max(int(group.get("Count") or 1), 1))
         affinity = self._affinity(node, group)
@@ -454,7 +491,7 @@ class Placer:
                 mem += a.memory_mb
         free_cpu = max(0.0, 1 - cpu / cap_cpu)
         free_mem = max(0.0, 1 - mem / cap_mem)
-        return (20.0 - (10 ** free_cpu + 10 ** free_mem)) / 18.0
+        return (20.0 - (10**free_cpu + 10**free_mem)) / 18.0
 
     def _affinity(self, node: dict, group: dict) -> float:
         affinities = list(self.job.get("Affinities") or []) + list(group.get("Affinities") or [])
@@ -493,7 +530,9 @@ class Placer:
                 v, vok = resolve_target(attr, other)
                 if vok:
                     used[v] = used.get(v, 0) + 1
-            targets = {t.get("Value"): float(t.get("Percent") or 0) for t in s.get("SpreadTarget") or []}
+            targets = {
+                t.get("Value"): float(t.get("Percent") or 0) for t in s.get("SpreadTarget") or []
+            }
             if targets:
                 if value in targets:
                     desired = targets[value] / 100.0 * count

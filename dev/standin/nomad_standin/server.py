@@ -34,6 +34,7 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
 
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -84,12 +85,23 @@ class StandinHTTPServer(ThreadingHTTPServer):
 class StandIn:
     """A local cluster: Nomad HTTP API, Consul HTTP API and Consul DNS on ephemeral ports."""
 
-    def __init__(self, *, zones=("zone-a", "zone-b", "zone-c"), nodes_per_zone: int = 1,
-                 seed: int = 0, nomad_acl_token: str | None = None,
-                 consul_acl_tokens: set[str] | None = None, start_delay: float = 0.0,
-                 lifetime: float = 900.0, time_scale: float = 1.0, nomad_port: int = 0,
-                 consul_port: int = 0, dns_port: int = 0, tick: float = 0.02,
-                 eval_delay: float = 0.05) -> None:
+    def __init__(
+        self,
+        *,
+        zones=("zone-a", "zone-b", "zone-c"),
+        nodes_per_zone: int = 1,
+        seed: int = 0,
+        nomad_acl_token: str | None = None,
+        consul_acl_tokens: set[str] | None = None,
+        start_delay: float = 0.0,
+        lifetime: float = 900.0,
+        time_scale: float = 1.0,
+        nomad_port: int = 0,
+        consul_port: int = 0,
+        dns_port: int = 0,
+        tick: float = 0.02,
+        eval_delay: float = 0.05,
+    ) -> None:
         self.zones = tuple(zones)
         self.lifetime = lifetime
         self.nomad_acl_token = nomad_acl_token
@@ -97,10 +109,15 @@ class StandIn:
         self._tick = tick
         self.faults = Faults(seed)
         self.consul = consul_mod.ConsulState(acl_tokens=set(consul_acl_tokens or ()) or None)
-        self.nomad = NomadState(consul=self.consul, zones=self.zones,
-                                nodes_per_zone=nodes_per_zone, seed=seed,
-                                start_delay=start_delay, time_scale=time_scale,
-                                eval_delay=eval_delay)
+        self.nomad = NomadState(
+            consul=self.consul,
+            zones=self.zones,
+            nodes_per_zone=nodes_per_zone,
+            seed=seed,
+            start_delay=start_delay,
+            time_scale=time_scale,
+            eval_delay=eval_delay,
+        )
         self.dns = None
         self._servers: list[StandinHTTPServer] = []
         self._threads: list[threading.Thread] = []
@@ -114,15 +131,20 @@ class StandIn:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> StandIn:
         nomad_port, consul_port, dns_port = self._ports
-        nomad_handler = make_handler(self.nomad, hook=self.faults.hook,
-                                     acl_token=self.nomad_acl_token, control=self._control)
+        nomad_handler = make_handler(
+            self.nomad, hook=self.faults.hook, acl_token=self.nomad_acl_token, control=self._control
+        )
         consul_handler = consul_mod.make_handler(self.consul, hook=self.faults.hook)
         nomad_srv = StandinHTTPServer((LOOPBACK, nomad_port), nomad_handler)
         consul_srv = StandinHTTPServer((LOOPBACK, consul_port), consul_handler)
         self._servers = [nomad_srv, consul_srv]
         for srv, name in ((nomad_srv, "nomad"), (consul_srv, "consul")):
-            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
-                                 name=f"standin-{name}", daemon=True)
+            t = threading.Thread(
+                target=srv.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"standin-{name}",
+                daemon=True,
+            )
             t.start()
             self._threads.append(t)
         self.nomad_port = nomad_srv.server_address[1]
@@ -140,8 +162,13 @@ class StandIn:
             self._timer = threading.Timer(self.lifetime, self._expire)
             self._timer.daemon = True
             self._timer.start()
-        log.info("stand-in up: nomad %s consul %s dns %s:%s", self.nomad_addr,
-                 self.consul_addr, self.dns_host, self.dns_port)
+        log.info(
+            "stand-in up: nomad %s consul %s dns %s:%s",
+            self.nomad_addr,
+            self.consul_addr,
+            self.dns_host,
+            self.dns_port,
+        )
         return self
 
     def stop(self) -> None:
@@ -191,9 +218,11 @@ class StandIn:
     # -- helpers for tests ---------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         """The environment a client of this cluster would use."""
-        return {"NOMAD_ADDR": self.nomad_addr,
-                "CONSUL_HTTP_ADDR": f"{LOOPBACK}:{self.consul_port}",
-                "NOMADGEN_DNS": f"{self.dns_host}:{self.dns_port}"}
+        return {
+            "NOMAD_ADDR": self.nomad_addr,
+            "CONSUL_HTTP_ADDR": f"{LOOPBACK}:{self.consul_port}",
+            "NOMADGEN_DNS": f"{self.dns_host}:{self.dns_port}",
+        }
 
     def wait_for(self, predicate, timeout: float = 5.0, interval: float = 0.02):
         """Poll `predicate()` until it returns something truthy; that value, else TimeoutError."""
@@ -247,8 +276,9 @@ class StandIn:
         """The task's environment and rendered templates (see dev/standin/nomad_standin/taskview.py)."""
         return taskview.task_view(self.nomad, alloc_id, task)
 
-    def nomad_token(self, policies=(), *, rules: dict[str, str] | None = None,
-                    name: str = "") -> str:
+    def nomad_token(
+        self, policies=(), *, rules: dict[str, str] | None = None, name: str = ""
+    ) -> str:
         """A Nomad token (secret) with these policies; `rules` {name: HCL} creates them first.
         Needs ACLs on (`nomad_acl_token=`)."""
         for pname, text in (rules or {}).items():
@@ -275,15 +305,19 @@ class StandIn:
                 self.faults.clear()
                 return 200, {"ok": True}
             if parts == ["faults"] and method == "GET":
-                return 200, {"rules": [r.to_dict() for r in self.faults.rules],
-                             "latency": self.faults.latency}
+                return 200, {
+                    "rules": [r.to_dict() for r in self.faults.rules],
+                    "latency": self.faults.latency,
+                }
             if parts == ["latency"] and method in ("POST", "PUT"):
                 for service, seconds in data.items():
                     self.faults.latency[service] = float(seconds)
                 return 200, {"ok": True, "latency": self.faults.latency}
             if parts == ["calls"] and method == "GET":
-                return 200, {"calls": dict(self.faults.calls),
-                             "log": [list(x) for x in self.faults.log]}
+                return 200, {
+                    "calls": dict(self.faults.calls),
+                    "log": [list(x) for x in self.faults.log],
+                }
             if parts == ["calls"] and method == "DELETE":
                 self.faults.reset_calls()
                 return 200, {"ok": True}
@@ -302,14 +336,19 @@ class StandIn:
             if len(parts) == 3 and parts[0] == "task" and method == "GET":
                 return 200, self.task_view(parts[1], parts[2])
             if parts == ["nomad_policy"] and method in ("POST", "PUT"):
-                policy = self.nomad.acl.apply_policy(data["name"], data["rules"],
-                                                     description=data.get("description", ""),
-                                                     job_acl=data.get("job_acl"))
+                policy = self.nomad.acl.apply_policy(
+                    data["name"],
+                    data["rules"],
+                    description=data.get("description", ""),
+                    job_acl=data.get("job_acl"),
+                )
                 return 200, {"ok": True, "policy": policy}
             if parts == ["nomad_token"] and method in ("POST", "PUT"):
-                return 200, {"secret": self.nomad_token(data.get("policies", ()),
-                                                        rules=data.get("rules"),
-                                                        name=data.get("name", ""))}
+                return 200, {
+                    "secret": self.nomad_token(
+                        data.get("policies", ()), rules=data.get("rules"), name=data.get("name", "")
+                    )
+                }
             if parts == ["consul_token"] and method in ("POST", "PUT"):
                 return 200, {"secret": self.consul_token(data["rules"])}
             if len(parts) == 2 and parts[0] == "drain_node" and method == "POST":
@@ -327,10 +366,20 @@ class StandIn:
             if len(parts) == 2 and parts[0] == "data" and method == "GET":
                 return 200, self.nomad.data_read(parts[1])
             if parts == ["info"] and method == "GET":
-                return 200, {"env": self.env(), "zones": list(self.zones),
-                             "nodes": [{"Name": n["Name"], "ID": n["ID"], "Status": n["Status"],
-                                        "Address": n["Address"], "Datacenter": n["Datacenter"]}
-                                       for n in self.nomad.nodes]}
+                return 200, {
+                    "env": self.env(),
+                    "zones": list(self.zones),
+                    "nodes": [
+                        {
+                            "Name": n["Name"],
+                            "ID": n["ID"],
+                            "Status": n["Status"],
+                            "Address": n["Address"],
+                            "Datacenter": n["Datacenter"],
+                        }
+                        for n in self.nomad.nodes
+                    ],
+                }
         except (TypeError, ValueError, KeyError, NomadError) as exc:
             return 400, {"error": str(exc)}
         return 404, {"error": f"unknown control endpoint {method} {path}"}

@@ -24,8 +24,10 @@ class Denied(templates.Blocked):
 
 
 def var_denied_text(path: str, namespace: str) -> str:
-    return (f"nomad.var.get({path}@{namespace}.global): Unexpected response code: 403 "
-            "(Permission denied)")
+    return (
+        f"nomad.var.get({path}@{namespace}.global): Unexpected response code: 403 "
+        "(Permission denied)"
+    )
 
 
 def var_ref(ref: str, default_ns: str) -> tuple[str, str]:
@@ -69,16 +71,27 @@ def _fetch(state, alloc, task: str):
             return None if value is None else value.decode("utf-8", "replace")
         if fn == "service":
             name = arg.split("|")[0].split("@")[0].split("~")[0].split("?")[0].split(".")[-1]
-            return [{"Node": i["node"], "Address": i["address"], "Port": i["port"],
-                     "ID": i["id"], "Name": name, "Tags": list(i["tags"] or []),
-                     "ServiceMeta": dict(i.get("meta") or {})}
-                    for i in templates._service(arg, "", consul, alloc.node) or []]  # noqa: SLF001
+            return [
+                {
+                    "Node": i["node"],
+                    "Address": i["address"],
+                    "Port": i["port"],
+                    "ID": i["id"],
+                    "Name": name,
+                    "Tags": list(i["tags"] or []),
+                    "ServiceMeta": dict(i.get("meta") or {}),
+                }
+                for i in templates._service(arg, "", consul, alloc.node) or []
+            ]  # noqa: SLF001
         if fn in ("ls", "safeLs", "tree", "safeTree"):
             with consul._lock:  # noqa: SLF001 - no public KV listing in the state contract
                 _, entries = consul._kv.list(arg)  # noqa: SLF001
             prefix = arg.rstrip("/") + "/" if arg else ""
-            return [{"Key": e["Key"][len(prefix):], "Value": bytes(e["Value"]).decode()}
-                    for e in entries if fn.endswith("ree") or "/" not in e["Key"][len(prefix):]]
+            return [
+                {"Key": e["Key"][len(prefix) :], "Value": bytes(e["Value"]).decode()}
+                for e in entries
+                if fn.endswith("ree") or "/" not in e["Key"][len(prefix) :]
+            ]
         raise gotmpl.Unsupported(f"function {fn!r}")
 
     return fetch
@@ -96,17 +109,21 @@ def task_view(state, alloc_id: str, task_name: str) -> dict:
             raise KeyError(f"allocation {alloc_id} has no task {task_name}")
         full = state.runtime_env(a, task)
         env = {k: v for k, v in full.items() if "." not in k}
-        env.update(NOMAD_ALLOC_DIR="/alloc", NOMAD_TASK_DIR="/local",
-                   NOMAD_SECRETS_DIR="/secrets")
+        env.update(NOMAD_ALLOC_DIR="/alloc", NOMAD_TASK_DIR="/local", NOMAD_SECRETS_DIR="/secrets")
         fetch = _fetch(state, a, task_name)
         rendered: list[dict] = []
         template_env: dict[str, str] = {}
         for tmpl in task.get("Templates") or []:
-            entry: dict = {"DestPath": tmpl.get("DestPath") or "",
-                           "Envvars": bool(tmpl.get("Envvars")), "Denied": False}
+            entry: dict = {
+                "DestPath": tmpl.get("DestPath") or "",
+                "Envvars": bool(tmpl.get("Envvars")),
+                "Denied": False,
+            }
             try:
                 # `env` in a template also sees the node's attributes (TaskEnv.All, taskenv/env.go)
-                text = gotmpl.Renderer(fetch, {**full, **env}).render(tmpl.get("EmbeddedTmpl") or "")
+                text = gotmpl.Renderer(fetch, {**full, **env}).render(
+                    tmpl.get("EmbeddedTmpl") or ""
+                )
                 entry["Rendered"] = text
                 if entry["Envvars"]:
                     template_env.update(gotmpl.env_lines(text))
@@ -119,6 +136,14 @@ def task_view(state, alloc_id: str, task_name: str) -> dict:
             rendered.append(entry)
         env.update(template_env)
         run = a.tasks.get(task_name)
-        return {"AllocID": a.id, "AllocName": a.name, "JobID": a.job_id, "Group": a.group,
-                "Task": task_name, "Node": a.node["Name"], "State": run.state if run else "",
-                "Env": dict(sorted(env.items())), "Templates": rendered}
+        return {
+            "AllocID": a.id,
+            "AllocName": a.name,
+            "JobID": a.job_id,
+            "Group": a.group,
+            "Task": task_name,
+            "Node": a.node["Name"],
+            "State": run.state if run else "",
+            "Env": dict(sorted(env.items())),
+            "Templates": rendered,
+        }

@@ -17,10 +17,12 @@ import re
 
 _CALL = re.compile(
     r"\b(service|key|keyOrDefault|keyExists|ls|safeLs|tree|safeTree|nomadVar|nomadVarExists|"
-    r"nomadService|services)\b(?:\s+\"((?:[^\"\\]|\\.)*)\")?")
+    r"nomadService|services)\b(?:\s+\"((?:[^\"\\]|\\.)*)\")?"
+)
 _SERVICE = re.compile(
     r"^(?:(?P<tag>[\w=:.\-]+)\.)?(?P<name>[\w\-]+)(?:\?[^@~]*)?(?:@(?P<dc>[\w.\-]+))?"
-    r"(?:~(?P<near>[\w.\-]+))?$")
+    r"(?:~(?P<near>[\w.\-]+))?$"
+)
 
 
 def dependencies(text: str) -> list[tuple[str, str]]:
@@ -41,8 +43,9 @@ def _only_index(text: str, arg: str) -> int | None:
     """`with service "x" }}{{ with index . N` and no other use: only instance N matters."""
     quoted = re.escape(json.dumps(arg))
     uses = re.findall(rf"service\s+{quoted}", text)
-    m = re.search(rf"with\s+service\s+{quoted}\s*-?\}}\}}\s*\{{\{{-?\s*with\s+index\s+\.\s+(\d+)",
-                  text)
+    m = re.search(
+        rf"with\s+service\s+{quoted}\s*-?\}}\}}\s*\{{\{{-?\s*with\s+index\s+\.\s+(\d+)", text
+    )
     if m and len(uses) == 1:
         return int(m.group(1))
     return None
@@ -100,7 +103,9 @@ def _static_deps(text: str) -> tuple[tuple[str, str], ...] | None:
     deps = []
     for m in _CALL.finditer(text):
         fn, arg = m.group(1), m.group(2)
-        if fn in ("nomadVar", "nomadVarExists", "nomadService") or (arg is None and fn != "services"):
+        if fn in ("nomadVar", "nomadVarExists", "nomadService") or (
+            arg is None and fn != "services"
+        ):
             return None
         deps.append((fn, arg or ""))
     return tuple(dict.fromkeys(deps))
@@ -126,7 +131,7 @@ def _actions(text: str) -> list[str]:
                 while j < len(text) and text[j] != '"':
                     j += 2 if text[j] == "\\" else 1
             j += 1
-        body = text[start + 2:j].strip()
+        body = text[start + 2 : j].strip()
         out.append(body.strip("-").strip())
         i = j + 2
 
@@ -152,10 +157,17 @@ def _parse(actions: list[str]):
 
 
 _SERVICE_HEAD = re.compile(
-    r'^(with|range)\s+(?:\$\w+\s*,\s*\$\w+\s*:=\s*)?service\s+'
-    r'(?:"(?P<lit>(?:[^"\\]|\\.)*)"|\(print\s+\(env\s+"(?P<env>[^"]+)"\)\s+"(?P<suffix>[^"]*)"\))')
-_FIELDS = {"Address": "address", "Port": "port", "Tags": "tags", "ServiceMeta": "meta",
-           "Node": "node", "ID": "id"}
+    r"^(with|range)\s+(?:\$\w+\s*,\s*\$\w+\s*:=\s*)?service\s+"
+    r'(?:"(?P<lit>(?:[^"\\]|\\.)*)"|\(print\s+\(env\s+"(?P<env>[^"]+)"\)\s+"(?P<suffix>[^"]*)"\))'
+)
+_FIELDS = {
+    "Address": "address",
+    "Port": "port",
+    "Tags": "tags",
+    "ServiceMeta": "meta",
+    "Node": "node",
+    "ID": "id",
+}
 
 
 def _project(item: dict, text: str) -> dict:
@@ -181,8 +193,11 @@ def _eval(nodes, text, consul, node, variable, env, parts) -> None:
             _eval(body, text, consul, node, variable, env, parts)
             _eval(other, text, consul, node, variable, env, parts)
             continue
-        arg = m.group("lit") if m.group("lit") is not None else \
-            env.get(m.group("env"), "") + m.group("suffix")
+        arg = (
+            m.group("lit")
+            if m.group("lit") is not None
+            else env.get(m.group("env"), "") + m.group("suffix")
+        )
         items = _service(arg, "", consul, node) or []
         first = body[0] if body and body[0][0] == "block" else None
         idx = re.match(r"^with\s+index\s+\.\s+(\d+)$", first[1]) if first else None
@@ -244,15 +259,27 @@ def _service(arg: str, text: str, consul, node: dict):
     out = []
     for entry in consul.check_service_nodes(m.group("name"), tags):
         statuses = [c["Status"] for c in entry["Checks"]]
-        worst = ("critical" if "critical" in statuses else
-                 "warning" if "warning" in statuses else "passing")
+        worst = (
+            "critical"
+            if "critical" in statuses
+            else "warning"
+            if "warning" in statuses
+            else "passing"
+        )
         if "any" not in wanted and worst not in wanted:
             continue
         svc = entry["Service"]
-        out.append({"node": entry["Node"]["Node"], "zone": (entry["Node"].get("Meta") or {})
-                    .get("zone", ""), "id": svc["ID"], "address": svc["Address"] or
-                    entry["Node"]["Address"], "port": svc["Port"], "tags": svc["Tags"],
-                    "meta": svc.get("Meta")})
+        out.append(
+            {
+                "node": entry["Node"]["Node"],
+                "zone": (entry["Node"].get("Meta") or {}).get("zone", ""),
+                "id": svc["ID"],
+                "address": svc["Address"] or entry["Node"]["Address"],
+                "port": svc["Port"],
+                "tags": svc["Tags"],
+                "meta": svc.get("Meta"),
+            }
+        )
     if m.group("near"):
         # Nearest first from this node's agent: same node, then same zone, then the rest.
         here, zone = node["Name"], (node.get("Meta") or {}).get("zone", node["Datacenter"])
