@@ -5,7 +5,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo demo-envs test check lint typecheck bench dev-up dev-down clean
+.PHONY: install demo demo-envs test check lint format typecheck bench dev-up dev-down clean
 
 # nomadgen, and the dev tools beside it (each its own package, not in the dockland wheel).
 $(STAMP): pyproject.toml dev/jobcheck/pyproject.toml dev/standin/pyproject.toml
@@ -26,7 +26,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
+	$(BIN)/ruff format --check nomadgen dev tests
 	$(BIN)/ruff check nomadgen dev tests
+
+format: $(STAMP)
+	$(BIN)/ruff format nomadgen dev tests
+	$(BIN)/ruff check --fix nomadgen dev tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
