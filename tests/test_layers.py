@@ -18,7 +18,7 @@ ALLOWED = {
     "hcl2": set(),  # only the tests parse HCL
 }
 # The pure core never reaches for I/O layers.
-PURE = {"names", "model", "kinds", "errors", "resolve", "render", "hcl", "graph"}
+PURE = {"names", "model", "kinds", "errors", "resolve", "render", "hcl", "graph", "preflight"}
 IO_MODULES = {"backends", "converge", "operations", "cli", "discovery"}
 
 
