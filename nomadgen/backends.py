@@ -13,7 +13,15 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-from .errors import BackendError, Conflict, NomadgenError, PermissionDenied, Rejected, Unavailable
+from .errors import (
+    BackendError,
+    ConfigError,
+    Conflict,
+    NomadgenError,
+    PermissionDenied,
+    Rejected,
+    Unavailable,
+)
 from .settings import Endpoint
 
 _ENV_LOCK = threading.Lock()
@@ -144,16 +152,36 @@ class NomadBackend:
                 )
             finally:
                 os.environ.update(saved)
+        self._namespace_known = (ep.namespace or "default") == "default"
 
     # --- translation ---------------------------------------------------------------------
     def _call(
         self, what: str, fn: Callable[..., Any], *args: Any, read: bool = True, **kwargs: Any
     ) -> Any:
+        if not self._namespace_known:
+            self._check_namespace()
         return _retrying(
             lambda: fn(*args, **kwargs), lambda exc: self._translate(what, exc, read), read
         )
 
-    def _translate(self, what: str, exc: Exception, read: bool) -> BackendError | None:
+    def _check_namespace(self) -> None:
+        """Once, before the first request: a namespace that does not exist is a configuration
+        error, said before anything is read or written (lists in it are merely empty, plans and
+        registers fail). Nomad answers 404 "Namespace not found" for it
+        (command/agent/namespace_endpoint.go), or 403 to a token with no capability there."""
+        ns = self.ep.namespace
+        what = f"reading namespace {ns}"
+        try:
+            _retrying(
+                lambda: self.client.namespace.get_namespace(ns),
+                lambda exc: self._translate(what, exc, True),
+                True,
+            )
+        except self._nex.URLNotFoundNomadException as exc:
+            raise missing_namespace(ns) from exc
+        self._namespace_known = True
+
+    def _translate(self, what: str, exc: Exception, read: bool) -> NomadgenError | None:
         nex, ep = self._nex, self.ep
         if isinstance(exc, nex.URLNotAuthorizedNomadException):
             return PermissionDenied(
@@ -180,6 +208,8 @@ class NomadBackend:
                     f"cannot reach Nomad at {ep.address} ({what})",
                     hint=_hint_for(ep, resp if isinstance(resp, BaseException) else exc),
                 )
+            if "nonexistent namespace" in body:  # admission (nomad/job_endpoint_validators.go)
+                return missing_namespace(ep.namespace or "default")
             if "Enforcing job modify index" in body:
                 return Conflict(
                     f"{what}: the job changed since it was read ({_short(body)})",
@@ -389,8 +419,16 @@ class NomadBackend:
             return None
 
 
+def missing_namespace(ns: str) -> ConfigError:
+    return ConfigError(
+        f'Nomad namespace "{ns}" does not exist',
+        hint=f"create it with `nomad namespace apply {ns}`, or choose an existing one "
+        "(NOMAD_NAMESPACE, --namespace, or the environment's namespace)",
+    )
+
+
 def _retrying(
-    call: Callable[[], Any], translate: Callable[[Exception], BackendError | None], read: bool
+    call: Callable[[], Any], translate: Callable[[Exception], NomadgenError | None], read: bool
 ) -> Any:
     """Run `call`; a client exception leaves as one of ours (`raise ... from`). Reads that
     found the server unavailable are tried again; writes never are (they may have landed)."""
