@@ -609,7 +609,7 @@ def plan(
 
     cfg = _online_config(zones, templates, config, zone_attribute, conn.namespace)
     nomad, consul = _cluster(conn, cfg)
-    prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune)
+    prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, health=True)
     if not consul.ep.token and all(
         k.modify_index == 0 for k in prep.changes.kv + prep.changes.push
     ):

@@ -104,6 +104,8 @@ def changeset_text(cs: ChangeSet, zones_source: str = "", verbose: bool = False)
             out.append("    " + line)
         for line in placement_failures(j.dry_run):
             out.append("    ! " + line)
+        if j.health:  # unchanged but not healthy: submit judges every set and fails on it
+            out.append(f"    ! {j.health} (submit judges it too: it fails unless this recovers)")
     kv = Counter(k.action for k in cs.kv)
     out.append("")
     out.append(

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import converge, data, names
+from .diff import diff
 from .errors import (
     ConfigError,
     Conflict,
@@ -23,6 +24,7 @@ from .errors import (
     ResolutionError,
 )
 from .fields import NAME_RE, cut
+from .observe import Observed, observe
 from .pipeline import Rendered, build_resolution, no_gc
 from .render import META_MANIFEST, interfaces, render
 from .settings import Config
@@ -36,12 +38,19 @@ class Prepared(NamedTuple):
     changes: converge.ChangeSet
     zones_source: str
     data: tuple[data.DataStatement, ...] = ()  # what the change does to stateful sets' data
+    observed: Observed | None = None  # what the change set was computed from
 
 
-def cluster_zones(nomad: NomadAPI, cfg: Config) -> tuple[tuple[str, ...], str]:
+def read_nodes(nomad: NomadAPI, cfg: Config) -> list[Node]:
+    return nomad.nodes(with_meta=not cfg.render.zone_attribute.startswith("${node."))
+
+
+def cluster_zones(
+    nomad: NomadAPI, cfg: Config, nodes: list[Node] | None = None
+) -> tuple[tuple[str, ...], str]:
     """Zones to resolve against: the cluster's own, or the configured ones checked against it."""
     attr = cfg.render.zone_attribute
-    nodes = nomad.nodes(with_meta=not attr.startswith("${node."))
+    nodes = read_nodes(nomad, cfg) if nodes is None else nodes
     have = converge.zones_from_nodes(nodes, attr)
     if not have:
         raise ResolutionError(
@@ -69,26 +78,32 @@ def prepare(
     name: str | None = None,
     prune: bool = False,
     dry_run: bool = True,
+    health: bool = False,
     concurrency: int = 16,
 ) -> Prepared:
-    zones, source = cluster_zones(nomad, cfg)
+    """Resolve and render against the cluster's zones, observe the cluster once, then diff."""
+    nodes = read_nodes(nomad, cfg)
+    zones, source = cluster_zones(nomad, cfg, nodes)
     with no_gc():
         manifest, plan = build_resolution(manifest_path, cfg, name, zones)
         jobs = tuple(render(plan, cfg.render))
         ifaces = tuple(interfaces(plan, cfg.render))
-    cs = converge.observe(
+    seen = observe(
         plan,
         jobs,
-        ifaces,
         nomad,
         consul,
         cfg.render,
-        manifest_text=manifest.text,
         prune=prune,
         dry_run=dry_run,
+        health=health,
+        nodes=nodes,
         concurrency=concurrency,
     )
-    return Prepared(Rendered(manifest, plan, jobs, ifaces), cs, source, data_statements(cs, nomad))
+    cs = diff(plan, jobs, ifaces, seen, cfg.render, manifest_text=manifest.text, prune=prune)
+    return Prepared(
+        Rendered(manifest, plan, jobs, ifaces), cs, source, data_statements(cs, nomad), seen
+    )
 
 
 def data_statements(cs: converge.ChangeSet, nomad: NomadAPI) -> tuple[data.DataStatement, ...]:

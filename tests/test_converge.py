@@ -10,9 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from nomadgen import converge
 from nomadgen.converge import ApplyError, apply
+from nomadgen.diff import diff
 from nomadgen.errors import NotHealthy, Unplaceable
+from nomadgen.observe import observe
 from nomadgen.operations import prepare
 from nomadgen.settings import load_config
 from tests.test_e2e import SEED, backends, cli, manifest_copy, push
@@ -171,9 +172,9 @@ def _inplace(cluster, tmp_path, mutate):
         if j.id == "app":
             mutate(api)
         jobs.append(j._replace(api=api))
-    cs = converge.observe(
-        prep.rendered.plan, jobs, prep.rendered.interfaces, nomad, consul, cfg.render
-    )
+    plan = prep.rendered.plan
+    seen = observe(plan, jobs, nomad, consul, cfg.render)
+    cs = diff(plan, jobs, prep.rendered.interfaces, seen, cfg.render)
     apply(cs, nomad, consul, cfg.render, timeout=60)
     return cs, before, _live_ids(nomad, "app")
 

@@ -23,7 +23,10 @@ IO_MODULES = {"backends", "converge", "operations", "cli", "discovery"}
 
 
 def imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+    return imports_in(ast.parse(path.read_text()))
+
+
+def imports_in(tree: ast.AST) -> set[str]:
     out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -75,3 +78,44 @@ def test_the_check_catches_a_violation(tmp_path):
     bad.write_text("import requests\nfrom .backends import NomadBackend\n")
     names = imports(bad)
     assert "requests" in names and "nomadgen.backends" in names
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """Imports that run: those under `if TYPE_CHECKING:` only name types."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            node.body = [ast.Pass()]
+    return imports_in(tree)
+
+
+# What the pure diff may use of the standard library: nothing that reaches a file, a socket,
+# a clock or a thread.
+DIFF_STDLIB = {"__future__", "json", "collections", "enum", "typing"}
+
+
+def check_pure_diff(path: Path) -> list[str]:
+    bad = []
+    for name in runtime_imports(path) - {"nomadgen"}:  # `from . import names` also names "nomadgen"
+        if name.startswith("nomadgen."):
+            if name.split(".")[1] not in PURE:
+                bad.append(name)
+        elif name.split(".")[0] not in DIFF_STDLIB:
+            bad.append(name)
+    return sorted(bad)
+
+
+def test_the_diff_imports_no_backend_and_does_no_io():
+    """diff.py (observed state in, change set out) uses only the pure core and pure stdlib
+    modules: no backend, no observe, no converge. (tests/test_diff_cases.py also runs every
+    golden case with files and sockets refused.)"""
+    assert check_pure_diff(PKG / "diff.py") == []
+
+
+def test_the_diff_check_catches_a_violation(tmp_path):
+    bad = tmp_path / "diff.py"
+    bad.write_text(
+        "from typing import TYPE_CHECKING\nimport time\nfrom .observe import observe\n"
+        "from .backends import NomadBackend\nif TYPE_CHECKING:\n    from .converge import apply\n"
+    )
+    assert check_pure_diff(bad) == ["nomadgen.backends", "nomadgen.observe", "time"]

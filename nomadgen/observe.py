@@ -1,0 +1,171 @@
+"""Observe: one read of the cluster into a plain record of what is (Observed), for the pure diff
+(diff.py) and for `status`. Nothing here decides anything; it only reads, through the backends'
+protocols, and the record round-trips through JSON (the golden diff cases store it).
+
+Nomad's dry-run plan of each desired job is part of what is observed: it is Nomad's own word on
+whether the live job differs (drift included) and whether a change is in place or destructive.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from . import names
+from .model import EXTERNAL, Job, RenderSettings, Resolution
+from .render import META_MANIFEST
+
+if TYPE_CHECKING:
+    from .backends import ConsulAPI, Node, NomadAPI
+
+
+class Observed(NamedTuple):
+    """What is, for one manifest (its owner name: `dockland` or `dockland@prod`)."""
+
+    manifest: str
+    jobs: dict[str, dict[str, Any]]  # every live job stub in the namespace, with its Meta
+    plans: dict[str, dict[str, Any]]  # Nomad's dry-run plan per desired job (Diff, FailedTGAllocs)
+    kv: dict[str, tuple[bytes, int]]  # the manifest's KV tree: value and ModifyIndex
+    services: dict[str, dict[str, Any]] = {}  # agent services (read when nomadgen may own some)
+    variables: dict[str, bool] = {}  # the credential paths nomadgen generates: present?
+    policies: dict[str, dict[str, Any]] | None = None  # ACL policies; None: no ACLs
+    # Health reads (plan and status; submit judges health itself while it waits):
+    deployments: dict[str, dict[str, Any]] = {}  # latest deployment per owned job
+    allocations: dict[str, list[dict[str, Any]]] = {}  # allocation stubs per owned job
+    groups: dict[str, dict[str, int]] = {}  # per owned job: its groups' counts
+    passing: dict[str, int] = {}  # Consul: passing instances per service name
+    nodes: tuple[Node, ...] = ()
+
+    def owned(self) -> list[str]:
+        """The live jobs whose meta names this manifest (no push record needed)."""
+        return sorted(
+            jid
+            for jid, s in self.jobs.items()
+            if (s.get("Meta") or {}).get(META_MANIFEST) == self.manifest
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifest": self.manifest,
+            "jobs": self.jobs,
+            "plans": self.plans,
+            "kv": {k: _value_json(v, i) for k, (v, i) in sorted(self.kv.items())},
+            "services": self.services,
+            "variables": self.variables,
+            "policies": self.policies,
+            "deployments": self.deployments,
+            "allocations": self.allocations,
+            "groups": self.groups,
+            "passing": self.passing,
+            "nodes": [n._asdict() for n in self.nodes],
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Observed:
+        from .backends import Node
+
+        return cls(
+            doc["manifest"],
+            doc.get("jobs") or {},
+            doc.get("plans") or {},
+            {k: _value_of(v) for k, v in (doc.get("kv") or {}).items()},
+            doc.get("services") or {},
+            doc.get("variables") or {},
+            doc.get("policies"),
+            doc.get("deployments") or {},
+            doc.get("allocations") or {},
+            doc.get("groups") or {},
+            doc.get("passing") or {},
+            tuple(Node(**n) for n in doc.get("nodes") or ()),
+        )
+
+
+def _value_json(value: bytes, index: int) -> dict[str, Any]:
+    try:
+        return {"value": value.decode("utf-8"), "index": index}
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(value).decode("ascii"), "index": index}
+
+
+def _value_of(doc: dict[str, Any]) -> tuple[bytes, int]:
+    if "base64" in doc:
+        return base64.b64decode(doc["base64"]), int(doc["index"])
+    return str(doc["value"]).encode("utf-8"), int(doc["index"])
+
+
+def observe(
+    plan: Resolution,
+    jobs: Iterable[Job],
+    nomad: NomadAPI,
+    consul: ConsulAPI,
+    settings: RenderSettings,
+    *,
+    prune: bool = False,
+    dry_run: bool = True,
+    health: bool = False,
+    nodes: Iterable[Node] = (),
+    concurrency: int = 16,
+) -> Observed:
+    """Read what the diff needs. Every owned live job that the manifest declares is planned
+    (the diff is what says "changed"); dry_run=False skips only new jobs' dry runs (a quick
+    re-read that compares job indexes). health=True also reads each owned job's latest
+    deployment, allocations and group counts, and the Consul checks of the manifest's sets."""
+    jobs = list(jobs)
+    current = nomad.jobs()
+    manifest = plan.manifest
+
+    def ours(jid: str) -> bool:
+        return (current[jid].get("Meta") or {}).get(META_MANIFEST) == manifest
+
+    todo = [
+        j.api for j in jobs if (j.id in current and ours(j.id)) or (dry_run and j.id not in current)
+    ]
+    owned = sorted(jid for jid in current if ours(jid)) if health else []
+
+    def one_health(jid: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, int]]:
+        live = nomad.job(jid) or {}
+        groups = {g["Name"]: int(g.get("Count") or 0) for g in live.get("TaskGroups") or ()}
+        return nomad.deployment(jid), nomad.allocations(jid), groups
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        planned = pool.map(nomad.plan, todo)
+        healths = pool.map(one_health, owned)
+        plans = {j["ID"]: p for j, p in zip(todo, planned, strict=True)}
+        read = dict(zip(owned, healths, strict=True))
+
+    root = names.kv_root(settings.kv_prefix, manifest)
+    externals = [s for s in plan.sets if s.kind == EXTERNAL]
+    services = consul.services() if externals or prune else {}
+    variables = {}
+    for s in plan.sets:
+        if s.run.secret_items and s.job_hosted:
+            path = names.credentials_path(s.interface.credentials, s.job_id)
+            variables[path] = nomad.variable_exists(path)
+    policies = nomad.acl_policies()
+    if policies is not None:
+        from .render import workload_policies
+
+        for p in workload_policies(manifest, jobs):
+            if p.name in policies:
+                policies[p.name] = nomad.acl_policy(p.name) or policies[p.name]
+    passing = {}
+    if health:
+        for s in plan.sets:
+            svc = names.job_id(s.name, settings.scope)
+            passing[svc] = len(consul.healthy(svc))
+    return Observed(
+        manifest,
+        current,
+        plans,
+        consul.kv_tree(root),
+        services,
+        variables,
+        policies,
+        {jid: d for jid, (d, _, _) in read.items() if d is not None},
+        {jid: a for jid, (_, a, _) in read.items()},
+        {jid: g for jid, (_, _, g) in read.items()},
+        passing,
+        tuple(nodes),
+    )
