@@ -79,7 +79,7 @@ import gc, json, sys, tempfile, time
 from pathlib import Path
 gc.disable()  # as `nomadgen render` does (nomadgen/cli.py main)
 from nomadgen.files import write_tree
-from nomadgen.pipeline import build_resolution, render_files
+from nomadgen.pipeline import build_resolution, iter_files
 from nomadgen.render import render
 from nomadgen.settings import load_config
 cfg = load_config(env={})
@@ -87,7 +87,7 @@ out = Path(tempfile.mkdtemp(dir=sys.argv[2]))
 def ours(fmt):
     t = time.process_time()
     _, plan = build_resolution(sys.argv[1], cfg, name="bench")
-    write_tree(out / fmt, render_files(plan, cfg.render, fmt))
+    write_tree(out / fmt, iter_files(plan, cfg.render, fmt))  # as render --out does
     return time.process_time() - t, plan
 json_s, plan = ours("json")
 hcl_s, _ = ours("hcl")

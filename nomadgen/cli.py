@@ -225,7 +225,7 @@ def render(
     name: NameOpt = None,
 ) -> None:
     """Render the Nomad jobs (and interface documents) for a manifest."""
-    from .pipeline import build, build_resolution, no_gc, render_files
+    from .pipeline import build, build_resolution, interface_files, iter_files, no_gc, render_files
 
     cfg = _config(zones, templates, config)
     if out is None and job is None and fmt is Format.json:
@@ -241,13 +241,14 @@ def render(
         return
     with no_gc():
         _, plan = build_resolution(manifest, cfg, name)
-    files = render_files(plan, cfg.render, fmt.value, only=job)
-    if job is not None and not files:
+    jobs = [s.job_id for s in plan.sets if s.job_hosted and (job is None or s.job_id == job)]
+    if job is not None and not jobs:
         raise NomadgenError(
             f"no job {job!r} in this manifest",
             hint="jobs: " + ", ".join(s.job_id for s in plan.sets if s.job_hosted),
         )
     if out is None:
+        files = render_files(plan, cfg.render, fmt.value, only=job)
         if job is not None:
             typer.echo(next(iter(files.values())), nl=False)
         else:
@@ -255,17 +256,18 @@ def render(
                 "\n".join(f"# --- {fname}\n{text}" for fname, text in files.items()), nl=False
             )
         return
-    from . import names
-    from .files import write_tree
-    from .render import interfaces
+    import itertools
 
-    entries = dict(files)
-    if job is None:
-        for kv in interfaces(plan, cfg.render):
-            entries["interfaces/" + names.service_of_key(kv.key) + ".json"] = kv.value.decode()
+    from .files import write_tree
+
+    # Each file goes to its temporary name as it is rendered: the peak is one job, not the tree.
+    entries = iter_files(plan, cfg.render, fmt.value, only=job)
+    n_ifaces = 0 if job is not None else len(plan.sets)
+    if n_ifaces:
+        entries = itertools.chain(entries, interface_files(plan, cfg.render))
     stale = write_tree(out, entries, force=force)
     _err(
-        f"wrote {len(files)} job(s) and {len(entries) - len(files)} interface(s) to {out}"
+        f"wrote {len(jobs)} job(s) and {n_ifaces} interface(s) to {out}"
         + (f"; removed {len(stale)} file(s) of jobs no longer rendered" if stale else "")
     )
 

@@ -1,10 +1,11 @@
-"""Writing output files: everything is rendered first, then checked, then each file is written to
-a temporary name and renamed, so a failure never leaves a partial tree behind. Reading input
+"""Writing output files: each file is checked and written to a temporary name as it is rendered,
+then all are renamed, so a failure never leaves a partial tree behind. Reading input
 files: regular files of bounded size only."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .errors import NomadgenError, Problem
@@ -13,13 +14,20 @@ MARKER = ".nomadgen-{kind}"  # lists the files a command wrote, so the next run 
 
 
 def write_tree(
-    root: Path, files: dict[str, str], *, kind: str = "render", force: bool = False
+    root: Path,
+    files: Mapping[str, str] | Iterable[tuple[str, str]],
+    *,
+    kind: str = "render",
+    force: bool = False,
 ) -> list[str]:
-    """Write the whole tree or nothing: every path is checked, then every file is written to a
-    temporary name, then all are renamed into place. Files that the previous run of the same
-    command listed in its marker and this run does not write are removed (returned). A folder
-    that holds other files is refused unless `force`; `/` always is. Files are created with the
-    usual mode (0666 less the umask: 0644 under umask 022), like other command output."""
+    """Write the whole tree or nothing: each file is checked and written to a temporary name as
+    it comes (`files` may be a generator, so a big render never holds every text at once), then
+    all are renamed into place. A path in the way, an error while writing, or an exception from
+    the generator removes every temporary file and new folder: nothing is written. Files that
+    the previous run of the same command listed in its marker and this run does not write are
+    removed (returned). A folder that holds other files is refused unless `force`; `/` always
+    is. Files are created with the usual mode (0666 less the umask: 0644 under umask 022), like
+    other command output. A name given twice: the last text wins."""
     marker = MARKER.format(kind=kind)
     root = Path(root)
     try:
@@ -29,18 +37,36 @@ def write_tree(
                 hint="pass a folder of its own, e.g. --out out/",
             )
         previous = _previous(root, marker)
-        _preflight(root, files, previous is not None, force)
+        _preflight(root, previous is not None, force)
     except OSError as exc:
         raise NomadgenError(
             f"cannot write {root}: {exc.strerror or exc}",
             hint="check the --out folder and its permissions",
         ) from None
-    staged: list[tuple[str, Path]] = []
+    items = sorted(files.items()) if isinstance(files, Mapping) else files
+    staged: dict[str, str] = {}  # relative name -> its temporary file
     made: list[Path] = []
+    problems: list[tuple[str, Problem]] = []
+    in_the_way: dict[Path, bool] = {}  # each folder looked at once, not once per file
     ready: set[Path] = set()  # folders known to exist: one look per folder, not per file
+
+    def undo() -> None:
+        for tmp in staged.values():
+            Path(tmp).unlink(missing_ok=True)
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
     try:
-        for rel, text in sorted(files.items()):
+        for rel, text in items:
             dest = root / rel
+            bad = _in_the_way(root, rel, dest, in_the_way)
+            if bad is not None:
+                problems.append((rel, bad))
+            if problems:
+                continue  # nothing more is written; the rest are still checked
             if dest.parent not in ready:
                 for parent in reversed([dest.parent, *dest.parent.parents]):
                     if parent not in ready and not parent.exists():
@@ -48,30 +74,38 @@ def write_tree(
                         made.append(parent)
                     ready.add(parent)
             fd, tmp = _create_temp(dest.parent, dest.name)
-            staged.append((tmp, dest))
+            old = staged.pop(rel, None)
+            if old is not None:
+                Path(old).unlink(missing_ok=True)
+            staged[rel] = tmp
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
     except OSError as exc:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
-        for d in reversed(made):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
+        undo()
         raise NomadgenError(
             f"cannot write {root}: {exc.strerror or exc}; nothing was written",
             hint="check the --out folder and its permissions",
         ) from None
+    except BaseException:
+        undo()  # the generator failed (bad input, interrupt): nothing half-written stays
+        raise
+    if problems:
+        undo()
+        raise NomadgenError(
+            f"cannot write into {root}; nothing was written",
+            [p for _, p in sorted(problems, key=lambda x: x[0])][:20],
+            hint="move those paths out of the way",
+        )
+    names = sorted(staged)
     try:
-        for tmp, dest in staged:
-            os.replace(tmp, dest)
-        stale = sorted(set(previous or ()) - set(files))
+        for rel in names:
+            os.replace(staged[rel], root / rel)
+        stale = sorted(set(previous or ()) - set(names))
         for rel in stale:
             (root / rel).unlink(missing_ok=True)
         fd, tmp = _create_temp(root, marker)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write("".join(f"{rel}\n" for rel in sorted(files)))
+            fh.write("".join(f"{rel}\n" for rel in names))
         os.replace(tmp, root / marker)
     except OSError as exc:
         raise NomadgenError(
@@ -107,7 +141,7 @@ def _previous(root: Path, marker: str) -> list[str] | None:
     return out
 
 
-def _preflight(root: Path, files: dict[str, str], ours: bool, force: bool) -> None:
+def _preflight(root: Path, ours: bool, force: bool) -> None:
     if root.exists() and not root.is_dir():
         raise NomadgenError(f"cannot write into {root}: it is a file, not a folder")
     if root.is_dir() and not ours and not force:
@@ -118,27 +152,22 @@ def _preflight(root: Path, files: dict[str, str], ours: bool, force: bool) -> No
                 f"({', '.join(sorted(others)[:3])}{' ...' if len(others) > 3 else ''})",
                 hint="pass an empty or new folder, or --force to write beside those files",
             )
-    problems = []
-    in_the_way: dict[Path, bool] = {}  # each folder looked at once, not once per file
-    for rel in sorted(files):
-        dest = root / rel
-        for parent in [*reversed(dest.parent.parents), dest.parent]:
-            bad = in_the_way.get(parent)
-            if bad is None:
-                bad = in_the_way[parent] = (
-                    parent.exists() and not parent.is_dir() and root in (parent, *parent.parents)
-                )
-            if bad:
-                problems.append(Problem(f"{parent} is a file, so {rel} cannot be written"))
-                break
-        if dest.is_dir():
-            problems.append(Problem(f"{dest} is a folder, so {rel} cannot be written"))
-    if problems:
-        raise NomadgenError(
-            f"cannot write into {root}; nothing was written",
-            problems[:20],
-            hint="move those paths out of the way",
-        )
+
+
+def _in_the_way(root: Path, rel: str, dest: Path, seen: dict[Path, bool]) -> Problem | None:
+    """Why `rel` cannot be written (a file where a folder must go, a folder where the file
+    must go), or None."""
+    for parent in [*reversed(dest.parent.parents), dest.parent]:
+        bad = seen.get(parent)
+        if bad is None:
+            bad = seen[parent] = (
+                parent.exists() and not parent.is_dir() and root in (parent, *parent.parents)
+            )
+        if bad:
+            return Problem(f"{parent} is a file, so {rel} cannot be written")
+    if dest.is_dir():
+        return Problem(f"{dest} is a folder, so {rel} cannot be written")
+    return None
 
 
 # Inputs are regular files of bounded size (README "Limits"): a FIFO would block forever and

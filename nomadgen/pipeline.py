@@ -8,10 +8,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+from . import names
 from .catalog import Catalog
 from .manifest import load
 from .model import Job, KVEntry, Manifest, RenderSettings, Resolution
-from .render import Shared, interfaces, render, render_job, to_json
+from .render import (
+    Shared,
+    interface_document,
+    interface_key,
+    interfaces,
+    render,
+    render_job,
+    to_json,
+)
 from .resolve import resolve
 from .settings import Config
 
@@ -87,14 +96,20 @@ def build(
 def render_files(
     plan: Resolution, settings: RenderSettings, fmt: str, only: str | None = None
 ) -> dict[str, str]:
-    """File name -> text for every job (or just `only`), each job written out as soon as it is
-    rendered and then dropped: a big manifest never holds every job dict at once."""
+    """File name -> text for every job (or just `only`), in name order."""
+    return dict(sorted(iter_files(plan, settings, fmt, only)))
+
+
+def iter_files(
+    plan: Resolution, settings: RenderSettings, fmt: str, only: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """(file name, text) for every job (or just `only`), in the plan's order, each job rendered
+    only when asked for and then dropped: a big manifest never holds every job at once."""
     suffix = ".nomad.json" if fmt == "json" else ".nomad.hcl"
     shared: Shared = {}  # identical blocks, one object across the jobs (render.render_job)
     written: dict[
         int, tuple[object, dict[Any, list[str]]]
     ] = {}  # for HCL: those blocks' lines, written once
-    out = {}
     if fmt != "json":
         from .hcl import to_hcl
     with no_gc():
@@ -108,5 +123,14 @@ def render_files(
                         if id(v) not in written:
                             written[id(v)] = (v, {})
                     text = to_hcl(job.api, shared=written)
-                out[s.job_id + suffix] = text
-    return dict(sorted(out.items()))
+                yield s.job_id + suffix, text
+
+
+def interface_files(plan: Resolution, settings: RenderSettings) -> Iterator[tuple[str, str]]:
+    """(interfaces/<service>.json, document) for every set, one at a time."""
+    for s in plan.sets:
+        key = interface_key(plan, s, settings)
+        yield (
+            "interfaces/" + names.service_of_key(key) + ".json",
+            interface_document(plan, s, settings).decode(),
+        )

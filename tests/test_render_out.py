@@ -143,3 +143,68 @@ def test_what_a_manifest_value_may_reference(cluster, tmp_path):
     assert env["SELF"] == env["NOMAD_PORT_http"] and env["SELF"].isdigit()
     assert env["WHERE"] in ("zone-a", "zone-b", "zone-c") and env["ZONE"] == env["WHERE"]
     assert env["OTHER"] == "${not.a.thing}" and env["HOME_DIR"] == "${HOME}"
+
+
+def _temps(root: Path) -> list[str]:
+    return sorted(p.name for p in root.rglob(".*.tmp"))
+
+
+def test_files_are_staged_as_they_come_and_renamed_at_the_end(tmp_path):
+    """render --out hands write_tree a generator: each file goes to its temporary name before the
+    next one is rendered (the peak is one job, not the tree), and no final name appears until the
+    last one is written."""
+    from nomadgen.files import write_tree
+
+    out = tmp_path / "out"
+    seen = []
+
+    def gen():
+        for i in range(3):
+            if i:  # the files so far are on disk, under their temporary names only
+                seen.append((len(_temps(out)), len(tree(out))))
+            yield f"sub/f{i}.txt", f"text {i}\n"
+
+    write_tree(out, gen())
+    assert seen == [(1, 1), (2, 2)]
+    assert tree(out) == [".nomadgen-render", "sub/f0.txt", "sub/f1.txt", "sub/f2.txt"]
+    assert (out / "sub/f2.txt").read_text() == "text 2\n"
+
+
+def test_a_failure_while_rendering_leaves_nothing_half_written(tmp_path):
+    from nomadgen.errors import NomadgenError
+    from nomadgen.files import write_tree
+
+    out = tmp_path / "out"
+    assert run("render", EXAMPLE, "--out", str(out)).exit_code == 0
+    before = {p: p.read_text() for p in out.rglob("*") if p.is_file()}
+
+    def gen():
+        yield "app.nomad.hcl", "changed\n"
+        yield "new/deep/x.nomad.hcl", "new\n"
+        raise NomadgenError("bad input found while rendering")
+
+    with pytest.raises(NomadgenError):
+        write_tree(out, gen())
+    assert {p: p.read_text() for p in out.rglob("*") if p.is_file()} == before
+    assert not (out / "new").exists()
+
+
+def test_a_path_in_the_way_after_files_were_staged_leaves_nothing(tmp_path):
+    """The problem is found only after earlier files went to their temporary names and a new
+    folder was made: all of them are removed, and every problem is still listed."""
+    from nomadgen.errors import NomadgenError
+    from nomadgen.files import write_tree
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b").write_text("a file where a folder must go")
+    (out / "d.txt").mkdir()
+    files = iter([("a/one.txt", "1\n"), ("b/two.txt", "2\n"), ("c.txt", "3\n"), ("d.txt", "4\n")])
+    with pytest.raises(NomadgenError) as err:
+        write_tree(out, files, force=True)
+    assert "nothing was written" in str(err.value)
+    assert [p.message for p in err.value.problems] == [
+        f"{out / 'b'} is a file, so b/two.txt cannot be written",
+        f"{out / 'd.txt'} is a folder, so d.txt cannot be written",
+    ]
+    assert tree(out) == ["b"] and sorted(p.name for p in out.iterdir()) == ["b", "d.txt"]
