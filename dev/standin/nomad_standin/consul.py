@@ -22,6 +22,7 @@ import base64
 import binascii
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -537,6 +538,7 @@ class ConsulState:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._index = 1
+        self._jitter = random.Random("blocking-jitter")
         self._kv = _KVStore()
         self._nodes: dict[str, dict] = {}
         # (node, service id) -> service; (node, check id) -> check
@@ -597,8 +599,11 @@ class ConsulState:
     def block(
         self, min_index: int, wait: float, query: Callable[[], tuple[int, Any]]
     ) -> tuple[int, Any]:
-        """Run query() (under the lock) until its index passes min_index or wait elapses.
-        No jitter is added to wait (Consul adds up to wait/16): deterministic is nicer here."""
+        """Run query() (under the lock) until its index passes min_index or wait elapses, plus
+        up to wait/16 of jitter as Consul adds (agent/consul/rpc.go blockingQuery,
+        lib.RandomStagger(timeout / JitterFraction)): a client must not time out at `wait`."""
+        if min_index > 0:
+            wait += self._jitter.uniform(0, wait / 16)
         deadline = time.monotonic() + wait
         with self._cond:
             while True:

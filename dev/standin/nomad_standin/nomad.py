@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 import threading
@@ -196,6 +197,11 @@ class NomadState:
         self.consul = consul
         self.eval_delay = float(eval_delay)
         self._eval_queue: list[tuple[float, str]] = []  # (due, eval id), in creation order
+        # Jobs whose evaluation runs nomad-sched with the lock released: one at a time per job,
+        # as Nomad's eval broker hands out one evaluation per job (nomad/eval_broker.go).
+        self._evaluating: set[tuple[str, str]] = set()
+        self._releases = 0  # how often the lock was released for a scheduler run
+        self.workers = 0  # scheduler worker threads (start_workers); none: tick() processes evals
         self.seed = seed
         self.start_delay = float(start_delay)
         self.time_scale = float(time_scale)
@@ -447,7 +453,7 @@ class NomadState:
                 rec.new_version = True
             # nomad/job_endpoint.go: Register commits the job and a pending evaluation and
             # returns; the scheduler (scheduler/reconcile.go) creates the deployment later.
-            ev = self._enqueue(job, triggered_by)
+            ev = self._enqueue(job, triggered_by, optimistic=True)
             return {
                 "EvalID": ev["ID"],
                 "EvalCreateIndex": ev["CreateIndex"],
@@ -602,21 +608,75 @@ class NomadState:
             "ModifyTime": now,
         }
 
-    def _enqueue(self, job: dict, triggered_by: str) -> dict:
+    def _enqueue(self, job: dict, triggered_by: str, optimistic: bool = False) -> dict:
+        """Queue an evaluation; with no eval_delay it is processed before this returns.
+        `optimistic`: nomad-sched runs with the state lock released (see _decide_with_nomad)."""
         ev = self._eval_dict(job, triggered_by, status="pending")
         ev["CreateIndex"] = ev["ModifyIndex"] = self.bump()
         self._add_eval(ev)
         self._eval_queue.append((time.monotonic() + self.eval_delay, ev["ID"]))
         if self.eval_delay <= 0:
-            self._run_due_evals()
+            self._run_due_evals(optimistic=optimistic)
+            while ev["Status"] == "pending":  # another thread's worker took it: still in flight
+                self.changed.wait()
         return ev
+
+    def start_workers(self, stopped: threading.Event, count: int = 0) -> list[threading.Thread]:
+        """Scheduler workers that process due evaluations side by side, as a Nomad server runs
+        num_schedulers of them (nomad/config.go: one per CPU core); each runs nomad-sched with
+        the lock released and re-checks its plan before committing it."""
+        count = count or max(2, os.cpu_count() or 2)
+        threads = [
+            threading.Thread(
+                target=self._worker, args=(stopped,), name=f"standin-sched-{i}", daemon=True
+            )
+            for i in range(count)
+        ]
+        with self.lock:
+            self.workers += count
+        for t in threads:
+            t.start()
+        return threads
+
+    def _worker(self, stopped: threading.Event) -> None:
+        with self.lock:
+            while not stopped.is_set():
+                ev = self._take_due_eval(time.monotonic())
+                if ev is None:
+                    due = self._eval_queue[0][0] if self._eval_queue else float("inf")
+                    self.changed.wait(max(0.001, min(0.05, due - time.monotonic())))
+                    continue
+                key = (ev["Namespace"], ev["JobID"])
+                self._evaluating.add(key)
+                try:
+                    self._run_eval(ev, optimistic=True)
+                except Exception:  # a bug in one evaluation must not stop the worker
+                    log.exception("stand-in evaluation %s failed", ev["ID"])
+                finally:
+                    self._evaluating.discard(key)
+                    self.changed.notify_all()
+
+    def _take_due_eval(self, now: float) -> dict | None:
+        """The oldest due pending evaluation whose job has none in flight (Nomad's eval broker
+        holds back a job's further evaluations while one is out: nomad/eval_broker.go)."""
+        i = 0
+        while i < len(self._eval_queue) and self._eval_queue[i][0] <= now:
+            ev = self.evals.get(self._eval_queue[i][1])
+            if ev is None or ev["Status"] != "pending":
+                self._eval_queue.pop(i)
+                continue
+            if (ev["Namespace"], ev["JobID"]) not in self._evaluating:
+                self._eval_queue.pop(i)
+                return ev
+            i += 1
+        return None
 
     def run_evals(self) -> None:
         """Lever: the scheduler processes every pending evaluation now."""
         with self.lock:
             self._run_due_evals(now=float("inf"))
 
-    def _run_due_evals(self, now: float | None = None) -> None:
+    def _run_due_evals(self, now: float | None = None, optimistic: bool = False) -> None:
         """The scheduler's worker: process pending evaluations whose time has come."""
         now = time.monotonic() if now is None else now
         while self._eval_queue and self._eval_queue[0][0] <= now:
@@ -624,35 +684,68 @@ class NomadState:
             ev = self.evals.get(eval_id)
             if ev is None or ev["Status"] != "pending":
                 continue
-            rec = self.jobs.get((ev["Namespace"], ev["JobID"]))
-            if rec is None or rec.job.get("Stop"):
-                # scheduler/reconcile.go cancels the deployments of a stopped job.
-                for dep in self._job_deps.get((ev["Namespace"], ev["JobID"]), ()):
-                    if dep["Status"] == "running":
-                        self._end_deployment(dep, "cancelled", "Cancelled because job is stopped")
-            if rec is None:  # purged: stop what is left
-                for a in self._allocs_of(ev["Namespace"], ev["JobID"]):
-                    if not a.terminal:
-                        self._stop_alloc(a, "alloc not needed due to job update")
-                ev.update(Status="complete", ModifyIndex=self.bump(), ModifyTime=time.time_ns())
-                continue
-            if rec.new_version:
-                rec.new_version = False
-                self._new_deployment(rec)
-            self._evaluate(rec, ev["TriggeredBy"], ev=ev)
+            key = (ev["Namespace"], ev["JobID"])
+            while key in self._evaluating:  # the job's evaluation in flight finishes first
+                self.changed.wait()
+            self._evaluating.add(key)
+            try:
+                self._run_eval(ev, optimistic)
+            finally:
+                self._evaluating.discard(key)
+                self.changed.notify_all()
+
+    def _run_eval(self, ev: dict, optimistic: bool) -> None:
+        rec = self.jobs.get((ev["Namespace"], ev["JobID"]))
+        if rec is None or rec.job.get("Stop"):
+            # scheduler/reconcile.go cancels the deployments of a stopped job.
+            for dep in self._job_deps.get((ev["Namespace"], ev["JobID"]), ()):
+                if dep["Status"] == "running":
+                    self._end_deployment(dep, "cancelled", "Cancelled because job is stopped")
+        if rec is None:  # purged: stop what is left
+            for a in self._allocs_of(ev["Namespace"], ev["JobID"]):
+                if not a.terminal:
+                    self._stop_alloc(a, "alloc not needed due to job update")
+            ev.update(Status="complete", ModifyIndex=self.bump(), ModifyTime=time.time_ns())
+            return
+        if rec.new_version:
+            rec.new_version = False
+            self._new_deployment(rec)
+        self._evaluate(rec, ev["TriggeredBy"], ev=ev, optimistic=optimistic)
 
     def _evaluate(
-        self, rec: JobRecord, triggered_by: str, node_id: str = "", ev: dict | None = None
+        self,
+        rec: JobRecord,
+        triggered_by: str,
+        node_id: str = "",
+        ev: dict | None = None,
+        optimistic: bool = False,
     ) -> dict:
         job = rec.job
         if ev is None:
             ev = self._eval_dict(job, triggered_by, node_id=node_id)
             ev["CreateIndex"] = ev["ModifyIndex"] = self.bump()
         else:  # a queued evaluation: it now runs against the job as it is
-            ev.update(Status="complete", ModifyIndex=self.bump(), ModifyTime=time.time_ns())
-        dep = self._active_deployment(job)
-        ev["DeploymentID"] = dep["ID"] if dep else ""
-        plan = self._reconcile(job, dry_run=False, eval_id=ev["ID"])
+            ev.update(ModifyIndex=self.bump(), ModifyTime=time.time_ns())
+        releases = self._releases
+        for attempt in range(3):
+            job = rec.job
+            dep = self._active_deployment(job)
+            ev["DeploymentID"] = dep["ID"] if dep else ""
+            plan = self._reconcile(
+                job, dry_run=False, eval_id=ev["ID"], optimistic=optimistic and attempt < 2
+            )
+            if plan is not None:
+                break
+            if self.jobs.get((job["Namespace"], job["ID"])) is not rec:  # purged meanwhile
+                plan = _Plan()
+                break
+        assert plan is not None  # the last attempt holds the lock throughout
+        # The evaluation completes once its plan is applied (nomad/worker.go: the eval is
+        # updated after SubmitPlan); readers that saw it pending while the lock was released
+        # see it move.
+        ev["Status"] = "complete"
+        if self._releases != releases:
+            ev["ModifyIndex"] = self.bump()
         ev["QueuedAllocations"] = {g: n for g, n in plan.queued.items()}
         if plan.failed:
             ev["FailedTGAllocs"] = plan.failed
@@ -674,11 +767,78 @@ class NomadState:
         self._settle()
         return ev
 
+    def _sched_view(self, job: dict, live: list[Alloc], in_pool: list[dict]) -> tuple:
+        """What a scheduler run read besides node usage: the job version, its live
+        allocations and the nodes' scheduling state."""
+        rec = self.jobs.get((job["Namespace"], job["ID"]))
+        return (
+            rec.job if rec else None,
+            [(a.id, a.modify_index, a.client, a.migrate) for a in live],
+            [
+                (
+                    n["ID"],
+                    n.get("ModifyIndex"),
+                    n.get("Status"),
+                    n.get("SchedulingEligibility"),
+                    bool(n.get("DrainStrategy")),
+                )
+                for n in in_pool
+            ],
+        )
+
+    def _plan_still_applies(self, job, groups, seen, usage, d) -> bool:
+        """After a scheduler run with the lock released, as Nomad's plan applier checks a plan
+        against the state it commits to (nomad/plan_apply.go evaluatePlan, evaluateNodePlan):
+        the job and its allocations must be as the run saw them, and every node that receives
+        a placement must still fit what the plan puts there. Other jobs' allocations placed
+        meanwhile are fine if they leave room; otherwise the evaluation runs again."""
+        if seen[0] is not job:
+            return False
+        in_pool = [n for n in self.nodes if n["ID"] in usage]
+        if len(in_pool) != len(usage):
+            return False
+        if self._sched_view(job, self._live(job["ID"], job["Namespace"]), in_pool) != seen:
+            return False
+        by_id = {n["ID"]: n for n in in_pool}
+        targets = {p["node_id"] for p in d.place}
+        leaving = {p["previous"] for p in d.place if p["previous"]} | {i for i, _ in d.stop}
+        skip = (job["ID"], job["Namespace"])
+        for node_id in targets:
+            node = by_id.get(node_id)
+            if node is None:
+                return False
+            now = self._node_usage(node["ID"], skip)
+            if now == usage[node["ID"]]:
+                continue
+            res = node.get("NodeResources") or {}
+            cpu, mem = now[0], now[1]
+            ports = set(now[2])
+            for a in self._live(job["ID"], job["Namespace"]):
+                if a.node["ID"] == node["ID"] and a.id not in leaving:
+                    ref = a.ref()
+                    cpu, mem = cpu + ref.cpu, mem + ref.memory_mb
+            for p in d.place:
+                if p["node_id"] != node_id:
+                    continue
+                group = groups.get(p["group"]) or {}
+                gcpu, gmem = scheduler.group_resources(group)
+                cpu, mem = cpu + gcpu, mem + gmem
+                for _, port in scheduler.group_reserved_ports(group):
+                    if port in ports:
+                        return False
+                    ports.add(port)
+            if cpu > int((res.get("Cpu") or {}).get("CpuShares") or 0) or mem > int(
+                (res.get("Memory") or {}).get("MemoryMB") or 0
+            ):
+                return False
+        return True
+
     @contextlib.contextmanager
     def _unlocked(self):
         """The state lock released, however deep this thread holds it: a plan runs Nomad's
         scheduler on a snapshot (nomad/job_endpoint.go Plan), so plans and other requests
         need not wait for each other's nomad-sched runs. Everything the run reads is copied."""
+        self._releases += 1
         saved = self.lock._release_save()  # noqa: SLF001 - as threading.Condition does
         try:
             yield
@@ -739,11 +899,15 @@ class NomadState:
         )
         return max(0, max_parallel - in_flight)
 
-    def _reconcile(self, job: dict, *, dry_run: bool, eval_id: str = "") -> _Plan:
+    def _reconcile(
+        self, job: dict, *, dry_run: bool, eval_id: str = "", optimistic: bool = False
+    ) -> _Plan | None:
         """Compare the job with its allocations; stop, place and update (or only count).
 
         The decisions are Nomad's own scheduler's where nomad-sched is at hand
-        (dev/standin/nomad_standin/nomadsched.py), else the stand-in's engine's."""
+        (dev/standin/nomad_standin/nomadsched.py), else the stand-in's engine's. `optimistic`:
+        nomad-sched runs with the lock released; None if the state moved under it so that its
+        plan no longer applies (the caller evaluates again)."""
         # nomad-sched's state store holds no CSI volumes: jobs claiming them use the stand-in's
         # engine, which checks them against create_csi_volume's register.
         csi = any(
@@ -751,7 +915,13 @@ class NomadState:
             for g in job.get("TaskGroups") or []
             for v in (g.get("Volumes") or {}).values()
         )
-        decided = self._decide_with_nomad(job, dry_run) if nomadsched.binary() and not csi else None
+        decided = (
+            self._decide_with_nomad(job, dry_run, optimistic)
+            if nomadsched.binary() and not csi
+            else None
+        )
+        if decided is _STALE:
+            return None
         if decided is None:
             decided = self._decide_own(job, dry_run=dry_run, eval_id=eval_id)
         plan, stops, inplace, placed = decided
@@ -759,17 +929,18 @@ class NomadState:
             return plan
         return self._apply(job, plan, stops, inplace, placed, eval_id)
 
-    def _decide_with_nomad(self, job: dict, dry_run: bool):
-        """Nomad 1.5.8's decisions for this evaluation; None (and a recorded error) if it failed."""
+    def _decide_with_nomad(self, job: dict, dry_run: bool, optimistic: bool = False):
+        """Nomad 1.5.8's decisions for this evaluation; None (and a recorded error) if it failed;
+        _STALE if it ran with the lock released and its plan no longer applies."""
         live = self._live(job["ID"], job["Namespace"])
         groups = {g["Name"]: g for g in job.get("TaskGroups") or []}
         pool = job.get("NodePool") or "default"
         in_pool = [n for n in self.nodes if pool == "all" or n.get("NodePool", "default") == pool]
         # Other jobs' allocations, as node reservations.
-        nodes = [
-            nomadsched.node_input(n, *self._node_usage(n["ID"], (job["ID"], job["Namespace"])))
-            for n in in_pool
-        ]
+        skip = (job["ID"], job["Namespace"])
+        usage = {n["ID"]: self._node_usage(n["ID"], skip) for n in in_pool}
+        nodes = [nomadsched.node_input(n, *usage[n["ID"]]) for n in in_pool]
+        seen = self._sched_view(job, live, in_pool)
         lives = [
             nomadsched.LiveAlloc(
                 a.id,
@@ -801,7 +972,7 @@ class NomadState:
                 lives,
                 pool_size=len(in_pool),
                 reasons=reasons,
-                unlocked=self._unlocked if dry_run else contextlib.nullcontext,
+                unlocked=self._unlocked if dry_run or optimistic else contextlib.nullcontext,
             )
         except nomadsched.SchedError as exc:
             self.sched_errors.append(f"{job['ID']}: {exc}")
@@ -809,6 +980,8 @@ class NomadState:
                 "nomad-sched failed for job %s, the stand-in's engine decides: %s", job["ID"], exc
             )
             return None
+        if not dry_run and optimistic and not self._plan_still_applies(job, groups, seen, usage, d):
+            return _STALE
         plan = _Plan(desired=d.desired, failed=d.failed, queued=d.queued, engine="nomad-sched")
         for name in groups:
             plan.desired.setdefault(name, _desired())
@@ -1517,7 +1690,8 @@ class NomadState:
     def tick(self) -> None:
         """Advance clients, health and deployments; called periodically by the StandIn."""
         with self.lock:
-            self._run_due_evals()
+            if not self.workers:
+                self._run_due_evals()
             self._settle()
             mono = time.monotonic()
             for dep in list(self.deployments.values()):
@@ -1544,7 +1718,7 @@ class NomadState:
                 # Nomad's deployment watcher evaluates on health changes
                 # (nomad/deploymentwatcher/deployment_watcher.go); here only when there is
                 # work: replacements waiting, or placements an earlier evaluation could not make.
-                if any(
+                if (dep["Namespace"], dep["JobID"]) not in self._evaluating and any(
                     self._pending_destructive(rec.job, g) or self._missing(rec.job, g)
                     for g in dep["TaskGroups"]
                 ):
@@ -1976,6 +2150,9 @@ class NomadState:
         return stub
 
 
+_STALE = object()  # a plan made with the lock released that no longer applies
+
+
 @dataclass
 class _Plan:
     desired: dict[str, dict] = field(default_factory=dict)
@@ -2108,22 +2285,33 @@ def parse_duration(text: str) -> float:
 
 
 def _filter(items: list[dict], expr: str | None) -> list[dict]:
-    """A small subset of Nomad's filter expressions: `A.B == "x"`, `!=`, joined by `and`."""
+    """A small subset of Nomad's filter expressions (go-bexpr): `A.B == "x"`, `!=`, joined by
+    `and`, alternatives joined by `or` (`and` binds tighter, as in bexpr's grammar)."""
     if not expr:
         return items
-    clauses = []
-    for part in re.split(r"\s+and\s+", expr.strip()):
-        m = re.match(r'^\s*([\w.]+)\s*(==|!=)\s*"([^"]*)"\s*$', part)
-        if not m:
-            raise NomadError(400, f"failed to read filter expression: {expr}")
-        clauses.append(m.groups())
+    alternatives = []
+    for alt in re.split(r"\s+or\s+", expr.strip()):
+        clauses = []
+        for part in re.split(r"\s+and\s+", alt.strip()):
+            m = re.match(r'^\s*([\w.]+)\s*(==|!=)\s*"([^"]*)"\s*$', part)
+            if not m:
+                raise NomadError(400, f"failed to read filter expression: {expr}")
+            clauses.append(m.groups())
+        alternatives.append(clauses)
 
     def value(item, path):
         for key in path.split("."):
             item = item.get(key) if isinstance(item, dict) else None
         return "" if item is None else str(item).lower() if isinstance(item, bool) else str(item)
 
-    return [i for i in items if all((value(i, p) == v) == (op == "==") for p, op, v in clauses)]
+    return [
+        i
+        for i in items
+        if any(
+            all((value(i, p) == v) == (op == "==") for p, op, v in clauses)
+            for clauses in alternatives
+        )
+    ]
 
 
 def make_handler(
@@ -2276,16 +2464,32 @@ def _decode(body: bytes) -> dict:
     return data
 
 
+MAX_QUERY_TIME = 300.0  # nomad/structs/structs.go MaxBlockingRPCQueryTime (and the default)
+_JITTER = random.Random("blocking-jitter")
+
+
 def _wait_index(state: NomadState, query: dict) -> None:
-    """Blocking query: hold until the index passes ?index= or ?wait= elapses."""
-    if "index" not in query:
-        return
+    """Blocking query: hold until the index passes ?index= or ?wait= elapses.
+
+    As Nomad: command/agent/http.go parseWait answers 400 "Invalid wait time" / "Invalid
+    index"; index 0 does not block; nomad/rpc.go blockingRPC caps wait at 300s (also the
+    default) and adds up to wait/16 of jitter. One index for all tables here: a query wakes
+    on any change (Nomad wakes on its table's), which only costs the client an extra read."""
     try:
-        target = int(query["index"])
-        wait = parse_duration(query.get("wait") or "5m")
+        wait = parse_duration(query["wait"]) if query.get("wait") else MAX_QUERY_TIME
     except ValueError as exc:
-        raise NomadError(400, f"Invalid wait time or index: {exc}") from exc
-    deadline = time.monotonic() + min(wait, 600)
+        raise NomadError(400, "Invalid wait time") from exc
+    raw = query.get("index") or ""
+    if not raw:
+        return
+    if not raw.isdigit():
+        raise NomadError(400, "Invalid index")
+    target = int(raw)
+    if target == 0:
+        return
+    wait = min(wait, MAX_QUERY_TIME)
+    wait += _JITTER.uniform(0, wait / 16)
+    deadline = time.monotonic() + wait
     with state.changed:
         while state.index <= target:
             left = deadline - time.monotonic()
@@ -2463,17 +2667,24 @@ def _r_allocation(r: _Request) -> _Result:
     )
 
 
+def _by_ids(table: dict[str, dict], expr: str | None):
+    """The rows a filter of only `ID == "..."` alternatives names, looked up (Nomad's state
+    store walks its ID index); None for any other filter."""
+    ids = re.fullmatch(r'\s*ID == "([^"]*)"(?:\s+or\s+ID == "[^"]*")*\s*', expr or "")
+    if not ids:
+        return None
+    found = (table.get(i) for i in re.findall(r'ID == "([^"]*)"', expr or ""))
+    return sorted((row for row in found if row is not None), key=lambda row: row["ID"])
+
+
 def _r_evaluations(r: _Request) -> _Result:
-    return r.read(
-        lambda: _filter(
-            [
-                e
-                for e in r.state.evals.values()
-                if r.in_ns(e["Namespace"]) and e["ID"].startswith(r.prefix())
-            ],
-            r.query.get("filter"),
-        )
-    )
+    def evals():
+        rows = _by_ids(r.state.evals, r.query.get("filter"))
+        if rows is None:
+            rows = _filter(list(r.state.evals.values()), r.query.get("filter"))
+        return [e for e in rows if r.in_ns(e["Namespace"]) and e["ID"].startswith(r.prefix())]
+
+    return r.read(evals)
 
 
 def _r_evaluation(r: _Request) -> _Result:
@@ -2491,16 +2702,16 @@ def _r_evaluation_allocations(r: _Request) -> _Result:
 
 
 def _r_deployments(r: _Request) -> _Result:
-    return r.read(
-        lambda: sorted(
-            (
-                d
-                for d in r.state.deployments.values()
-                if r.in_ns(d["Namespace"]) and d["ID"].startswith(r.prefix())
-            ),
+    def deployments():
+        rows = _by_ids(r.state.deployments, r.query.get("filter"))
+        if rows is None:
+            rows = _filter(list(r.state.deployments.values()), r.query.get("filter"))
+        return sorted(
+            (d for d in rows if r.in_ns(d["Namespace"]) and d["ID"].startswith(r.prefix())),
             key=lambda d: -d["CreateIndex"],
         )
-    )
+
+    return r.read(deployments)
 
 
 def _r_deployment(r: _Request) -> _Result:

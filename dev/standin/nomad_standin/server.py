@@ -155,6 +155,7 @@ class StandIn:
 
         self.dns = dns_mod.DNSServer(self.consul, host=LOOPBACK, port=dns_port).start()
         self.dns_host, self.dns_port = self.dns.host, self.dns.port
+        self._threads.extend(self.nomad.start_workers(self._stopped))
         ticker = threading.Thread(target=self._run_ticker, name="standin-ticker", daemon=True)
         ticker.start()
         self._threads.append(ticker)
