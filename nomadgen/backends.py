@@ -52,6 +52,9 @@ class NomadAPI(Protocol):
     def evaluation(self, eval_id: str) -> dict[str, Any] | None: ...
     def evaluations(self, job_id: str) -> list[dict[str, Any]]: ...
     def deployment_by_id(self, deployment_id: str) -> dict[str, Any] | None: ...
+    def evaluations_by_id(self, ids: list[str]) -> list[dict[str, Any]]: ...
+    def deployments_by_id(self, ids: list[str]) -> list[dict[str, Any]]: ...
+    def wait_for_change(self, what: str, obj_id: str, index: int, wait: float) -> int: ...
     def plan(self, job: dict[str, Any]) -> dict[str, Any]: ...
     def variable_exists(self, path: str) -> bool: ...
     def acl_policies(self) -> dict[str, dict[str, Any]] | None: ...
@@ -73,6 +76,9 @@ class ConsulAPI(Protocol):
     def kv_get(self, key: str) -> tuple[bytes, int] | None: ...
     def txn(self, ops: list[dict[str, Any]]) -> int: ...
     def healthy(self, service: str) -> list[dict[str, Any]]: ...
+    def healthy_since(
+        self, service: str, index: int = 0, wait: float = 0.0
+    ) -> tuple[list[dict[str, Any]], int]: ...
     def service_health(self, service: str) -> list[dict[str, Any]]: ...
     def register_service(
         self,
@@ -315,6 +321,57 @@ class NomadBackend:
             )
         except self._nex.URLNotFoundNomadException:
             return None
+
+    BY_ID_CHUNK = 50  # IDs per filter expression: the URL stays a few kB
+
+    def _by_id(self, what: str, endpoint: Any, ids: list[str]) -> list[dict[str, Any]]:
+        """Many objects in one list request per chunk, by a filter expression on their IDs
+        (Nomad >= 1.2 filters list endpoints: api/evaluations.go, api/deployments.go)."""
+        out: list[dict[str, Any]] = []
+        params = {"namespace": self.ep.namespace} if self.ep.namespace else {}
+        for start in range(0, len(ids), self.BY_ID_CHUNK):
+            chunk = ids[start : start + self.BY_ID_CHUNK]
+            expr = " or ".join(f'ID == "{i}"' for i in chunk)
+            out.extend(
+                self._call(
+                    f"reading {len(chunk)} {what}",
+                    lambda e=expr: endpoint.request(
+                        method="get", params={**params, "filter": e}
+                    ).json(),
+                )
+            )
+        return out
+
+    def evaluations_by_id(self, ids: list[str]) -> list[dict[str, Any]]:
+        return self._by_id("evaluations", self.client.evaluations, ids)
+
+    def deployments_by_id(self, ids: list[str]) -> list[dict[str, Any]]:
+        return self._by_id("deployments", self.client.deployments, ids)
+
+    def wait_for_change(self, what: str, obj_id: str, index: int, wait: float) -> int:
+        """A blocking query (`?index=&wait=`, command/agent/http.go parseWait) on one object:
+        `what` is "evaluation", "deployment" or "allocations" (a job's). Returns when the
+        object's index passes `index` or after `wait` (plus the server's jitter of up to
+        wait/16); the answer's X-Nomad-Index is the index to wait from next. 0 if it is gone."""
+        endpoint: Any = self.client.job
+        args: tuple[str, ...] = (obj_id, "allocations")
+        if what != "allocations":
+            endpoint = self.client.evaluation if what == "evaluation" else self.client.deployment
+            args = (obj_id,)
+        params = {"index": str(index), "wait": f"{max(1, int(wait * 1000))}ms"}
+        try:
+            resp = self._call(
+                f"waiting on {what} {obj_id}",
+                endpoint.request,
+                *args,
+                method="get",
+                params=params,
+                # the server may hold the answer for wait + wait/16
+                timeout=self.ep.timeout + wait * 17 / 16,
+            )
+        except self._nex.URLNotFoundNomadException:
+            return 0
+        return int(resp.headers.get("X-Nomad-Index") or 0)
 
     def plan(self, job: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -567,6 +624,26 @@ class ConsulBackend:
             f"reading health of {service}", self.client.health.service, service, passing=True
         )
         return nodes
+
+    def healthy_since(
+        self, service: str, index: int = 0, wait: float = 0.0
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Passing instances, and the X-Consul-Index to wait from next. With an index, a
+        blocking query: Consul answers when the service's index passes it or after `wait`
+        (plus up to wait/16 of jitter; agent/consul/rpc.go blockingQuery)."""
+        kwargs: dict[str, Any] = {}
+        if index:
+            # py-consul's requests carry the connection timeout: stay inside it
+            wait = min(wait, self.ep.timeout * 0.8 * 16 / 17)
+            kwargs = {"index": index, "wait": f"{max(1, int(wait * 1000))}ms"}
+        got, nodes = self._call(
+            f"reading health of {service}",
+            self.client.health.service,
+            service,
+            passing=True,
+            **kwargs,
+        )
+        return nodes, int(got or 0)
 
     def service_health(self, service: str) -> list[dict[str, Any]]:
         """Every instance of a service with its checks (passing or not), for reporting."""

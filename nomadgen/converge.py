@@ -273,22 +273,9 @@ def apply(
                     f"layer {layer + 1}: evaluations, deployments, allocations, Consul checks",
                 )
             )
-            with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-                waited = list(
-                    pool.map(
-                        lambda c, reg=registered: _wait_healthy(
-                            nomad,
-                            consul,
-                            cs.plan,
-                            c,
-                            reg.get(c.id),
-                            deadline,
-                            progress,
-                            want=wants.get(c.id, {}),
-                        ),
-                        judged,
-                    )
-                )
+            waited = _wait_layer(
+                nomad, consul, cs.plan, judged, registered, deadline, progress, wants, concurrency
+            )
             for c, w in zip(judged, waited, strict=True):
                 if isinstance(w, NomadgenError):
                     record(Step("healthy", c.id, False, w.subject))
@@ -452,118 +439,241 @@ def expected_services(plan: Resolution, job_id: str) -> dict[str, int]:
 _EVAL_DONE = ("complete", "failed", "canceled", "cancelled", "blocked")
 
 
-def _wait_healthy(
+class _Waiter:
+    """One job's wait inside its layer's waiter: where it is and what it has read."""
+
+    def __init__(self, c: JobChange, reg: dict[str, Any] | None, want: dict[str, int]) -> None:
+        self.c, self.reg, self.want = c, reg, want
+        # evaluation -> job -> deployment | allocations -> consul; "start" for an unchanged job
+        self.phase = "evaluation" if reg is not None else "start"
+        self.dep_id = ""
+        self.job: dict[str, Any] = {}
+        self.total = 0
+        self.index = 0  # what the object the layer blocks on had last (X-Nomad-Index)
+        self.consul_index: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
+        self.seen: dict[str, Any] = {}  # the evaluation or deployment the last list read gave
+        self.what = ""
+        self.result: str | NomadgenError | None = None
+
+    def waiting_on(self) -> tuple[str, str]:
+        """The Nomad object whose change moves this job on (a blocking query's target)."""
+        if self.phase == "evaluation":
+            assert self.reg is not None
+            return "evaluation", self.reg["EvalID"]
+        if self.phase == "deployment":
+            return "deployment", self.dep_id
+        return "allocations", self.c.id
+
+
+_PHASE_ORDER = ("evaluation", "start", "job", "deployment", "allocations", "consul")
+
+
+def _wait_layer(
     nomad: NomadAPI,
     consul: ConsulAPI,
     plan: Resolution,
-    c: JobChange,
-    reg: dict[str, Any] | None,
+    judged: list[JobChange],
+    registered: dict[str, dict[str, Any]],
     deadline: float,
-    progress: Callable[[Step], None] = lambda s: None,
-    want: dict[str, int] | None = None,
-) -> str | NomadgenError:
-    """Healthy = the version just registered (or, for an unchanged job, the live one) is
-    placed, its deployment (if it has one) succeeded, and its Consul checks pass.
+    progress: Callable[[Step], None],
+    wants: dict[str, dict[str, int]],
+    concurrency: int,
+) -> list[str | NomadgenError]:
+    """Wait until every job of a layer is healthy: the version just registered (or, for an
+    unchanged job, the live one) is placed, its deployment (if it has one) succeeded, and its
+    Consul checks pass. One waiter for the whole layer: each round reads what the jobs wait
+    on (evaluations and deployments in one filtered list request per 50 jobs), then, if
+    nothing moved, makes one blocking query (`?index=&wait=`) on the object of the job
+    furthest behind, which returns as soon as it changes.
 
     Bound to what was registered: the evaluation register returned is followed until the
     scheduler has processed it (Nomad creates the deployment then, not in register); the
-    deployment is the one that evaluation names. Placement failures stop the wait at once."""
-    state: dict[str, Any] = {"delay": 0.05, "last": ""}
+    deployment is the one that evaluation names. Placement failures end a job's wait at once;
+    a job purged or stopped meanwhile is said."""
+    waiters = [_Waiter(c, registered.get(c.id), wants.get(c.id, {})) for c in judged]
 
-    def waiting(what: str) -> None:
-        if what != state["last"]:
-            state["last"] = what
-            progress(Step("progress", c.id, True, what))
-        if time.monotonic() > deadline:
+    def say(w: _Waiter, what: str) -> None:
+        if what != w.what:
+            w.what = what
+            progress(Step("progress", w.c.id, True, what))
+
+    def guarded(fn: Callable[[_Waiter], None]) -> Callable[[_Waiter], None]:
+        def run(w: _Waiter) -> None:
+            try:
+                fn(w)
+            except NomadgenError as exc:
+                w.result = exc
+
+        return run
+
+    @guarded
+    def after_eval(w: _Waiter) -> None:
+        ev = w.seen
+        if ev["Status"] == "failed":
             raise NotHealthy(
-                f"{c.id} did not become healthy in time ({what})",
-                _failure_details(nomad, consul, plan, c.id),
-                hint="raise --timeout, or look at the job's allocations and checks",
+                f"Nomad's scheduler failed the evaluation of {w.c.id}: "
+                f"{ev.get('StatusDescription') or 'no reason given'}"
             )
-        time.sleep(state["delay"])
-        state["delay"] = min(state["delay"] * 1.5, 1.0)
+        failures = placement_failures(ev)
+        if failures:
+            raise _unplaceable(w.c.id, failures)
+        w.dep_id = ev.get("DeploymentID") or ""
+        w.phase = "job"
 
-    try:
-        want = expected_services(plan, c.id) if want is None else want
-        dep_id = None  # None: find the deployment of the live version; "": it has none
-        if reg is not None:
-            while True:
-                ev = nomad.evaluation(reg["EvalID"]) or {}
-                if ev.get("Status") in _EVAL_DONE:
-                    break
-                waiting(f"evaluation {reg['EvalID'][:8]} {ev.get('Status') or 'not found'}")
-            if ev["Status"] == "failed":
-                raise NotHealthy(
-                    f"Nomad's scheduler failed the evaluation of {c.id}: "
-                    f"{ev.get('StatusDescription') or 'no reason given'}"
-                )
-            failures = placement_failures(ev)
+    @guarded
+    def read_job(w: _Waiter) -> None:
+        if w.phase == "start":  # unchanged: the live version's deployment, if it has one
+            failures = _blocked(nomad, w.c.id)
             if failures:
-                raise _unplaceable(c.id, failures)
-            dep_id = ev.get("DeploymentID") or ""
+                raise _unplaceable(w.c.id, failures)
+        w.job = _still_there(nomad, w.c.id)  # one read: a purge between two reads is a race
+        w.total = sum(int(g.get("Count") or 0) for g in w.job.get("TaskGroups") or ())
+        if w.phase == "start":
+            latest = nomad.deployment(w.c.id) or {}
+            if latest.get("JobSpecModifyIndex") == w.job.get("JobModifyIndex"):
+                w.dep_id = latest.get("ID", "")
+        w.phase, w.index = ("deployment" if w.dep_id else "allocations"), 0
+
+    @guarded
+    def judge_deployment(w: _Waiter) -> None:
+        dep = w.seen
+        status = dep.get("Status")
+        w.index = max(w.index, int(dep.get("ModifyIndex") or 0))
+        if status == "successful":
+            w.phase = "consul"
+            return
+        if status in ("failed", "cancelled", "canceled"):
+            _still_there(nomad, w.c.id)  # a stop by someone else cancels it too
+            raise NotHealthy(
+                f"deployment {w.dep_id[:8]} of {w.c.id} (version {dep.get('JobVersion')}) "
+                f"{status}: {dep.get('StatusDescription', '')}",
+                _failure_details(nomad, consul, plan, w.c.id, w.dep_id),
+                hint=f"see `nomad job status {w.c.id}`; with auto_revert Nomad rolls back to "
+                "the last stable version",
+            )
+        if not status:
+            _still_there(nomad, w.c.id)
+        say(w, f"deployment {w.dep_id[:8]} {status or 'not found'}: " + _dep_progress(dep))
+
+    @guarded
+    def read_allocations(w: _Waiter) -> None:  # no deployment: the live version's allocations
+        allocs = [
+            a
+            for a in nomad.allocations(w.c.id)
+            if a.get("DesiredStatus") == "run" and a.get("JobVersion") == w.job.get("Version")
+        ]
+        failed = [a for a in allocs if a.get("ClientStatus") in ("failed", "lost")]
+        if failed:
+            raise NotHealthy(
+                f"{len(failed)} allocation(s) of {w.c.id} failed",
+                _failure_details(nomad, consul, plan, w.c.id),
+            )
+        running = sum(1 for a in allocs if a.get("ClientStatus") == "running")
+        if running >= w.total:
+            w.phase = "consul"
+            return
+        failures = _blocked(nomad, w.c.id)
+        if failures:
+            raise _unplaceable(w.c.id, failures)
+        _still_there(nomad, w.c.id)
+        say(w, f"allocations: {running}/{w.total} running")
+
+    @guarded
+    def read_consul(w: _Waiter) -> None:
+        for svc, n in sorted(w.want.items()):
+            if w.counts.get(svc, 0) < n:
+                nodes, w.consul_index[svc] = consul.healthy_since(svc)
+                w.counts[svc] = len(nodes)
+        text = ", ".join(f"{s} {w.counts.get(s, 0)}/{n} passing" for s, n in sorted(w.want.items()))
+        if all(w.counts.get(s, 0) >= n for s, n in w.want.items()):
+            w.result = text or f"{w.total} allocation(s) running, no Consul check to wait for"
         else:
-            failures = _blocked(nomad, c.id)
-            if failures:
-                raise _unplaceable(c.id, failures)
-        job = _still_there(nomad, c.id)  # one read: a purge between two reads is a race
-        if dep_id is None:
-            latest = nomad.deployment(c.id)
-            dep_id = (
-                (latest or {}).get("ID", "")
-                if (latest or {}).get("JobSpecModifyIndex") == job.get("JobModifyIndex")
-                else ""
-            )
-        while dep_id:
-            dep = nomad.deployment_by_id(dep_id) or {}
-            status = dep.get("Status")
-            if status == "successful":
-                break
-            if status in ("failed", "cancelled", "canceled"):
-                _still_there(nomad, c.id)  # a stop by someone else cancels it too
-                raise NotHealthy(
-                    f"deployment {dep_id[:8]} of {c.id} (version {dep.get('JobVersion')}) {status}: "
-                    f"{dep.get('StatusDescription', '')}",
-                    _failure_details(nomad, consul, plan, c.id, dep_id),
-                    hint=f"see `nomad job status {c.id}`; with auto_revert Nomad rolls back to "
-                    "the last stable version",
-                )
-            if not status:
-                _still_there(nomad, c.id)
-            waiting(f"deployment {dep_id[:8]} {status or 'not found'}: " + _dep_progress(dep))
-        total = sum(int(g.get("Count") or 0) for g in job.get("TaskGroups") or ())
-        while not dep_id:  # no deployment: judged by the allocations of the live version
-            allocs = [
-                a
-                for a in nomad.allocations(c.id)
-                if a.get("DesiredStatus") == "run" and a.get("JobVersion") == job.get("Version")
-            ]
-            failed = [a for a in allocs if a.get("ClientStatus") in ("failed", "lost")]
-            if failed:
-                raise NotHealthy(
-                    f"{len(failed)} allocation(s) of {c.id} failed",
-                    _failure_details(nomad, consul, plan, c.id),
-                )
-            running = sum(1 for a in allocs if a.get("ClientStatus") == "running")
-            if running >= total:
-                break
-            failures = _blocked(nomad, c.id)
-            if failures:
-                raise _unplaceable(c.id, failures)
-            _still_there(nomad, c.id)
-            waiting(f"allocations: {running}/{total} running")
+            say(w, "Consul checks: " + text)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         while True:
-            counts = {svc: len(consul.healthy(svc)) for svc in want}
-            if all(counts[s] >= n for s, n in want.items()):
-                return (
-                    ", ".join(f"{s} {counts[s]}/{n} passing" for s, n in sorted(want.items()))
-                    or f"{total} allocation(s) running, no Consul check to wait for"
+            before = [(w.phase, w.result is None) for w in waiters]
+            try:
+                at = [w for w in waiters if w.result is None and w.phase == "evaluation"]
+                if at:
+                    got = {
+                        e.get("ID"): e
+                        for e in nomad.evaluations_by_id([w.reg["EvalID"] for w in at if w.reg])
+                    }
+                    for w in at:
+                        assert w.reg is not None
+                        ev = w.seen = got.get(w.reg["EvalID"]) or {}
+                        w.index = max(w.index, int(ev.get("ModifyIndex") or 0))
+                        if ev.get("Status") in _EVAL_DONE:
+                            after_eval(w)
+                        else:
+                            say(
+                                w,
+                                f"evaluation {w.reg['EvalID'][:8]} "
+                                f"{ev.get('Status') or 'not found'}",
+                            )
+                list(
+                    pool.map(
+                        read_job,
+                        [w for w in waiters if w.result is None and w.phase in ("start", "job")],
+                    )
                 )
-            waiting(
-                "Consul checks: "
-                + ", ".join(f"{s} {counts[s]}/{n} passing" for s, n in sorted(want.items()))
-            )
-    except NomadgenError as exc:
-        return exc
+                at = [w for w in waiters if w.result is None and w.phase == "deployment"]
+                if at:
+                    deps = {d.get("ID"): d for d in nomad.deployments_by_id([w.dep_id for w in at])}
+                    for w in at:
+                        w.seen = deps.get(w.dep_id) or {}
+                    list(pool.map(judge_deployment, at))
+                list(
+                    pool.map(
+                        read_allocations,
+                        [w for w in waiters if w.result is None and w.phase == "allocations"],
+                    )
+                )
+                list(
+                    pool.map(
+                        read_consul,
+                        [w for w in waiters if w.result is None and w.phase == "consul"],
+                    )
+                )
+            except NomadgenError as exc:  # a list read failed: every job still waiting says it
+                for w in waiters:
+                    if w.result is None:
+                        w.result = exc
+            left = [w for w in waiters if w.result is None]
+            if not left:
+                return [w.result for w in waiters if w.result is not None]
+            if time.monotonic() > deadline:
+                for w in left:
+                    w.result = NotHealthy(
+                        f"{w.c.id} did not become healthy in time ({w.what or w.phase})",
+                        _failure_details(nomad, consul, plan, w.c.id),
+                        hint="raise --timeout, or look at the job's allocations and checks",
+                    )
+                continue
+            if [(w.phase, w.result is None) for w in waiters] != before:
+                continue  # something moved on: read again before blocking
+            _block(nomad, consul, left, deadline)
+
+
+def _block(nomad: NomadAPI, consul: ConsulAPI, left: list[_Waiter], deadline: float) -> None:
+    """One blocking query for the layer, on the job furthest behind: its evaluation,
+    deployment or allocations in Nomad, or else a Consul service it still waits for."""
+    wait = max(0.01, min(deadline - time.monotonic(), 60.0))
+    w = min(left, key=lambda w: _PHASE_ORDER.index(w.phase))
+    try:
+        if w.phase != "consul":
+            what, obj = w.waiting_on()
+            w.index = nomad.wait_for_change(what, obj, max(1, w.index), wait) or w.index
+            return
+        svc = next(s for s, n in sorted(w.want.items()) if w.counts.get(s, 0) < n)
+        nodes, w.consul_index[svc] = consul.healthy_since(
+            svc, max(1, w.consul_index.get(svc, 0)), wait
+        )
+        w.counts[svc] = len(nodes)
+    except NomadgenError:
+        pass  # the next round's reads say what is wrong
 
 
 def _still_there(nomad: NomadAPI, job_id: str) -> dict[str, Any]:
