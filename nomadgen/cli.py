@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 
 import typer
 
-from .errors import EXIT_INTERNAL, EXIT_PLAN_ERROR, NomadgenError
+from .errors import EXIT_PLAN_ERROR, NomadgenError
 
 if TYPE_CHECKING:
     from .backends import ConsulBackend, NomadBackend
@@ -89,26 +89,10 @@ def _guarded(error_code: int | None = None) -> Callable[[_F], _F]:
                 return fn(*args, **kwargs)
             except typer.Exit:
                 raise
-            except NomadgenError as exc:
-                lines = exc.lines()
-                _err("error: " + lines[0])
-                for line in lines[1:]:
-                    _err(line)
-                raise typer.Exit(error_code or exc.exit_code) from None
-            except KeyboardInterrupt:
-                _err("interrupted")
-                raise typer.Exit(130) from None
-            except Exception as exc:
-                if _state["debug"]:  # the traceback, and still the documented exit code
-                    import traceback
+            except (Exception, KeyboardInterrupt) as exc:
+                from .entry import failure
 
-                    _err("".join(traceback.format_exception(exc)).rstrip("\n"))
-                else:
-                    _err(f"internal error: {type(exc).__name__}: {exc}")
-                    _err(
-                        "  hint: this is a bug in nomadgen; run again with --debug for the traceback"
-                    )
-                raise typer.Exit(error_code or EXIT_INTERNAL) from None
+                raise typer.Exit(failure(exc, _state["debug"], error_code, typer.echo)) from None
 
         return inner  # type: ignore[return-value]
 
@@ -225,51 +209,10 @@ def render(
     name: NameOpt = None,
 ) -> None:
     """Render the Nomad jobs (and interface documents) for a manifest."""
-    from .pipeline import build, build_resolution, interface_files, iter_files, no_gc, render_files
+    from . import entry  # the body, shared with the fast path there
 
     cfg = _config(zones, templates, config)
-    if out is None and job is None and fmt is Format.json:
-        result = build(manifest, cfg, name)  # one JSON object holding every job
-        typer.echo(
-            json.dumps(
-                {j.id: {"Job": j.api} for j in result.jobs},
-                indent=2,
-                sort_keys=True,
-                ensure_ascii=False,
-            )
-        )
-        return
-    with no_gc():
-        _, plan = build_resolution(manifest, cfg, name)
-    jobs = [s.job_id for s in plan.sets if s.job_hosted and (job is None or s.job_id == job)]
-    if job is not None and not jobs:
-        raise NomadgenError(
-            f"no job {job!r} in this manifest",
-            hint="jobs: " + ", ".join(s.job_id for s in plan.sets if s.job_hosted),
-        )
-    if out is None:
-        files = render_files(plan, cfg.render, fmt.value, only=job)
-        if job is not None:
-            typer.echo(next(iter(files.values())), nl=False)
-        else:
-            typer.echo(
-                "\n".join(f"# --- {fname}\n{text}" for fname, text in files.items()), nl=False
-            )
-        return
-    import itertools
-
-    from .files import write_tree
-
-    # Each file goes to its temporary name as it is rendered: the peak is one job, not the tree.
-    entries = iter_files(plan, cfg.render, fmt.value, only=job)
-    n_ifaces = 0 if job is not None else len(plan.sets)
-    if n_ifaces:
-        entries = itertools.chain(entries, interface_files(plan, cfg.render))
-    stale = write_tree(out, entries, force=force)
-    _err(
-        f"wrote {len(jobs)} job(s) and {n_ifaces} interface(s) to {out}"
-        + (f"; removed {len(stale)} file(s) of jobs no longer rendered" if stale else "")
-    )
+    entry.render(typer.echo, cfg, manifest, fmt.value, out, force, job, name)
 
 
 @app.command()
@@ -284,11 +227,9 @@ def resolve(
     name: NameOpt = None,
 ) -> None:
     """Show the sets a manifest resolves to, their instances per zone and who uses each."""
-    from .console import plan_json, plan_table
-    from .pipeline import build_resolution
+    from . import entry
 
-    _, plan = build_resolution(manifest, _config(zones, templates, config), name)
-    typer.echo(json.dumps(plan_json(plan), indent=2) if as_json else plan_table(plan))
+    entry.resolve(typer.echo, _config(zones, templates, config), manifest, as_json, name)
 
 
 @app.command()
@@ -306,17 +247,9 @@ def graph(
     name: NameOpt = None,
 ) -> None:
     """Write the dependency graph as Graphviz DOT or Mermaid."""
-    from .graph import to_dot, to_mermaid
-    from .pipeline import build_resolution
+    from . import entry
 
-    _, plan = build_resolution(manifest, _config(zones, templates, config), name)
-    if out is not None:
-        from .files import write_tree
-
-        write_tree(out, {"graph.dot": to_dot(plan), "graph.mmd": to_mermaid(plan)}, kind="graph")
-        _err(f"wrote {out / 'graph.dot'} and {out / 'graph.mmd'}")
-        return
-    typer.echo(to_dot(plan) if fmt is GraphFormat.dot else to_mermaid(plan), nl=False)
+    entry.graph(typer.echo, _config(zones, templates, config), manifest, fmt.value, out, name)
 
 
 @app.command()
