@@ -1,7 +1,8 @@
 """`make bench`: nomadgen's speed and memory targets, printed as figures and ratios measured side
 by side in one run (never asserted in tests).
 
-1. Start-up: `nomadgen render examples/dockland.json` vs `python -c "import typer"`.
+1. Start-up: the console script `nomadgen render examples/dockland.json` (bytecode compiled, as a
+   wheel install leaves it) vs `python -c "import typer"`: at most 1.2x.
 2. Memory: peak RSS of `nomadgen render -f json --out DIR` at 10k and 50k services (target at
    50k: under 700 MB).
 3. Render at 10k services: JSON within 1.5x its serialization floor (the stdlib's
@@ -14,11 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,9 +27,11 @@ PY = sys.executable
 
 
 def _time(cmd: list[str], env: dict) -> float:
-    t = time.perf_counter()
+    """The child's CPU time (user + system): other work on the machine moves it little."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
-    return time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def startup(runs: int = 21) -> None:
@@ -36,7 +39,8 @@ def startup(runs: int = 21) -> None:
     subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "nomadgen")], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD", "CONSUL"))}
     typer_cmd = [PY, "-c", "import typer"]
-    ours = [PY, "-m", "nomadgen", "render", "examples/dockland.json"]
+    # The installed console script, as users run it (its fast path: nomadgen/entry.py).
+    ours = [str(Path(PY).with_name("nomadgen")), "render", "examples/dockland.json"]
     a, b = [], []
     for _ in range(3):  # warm the file cache
         _time(typer_cmd, env), _time(ours, env)
@@ -45,8 +49,8 @@ def startup(runs: int = 21) -> None:
         b.append(_time(ours, env))
     ta, tb = statistics.median(a), statistics.median(b)
     print(
-        f"start-up   import typer {ta * 1000:6.1f} ms | nomadgen render {tb * 1000:6.1f} ms "
-        f"| ratio {tb / ta:.2f}x (target <= 1.5x)"
+        f"start-up   CPU: import typer {ta * 1000:6.1f} ms | nomadgen render {tb * 1000:6.1f} ms "
+        f"| ratio {tb / ta:.2f}x (target <= 1.2x)"
     )
 
 

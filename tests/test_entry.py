@@ -40,9 +40,7 @@ def _text(stream: io.TextIOWrapper) -> str:
 
 
 def _files(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _run(argv: list[str], where: Path, fast: bool) -> tuple[int, str, str, dict[str, str]]:
