@@ -47,6 +47,8 @@ class NomadAPI(Protocol):
     def jobs(self) -> dict[str, dict[str, Any]]: ...
     def job(self, job_id: str) -> dict[str, Any] | None: ...
     def allocations(self, job_id: str) -> list[dict[str, Any]]: ...
+    def node_records(self, full: bool) -> list[dict[str, Any]]: ...
+    def cluster_allocations(self) -> list[dict[str, Any]]: ...
     def allocation(self, alloc_id: str) -> dict[str, Any] | None: ...
     def deployment(self, job_id: str) -> dict[str, Any] | None: ...
     def evaluation(self, eval_id: str) -> dict[str, Any] | None: ...
@@ -259,6 +261,30 @@ class NomadBackend:
                 )
             )
         return sorted(out, key=lambda n: n.name)
+
+    def node_records(self, full: bool) -> list[dict[str, Any]]:
+        """The nodes as the API returns them, with NodeResources and ReservedResources (the
+        preflight's input); `full` reads each node for its Meta and Attributes too."""
+        stubs = self._call("listing nodes", self.client.nodes.get_nodes, resources=True)
+        if not full:
+            return list(stubs)
+        return [
+            self._call(f"reading node {s['Name']}", self.client.node.get_node, s["ID"])
+            for s in stubs
+        ]
+
+    def cluster_allocations(self) -> list[dict[str, Any]]:
+        """Every allocation the token may read, in every namespace (they all use the nodes),
+        with AllocatedResources."""
+        return list(
+            self._call(
+                "listing allocations",
+                self.client.allocations.get_allocations,
+                namespace="*",
+                resources=True,
+                task_states=False,
+            )
+        )
 
     def jobs(self) -> dict[str, dict[str, Any]]:
         """All jobs in the namespace, with their Meta (one request)."""

@@ -539,8 +539,9 @@ def plan(
 ) -> None:
     """Show what submit would change: job diffs, interfaces, stale jobs, reloads.
     Exit 0: no change, 1: changes, 255: error (like `nomad job plan`)."""
-    from .console import changeset_text, data_text
+    from .console import changeset_text, data_text, preflight_text
     from .operations import prepare
+    from .preflight import problems
 
     cfg = _online_config(zones, templates, config, zone_attribute, conn.namespace)
     nomad, consul = _cluster(conn, cfg)
@@ -555,11 +556,23 @@ def plan(
     if as_json:
         typer.echo(
             json.dumps(
-                {**prep.changes.to_json(), "data": [d.to_json() for d in prep.data]}, indent=2
+                {
+                    **prep.changes.to_json(),
+                    "data": [d.to_json() for d in prep.data],
+                    "preflight": [
+                        {**s._asdict(), "message": p.message, "hint": p.hint}
+                        for s, p in zip(prep.preflight, problems(prep.preflight), strict=True)
+                    ],
+                },
+                indent=2,
             )
         )
     else:
-        typer.echo(changeset_text(prep.changes, prep.zones_source, verbose) + data_text(prep.data))
+        typer.echo(
+            changeset_text(prep.changes, prep.zones_source, verbose)
+            + data_text(prep.data)
+            + preflight_text(prep.preflight)
+        )
     raise typer.Exit(1 if prep.changes.changed else 0)
 
 
@@ -609,6 +622,7 @@ def submit(
         needs_lock,
         prepare,
         refuse_data_loss,
+        refuse_unplaceable,
     )
 
     cfg = _online_config(zones, templates, config, zone_attribute, conn.namespace)
@@ -618,6 +632,7 @@ def submit(
     # Reads first (bad input, placements Nomad cannot make and "nothing to do" write nothing,
     # not even the lock); then the manifest's lock, held until the last write.
     prep = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, concurrency=concurrency)
+    refuse_unplaceable(prep)  # the whole-manifest preflight: exit 15, nothing written
     if not allow_data_loss:
         refuse_data_loss(prep)  # exit 14, nothing written
     lock = None
@@ -630,6 +645,7 @@ def submit(
                 prep = prepare(
                     manifest, cfg, nomad, consul, name=name, prune=prune, concurrency=concurrency
                 )
+                refuse_unplaceable(prep)
                 if not allow_data_loss:
                     refuse_data_loss(prep)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .model import Resolution
+from .preflight import Shortfall, problems
 
 if TYPE_CHECKING:
     from .converge import ChangeSet, Report, Step
@@ -242,4 +243,14 @@ def data_text(statements: Sequence[DataStatement]) -> str:
         lines.append(f"  {d.set} ({d.storage}): {mark}, {d.instances} instance(s): {d.how}")
     if any(d.outcome == "lost" for d in statements):
         lines.append("  submit refuses this without --allow-data-loss")
+    return "\n".join(lines) + "\n"
+
+
+def preflight_text(shortfalls: Sequence[Shortfall]) -> str:
+    """Plan's lines about what of the whole manifest does not fit the cluster."""
+    if not shortfalls:
+        return ""
+    lines = ["", "", "Does not fit the cluster (submit stops here, exit 15):"]
+    for p in problems(shortfalls):
+        lines += ["  ! " + p.message, "    hint: " + p.hint]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@
         ├── Conflict           10   check-and-set lost, or the job is not ours
         ├── NotHealthy         11   a deployment failed, or a check did not pass in time
         ├── Locked             13   another nomadgen run holds the manifest's lock
-        └── Unplaceable        15   Nomad cannot place a job (blocked evaluation): its reasons
+        └── Unplaceable        15   the preflight, or Nomad, cannot place a job: the reasons
     DataLoss                   14   submit: the change would lose a stateful set's data
     InterfaceMissing           12   nomadgen.discovery: no such interface or no healthy instance
 
@@ -165,7 +165,7 @@ EXIT_CODES = {
     "request rejected by the server": Rejected.exit_code,
     "conflict (check-and-set lost, not ours)": Conflict.exit_code,
     "not healthy (deployment failed, or not healthy in time)": NotHealthy.exit_code,
-    "submit: Nomad cannot place a job (blocked evaluation)": Unplaceable.exit_code,
+    "submit: the manifest does not fit (preflight), or Nomad cannot place a job": Unplaceable.exit_code,
     "discovery: the interface is missing": 12,
     "another nomadgen run holds the manifest's lock": Locked.exit_code,
     "submit: the change would lose a stateful set's data (--allow-data-loss)": DataLoss.exit_code,

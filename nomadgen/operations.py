@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import converge, data, names
+from . import converge, data, names, preflight
 from .diff import diff
 from .errors import (
     ConfigError,
@@ -22,6 +22,7 @@ from .errors import (
     PermissionDenied,
     Problem,
     ResolutionError,
+    Unplaceable,
 )
 from .fields import NAME_RE, cut
 from .observe import Observed, observe
@@ -31,6 +32,7 @@ from .settings import Config
 
 if TYPE_CHECKING:
     from .backends import ConsulAPI, Node, NomadAPI
+    from .model import Job
 
 
 class Prepared(NamedTuple):
@@ -39,6 +41,7 @@ class Prepared(NamedTuple):
     zones_source: str
     data: tuple[data.DataStatement, ...] = ()  # what the change does to stateful sets' data
     observed: Observed | None = None  # what the change set was computed from
+    preflight: tuple[preflight.Shortfall, ...] = ()  # what of the manifest does not fit
 
 
 def read_nodes(nomad: NomadAPI, cfg: Config) -> list[Node]:
@@ -102,8 +105,52 @@ def prepare(
     )
     cs = diff(plan, jobs, ifaces, seen, cfg.render, manifest_text=manifest.text, prune=prune)
     return Prepared(
-        Rendered(manifest, plan, jobs, ifaces), cs, source, data_statements(cs, nomad), seen
+        Rendered(manifest, plan, jobs, ifaces),
+        cs,
+        source,
+        data_statements(cs, nomad),
+        seen,
+        preflight_check(jobs, cs, nomad, cfg),
     )
+
+
+def preflight_check(
+    jobs: tuple[Job, ...], cs: converge.ChangeSet, nomad: NomadAPI, cfg: Config
+) -> tuple[preflight.Shortfall, ...]:
+    """The whole manifest against the cluster's free room: the jobs this push registers (in
+    submit order), around every allocation it does not replace. Read here, decided in
+    nomadgen.preflight."""
+    place = [c for c in cs.jobs if c.action in (converge.CREATE, converge.UPDATE)]
+    if not place:
+        return ()
+    by_id = {j.id: j.api for j in jobs}
+    todo = [by_id[c.id] for c in place if c.id in by_id]
+    attr = cfg.render.zone_attribute
+    # Meta and attributes come only with each node's full record: read them when a zone or a
+    # constraint needs them (one request per node), else the node list is enough.
+    full = preflight.needs_node_details(todo, attr)
+    ns = cfg.render.namespace or "default"
+    return tuple(
+        preflight.check(
+            todo,
+            nomad.node_records(full),
+            nomad.cluster_allocations(),
+            zone_attribute=attr,
+            replaced=[(ns, c.id) for c in place],
+        )
+    )
+
+
+def refuse_unplaceable(prep: Prepared) -> None:
+    """submit: what does not fit the cluster stops the push before anything is written."""
+    if prep.preflight:
+        sets = sorted({s.set for s in prep.preflight})
+        raise Unplaceable(
+            f"the manifest does not fit the cluster: {', '.join(sets)} cannot be placed in full; "
+            "nothing was written",
+            preflight.problems(prep.preflight),
+            hint="`nomadgen plan` shows the same; free or add capacity, then submit again",
+        )
 
 
 def data_statements(cs: converge.ChangeSet, nomad: NomadAPI) -> tuple[data.DataStatement, ...]:

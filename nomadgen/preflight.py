@@ -386,6 +386,17 @@ def _live(a: Mapping[str, Any]) -> bool:
     )
 
 
+def needs_node_details(jobs: Iterable[Mapping[str, Any]], zone_attribute: str) -> bool:
+    """Whether the zone attribute or a constraint reads node meta or attributes, which the
+    API's node list leaves out."""
+    refs = [zone_attribute]
+    for job in jobs:
+        for group in job.get("TaskGroups") or ():
+            ask = _ask(job, group)
+            refs += [str(c.get(k) or "") for c in ask.constraints for k in ("LTarget", "RTarget")]
+    return any(r.startswith(("${meta.", "${attr.")) for r in refs)
+
+
 def _distinct_hosts(constraints: Iterable[Mapping[str, Any]]) -> bool:
     return any(
         c.get("Operand") == DISTINCT_HOSTS

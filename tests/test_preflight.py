@@ -269,3 +269,55 @@ def test_constraint_operators_as_nomad_checks_them():
 def test_reserved_host_ports_are_parsed_like_nomad():
     assert parse_ports("22, 80,8000-8002") == {22, 80, 8000, 8001, 8002}
     assert parse_ports("") == set()
+
+
+# --- Against the stand-in: plan shows it, submit stops before any write -------------------------
+
+
+def test_plan_shows_and_submit_refuses_what_does_not_fit_with_nothing_written(cluster):
+    from tests.test_converge import HOG, settled
+    from tests.test_e2e import SEED, backends, cli
+
+    nomad, consul = backends(cluster)
+    hog = dict(HOG, TaskGroups=[dict(HOG["TaskGroups"][0], Count=1)])
+    hog["TaskGroups"][0]["Tasks"] = [
+        dict(hog["TaskGroups"][0]["Tasks"][0], Resources={"CPU": 3000, "MemoryMB": 64})
+    ]
+    settled(cluster, nomad, nomad.register(hog, 0))  # 3000 of one node's 4000 MHz taken
+    (busy,) = [a for a in nomad.allocations("hog") if a["DesiredStatus"] == "run"]
+    zone = next(
+        n.meta.get("zone") or n.datacenter for n in nomad.nodes(True) if n.id == busy["NodeID"]
+    )
+
+    res = cli(cluster, "plan", str(SEED))
+    assert res.exit_code == 1, res.output  # changes, as `nomad job plan` says with failures
+    assert "Does not fit the cluster (submit stops here, exit 15):" in res.stdout
+    assert f"cannot be placed in {zone}: cpu exhausted" in res.stdout
+    res = cli(cluster, "plan", str(SEED), "--json")
+    short = json.loads(res.stdout)["preflight"]
+    assert short and {(s["zone"], s["reason"]) for s in short} == {(zone, "cpu")}
+    assert all(s["message"] and s["hint"] for s in short)
+
+    res = cli(cluster, "submit", str(SEED))
+    assert res.exit_code == 15, res.output
+    assert "the manifest does not fit the cluster" in res.stderr
+    assert f"in {zone}: cpu exhausted" in res.stderr and "nothing was written" in res.stderr
+    assert set(nomad.jobs()) == {"hog"}  # no job, no key, no lock, no credentials
+    assert consul.kv_tree("nomadgen") == {}
+    assert not nomad.variable_exists("nomad/jobs/psql-app")
+
+    # Room made: the same submit goes through.
+    nomad.stop("hog", purge=True)
+    cluster.standin.wait_for(
+        lambda: (
+            not [
+                a
+                for a in nomad.cluster_allocations()
+                if a["JobID"] == "hog"
+                and a["DesiredStatus"] == "run"
+                and a["ClientStatus"] in ("pending", "running")
+            ]
+        )
+    )
+    res = cli(cluster, "submit", str(SEED))
+    assert res.exit_code == 0, res.output
