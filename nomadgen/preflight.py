@@ -138,6 +138,7 @@ def _place(ask: _Ask, room: list[_Node], attr: str) -> list[Shortfall]:
     prop = _distinct_property(ask.constraints)
     failed: Counter[tuple[str, str]] = Counter()  # (zone, reason)
     details: dict[tuple[str, str], str] = {}
+    missing: Counter[str] = Counter()  # per zone: instances that could not go there
     for _ in range(count):
         candidates = [n for n in room if not _refusal(ask, n, hosts, prop, room)]
         if candidates:
@@ -145,7 +146,8 @@ def _place(ask: _Ask, room: list[_Node], attr: str) -> list[Shortfall]:
             best.use(ask.cpu, ask.memory, ask.disk, ask.ports)
             best.placed[ask.key] += 1
             continue
-        zone, reason, detail = _diagnose(ask, room, hosts, prop, attr)
+        zone, reason, detail = _diagnose(ask, room, hosts, prop, attr, missing)
+        missing[zone] += 1
         failed[(zone, reason)] += 1
         details[(zone, reason)] = detail
     return [
@@ -210,25 +212,30 @@ def _exhausted(ask: _Ask, n: _Node) -> str:
 
 
 def _diagnose(
-    ask: _Ask, room: list[_Node], hosts: bool, prop: tuple[str, int] | None, attr: str
+    ask: _Ask,
+    room: list[_Node],
+    hosts: bool,
+    prop: tuple[str, int] | None,
+    attr: str,
+    missing: Counter[str],
 ) -> tuple[str, str, str]:
     """The zone an instance that cannot be placed was meant for, the reason, and the numbers."""
     zones = ask.zones or tuple(sorted({n.zone for n in room if n.zone}))
     zone = ""
+
+    def taken(z: str) -> int:  # placed in zone z, or meant for it and missing
+        return sum(m.placed[ask.key] for m in room if m.zone == z) + missing[z]
+
     if prop is not None and prop[0] == attr:
         # The zone cap: the instance belongs in the zone with the fewest instances so far.
-        open_zones = [
-            z for z in zones if sum(m.placed[ask.key] for m in room if m.zone == z) < prop[1]
-        ]
+        open_zones = [z for z in zones if taken(z) < prop[1]]
         if not open_zones:
             return (
                 "",
                 DISTINCT_PROPERTY,
-                (f"{len(zones)} zone(s) of at most {prop[1]} instance(s) each"),
+                f"{len(zones)} zone(s) of at most {prop[1]} instance(s) each",
             )
-        zone = min(
-            open_zones, key=lambda z: (sum(m.placed[ask.key] for m in room if m.zone == z), z)
-        )
+        zone = min(open_zones, key=lambda z: (taken(z), z))
     here = [n for n in room if not zone or n.zone == zone]
     reasons = Counter(_refusal(ask, n, hosts, prop, room) for n in here)
     usable = [n for n in here if n.usable]

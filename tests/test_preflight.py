@@ -159,7 +159,10 @@ def test_reserved_resources_count_as_used():
 def test_memory_short_summed_over_the_jobs():
     jobs = [job("a", memory=3000), job("b", memory=3000), job("c", memory=3000)]
     short = check(jobs, three(memory=8192), [])
-    assert [(s.set, s.reason, s.missing) for s in short] == [("c", "memory", 3)]
+    # One problem per zone: each of the three zones is short of one instance of c.
+    assert [(s.set, s.zone, s.reason, s.missing) for s in short] == [
+        ("c", z, "memory", 1) for z in ZONES
+    ]
     (p, *_) = problems(short)
     assert "memory exhausted" in p.message and "3000 MB" in p.message
 
@@ -177,7 +180,7 @@ def test_static_port_collision():
     reserved = [node("a", "zone-a", reserved_ports="22,8000-8100"), *three()[1:]]
     assert [s.zone for s in check(jobs, reserved, [])] == ["zone-a"]
     both = check([job("web", ports=(8080,)), job("api", ports=(8080,))], three(), [])
-    assert [(s.set, s.missing) for s in both] == [("api", 3)]
+    assert [(s.set, s.zone, s.missing) for s in both] == [("api", z, 1) for z in ZONES]
 
 
 def test_too_few_nodes_for_distinct_hosts():
