@@ -59,6 +59,9 @@ class NomadAPI(Protocol):
     def wait_for_change(self, what: str, obj_id: str, index: int, wait: float) -> int: ...
     def plan(self, job: dict[str, Any]) -> dict[str, Any]: ...
     def variable_exists(self, path: str) -> bool: ...
+    def variables(self, prefix: str) -> list[dict[str, Any]]: ...
+    def variable(self, path: str) -> dict[str, Any] | None: ...
+    def delete_variable(self, path: str, modify_index: int) -> bool: ...
     def acl_policies(self) -> dict[str, dict[str, Any]] | None: ...
     def acl_policy(self, name: str) -> dict[str, Any] | None: ...
     def put_acl_policy(self, body: dict[str, Any]) -> None: ...
@@ -422,6 +425,46 @@ class NomadBackend:
             )
             return True
         except self._nex.URLNotFoundNomadException:
+            return False
+
+    def variables(self, prefix: str) -> list[dict[str, Any]]:
+        """Variable metadata (Path, ModifyIndex; no Items) under `prefix` in the namespace."""
+        return list(
+            self._call(
+                "listing variables",
+                self.client.variables.get_variables,
+                prefix=prefix,
+                namespace=self.ep.namespace or None,
+            )
+            or ()
+        )
+
+    def variable(self, path: str) -> dict[str, Any] | None:
+        try:
+            return dict(
+                self._call(
+                    f"reading variable {path}",
+                    self.client.variable.get_variable,
+                    path,
+                    namespace=self.ep.namespace or None,
+                )
+            )
+        except self._nex.URLNotFoundNomadException:
+            return None
+
+    def delete_variable(self, path: str, modify_index: int) -> bool:
+        """Check-and-set delete: False when the variable changed since it was read (kept)."""
+        try:
+            self._call(
+                f"deleting variable {path}",
+                self.client.variable.delete_variable,
+                path,
+                namespace=self.ep.namespace or None,
+                cas=modify_index,
+                read=False,
+            )
+            return True
+        except self._nex.VariableConflict:
             return False
 
     def acl_policies(self) -> dict[str, dict[str, Any]] | None:

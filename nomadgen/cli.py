@@ -722,20 +722,31 @@ def status(
 def destroy(
     manifest: Annotated[str, typer.Argument(help="The manifest file, or just its name.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    delete_credentials: Annotated[
+        bool,
+        typer.Option(
+            "--delete-credentials",
+            help="Also delete the credentials nomadgen generated (kept by default: data that "
+            "outlives the jobs may need them).",
+        ),
+    ] = False,
     config: ConfigOpt = None,
     name: NameOpt = None,
     conn: Connection = Connection(),
 ) -> None:
-    """Stop and purge every job this manifest owns and remove its Consul KV keys."""
+    """Stop and purge every job this manifest owns, remove its Consul KV keys and ACL policies.
+    Exit 16 when the manifest owns nothing on the cluster."""
     from .names import owner
-    from .operations import check_manifest_name, owned_jobs
+    from .operations import check_manifest_name, owned, refuse_nothing_owned
     from .operations import destroy as do_destroy
 
     mname = check_manifest_name(name or _manifest_name(manifest))
     cfg = _online_config(None, None, config, None, conn.namespace)
     nomad, consul = _cluster(conn, cfg)
     mname = owner(mname, cfg.render.scope)
-    jobs = owned_jobs(mname, nomad)
+    what = owned(mname, cfg, nomad, consul)
+    refuse_nothing_owned(mname, what)  # exit 16, before asking anything
+    jobs = what.jobs
     if not yes:
         if not sys.stdin.isatty():
             raise NomadgenError(
@@ -746,11 +757,23 @@ def destroy(
             f"({', '.join(jobs) or 'none'}) and remove its KV keys?",
             abort=True,
         )
-    done = do_destroy(mname, cfg, nomad, consul)
+    done = do_destroy(mname, cfg, nomad, consul, delete_credentials=delete_credentials)
     typer.echo(
         f"stopped and purged {len(done.jobs)} job(s); removed {done.keys} KV key(s)"
         + (f"; deregistered {len(done.services)} external service(s)" if done.services else "")
+        + (f"; deleted {len(done.credentials)} generated credential(s)" if done.credentials else "")
     )
+    if done.kept_credentials:
+        typer.echo(
+            f"kept {len(done.kept_credentials)} generated credential(s) in Nomad Variables "
+            f"(namespace {done.namespace}): {', '.join(done.kept_credentials)}; data that "
+            "outlives the jobs (host or CSI volumes) was initialised with them. "
+            + (
+                "Some changed since they were read and were left alone."
+                if delete_credentials
+                else "`nomadgen destroy --delete-credentials` removes them."
+            )
+        )
     if done.kept_keys:
         _err(
             f"kept {len(done.kept_keys)} key(s) under the manifest's prefix that nomadgen did not "

@@ -213,7 +213,11 @@ def apply(
         # 1a. Missing credentials: random values straight into Nomad Variables, create-only,
         # never printed; the tasks read them through their templates.
         for path, items in cs.credentials:
-            made = nomad.create_variable(path, {i: secrets.token_urlsafe(24) for i in items})
+            made = nomad.create_variable(
+                path,
+                {i: secrets.token_urlsafe(24) for i in items}
+                | {names.CREDENTIALS_OWNER_ITEM: cs.manifest},
+            )
             record(Step("credentials", path, True, "generated" if made else "already there"))
 
         # 1a'. Job-scoped ACL policies: a dependent's template reads its dependencies'

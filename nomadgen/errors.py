@@ -15,6 +15,7 @@
         ├── Locked             13   another nomadgen run holds the manifest's lock
         └── Unplaceable        15   the preflight, or Nomad, cannot place a job: the reasons
     DataLoss                   14   submit: the change would lose a stateful set's data
+    NothingOwned               16   destroy: the manifest owns nothing on the cluster
     InterfaceMissing           12   nomadgen.discovery: no such interface or no healthy instance
 
 `nomadgen plan` ends with 255 on any error, like `nomad job plan` (0 no change, 1 changes).
@@ -147,6 +148,13 @@ class DataLoss(NomadgenError):
     exit_code = 14
 
 
+class NothingOwned(NomadgenError):
+    """destroy: no job, service, key, policy or credential of the manifest is on the cluster."""
+
+    exit_code = 16
+    kind = "nothing-owned"
+
+
 class Unplaceable(BackendError):
     exit_code = 15
     kind = "unplaceable"
@@ -169,6 +177,7 @@ EXIT_CODES = {
     "discovery: the interface is missing": 12,
     "another nomadgen run holds the manifest's lock": Locked.exit_code,
     "submit: the change would lose a stateful set's data (--allow-data-loss)": DataLoss.exit_code,
+    "destroy: the manifest owns nothing on the cluster": NothingOwned.exit_code,
     "internal error (a bug: please report)": EXIT_INTERNAL,
     "plan: any error": EXIT_PLAN_ERROR,
 }

@@ -72,6 +72,11 @@ def is_external_of(service_id: str, manifest: str) -> bool:
     return service_id.startswith(f"{EXTERNAL_ID_PREFIX}{manifest}:")
 
 
+# The item nomadgen adds to the credentials it generates: the owner that generated them, so
+# `destroy` can tell them from variables put by hand (Nomad Variables have no metadata).
+CREDENTIALS_OWNER_ITEM = "nomadgen_owner"
+
+
 def credentials_path(pattern: str, job: str) -> str:
     """A template's credentials reference (`nomad/jobs/{job}`) for one job."""
     return pattern.replace("{job}", job)

@@ -19,6 +19,7 @@ from .errors import (
     Locked,
     ManifestError,
     NomadgenError,
+    NothingOwned,
     PermissionDenied,
     Problem,
     ResolutionError,
@@ -396,6 +397,75 @@ class Destroyed(NamedTuple):
     keys: int
     services: tuple[str, ...] = ()
     kept_keys: tuple[str, ...] = ()  # keys under the prefix nomadgen did not write
+    credentials: tuple[str, ...] = ()  # generated credentials deleted (--delete-credentials)
+    kept_credentials: tuple[str, ...] = ()  # generated credentials kept (the default)
+    namespace: str = "default"  # where the credentials are
+
+
+class Owned(NamedTuple):
+    """What a manifest has on the cluster, as destroy finds it."""
+
+    jobs: tuple[str, ...]
+    services: tuple[str, ...]
+    keys: dict[str, int]  # the keys nomadgen wrote (without the lock), with their ModifyIndex
+    other_keys: tuple[str, ...]
+    policies: tuple[str, ...]
+    credentials: tuple[tuple[str, int], ...]  # generated variables: (path, ModifyIndex)
+    locked: bool = False  # its lock key is there (a run in progress, or a crashed one's)
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.jobs or self.services or self.keys or self.policies or self.credentials)
+
+
+def owned(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI) -> Owned:
+    root = converge.prefix_of(manifest_name, cfg.render)
+    tree = consul.kv_tree(root)
+    jobs = owned_jobs(manifest_name, nomad)
+    mine, other = ours(root, tree)
+    locked = mine.pop(names.lock_key(root), None) is not None  # a lock alone owns nothing
+    policies = tuple(
+        name
+        for name, stub in sorted((nomad.acl_policies() or {}).items())
+        if names.owns_policy(stub.get("Description", ""), manifest_name)
+    )
+    return Owned(
+        tuple(jobs),
+        tuple(sorted(converge.owned_external(consul.services(), manifest_name))),
+        mine,
+        tuple(other),
+        policies,
+        generated_credentials(nomad, manifest_name),
+        locked,
+    )
+
+
+def generated_credentials(nomad: NomadAPI, manifest_name: str) -> tuple[tuple[str, int], ...]:
+    """The Nomad Variables nomadgen generated for this manifest: those carrying its owner item
+    (variables put by hand lack it). Read one by one, as the list has no items; after a
+    destroy that kept them, the paths are known from nothing else."""
+    out = []
+    for meta in nomad.variables(""):
+        path = str(meta.get("Path", ""))
+        if path.startswith("nomad/") and not path.startswith("nomad/jobs"):
+            continue  # Nomad's reserved paths other than the jobs' own
+        var = nomad.variable(path)
+        items = (var or {}).get("Items") or {}
+        if var is not None and items.get(names.CREDENTIALS_OWNER_ITEM) == manifest_name:
+            out.append((path, int(var.get("ModifyIndex") or 0)))
+    return tuple(sorted(out))
+
+
+def refuse_nothing_owned(manifest_name: str, what: Owned, *, locked_too: bool = False) -> None:
+    """Exit 16 when the manifest owns nothing; while its lock key is there (another run may
+    be creating things), only with `locked_too`, once destroy holds the lock itself."""
+    if what.nothing and (locked_too or not what.locked):
+        raise NothingOwned(
+            f"manifest {manifest_name} owns nothing on this cluster (no job, external service, "
+            "KV key, ACL policy or generated credential); nothing was done",
+            hint="check the manifest name (its file name without .json), --env, and the "
+            "namespace (NOMAD_NAMESPACE)",
+        )
 
 
 class DestroyError(NomadgenError):
@@ -463,25 +533,41 @@ def ours(root: str, tree: dict[str, tuple[bytes, int]]) -> tuple[dict[str, int],
     return mine, other
 
 
-def destroy(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI) -> Destroyed:
+def destroy(
+    manifest_name: str,
+    cfg: Config,
+    nomad: NomadAPI,
+    consul: ConsulAPI,
+    *,
+    delete_credentials: bool = False,
+) -> Destroyed:
     """Purge the jobs this manifest owns (ownership read again right before each), deregister
-    its external services and delete the keys it wrote; run under the manifest's lock, which
-    is also the first write and so proves the Consul token can write before anything goes."""
+    its external services, delete its job-scoped ACL policies and the keys it wrote; run under
+    the manifest's lock, which is also the first write and so proves the Consul token can
+    write before anything goes. The credentials it generated stay unless `delete_credentials`:
+    a stateful set's data can outlive its job, and a database keeps the password it was
+    initialised with, so new random ones would lock the next deployment out of it.
+    A manifest that owns nothing is an error (NothingOwned); the CLI says so before any write."""
     check_manifest_name(manifest_name)
     root = converge.prefix_of(manifest_name, cfg.render)
     with ManifestLock(consul, root, manifest_name, "destroy") as lock:
-        jobs = owned_jobs(manifest_name, nomad)
+        what = owned(manifest_name, cfg, nomad, consul)
+        if what.nothing:
+            lock.delete_on_release = True  # a crashed run's lock: tidied on the way out
+            refuse_nothing_owned(manifest_name, what, locked_too=True)
+        jobs, services, mine, other = list(what.jobs), what.services, what.keys, what.other_keys
         _probe_nomad_write(nomad, jobs)
-        services = sorted(converge.owned_external(consul.services(), manifest_name))
-        mine, other = ours(root, consul.kv_tree(root))
-        mine.pop(lock.key, None)  # released and deleted last, by the lock itself
+        creds = what.credentials if delete_credentials else ()
         todo = (
             [f"purge {j}" for j in jobs]
             + [f"deregister {s}" for s in services]
+            + [f"delete variable {p}" for p, _ in creds]
             + ([f"delete {len(mine)} key(s)"] if mine else [])
         )
         done: list[str] = []
         purged, left_alone = [], []
+        deleted: list[str] = []
+        changed: list[str] = []
         try:
             for jid in jobs:
                 lock.check()
@@ -497,11 +583,16 @@ def destroy(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI)
                 consul.deregister_service(sid)
                 todo.remove(f"deregister {sid}")
                 done.append(f"deregister {sid}")
-            for name, stub in sorted((nomad.acl_policies() or {}).items()):
-                if names.owns_policy(stub.get("Description", ""), manifest_name):
-                    lock.check()
-                    nomad.delete_acl_policy(name)
-                    done.append(f"delete acl policy {name}")
+            for name in what.policies:
+                lock.check()
+                nomad.delete_acl_policy(name)
+                done.append(f"delete acl policy {name}")
+            for path, index in creds:
+                lock.check()
+                # Check-and-set: a variable rewritten since it was read is someone else's now.
+                (deleted if nomad.delete_variable(path, index) else changed).append(path)
+                todo.remove(f"delete variable {path}")
+                done.append(f"delete variable {path}")
             if mine:
                 lock.check()
                 # delete-cas: a key rewritten since it was read is someone else's now: kept.
@@ -517,7 +608,16 @@ def destroy(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI)
             [Problem(e.subject) for e in left_alone] + [Problem("done: " + _few(done))],
             hint="nomadgen never stops jobs it does not own",
         )
-    return Destroyed(tuple(purged), len(mine), tuple(services), tuple(other))
+    kept = tuple(p for p, _ in what.credentials if not delete_credentials) + tuple(changed)
+    return Destroyed(
+        tuple(purged),
+        len(mine),
+        tuple(services),
+        tuple(other),
+        tuple(deleted),
+        kept,
+        cfg.render.namespace or "default",
+    )
 
 
 def _probe_nomad_write(nomad: NomadAPI, jobs: list[str]) -> None:

@@ -346,12 +346,18 @@ def test_unreachable_cluster_is_one_clear_line():
 
 
 def test_more_per_zone_instances_than_the_cluster_can_place(cluster, tmp_path):
-    # 20 psql per zone cannot fit in one 8 GB node per zone: Nomad's plan reports it.
+    # 20 psql per zone cannot fit in one node per zone (distinct_hosts): the preflight says so
+    # before Nomad's per-job plan check, exit 15.
     doc = {"app": {"depends": ["psql"], "overrides": {"psql": {"per_zone": 20}}}}
     cluster.faults.reset_calls()
     res = cli(cluster, "submit", str(manifest_copy(tmp_path, doc)))
-    assert res.exit_code == 4 and "cannot place this manifest; nothing was written" in res.stderr
-    assert "group psql: " in res.stderr
+    assert res.exit_code == 15 and "does not fit the cluster" in res.stderr, res.output
+    assert "nothing was written" in res.stderr
+    assert (
+        "psql:app: 19 of 60 instance(s) cannot be placed in zone-a: one instance per node"
+        in res.stderr
+    )
+    assert "(distinct_hosts)" in res.stderr
     assert writes(cluster.faults) == []
 
 
