@@ -68,6 +68,7 @@ class _Node:
         self.cpu = _int((res.get("Cpu") or {}).get("CpuShares"), legacy.get("CPU"))
         self.memory = _int((res.get("Memory") or {}).get("MemoryMB"), legacy.get("MemoryMB"))
         self.disk = _int((res.get("Disk") or {}).get("DiskMB"), legacy.get("DiskMB"))
+        self.cpu_total, self.memory_total = self.cpu, self.memory
         self.cpu -= _int((reserved.get("Cpu") or {}).get("CpuShares"))
         self.memory -= _int((reserved.get("Memory") or {}).get("MemoryMB"))
         self.disk -= _int((reserved.get("Disk") or {}).get("DiskMB"))
@@ -132,21 +133,39 @@ def check(
     return out
 
 
+class _Tally:
+    """One group's placements so far: per zone and per distinct_property value."""
+
+    def __init__(self, ask: _Ask, room: list[_Node]) -> None:
+        self.hosts = _distinct_hosts(ask.constraints)
+        self.prop = _distinct_property(ask.constraints)
+        self.zones: Counter[str | None] = Counter()
+        self.values: Counter[str | None] = Counter()
+        # What does not change while the group is placed: node state, datacenter, pool,
+        # constraints and volumes (scheduler/feasible.go, checked once per node here).
+        self.fixed = {n.id: _fixed_refusal(ask, n) for n in room}
+
+    def add(self, n: _Node) -> None:
+        self.zones[n.zone] += 1
+        if self.prop is not None:
+            self.values[target(self.prop[0], n.raw)] += 1
+
+
 def _place(ask: _Ask, room: list[_Node], attr: str) -> list[Shortfall]:
     count = _int(ask.group.get("Count"), 1)
-    hosts = _distinct_hosts(ask.constraints)
-    prop = _distinct_property(ask.constraints)
+    tally = _Tally(ask, room)
     failed: Counter[tuple[str, str]] = Counter()  # (zone, reason)
     details: dict[tuple[str, str], str] = {}
     missing: Counter[str] = Counter()  # per zone: instances that could not go there
     for _ in range(count):
-        candidates = [n for n in room if not _refusal(ask, n, hosts, prop, room)]
+        candidates = [n for n in room if not _refusal(ask, n, tally)]
         if candidates:
-            best = min(candidates, key=lambda n: _score(ask, n, prop, room))
+            best = min(candidates, key=lambda n: _score(ask, n, tally))
             best.use(ask.cpu, ask.memory, ask.disk, ask.ports)
             best.placed[ask.key] += 1
+            tally.add(best)
             continue
-        zone, reason, detail = _diagnose(ask, room, hosts, prop, attr, missing)
+        zone, reason, detail = _diagnose(ask, room, tally, attr, missing)
         missing[zone] += 1
         failed[(zone, reason)] += 1
         details[(zone, reason)] = detail
@@ -156,22 +175,33 @@ def _place(ask: _Ask, room: list[_Node], attr: str) -> list[Shortfall]:
     ]
 
 
-def _score(ask: _Ask, n: _Node, prop: tuple[str, int] | None, room: list[_Node]) -> tuple[Any, ...]:
+def _score(ask: _Ask, n: _Node, tally: _Tally) -> tuple[Any, ...]:
     """Like Nomad's ranking: even across zones (the spread), away from this group's other
     instances (job anti-affinity), then the fullest node that fits (bin-packing)."""
-    in_zone = sum(m.placed[ask.key] for m in room if m.zone == n.zone) if n.zone else 0
+    in_zone = tally.zones[n.zone] if n.zone else 0
     left = min(
-        (n.cpu - ask.cpu) / max(n.cpu, 1),
-        (n.memory - ask.memory) / max(n.memory, 1),
+        (n.cpu - ask.cpu) / max(n.cpu_total, 1),
+        (n.memory - ask.memory) / max(n.memory_total, 1),
     )
     return (in_zone, n.placed[ask.key], left, n.name)
 
 
-def _refusal(
-    ask: _Ask, n: _Node, hosts: bool, prop: tuple[str, int] | None, room: list[_Node]
-) -> str:
+def _refusal(ask: _Ask, n: _Node, tally: _Tally) -> str:
     """Why node `n` cannot take one more instance of `ask` ('' when it can), in Nomad's order:
     node state, datacenter, pool, constraints and volumes, distinct_*, then resources."""
+    fixed = tally.fixed[n.id]
+    if fixed:
+        return fixed
+    if tally.hosts and n.placed[ask.key]:
+        return DISTINCT_HOSTS
+    if tally.prop is not None:
+        value = target(tally.prop[0], n.raw)
+        if value is None or tally.values[value] >= tally.prop[1]:
+            return DISTINCT_PROPERTY
+    return _exhausted(ask, n)
+
+
+def _fixed_refusal(ask: _Ask, n: _Node) -> str:
     if not n.usable:
         return NO_NODE
     dcs = [str(d) for d in ask.job.get("Datacenters") or ("*",)]
@@ -188,14 +218,7 @@ def _refusal(
     for vol in (ask.group.get("Volumes") or {}).values():
         if vol.get("Type") == "host" and vol.get("Source") not in (n.raw.get("HostVolumes") or {}):
             return "constraint"
-    if hosts and n.placed[ask.key]:
-        return DISTINCT_HOSTS
-    if prop is not None:
-        value = target(prop[0], n.raw)
-        used = sum(m.placed[ask.key] for m in room if target(prop[0], m.raw) == value)
-        if value is None or used >= prop[1]:
-            return DISTINCT_PROPERTY
-    return _exhausted(ask, n)
+    return ""
 
 
 def _exhausted(ask: _Ask, n: _Node) -> str:
@@ -212,20 +235,16 @@ def _exhausted(ask: _Ask, n: _Node) -> str:
 
 
 def _diagnose(
-    ask: _Ask,
-    room: list[_Node],
-    hosts: bool,
-    prop: tuple[str, int] | None,
-    attr: str,
-    missing: Counter[str],
+    ask: _Ask, room: list[_Node], tally: _Tally, attr: str, missing: Counter[str]
 ) -> tuple[str, str, str]:
     """The zone an instance that cannot be placed was meant for, the reason, and the numbers."""
     zones = ask.zones or tuple(sorted({n.zone for n in room if n.zone}))
     zone = ""
 
     def taken(z: str) -> int:  # placed in zone z, or meant for it and missing
-        return sum(m.placed[ask.key] for m in room if m.zone == z) + missing[z]
+        return tally.zones[z] + missing[z]
 
+    prop = tally.prop
     if prop is not None and prop[0] == attr:
         # The zone cap: the instance belongs in the zone with the fewest instances so far.
         open_zones = [z for z in zones if taken(z) < prop[1]]
@@ -237,7 +256,7 @@ def _diagnose(
             )
         zone = min(open_zones, key=lambda z: (taken(z), z))
     here = [n for n in room if not zone or n.zone == zone]
-    reasons = Counter(_refusal(ask, n, hosts, prop, room) for n in here)
+    reasons = Counter(_refusal(ask, n, tally) for n in here)
     usable = [n for n in here if n.usable]
     if not usable:
         where = f"in {zone}" if zone else "at all"
