@@ -311,9 +311,9 @@ def test_plan_of_a_change_states_what_nomad_decides(case, change, standin_factor
 
 
 def test_preflight_refusal_matches_nomad(standin_factory, tmp_path):
-    """The whole-manifest check before writing (today: Nomad's own plan per job, in
-    `nomadgen submit`) refuses exactly what nomad-sched cannot place, with its dimension;
-    and what it accepts places fully in nomad-sched."""
+    """The checks before writing (the whole-manifest preflight, then Nomad's own plan per
+    job, in `nomadgen submit`) refuse exactly what nomad-sched cannot place, with its
+    dimension; and what they accept places fully in nomad-sched."""
     case = "counts"
     args = _args(case)
     cluster = _with_cluster(standin_factory, _zones(args))
@@ -324,8 +324,8 @@ def test_preflight_refusal_matches_nomad(standin_factory, tmp_path):
     assert any(w["failures"] for w in want.values())
     assert all("cpu" in reasons for w in want.values() for _, reasons in w["failures"].values())
     res = _nomadgen(cluster.env(), "submit", str(path), *args)
-    assert res.returncode != 0 and "cannot place" in res.stdout + res.stderr
-    assert "cpu" in res.stdout + res.stderr
+    assert res.returncode == 15 and "does not fit the cluster" in res.stderr, res.stderr
+    assert "cpu exhausted" in res.stderr
     assert _nomad(cluster, "/v1/jobs") == []  # nothing written
     path.write_text(json.dumps(manifest))
     want = _check(cluster, path, args)
