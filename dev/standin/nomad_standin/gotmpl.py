@@ -9,7 +9,7 @@ variables, string/number literals, and the functions `service`, `key`, `keyOrDef
 `or`; `$x := ...` and `$x = ...` actions.
 Anything else raises Unsupported: a rendering the stand-in cannot do is never guessed.
 The data sources are callables given by the caller (`fetch(fn, arg)`), which may raise to block
-or deny, as consul-template does (see templates.py).
+or deny, as consul-template does (see consul_template.py).
 Reference: text/template (pkg.go.dev/text/template), consul-template docs/templating-language.md.
 """
 

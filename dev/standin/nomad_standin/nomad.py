@@ -34,7 +34,7 @@ import nomad_jobcheck as jobcheck
 from nomad_jobcheck import jobspec as nomad_jobspec
 
 from . import acl as acl_mod
-from . import data, jobspec, namespaces, network, nomadsched, scheduler, taskview, templates
+from . import consul_template, data, jobspec, namespaces, network, nomadsched, scheduler, taskview
 
 log = logging.getLogger("standin.nomad")
 
@@ -1363,7 +1363,7 @@ class NomadState:
             var = self.variables.get((ns, path))
             return dict(var["Items"]) if var else None
 
-        return templates.fingerprint(
+        return consul_template.fingerprint(
             tmpl.get("EmbeddedTmpl") or "", self.consul, a.node, variable, self.runtime_env(a, task)
         )
 
@@ -1377,7 +1377,7 @@ class NomadState:
         """Templates render first (a missing `key` holds the task pending), then it runs."""
         try:
             rendered = self._fingerprints(a, task)
-        except templates.Blocked as why:
+        except consul_template.Blocked as why:
             if run.blocked != str(why):
                 run.blocked = str(why)
                 run.event("Template", getattr(why, "event", f"Missing: {why}"))
@@ -1401,7 +1401,7 @@ class NomadState:
         for i, tmpl in enumerate(tmpls):
             # consul-template re-renders when a blocking query answers with a new index: while
             # every index the template reads is the same, so is its fingerprint.
-            index = templates.watch_index(tmpl.get("EmbeddedTmpl") or "", self.consul)
+            index = consul_template.watch_index(tmpl.get("EmbeddedTmpl") or "", self.consul)
             key = (
                 None
                 if index is None
@@ -1417,7 +1417,7 @@ class NomadState:
             else:
                 try:
                     fp = self._fingerprint(a, tmpl, task)
-                except templates.Blocked:
+                except consul_template.Blocked:
                     fp = None
                 run.seen[i] = (key, fp)
             if fp is None:

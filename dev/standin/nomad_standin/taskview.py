@@ -12,10 +12,10 @@ consul-template gets `403 (Permission denied)` and the template fails.
 from __future__ import annotations
 
 from . import acl as acl_mod
-from . import gotmpl, templates
+from . import consul_template, gotmpl
 
 
-class Denied(templates.Blocked):
+class Denied(consul_template.Blocked):
     """A template read refused by ACLs; `event` is the task event Nomad shows."""
 
     def __init__(self, text: str) -> None:
@@ -58,7 +58,7 @@ def _fetch(state, alloc, task: str):
             check_var(state, alloc, task, path, ns)
             var = state.variables.get((ns, path))
             if var is None:
-                raise templates.Blocked(f"nomad.var.block({arg})")
+                raise consul_template.Blocked(f"nomad.var.block({arg})")
             return dict(var["Items"])
         if consul is None:
             return None
@@ -67,7 +67,7 @@ def _fetch(state, alloc, task: str):
             if fn == "keyExists":
                 return value is not None
             if value is None and fn == "key":
-                raise templates.Blocked(f"kv.block({arg})")
+                raise consul_template.Blocked(f"kv.block({arg})")
             return None if value is None else value.decode("utf-8", "replace")
         if fn == "service":
             name = arg.split("|")[0].split("@")[0].split("~")[0].split("?")[0].split(".")[-1]
@@ -81,7 +81,7 @@ def _fetch(state, alloc, task: str):
                     "Tags": list(i["tags"] or []),
                     "ServiceMeta": dict(i.get("meta") or {}),
                 }
-                for i in templates._service(arg, "", consul, alloc.node) or []
+                for i in consul_template._service(arg, "", consul, alloc.node) or []
             ]  # noqa: SLF001
         if fn in ("ls", "safeLs", "tree", "safeTree"):
             with consul._lock:  # noqa: SLF001 - no public KV listing in the state contract
@@ -129,7 +129,7 @@ def task_view(state, alloc_id: str, task_name: str) -> dict:
                     template_env.update(gotmpl.env_lines(text))
             except Denied as why:
                 entry.update(Error=why.event, Denied=True)
-            except templates.Blocked as why:
+            except consul_template.Blocked as why:
                 entry["Error"] = f"Missing: {why}"
             except gotmpl.Unsupported as why:
                 entry["Error"] = f"stand-in cannot render this template: {why}"
