@@ -923,6 +923,8 @@ def _expr(value: object) -> str | list[str]:
         lines.append("}")
         return lines
     if isinstance(value, (list, tuple)):
+        if all([type(v) is str for v in value]):  # the common case: a list of strings
+            return "[" + ", ".join([escape_string(v) for v in value]) + "]"
         if all(_is_scalar(v) for v in value):
             return "[" + ", ".join([_scalar(v) for v in value]) + "]"
         lines = ["["]
@@ -1142,6 +1144,15 @@ def _compiled(spec: str, parent: str) -> dict[str, _CompiledField]:
     return found
 
 
+# (spec, parent, the object's keys) -> (its fields in table order, keys the table lacks).
+_SHAPES: dict[tuple[str, str, tuple[Any, ...]], tuple[list[_CompiledField], Any]] = {}
+
+
+@lru_cache(maxsize=1024)
+def _duration_text(ns: int) -> str:
+    return escape_string(format_duration(ns))
+
+
 # Blocks that are one object in every job (render shares identical blocks), written once:
 # id -> (the object, {(field, indent): lines}). Set by to_hcl(..., shared=) for one call.
 _shared: dict[int, tuple[object, dict[Any, list[str]]]] = {}
@@ -1153,16 +1164,24 @@ def _body(
     """Write `obj` as the body of a block, at `indent`, into `out`: attributes first (aligned
     like `nomad fmt`), then blocks, each group in table order, a blank line around blocks.
     Written straight to lines, without an intermediate tree: this is the HCL render's hot path."""
-    table = _compiled(spec, parent)
-    keys = obj.keys()
-    unknown = () if keys <= table.keys() else [k for k in keys if k not in table]
-    present = sorted([table[k] for k in keys & table.keys()])
+    shape = (spec, parent, tuple(obj))
+    found = _SHAPES.get(shape)
+    if found is None:  # the fields an object of this shape has, in table order, found once
+        table = _compiled(spec, parent)
+        keys = obj.keys()
+        if len(_SHAPES) > 4096:
+            _SHAPES.clear()
+        found = _SHAPES[shape] = (
+            sorted([table[k] for k in keys & table.keys() if not table[k][5]]),  # not skipped
+            () if keys <= table.keys() else [k for k in keys if k not in table],
+        )
+    present, unknown = found
     attrs: list[tuple[str, str | list[str]]] = []
     blocks: list[tuple[Any, ...]] = []  # (field, value), or (None, tree item) for a prebuilt block
     for field in present:
-        _, name, hcl, kind, sub, skip, duration, runtime = field
+        _, name, hcl, kind, sub, _skip, duration, runtime = field
         value = obj[name]
-        if value is None or skip:
+        if value is None:
             continue
         # "" is a value for a pointer field (Nomad's default replaces only an absent one).
         if not value and (
@@ -1172,8 +1191,15 @@ def _body(
         if kind == "attr" or kind == "attr_nonzero":
             if kind == "attr_nonzero" and _zero(value):
                 continue
-            if type(value) is str and not runtime and "\n" not in value:
+            t = type(value)
+            if t is str and not runtime and "\n" not in value:
                 attrs.append((hcl, escape_string(value)))
+            elif t is int and not duration:
+                attrs.append((hcl, int.__repr__(value)))
+            elif t is int:
+                attrs.append((hcl, _duration_text(value)))
+            elif t is bool and not duration:
+                attrs.append((hcl, "true" if value else "false"))
             else:
                 attrs.append(
                     _attr_item(
@@ -1216,7 +1242,10 @@ def _body(
             continue
         shared = _shared.get(id(value)) if _shared else None
         if shared is None or shared[0] is not value or field[3] == "alias":
-            _group(obj, field, value, where, indent, out)
+            if _memo is not None and field[1] in _MEMO_FIELDS:
+                _memo_group(obj, field, value, where, indent, out)
+            else:
+                _group(obj, field, value, where, indent, out)
             continue
         # The same object in every job (render shares identical blocks): written once.
         key = (id(field), indent)
@@ -1229,6 +1258,58 @@ def _body(
             out.extend(lines)
     if not attrs and len(out) > start:
         del out[start]  # the blank line before the first block
+
+
+# Blocks whose content repeats across the jobs nomadgen writes (one per service type): their
+# lines are kept by content, (field, indent, content) -> lines, for one render of many jobs
+# (to_hcl(..., memo=), pipeline.iter_files).
+_MEMO_FIELDS = frozenset({"Resources", "EphemeralDisk", "Networks", "Config"})
+_memo: dict[tuple[int, str, Any], list[str]] | None = None
+
+
+def _freeze(v: object) -> object:
+    """A hashable key that is equal only for values written alike (a bool is not 1, a Runtime
+    string is not a plain one); TypeError for anything else."""
+    t = type(v)
+    if t is str or t is int:
+        return v
+    if t is dict:
+        items = []
+        for k, x in v.items():  # type: ignore[attr-defined]
+            if type(k) is not str:
+                raise TypeError(k)
+            items.append((k, _freeze(x)))
+        return (dict, tuple(items))
+    if t is list:
+        return (list, tuple([_freeze(x) for x in v]))  # type: ignore[attr-defined]
+    if t is bool or v is None:
+        return (t, v)
+    raise TypeError(t)
+
+
+def _memo_group(
+    obj: dict[str, Any],
+    field: tuple[Any, ...],
+    value: object,
+    where: str,
+    indent: str,
+    out: list[str],
+) -> None:
+    try:
+        key = (id(field), indent, _freeze(value))
+    except TypeError:
+        _group(obj, field, value, where, indent, out)
+        return
+    assert _memo is not None
+    lines = _memo.get(key)
+    if lines is None:
+        mark = len(out)
+        _group(obj, field, value, where, indent, out)
+        if len(_memo) > 4096:  # bounded: a render of unlike jobs only stops gaining
+            _memo.clear()
+        _memo[key] = out[mark:]
+    else:
+        out.extend(lines)
 
 
 def _group(
@@ -1293,7 +1374,14 @@ def _map_block(hcl: str, mapping: dict[str, Any], indent: str, out: list[str]) -
         out.append(f"{indent}{hcl} {{}}")
         return
     out.append(f"{indent}{hcl} {{")
-    _write_attrs([(k, _value_lines(mapping[k])) for k in sorted(mapping)], indent + "  ", out)
+    _write_attrs(
+        [
+            (k, escape_string(v) if type(v) is str and "\n" not in v else _value_lines(v))
+            for k, v in sorted(mapping.items())
+        ],
+        indent + "  ",
+        out,
+    )
     out.append(indent + "}")
 
 
@@ -1312,6 +1400,12 @@ def _block_lines(
 
 
 def _write_attrs(attrs: list[tuple[str, str | list[str]]], indent: str, out: list[str]) -> None:
+    if attrs and all(
+        [type(v) is str for _, v in attrs]
+    ):  # the common case: one run of one-line values
+        width = max([len(n) for n, _ in attrs])
+        out.extend([f"{indent}{n.ljust(width)} = {v}" for n, v in attrs])
+        return
     run: list[tuple[str, str]] = []
     for name, value in attrs:
         if type(value) is str:
@@ -1354,7 +1448,9 @@ def _generic_items(obj: dict[str, Any], parent: str, where: str) -> list[_Item]:
 
 
 def to_hcl(
-    job: dict[str, Any], shared: dict[int, tuple[object, dict[Any, list[str]]]] | None = None
+    job: dict[str, Any],
+    shared: dict[int, tuple[object, dict[Any, list[str]]]] | None = None,
+    memo: dict[Any, list[str]] | None = None,
 ) -> str:
     """Render the bare Job dict (not `{"Job": ...}`) as an HCL2 jobspec.
 
@@ -1362,6 +1458,8 @@ def to_hcl(
     Raises RenderError for values HCL cannot carry (e.g. a non-identifier driver-config key).
     `shared` (id -> (object, {})) names objects that many jobs hold (see
     pipeline.render_files): their lines are written once and reused. It must pin its objects.
+    `memo` (a dict kept for one render of many jobs): blocks in _MEMO_FIELDS written once per
+    content.
     """
     if not isinstance(job, dict):
         raise RenderError(f"a job must be an object, got {type(job).__name__}")
@@ -1375,12 +1473,14 @@ def to_hcl(
     body = dict(job)
     if body.get("Name") == job_id:
         del body["Name"]  # jobspec2 defaults Name to the label
-    global _shared
+    global _shared, _memo
     out: list[str] = []
     _shared = shared or {}
+    _memo = memo
     try:
         _block_lines(f"job {escape_string(job_id)}", body, "Job", "Job", "Job", "", out)
     finally:
         _shared = {}
+        _memo = None
     out.append("")
     return "\n".join(out[1:])

@@ -110,6 +110,7 @@ def iter_files(
     written: dict[
         int, tuple[object, dict[Any, list[str]]]
     ] = {}  # for HCL: those blocks' lines, written once
+    memo: dict[Any, list[str]] = {}  # for HCL: blocks that repeat by content, written once
     if fmt != "json":
         from .hcl import to_hcl
     with no_gc():
@@ -122,7 +123,7 @@ def iter_files(
                     for v in shared.values():
                         if id(v) not in written:
                             written[id(v)] = (v, {})
-                    text = to_hcl(job.api, shared=written)
+                    text = to_hcl(job.api, shared=written, memo=memo)
                 yield s.job_id + suffix, text
 
 

@@ -1118,3 +1118,31 @@ def test_stdlib_only_imports():
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_blocks_kept_by_content_are_written_as_they_are_alone():
+    """to_hcl(memo=) writes a Resources, EphemeralDisk, Networks or Config block once per
+    content and reuses its lines; values Python finds equal but HCL writes differently (True
+    and 1, 1 and 1.0, a Runtime reference and the same text as a plain string) are different
+    content."""
+    from nomadgen.hcl import to_hcl
+    from nomadgen.model import Runtime
+
+    def job(i, config, resources):
+        task = {"Name": "t", "Driver": "docker", "Config": config, "Resources": resources}
+        return {"ID": f"j{i}", "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+
+    variants = [
+        ({"image": "x", "privileged": True}, {"CPU": 100, "MemoryMB": 128}),
+        ({"image": "x", "privileged": 1}, {"CPU": 100, "MemoryMB": 128}),
+        ({"image": "x", "privileged": 1.0}, {"CPU": 100.0, "MemoryMB": 128}),
+        ({"image": Runtime("${node.datacenter}")}, {"CPU": 100, "MemoryMB": 128}),
+        ({"image": "${node.datacenter}"}, {"CPU": 100, "MemoryMB": 128}),
+        ({"image": "x", "args": ["a", "b"]}, {"CPU": 100, "MemoryMB": 128}),
+        ({"image": "x", "args": ["a", "b"]}, {"CPU": 100, "MemoryMB": 128}),
+        ({"image": "x", "args": [["a"], "b"]}, {"CPU": 100, "MemoryMB": 128}),
+    ]
+    memo: dict = {}
+    for i, (config, resources) in enumerate(variants):
+        assert to_hcl(job(i, config, resources), memo=memo) == to_hcl(job(i, config, resources))
+    assert memo
