@@ -595,7 +595,9 @@ def diff_summary(p: dict[str, Any] | None, verbose: bool = False) -> list[str]:
     d = p["Diff"]
     fields("", d)
     for tg in d.get("TaskGroups") or ():
-        if tg.get("Type") == "None":
+        # An unchanged group still says what a job-level change (job meta) does to its
+        # allocations, as `nomad job plan` does; a group that only keeps them says nothing.
+        if tg.get("Type") == "None" and set(tg.get("Updates") or {}) <= {"ignore"}:
             continue
         updates = ", ".join(f"{n} {k}" for k, n in sorted((tg.get("Updates") or {}).items()))
         out.append(

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from nomadgen.converge import ApplyError, apply
-from nomadgen.diff import diff
+from nomadgen.diff import diff, diff_summary
 from nomadgen.errors import NotHealthy, Unplaceable
 from nomadgen.observe import observe
 from nomadgen.operations import prepare
@@ -244,3 +244,22 @@ def test_a_change_made_by_hand_is_drift_that_submit_converges_back(cluster, tmp_
     assert nomad.job("app")["TaskGroups"][0]["Count"] == 3
     assert len(_live_ids(nomad, "app")) == 3
     assert cli(cluster, "plan", str(manifest)).exit_code == 0
+
+
+def test_plan_shows_what_a_job_level_change_does_to_an_unchanged_group():
+    """Only job meta differs: the group's own diff is empty, yet Nomad replaces its allocations.
+    The plan says so (as `nomad job plan` does); a group that only keeps its allocations
+    stays quiet."""
+    dry_run = {
+        "Diff": {
+            "Type": "Edited",
+            "Fields": [{"Type": "Deleted", "Name": "Meta[x]", "Old": "1", "New": ""}],
+            "TaskGroups": [
+                {"Type": "None", "Name": "q", "Updates": {"create/destroy update": 1, "ignore": 3}},
+                {"Type": "None", "Name": "r", "Updates": {"ignore": 2}},
+            ],
+        }
+    }
+    lines = diff_summary(dry_run)
+    assert "  group q (1 create/destroy update, 3 ignore)" in lines
+    assert not any("group r" in line for line in lines)

@@ -1,7 +1,7 @@
 """`nomadgen plan` says what Nomad's scheduler decides (issue 16, points 2 and 3).
 
-For every golden case, and for the changes users make (count, image, env, resources, a node
-lost), what `nomadgen plan --json` states about each group (create, ignore, in-place,
+For every golden case, and for the changes users make (count, image, env, resources, tags,
+constraints, job meta, a node lost or drained), what `nomadgen plan --json` states about each group (create, ignore, in-place,
 create/destroy) and about placement failures is checked against a direct run of nomad-sched
 (Nomad 1.5.8's scheduler) on the same nodes, the job as the cluster runs it, its allocations,
 and the job nomadgen would submit. The stand-in's plumbing is not the oracle: the test builds
@@ -40,7 +40,7 @@ LABELS = {
     "InPlaceUpdate": "in-place update",
     "DestructiveUpdate": "create/destroy update",
 }
-_GROUP = re.compile(r"^[~+-] group (\S+) \((.*)\)$")
+_GROUP = re.compile(r"^[~+ -] group (\S+) \((.*)\)$")
 
 
 def _args(case: str) -> list[str]:
@@ -286,12 +286,68 @@ CHANGES = {
 CHANGES["psql per zone"] = lambda m: {
     "app": {**m["app"], "per_zone": 2, "overrides": {"psql": {"per_zone": 2}}}
 }
+# Service tags: Nomad updates services in place (tasksUpdated leaves them out).
+CHANGES["tags"] = lambda m: {
+    k: {**v, "tags": ["traefik.enable=true"]}
+    for k, v in m.items()
+    if isinstance(v, dict) and "external" not in v
+}
+# A constraint the running allocations on every "-1" node no longer meet: Nomad keeps the
+# others in place and replaces those (generic_sched.go inplaceUpdate re-checks the node).
+CHANGES["constraints"] = lambda m: {
+    k: {
+        **v,
+        "constraints": [{"attribute": "${node.unique.name}", "operator": "regexp", "value": "-2$"}],
+    }
+    for k, v in m.items()
+    if isinstance(v, dict) and "external" not in v
+}
+
+
+def _edit_live_jobs(cluster, edit) -> None:
+    """Register every live job again with `edit` applied: what another tool (or an older
+    nomadgen) left in the cluster."""
+    for stub in _nomad(cluster, "/v1/jobs"):
+        job = _nomad(cluster, f"/v1/job/{stub['ID']}")
+        edit(job)
+        resp = requests.post(f"{cluster.nomad_addr}/v1/jobs", json={"Job": job}, timeout=10)
+        resp.raise_for_status()
+
+
+def _rolled_out(cluster) -> bool:
+    """Every job's allocations run its latest version."""
+    for stub in _nomad(cluster, "/v1/jobs"):
+        version = _nomad(cluster, f"/v1/job/{stub['ID']}")["Version"]
+        allocs = _nomad(cluster, f"/v1/job/{stub['ID']}/allocations")
+        live = [a for a in allocs if a["DesiredStatus"] == "run"]
+        if not live or any(
+            a["JobVersion"] != version or a["ClientStatus"] != "running" for a in live
+        ):
+            return False
+    return True
+
+
+def _drained(cluster, node: str) -> bool:
+    """The drain is over: the node runs nothing, every replacement runs."""
+    allocs = _nomad(cluster, "/v1/allocations")
+    (nid,) = [n["ID"] for n in _nomad(cluster, "/v1/nodes") if n["Name"] == node]
+    live = [a for a in allocs if a["DesiredStatus"] == "run"]
+    return all(a["NodeID"] != nid for a in live) and all(
+        a["ClientStatus"] == "running" for a in live
+    )
 
 
 @pytest.mark.parametrize(
     "case, change",
     [("counts", c) for c in sorted(CHANGES) if c != "psql per zone"]
-    + [("counts", "node lost"), ("seed-example", "psql per zone"), ("seed-example", "node lost")],
+    + [
+        ("counts", "node lost"),
+        ("counts", "node drained"),
+        ("counts", "job meta"),
+        ("seed-example", "psql per zone"),
+        ("seed-example", "node lost"),
+        ("seed-example", "node drained"),
+    ],
 )
 def test_plan_of_a_change_states_what_nomad_decides(case, change, standin_factory, tmp_path):
     args = _args(case)
@@ -303,11 +359,31 @@ def test_plan_of_a_change_states_what_nomad_decides(case, change, standin_factor
     if change == "node lost":
         cluster.standin.nomad.drop_node(f"{_zones(args)[0]}-1")
         changed = CHANGES["count"](manifest)
+    elif change == "node drained":
+        # The drained node takes nothing new: the next count change places around it.
+        node = f"{_zones(args)[0]}-1"
+        cluster.standin.nomad.drain_node(node)
+        cluster.standin.wait_for(lambda: _drained(cluster, node), timeout=120)
+        changed = CHANGES["count"](manifest)
+    elif change == "job meta":
+        # Jobs an older nomadgen wrote carry its spec hash in job meta: every task's combined
+        # meta changes, so Nomad replaces every allocation once (scheduler/util.go tasksUpdated).
+        _edit_live_jobs(cluster, lambda j: j["Meta"].update(nomadgen_spec_hash="0123456789abcdef"))
+        cluster.standin.wait_for(lambda: _rolled_out(cluster), timeout=120)
+        changed = {}
     else:
         changed = CHANGES[change](manifest)
     path.write_text(json.dumps({**manifest, **changed}))
     checked = _check(cluster, path, args)
     assert checked, f"{change}: the change updates jobs"
+    kinds = {k for w in checked.values() for g in w["groups"].values() for k in g}
+    # Each case exercises what it is named for.
+    want = {
+        "tags": {"in-place update"},
+        "constraints": {"in-place update", "create/destroy update"},
+        "job meta": {"create/destroy update"},
+    }.get(change, set())
+    assert want <= kinds, (change, checked)
 
 
 def test_preflight_refusal_matches_nomad(standin_factory, tmp_path):
