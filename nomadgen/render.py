@@ -34,6 +34,8 @@ SECOND = 1_000_000_000
 META_MANIFEST = "nomadgen_manifest"
 META_SET = "nomadgen_set"
 META_HASH = "nomadgen_spec_hash"
+# On each instance's service: which instance of its group it is, for dependents' stable choice.
+META_INDEX = "nomadgen_alloc_index"
 _T = TypeVar("_T")
 Shared = dict[tuple[Any, ...], Any]  # render's identical blocks, by what makes them
 # A piece of an env value: literal text, or (field, set name) read from a dependency.
@@ -191,7 +193,11 @@ def _service(
         "Provider": "consul",
         # Tags double as DNS filters: zone-a.psql-app.service.consul
         "Tags": [Runtime(settings.zone_attribute), f"set-{s.job_id}", *s.tags],
-        "Meta": {META_MANIFEST: plan.manifest, META_SET: s.name},
+        "Meta": {
+            META_MANIFEST: plan.manifest,
+            META_SET: s.name,
+            META_INDEX: Runtime("${NOMAD_ALLOC_INDEX}"),
+        },
     }
     c = s.run.check
     if c is not None:
@@ -541,11 +547,19 @@ def _dependency_block(
         if fallback is None:
             fallback = dep.interface.zone_fallback
         if KINDS[dep.kind].zoned:
-            # This instance's own zone first (the zone tag of each instance's service).
+            # This instance's own zone first (the zone tag of each instance's service), and in
+            # it the instance with the lowest alloc index: consul-template sorts by node, then
+            # service ID (dependency/health_service.go ByNodeThenID), so `index . 0` could
+            # switch when an instance is added; new allocations take higher indexes
+            # (scheduler/reconcile_util.go allocNameIndex), so this choice stays on a scale.
             zone_key = settings.zone_attribute[2:-1]
             own = (
-                '{{- with service (print (env "%s") ".%s") }}{{ with index . 0 }}\n%s\n'
-                "{{- end }}{{ else }}" % (zone_key, svc, "\n".join(live))
+                '{{- $pick := "" }}{{ $low := -1 }}\n'
+                '{{- range service (print (env "%s") ".%s") }}\n'
+                "  {{- $i := parseInt .ServiceMeta.%s }}\n"
+                "  {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}\n"
+                "{{- end }}\n{{- with $pick }}\n%s\n{{- else }}"
+                % (zone_key, svc, META_INDEX, "\n".join(live))
             )
             body.append(own + ("{{ " + nearest if fallback else wait) + "{{ end }}")
         else:

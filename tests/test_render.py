@@ -92,9 +92,11 @@ def test_remote_dependency_comes_through_a_consul_template():
     data = tpl["EmbeddedTmpl"]
     # Its own zone's instance; psql is stateful, so no other zone's: it waits for a key nobody
     # writes (Nomad shows it as the reason) while its zone has no healthy instance.
-    assert 'with service (print (env "node.datacenter") ".psql-app")' in data
+    # In its zone, the instance with the lowest alloc index: a scale does not move it.
+    assert 'range service (print (env "node.datacenter") ".psql-app")' in data
+    assert "parseInt .ServiceMeta.nomadgen_alloc_index" in data
     assert "~_agent" not in data
-    assert '{{ else }}{{ key "nomadgen/dockland/no-healthy-instance/psql-app" }}' in data
+    assert '{{- else }}{{ key "nomadgen/dockland/no-healthy-instance/psql-app" }}' in data
     assert "PSQL_HOST={{ .Address | toJSON }}" in data and "PSQL_PORT={{ .Port | toJSON }}" in data
     assert 'nomadVar "nomad/jobs/psql-app"' in data and "PSQL_PASSWORD=" in data
     # Never the interface document: a new user of psql:app must not reload worker.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 from nomad_standin import acl as standin_acl
 from typer.testing import CliRunner
 
@@ -191,8 +192,9 @@ def test_configured_zones_are_enforced(standin_factory, tmp_path):
 BASE = {
     "app": {"depends": ["psql"]},
     "worker": {"depends": ["psql:app"]},
-    "web": {"tags": ["traefik.enable=true"]},
+    "web": {"tags": ["traefik.enable=true"], "count": 4},
     "api": {"depends": ["web"]},
+    "lb": {"depends": ["web"], "env": {"BACKENDS": "${web.addrs}"}},
     "cache-user": {"depends": ["redis"], "wiring": {"redis": {"change_mode": "noop"}}},
 }
 
@@ -221,21 +223,38 @@ def _restarts(s) -> dict[str, int]:
     return out
 
 
-def _change(s, tmp_path, doc):
-    """Push `doc`; when the stand-in has settled, (predicted reloads, jobs whose tasks restarted
-    or were replaced)."""
+def _change(s, tmp_path, doc, submit=True):
+    """Push `doc` (or, with submit=False, register the jobs its plan updates, as they are);
+    when the stand-in has settled, (predicted reloads, jobs whose tasks restarted or were
+    replaced)."""
     before = _restarts(s)
     allocs = {j: {a.id for a in _allocs(s, j)} for j in before}
-    prep, report = _push(s, _write(tmp_path, doc))
-    assert report.ok
+    if submit:
+        prep, report = _push(s, _write(tmp_path, doc))
+        assert report.ok
+        reloads = report.reloads
+    else:
+        nomad, consul = _backends(s)
+        prep = prepare(str(_write(tmp_path, doc)), load_config(env={}), nomad, consul)
+        reloads = prep.changes.reloads
+        for c in prep.changes.jobs:
+            if c.action == "update":
+                resp = requests.post(f"{s.nomad_addr}/v1/jobs", json={"Job": c.job}, timeout=10)
+                resp.raise_for_status()
+                want = sum(g["Count"] for g in c.job["TaskGroups"])
+                # The deployment's next evaluation places what the first one could not.
+                s.wait_for(lambda c=c, want=want: len(consul.healthy(c.id)) == want, timeout=60)
     s.wait_for(lambda: _settled(s), timeout=30)
     after = _restarts(s)
+    now = {j: {a.id for a in _allocs(s, j)} for j in before}
+    # Restarted, or some allocation replaced: more gone than a smaller count explains.
     moved = {
         j
         for j in before
-        if j in after and ({a.id for a in _allocs(s, j)} != allocs[j] or after[j] > before[j])
+        if j in after
+        and (after[j] > before[j] or len(allocs[j] - now[j]) > max(0, len(allocs[j]) - len(now[j])))
     }
-    predicted = {r.job: r.how for r in report.reloads}
+    predicted = {r.job: r.how for r in reloads}
     return predicted, moved
 
 
@@ -276,6 +295,17 @@ def test_plan_predicts_the_restarts(cluster, tmp_path):
     doc["cache-user"]["overrides"] = {"redis": {"image": "redis:7.4-alpine"}}
     predicted, moved = _change(s, tmp_path, doc)
     assert predicted == {"redis-cache-user": "rolling update"} and moved == set(predicted)
+
+    # A provider's scale, up and down: api reads its zone's instance with the lowest alloc index
+    # and keeps it, wherever the new one lands and whichever is stopped (the highest index);
+    # lb reads every instance. Up is registered as planned: submit's placement check refuses
+    # it today, as Nomad's first evaluation counts the in-place updated allocations twice for
+    # distinct_property (scheduler/propertyset.go) and fails the new placement.
+    for count, submit in ((5, False), (4, True)):
+        doc["web"]["count"] = count
+        predicted, moved = _change(s, tmp_path, doc, submit=submit)
+        assert predicted == {"lb": "template change (change_mode restart)"}
+        assert moved == set(predicted)
 
 
 # -- the manifest side: references, wiring, tags and constraints --------------------------------
@@ -447,3 +477,40 @@ def test_the_readme_example_renders_as_it_says():
     tmpls = {t["DestPath"]: t for t in task["Templates"]}
     assert "DB_PASSWORD=" in tmpls["secrets/nomadgen/psql-app.env"]["EmbeddedTmpl"]
     assert tmpls["local/nomadgen/search.env"]["ChangeSignal"] == "SIGHUP"
+
+
+def test_the_own_zone_instance_stays_when_another_is_added():
+    """consul-template lists instances by node, then ID: a new instance on a node that sorts
+    first becomes `index . 0`. The rendered choice (lowest alloc index) does not move."""
+    from nomad_standin import gotmpl
+
+    (tmpl,) = _task({"web": {}, "api": {"depends": ["web"]}}, "api")["Templates"]
+    text = tmpl["EmbeddedTmpl"]
+
+    def inst(node, index, addr):
+        meta = {"nomadgen_alloc_index": str(index)}
+        return {
+            "Node": node,
+            "ID": f"_nomad-{node}",
+            "Address": addr,
+            "Port": 80,
+            "ServiceMeta": meta,
+        }
+
+    def rendered(instances, template):
+        def fetch(fn, arg):
+            assert fn == "service" and arg.startswith("zone-a.web")
+            return sorted(instances, key=lambda i: (i["Node"], i["ID"]))
+
+        return gotmpl.Renderer(fetch, {"node.datacenter": "zone-a"}).render(template)
+
+    one = [inst("node-b", 0, "10.0.0.2")]
+    two = [*one, inst("node-a", 3, "10.0.0.1")]
+    assert 'WEB_HOST="10.0.0.2"' in rendered(one, text)
+    assert rendered(two, text) == rendered(one, text)
+    # Known-bad: the first instance of consul-template's order switches to the new one.
+    bad = (
+        '{{- with service (print (env "node.datacenter") ".web") }}{{ with index . 0 }}\n'
+        "WEB_HOST={{ .Address | toJSON }}\n{{- end }}{{ end }}\n"
+    )
+    assert rendered(two, bad) != rendered(one, bad)

@@ -5,8 +5,8 @@ Supported: text with `{{- ... -}}` trimming, `{{/* comments */}}`, `with`/`if`/`
 `else`) and `end`, pipelines with `|`, `.Field` chains (also map keys), `$` and `$x :=` range
 variables, string/number literals, and the functions `service`, `key`, `keyOrDefault`,
 `keyExists`, `nomadVar`, `nomadVarExists`, `env`, `index`, `toJSON`, `parseJSON`, `toUpper`,
-`toLower`, `len`, `printf` (%s %d %v %q only), `print`, `urlquery`, `eq`, `ne`, `not`, `and`,
-`or`; `$x := ...` and `$x = ...` actions.
+`toLower`, `len`, `printf` (%s %d %v %q only), `print`, `urlquery`, `eq`, `ne`, `lt`, `le`,
+`gt`, `ge`, `parseInt`, `not`, `and`, `or`; `$x := ...` and `$x = ...` actions.
 Anything else raises Unsupported: a rendering the stand-in cannot do is never guessed.
 The data sources are callables given by the caller (`fetch(fn, arg)`), which may raise to block
 or deny, as consul-template does (see consul_template.py).
@@ -15,6 +15,7 @@ Reference: text/template (pkg.go.dev/text/template), consul-template docs/templa
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.parse
@@ -72,6 +73,11 @@ def _parse_actions(text: str) -> list:
             if not item[1].startswith("/*"):
                 out.append(("act", item[1]))
     return out
+
+
+@functools.lru_cache(maxsize=4096)  # the clients render every watched template on every tick
+def _compiled(text: str) -> list:
+    return _tree(_parse_actions(text))
 
 
 def _tree(actions: list) -> list:
@@ -134,7 +140,7 @@ class Renderer:
 
     def render(self, text: str) -> str:
         out: list[str] = []
-        self._run(_tree(_parse_actions(text)), None, ChainMap({"$": None}), out)
+        self._run(_compiled(text), None, ChainMap({"$": None}), out)
         return "".join(out)
 
     def _run(self, nodes, dot, vars_, out) -> None:
@@ -312,6 +318,15 @@ class Renderer:
             return any(args[0] == a for a in args[1:])
         if name == "ne":
             return args[0] != args[1]
+        if name in _ORDER:
+            return _compare(name, args[0], args[1])
+        if name == "parseInt":  # consul-template: "" is 0, else strconv.ParseInt(s, 10, 64)
+            text = "" if args[0] is None else str(args[0])
+            if text == "":
+                return 0
+            if not re.fullmatch(r"[+-]?\d+", text):
+                raise Unsupported(f"parseInt: invalid syntax {text!r}")
+            return int(text)
         if name == "not":
             return not _truth(args[0])
         if name == "and":
@@ -322,6 +337,23 @@ class Renderer:
 
 
 _NOTHING = object()
+_ORDER = {
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+}
+
+
+def _compare(name: str, a: Any, b: Any) -> bool:
+    """text/template's lt/le/gt/ge: integers with integers, floats with floats, strings with
+    strings; anything else is an error ("incompatible types for comparison")."""
+    ints = all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b))
+    if not (
+        ints or all(isinstance(x, float) for x in (a, b)) or all(isinstance(x, str) for x in (a, b))
+    ):
+        raise Unsupported(f"{name}: incompatible types for comparison")
+    return bool(_ORDER[name](a, b))
 
 
 def _untok(t: tuple[str, str]) -> str:

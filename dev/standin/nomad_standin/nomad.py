@@ -34,7 +34,17 @@ import nomad_jobcheck as jobcheck
 from nomad_jobcheck import jobspec as nomad_jobspec
 
 from . import acl as acl_mod
-from . import consul_template, data, jobspec, namespaces, network, nomadsched, scheduler, taskview
+from . import (
+    consul_template,
+    data,
+    gotmpl,
+    jobspec,
+    namespaces,
+    network,
+    nomadsched,
+    scheduler,
+    taskview,
+)
 
 log = logging.getLogger("standin.nomad")
 
@@ -1357,15 +1367,24 @@ class NomadState:
                     pass
 
     def _fingerprint(self, a: Alloc, tmpl: dict, task: dict) -> str:
+        # consul-template runs change_mode when the rendered text changes, not when the data it
+        # read does (renderer.go compares the file's contents): render with gotmpl where it can,
+        # else digest the data read (consul_template.py).
+        text = tmpl.get("EmbeddedTmpl") or ""
+        env = self.runtime_env(a, task)
+        try:
+            out = gotmpl.Renderer(taskview.fetcher(self, a, task["Name"]), env).render(text)
+            return "rendered:" + out
+        except gotmpl.Unsupported:
+            pass
+
         def variable(ref: str):
             path, ns = taskview.var_ref(ref, a.namespace)
             taskview.check_var(self, a, task["Name"], path, ns)  # workload identity (acl.py)
             var = self.variables.get((ns, path))
             return dict(var["Items"]) if var else None
 
-        return consul_template.fingerprint(
-            tmpl.get("EmbeddedTmpl") or "", self.consul, a.node, variable, self.runtime_env(a, task)
-        )
+        return consul_template.fingerprint(text, self.consul, a.node, variable, env)
 
     def _fingerprints(self, a: Alloc, task: dict) -> dict[int, str]:
         out = {}

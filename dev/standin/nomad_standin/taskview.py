@@ -43,7 +43,8 @@ def check_var(state, alloc, task: str, path: str, namespace: str | None = None) 
         raise Denied(var_denied_text(path, ns))
 
 
-def _fetch(state, alloc, task: str):
+def fetcher(state, alloc, task: str):
+    """gotmpl's data source for one task: Consul, and Nomad variables through its identity."""
     consul = state.consul
 
     def fetch(fn: str, arg: str):
@@ -110,7 +111,7 @@ def task_view(state, alloc_id: str, task_name: str) -> dict:
         full = state.runtime_env(a, task)
         env = {k: v for k, v in full.items() if "." not in k}
         env.update(NOMAD_ALLOC_DIR="/alloc", NOMAD_TASK_DIR="/local", NOMAD_SECRETS_DIR="/secrets")
-        fetch = _fetch(state, a, task_name)
+        fetch = fetcher(state, a, task_name)
         rendered: list[dict] = []
         template_env: dict[str, str] = {}
         for tmpl in task.get("Templates") or []:

@@ -54,8 +54,9 @@ job "queue" {
       tags     = ["${node.datacenter}", "set-queue"]
 
       meta {
-        nomadgen_manifest = "counts"
-        nomadgen_set      = "queue"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "counts"
+        nomadgen_set         = "queue"
       }
 
       check {
@@ -140,8 +141,9 @@ job "redis-web" {
       tags     = ["${node.datacenter}", "set-redis-web"]
 
       meta {
-        nomadgen_manifest = "counts"
-        nomadgen_set      = "redis:web"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "counts"
+        nomadgen_set         = "redis:web"
       }
 
       check {
@@ -235,8 +237,9 @@ job "web" {
       tags     = ["${node.datacenter}", "set-web"]
 
       meta {
-        nomadgen_manifest = "counts"
-        nomadgen_set      = "web"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "counts"
+        nomadgen_set         = "web"
       }
 
       check {
@@ -259,11 +262,16 @@ job "web" {
 
       template {
         data = <<-EOT
-          {{- with service (print (env "node.datacenter") ".redis-web") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-web") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ with service "redis-web~_agent" }}{{ with index . 0 }}
+          {{- else }}{{ with service "redis-web~_agent" }}{{ with index . 0 }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}

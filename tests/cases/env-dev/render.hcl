@@ -62,8 +62,9 @@ job "dev-app" {
       tags     = ["${node.datacenter}", "set-dev-app"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "app"
       }
 
       check {
@@ -81,8 +82,9 @@ job "dev-app" {
       tags     = ["${node.datacenter}", "set-dev-memcache-app"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "memcache:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "memcache:app"
       }
 
       check {
@@ -115,11 +117,16 @@ job "dev-app" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/dev-psql-app" }}
-          {{- with service (print (env "node.datacenter") ".dev-psql-app") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".dev-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-app" }}{{ end }}
+          {{- else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-app" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/dev-psql-app.env"
@@ -219,8 +226,9 @@ job "dev-blog" {
       tags     = ["${node.datacenter}", "set-dev-blog"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "blog"
       }
 
       check {
@@ -238,8 +246,9 @@ job "dev-blog" {
       tags     = ["${node.datacenter}", "set-dev-memcache-blog"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "memcache:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "memcache:blog"
       }
 
       check {
@@ -272,11 +281,16 @@ job "dev-blog" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/dev-psql-blog" }}
-          {{- with service (print (env "node.datacenter") ".dev-psql-blog") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".dev-psql-blog") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-blog" }}{{ end }}
+          {{- else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-blog" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/dev-psql-blog.env"
@@ -372,8 +386,9 @@ job "dev-psql-app" {
       tags     = ["${node.datacenter}", "set-dev-psql-app"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "psql:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "psql:app"
       }
 
       check {
@@ -486,8 +501,9 @@ job "dev-psql-blog" {
       tags     = ["${node.datacenter}", "set-dev-psql-blog"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "psql:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "psql:blog"
       }
 
       check {
@@ -600,8 +616,9 @@ job "dev-worker" {
       tags     = ["${node.datacenter}", "set-dev-worker"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "worker"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "worker"
       }
 
       check {
@@ -631,11 +648,16 @@ job "dev-worker" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/dev-psql-app" }}
-          {{- with service (print (env "node.datacenter") ".dev-psql-app") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".dev-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-app" }}{{ end }}
+          {{- else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-app" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/dev-psql-app.env"

@@ -63,8 +63,9 @@ job "prod-app" {
       tags     = ["${node.datacenter}", "set-prod-app"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "app"
       }
 
       check {
@@ -82,8 +83,9 @@ job "prod-app" {
       tags     = ["${node.datacenter}", "set-prod-memcache-app"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "memcache:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "memcache:app"
       }
 
       check {
@@ -117,11 +119,16 @@ job "prod-app" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/prod-psql-app" }}
-          {{- with service (print (env "node.datacenter") ".prod-psql-app") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".prod-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-app" }}{{ end }}
+          {{- else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-app" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/prod-psql-app.env"
@@ -222,8 +229,9 @@ job "prod-blog" {
       tags     = ["${node.datacenter}", "set-prod-blog"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "blog"
       }
 
       check {
@@ -241,8 +249,9 @@ job "prod-blog" {
       tags     = ["${node.datacenter}", "set-prod-memcache-blog"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "memcache:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "memcache:blog"
       }
 
       check {
@@ -275,11 +284,16 @@ job "prod-blog" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/prod-psql-blog" }}
-          {{- with service (print (env "node.datacenter") ".prod-psql-blog") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".prod-psql-blog") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-blog" }}{{ end }}
+          {{- else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-blog" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/prod-psql-blog.env"
@@ -376,8 +390,9 @@ job "prod-psql-app" {
       tags     = ["${node.datacenter}", "set-prod-psql-app"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "psql:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "psql:app"
       }
 
       check {
@@ -491,8 +506,9 @@ job "prod-psql-blog" {
       tags     = ["${node.datacenter}", "set-prod-psql-blog"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "psql:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "psql:blog"
       }
 
       check {
@@ -606,8 +622,9 @@ job "prod-worker" {
       tags     = ["${node.datacenter}", "set-prod-worker"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "worker"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "worker"
       }
 
       check {
@@ -637,11 +654,16 @@ job "prod-worker" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/prod-psql-app" }}
-          {{- with service (print (env "node.datacenter") ".prod-psql-app") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".prod-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-app" }}{{ end }}
+          {{- else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-app" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/prod-psql-app.env"

@@ -58,8 +58,9 @@ job "billing" {
       tags     = ["${node.datacenter}", "set-billing"]
 
       meta {
-        nomadgen_manifest = "external"
-        nomadgen_set      = "billing"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "external"
+        nomadgen_set         = "billing"
       }
 
       check {
@@ -93,11 +94,16 @@ job "billing" {
 
       template {
         data = <<-EOT
-          {{- with service (print (env "node.datacenter") ".redis-billing") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-billing") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ with service "redis-billing~_agent" }}{{ with index . 0 }}
+          {{- else }}{{ with service "redis-billing~_agent" }}{{ with index . 0 }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
@@ -176,8 +182,9 @@ job "redis-billing" {
       tags     = ["${node.datacenter}", "set-redis-billing"]
 
       meta {
-        nomadgen_manifest = "external"
-        nomadgen_set      = "redis:billing"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "external"
+        nomadgen_set         = "redis:billing"
       }
 
       check {

@@ -58,8 +58,9 @@ job "cart" {
       tags     = ["${node.datacenter}", "set-cart"]
 
       meta {
-        nomadgen_manifest = "microservices"
-        nomadgen_set      = "cart"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "cart"
       }
 
       check {
@@ -80,11 +81,16 @@ job "cart" {
 
       template {
         data = <<-EOT
-          {{- with service (print (env "node.datacenter") ".redis-cart") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-cart") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ with service "redis-cart~_agent" }}{{ with index . 0 }}
+          {{- else }}{{ with service "redis-cart~_agent" }}{{ with index . 0 }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
@@ -163,8 +169,9 @@ job "checkout" {
       tags     = ["${node.datacenter}", "set-checkout"]
 
       meta {
-        nomadgen_manifest = "microservices"
-        nomadgen_set      = "checkout"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "checkout"
       }
 
       check {
@@ -192,12 +199,17 @@ job "checkout" {
 
       template {
         data = <<-EOT
-          {{- with service (print (env "node.datacenter") ".cart") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".cart") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           CART_HOST={{ .Address | toJSON }}
           CART_PORT={{ .Port | toJSON }}
           CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
+          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
           CART_HOST={{ .Address | toJSON }}
           CART_PORT={{ .Port | toJSON }}
           CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
@@ -212,11 +224,16 @@ job "checkout" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/psql-checkout" }}
-          {{- with service (print (env "node.datacenter") ".psql-checkout") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-checkout") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/psql-checkout" }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/psql-checkout" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/psql-checkout.env"
@@ -292,8 +309,9 @@ job "frontend" {
       tags     = ["${node.datacenter}", "set-frontend"]
 
       meta {
-        nomadgen_manifest = "microservices"
-        nomadgen_set      = "frontend"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "frontend"
       }
 
       check {
@@ -315,12 +333,17 @@ job "frontend" {
 
       template {
         data = <<-EOT
-          {{- with service (print (env "node.datacenter") ".cart") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".cart") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           CART_HOST={{ .Address | toJSON }}
           CART_PORT={{ .Port | toJSON }}
           CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
+          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
           CART_HOST={{ .Address | toJSON }}
           CART_PORT={{ .Port | toJSON }}
           CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
@@ -334,12 +357,17 @@ job "frontend" {
 
       template {
         data = <<-EOT
-          {{- with service (print (env "node.datacenter") ".checkout") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".checkout") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           CHECKOUT_HOST={{ .Address | toJSON }}
           CHECKOUT_PORT={{ .Port | toJSON }}
           CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ with service "checkout~_agent" }}{{ with index . 0 }}
+          {{- else }}{{ with service "checkout~_agent" }}{{ with index . 0 }}
           CHECKOUT_HOST={{ .Address | toJSON }}
           CHECKOUT_PORT={{ .Port | toJSON }}
           CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
@@ -419,8 +447,9 @@ job "psql-checkout" {
       tags     = ["${node.datacenter}", "set-psql-checkout"]
 
       meta {
-        nomadgen_manifest = "microservices"
-        nomadgen_set      = "psql:checkout"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "psql:checkout"
       }
 
       check {
@@ -533,8 +562,9 @@ job "redis-cart" {
       tags     = ["${node.datacenter}", "set-redis-cart"]
 
       meta {
-        nomadgen_manifest = "microservices"
-        nomadgen_set      = "redis:cart"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "redis:cart"
       }
 
       check {

@@ -58,8 +58,9 @@ job "api" {
       tags     = ["${node.datacenter}", "set-api"]
 
       meta {
-        nomadgen_manifest = "nasty-values"
-        nomadgen_set      = "api"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "nasty-values"
+        nomadgen_set         = "api"
       }
 
       check {
@@ -91,11 +92,16 @@ job "api" {
 
       template {
         data = <<-EOT
-          {{- with service (print (env "node.datacenter") ".redis-api") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-api") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ with service "redis-api~_agent" }}{{ with index . 0 }}
+          {{- else }}{{ with service "redis-api~_agent" }}{{ with index . 0 }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
@@ -174,8 +180,9 @@ job "redis-api" {
       tags     = ["${node.datacenter}", "set-redis-api"]
 
       meta {
-        nomadgen_manifest = "nasty-values"
-        nomadgen_set      = "redis:api"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "nasty-values"
+        nomadgen_set         = "redis:api"
       }
 
       check {

@@ -62,8 +62,9 @@ job "app" {
       tags     = ["${node.datacenter}", "set-app"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "app"
       }
 
       check {
@@ -81,8 +82,9 @@ job "app" {
       tags     = ["${node.datacenter}", "set-memcache-app"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "memcache:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "memcache:app"
       }
 
       check {
@@ -115,11 +117,16 @@ job "app" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/psql-app" }}
-          {{- with service (print (env "node.datacenter") ".psql-app") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-app" }}{{ end }}
+          {{- else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-app" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/psql-app.env"
@@ -219,8 +226,9 @@ job "blog" {
       tags     = ["${node.datacenter}", "set-blog"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "blog"
       }
 
       check {
@@ -238,8 +246,9 @@ job "blog" {
       tags     = ["${node.datacenter}", "set-memcache-blog"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "memcache:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "memcache:blog"
       }
 
       check {
@@ -272,11 +281,16 @@ job "blog" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/psql-blog" }}
-          {{- with service (print (env "node.datacenter") ".psql-blog") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-blog") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-blog" }}{{ end }}
+          {{- else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-blog" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/psql-blog.env"
@@ -372,8 +386,9 @@ job "psql-app" {
       tags     = ["${node.datacenter}", "set-psql-app"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "psql:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "psql:app"
       }
 
       check {
@@ -486,8 +501,9 @@ job "psql-blog" {
       tags     = ["${node.datacenter}", "set-psql-blog"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "psql:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "psql:blog"
       }
 
       check {
@@ -600,8 +616,9 @@ job "worker" {
       tags     = ["${node.datacenter}", "set-worker"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "worker"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "worker"
       }
 
       check {
@@ -631,11 +648,16 @@ job "worker" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/psql-app" }}
-          {{- with service (print (env "node.datacenter") ".psql-app") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-app" }}{{ end }}
+          {{- else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-app" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/psql-app.env"

@@ -58,8 +58,9 @@ job "app" {
       tags     = ["${node.datacenter}", "set-app"]
 
       meta {
-        nomadgen_manifest = "user-templates"
-        nomadgen_set      = "app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "app"
       }
 
       check {
@@ -82,10 +83,15 @@ job "app" {
 
       template {
         data = <<-EOT
-          {{- with service (print (env "node.datacenter") ".pgbouncer-app") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".pgbouncer-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PGBOUNCER_HOST={{ .Address | toJSON }}
           PGBOUNCER_PORT={{ .Port | toJSON }}
-          {{- end }}{{ else }}{{ with service "pgbouncer-app~_agent" }}{{ with index . 0 }}
+          {{- else }}{{ with service "pgbouncer-app~_agent" }}{{ with index . 0 }}
           PGBOUNCER_HOST={{ .Address | toJSON }}
           PGBOUNCER_PORT={{ .Port | toJSON }}
           {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/pgbouncer-app" }}{{ end }}{{ end }}
@@ -97,10 +103,15 @@ job "app" {
 
       template {
         data = <<-EOT
-          {{- with service (print (env "node.datacenter") ".redis-app") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
-          {{- end }}{{ else }}{{ with service "redis-app~_agent" }}{{ with index . 0 }}
+          {{- else }}{{ with service "redis-app~_agent" }}{{ with index . 0 }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/redis-app" }}{{ end }}{{ end }}
@@ -178,8 +189,9 @@ job "pgbouncer-app" {
       tags     = ["${node.datacenter}", "set-pgbouncer-app"]
 
       meta {
-        nomadgen_manifest = "user-templates"
-        nomadgen_set      = "pgbouncer:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "pgbouncer:app"
       }
 
       check {
@@ -207,11 +219,16 @@ job "pgbouncer-app" {
       template {
         data = <<-EOT
           {{- $creds := nomadVar "nomad/jobs/psql-pgbouncer-app" }}
-          {{- with service (print (env "node.datacenter") ".psql-pgbouncer-app") }}{{ with index . 0 }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-pgbouncer-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
           PSQL_HOST={{ .Address | toJSON }}
           PSQL_PORT={{ .Port | toJSON }}
           PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/psql-pgbouncer-app" }}{{ end }}
+          {{- else }}{{ key "nomadgen/user-templates/no-healthy-instance/psql-pgbouncer-app" }}{{ end }}
           PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
         EOT
         destination = "secrets/nomadgen/psql-pgbouncer-app.env"
@@ -287,8 +304,9 @@ job "psql-pgbouncer-app" {
       tags     = ["${node.datacenter}", "set-psql-pgbouncer-app"]
 
       meta {
-        nomadgen_manifest = "user-templates"
-        nomadgen_set      = "psql:pgbouncer:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "psql:pgbouncer:app"
       }
 
       check {
@@ -401,8 +419,9 @@ job "redis-app" {
       tags     = ["${node.datacenter}", "set-redis-app"]
 
       meta {
-        nomadgen_manifest = "user-templates"
-        nomadgen_set      = "redis:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "redis:app"
       }
 
       check {
