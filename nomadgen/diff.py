@@ -281,7 +281,7 @@ def credentials_needed(plan: Resolution) -> list[tuple[str, tuple[str, ...]]]:
     return [
         (names.credentials_path(s.interface.credentials, s.job_id), s.run.secret_items)
         for s in plan.sets
-        if s.run.secret_items and s.job_hosted
+        if s.run.secret_items and s.kind != EXTERNAL  # node-local sets' too, in their host job
     ]
 
 

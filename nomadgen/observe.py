@@ -140,7 +140,7 @@ def observe(
     services = consul.services() if externals or prune else {}
     variables = {}
     for s in plan.sets:
-        if s.run.secret_items and s.job_hosted:
+        if s.run.secret_items and s.kind != EXTERNAL:  # node-local sets' too
             path = names.credentials_path(s.interface.credentials, s.job_id)
             variables[path] = nomad.variable_exists(path)
     policies = nomad.acl_policies()

@@ -86,7 +86,8 @@ def render_job(
         ),
         "Networks": [{"Mode": "host", "DynamicPorts": _ports(plan, s)}],
         "Services": _services(plan, s, settings),
-        "Tasks": [_main_task(plan, s, settings)] + [_sidecar_task(plan.get(e)) for e in s.embedded],
+        "Tasks": [_main_task(plan, s, settings)]
+        + [_sidecar_task(plan, plan.get(e)) for e in s.embedded],
     }
     stateful.apply(group, group["Tasks"][0], s, settings)
     if not group["Networks"][0]["DynamicPorts"]:
@@ -241,17 +242,7 @@ def _main_task(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> dic
     env.update(wiring.env)
     blocks = list(wiring.template_blocks)
     if s.run.secrets_template:
-        blocks.append(
-            {
-                "EmbeddedTmpl": s.run.secrets_template.replace(
-                    "{credentials}", credentials(s, plan)
-                )
-                + "\n",
-                "DestPath": "secrets/nomadgen.env",
-                "Envvars": True,
-                "ChangeMode": "restart",
-            }
-        )
+        blocks.append(_secrets_block(plan, s))
     task: dict[str, Any] = {
         "Name": s.type,
         "Driver": "docker",
@@ -462,12 +453,15 @@ _NOMADVAR = re.compile(r'nomadVar\s+"([^"]+)"')
 
 
 def workload_policies(manifest: str, jobs: list[Job]) -> list[WorkloadPolicy]:
-    """For each job whose templates read variables outside its own `nomad/jobs/<job>` (which its
-    workload identity reads anyway), a policy granting read on exactly those paths."""
+    """For each task whose templates read variables outside its job's own `nomad/jobs/<job>`
+    (which its workload identity reads anyway), a policy granting read on exactly those paths:
+    `nomadgen-<manifest>-<job>` for the main task, `...-<job>--<task>` for a node-local
+    sidecar reading its own credentials."""
     out = []
     for j in jobs:
         for tg in j.api["TaskGroups"]:
-            for task in tg["Tasks"]:
+            for n, task in enumerate(tg["Tasks"]):
+                who = j.id if n == 0 else f"{j.id}--{task['Name']}"
                 paths = sorted(
                     {
                         p.split("@", 1)[0]
@@ -479,8 +473,8 @@ def workload_policies(manifest: str, jobs: list[Job]) -> list[WorkloadPolicy]:
                 if paths:
                     out.append(
                         WorkloadPolicy(
-                            names.workload_policy_name(manifest, j.id),
-                            names.workload_policy_description(manifest, j.id),
+                            names.workload_policy_name(manifest, who),
+                            names.workload_policy_description(manifest, who),
                             j.id,
                             tg["Name"],
                             task["Name"],
@@ -519,9 +513,12 @@ def _dependency_block(
             '{{ $sep = "," }}{{ end }}' % svc
         )
 
+    def local(name: str) -> bool:  # node-local in this group: same allocation, no lookup
+        return plan.get(name).host == s.name
+
     def arg(x: tuple[str, str]) -> str:
         what, name = x
-        if name != dep.name:  # a node-local set of this group, used in the same variable
+        if name != dep.name or (local(name) and not what.startswith("secret.")):
             o = plan.get(name)
             return '(env "%s")' % _local_ref(o, what)[2:-1]
         if what == "addrs":
@@ -531,7 +528,12 @@ def _dependency_block(
         return ".Address" if what == "host" else ".Port"
 
     def instance(x: Segment) -> bool:
-        return not isinstance(x, str) and x[1] == dep.name and x[0] in ("host", "port")
+        return (
+            not isinstance(x, str)
+            and x[1] == dep.name
+            and x[0] in ("host", "port")
+            and not local(dep.name)
+        )
 
     live = [_line(v, segs, arg) for v, segs in values if any(instance(x) for x in segs)]
     rest = [_line(v, segs, arg) for v, segs in values if not any(instance(x) for x in segs)]
@@ -576,8 +578,19 @@ def _dependency_block(
     return tmpl
 
 
-def _sidecar_task(emb: ServiceSet) -> dict[str, Any]:
+def _secrets_block(plan: Resolution, s: ServiceSet) -> dict[str, Any]:
+    """The set's own credentials (its template's secrets_template) for its task."""
     return {
+        "EmbeddedTmpl": s.run.secrets_template.replace("{credentials}", credentials(s, plan))
+        + "\n",
+        "DestPath": "secrets/nomadgen.env",
+        "Envvars": True,
+        "ChangeMode": "restart",
+    }
+
+
+def _sidecar_task(plan: Resolution, emb: ServiceSet) -> dict[str, Any]:
+    task: dict[str, Any] = {
         "Name": emb.job_id,
         "Driver": "docker",
         # Started before the main task and kept running beside it, in the same allocation.
@@ -586,6 +599,9 @@ def _sidecar_task(emb: ServiceSet) -> dict[str, Any]:
         "Resources": {"CPU": emb.run.resources.cpu, "MemoryMB": emb.run.resources.memory},
         **({"Env": dict(sorted(emb.run.env))} if emb.run.env else {}),
     }
+    if emb.run.secrets_template:
+        task["Templates"] = [_secrets_block(plan, emb)]
+    return task
 
 
 def interface_key(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> str:

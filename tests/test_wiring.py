@@ -4,6 +4,7 @@ templates, its workload identity's reads, the addresses it dials), and what a pu
 from __future__ import annotations
 
 import json
+import urllib.parse
 
 import pytest
 import requests
@@ -110,6 +111,80 @@ def test_a_dependent_reads_its_database_password_and_only_it_can(standin_factory
     assert "nomadgen-dockland-app" in nomad.acl_policies()
     assert CliRunner().invoke(app, ["destroy", "dockland", "--yes"], env=env).exit_code == 0
     assert not any(n.startswith("nomadgen-dockland") for n in nomad.acl_policies())
+
+
+# A user's template: Redis with a password, beside each instance of its dependent.
+CACHE_WITH_PASSWORD = r'''
+description = "Redis with a password, on the same node as each dependent instance"
+scheduling = "node-local"
+
+[run]
+image = "redis:7.2-alpine"
+command = "sh"
+args = ["-c", "exec redis-server --requirepass \"$REDIS_PASSWORD\""]
+ports = { redis = 6379 }
+secrets = ["password"]
+secrets_template = """
+{{ with nomadVar "{credentials}" }}REDIS_PASSWORD={{ .password | toJSON }}{{ end }}
+"""
+
+[interface]
+protocol = "redis"
+port = "redis"
+credentials = "nomad/jobs/{job}"
+
+[interface.env]
+HOST = "{host}"
+PORT = "{port}"
+
+[interface.extra]
+URL = "redis://:{secret.password}@{host}:{port}/0"
+'''
+
+
+def test_a_node_local_dependency_with_credentials(standin_factory, tmp_path):
+    """The sidecar reads its password, the dependent reads it too and dials the sidecar beside
+    it, through job-scoped policies per task; a service that does not depend on it cannot."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "cache.toml").write_text(CACHE_WITH_PASSWORD)
+    s = standin_factory(nomad_acl_token=MGMT)
+    env = {**s.env(), "NOMAD_TOKEN": MGMT, "NOMADGEN_TEMPLATES": str(templates)}
+    doc = {"app": {"depends": ["cache"], "env": {"REDIS_URL": "${cache.url}"}}, "other": {}}
+    path = _write(tmp_path, doc)
+    plan = CliRunner().invoke(app, ["plan", str(path)], env=env)
+    for who in ("app", "app--cache-app"):
+        assert (
+            f"acl policy nomadgen-dockland-{who}: will write (job app reads nomad/jobs/cache-app)"
+            in plan.stdout
+        ), plan.stdout
+    res = CliRunner().invoke(app, ["submit", str(path), "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    nomad, _ = _backends(s, MGMT)
+    var = "nomad/jobs/cache-app"
+    password = nomad.client.variable.get_variable(var)["Items"]["password"]
+    for a in _allocs(s, "app"):
+        sidecar = s.task_view(a.id, "cache-app")
+        assert sidecar["Env"]["REDIS_PASSWORD"] == password
+        view = s.task_view(a.id, "app")
+        assert not any(t.get("Error") for t in view["Templates"]), view["Templates"]
+        url = view["Env"]["REDIS_URL"]
+        assert url.startswith(f"redis://:{urllib.parse.quote_plus(password)}@")
+        ep = s.reach(url.rsplit("@", 1)[1].removesuffix("/0"), source=(a.id, "app"))
+        assert ep is not None and ep.task == "cache-app" and ep.alloc_id == a.id
+        for task in ("app", "cache-app"):
+            assert standin_acl.workload_may_read_var(s.nomad, a, task, var)
+    for a in _allocs(s, "other"):
+        assert not standin_acl.workload_may_read_var(s.nomad, a, "other", var)
+    for text in (res.output, plan.output, json.dumps(nomad.job("app"))):
+        assert password not in text
+    # Known-bad: without its policy the dependent's template is denied; the sidecar has its own.
+    nomad.delete_acl_policy("nomadgen-dockland-app")
+    (a, *_) = _allocs(s, "app")
+    assert any(t.get("Denied") for t in s.task_view(a.id, "app")["Templates"])
+    assert s.task_view(a.id, "cache-app")["Env"]["REDIS_PASSWORD"] == password
+    nomad.delete_acl_policy("nomadgen-dockland-app--cache-app")
+    assert any(t.get("Denied") for t in s.task_view(a.id, "cache-app")["Templates"])
 
 
 def test_no_policies_without_acls(cluster, tmp_path):

@@ -1375,7 +1375,9 @@ class NomadState:
         try:
             out = gotmpl.Renderer(taskview.fetcher(self, a, task["Name"]), env).render(text)
             return "rendered:" + out
-        except gotmpl.Unsupported:
+        except consul_template.Blocked:
+            raise  # waits for data, or denied: as consul-template
+        except Exception:  # noqa: BLE001 - not renderable here (gotmpl.Unsupported...): the digest
             pass
 
         def variable(ref: str):
