@@ -278,7 +278,7 @@ def apply(
                 )
             )
             waited = _wait_layer(
-                nomad, consul, cs.plan, judged, registered, deadline, progress, wants, concurrency
+                nomad, consul, judged, registered, deadline, progress, wants, concurrency
             )
             for c, w in zip(judged, waited, strict=True):
                 if isinstance(w, NomadgenError):
@@ -435,11 +435,6 @@ def services_by_job(plan: Resolution) -> dict[str, dict[str, int]]:
     return out
 
 
-def expected_services(plan: Resolution, job_id: str) -> dict[str, int]:
-    """Consul services a job registers, and how many passing instances make it healthy."""
-    return services_by_job(plan).get(job_id, {})
-
-
 _EVAL_DONE = ("complete", "failed", "canceled", "cancelled", "blocked")
 
 
@@ -476,7 +471,6 @@ _PHASE_ORDER = ("evaluation", "start", "job", "deployment", "allocations", "cons
 def _wait_layer(
     nomad: NomadAPI,
     consul: ConsulAPI,
-    plan: Resolution,
     judged: list[JobChange],
     registered: dict[str, dict[str, Any]],
     deadline: float,
@@ -552,7 +546,7 @@ def _wait_layer(
             raise NotHealthy(
                 f"deployment {w.dep_id[:8]} of {w.c.id} (version {dep.get('JobVersion')}) "
                 f"{status}: {dep.get('StatusDescription', '')}",
-                _failure_details(nomad, consul, plan, w.c.id, w.dep_id),
+                _failure_details(nomad, consul, w.want, w.c.id, w.dep_id),
                 hint=f"see `nomad job status {w.c.id}`; with auto_revert Nomad rolls back to "
                 "the last stable version",
             )
@@ -571,7 +565,7 @@ def _wait_layer(
         if failed:
             raise NotHealthy(
                 f"{len(failed)} allocation(s) of {w.c.id} failed",
-                _failure_details(nomad, consul, plan, w.c.id),
+                _failure_details(nomad, consul, w.want, w.c.id),
             )
         running = sum(1 for a in allocs if a.get("ClientStatus") == "running")
         if running >= w.total:
@@ -652,7 +646,7 @@ def _wait_layer(
                 for w in left:
                     w.result = NotHealthy(
                         f"{w.c.id} did not become healthy in time ({w.what or w.phase})",
-                        _failure_details(nomad, consul, plan, w.c.id),
+                        _failure_details(nomad, consul, w.want, w.c.id),
                         hint="raise --timeout, or look at the job's allocations and checks",
                     )
                 continue
@@ -729,7 +723,7 @@ def _blocked(nomad: NomadAPI, job_id: str) -> list[str]:
 
 
 def _failure_details(
-    nomad: NomadAPI, consul: ConsulAPI, plan: Resolution, job_id: str, dep_id: str = ""
+    nomad: NomadAPI, consul: ConsulAPI, want: dict[str, int], job_id: str, dep_id: str = ""
 ) -> list[Problem]:
     """What Levant showed: the failing allocations' last task events and the checks' output."""
     out = []
@@ -760,7 +754,7 @@ def _failure_details(
                 ]
                 events.append(f"task {task}: " + ("; ".join(last) or "no events"))
             out.append(Problem(head + ("; " + " | ".join(events) if events else "")))
-        for svc in sorted(expected_services(plan, job_id)):
+        for svc in sorted(want):
             for entry in consul.service_health(svc):
                 for chk in entry.get("Checks") or ():
                     if chk.get("ServiceID") and chk.get("Status") != "passing":

@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -774,7 +774,9 @@ class NomadState:
             self._add_eval(blocked)
             ev["BlockedEval"] = blocked["ID"]
         self._add_eval(ev)
-        self._settle()
+        # What this evaluation placed starts now; the rest of the cluster moves on the tick
+        # (settling every allocation after every evaluation made a push quadratic).
+        self._settle(self._allocs_of(job["Namespace"], job["ID"]))
         return ev
 
     def _sched_view(self, job: dict, live: list[Alloc], in_pool: list[dict]) -> tuple:
@@ -1317,12 +1319,13 @@ class NomadState:
         self._deregister_services(a)
         self._touch(a)
 
-    def _settle(self) -> None:
-        """Play the clients: start due allocations, render templates, apply change_mode."""
+    def _settle(self, allocs: Iterable[Alloc] | None = None) -> None:
+        """Play the clients: start due allocations, render templates, apply change_mode (of
+        `allocs`, or of every allocation not yet terminal)."""
         now = time.monotonic()
-        for a in list(self._active.values()):
+        for a in list(self._active.values()) if allocs is None else list(allocs):
             if a.terminal:
-                del self._active[a.id]
+                self._active.pop(a.id, None)
                 continue
             if a.desired != "run" or a.node["Status"] != "ready":
                 continue
