@@ -76,3 +76,16 @@ def test_destroy_of_a_manifest_that_owns_nothing_says_so_and_exits_16(cluster):
     assert cli(cluster, "destroy", "dockland", "--yes", "--delete-credentials").exit_code == 0
     res = cli(cluster, "destroy", "dockland", "--yes")
     assert res.exit_code == 16, res.output
+
+
+def test_a_stale_lock_alone_owns_nothing_and_is_tidied(cluster):
+    from nomadgen.operations import ManifestLock
+
+    _, consul = backends(cluster)
+    with ManifestLock(consul, "nomadgen/dockland", "dockland", "submit"):
+        pass  # released: the key stays, as a crashed run's would once its session ended
+    assert list(consul.kv_tree("nomadgen")) == ["nomadgen/dockland/lock"]
+    res = cli(cluster, "destroy", "dockland", "--yes")
+    assert res.exit_code == 16, res.output
+    assert "owns nothing" in res.stderr
+    assert consul.kv_tree("nomadgen") == {}

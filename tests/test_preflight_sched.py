@@ -20,6 +20,7 @@ from nomad_standin import nomadsched
 
 from nomadgen.catalog import Catalog
 from nomadgen.manifest import parse
+from nomadgen.model import RenderSettings
 from nomadgen.preflight import DEFAULT_DISK_MB, NO_NODE, PORT, check
 from nomadgen.render import render
 from nomadgen.resolve import resolve
@@ -73,13 +74,42 @@ def snode(i, zone, cpu=4000, memory=8192, disk=100_000, **extra):
     }
 
 
+def meta_layout(**kw):
+    """Zones by node meta, every node in one datacenter."""
+    out = []
+    for i, z in enumerate(ZONES):
+        n = snode(i, "dc1", **kw)
+        n["Meta"] = {"zone": z}
+        out.append(n)
+    return out
+
+
 def layout(per_zone=1, **kw):
     return [snode(i, z, **kw) for i, z in enumerate(z for z in ZONES for _ in range(per_zone))]
 
 
-def seed():
+def seed(settings=RenderSettings()):
     text = (ROOT / "examples/dockland.json").read_text()
-    return [j.api for j in render(resolve(parse(text, "m.json", "dockland"), Catalog(), ZONES))]
+    plan = resolve(parse(text, "m.json", "dockland"), Catalog(), ZONES)
+    return [j.api for j in render(plan, settings)]
+
+
+def meta_seed():
+    return seed(RenderSettings(zone_attribute="${meta.zone}"))
+
+
+def classy(jid="web"):
+    job = hand(jid)
+    job["TaskGroups"][0]["Constraints"].append(
+        {"LTarget": "${node.class}", "Operand": "=", "RTarget": "web"}
+    )
+    return [job]
+
+
+def with_class(nodes, *indexes):
+    for i in indexes:
+        nodes[i]["NodeClass"] = "web"
+    return nodes
 
 
 def hand(jid, count=3, cpu=100, memory=128, per_zone=1, ports=(), hosts=False):
@@ -230,6 +260,19 @@ CASES = {
         ],
         True,
     ),
+    # Zones by node meta in one datacenter: the jobs carry set_contains_any on ${meta.zone}.
+    "seed by meta zone, exactly full": (
+        meta_seed,
+        lambda: meta_layout(cpu=1500, memory=1600, disk=2948),
+        True,
+    ),
+    "seed by meta zone, 1 MHz short": (
+        meta_seed,
+        lambda: meta_layout(cpu=1499, memory=1600, disk=2948),
+        False,
+    ),
+    "node class on every zone's node": (classy, lambda: with_class(layout(), 0, 1, 2), True),
+    "node class missing in one zone": (classy, lambda: with_class(layout(), 0, 2), False),
     "memory summed over jobs": (
         lambda: [hand("a", memory=4096), hand("b", memory=4096), hand("c", memory=10)],
         lambda: layout(),
