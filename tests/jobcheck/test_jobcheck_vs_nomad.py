@@ -1,4 +1,4 @@
-"""Differential test: dev/jobcheck/nomad_jobcheck/check.py and Nomad 1.5.8's own validation (nomad-jobspec validate)
+"""Differential test: dev/jobcheck/nomad_jobcheck/ and Nomad 1.5.8's own validation (nomad-jobspec validate)
 agree on a generated corpus of mutations of rendered jobs: both accept or both reject.
 Where jobcheck is stricter on purpose, STRICTER says why (and jobcheck's code says so too)."""
 

@@ -30,21 +30,21 @@ def imports(path: Path) -> set[str]:
 
 def _nomadgen_imports(folder: Path) -> dict[str, set[str]]:
     out = {}
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted(folder.rglob("*.py")):  # subpackages too (nomad_jobcheck.rules)
         bad = {n for n in imports(path) if n.split(".")[0] == "nomadgen"}
         if bad:
-            out[path.name] = bad
+            out[path.relative_to(folder).as_posix()] = bad
     return out
 
 
 def test_dev_tools_do_not_import_nomadgen():
     for name, folder in PACKAGES.items():
-        assert len(list(folder.glob("*.py"))) > 1, f"{name}: no modules found in {folder}"
+        assert len(list(folder.rglob("*.py"))) > 1, f"{name}: no modules found in {folder}"
         assert _nomadgen_imports(folder) == {}, name
 
 
 def test_the_jobcheck_does_not_import_the_standin():
-    for path in PACKAGES["nomad_jobcheck"].glob("*.py"):
+    for path in PACKAGES["nomad_jobcheck"].rglob("*.py"):
         assert not {n for n in imports(path) if n.split(".")[0] == "nomad_standin"}, path.name
 
 
@@ -64,4 +64,9 @@ def test_the_standin_imports_the_checker_at_module_level():
 def test_the_check_catches_a_violation(tmp_path):
     (tmp_path / "a.py").write_text("from nomadgen.render import render\n")
     (tmp_path / "b.py").write_text("import json\nfrom . import nomadgen\n")
-    assert _nomadgen_imports(tmp_path) == {"a.py": {"nomadgen.render"}}
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.py").write_text("def f():\n    import nomadgen.names\n")
+    assert _nomadgen_imports(tmp_path) == {
+        "a.py": {"nomadgen.render"},
+        "sub/c.py": {"nomadgen.names"},
+    }
