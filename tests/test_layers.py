@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "nomadgen"
@@ -19,7 +20,10 @@ ALLOWED = {
 }
 # The pure core never reaches for I/O layers.
 PURE = {"names", "model", "kinds", "errors", "resolve", "render", "hcl", "graph", "preflight"}
-IO_MODULES = {"backends", "converge", "operations", "cli", "discovery"}
+PURE |= {"refs", "data", "stateful", "fields", "envplan", "diff"}
+IO_MODULES = {"backends", "converge", "operations", "cli", "discovery", "observe"}
+# Between the two: they read files or format output, but talk to no cluster themselves.
+EDGE = {"files", "manifest", "catalog", "environments", "settings", "pipeline", "console", "entry"}
 
 
 def imports(path: Path) -> set[str]:
@@ -51,8 +55,8 @@ def test_third_party_clients_stay_behind_their_adapters():
 
 
 def test_pure_core_imports_no_io_layer():
-    for mod in PURE:
-        ours = {n.split(".")[1] for n in imports(PKG / f"{mod}.py") if n.startswith("nomadgen.")}
+    for mod in PURE:  # type hints may name an I/O layer's record (diff: Observed)
+        ours = {n.split(".")[1] for n in runtime_imports(PKG / f"{mod}.py") if n.count(".") == 1}
         assert not ours & IO_MODULES, f"{mod} imports {ours & IO_MODULES}"
 
 
@@ -119,3 +123,84 @@ def test_the_diff_check_catches_a_violation(tmp_path):
         "from .backends import NomadBackend\nif TYPE_CHECKING:\n    from .converge import apply\n"
     )
     assert check_pure_diff(bad) == ["nomadgen.backends", "nomadgen.observe", "time"]
+
+
+# -- README's data-flow section is the layering, checked against the tree ----------------------
+README = PKG.parent / "README.md"
+
+
+def _ours_at_run_time(mod: str) -> set[str]:
+    return {n.split(".")[1] for n in runtime_imports(PKG / f"{mod}.py") if n.count(".") == 1}
+
+
+def readme_layers(text: str) -> list[list[str]]:
+    """The modules of the data-flow block, top to bottom: one list per line naming any."""
+    block = text.split("Data flows one way", 1)[1].split("```", 2)[1]
+    layers = []
+    for line in block.splitlines():
+        if line[:1].strip():  # a module's own line, not a continuation
+            head = re.split(r"\s{2,}", line, maxsplit=1)[0]
+            layers.append(re.findall(r"(\w+)\.py", head))
+    return [layer for layer in layers if layer]
+
+
+def layering_problems(layers: list[list[str]], imports_of, modules: set[str]) -> list[str]:
+    listed = [m for layer in layers for m in layer]
+    problems = [f"{m}.py is not in README's data flow" for m in sorted(modules - set(listed))]
+    problems += [
+        f"README names {m}.py, which does not exist" for m in sorted(set(listed) - modules)
+    ]
+    problems += [
+        f"README names {m}.py twice" for m in sorted({m for m in listed if listed.count(m) > 1})
+    ]
+    above: set[str] = set()
+    for layer in layers:  # modules on one line may import each other (cli and entry do)
+        for mod in layer:
+            below = sorted((imports_of(mod) & modules) - above - set(layer))
+            if below:
+                problems.append(f"{mod}.py imports {', '.join(below)}, listed below it")
+        above |= set(layer)
+    return problems
+
+
+def _modules() -> set[str]:
+    return {p.stem for p in PKG.glob("*.py")} - {"__init__", "__main__"}
+
+
+def test_readme_data_flow_lists_every_module_in_import_order():
+    layers = readme_layers(README.read_text())
+    assert layering_problems(layers, _ours_at_run_time, _modules()) == []
+
+
+def test_every_module_is_placed_in_the_layering():
+    """A new module is pure, an I/O layer or in between: it goes in exactly one of the sets."""
+    placed = PURE | IO_MODULES | EDGE
+    assert _modules() - placed == set(), "put the new module in PURE, IO_MODULES or EDGE"
+    assert placed - _modules() == set()
+    assert not (PURE & IO_MODULES or PURE & EDGE or IO_MODULES & EDGE)
+
+
+def test_the_data_flow_check_catches_violations(tmp_path):
+    text = "Data flows one way.\n\n```\nb.py   x\na.py   y\n  c.py continuation\nd.py, e.py\n```\n"
+    layers = readme_layers(text)
+    assert layers == [["b"], ["a"], ["d", "e"]]
+    imports_of = {"a": {"b"}, "b": {"a"}, "d": {"e", "g"}, "e": {"d", "b"}}.__getitem__
+    assert layering_problems(layers, imports_of, {"a", "b", "d", "e", "f", "g"}) == [
+        "f.py is not in README's data flow",
+        "g.py is not in README's data flow",
+        "b.py imports a, listed below it",
+        "d.py imports g, listed below it",  # d and e import each other: one line, one layer
+    ]
+    assert layering_problems([["a"], ["a", "b"]], lambda m: set(), {"a", "b"}) == [
+        "README names a.py twice"
+    ]
+    mod = tmp_path / "m.py"
+    mod.write_text(
+        "from typing import TYPE_CHECKING\nfrom . import a\nfrom .b import f\n"
+        "if TYPE_CHECKING:\n    from .c import C\ndef g():\n    from .d import h\n"
+    )
+    assert {n for n in runtime_imports(mod) if n.count(".") == 1} == {
+        "nomadgen.a",
+        "nomadgen.b",
+        "nomadgen.d",
+    }

@@ -204,11 +204,13 @@ def test_a_job_purged_while_submit_waits_is_said(cluster):
 
     t = threading.Thread(target=run)
     t.start()
-    deadline = time.monotonic() + 20
-    while nomad.job("psql-app") is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    # Purge once submit has registered the job (it then waits on it: never healthy). A condition,
+    # not a time: a bound that ran out must fail here, never purge a job that is not there yet.
+    cluster.standin.wait_for(lambda: not t.is_alive() or nomad.job("psql-app"), timeout=600)
+    assert t.is_alive(), f"submit ended before it registered psql-app: {out}"
     nomad.stop("psql-app", purge=True)
-    t.join(60)
+    t.join(600)
+    assert not t.is_alive(), "submit still waits for a purged job"
     assert "err" in out and out["err"].exit_code == 10
     assert "job psql-app was purged by someone else while submit waited for it" in str(out["err"])
 

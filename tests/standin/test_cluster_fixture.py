@@ -318,3 +318,46 @@ def test_cluster_py_leaves_a_reused_pid_alone(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_cluster_py_up_never_judges_the_starting_standin_by_its_command_line(
+    tmp_path, monkeypatch, capsys
+):
+    """The flaky "the stand-in exited early": right after Popen returns, the child can still be
+    inside exec, and the kernel shows an empty /proc/PID/cmdline (seen in about half of the
+    spawns on this machine). `up` once looked for "nomad_standin" there; it must judge its own
+    child by the child's exit status. Here every command line reads empty: `up` still works."""
+    import argparse
+
+    from dev import cluster as cluster_py
+
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        return b"" if self.name == "cmdline" else real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    for key in [k for k in os.environ if k.startswith(("NOMAD_", "CONSUL_"))]:
+        monkeypatch.delenv(key)
+    state = tmp_path / "state"
+    args = argparse.Namespace(
+        state_dir=str(state),
+        backend="standin",
+        zones="zone-a",
+        lifetime=60.0,
+        start_delay=0.3,
+        time_scale=1.0,
+        timeout=120.0,
+    )
+    try:
+        assert cluster_py.cmd_up(args) == 0
+        env = dict(
+            line.removeprefix("export ").split("=", 1)
+            for line in capsys.readouterr().out.splitlines()
+        )
+        assert requests.get(env["NOMAD_ADDR"] + "/v1/status/leader", timeout=10).ok
+        pid = int((state / "standin.pid").read_text().split()[0])
+    finally:
+        cluster_py.cmd_down(args)
+    assert "stopped standin" in capsys.readouterr().err
+    assert not _running(pid)

@@ -878,7 +878,10 @@ def test_plan_diff_is_contextual(client, job_id):
 
 # -- asynchrony, first check runs, the agent's view (nomad/job_endpoint.go, scheduler/) ----------
 def test_register_returns_before_the_scheduler_runs(standin_factory):
-    s = standin_factory(eval_delay=3600)  # the scheduler only runs when the test says so
+    # The scheduler runs only when the test says so, and the first deployment can end only by
+    # being cancelled: its allocations stay pending and no deadline runs out during the test
+    # (with the default 1/50 clock a busy machine let it succeed first).
+    s = standin_factory(eval_delay=3600, start_delay=3600, time_scale=1.0)
     c = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5)
     reg = c.job.register_job("web", {"Job": make_job("web")})
     assert c.evaluation.get_evaluation(reg["EvalID"])["Status"] == "pending"
