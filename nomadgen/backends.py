@@ -64,6 +64,7 @@ class NomadAPI(Protocol):
     def delete_variable(self, path: str, modify_index: int) -> bool: ...
     def acl_policies(self) -> dict[str, dict[str, Any]] | None: ...
     def acl_policy(self, name: str) -> dict[str, Any] | None: ...
+    def acl_management(self) -> bool: ...
     def put_acl_policy(self, body: dict[str, Any]) -> None: ...
     def delete_acl_policy(self, name: str) -> None: ...
     def create_variable(self, path: str, items: dict[str, str]) -> bool: ...
@@ -164,6 +165,7 @@ class NomadBackend:
             finally:
                 os.environ.update(saved)
         self._namespace_known = (ep.namespace or "default") == "default"
+        self._management: bool | None = None
 
     # --- translation ---------------------------------------------------------------------
     def _call(
@@ -195,9 +197,12 @@ class NomadBackend:
     def _translate(self, what: str, exc: Exception, read: bool) -> NomadgenError | None:
         nex, ep = self._nex, self.ep
         if isinstance(exc, nex.URLNotAuthorizedNomadException):
+            need = _nomad_need(what, ep.namespace or "default")
             return PermissionDenied(
-                f"Nomad refused the request ({what}): {_short(_body(exc))}",
-                hint="check the Nomad token (NOMAD_TOKEN, --nomad-token-file) and its ACL policy",
+                f"Nomad refused the request ({what}): {_short(_body(exc))}"
+                + (f" (the token needs {need})" if need else ""),
+                hint="check the Nomad token (NOMAD_TOKEN, --nomad-token-file) and its ACL "
+                "policy (README 'ACL policies')",
             )
         if isinstance(exc, nex.BadRequestNomadException):
             return Rejected(f"Nomad rejected {what}: {_short(_body(exc))}")
@@ -415,17 +420,16 @@ class NomadBackend:
             raise Rejected(f"Nomad has no plan endpoint for job {job['ID']}") from exc
 
     def variable_exists(self, path: str) -> bool:
-        try:
-            # The namespace goes explicitly: python-nomad leaves it off variable reads.
-            self._call(
-                f"reading variable {path}",
-                self.client.variable.get_variable,
-                path,
-                namespace=self.ep.namespace or None,
-            )
-            return True
-        except self._nex.URLNotFoundNomadException:
-            return False
+        """By listing (metadata only): the `list` capability is enough, so a deploy token never
+        needs `read` on the secrets it creates (nomad/variables_endpoint.go List filters rows by
+        `list`). The namespace goes explicitly: python-nomad leaves it off variable requests."""
+        rows = self._call(
+            f"listing variable {path}",
+            self.client.variables.get_variables,
+            prefix=path,
+            namespace=self.ep.namespace or None,
+        )
+        return any(r.get("Path") == path for r in rows or ())
 
     def variables(self, prefix: str) -> list[dict[str, Any]]:
         """Variable metadata (Path, ModifyIndex; no Items) under `prefix` in the namespace."""
@@ -482,6 +486,15 @@ class NomadBackend:
             return self._call(f"reading ACL policy {name}", self.client.acl.get_policy, name)
         except self._nex.URLNotFoundNomadException:
             return None
+
+    def acl_management(self) -> bool:
+        """Whether the token is a management token: only those list every ACL policy and write
+        any (nomad/acl_endpoint.go ListPolicies, UpsertPolicies); a client token sees only the
+        policies it holds. Asked once per client, on a cluster with ACLs only."""
+        if self._management is None:
+            token = self._call("reading the token", self.client.acl.get_self_token)
+            self._management = (token or {}).get("Type") == "management"
+        return self._management
 
     # --- writes ------------------------------------------------------------------------------
     def put_acl_policy(self, body: dict[str, Any]) -> None:
@@ -543,6 +556,40 @@ class NomadBackend:
             )
         except self._nex.URLNotFoundNomadException:
             return None
+
+
+# What each request needs (nomad/*_endpoint.go), so a refusal names it: Nomad's 403 only says
+# "Permission denied".
+_NOMAD_NEEDS = (
+    ("listing jobs", "list-jobs in namespace {ns}"),
+    ("planning job", "submit-job in namespace {ns}"),
+    ("registering job", "submit-job in namespace {ns}"),
+    ("stopping job", "submit-job in namespace {ns}"),
+    ("reading job", "read-job in namespace {ns}"),
+    ("reading allocation", "read-job in namespace {ns}"),
+    ("reading evaluation", "read-job in namespace {ns}"),
+    ("reading the deployment", "read-job in namespace {ns}"),
+    ("reading deployment", "read-job in namespace {ns}"),
+    ("listing nodes", 'node {{ policy = "read" }}'),
+    ("reading node", 'node {{ policy = "read" }}'),
+    ("reading namespace", "a capability in namespace {ns}"),
+    ("listing variables", "variables `list` in namespace {ns}"),
+    ("listing variable", "variables `list` on {path} in namespace {ns}"),
+    ("reading variable", "variables `read` on {path} in namespace {ns}"),
+    ("deleting variable", "variables `destroy` on {path} in namespace {ns}"),
+    ("creating variable", "variables `write` on {path} in namespace {ns}"),
+    ("listing ACL policies", "a management token"),
+    ("reading ACL policy", "a management token"),
+    ("writing ACL policy", "a management token"),
+    ("deleting ACL policy", "a management token"),
+)
+
+
+def _nomad_need(what: str, ns: str) -> str:
+    for prefix, need in _NOMAD_NEEDS:
+        if what.startswith(prefix):
+            return need.format(ns=ns, path=what.rsplit(" ", 1)[-1])
+    return ""
 
 
 def missing_namespace(ns: str) -> ConfigError:

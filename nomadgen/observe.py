@@ -14,11 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import names
+from .errors import PermissionDenied, Problem
 from .model import EXTERNAL, Job, RenderSettings, Resolution
 from .render import META_MANIFEST
 
 if TYPE_CHECKING:
     from .backends import ConsulAPI, Node, NomadAPI
+    from .render import WorkloadPolicy
 
 
 class Observed(NamedTuple):
@@ -147,7 +149,10 @@ def observe(
     if policies is not None:
         from .render import workload_policies
 
-        for p in workload_policies(manifest, jobs):
+        wanted = workload_policies(manifest, jobs)
+        if wanted and not nomad.acl_management():
+            raise needs_management(wanted)
+        for p in wanted:
             if p.name in policies:
                 policies[p.name] = nomad.acl_policy(p.name) or policies[p.name]
     passing = {}
@@ -168,4 +173,16 @@ def observe(
         {jid: g for jid, (_, _, g) in read.items()},
         passing,
         tuple(nodes),
+    )
+
+
+def needs_management(wanted: list[WorkloadPolicy]) -> PermissionDenied:
+    """A client token lists only the ACL policies it holds and writes none (nomad/acl_endpoint.go
+    ListPolicies, UpsertPolicies): plan could not tell what is in place, and submit or destroy
+    would fail half-way or leave them behind unseen. Said before anything is written."""
+    return PermissionDenied(
+        "the job-scoped ACL policies of this manifest need a management Nomad token",
+        [Problem(f"acl policy {p.name}: job {p.job} reads {', '.join(p.paths)}") for p in wanted],
+        hint="Nomad lists and writes ACL policies only for management tokens; run this with one "
+        "(NOMAD_TOKEN, --nomad-token-file), see README 'ACL policies'",
     )

@@ -26,9 +26,10 @@ from .errors import (
     Unplaceable,
 )
 from .fields import NAME_RE, cut
-from .observe import Observed, observe
+from .model import Job
+from .observe import Observed, needs_management, observe
 from .pipeline import Rendered, build_resolution, no_gc
-from .render import META_MANIFEST, interfaces, render
+from .render import META_MANIFEST, interfaces, render, workload_policies
 from .settings import Config
 
 if TYPE_CHECKING:
@@ -557,6 +558,7 @@ def destroy(
             refuse_nothing_owned(manifest_name, what, locked_too=True)
         jobs, services, mine, other = list(what.jobs), what.services, what.keys, what.other_keys
         _probe_nomad_write(nomad, jobs)
+        _probe_policy_rights(nomad, jobs, manifest_name)
         creds = what.credentials if delete_credentials else ()
         todo = (
             [f"purge {j}" for j in jobs]
@@ -634,6 +636,17 @@ def _probe_nomad_write(nomad: NomadAPI, jobs: list[str]) -> None:
         raise
     except NomadgenError:
         pass  # a plan the server finds fault with still passed the ACL check
+
+
+def _probe_policy_rights(nomad: NomadAPI, jobs: list[str], manifest: str) -> None:
+    """Jobs that read other jobs' credentials have job-scoped ACL policies, which a client token
+    can neither see nor delete: refuse before anything is purged rather than leave them."""
+    if not jobs or nomad.acl_policies() is None or nomad.acl_management():
+        return
+    live = [Job(jid, "", j) for jid in jobs if (j := nomad.job(jid)) is not None]
+    wanted = workload_policies(manifest, live)
+    if wanted:
+        raise needs_management(wanted)
 
 
 # --- The manifest lock ---------------------------------------------------------------------

@@ -323,8 +323,25 @@ def test_acl_policy_and_token_endpoints(standin_factory):
         f"{base}/v1/acl/token/self", timeout=5, headers={"X-Nomad-Token": token["SecretID"]}
     ).json()
     assert me["Policies"] == ["ro"] and me["AccessorID"] == token["AccessorID"]
-    r = requests.get(
-        f"{base}/v1/acl/policies", timeout=5, headers={"X-Nomad-Token": token["SecretID"]}
+    # A client token lists and reads only the policies it holds (nomad/acl_endpoint.go
+    # ListPolicies, GetPolicy); writes need a management token.
+    requests.put(
+        f"{base}/v1/acl/policy/other",
+        headers=hdr,
+        timeout=5,
+        json={"Name": "other", "Rules": 'namespace "x" { policy = "read" }'},
+    ).raise_for_status()
+    client = {"X-Nomad-Token": token["SecretID"]}
+    r = requests.get(f"{base}/v1/acl/policies", timeout=5, headers=client)
+    assert r.status_code == 200 and [p["Name"] for p in r.json()] == ["ro"]
+    assert requests.get(f"{base}/v1/acl/policy/ro", timeout=5, headers=client).status_code == 200
+    r = requests.get(f"{base}/v1/acl/policy/other", timeout=5, headers=client)
+    assert (r.status_code, r.text) == (403, "Permission denied")
+    r = requests.put(
+        f"{base}/v1/acl/policy/ro",
+        timeout=5,
+        headers=client,
+        json={"Name": "ro", "Rules": 'namespace "default" { policy = "write" }'},
     )
     assert (r.status_code, r.text) == (403, "Permission denied")
 

@@ -16,7 +16,8 @@ Nomad (v1.10):
   JobACL names its namespace and job (and, when set, group and task), and namespace-wide ones.
 - nomad/acl_endpoint.go + command/agent/acl_endpoint.go: /v1/acl/policies, /v1/acl/policy/:name
   (with JobACL), /v1/acl/tokens, /v1/acl/token, /v1/acl/token/:accessor, /v1/acl/token/self;
-  all but token/self need a management token.
+  all but token/self need a management token, except that a client token lists and reads the
+  policies it holds (ListPolicies/GetPolicy).
 - Endpoint capabilities: nomad/{job,alloc,eval,deployment,node,namespace,variables}_endpoint.go
   (list-jobs, read-job, submit-job, node:read, variables read/write/destroy/list).
 
@@ -470,10 +471,7 @@ def check(
             return need(acl.allow_namespace(rest[0]))
         return need(False)  # writes need a management token
     if head == "vars":
-        return need(
-            rns == "*"
-            or any(k.startswith(f"{rns}\x00") or k.startswith("*") for k in acl.variables)
-        )
+        return  # filtered afterwards by `list`, never refused (nomad/variables_endpoint.go List)
     if head == "var" and rest:
         path = "/".join(rest)
         if method == "GET":
@@ -555,6 +553,21 @@ def route(
         if token is None:
             raise NomadError(403, PERMISSION_DENIED)
         return 200, dict(token), store.index
+    if acl is not None and not acl.management and method == "GET":
+        # ListPolicies/GetPolicy (nomad/acl_endpoint.go): a client token sees the policies it
+        # holds (and anyone `anonymous`); everything else needs a management token.
+        token = store.tokens.get(secret)
+        held = set((token or {}).get("Policies") or ()) if secret else {"anonymous"}
+        if rest == ["policies"]:
+            return (
+                200,
+                [_policy_stub(p) for n, p in sorted(store.policies.items()) if n in held],
+                store.index,
+            )
+        if len(rest) == 2 and rest[0] == "policy" and (rest[1] in held or rest[1] == "anonymous"):
+            if rest[1] not in store.policies:
+                raise NomadError(404, "ACL policy not found")
+            return 200, dict(store.policies[rest[1]]), store.index
     if acl is None or not acl.management:
         raise NomadError(403, PERMISSION_DENIED)
     data = {}
@@ -566,10 +579,7 @@ def route(
     if rest == ["policies"] and method == "GET":
         return (
             200,
-            [
-                {k: p[k] for k in ("Name", "Description", "JobACL", "CreateIndex", "ModifyIndex")}
-                for _, p in sorted(store.policies.items())
-            ],
+            [_policy_stub(p) for _, p in sorted(store.policies.items())],
             store.index,
         )
     if len(rest) == 2 and rest[0] == "policy":
@@ -617,6 +627,10 @@ def route(
                     return 200, None, store.index
         raise NomadError(404, "ACL token not found")
     return None
+
+
+def _policy_stub(p: dict) -> dict:
+    return {k: p[k] for k in ("Name", "Description", "JobACL", "CreateIndex", "ModifyIndex")}
 
 
 # -- Consul -------------------------------------------------------------------------------------
