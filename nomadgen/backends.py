@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -566,6 +567,8 @@ _NOMAD_NEEDS = (
     ("registering job", "submit-job in namespace {ns}"),
     ("stopping job", "submit-job in namespace {ns}"),
     ("reading job", "read-job in namespace {ns}"),
+    ("listing allocations", "read-job in namespace {ns}"),
+    ("waiting on", "read-job in namespace {ns}"),
     ("reading allocation", "read-job in namespace {ns}"),
     ("reading evaluation", "read-job in namespace {ns}"),
     ("reading the deployment", "read-job in namespace {ns}"),
@@ -586,6 +589,8 @@ _NOMAD_NEEDS = (
 
 
 def _nomad_need(what: str, ns: str) -> str:
+    if re.match(r"reading \d+ (evaluations|deployments)$", what):  # lists by ID
+        return f"read-job in namespace {ns}"
     for prefix, need in _NOMAD_NEEDS:
         if what.startswith(prefix):
             return need.format(ns=ns, path=what.rsplit(" ", 1)[-1])
