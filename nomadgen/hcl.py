@@ -1036,7 +1036,7 @@ def _value_lines(value: object, template: bool = False) -> str | list[str]:
             doc = _heredoc(value, 1 if template else 2)
             if doc is not None:
                 return doc
-        return escape_string(value)
+        return _escape(value)
     if value is True or value is False:
         return "true" if value else "false"
     if type(value) is int:
@@ -1177,12 +1177,30 @@ def _body(
         )
     present, unknown = found
     attrs: list[tuple[str, str | list[str]]] = []
+    slow = False  # an attribute not from a fast path below (its value may be several lines)
     blocks: list[tuple[Any, ...]] = []  # (field, value), or (None, tree item) for a prebuilt block
     for field in present:
         _, name, hcl, kind, sub, _skip, duration, runtime = field
         value = obj[name]
         if value is None:
             continue
+        # Fast paths for the one-line attributes most fields are; anything else falls through.
+        t = type(value)
+        if kind == "attr" or kind == "attr_nonzero":
+            if t is str:
+                if not runtime and "\n" not in value:
+                    if value or kind == "attr":
+                        attrs.append((hcl, _escape(value)))
+                    continue
+            elif t is int:
+                if not value and kind == "attr_nonzero":
+                    continue
+                attrs.append((hcl, _duration_text(value) if duration else int.__repr__(value)))
+                continue
+            elif t is bool and not duration:
+                if value or kind == "attr":
+                    attrs.append((hcl, "true" if value else "false"))
+                continue
         # "" is a value for a pointer field (Nomad's default replaces only an absent one).
         if not value and (
             (value == "" and kind != "attr") or isinstance(value, (list, tuple, dict))
@@ -1191,7 +1209,7 @@ def _body(
         if kind == "attr" or kind == "attr_nonzero":
             if kind == "attr_nonzero" and _zero(value):
                 continue
-            t = type(value)
+            slow = True
             if t is str and not runtime and "\n" not in value:
                 attrs.append((hcl, escape_string(value)))
             elif t is int and not duration:
@@ -1211,6 +1229,7 @@ def _body(
                 k: v for k, v in _need_dict(value, f"{where}.{name}").items() if v is not None
             }
             if kind == "map_attr" or not all(_is_ident(k) for k in mapping):
+                slow = True
                 attrs.append((hcl, _expr(mapping)))
             else:
                 blocks.append((None, (hcl, mapping)))
@@ -1224,11 +1243,18 @@ def _body(
             if item[0]:
                 blocks.append((None, item))
             else:
+                slow = True
                 attrs.append(item[1:])
 
     start = len(out)
     if attrs:
-        _write_attrs(attrs, indent, out)
+        if slow:
+            _write_attrs(attrs, indent, out)
+        elif len(attrs) == 1:
+            out.append(f"{indent}{attrs[0][0]} = {attrs[0][1]}")
+        else:  # one run of one-line values, `=` aligned
+            width = max([len(a[0]) for a in attrs])
+            out.extend([f"{indent}{n.ljust(width)} = {v}" for n, v in attrs])
     # Every block below is written with a blank line before it; the first one's goes again
     # at the end when no attribute stands before it.
 
@@ -1278,10 +1304,14 @@ def _freeze(v: object) -> object:
         for k, x in v.items():  # type: ignore[attr-defined]
             if type(k) is not str:
                 raise TypeError(k)
-            items.append((k, _freeze(x)))
+            tx = type(x)  # str and int leaves kept as they are, without a call
+            items.append((k, x if tx is str or tx is int else _freeze(x)))
         return (dict, tuple(items))
     if t is list:
-        return (list, tuple([_freeze(x) for x in v]))  # type: ignore[attr-defined]
+        return (
+            list,
+            tuple([x if type(x) is str or type(x) is int else _freeze(x) for x in v]),  # type: ignore[attr-defined]
+        )
     if t is bool or v is None:
         return (t, v)
     raise TypeError(t)
@@ -1323,13 +1353,19 @@ def _group(
     """The blocks of one field of `obj` (a block, repeated or labelled blocks, a config)."""
     _, name, hcl, kind, sub, _skip, _duration, _runtime = field
     here = f"{where}.{name}"
-    if kind == "block":
-        _block_lines(hcl, _need_dict(value, here), sub, name, here, indent, out)
-    elif kind == "blocks":
-        for i, v in enumerate(_need_list(value, here)):
+    if kind == "block" or kind == "blocks":  # _block_lines, inline: the most common blocks
+        inner = indent + "  "
+        opening = f"{indent}{hcl} {{"
+        for i, v in enumerate([value] if kind == "block" else _need_list(value, here)):
             if v is not None:
-                at = f"{here}[{i}]"
-                _block_lines(hcl, _need_dict(v, at), sub, name, at, indent, out)
+                at = here if kind == "block" else f"{here}[{i}]"
+                out.append("")
+                out.append(opening)
+                _body(_need_dict(v, at), sub, name, at, inner, out)
+                if out[-1] is opening:
+                    out[-1] = opening + "}"
+                else:
+                    out.append(indent + "}")
     elif kind == "alias":
         sub_spec, primary = sub
         if _empty(obj.get(primary)):  # read it as the field it stands for
@@ -1376,7 +1412,7 @@ def _map_block(hcl: str, mapping: dict[str, Any], indent: str, out: list[str]) -
     out.append(f"{indent}{hcl} {{")
     _write_attrs(
         [
-            (k, escape_string(v) if type(v) is str and "\n" not in v else _value_lines(v))
+            (k, _escape(v) if type(v) is str and "\n" not in v else _value_lines(v))
             for k, v in sorted(mapping.items())
         ],
         indent + "  ",
