@@ -1201,6 +1201,10 @@ def _body(
                 if value or kind == "attr":
                     attrs.append((hcl, "true" if value else "false"))
                 continue
+            elif t is list and not duration and all([type(x) is str for x in value]):
+                if value:  # as _expr writes a list of strings
+                    attrs.append((hcl, "[" + ", ".join([_escape(x) for x in value]) + "]"))
+                continue
         # "" is a value for a pointer field (Nomad's default replaces only an absent one).
         if not value and (
             (value == "" and kind != "attr") or isinstance(value, (list, tuple, dict))
@@ -1209,7 +1213,7 @@ def _body(
         if kind == "attr" or kind == "attr_nonzero":
             if kind == "attr_nonzero" and _zero(value):
                 continue
-            slow = True
+            mark = len(attrs)
             if t is str and not runtime and "\n" not in value:
                 attrs.append((hcl, escape_string(value)))
             elif t is int and not duration:
@@ -1224,6 +1228,8 @@ def _body(
                         hcl, value, duration, runtime, spec == "Template" and name == "EmbeddedTmpl"
                     )[1:]
                 )
+            if len(attrs) > mark and type(attrs[-1][1]) is not str:
+                slow = True
         elif kind == "string_map" or kind == "map_attr":
             mapping = {
                 k: v for k, v in _need_dict(value, f"{where}.{name}").items() if v is not None
@@ -1410,14 +1416,15 @@ def _map_block(hcl: str, mapping: dict[str, Any], indent: str, out: list[str]) -
         out.append(f"{indent}{hcl} {{}}")
         return
     out.append(f"{indent}{hcl} {{")
-    _write_attrs(
-        [
-            (k, _escape(v) if type(v) is str and "\n" not in v else _value_lines(v))
-            for k, v in sorted(mapping.items())
-        ],
-        indent + "  ",
-        out,
-    )
+    inner = indent + "  "
+    attrs = [
+        (k, _escape(v) if type(v) is str and "\n" not in v else _value_lines(v))
+        for k, v in sorted(mapping.items())
+    ]
+    if len(attrs) == 1 and type(attrs[0][1]) is str:
+        out.append(f"{inner}{attrs[0][0]} = {attrs[0][1]}")
+    else:
+        _write_attrs(attrs, inner, out)
     out.append(indent + "}")
 
 
