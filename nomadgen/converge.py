@@ -711,8 +711,18 @@ def _blocked(nomad: NomadAPI, job_id: str) -> list[str]:
     evaluation that created it)."""
     evals = nomad.evaluations(job_id)
     by_id = {e.get("ID"): e for e in evals}
+    # A later evaluation that placed everything makes Nomad stop tracking the blocked one
+    # (fsm.go -> BlockedEvals.Untrack), but its status stays "blocked" in the state store.
+    placed = max(
+        (
+            int(e.get("CreateIndex") or 0)
+            for e in evals
+            if e.get("Status") == "complete" and not e.get("FailedTGAllocs")
+        ),
+        default=-1,
+    )
     for e in evals:
-        if e.get("Status") == "blocked":
+        if e.get("Status") == "blocked" and int(e.get("CreateIndex") or 0) > placed:
             prev = by_id.get(e.get("PreviousEval")) or {}
             return (
                 placement_failures(prev)

@@ -263,3 +263,20 @@ def test_plan_shows_what_a_job_level_change_does_to_an_unchanged_group():
     lines = diff_summary(dry_run)
     assert "  group q (1 create/destroy update, 3 ignore)" in lines
     assert not any("group r" in line for line in lines)
+
+
+def test_a_blocked_evaluation_a_later_one_replaced_is_not_a_failure():
+    """Nomad stops tracking a blocked evaluation once a later one placed everything, but leaves
+    its status "blocked": only a blocked evaluation newer than that counts."""
+    from nomadgen.converge import _blocked
+
+    failed = {"web": {"ConstraintFiltered": {"distinct_property": 1}, "CoalescedFailures": 0}}
+    evals = [
+        {"ID": "a", "Status": "complete", "CreateIndex": 10, "FailedTGAllocs": failed},
+        {"ID": "b", "Status": "blocked", "CreateIndex": 11, "PreviousEval": "a"},
+        {"ID": "c", "Status": "complete", "CreateIndex": 14, "FailedTGAllocs": None},
+    ]
+    nomad = SimpleNamespace(evaluations=lambda job: evals)
+    assert _blocked(nomad, "web") == []
+    evals[2]["CreateIndex"] = 9  # known-bad: the placing evaluation came before the blocked one
+    assert _blocked(nomad, "web") and "distinct_property" in _blocked(nomad, "web")[0]

@@ -366,11 +366,6 @@ def test_plan_predicts_the_restarts(cluster, tmp_path):
     predicted, moved = _change(s, tmp_path, doc)
     assert predicted == {} and moved == set()
 
-    # change_mode noop: the provider is replaced, the dependent re-renders but is not restarted.
-    doc["cache-user"]["overrides"] = {"redis": {"image": "redis:7.4-alpine"}}
-    predicted, moved = _change(s, tmp_path, doc)
-    assert predicted == {"redis-cache-user": "rolling update"} and moved == set(predicted)
-
     # A provider's scale, up and down: api reads its zone's instance with the lowest alloc index
     # and keeps it, wherever the new one lands and whichever is stopped (the highest index);
     # lb reads every instance. Up is registered as planned: submit's placement check refuses
@@ -381,6 +376,11 @@ def test_plan_predicts_the_restarts(cluster, tmp_path):
         predicted, moved = _change(s, tmp_path, doc, submit=submit)
         assert predicted == {"lb": "template change (change_mode restart)"}
         assert moved == set(predicted)
+
+    # change_mode noop: the provider is replaced, the dependent re-renders but is not restarted.
+    doc["cache-user"]["overrides"] = {"redis": {"image": "redis:7.4-alpine"}}
+    predicted, moved = _change(s, tmp_path, doc)
+    assert predicted == {"redis-cache-user": "rolling update"} and moved == set(predicted)
 
 
 # -- the manifest side: references, wiring, tags and constraints --------------------------------
