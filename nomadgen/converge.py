@@ -663,15 +663,20 @@ def _block(nomad: NomadAPI, consul: ConsulAPI, left: list[_Waiter], deadline: fl
     try:
         if w.phase != "consul":
             what, obj = w.waiting_on()
-            w.index = nomad.wait_for_change(what, obj, max(1, w.index), wait) or w.index
+            index = nomad.wait_for_change(what, obj, max(1, w.index), wait)
+            if index:
+                w.index = index
+                return
+            # gone: the next round's reads say so; until then no busy loop
+            time.sleep(min(wait, 0.5))
             return
         svc = next(s for s, n in sorted(w.want.items()) if w.counts.get(s, 0) < n)
         nodes, w.consul_index[svc] = consul.healthy_since(
             svc, max(1, w.consul_index.get(svc, 0)), wait
         )
         w.counts[svc] = len(nodes)
-    except NomadgenError:
-        pass  # the next round's reads say what is wrong
+    except NomadgenError:  # the next round's reads say what is wrong; until then no busy loop
+        time.sleep(min(wait, 0.5))
 
 
 def _still_there(nomad: NomadAPI, job_id: str) -> dict[str, Any]:

@@ -116,3 +116,31 @@ def test_list_filters_take_alternatives(standin_factory):
     assert [e["JobID"] for e in got] == ["y"]
     bad = requests.get(url, params={"filter": "ID =="}, timeout=5)
     assert bad.status_code == 400
+
+
+def test_a_template_naming_its_service_by_the_nodes_tag_is_watched_by_that_service():
+    """consul-template re-renders when a blocking query on what it reads answers with a new
+    index: `service (print (env "node.datacenter") ".db")` reads service db (with the node's
+    tag), so the client evaluates it again only when db's index moves."""
+    from nomad_standin import consul_template
+    from nomad_standin.consul import ConsulState
+
+    c = ConsulState()
+    c.register_node("n1", "10.0.0.1")
+    c.register_service(
+        node="n1", service_id="db-1", name="db", address="10.0.0.1", port=5432, tags=["zone-a"]
+    )
+    text = '{{ with service (print (env "node.datacenter") ".db") }}{{ .Address }}{{ end }}'
+    before = consul_template.watch_index(text, c)
+    assert before is not None
+    c.register_service(
+        node="n1", service_id="other-1", name="other", address="10.0.0.1", port=1, tags=[]
+    )
+    assert consul_template.watch_index(text, c) == before  # another service moved
+    c.register_service(
+        node="n1", service_id="db-2", name="db", address="10.0.0.1", port=5433, tags=["zone-b"]
+    )
+    assert consul_template.watch_index(text, c) != before
+    # a name made at run time is not known before the run: evaluated every time
+    dynamic = '{{ with service (print (env "a") (env "b")) }}{{ .Address }}{{ end }}'
+    assert consul_template.watch_index(dynamic, c) is None

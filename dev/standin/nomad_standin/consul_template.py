@@ -98,9 +98,12 @@ def watch_index(text: str, consul) -> tuple | None:
 
 @functools.lru_cache(maxsize=16384)
 def _static_deps(text: str) -> tuple[tuple[str, str], ...] | None:
+    # `service (print (env "node.datacenter") ".name")` (a tag from the node, a fixed name) is a
+    # health query of `name`: its blocking index is that service's, whatever the tag.
+    deps = [("service", f"tag.{m.group(1)}") for m in _SERVICE_NODE_TAG.finditer(text)]
+    text = _SERVICE_NODE_TAG.sub("", text)
     if _SERVICE_HEAD_ENV.search(text):
         return None
-    deps = []
     for m in _CALL.finditer(text):
         fn, arg = m.group(1), m.group(2)
         if fn in ("nomadVar", "nomadVarExists", "nomadService") or (
@@ -112,6 +115,9 @@ def _static_deps(text: str) -> tuple[tuple[str, str], ...] | None:
 
 
 _SERVICE_HEAD_ENV = re.compile(r"\bservice\s+\(")
+_SERVICE_NODE_TAG = re.compile(
+    r'\bservice\s+\(\s*print\s+\(\s*env\s+"[\w.\-]+"\s*\)\s+"\.([\w\-]+)"\s*\)'
+)
 
 
 # consul-template executes the Go template and records what each run reads: a `with service`
