@@ -51,6 +51,7 @@ class NomadAPI(Protocol):
     def node_records(self, full: bool) -> list[dict[str, Any]]: ...
     def cluster_allocations(self) -> list[dict[str, Any]]: ...
     def allocation(self, alloc_id: str) -> dict[str, Any] | None: ...
+    def node_room(self, node_id: str) -> tuple[int, int] | None: ...
     def deployment(self, job_id: str) -> dict[str, Any] | None: ...
     def evaluation(self, eval_id: str) -> dict[str, Any] | None: ...
     def evaluations(self, job_id: str) -> list[dict[str, Any]]: ...
@@ -322,6 +323,34 @@ class NomadBackend:
             )
         except self._nex.URLNotFoundNomadException:
             return None
+
+    def node_room(self, node_id: str) -> tuple[int, int] | None:
+        """Free CPU (MHz) and memory (MB) of a node as the scheduler counts them: its resources
+        less the reserved ones and less every allocation not terminal on the client
+        (scheduler/context.go ProposedAllocs). None when the node is gone."""
+        try:
+            node = self._call(f"reading node {node_id}", self.client.node.get_node, node_id)
+            allocs = self._call(
+                f"reading allocations of node {node_id}",
+                self.client.node.get_allocations,
+                node_id,
+            )
+        except self._nex.URLNotFoundNomadException:
+            return None
+        res, rsv = node.get("NodeResources") or {}, node.get("ReservedResources") or {}
+        cpu = (res.get("Cpu") or {}).get("CpuShares", 0) - (rsv.get("Cpu") or {}).get(
+            "CpuShares", 0
+        )
+        mem = (res.get("Memory") or {}).get("MemoryMB", 0) - (rsv.get("Memory") or {}).get(
+            "MemoryMB", 0
+        )
+        for a in allocs or ():
+            if a.get("ClientStatus") in ("complete", "failed", "lost"):
+                continue
+            for task in ((a.get("AllocatedResources") or {}).get("Tasks") or {}).values():
+                cpu -= (task.get("Cpu") or {}).get("CpuShares", 0)
+                mem -= (task.get("Memory") or {}).get("MemoryMB", 0)
+        return cpu, mem
 
     def deployment(self, job_id: str) -> dict[str, Any] | None:
         try:

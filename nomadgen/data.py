@@ -42,6 +42,16 @@ class NodeView(NamedTuple):
     name: str
     up: bool  # not down: its client answers (a migration can copy from it)
     ready: bool  # ready and eligible (not draining): a replacement may go back to it
+    room: tuple[int, int] | None = None  # free (cpu MHz, memory MB); None: not known
+
+
+def group_needs(group: dict[str, Any] | None) -> tuple[int, int]:
+    """(cpu, memory) an allocation of the group asks for: the sum over its tasks."""
+    tasks = (group or {}).get("Tasks") or []
+    return (
+        sum(int((t.get("Resources") or {}).get("CPU") or 0) for t in tasks),
+        sum(int((t.get("Resources") or {}).get("MemoryMB") or 0) for t in tasks),
+    )
 
 
 def group_storage(group: dict[str, Any]) -> tuple[str, str]:
@@ -123,7 +133,14 @@ def predict(
                     f"({where}); the replacements start empty and the old data is not moved",
                 )
             else:
-                kept, lost = _replaced(mode, where, replaced, nodes)
+                kept, lost = _replaced(
+                    mode,
+                    where,
+                    replaced,
+                    nodes,
+                    group_needs(live_groups.get(name)),
+                    group_needs(group),
+                )
                 for how, n in sorted(kept.items()):
                     say(KEPT, n, how)
                 for how, n in sorted(lost.items()):
@@ -151,12 +168,56 @@ def predict(
         new = max(0, int(group.get("Count") or 0) - len(mine))
         if new and mine:  # a set that grows; a new set starting empty is no news
             say(NEW, new, f"new instance(s) start empty ({mode}: {where})")
-    return out
+    desired_groups = _groups(desired)
+    for name, group in sorted(live_groups.items()):
+        gone = [
+            a
+            for a in allocs
+            if name not in desired_groups
+            and a.get("TaskGroup") == name
+            and a.get("DesiredStatus") == "run"
+            and a.get("ClientStatus") not in ("lost", "failed", "complete")
+        ]
+        if gone:
+            # A group that goes away (e.g. a stateful set moving to one group per zone): its
+            # allocations stop and the new groups' instances have no previous allocation, so no
+            # disk is carried over and nothing places them where the old data is.
+            mode, where = group_storage(group)
+            out.append(
+                DataStatement(
+                    set_name,
+                    job_id,
+                    mode,
+                    LOST,
+                    len(gone),
+                    f"group {name} is removed: its instances stop and the data in {where} "
+                    "is not carried to the new groups",
+                )
+            )
+    return _merged(out)
+
+
+def _merged(statements: list[DataStatement]) -> list[DataStatement]:
+    """One statement per set, outcome and reason: a set's zone groups say the same things."""
+    total: dict[tuple[str, str, str, str, str], int] = {}
+    for d in statements:
+        key = (d.set, d.job, d.storage, d.outcome, d.how)
+        total[key] = total.get(key, 0) + d.instances
+    return [DataStatement(s, j, m, o, n, h) for (s, j, m, o, h), n in total.items()]
 
 
 def _replaced(
-    mode: str, where: str, allocs: list[dict[str, Any]], nodes: dict[str, NodeView]
+    mode: str,
+    where: str,
+    allocs: list[dict[str, Any]],
+    nodes: dict[str, NodeView],
+    had: tuple[int, int] = (0, 0),
+    needs: tuple[int, int] = (0, 0),
 ) -> tuple[dict[str, int], dict[str, int]]:
+    """The scheduler tries a replacement on its previous node first (findPreferredNode, for a
+    sticky or migrating disk) and, when that node has no room for the new resources, on any
+    other feasible node (scheduler/stack.go Select with PreferredNodes): `had` is what the old
+    allocation frees there, `needs` what the new one asks for."""
     kept: dict[str, int] = {}
     lost: dict[str, int] = {}
 
@@ -165,11 +226,32 @@ def _replaced(
 
     for a in allocs:
         node = nodes.get(a.get("NodeID", ""), NodeView(a.get("NodeName", "?"), False, False))
+        fits = node.room is None or all(
+            free + old >= new for free, old, new in zip(node.room, had, needs, strict=True)
+        )
+        if node.ready and not fits:
+            full = (
+                f"does not fit on {node.name} any more (free cpu {node.room[0] + had[0]} MHz, "
+                f"memory {node.room[1] + had[1]} MB there; it asks for {needs[0]} MHz, "
+                f"{needs[1]} MB)"
+                if node.room
+                else ""
+            )
+            node = node._replace(ready=False)
+        else:
+            full = ""
         if mode == "csi":
             add(kept, f"replaced; each instance claims its own volume {where} again")
         elif mode == "host":
             if node.ready:
                 add(kept, f"replaced on the same node (preferred), in host volume {where} there")
+            elif full:
+                add(
+                    lost,
+                    f"the replacement {full}: Nomad places it on another node with a host "
+                    f"volume {where} (that node's, without this instance's data), or cannot "
+                    "place it",
+                )
             else:
                 add(
                     lost,
@@ -180,7 +262,13 @@ def _replaced(
             if node.ready:
                 add(kept, "replaced on the same node (preferred), on its sticky ephemeral disk")
             elif mode == "ephemeral" and node.up:
-                add(kept, f"replaced on another node; the ephemeral disk migrates from {node.name}")
+                add(
+                    kept,
+                    f"replaced on another node; the ephemeral disk migrates from {node.name}"
+                    + (f" (the replacement {full})" if full else ""),
+                )
+            elif full:
+                add(lost, f"the replacement {full}, and the disk does not migrate")
             else:
                 add(
                     lost,

@@ -172,6 +172,14 @@ def data_statements(cs: converge.ChangeSet, nomad: NomadAPI) -> tuple[data.DataS
         updates = (dry_run.get("Annotations") or {}).get("DesiredTGUpdates")
         allocs = [a for a in nomad.allocations(c.id) if a.get("DesiredStatus") == "run"]
         changed = ((dry_run.get("Diff") or {}).get("Type") or "None") != "None"
+        if any(
+            u.get("DestructiveUpdate")
+            or (changed and u.get("Ignore") and not u.get("InPlaceUpdate"))
+            for u in (updates or {}).values()
+        ):  # replacements: does each still fit on its node? (data.py _replaced)
+            for node_id in sorted({a.get("NodeID", "") for a in allocs} & nodes.keys()):
+                if nodes[node_id].room is None:
+                    nodes[node_id] = nodes[node_id]._replace(room=nomad.node_room(node_id))
         out += data.predict(stateful[c.id], job, nomad.job(c.id), updates, allocs, nodes, changed)
     return tuple(out)
 

@@ -94,6 +94,9 @@ def render_job(
         del group["Networks"]
     if not group["Services"]:
         del group["Services"]
+    groups = [group]
+    if stateful.zone_grouped(s):  # one group per zone: scaling stays in place (stateful.py)
+        groups = stateful.zone_groups(group, s, plan.zones, settings.zone_attribute)
     job: dict[str, Any] = {
         "ID": s.job_id,
         "Name": s.job_id,
@@ -112,7 +115,7 @@ def render_job(
                 "AutoRevert": True,
             },
         ),
-        "TaskGroups": [group],
+        "TaskGroups": groups,
     }
     if settings.namespace and settings.namespace != "default":
         job["Namespace"] = settings.namespace

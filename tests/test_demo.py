@@ -24,6 +24,6 @@ def test_demo_change_keeps_each_instances_data():
     assert res.returncode == 0, out[-3000:]
     assert "psql:app (ephemeral): kept, 3 instance(s)" in out
     table = out[out.index("each one's data came along") :]
-    rows = [line for line in table.splitlines() if line.startswith("psql-app.psql[")]
+    rows = [line for line in table.splitlines() if line.startswith("psql-app.psql-zone-")]
     assert len(rows) == 3 and all(line.endswith("(kept)") for line in rows), table[:1500]
     assert "continued, carried over" in out

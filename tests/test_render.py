@@ -43,7 +43,7 @@ def test_one_job_per_set_node_local_sets_ride_along():
 
 def test_per_zone_set_is_one_per_zone_hard_and_spread_evenly():
     _, jobs = jobs_of()
-    g = jobs["psql-app"].api["TaskGroups"][0]
+    (g,) = jobs["app"].api["TaskGroups"]  # stateless; a stateful set has one group per zone
     assert g["Count"] == 3
     assert {"LTarget": "${node.datacenter}", "Operand": "distinct_property", "RTarget": "1"} in g[
         "Constraints"
@@ -53,7 +53,13 @@ def test_per_zone_set_is_one_per_zone_hard_and_spread_evenly():
     assert [t["Value"] for t in spread["SpreadTarget"]] == ["zone-a", "zone-b", "zone-c"]
     assert sum(t["Percent"] for t in spread["SpreadTarget"]) <= 100
     assert 1 <= spread["Weight"] <= 100
-    assert jobs["psql-app"].api["Datacenters"] == ["zone-a", "zone-b", "zone-c"]
+    assert jobs["app"].api["Datacenters"] == ["zone-a", "zone-b", "zone-c"]
+    zoned = jobs["psql-app"].api["TaskGroups"]
+    assert [(z["Count"], z["Constraints"][0]["RTarget"]) for z in zoned] == [
+        (1, "zone-a"),
+        (1, "zone-b"),
+        (1, "zone-c"),
+    ]
 
 
 def test_zone_attribute_from_node_meta():

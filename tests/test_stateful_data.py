@@ -5,6 +5,7 @@ every instance's data first; afterwards the plan's prediction (kept / lost / new
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 
@@ -20,6 +21,9 @@ from nomadgen.operations import prepare, refuse_data_loss, status
 from nomadgen.settings import consul_endpoint, load_config, nomad_endpoint
 
 JOB = "psql-app"
+ZONES = ("zone-a", "zone-b", "zone-c")
+FIRST = "psql-app.psql-zone-a[0]"  # instance 0 of zone-a: a stateful set has a group per zone
+SECOND = "psql-app.psql-zone-b[0]"
 
 
 def manifest(tmp_path, mode: str, **psql) -> str:
@@ -38,8 +42,9 @@ class Cluster:
             for node in self.s.nomad.nodes:
                 self.s.nomad.add_host_volume(node["Name"], JOB)
         if mode == "csi":
-            for i in range(6):
-                self.s.nomad.create_csi_volume(f"{JOB}[{i}]")
+            for zone in ZONES:  # per_alloc, one source per zone's group: psql-app-zone-a[N]
+                for i in range(2):
+                    self.s.nomad.create_csi_volume(f"{JOB}-{zone}[{i}]")
         self.cfg = load_config(env={})
         self.nomad, self.consul = connect(
             nomad_endpoint(address=self.s.nomad_addr, env={}),
@@ -141,24 +146,21 @@ def test_a_change_keeps_data_as_planned(standin_factory, tmp_path, mode, change)
     before = c.mark()
     assert len(before) == 3
     path = manifest(tmp_path, mode, **CHANGES[change])
-    if change == "scale":
-        # A count change is an in-place update now (no per-change hash in job meta). Nomad's
-        # scheduler (1.5.8's own via nomad-sched, and the stand-in's engine for CSI) then counts
-        # each in-place updated allocation twice for distinct_property (state and plan,
-        # scheduler/propertyset.go), so the new instances of a per-zone set cannot be placed:
-        # plan says so and submit writes nothing; the data stays where it is.
-        with pytest.raises(
-            ResolutionError, match="cannot place this manifest; nothing was written"
-        ):
-            c.push(path)
-        after = c.settle(3)
-        assert truth(before, after)[data.KEPT] == 3
-        return
     prep = c.push(path)  # refuses (DataLoss) if it predicted a loss: none here
-    after = c.settle(3)
+    after = c.settle(6 if change == "scale" else 3)
     got = truth(before, after)
     assert predicted(prep) == got, (prep.data, got)
     assert got[data.KEPT] == 3 and not got[data.LOST]
+    if change == "scale":
+        # One group per zone: the count change updates each group in place (the same
+        # allocations keep running, markers and all) and places one new instance per zone,
+        # reported as new, never as lost.
+        assert got[data.NEW] == 3
+        assert all(before[n] == f"written-in-{after[n]['AllocID']}" for n in before)
+        assert sorted(after) == sorted(f"{JOB}.psql-{z}[{i}]" for z in ZONES for i in (0, 1))
+        assert {after[f"{JOB}.psql-{z}[1]"]["NodeName"] for z in ZONES}.isdisjoint(
+            {after[f"{JOB}.psql-{z}[0]"]["NodeName"] for z in ZONES}
+        )  # distinct_hosts inside each zone
     status_matches_truth(c, before, after)
 
 
@@ -167,12 +169,12 @@ def test_node_drain(standin_factory, tmp_path, mode):
     c = Cluster(standin_factory, mode)
     c.push(manifest(tmp_path, mode))
     before = c.mark()
-    victim = c.running()["psql-app.psql[0]"]["NodeName"]
+    victim = c.running()[FIRST]["NodeName"]
     c.s.nomad.drain_node(victim)
     after = c.s.wait_for(
-        lambda: (
-            lambda r: r if len(r) == 3 and r["psql-app.psql[0]"]["NodeName"] != victim else None
-        )(c.running()),
+        lambda: (lambda r: r if len(r) == 3 and r[FIRST]["NodeName"] != victim else None)(
+            c.running()
+        ),
         timeout=30,
     )
     got = truth(before, after)
@@ -186,18 +188,117 @@ def test_node_loss(standin_factory, tmp_path, mode):
     c = Cluster(standin_factory, mode)
     c.push(manifest(tmp_path, mode))
     before = c.mark()
-    victim = c.running()["psql-app.psql[1]"]["NodeName"]
+    victim = c.running()[SECOND]["NodeName"]
     c.s.nomad.drop_node(victim)
     after = c.s.wait_for(
-        lambda: (
-            lambda r: r if len(r) == 3 and r["psql-app.psql[1]"]["NodeName"] != victim else None
-        )(c.running()),
+        lambda: (lambda r: r if len(r) == 3 and r[SECOND]["NodeName"] != victim else None)(
+            c.running()
+        ),
         timeout=30,
     )
     got = truth(before, after)
     # A sticky disk does not survive its node; a host volume stays on it; a CSI volume follows.
     assert got == Counter({data.KEPT: 3} if mode == "csi" else {data.KEPT: 2, data.LOST: 1})
     status_matches_truth(c, before, after)
+
+
+def fill_node(c: Cluster, node: str, memory_mb: int) -> None:
+    """Another job's allocation that takes `memory_mb` of `node`."""
+    job = {
+        "ID": f"filler-{node}",
+        "Name": f"filler-{node}",
+        "Type": "service",
+        "Datacenters": ["*"],
+        "TaskGroups": [
+            {
+                "Name": "filler",
+                "Count": 1,
+                "Constraints": [
+                    {"LTarget": "${attr.unique.hostname}", "Operand": "=", "RTarget": node}
+                ],
+                "Tasks": [
+                    {
+                        "Name": "filler",
+                        "Driver": "docker",
+                        "Config": {"image": "busybox:1.36"},
+                        "Resources": {"CPU": 100, "MemoryMB": memory_mb},
+                    }
+                ],
+            }
+        ],
+    }
+    c.nomad.register(job, 0)
+    c.s.wait_for(
+        lambda: any(a["ClientStatus"] == "running" for a in c.nomad.allocations(job["ID"])),
+        timeout=30,
+    )
+
+
+BIGGER = {"resources": {"cpu": 500, "memory": 1024}}
+
+
+def test_a_host_volume_replacement_that_no_longer_fits_its_node_is_predicted_lost(
+    standin_factory, tmp_path
+):
+    """More memory for psql, but zone-a's node has no room left for it: Nomad tries the previous
+    node first, then places the replacement on the zone's other node, whose host volume does not
+    hold this instance's data. Plan says lost for that instance, submit refuses, and with the
+    flag the stand-in loses exactly that."""
+    c = Cluster(standin_factory, "host")
+    c.push(manifest(tmp_path, "host"))
+    before = c.mark()
+    node = c.running()[FIRST]["NodeName"]
+    fill_node(c, node, 7500)  # 8192 MB: 512 for psql now, 1024 wanted, 180 free beside it
+    path = manifest(tmp_path, "host", **BIGGER)
+    prep = c.prepare(path)
+    assert predicted(prep) == Counter({data.KEPT: 2, data.LOST: 1}), prep.data
+    (lost,) = data.losses(prep.data)
+    assert f"does not fit on {node}" in lost.how and "another node" in lost.how
+    with pytest.raises(DataLoss):
+        c.push(path)
+    assert c.running().keys() == before.keys() and all(d["Markers"] for d in c.running().values())
+    prep = c.push(path, allow_data_loss=True)
+    after = c.s.wait_for(
+        lambda: (lambda r: r if len(r) == 3 and r[FIRST]["NodeName"] != node else None)(
+            c.running()
+        ),
+        timeout=60,
+    )
+    after = c.s.wait_for(  # the rolling update reaches the other zones too
+        lambda: (
+            lambda r: (
+                r if all(r[n]["AllocID"] not in before[n] for n in before) and len(r) == 3 else None
+            )
+        )(c.running()),
+        timeout=60,
+    )
+    got = truth(before, after)
+    assert predicted(prep) == got == Counter({data.KEPT: 2, data.LOST: 1}), (prep.data, got)
+    status_matches_truth(c, before, after)
+
+
+def test_a_host_volume_replacement_with_no_room_anywhere_is_not_placed(standin_factory, tmp_path):
+    """Both zone-a nodes full: the replacement fits nowhere that has the volume. Nomad keeps the
+    old allocation (generic_sched.go backs the stop out of the plan) and reports the placement
+    failure; submit writes nothing, even with the flag, and the data stays where it is."""
+    c = Cluster(standin_factory, "host")
+    c.push(manifest(tmp_path, "host"))
+    before = c.mark()
+    node = c.running()[FIRST]["NodeName"]
+    fill_node(c, node, 7500)
+    other = next(
+        n["Name"] for n in c.s.nomad.nodes if n["Datacenter"] == "zone-a" and n["Name"] != node
+    )
+    fill_node(c, other, 7500)
+    path = manifest(tmp_path, "host", **BIGGER)
+    prep = c.prepare(path)
+    (lost,) = data.losses(prep.data)
+    assert "cannot place it" in lost.how
+    with pytest.raises(ResolutionError, match="cannot place"):
+        c.push(path, allow_data_loss=True)
+    after = c.running()
+    assert truth(before, after) == Counter({data.KEPT: 3})
+    assert after[FIRST]["NodeName"] == node
 
 
 def test_a_storage_change_is_refused_then_loses_exactly_what_plan_said(standin_factory, tmp_path):
@@ -215,6 +316,60 @@ def test_a_storage_change_is_refused_then_loses_exactly_what_plan_said(standin_f
     after = c.settle(3)
     assert predicted(prep) == truth(before, after) == Counter({data.LOST: 3})
     status_matches_truth(c, before, after)
+
+
+def one_group_job(c: Cluster, path: str) -> dict:
+    """The job as nomadgen rendered a stateful set before it had one group per zone: one group,
+    the zones enforced by distinct_property, a spread, CSI volumes psql-app[N]."""
+    (job,) = [copy.deepcopy(j.api) for j in c.prepare(path).rendered.jobs if j.id == JOB]
+    g = job["TaskGroups"][0]
+    g.update(
+        Name="psql",
+        Count=3,
+        Constraints=[
+            {"LTarget": "${node.datacenter}", "Operand": "distinct_property", "RTarget": "1"}
+        ],
+        Spreads=[
+            {
+                "Attribute": "${node.datacenter}",
+                "Weight": 100,
+                "SpreadTarget": [{"Value": z, "Percent": 33} for z in ZONES],
+            }
+        ],
+    )
+    if "Volumes" in g and g["Volumes"]["data"].get("PerAlloc"):
+        g["Volumes"] = {"data": {**g["Volumes"]["data"], "Source": JOB}}
+    job["TaskGroups"] = [g]
+    return job
+
+
+@pytest.mark.parametrize("mode", ["ephemeral", "csi"])
+def test_moving_to_one_group_per_zone_is_a_data_loss_plan_reports(standin_factory, tmp_path, mode):
+    """A job still in the one-group form: its group goes away, so its instances stop and the
+    new zone groups start empty. Plan says so, submit refuses without --allow-data-loss, and
+    with it loses exactly what plan said."""
+    c = Cluster(standin_factory, mode)
+    for i in range(3):
+        c.s.nomad.create_csi_volume(f"{JOB}[{i}]")
+    path = manifest(tmp_path, mode)
+    c.nomad.create_variable(f"nomad/jobs/{JOB}", {"password": "kept-secret"})
+    c.nomad.register(one_group_job(c, path), 0)
+    c.settle(3)
+    before = c.mark()
+    assert sorted(before) == [f"{JOB}.psql[{i}]" for i in range(3)]
+    with pytest.raises(DataLoss) as e:
+        c.push(path)
+    assert e.value.exit_code == 14 and "group psql is removed" in e.value.problems[0].message
+    assert c.running().keys() == before.keys()  # nothing was written
+    prep = c.push(path, allow_data_loss=True)
+    after = c.s.wait_for(
+        lambda: (lambda r: r if sorted(r) == sorted(f"{JOB}.psql-{z}[0]" for z in ZONES) else None)(
+            c.running()
+        ),
+        timeout=30,
+    )
+    assert not any(d["Markers"] for d in after.values())  # every new instance started empty
+    assert predicted(prep) == Counter({data.LOST: 3})
 
 
 def test_scaling_down_an_ephemeral_set_is_a_loss_but_not_for_csi(standin_factory, tmp_path):
@@ -261,7 +416,7 @@ def test_missing_volumes_are_placement_failures_nothing_written(standin_factory,
     c = Cluster(standin_factory, "ephemeral")  # no host volumes, no CSI volumes
     for mode, reason in (
         ("host", "missing compatible host volumes"),
-        ("csi", "missing CSI Volume psql-app["),
+        ("csi", "missing CSI Volume psql-app-zone-"),
     ):
         prep = c.prepare(manifest(tmp_path, mode))
         with pytest.raises(ResolutionError) as e:

@@ -88,7 +88,48 @@ def test_distinct_hosts_only_when_instances_share_a_zone():
         jobs({"app": {"depends": ["psql"], "overrides": {"psql": {"per_zone": 2}}}})["psql-app"]
     )
     assert {"Operand": "distinct_hosts", "RTarget": "true"} in two["Constraints"]
-    assert any(c["Operand"] == "distinct_property" for c in two["Constraints"])
+
+
+def test_a_stateful_set_is_one_group_per_zone_pinned_to_it():
+    """Scaling must stay in place: no distinct_property (Nomad counts an allocation updated in
+    place twice for it), a hard zone constraint per group and count = that zone's instances."""
+    job = jobs(
+        {
+            "app": {
+                "depends": ["psql"],
+                "overrides": {"psql": {"per_zone": 2, "state": {"storage": "csi"}}},
+            }
+        }
+    )["psql-app"]
+    groups = job["TaskGroups"]
+    assert [g["Name"] for g in groups] == [f"psql-{z}" for z in ZONES]
+    for g, zone in zip(groups, ZONES, strict=True):
+        assert g["Count"] == 2
+        assert g["Constraints"][0] == {
+            "LTarget": "${node.datacenter}",
+            "Operand": "=",
+            "RTarget": zone,
+        }
+        assert {"Operand": "distinct_hosts", "RTarget": "true"} in g["Constraints"]
+        assert all(c["Operand"] != "distinct_property" for c in g["Constraints"])
+        assert "Spreads" not in g
+        # Each zone claims its own CSI volumes: instance N of zone-a is psql-app-zone-a[N].
+        assert g["Volumes"]["data"]["Source"] == f"psql-app-{zone}"
+        assert g["Services"][0]["Name"] == "psql-app"  # one service, zone-tagged, as before
+    # A stateless per-zone set keeps its one group.
+    (app,) = jobs(APP)["app"]["TaskGroups"]
+    assert any(c["Operand"] == "distinct_property" for c in app["Constraints"])
+
+
+def test_zone_groups_follow_the_instance_slots_and_the_zone_attribute():
+    doc = {"app": {"depends": ["psql"], "overrides": {"psql": {"per_zone": 1}}}}
+    settings = RenderSettings(zone_attribute="${meta.zone}", datacenters=("dc1",))
+    groups = jobs(doc, settings)["psql-app"]["TaskGroups"]
+    assert [(g["Name"], g["Count"]) for g in groups] == [(f"psql-{z}", 1) for z in ZONES]
+    for g, zone in zip(groups, ZONES, strict=True):
+        assert g["Constraints"][0] == {"LTarget": "${meta.zone}", "Operand": "=", "RTarget": zone}
+        # set_contains_any on the zone is implied by the hard zone constraint
+        assert all(c["Operand"] != "set_contains_any" for c in g["Constraints"])
 
 
 def test_host_mode_mounts_a_host_volume_named_after_the_set():
@@ -114,7 +155,7 @@ def test_csi_mode_claims_one_volume_per_allocation():
     }
     g = group(jobs(doc)["redis-app"])
     vol = g["Volumes"]["data"]
-    assert vol["Type"] == "csi" and vol["Source"] == "redis-app" and vol["PerAlloc"] is True
+    assert vol["Type"] == "csi" and vol["Source"] == "redis-app-zone-a" and vol["PerAlloc"] is True
     assert vol["AccessMode"] == "single-node-writer" and vol["AttachmentMode"] == "file-system"
     assert "EphemeralDisk" not in g
     assert g["Tasks"][0]["Config"]["args"][:3] == ["redis-server", "--dir", "/data"]

@@ -137,3 +137,46 @@ def test_predictions_from_plan_annotations():
     assert sorted((d.outcome, d.instances) for d in outs) == [("kept", 3), ("new", 3)]
     outs = data.predict("psql:app", eph, eph, annotations(Ignore=3), ALLOCS, UP, job_changed=False)
     assert outs == []
+
+
+def sized(g: dict, memory: int) -> dict:
+    g = dict(g, Tasks=[dict(g["Tasks"][0], Resources={"CPU": 500, "MemoryMB": memory})])
+    return job(g)
+
+
+def test_a_replacement_that_no_longer_fits_its_node_goes_elsewhere():
+    """The previous node is tried first; with no room for the new resources there, another
+    node gets the replacement (scheduler/stack.go): a host volume's data stays behind, a
+    migrating disk follows, a sticky-only disk does not."""
+    host = {"Type": "host", "Source": "psql-app"}
+    old, new = sized(group(volume=host), 512), sized(group(volume=host), 1024)
+    room = dict(UP, a=data.NodeView("a", True, True, room=(3000, 180)))  # 180 + 512 < 1024
+    outs = data.predict("psql:app", new, old, annotations(DestructiveUpdate=1), ALLOCS, room)
+    assert sorted((d.outcome, d.instances) for d in outs) == [("kept", 2), ("lost", 1)]
+    assert "does not fit on a" in data.losses(outs)[0].how
+    # Room enough once the old allocation's memory is freed: the same node, the data kept.
+    enough = dict(UP, a=data.NodeView("a", True, True, room=(3000, 600)))
+    outs = data.predict("psql:app", new, old, annotations(DestructiveUpdate=1), ALLOCS, enough)
+    assert [(d.outcome, d.instances) for d in outs] == [("kept", 3)]
+    eph_old, eph_new = sized(group(EPHEMERAL), 512), sized(group(EPHEMERAL), 1024)
+    outs = data.predict(
+        "psql:app", eph_new, eph_old, annotations(DestructiveUpdate=1), ALLOCS, room
+    )
+    assert sorted((d.outcome, d.instances) for d in outs) == [("kept", 1), ("kept", 2)]
+    sticky = {"Sticky": True}
+    st_old, st_new = sized(group(sticky), 512), sized(group(sticky), 1024)
+    outs = data.predict("psql:app", st_new, st_old, annotations(DestructiveUpdate=1), ALLOCS, room)
+    assert sorted((d.outcome, d.instances) for d in outs) == [("kept", 2), ("lost", 1)]
+
+
+def test_a_group_that_goes_away_loses_its_instances_data():
+    """A stateful set moving from one group to one group per zone: a destructive change."""
+    one = job(group(EPHEMERAL))
+    zoned = {
+        "ID": "psql-app",
+        "TaskGroups": [dict(group(EPHEMERAL), Name=f"psql-zone-{z}", Count=1) for z in "abc"],
+    }
+    ann = {"psql": {"Stop": 3}, **{f"psql-zone-{z}": {"Place": 1} for z in "abc"}}
+    outs = data.predict("psql:app", zoned, one, ann, ALLOCS, UP)
+    assert [(d.outcome, d.instances) for d in outs] == [("lost", 3)]
+    assert "group psql is removed" in outs[0].how

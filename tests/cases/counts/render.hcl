@@ -104,26 +104,75 @@ job "redis-web" {
     auto_revert       = true
   }
 
-  group "redis" {
-    count = 2
+  group "redis-eu-1" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "eu-1"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-web"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["${node.datacenter}", "set-redis-web"]
+
+      meta {
+        nomadgen_manifest = "counts"
+        nomadgen_set      = "redis:web"
+      }
+
+      check {
+        name     = "redis-web script"
+        type     = "script"
+        command  = "sh"
+        args     = ["-c", "redis-cli -p 6379 ping | grep -q PONG"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "redis"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 512
+      sticky  = true
+      migrate = true
+    }
+
+    task "redis" {
+      driver       = "docker"
+      kill_timeout = "30s"
+
+      config {
+        args  = ["redis-server", "--dir", "/alloc/data", "--appendonly", "yes"]
+        image = "redis:7-alpine"
+        ports = ["redis"]
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+
+  group "redis-eu-2" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
-
-      target "eu-1" {
-        percent = 50
-      }
-
-      target "eu-2" {
-        percent = 50
-      }
+      operator  = "="
+      value     = "eu-2"
     }
 
     network {

@@ -141,30 +141,137 @@ job "redis-billing" {
     auto_revert       = true
   }
 
-  group "redis" {
-    count = 3
+  group "redis-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-billing"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["${node.datacenter}", "set-redis-billing"]
+
+      meta {
+        nomadgen_manifest = "external"
+        nomadgen_set      = "redis:billing"
+      }
+
+      check {
+        name     = "redis-billing script"
+        type     = "script"
+        command  = "sh"
+        args     = ["-c", "redis-cli -p 6379 ping | grep -q PONG"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "redis"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 512
+      sticky  = true
+      migrate = true
+    }
+
+    task "redis" {
+      driver       = "docker"
+      kill_timeout = "30s"
+
+      config {
+        args  = ["redis-server", "--dir", "/alloc/data", "--appendonly", "yes"]
+        image = "redis:7-alpine"
+        ports = ["redis"]
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+
+  group "redis-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-billing"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["${node.datacenter}", "set-redis-billing"]
+
+      meta {
+        nomadgen_manifest = "external"
+        nomadgen_set      = "redis:billing"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "redis-billing script"
+        type     = "script"
+        command  = "sh"
+        args     = ["-c", "redis-cli -p 6379 ping | grep -q PONG"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "redis"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 512
+      sticky  = true
+      migrate = true
+    }
+
+    task "redis" {
+      driver       = "docker"
+      kill_timeout = "30s"
+
+      config {
+        args  = ["redis-server", "--dir", "/alloc/data", "--appendonly", "yes"]
+        image = "redis:7-alpine"
+        ports = ["redis"]
       }
 
-      target "zone-c" {
-        percent = 33
+      resources {
+        cpu    = 200
+        memory = 256
       }
+    }
+  }
+
+  group "redis-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {

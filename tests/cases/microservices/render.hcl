@@ -406,30 +406,167 @@ job "psql-checkout" {
     auto_revert       = true
   }
 
-  group "psql" {
-    count = 3
+  group "psql-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "psql-checkout"
+      provider = "consul"
+      port     = "db"
+      tags     = ["${node.datacenter}", "set-psql-checkout"]
+
+      meta {
+        nomadgen_manifest = "microservices"
+        nomadgen_set      = "psql:checkout"
+      }
+
+      check {
+        name     = "psql-checkout script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "psql"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
+    task "psql" {
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
+      }
+
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/psql-checkout" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+
+  group "psql-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "psql-checkout"
+      provider = "consul"
+      port     = "db"
+      tags     = ["${node.datacenter}", "set-psql-checkout"]
+
+      meta {
+        nomadgen_manifest = "microservices"
+        nomadgen_set      = "psql:checkout"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "psql-checkout script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "psql"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
+    task "psql" {
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
       }
 
-      target "zone-c" {
-        percent = 33
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
       }
+
+      template {
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/psql-checkout" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+
+  group "psql-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -521,30 +658,137 @@ job "redis-cart" {
     auto_revert       = true
   }
 
-  group "redis" {
-    count = 3
+  group "redis-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-cart"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["${node.datacenter}", "set-redis-cart"]
+
+      meta {
+        nomadgen_manifest = "microservices"
+        nomadgen_set      = "redis:cart"
+      }
+
+      check {
+        name     = "redis-cart script"
+        type     = "script"
+        command  = "sh"
+        args     = ["-c", "redis-cli -p 6379 ping | grep -q PONG"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "redis"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 512
+      sticky  = true
+      migrate = true
+    }
+
+    task "redis" {
+      driver       = "docker"
+      kill_timeout = "30s"
+
+      config {
+        args  = ["redis-server", "--dir", "/alloc/data", "--appendonly", "yes"]
+        image = "redis:7-alpine"
+        ports = ["redis"]
+      }
+
+      resources {
+        cpu    = 200
+        memory = 256
+      }
+    }
+  }
+
+  group "redis-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-cart"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["${node.datacenter}", "set-redis-cart"]
+
+      meta {
+        nomadgen_manifest = "microservices"
+        nomadgen_set      = "redis:cart"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "redis-cart script"
+        type     = "script"
+        command  = "sh"
+        args     = ["-c", "redis-cli -p 6379 ping | grep -q PONG"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "redis"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 512
+      sticky  = true
+      migrate = true
+    }
+
+    task "redis" {
+      driver       = "docker"
+      kill_timeout = "30s"
+
+      config {
+        args  = ["redis-server", "--dir", "/alloc/data", "--appendonly", "yes"]
+        image = "redis:7-alpine"
+        ports = ["redis"]
       }
 
-      target "zone-c" {
-        percent = 33
+      resources {
+        cpu    = 200
+        memory = 256
       }
+    }
+  }
+
+  group "redis-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {

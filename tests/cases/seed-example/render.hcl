@@ -345,30 +345,167 @@ job "psql-app" {
     auto_revert       = true
   }
 
-  group "psql" {
-    count = 3
+  group "psql-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "psql-app"
+      provider = "consul"
+      port     = "db"
+      tags     = ["${node.datacenter}", "set-psql-app"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "psql:app"
+      }
+
+      check {
+        name     = "psql-app script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "psql"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
+    task "psql" {
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
+      }
+
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/psql-app" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+
+  group "psql-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "psql-app"
+      provider = "consul"
+      port     = "db"
+      tags     = ["${node.datacenter}", "set-psql-app"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "psql:app"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "psql-app script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "psql"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
+    task "psql" {
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
       }
 
-      target "zone-c" {
-        percent = 33
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
       }
+
+      template {
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/psql-app" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+
+  group "psql-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -460,30 +597,167 @@ job "psql-blog" {
     auto_revert       = true
   }
 
-  group "psql" {
-    count = 3
+  group "psql-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "psql-blog"
+      provider = "consul"
+      port     = "db"
+      tags     = ["${node.datacenter}", "set-psql-blog"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "psql:blog"
+      }
+
+      check {
+        name     = "psql-blog script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "psql"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
+    task "psql" {
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
+      }
+
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/psql-blog" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+
+  group "psql-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "db" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "psql-blog"
+      provider = "consul"
+      port     = "db"
+      tags     = ["${node.datacenter}", "set-psql-blog"]
+
+      meta {
+        nomadgen_manifest = "seed-example"
+        nomadgen_set      = "psql:blog"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "psql-blog script"
+        type     = "script"
+        command  = "pg_isready"
+        args     = ["-q", "-h", "127.0.0.1", "-p", "5432"]
+        interval = "10s"
+        timeout  = "2s"
+        task     = "psql"
+      }
+    }
+
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
+
+    task "psql" {
+      driver       = "docker"
+      kill_timeout = "30s"
+      kill_signal  = "SIGINT"
+
+      config {
+        image = "postgres:16-alpine"
+        ports = ["db"]
       }
 
-      target "zone-c" {
-        percent = 33
+      env {
+        PGDATA        = "/alloc/data/pgdata"
+        POSTGRES_DB   = "app"
+        POSTGRES_USER = "app"
       }
+
+      template {
+        data = <<-EOT
+          {{ with nomadVar "nomad/jobs/psql-blog" }}POSTGRES_PASSWORD={{ .password | toJSON }}{{ end }}
+        EOT
+        destination = "secrets/nomadgen.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 500
+        memory = 512
+      }
+    }
+  }
+
+  group "psql-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
