@@ -220,7 +220,9 @@ def status_text(manifest: str, rows: Sequence[SetStatus]) -> str:
             ]
         )
     lines = [
-        f"  {d.name} on {d.node} ({d.storage}): {d.outcome}, {d.how}"
+        f"  {d.name} on {d.node} ({d.storage}): {d.outcome}"
+        + (" (recorded by submit)" if getattr(d, "acknowledged", False) else "")
+        + f", {d.how}"
         for r in rows
         for d in getattr(r, "data", ())
     ]

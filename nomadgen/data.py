@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 KEPT, LOST, NEW = "kept", "lost", "new"
 CONTINUED, STARTED_EMPTY, FRESH = "continued", "started empty", "new"
+RECORDED = "recorded"  # plan: submit records instances that started empty (acknowledged)
 
 
 class DataStatement(NamedTuple):
@@ -295,6 +296,8 @@ class InstanceData(NamedTuple):
     storage: str
     outcome: str  # continued | started empty | new
     how: str
+    origin: str = ""  # started empty: the allocation whose data started empty
+    acknowledged: bool = False  # started empty, and a submit since has recorded it
 
 
 def continuity(
@@ -368,6 +371,7 @@ def continuity(
                 STARTED_EMPTY,
                 f"{'its data' if cur is alloc else 'an earlier replacement'} started "
                 f"empty on {cur.get('NodeName')}: {why} ({prev.get('NodeName')})",
+                cur.get("ID", ""),
             )
         cur, steps = prev, steps + 1
     if steps:
@@ -413,7 +417,28 @@ def _first(
             (how + "; " if how else "")
             + f"{root.get('Name')} started empty on {root.get('NodeName')} "
             "after an earlier allocation of it",
+            root.get("ID", ""),
         )
     return InstanceData(
         *base, CONTINUED if carried else FRESH, how or "since the instance was created"
     )
+
+
+def acknowledged(
+    instances: Iterable[InstanceData], recorded: Iterable[str]
+) -> tuple[InstanceData, ...]:
+    """The rule for clearing "started empty": it stays until a successful submit records the
+    allocation where the data started empty (the operator has seen it, in plan, submit and
+    status, and restored the data or accepted the loss); from then on the instance reads
+    "started empty (recorded)" and no longer puts its set out of sync. A later replacement that
+    starts empty again has another origin, so it is flagged anew. New instances (a scale-up)
+    are "new", never "started empty", and need nothing."""
+    seen = set(recorded)
+    return tuple(
+        d._replace(acknowledged=True) if d.outcome == STARTED_EMPTY and d.origin in seen else d
+        for d in instances
+    )
+
+
+def unacknowledged(instances: Iterable[InstanceData]) -> list[InstanceData]:
+    return [d for d in instances if d.outcome == STARTED_EMPTY and not d.acknowledged]

@@ -131,7 +131,8 @@ def interface_key(root: str, service: str) -> str:
 
 
 def push_key(root: str, what: str) -> str:
-    """`manifest` or `plan`: the record of the last push, which `status` compares against."""
+    """`manifest`, `plan` or `data` (instances recorded as started empty): the record of the
+    last push, which `status` compares against."""
     return f"{root}/push/{what}"
 
 

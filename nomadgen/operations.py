@@ -106,11 +106,14 @@ def prepare(
         concurrency=concurrency,
     )
     cs = diff(plan, jobs, ifaces, seen, cfg.render, manifest_text=manifest.text, prune=prune)
+    record, recorded = data_record(cs, seen, nomad, cfg)
+    if record is not None:
+        cs = cs._replace(push=(*cs.push, record))
     return Prepared(
         Rendered(manifest, plan, jobs, ifaces),
         cs,
         source,
-        data_statements(cs, nomad),
+        data_statements(cs, nomad) + recorded,
         seen,
         preflight_check(jobs, cs, nomad, cfg),
     )
@@ -153,6 +156,54 @@ def refuse_unplaceable(prep: Prepared) -> None:
             preflight.problems(prep.preflight),
             hint="`nomadgen plan` shows the same; free or add capacity, then submit again",
         )
+
+
+def data_record(
+    cs: converge.ChangeSet, seen: Observed, nomad: NomadAPI, cfg: Config
+) -> tuple[converge.KVChange | None, tuple[data.DataStatement, ...]]:
+    """The push record of instances that started empty (push/data): submit writes it, so from
+    then on `status` reads the set in sync again (data.acknowledged has the rule). Returns the
+    key's change (None: absent and nothing to record) and plan's statements for what is new."""
+    key = names.push_key(converge.prefix_of(cs.plan.manifest, cfg.render), "data")
+    have = seen.kv.get(key)
+    old: dict[str, list[str]] = json.loads(have[0]).get("acknowledged", {}) if have else {}
+    want: dict[str, list[str]] = {}
+    out: list[data.DataStatement] = []
+    node_status: dict[str, str] | None = None
+    for s in cs.plan.sets:
+        if not (s.job_hosted and s.run.state is not None):
+            continue
+        history = nomad.allocations(s.job_id)
+        alloc_names = [a.get("Name") for a in history]
+        if len(set(alloc_names)) == len(alloc_names):
+            continue  # no instance has had a second allocation: none can have started empty
+        if node_status is None:
+            node_status = {n.id: n.status for n in seen.nodes or nomad.nodes(with_meta=False)}
+        empty = [
+            d for d in instance_data(nomad, history, node_status) if d.outcome == data.STARTED_EMPTY
+        ]
+        if empty:
+            want[s.job_id] = sorted({d.origin for d in empty})
+        new = [d for d in empty if d.origin not in old.get(s.job_id, ())]
+        if new:
+            out.append(
+                data.DataStatement(
+                    s.name,
+                    s.job_id,
+                    new[0].storage,
+                    data.RECORDED,
+                    len(new),
+                    "started empty earlier ("
+                    + ", ".join(d.name for d in new)
+                    + "): submit records it, and status then reads the set in sync",
+                )
+            )
+    if have is None and not want:
+        return None, ()
+    value = (json.dumps({"acknowledged": want}, indent=2, sort_keys=True) + "\n").encode()
+    if have is not None and have[0] == value:
+        return converge.KVChange(key, converge.UNCHANGED, value, have[1]), ()
+    return converge.KVChange(key, converge.PUT, value, have[1] if have else 0), tuple(out)
 
 
 def data_statements(cs: converge.ChangeSet, nomad: NomadAPI) -> tuple[data.DataStatement, ...]:
@@ -261,6 +312,10 @@ def status(
             hint="run `nomadgen submit MANIFEST` first (the manifest name is its file name)",
         )
     record = json.loads(record_raw[0])
+    data_raw = tree.get(names.push_key(root, "data"))
+    recorded: dict[str, list[str]] = (
+        json.loads(data_raw[0]).get("acknowledged", {}) if data_raw else {}
+    )
     jobs = nomad.jobs()
     nodes = {n.id: n for n in nomad.nodes(with_meta=True)}
     attr = cfg.render.zone_attribute
@@ -319,8 +374,11 @@ def status(
                 )
             )
             if info["job"]:
-                instances = instance_data(nomad, history, {n.id: n.status for n in nodes.values()})
-            empty = [d for d in instances if d.outcome == data.STARTED_EMPTY]
+                instances = data.acknowledged(
+                    instance_data(nomad, history, {n.id: n.status for n in nodes.values()}),
+                    recorded.get(job_id, ()),
+                )
+            empty = data.unacknowledged(instances)
             if empty and drift == "in sync":
                 drift = "data lost: " + ", ".join(d.name for d in empty) + " started empty"
         healthy = len(consul.healthy(names.job_id(name, scope)))

@@ -411,15 +411,24 @@ def test_preflight_refusal_matches_nomad(standin_factory, tmp_path):
 
 def _rollout_fates(cluster, job: dict) -> dict[str, int]:
     """What Nomad's whole rollout (nomad-sched, every new allocation healthy at once) does to
-    the running allocations: kept in place, replaced on the same node, replaced elsewhere, new."""
+    the running allocations: kept in place, replaced on the same node, replaced elsewhere, new.
+    Other jobs' allocations go in as node reservations (their resources are taken)."""
     nodes = [_nomad(cluster, f"/v1/node/{n['ID']}") for n in _nomad(cluster, "/v1/nodes")]
     allocs = [
         a
         for a in _nomad(cluster, f"/v1/job/{job['ID']}/allocations")
         if a["DesiredStatus"] == "run" and a["ClientStatus"] in ("pending", "running")
     ]
+    usage = {n["ID"]: [0, 0] for n in nodes}
+    for stub in _nomad(cluster, "/v1/allocations"):
+        if stub["JobID"] == job["ID"] or stub["ClientStatus"] not in ("pending", "running"):
+            continue
+        res = _nomad(cluster, f"/v1/allocation/{stub['ID']}")["AllocatedResources"]
+        for task in (res.get("Tasks") or {}).values():
+            usage[stub["NodeID"]][0] += task["Cpu"]["CpuShares"]
+            usage[stub["NodeID"]][1] += task["Memory"]["MemoryMB"]
     data = {
-        "nodes": [nomadsched.node_input(n) for n in nodes],
+        "nodes": [nomadsched.node_input(n, *usage[n["ID"]]) for n in nodes],
         "job": {"Job": job},
         "previous_job": {"Job": _nomad(cluster, f"/v1/job/{job['ID']}")},
         "allocs": [
@@ -477,6 +486,86 @@ def test_plan_data_statements_match_nomads_rollout(change, standin_factory, tmp_
     )["psql-app"]
     fates = _rollout_fates(cluster, rendered.get("Job", rendered))
     assert said, "the change touches psql:app"
+    assert _data_agrees(said, fates), (said, fates)
+
+
+def test_host_volume_data_statements_match_nomads_rollout_when_a_node_is_full(
+    standin_factory, tmp_path
+):
+    """psql:app in host mode gets more memory, but zone-a's node has no room left for it:
+    plan's data lines (kept 2, lost 1) equal where Nomad's own rollout puts the replacements
+    (the same node twice, another node once)."""
+    args = _args("seed-example")
+    cluster = _with_cluster(standin_factory, _zones(args))
+    for node in cluster.standin.nomad.nodes:
+        cluster.standin.nomad.add_host_volume(node["Name"], "psql-app")
+    manifest = json.loads((CASES / "seed-example" / "manifest.json").read_text())
+    host = {"psql": {"state": {"storage": "host"}}}
+    manifest["app"] = {**manifest["app"], "overrides": host}
+    path = tmp_path / "seed-example.json"
+    path.write_text(json.dumps(manifest))
+    _submit(cluster, path, args)
+    zone_a = next(
+        a
+        for a in _nomad(cluster, "/v1/job/psql-app/allocations")
+        if a["ClientStatus"] == "running" and a["TaskGroup"].endswith("zone-a")
+    )
+    used = sum(
+        task["Memory"]["MemoryMB"]
+        for a in _nomad(cluster, f"/v1/node/{zone_a['NodeID']}/allocations")
+        if a["ClientStatus"] in ("pending", "running")
+        for task in a["AllocatedResources"]["Tasks"].values()
+    )
+    free = 8192 - used  # the stand-in's nodes have 8192 MB
+    filler = {
+        "ID": "filler",
+        "Name": "filler",
+        "Type": "service",
+        "Datacenters": ["*"],
+        "TaskGroups": [
+            {
+                "Name": "filler",
+                "Count": 1,
+                "Constraints": [
+                    {
+                        "LTarget": "${attr.unique.hostname}",
+                        "Operand": "=",
+                        "RTarget": zone_a["NodeName"],
+                    }
+                ],
+                "Tasks": [
+                    {
+                        "Name": "filler",
+                        "Driver": "docker",
+                        "Config": {"image": "busybox:1.36"},
+                        # 200 MB left: with psql's 512 freed, less than the 1024 it will ask
+                        "Resources": {"CPU": 100, "MemoryMB": free - 200},
+                    }
+                ],
+            }
+        ],
+    }
+    requests.post(
+        f"{cluster.nomad_addr}/v1/jobs", json={"Job": filler}, timeout=10
+    ).raise_for_status()
+    cluster.standin.wait_for(
+        lambda: any(
+            a["ClientStatus"] == "running" for a in _nomad(cluster, "/v1/job/filler/allocations")
+        ),
+        timeout=30,
+    )
+    big = {"psql": {**host["psql"], "resources": {"cpu": 500, "memory": 1024}}}
+    path.write_text(json.dumps({**manifest, "app": {**manifest["app"], "overrides": big}}))
+    plan = _plan(cluster, path, args)
+    said = {}
+    for d in plan["data"]:
+        if d["job"] == "psql-app":
+            said[d["outcome"]] = said.get(d["outcome"], 0) + d["instances"]
+    rendered = json.loads(
+        _nomadgen(cluster.env(), "render", str(path), *args, "-f", "json").stdout
+    )["psql-app"]
+    fates = _rollout_fates(cluster, rendered.get("Job", rendered))
+    assert said == {"kept": 2, "lost": 1}, said
     assert _data_agrees(said, fates), (said, fates)
 
 

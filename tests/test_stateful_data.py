@@ -202,8 +202,13 @@ def test_node_loss(standin_factory, tmp_path, mode):
     status_matches_truth(c, before, after)
 
 
-def fill_node(c: Cluster, node: str, memory_mb: int) -> None:
-    """Another job's allocation that takes `memory_mb` of `node`."""
+def fill_node(c: Cluster, node: str) -> None:
+    """Another job's allocation that leaves 200 MB free on `node`: with psql's 512 MB freed,
+    less than the 1024 MB of BIGGER."""
+    node_id = next(n["ID"] for n in c.s.nomad.nodes if n["Name"] == node)
+    room = c.nomad.node_room(node_id)
+    assert room is not None
+    memory_mb = room[1] - 200
     job = {
         "ID": f"filler-{node}",
         "Name": f"filler-{node}",
@@ -248,7 +253,7 @@ def test_a_host_volume_replacement_that_no_longer_fits_its_node_is_predicted_los
     c.push(manifest(tmp_path, "host"))
     before = c.mark()
     node = c.running()[FIRST]["NodeName"]
-    fill_node(c, node, 7500)  # 8192 MB: 512 for psql now, 1024 wanted, 180 free beside it
+    fill_node(c, node)
     path = manifest(tmp_path, "host", **BIGGER)
     prep = c.prepare(path)
     assert predicted(prep) == Counter({data.KEPT: 2, data.LOST: 1}), prep.data
@@ -285,11 +290,11 @@ def test_a_host_volume_replacement_with_no_room_anywhere_is_not_placed(standin_f
     c.push(manifest(tmp_path, "host"))
     before = c.mark()
     node = c.running()[FIRST]["NodeName"]
-    fill_node(c, node, 7500)
+    fill_node(c, node)
     other = next(
         n["Name"] for n in c.s.nomad.nodes if n["Datacenter"] == "zone-a" and n["Name"] != node
     )
-    fill_node(c, other, 7500)
+    fill_node(c, other)
     path = manifest(tmp_path, "host", **BIGGER)
     prep = c.prepare(path)
     (lost,) = data.losses(prep.data)
@@ -299,6 +304,47 @@ def test_a_host_volume_replacement_with_no_room_anywhere_is_not_placed(standin_f
     after = c.running()
     assert truth(before, after) == Counter({data.KEPT: 3})
     assert after[FIRST]["NodeName"] == node
+
+
+def test_started_empty_stays_flagged_until_a_submit_records_it(standin_factory, tmp_path):
+    """The rule: an instance whose data started empty keeps its set out of sync until a
+    successful submit records it (plan says it will); a later loss is flagged anew."""
+    c = Cluster(standin_factory, "ephemeral")
+    path = manifest(tmp_path, "ephemeral")
+    c.push(path)
+    victim = c.running()[SECOND]["NodeName"]
+    c.s.nomad.drop_node(victim)
+    c.s.wait_for(
+        lambda: (lambda r: r if len(r) == 3 and r[SECOND]["NodeName"] != victim else None)(
+            c.running()
+        ),
+        timeout=30,
+    )
+    outcomes, drift = c.status_of_instances()
+    assert outcomes[SECOND] == data.STARTED_EMPTY and drift == f"data lost: {SECOND} started empty"
+    again, _ = c.status_of_instances()
+    assert again == outcomes  # reading status records nothing
+    prep = c.prepare(path)
+    (rec,) = [d for d in prep.data if d.outcome == data.RECORDED]
+    assert rec.instances == 1 and SECOND in rec.how and not data.losses(prep.data)
+    assert c.status_of_instances()[1].startswith("data lost")  # plan wrote nothing either
+    c.push(path)  # no job changes: only the record is written
+    rows, _ = status("dockland", c.cfg, c.nomad, c.consul)
+    (row,) = [r for r in rows if r.job == JOB]
+    (d,) = [d for d in row.data if d.name == SECOND]
+    assert d.outcome == data.STARTED_EMPTY and d.acknowledged and row.drift == "in sync"
+    assert not [d for d in c.prepare(path).data if d.outcome == data.RECORDED]
+    # A second loss, of another instance, is flagged again: it started empty somewhere else.
+    victim = c.running()[FIRST]["NodeName"]
+    c.s.nomad.drop_node(victim)
+    c.s.wait_for(
+        lambda: (lambda r: r if len(r) == 3 and r[FIRST]["NodeName"] != victim else None)(
+            c.running()
+        ),
+        timeout=30,
+    )
+    outcomes, drift = c.status_of_instances()
+    assert drift == f"data lost: {FIRST} started empty", drift
 
 
 def test_a_storage_change_is_refused_then_loses_exactly_what_plan_said(standin_factory, tmp_path):

@@ -180,3 +180,12 @@ def test_a_group_that_goes_away_loses_its_instances_data():
     outs = data.predict("psql:app", zoned, one, ann, ALLOCS, UP)
     assert [(d.outcome, d.instances) for d in outs] == [("lost", 3)]
     assert "group psql is removed" in outs[0].how
+
+
+def test_started_empty_clears_only_for_the_recorded_origin():
+    empty = data.InstanceData("j.g[0]", "b2", "n", "ephemeral", data.STARTED_EMPTY, "", "b2")
+    fresh = data.InstanceData("j.g[1]", "c1", "n", "ephemeral", data.FRESH, "")
+    assert data.unacknowledged([empty, fresh]) == [empty]
+    assert data.unacknowledged(data.acknowledged([empty, fresh], ["b2"])) == []
+    # Known-bad: a record of another allocation (an earlier loss) does not clear this one.
+    assert data.unacknowledged(data.acknowledged([empty, fresh], ["a1"])) == [empty]
