@@ -245,7 +245,14 @@ def _diagnose(
         return tally.zones[z] + missing[z]
 
     prop = tally.prop
-    if prop is not None and prop[0] == attr:
+    pinned = [
+        str(c.get("RTarget"))
+        for c in ask.constraints
+        if c.get("LTarget") == attr and c.get("Operand") in ("=", "==", "is")
+    ]
+    if pinned:  # a group pinned to one zone (a stateful set's zone group, stateful.py)
+        zone = pinned[0]
+    elif prop is not None and prop[0] == attr:
         # The zone cap: the instance belongs in the zone with the fewest instances so far.
         open_zones = [z for z in zones if taken(z) < prop[1]]
         if not open_zones:

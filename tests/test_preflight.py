@@ -125,11 +125,12 @@ def test_cpu_short_in_one_zone_names_the_set_the_zone_and_the_numbers():
     nodes = [node("a", "zone-a"), node("b", "zone-b", cpu=1200), node("c", "zone-c")]
     short = check(rendered(), nodes, [])
     # In submit order app, blog and psql:app take 900 MHz of zone-b; psql:blog's 500 is left out.
-    assert [(s.set, s.zone, s.reason, s.missing, s.wanted) for s in short] == [
-        ("psql:blog", "zone-b", "cpu", 1, 3)
+    # psql:blog keeps data: one group per zone, so "wanted" is zone-b's group's count.
+    assert [(s.set, s.group, s.zone, s.reason, s.missing, s.wanted) for s in short] == [
+        ("psql:blog", "psql-zone-b", "zone-b", "cpu", 1, 1)
     ]
     (p,) = problems(short)
-    assert p.message.startswith("psql:blog: 1 of 3 instance(s) cannot be placed in zone-b: ")
+    assert p.message.startswith("psql:blog: 1 of 1 instance(s) cannot be placed in zone-b: ")
     assert "needs 500 MHz, the most free on one node is 300 MHz" in p.message
     assert "zone-b" in p.hint
 
@@ -228,9 +229,12 @@ def test_constraints_datacenters_and_pools():
     # Zones by meta, datacenter dc1: the rendered jobs list the zones as datacenters.
     for j in jobs:
         j["Datacenters"] = ["*"]
-        for c in j["TaskGroups"][0]["Constraints"]:
-            c["LTarget"] = "${meta.zone}"
-        j["TaskGroups"][0]["Spreads"][0]["Attribute"] = "${meta.zone}"
+        for g in j["TaskGroups"]:  # a stateful set has one group per zone, pinned, no spread
+            for c in g["Constraints"]:
+                if c.get("LTarget") == "${node.datacenter}":
+                    c["LTarget"] = "${meta.zone}"
+            for s in g.get("Spreads") or ():
+                s["Attribute"] = "${meta.zone}"
     assert check(jobs, zoned, [], zone_attribute="${meta.zone}") == []
     classy = job(
         "web", Constraints=[{"LTarget": "${node.class}", "Operand": "=", "RTarget": "web"}]
