@@ -211,9 +211,11 @@ def agrees(reason: str, zone: str, metric: dict) -> bool:
         return not seen and metric.get("NodesEvaluated", 0) > 0
     if reason == NO_NODE:
         # Nomad does not evaluate nodes that are not ready, eligible and undrained: the zone
-        # has none available, and the other zones' nodes are full by the zone cap.
+        # has none available, and the other zones' nodes are full by the zone cap, or filtered
+        # by the zone constraint of a group pinned to that zone (a stateful set's zone group).
         return (metric.get("NodesAvailable") or {}).get(zone, 0) == 0 and seen <= {
-            "distinct_property"
+            "distinct_property",
+            "constraint",
         }
     return reason in seen
 

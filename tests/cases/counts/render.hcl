@@ -128,8 +128,9 @@ job "redis-web" {
       tags     = ["${node.datacenter}", "set-redis-web"]
 
       meta {
-        nomadgen_manifest = "counts"
-        nomadgen_set      = "redis:web"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "counts"
+        nomadgen_set         = "redis:web"
       }
 
       check {

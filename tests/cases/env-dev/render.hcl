@@ -369,8 +369,9 @@ job "dev-psql-app" {
       tags     = ["${node.datacenter}", "set-dev-psql-app"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "psql:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "psql:app"
       }
 
       check {
@@ -446,8 +447,9 @@ job "dev-psql-app" {
       tags     = ["${node.datacenter}", "set-dev-psql-app"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "psql:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "psql:app"
       }
 
       check {
@@ -621,8 +623,9 @@ job "dev-psql-blog" {
       tags     = ["${node.datacenter}", "set-dev-psql-blog"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "psql:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "psql:blog"
       }
 
       check {
@@ -698,8 +701,9 @@ job "dev-psql-blog" {
       tags     = ["${node.datacenter}", "set-dev-psql-blog"]
 
       meta {
-        nomadgen_manifest = "env-dev@dev"
-        nomadgen_set      = "psql:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "psql:blog"
       }
 
       check {

@@ -373,8 +373,9 @@ job "prod-psql-app" {
       tags     = ["${node.datacenter}", "set-prod-psql-app"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "psql:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "psql:app"
       }
 
       check {
@@ -450,8 +451,9 @@ job "prod-psql-app" {
       tags     = ["${node.datacenter}", "set-prod-psql-app"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "psql:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "psql:app"
       }
 
       check {
@@ -626,8 +628,9 @@ job "prod-psql-blog" {
       tags     = ["${node.datacenter}", "set-prod-psql-blog"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "psql:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "psql:blog"
       }
 
       check {
@@ -703,8 +706,9 @@ job "prod-psql-blog" {
       tags     = ["${node.datacenter}", "set-prod-psql-blog"]
 
       meta {
-        nomadgen_manifest = "env-prod@prod"
-        nomadgen_set      = "psql:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "psql:blog"
       }
 
       check {

@@ -165,8 +165,9 @@ job "redis-billing" {
       tags     = ["${node.datacenter}", "set-redis-billing"]
 
       meta {
-        nomadgen_manifest = "external"
-        nomadgen_set      = "redis:billing"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "external"
+        nomadgen_set         = "redis:billing"
       }
 
       check {
@@ -227,8 +228,9 @@ job "redis-billing" {
       tags     = ["${node.datacenter}", "set-redis-billing"]
 
       meta {
-        nomadgen_manifest = "external"
-        nomadgen_set      = "redis:billing"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "external"
+        nomadgen_set         = "redis:billing"
       }
 
       check {

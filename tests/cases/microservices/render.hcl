@@ -430,8 +430,9 @@ job "psql-checkout" {
       tags     = ["${node.datacenter}", "set-psql-checkout"]
 
       meta {
-        nomadgen_manifest = "microservices"
-        nomadgen_set      = "psql:checkout"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "psql:checkout"
       }
 
       check {
@@ -507,8 +508,9 @@ job "psql-checkout" {
       tags     = ["${node.datacenter}", "set-psql-checkout"]
 
       meta {
-        nomadgen_manifest = "microservices"
-        nomadgen_set      = "psql:checkout"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "psql:checkout"
       }
 
       check {
@@ -682,8 +684,9 @@ job "redis-cart" {
       tags     = ["${node.datacenter}", "set-redis-cart"]
 
       meta {
-        nomadgen_manifest = "microservices"
-        nomadgen_set      = "redis:cart"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "redis:cart"
       }
 
       check {
@@ -744,8 +747,9 @@ job "redis-cart" {
       tags     = ["${node.datacenter}", "set-redis-cart"]
 
       meta {
-        nomadgen_manifest = "microservices"
-        nomadgen_set      = "redis:cart"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "redis:cart"
       }
 
       check {

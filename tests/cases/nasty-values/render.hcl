@@ -163,8 +163,9 @@ job "redis-api" {
       tags     = ["${node.datacenter}", "set-redis-api"]
 
       meta {
-        nomadgen_manifest = "nasty-values"
-        nomadgen_set      = "redis:api"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "nasty-values"
+        nomadgen_set         = "redis:api"
       }
 
       check {
@@ -225,8 +226,9 @@ job "redis-api" {
       tags     = ["${node.datacenter}", "set-redis-api"]
 
       meta {
-        nomadgen_manifest = "nasty-values"
-        nomadgen_set      = "redis:api"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "nasty-values"
+        nomadgen_set         = "redis:api"
       }
 
       check {

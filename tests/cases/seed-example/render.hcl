@@ -369,8 +369,9 @@ job "psql-app" {
       tags     = ["${node.datacenter}", "set-psql-app"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "psql:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "psql:app"
       }
 
       check {
@@ -446,8 +447,9 @@ job "psql-app" {
       tags     = ["${node.datacenter}", "set-psql-app"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "psql:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "psql:app"
       }
 
       check {
@@ -621,8 +623,9 @@ job "psql-blog" {
       tags     = ["${node.datacenter}", "set-psql-blog"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "psql:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "psql:blog"
       }
 
       check {
@@ -698,8 +701,9 @@ job "psql-blog" {
       tags     = ["${node.datacenter}", "set-psql-blog"]
 
       meta {
-        nomadgen_manifest = "seed-example"
-        nomadgen_set      = "psql:blog"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "psql:blog"
       }
 
       check {

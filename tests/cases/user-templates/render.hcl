@@ -287,8 +287,9 @@ job "psql-pgbouncer-app" {
       tags     = ["${node.datacenter}", "set-psql-pgbouncer-app"]
 
       meta {
-        nomadgen_manifest = "user-templates"
-        nomadgen_set      = "psql:pgbouncer:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "psql:pgbouncer:app"
       }
 
       check {
@@ -364,8 +365,9 @@ job "psql-pgbouncer-app" {
       tags     = ["${node.datacenter}", "set-psql-pgbouncer-app"]
 
       meta {
-        nomadgen_manifest = "user-templates"
-        nomadgen_set      = "psql:pgbouncer:app"
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "psql:pgbouncer:app"
       }
 
       check {
