@@ -690,29 +690,37 @@ def status(
     zone_attribute: ZoneAttr = None,
     conn: Connection = Connection(),
 ) -> None:
-    """Per set: job state, allocations per zone and node, health, interface, drift."""
+    """Per set: job state, allocations per zone and node, deployment and allocation IDs,
+    health, interface, drift. Works from the jobs the manifest owns (no push record needed);
+    with the manifest file, drift is Nomad's plan diff as in `plan`.
+    Exit 0: every set healthy and in sync; 17: a set is degraded, pending, drifted or missing."""
     from .console import status_text
+    from .errors import EXIT_NOT_CONVERGED
     from .names import owner
+    from .operations import check_manifest_name
     from .operations import status as get_status
 
     cfg = _online_config(None, None, config, zone_attribute, conn.namespace)
     nomad, consul = _cluster(conn, cfg)
-    from .operations import check_manifest_name
-
+    path = Path(manifest)
     rows, record = get_status(
         owner(check_manifest_name(name or _manifest_name(manifest)), cfg.render.scope),
         cfg,
         nomad,
         consul,
+        manifest_path=manifest if path.suffix == ".json" or path.is_file() else None,
     )
     if as_json:
         typer.echo(
             json.dumps(
-                [{**r._asdict(), "data": [d._asdict() for d in r.data]} for r in rows], indent=2
+                [{**r._asdict(), "data": [d._asdict() for d in r.data], "ok": r.ok} for r in rows],
+                indent=2,
             )
         )
     else:
         typer.echo(status_text(record["manifest"], rows))
+    if not all(r.ok for r in rows):
+        raise typer.Exit(EXIT_NOT_CONVERGED)
 
 
 @app.command()

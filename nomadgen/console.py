@@ -203,7 +203,9 @@ def report_text(report: Report, cs: ChangeSet) -> str:
 
 
 def status_text(manifest: str, rows: Sequence[SetStatus]) -> str:
-    table_rows = [["SET", "JOB", "STATE", "PLACEMENT (zone/node)", "HEALTHY", "INTERFACE", "DRIFT"]]
+    table_rows = [
+        ["SET", "JOB", "STATE", "HEALTH", "PLACEMENT (zone/node)", "HEALTHY", "INTERFACE", "DRIFT"]
+    ]
     for r in rows:
         where = ", ".join(
             f"{z}/{n}" + ("" if st == "running" else f" ({st})") for z, n, st in r.placements
@@ -213,6 +215,7 @@ def status_text(manifest: str, rows: Sequence[SetStatus]) -> str:
                 r.set,
                 r.job,
                 r.state,
+                r.health or "-",
                 where or "-",
                 f"{r.healthy}/{r.expected}",
                 "published" if r.interface else "missing",
@@ -227,11 +230,27 @@ def status_text(manifest: str, rows: Sequence[SetStatus]) -> str:
         for d in getattr(r, "data", ())
     ]
     waits = [f"  {r.set}: {w}" for r in rows for w in getattr(r, "waiting", ())]
+    # IDs in their short form, as the nomad CLI shows them (--json has them in full).
+    ids = [
+        f"  {r.set}: "
+        + (f"deployment {r.deployment[:8]}" if r.deployment else "no deployment")
+        + (", allocations " + " ".join(a[:8] for a in r.allocations) if r.allocations else "")
+        for r in rows
+        if r.job
+    ]
+    bad = [f"  {r.set}: {r.health}: {r.why}" for r in rows if r.health not in ("healthy", "")]
+    bad += [
+        f"  {r.set}: {r.drift}"
+        for r in rows
+        if r.drift != "in sync" and not r.drift.startswith("not checked")
+    ]
     return (
         f"manifest {manifest}\n\n"
         + table(table_rows)
+        + ("\n\ndeployments and allocations:\n" + "\n".join(ids) if ids else "")
         + ("\n\ndata of stateful instances:\n" + "\n".join(lines) if lines else "")
         + ("\n\nwaiting:\n" + "\n".join(waits) if waits else "")
+        + ("\n\nnot converged (exit 17):\n" + "\n".join(bad) if bad else "")
     )
 
 

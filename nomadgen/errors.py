@@ -19,6 +19,7 @@
     InterfaceMissing           12   nomadgen.discovery: no such interface or no healthy instance
 
 `nomadgen plan` ends with 255 on any error, like `nomad job plan` (0 no change, 1 changes).
+`nomadgen status` ends with 17 when a set is degraded, pending, drifted or missing.
 Third-party exceptions never leave nomadgen.backends: they are translated there with `raise ... from`.
 """
 
@@ -31,6 +32,7 @@ EXIT_CHANGES = 1
 EXIT_USAGE = 2
 EXIT_PLAN_ERROR = 255
 EXIT_INTERNAL = 70
+EXIT_NOT_CONVERGED = 17  # status: a set is degraded, pending, drifted or missing
 MAX_PROBLEMS_SHOWN = 20  # then "and N more problems": error output stays bounded
 MAX_LINE = 500  # characters of one printed line
 
@@ -178,6 +180,7 @@ EXIT_CODES = {
     "another nomadgen run holds the manifest's lock": Locked.exit_code,
     "submit: the change would lose a stateful set's data (--allow-data-loss)": DataLoss.exit_code,
     "destroy: the manifest owns nothing on the cluster": NothingOwned.exit_code,
+    "status: a set is degraded, pending, drifted or missing": EXIT_NOT_CONVERGED,
     "internal error (a bug: please report)": EXIT_INTERNAL,
     "plan: any error": EXIT_PLAN_ERROR,
 }

@@ -37,6 +37,7 @@ class Observed(NamedTuple):
     deployments: dict[str, dict[str, Any]] = {}  # latest deployment per owned job
     allocations: dict[str, list[dict[str, Any]]] = {}  # allocation stubs per owned job
     groups: dict[str, dict[str, int]] = {}  # per owned job: its groups' counts
+    checked: dict[str, list[str]] = {}  # per owned job: its Consul services that have checks
     passing: dict[str, int] = {}  # Consul: passing instances per service name
     nodes: tuple[Node, ...] = ()
 
@@ -60,6 +61,7 @@ class Observed(NamedTuple):
             "deployments": self.deployments,
             "allocations": self.allocations,
             "groups": self.groups,
+            "checked": self.checked,
             "passing": self.passing,
             "nodes": [n._asdict() for n in self.nodes],
         }
@@ -79,6 +81,7 @@ class Observed(NamedTuple):
             doc.get("deployments") or {},
             doc.get("allocations") or {},
             doc.get("groups") or {},
+            doc.get("checked") or {},
             doc.get("passing") or {},
             tuple(Node(**n) for n in doc.get("nodes") or ()),
         )
@@ -126,14 +129,9 @@ def observe(
     ]
     owned = sorted(jid for jid in current if ours(jid)) if health else []
 
-    def one_health(jid: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, int]]:
-        live = nomad.job(jid) or {}
-        groups = {g["Name"]: int(g.get("Count") or 0) for g in live.get("TaskGroups") or ()}
-        return nomad.deployment(jid), nomad.allocations(jid), groups
-
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         planned = pool.map(nomad.plan, todo)
-        healths = pool.map(one_health, owned)
+        healths = pool.map(lambda jid: _health_reads(nomad, jid), owned)
         plans = {j["ID"]: p for j, p in zip(todo, planned, strict=True)}
         read = dict(zip(owned, healths, strict=True))
 
@@ -155,11 +153,7 @@ def observe(
         for p in wanted:
             if p.name in policies:
                 policies[p.name] = nomad.acl_policy(p.name) or policies[p.name]
-    passing = {}
-    if health:
-        for s in plan.sets:
-            svc = names.job_id(s.name, settings.scope)
-            passing[svc] = len(consul.healthy(svc))
+    services_seen = [names.job_id(s.name, settings.scope) for s in plan.sets] if health else []
     return Observed(
         manifest,
         current,
@@ -168,10 +162,75 @@ def observe(
         services,
         variables,
         policies,
-        {jid: d for jid, (d, _, _) in read.items() if d is not None},
-        {jid: a for jid, (_, a, _) in read.items()},
-        {jid: g for jid, (_, _, g) in read.items()},
-        passing,
+        {jid: h.deployment for jid, h in read.items() if h.deployment is not None},
+        {jid: h.allocations for jid, h in read.items()},
+        {jid: h.groups for jid, h in read.items()},
+        {jid: h.checked for jid, h in read.items()},
+        {svc: len(consul.healthy(svc)) for svc in services_seen},
+        tuple(nodes),
+    )
+
+
+class _Reads(NamedTuple):
+    deployment: dict[str, Any] | None
+    allocations: list[dict[str, Any]]
+    groups: dict[str, int]
+    checked: list[str]
+
+
+def _health_reads(nomad: NomadAPI, jid: str) -> _Reads:
+    live = nomad.job(jid) or {}
+    groups = live.get("TaskGroups") or ()
+    checked = sorted(
+        {
+            svc["Name"]
+            for g in groups
+            for svc in tuple(g.get("Services") or ())
+            + tuple(x for t in g.get("Tasks") or () for x in t.get("Services") or ())
+            if svc.get("Checks")
+        }
+    )
+    return _Reads(
+        nomad.deployment(jid),
+        nomad.allocations(jid),
+        {g["Name"]: int(g.get("Count") or 0) for g in groups},
+        checked,
+    )
+
+
+def observe_owned(
+    manifest: str,
+    nomad: NomadAPI,
+    consul: ConsulAPI,
+    settings: RenderSettings,
+    *,
+    nodes: Iterable[Node] = (),
+    concurrency: int = 16,
+) -> Observed:
+    """What `status` reads without a manifest: the jobs this manifest owns (by their meta, no
+    push record needed) with their deployments, allocations and checks, its KV keys and its
+    external services."""
+    current = nomad.jobs()
+    owned = sorted(
+        jid for jid, s in current.items() if (s.get("Meta") or {}).get(META_MANIFEST) == manifest
+    )
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        read = dict(zip(owned, pool.map(lambda jid: _health_reads(nomad, jid), owned), strict=True))
+    services = consul.services()
+    watched = sorted({svc for h in read.values() for svc in h.checked})
+    return Observed(
+        manifest,
+        current,
+        {},
+        consul.kv_tree(names.kv_root(settings.kv_prefix, manifest)),
+        services,
+        {},
+        None,
+        {jid: h.deployment for jid, h in read.items() if h.deployment is not None},
+        {jid: h.allocations for jid, h in read.items()},
+        {jid: h.groups for jid, h in read.items()},
+        {jid: h.checked for jid, h in read.items()},
+        {svc: len(consul.healthy(svc)) for svc in watched},
         tuple(nodes),
     )
 

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import converge, data, names, preflight
-from .diff import diff
+from .diff import DEGRADED, HEALTHY, diff, diff_summary, job_health
 from .errors import (
     ConfigError,
     Conflict,
@@ -26,10 +26,10 @@ from .errors import (
     Unplaceable,
 )
 from .fields import NAME_RE, cut
-from .model import Job
-from .observe import Observed, needs_management, observe
+from .model import EXTERNAL, Job
+from .observe import Observed, needs_management, observe, observe_owned
 from .pipeline import Rendered, build_resolution, no_gc
-from .render import META_MANIFEST, interfaces, render, workload_policies
+from .render import META_MANIFEST, META_SET, interfaces, render, workload_policies
 from .settings import Config
 
 if TYPE_CHECKING:
@@ -290,113 +290,209 @@ class SetStatus(NamedTuple):
         data.InstanceData, ...
     ] = ()  # stateful sets: per instance, continued or started empty
     waiting: tuple[str, ...] = ()  # tasks that cannot start yet, and why (their template events)
+    health: str = ""  # healthy | pending | degraded | missing | stopped (as submit judges)
+    why: str = ""
+    deployment: str = ""  # the live version's deployment ID
+    allocations: tuple[str, ...] = ()  # IDs of the allocations meant to run
+
+    @property
+    def ok(self) -> bool:
+        """Healthy and as the manifest (or the push) says: what exit 0 of status means."""
+        return self.health in ("healthy", "") and self.drift in ("in sync", DRIFT_UNKNOWN)
+
+
+DRIFT_UNKNOWN = "not checked (give the manifest file)"
+
+
+class _SetInfo(NamedTuple):
+    name: str
+    job: str  # the job hosting it ("" for an external set)
+    expected: int
+    external: bool
 
 
 def status(
-    manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI
+    manifest_name: str,
+    cfg: Config,
+    nomad: NomadAPI,
+    consul: ConsulAPI,
+    manifest_path: str | None = None,
 ) -> tuple[list[SetStatus], dict[str, Any]]:
+    """Per set: state, placements, deployment and allocation IDs, health as submit judges it, the
+    interface, and drift. Built on one Observed read. The sets come from the manifest file when
+    given (then drift is Nomad's plan diff of the desired job, as in `plan`), else from the push
+    record, else from the jobs and external services this manifest owns (by their meta)."""
     root = converge.prefix_of(manifest_name, cfg.render)
     scope = cfg.render.scope
-    tree = consul.kv_tree(root)
-    record_raw = tree.get(names.push_key(root, "plan"))
-    if record_raw is None:
-        if not getattr(getattr(consul, "ep", None), "token", "set"):
+    nodes_list = read_nodes(nomad, cfg)
+    drift_of: dict[str, str] = {}
+    if manifest_path is not None:
+        prep = prepare(
+            manifest_path, cfg, nomad, consul, name=_base_name(manifest_name), health=True
+        )
+        assert prep.observed is not None  # prepare always observes
+        seen = prep.observed
+        plan = prep.rendered.plan
+        sets = [
+            _SetInfo(
+                s.name,
+                "" if s.kind == EXTERNAL else plan.job_of(s.name),
+                s.instance_count,
+                s.kind == EXTERNAL,
+            )
+            for s in plan.sets
+        ]
+        for c in prep.changes.jobs:
+            if c.action == converge.UPDATE:
+                lines = [x.strip() for x in diff_summary(c.dry_run) if ": " in x]
+                drift_of[c.id] = "differs from the manifest" + (f": {lines[0]}" if lines else "")
+        record: dict[str, Any] = {"manifest": manifest_name}
+    else:
+        seen = observe_owned(manifest_name, nomad, consul, cfg.render, nodes=nodes_list)
+        raw = seen.kv.get(names.push_key(root, "plan"))
+        record = json.loads(raw[0]) if raw is not None else {"manifest": manifest_name}
+        if raw is not None:
+            sets = [
+                _SetInfo(
+                    name,
+                    ""
+                    if info.get("external")
+                    else info["job"] or names.job_id(_host_root(record, name), scope),
+                    info["count"],
+                    bool(info.get("external")),
+                )
+                for name, info in record["sets"].items()
+            ]
+        else:  # no push record: what the jobs' and services' meta say this manifest owns
+            sets = [
+                _SetInfo(
+                    (seen.jobs[jid].get("Meta") or {}).get(META_SET) or jid,
+                    jid,
+                    sum(seen.groups.get(jid, {}).values()),
+                    False,
+                )
+                for jid in seen.owned()
+            ] + [
+                _SetInfo(
+                    (svc.get("Meta") or {}).get(META_SET) or svc.get("Service", sid), "", 1, True
+                )
+                for sid, svc in converge.owned_external(seen.services, manifest_name).items()
+            ]
+        if not sets and not getattr(getattr(consul, "ep", None), "token", "set"):
             # Consul with ACLs hides keys from a request without a token: say so, not "nothing".
             raise NomadgenError(
-                f"no push record of manifest {manifest_name!r} is readable, and no Consul token is set",
-                hint="with Consul ACLs, set CONSUL_HTTP_TOKEN (or --consul-token-file); without "
-                "ACLs, run `nomadgen submit MANIFEST` first",
+                f"manifest {manifest_name!r} owns nothing readable, and no Consul token is set",
+                hint="with Consul ACLs, set CONSUL_HTTP_TOKEN (or --consul-token-file)",
             )
+    if not sets:
         raise NomadgenError(
-            f"nothing was pushed for manifest {manifest_name!r}",
+            f"manifest {manifest_name!r} owns no job and no service on this cluster",
             hint="run `nomadgen submit MANIFEST` first (the manifest name is its file name)",
         )
-    record = json.loads(record_raw[0])
-    data_raw = tree.get(names.push_key(root, "data"))
+    data_raw = seen.kv.get(names.push_key(root, "data"))
     recorded: dict[str, list[str]] = (
         json.loads(data_raw[0]).get("acknowledged", {}) if data_raw else {}
     )
-    jobs = nomad.jobs()
-    nodes = {n.id: n for n in nomad.nodes(with_meta=True)}
+    nodes = {n.id: n for n in nodes_list}
     attr = cfg.render.zone_attribute
     rows = []
-    for name, info in sorted(record["sets"].items()):
-        if info.get("external"):
-            healthy = len(consul.healthy(names.job_id(name, scope)))
+    for info in sorted(sets, key=lambda i: i.name):
+        svc = names.job_id(info.name, scope)
+        interface = names.interface_key(root, svc) in seen.kv
+        passing = seen.passing.get(svc, 0)
+        if info.external:
+            ok = passing > 0 or svc not in seen.passing
+            registered = any(
+                (x.get("Meta") or {}).get(META_SET) == info.name
+                for x in converge.owned_external(seen.services, manifest_name).values()
+            )
             rows.append(
                 SetStatus(
-                    name,
+                    info.name,
                     "",
                     "external",
                     (),
-                    healthy,
+                    passing,
                     1,
-                    names.interface_key(root, names.job_id(name, scope)) in tree,
-                    "in sync" if healthy else "not registered",
+                    interface,
+                    "in sync" if registered else "not registered",
+                    health="healthy" if registered and ok else "degraded",
+                    why="registered with the Consul agent" if registered else "not registered",
                 )
             )
             continue
-        job_id = info["job"] or names.job_id(_host_root(record, name), scope)
-        stub = jobs.get(job_id)
-        expected = info["count"]
+        job_id = info.job
+        stub = seen.jobs.get(job_id)
+        history = seen.allocations.get(job_id, [])
+        live = [a for a in history if a.get("DesiredStatus") == "run"]
+        total = sum(seen.groups.get(job_id, {}).values())
+        h = job_health(stub, seen.deployments.get(job_id), history, total)
         instances: tuple[data.InstanceData, ...] = ()
-        waiting: tuple[str, ...] = ()
         if stub is None:
             state, drift = "missing", "job missing"
-            placements: tuple[tuple[str, str, str], ...] = ()
         else:
-            stopped = stub.get("Stop")
-            state = "stopped" if stopped else stub.get("Status", "?")
+            state = "stopped" if stub.get("Stop") else stub.get("Status", "?")
             meta = stub.get("Meta") or {}
-            # Changes made by hand show in `nomadgen plan` (Nomad's diff against the live job).
-            drift = "not ours" if meta.get(META_MANIFEST) != manifest_name else "in sync"
-            history = nomad.allocations(job_id)
-            placements = tuple(
-                sorted(
-                    (
-                        _zone(nodes.get(a.get("NodeID", "")), attr),
-                        a.get("NodeName", "?"),
-                        a.get("ClientStatus", "?"),
-                    )
-                    for a in history
-                    if a.get("DesiredStatus") == "run"
-                )
-            )
-            waiting = tuple(
-                sorted(
-                    w
-                    for w in (
-                        _waiting(a, nodes, attr, root)
-                        for a in history
-                        if a.get("DesiredStatus") == "run"
-                    )
-                    if w
-                )
-            )
-            if info["job"]:
+            if meta.get(META_MANIFEST) != manifest_name:
+                drift = "not ours"
+            else:
+                drift = drift_of.get(job_id, "in sync" if manifest_path else DRIFT_UNKNOWN)
+                own = info.job == names.job_id(info.name, scope)
+                if drift == DRIFT_UNKNOWN and "sets" in record and own and total != info.expected:
+                    # Without the manifest, the push record's counts are what can be compared.
+                    drift = f"count changed: {total} live, {info.expected} pushed"
+            if info.job == names.job_id(info.name, scope):  # the set's own job
                 instances = data.acknowledged(
                     instance_data(nomad, history, {n.id: n.status for n in nodes.values()}),
                     recorded.get(job_id, ()),
                 )
             empty = data.unacknowledged(instances)
-            if empty and drift == "in sync":
+            if empty and drift in ("in sync", DRIFT_UNKNOWN):
                 drift = "data lost: " + ", ".join(d.name for d in empty) + " started empty"
-        healthy = len(consul.healthy(names.job_id(name, scope)))
+        checked = svc in seen.checked.get(job_id, ())
+        # A set without checks is judged by its allocations running, as submit judges it.
+        running = sum(
+            1
+            for a in live
+            if a.get("ClientStatus") == "running"
+            and (stub is None or a.get("JobVersion") == stub.get("Version"))
+        )
+        healthy = passing if checked else min(running, info.expected)
+        health, why = h.state, h.why
+        if health == HEALTHY and checked and passing < info.expected:
+            health, why = DEGRADED, f"Consul checks of {svc}: {passing}/{info.expected} passing"
         rows.append(
             SetStatus(
-                name,
+                info.name,
                 job_id,
                 state,
-                placements,
+                tuple(
+                    sorted(
+                        (
+                            _zone(nodes.get(a.get("NodeID", "")), attr),
+                            a.get("NodeName", "?"),
+                            a.get("ClientStatus", "?"),
+                        )
+                        for a in live
+                    )
+                ),
                 healthy,
-                expected,
-                names.interface_key(root, names.job_id(name, scope)) in tree,
+                info.expected,
+                interface,
                 drift,
                 instances,
-                waiting,
+                tuple(sorted(w for w in (_waiting(a, nodes, attr, root) for a in live) if w)),
+                health,
+                why,
+                h.deployment,
+                h.allocations,
             )
         )
     return rows, record
+
+
+def _base_name(owner: str) -> str:
+    return owner.partition("@")[0]
 
 
 class _Allocs(dict[str, Any]):
