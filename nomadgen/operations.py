@@ -436,10 +436,14 @@ def status(
             if meta.get(META_MANIFEST) != manifest_name:
                 drift = "not ours"
             else:
-                drift = drift_of.get(job_id, "in sync" if manifest_path else DRIFT_UNKNOWN)
+                # Without the manifest file, the push record's counts are what can be compared;
+                # without either, drift is not known.
+                pushed = "sets" in record
+                drift = drift_of.get(
+                    job_id, "in sync" if manifest_path or pushed else DRIFT_UNKNOWN
+                )
                 own = info.job == names.job_id(info.name, scope)
-                if drift == DRIFT_UNKNOWN and "sets" in record and own and total != info.expected:
-                    # Without the manifest, the push record's counts are what can be compared.
+                if not manifest_path and pushed and own and total != info.expected:
                     drift = f"count changed: {total} live, {info.expected} pushed"
             if info.job == names.job_id(info.name, scope):  # the set's own job
                 instances = data.acknowledged(

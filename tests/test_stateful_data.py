@@ -452,7 +452,9 @@ def test_plan_and_submit_cli_show_the_data_and_the_flag(standin_factory, tmp_pat
     res = CliRunner().invoke(app, ["status", risky, "--json"], env=env)
     rows = {r["set"]: r for r in json.loads(res.stdout)}
     assert [d["outcome"] for d in rows["psql:app"]["data"]] == ["new"] * 3
-    assert rows["psql:app"]["drift"] == "in sync"
+    # submit refused the risky manifest: the live job differs from it, and status says so
+    assert rows["psql:app"]["drift"].startswith("differs from the manifest"), rows["psql:app"]
+    assert res.exit_code == 17
 
 
 def test_missing_volumes_are_placement_failures_nothing_written(standin_factory, tmp_path):

@@ -113,3 +113,23 @@ def test_a_count_changed_by_hand_is_drift_and_exits_16(cluster, tmp_path):
     res = status(cluster, "dockland", "--json")
     assert res.exit_code == NOT_CONVERGED, res.output
     assert rows(res)["app"]["drift"] == "count changed: 1 live, 3 pushed"
+
+
+def test_what_observe_reads_from_a_cluster_round_trips_through_json(cluster, tmp_path):
+    """The Observed record is plain data: read from the stand-in, through JSON and back, it is
+    the same record and the pure diff gives the same change set."""
+    from nomadgen.diff import diff
+    from nomadgen.observe import Observed
+
+    manifest = manifest_copy(tmp_path, {"app": {}, "worker": {"depends": ["app"]}})
+    push(cluster, manifest)
+    cfg = load_config(env={})
+    nomad, consul = backends(cluster)
+    prep = prepare(str(manifest), cfg, nomad, consul, name="dockland", health=True)
+    seen = prep.observed
+    again = Observed.from_json(json.loads(json.dumps(seen.to_json())))
+    assert again == seen and seen.deployments and seen.allocations["app"]
+    r = prep.rendered
+    assert diff(r.plan, r.jobs, r.interfaces, again, cfg.render) == diff(
+        r.plan, r.jobs, r.interfaces, seen, cfg.render
+    )
