@@ -62,7 +62,7 @@ def test_a_set_without_checks_is_judged_by_its_allocations_as_submit_does(cluste
     assert worker["health"] == "healthy" and worker["healthy"] == worker["expected"] == 3
 
 
-def test_a_degraded_set_exits_16(standin_factory, tmp_path):
+def test_a_degraded_set_exits_17(standin_factory, tmp_path):
     s = standin_factory(time_scale=0.002)  # app's healthy deadline passes in under a second
     cluster = SimpleNamespace(nomad_addr=s.nomad_addr, consul_addr=s.consul_addr)
     manifest = manifest_copy(tmp_path, {"app": {}})
@@ -80,7 +80,7 @@ def test_a_degraded_set_exits_16(standin_factory, tmp_path):
     assert "not converged (exit 17):" in res.stdout and "app: degraded: deployment" in res.stdout
 
 
-def test_a_pending_set_exits_16(cluster, tmp_path):
+def test_a_pending_set_exits_17(cluster, tmp_path):
     manifest = manifest_copy(tmp_path, {"app": {}})
     cfg = load_config(env={})
     nomad, consul = backends(cluster)
@@ -93,7 +93,7 @@ def test_a_pending_set_exits_16(cluster, tmp_path):
     assert rows(res)["app"]["health"] == "pending", res.stdout
 
 
-def test_a_count_changed_by_hand_is_drift_and_exits_16(cluster, tmp_path):
+def test_a_count_changed_by_hand_is_drift_and_exits_17(cluster, tmp_path):
     manifest = manifest_copy(tmp_path, {"app": {}})
     push(cluster, manifest)
     res = status(cluster, str(manifest))
