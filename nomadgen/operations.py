@@ -349,6 +349,15 @@ def status(
         record: dict[str, Any] = {"manifest": manifest_name}
     else:
         seen = observe_owned(manifest_name, nomad, consul, cfg.render, nodes=nodes_list)
+        if not seen.kv and not getattr(getattr(consul, "ep", None), "token", "set"):
+            # Consul with ACLs hides keys from a request without a token: say so rather than
+            # report every set unhealthy and unpublished.
+            raise NomadgenError(
+                f"nothing of manifest {manifest_name!r} is readable in Consul, and no Consul "
+                "token is set",
+                hint="with Consul ACLs, set CONSUL_HTTP_TOKEN (or --consul-token-file); without "
+                "ACLs, run `nomadgen submit MANIFEST` first",
+            )
         raw = seen.kv.get(names.push_key(root, "plan"))
         record = json.loads(raw[0]) if raw is not None else {"manifest": manifest_name}
         if raw is not None:
@@ -378,12 +387,6 @@ def status(
                 )
                 for sid, svc in converge.owned_external(seen.services, manifest_name).items()
             ]
-        if not sets and not getattr(getattr(consul, "ep", None), "token", "set"):
-            # Consul with ACLs hides keys from a request without a token: say so, not "nothing".
-            raise NomadgenError(
-                f"manifest {manifest_name!r} owns nothing readable, and no Consul token is set",
-                hint="with Consul ACLs, set CONSUL_HTTP_TOKEN (or --consul-token-file)",
-            )
     if not sets:
         raise NomadgenError(
             f"manifest {manifest_name!r} owns no job and no service on this cluster",
