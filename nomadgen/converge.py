@@ -46,7 +46,6 @@ from .errors import (
     NomadgenError,
     NotHealthy,
     Problem,
-    ResolutionError,
     Unavailable,
     Unplaceable,
 )
@@ -192,8 +191,8 @@ def apply(
         for c in cs.jobs
         if c.action in (CREATE, UPDATE) and placement_failures(c.dry_run)
     ]
-    if infeasible:
-        raise ResolutionError(
+    if infeasible:  # the same code as the preflight and a blocked evaluation: cannot place
+        raise Unplaceable(
             "the cluster cannot place this manifest; nothing was written",
             [Problem(f"job {jid}: {', '.join(f)}") for jid, f in infeasible],
             hint="add nodes or zones, lower per_zone/count, or relax the constraints",

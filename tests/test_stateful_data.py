@@ -16,7 +16,7 @@ from nomadgen import data
 from nomadgen.backends import connect
 from nomadgen.cli import app
 from nomadgen.converge import apply
-from nomadgen.errors import DataLoss, ResolutionError
+from nomadgen.errors import DataLoss, Unplaceable
 from nomadgen.operations import prepare, refuse_data_loss, status
 from nomadgen.settings import consul_endpoint, load_config, nomad_endpoint
 
@@ -299,8 +299,9 @@ def test_a_host_volume_replacement_with_no_room_anywhere_is_not_placed(standin_f
     prep = c.prepare(path)
     (lost,) = data.losses(prep.data)
     assert "cannot place it" in lost.how
-    with pytest.raises(ResolutionError, match="cannot place"):
+    with pytest.raises(Unplaceable, match="cannot place") as e:
         c.push(path, allow_data_loss=True)
+    assert e.value.exit_code == 15
     after = c.running()
     assert truth(before, after) == Counter({data.KEPT: 3})
     assert after[FIRST]["NodeName"] == node
@@ -459,15 +460,13 @@ def test_plan_and_submit_cli_show_the_data_and_the_flag(standin_factory, tmp_pat
 
 def test_missing_volumes_are_placement_failures_nothing_written(standin_factory, tmp_path):
     """Known-bad for the volume modes: without the operator's volumes nothing can be placed."""
-    from nomadgen.errors import ResolutionError
-
     c = Cluster(standin_factory, "ephemeral")  # no host volumes, no CSI volumes
     for mode, reason in (
         ("host", "missing compatible host volumes"),
         ("csi", "missing CSI Volume psql-app-zone-"),
     ):
         prep = c.prepare(manifest(tmp_path, mode))
-        with pytest.raises(ResolutionError) as e:
+        with pytest.raises(Unplaceable) as e:
             apply(prep.changes, c.nomad, c.consul, c.cfg.render, timeout=60)
         assert reason in str(e.value.problems[0]), e.value.problems
         assert JOB not in c.nomad.jobs()
