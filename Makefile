@@ -1,4 +1,4 @@
-# The whole set-up is two commands on a fresh machine: `make demo` and `make test`.
+# The whole set-up is two commands on a fresh machine: `make demo` and `make check` (what CI runs).
 # Both create .venv and install nomadgen (editable) with its test tools on first use.
 PY    ?= python3
 VENV  := .venv

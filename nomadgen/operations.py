@@ -26,6 +26,7 @@ from .errors import (
     Unplaceable,
 )
 from .fields import NAME_RE, cut
+from .manifest import load as load_manifest
 from .model import EXTERNAL, Job
 from .observe import Observed, needs_management, observe, observe_owned
 from .pipeline import Rendered, build_resolution, no_gc
@@ -87,10 +88,13 @@ def prepare(
     concurrency: int = 16,
 ) -> Prepared:
     """Resolve and render against the cluster's zones, observe the cluster once, then diff."""
+    # A manifest that does not parse is the user's first problem, whatever the cluster says.
+    with no_gc():
+        loaded = load_manifest(manifest_path, name)
     nodes = read_nodes(nomad, cfg)
     zones, source = cluster_zones(nomad, cfg, nodes)
     with no_gc():
-        manifest, plan = build_resolution(manifest_path, cfg, name, zones)
+        manifest, plan = build_resolution(loaded, cfg, name, zones)
         jobs = tuple(render(plan, cfg.render))
         ifaces = tuple(interfaces(plan, cfg.render))
     seen = observe(

@@ -33,12 +33,13 @@ class Rendered(NamedTuple):
 
 
 def build_resolution(
-    manifest_path: str,
+    manifest_path: str | Manifest,
     config: Config,
     name: str | None = None,
     zones: tuple[str, ...] | None = None,
 ) -> tuple[Manifest, Resolution]:
-    manifest = load(manifest_path, name)
+    """Resolve a manifest (a path, or one already loaded) against the zones."""
+    manifest = load(manifest_path, name) if isinstance(manifest_path, str) else manifest_path
     catalog = Catalog(config.templates)
     zones = zones or config.zones
     if not config.overrides and config.environment is None:

@@ -345,6 +345,22 @@ def test_unreachable_cluster_is_one_clear_line():
     assert "Traceback" not in res.output
 
 
+@pytest.mark.parametrize("command", ["plan", "submit"])
+def test_a_bad_manifest_is_reported_before_the_cluster_is_contacted(command, tmp_path):
+    # The manifest's problems come first, whatever state the cluster is in: here nothing
+    # listens, so contacting the cluster first would report "cannot reach Nomad" instead.
+    bad = tmp_path / "shop.json"
+    bad.write_text('{"app": {"depends": ["psql"]},\n "web": {"bogus": 1}}')
+    res = CliRunner().invoke(
+        app,
+        [command, str(bad)],
+        env={"NOMAD_ADDR": "http://127.0.0.1:9", "CONSUL_HTTP_ADDR": "127.0.0.1:9"},
+    )
+    assert res.exit_code == (255 if command == "plan" else 3), res.output
+    assert f"{bad}:2:10: web.bogus: unknown key" in res.stderr
+    assert "cannot reach" not in res.output and "Traceback" not in res.output
+
+
 def test_more_per_zone_instances_than_the_cluster_can_place(cluster, tmp_path):
     # 20 psql per zone cannot fit in one node per zone (distinct_hosts): the preflight says so
     # before Nomad's per-job plan check, exit 15.
