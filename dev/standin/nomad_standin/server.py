@@ -43,6 +43,10 @@ class StandinHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # Go's net.Listen asks for the kernel's somaxconn (net/sock_linux.go maxListenerBacklog);
+    # socketserver's default of 5 makes a burst of 16 concurrent connections on a busy machine
+    # lose SYNs, and the client's SYN retries (1 s, 2 s, 4 s ...) exceed its request timeout.
+    request_queue_size = 4096
 
     def __init__(self, *args, **kwargs) -> None:
         self._reset: set[int] = set()
