@@ -77,7 +77,7 @@ def plan_table(plan: Resolution) -> str:
 
 
 def changeset_text(cs: ChangeSet, zones_source: str = "", verbose: bool = False) -> str:
-    from .converge import Action, diff_summary, placement_failures
+    from .converge import Action, diff_summary, group_replacement, placement_failures
 
     sign = {
         Action.CREATE: "+",
@@ -103,6 +103,8 @@ def changeset_text(cs: ChangeSet, zones_source: str = "", verbose: bool = False)
         )
         for line in diff_summary(j.dry_run, verbose):
             out.append("    " + line)
+        if note := group_replacement(j):
+            out.append("    ! " + note)
         for line in placement_failures(j.dry_run):
             out.append("    ! " + line)
         if j.health:  # unchanged but not healthy: submit judges every set and fails on it
@@ -127,7 +129,7 @@ def changeset_text(cs: ChangeSet, zones_source: str = "", verbose: bool = False)
             verb = "will write" if pc.action == Action.PUT else "will delete"
             out.append(
                 f"acl policy {pc.name}: {verb}"
-                + (f" (job {pc.job} reads {', '.join(pc.paths)})" if pc.paths else "")
+                + (f" ({pc.who} reads {', '.join(pc.paths)})" if pc.paths else "")
             )
     for sc in cs.services:
         if sc.action != Action.UNCHANGED:

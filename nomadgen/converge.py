@@ -38,6 +38,7 @@ from .diff import (  # the change set's records, re-exported for apply's callers
     Reload,
     ServiceChange,
     diff_summary,
+    group_replacement,
     owned_external,
     placement_failures,
 )
@@ -70,6 +71,7 @@ __all__ = [  # the diff's records and helpers stay reachable as converge.X
     "Reload",
     "ServiceChange",
     "diff_summary",
+    "group_replacement",
     "owned_external",
     "placement_failures",
     "ApplyError",
@@ -224,7 +226,7 @@ def apply(
         for pc in cs.policies:
             if pc.action == PUT and pc.body is not None:
                 nomad.put_acl_policy(pc.body)
-                record(Step("acl policy", pc.name, True, f"{pc.job} reads {', '.join(pc.paths)}"))
+                record(Step("acl policy", pc.name, True, f"{pc.who} reads {', '.join(pc.paths)}"))
 
         # 1b. External services: registered through the agent, as nothing else runs them.
         for sc in cs.services:

@@ -90,6 +90,13 @@ class PolicyChange(NamedTuple):
     action: Action  # put | delete | unchanged
     paths: tuple[str, ...] = ()
     body: dict[str, Any] | None = None
+    group: str = ""
+    task: str = ""
+
+    @property
+    def who(self) -> str:
+        """`job app, group app-zone-a, task app`: what the policy is attached to."""
+        return f"job {self.job}" + (f", group {self.group}, task {self.task}" if self.task else "")
 
 
 class Reload(NamedTuple):
@@ -133,13 +140,21 @@ class ChangeSet(NamedTuple):
                     "diff": diff_summary(j.dry_run),
                     "health": j.health,
                     "placement_failures": placement_failures(j.dry_run),
+                    "group_replacement": group_replacement(j),
                 }
                 for j in self.jobs
             ],
             "interfaces": [{"key": k.key, "action": k.action} for k in self.kv],
             "credentials_to_create": [path for path, _ in self.credentials],
             "acl_policies": [
-                {"policy": p.name, "job": p.job, "action": p.action, "reads": list(p.paths)}
+                {
+                    "policy": p.name,
+                    "job": p.job,
+                    "group": p.group,
+                    "task": p.task,
+                    "action": p.action,
+                    "reads": list(p.paths),
+                }
                 for p in self.policies
             ],
             "external_services": [
@@ -371,7 +386,9 @@ def _policy_changes(
             and all(cur.get(k) == body[k] for k in ("Description", "Rules"))
             and {k: (cur.get("JobACL") or {}).get(k, "") for k in body["JobACL"]} == body["JobACL"]
         )
-        out.append(PolicyChange(name, p.job, UNCHANGED if same else PUT, p.paths, body))
+        out.append(
+            PolicyChange(name, p.job, UNCHANGED if same else PUT, p.paths, body, p.group, p.task)
+        )
     for name, stub in sorted(have.items()):
         if name not in wanted and names.owns_policy(stub.get("Description", ""), plan.manifest):
             out.append(
@@ -498,12 +515,14 @@ def _reloads(
     reloads nothing else. Nothing propagates further: a restarted task keeps its address."""
     by_id = {c.id: c for c in changes}
     replaced = {c.id for c in changes if c.action == UPDATE and _replaces(c.dry_run)}
+    regrouped = {c.id for c in changes if c.action == UPDATE and _regrouped(c.dry_run)[0]}
     resized = {c.id for c in changes if c.action == UPDATE and _resizes(c.dry_run)}
     moved_ext = {sc.name for sc in services if sc.action == REGISTER}
     out: dict[str, Reload] = {}
     for s in plan.sets:
         if plan.job_of(s.name) in replaced:
-            out[s.name] = Reload(s.name, plan.job_of(s.name), "rolling update", (s.name,))
+            how = "group replacement" if plan.job_of(s.name) in regrouped else "rolling update"
+            out[s.name] = Reload(s.name, plan.job_of(s.name), how, (s.name,))
     for s in plan.sets:
         job = plan.job_of(s.name)
         if (
@@ -531,13 +550,52 @@ def _reloads(
 
 
 def _replaces(p: dict[str, Any] | None) -> bool:
-    """Nomad's plan says the update replaces allocations (or there is no plan to ask)."""
+    """Nomad's plan says the update replaces allocations (or there is no plan to ask); a
+    group replacement (regrouping) replaces every instance."""
     if p is None:
         return True
     for tg in (p.get("Diff") or {}).get("TaskGroups") or ():
         if (tg.get("Updates") or {}).get("create/destroy update"):
             return True
-    return False
+    return bool(_regrouped(p)[0])
+
+
+def _regrouped(p: dict[str, Any] | None) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(removed groups, added groups) with their instances, when an update of a live job both
+    removes and adds task groups: a set moving between one group and one group per zone
+    (groups.py). Empty lists otherwise."""
+    d = (p or {}).get("Diff") or {}
+    if d.get("Type") != "Edited":
+        return [], []
+    gone, new = [], []
+    for tg in d.get("TaskGroups") or ():
+        updates = tg.get("Updates") or {}
+        if tg.get("Type") == "Deleted":
+            gone.append((tg["Name"], int(updates.get("destroy") or 0)))
+        elif tg.get("Type") == "Added":
+            new.append((tg["Name"], int(updates.get("create") or 0)))
+    return (gone, new) if gone and new else ([], [])
+
+
+def group_replacement(c: JobChange) -> str:
+    """What plan says of a regrouped job: its instances are replaced, none updated in place."""
+    gone, new = _regrouped(c.dry_run)
+    if not gone:
+        return ""
+    keeps = any(
+        g.get("Volumes") or (g.get("EphemeralDisk") or {}).get("Sticky")
+        for g in (c.job or {}).get("TaskGroups") or ()
+    )
+
+    def groups(gs: list[tuple[str, int]]) -> str:
+        return ("group " if len(gs) == 1 else "groups ") + ", ".join(n for n, _ in gs)
+
+    return (
+        f"{groups(gone)} {'is' if len(gone) == 1 else 'are'} replaced by {groups(new)}: "
+        f"{sum(n for _, n in gone)} instance(s) stop and {sum(n for _, n in new)} start "
+        "(every instance restarts, none is updated in place)"
+        + ("; see the data of stateful sets" if keeps else "; stateless: no data to keep")
+    )
 
 
 def _resizes(p: dict[str, Any] | None) -> bool:

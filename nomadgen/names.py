@@ -93,20 +93,39 @@ def owner(manifest: str, scope: str = "") -> str:
     return f"{manifest}@{scope}" if scope else manifest
 
 
-def workload_policy_name(manifest: str, job: str) -> str:
-    """The job-scoped ACL policy that lets a dependent read its dependencies' credentials.
-    Nomad policy names are at most 128 of [A-Za-z0-9-]; longer ones end in a digest."""
-    name = f"nomadgen-{manifest}-{job}"
+_LOWER_NAME = re.compile(r"[a-z0-9-]{1,128}\Z")
+
+
+def _fnv(text: str) -> str:
+    h = 0xCBF29CE484222325  # FNV-1a, 64 bits: stable across runs and Python versions
+    for b in text.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def workload_policy_name(owner_: str, job: str, group: str, task: str) -> str:
+    """The job-scoped ACL policy that lets one task of one group read its dependencies'
+    credentials (Nomad attaches a policy with a task to one job, group and task:
+    nomad/structs/acl.go ACLPolicy.Validate). Nomad policy names are at most 128 of
+    [A-Za-z0-9-], and every part here is lower case ([a-z0-9-]: manifest, scope, job IDs and
+    task names are DNS labels), so upper-case markers keep the parts apart:
+    `nomadgen-dockland-J-app-G-app-zone-a-T-app`; the scope of `dockland@prod` is `-S-prod`.
+    A group whose zone is not lower case is written `x<digest>`; a name past 128 characters
+    ends in `-H-<digest>` of the whole."""
+    manifest, _, scope = owner_.partition("@")
+    group = group if _LOWER_NAME.match(group) else f"x{_fnv(group)}"
+    name = f"nomadgen-{manifest}" + (f"-S-{scope}" if scope else "")
+    name += f"-J-{job}-G-{group}-T-{task}"
     if len(name) <= 128:
         return name
-    h = 0xCBF29CE484222325  # FNV-1a, 64 bits: stable across runs and Python versions
-    for b in name.encode():
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{name[:111]}-{h:016x}"
+    return f"{name[:109]}-H-{_fnv(name)}"
 
 
-def workload_policy_description(manifest: str, job: str) -> str:
-    return f"nomadgen {manifest}: {job} reads the credentials of what it depends on"
+def workload_policy_description(manifest: str, job: str, group: str, task: str) -> str:
+    text = f"nomadgen {manifest}: job {job}, group {group}, task {task} reads the credentials"
+    if len(text) > 200:  # Nomad takes 256 at most; ownership needs only the prefix
+        text = f"nomadgen {manifest}: job {job}, task {task} reads the credentials"
+    return text + " of what it depends on"
 
 
 def owns_policy(description: str, manifest: str) -> bool:

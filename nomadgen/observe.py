@@ -241,7 +241,13 @@ def needs_management(wanted: list[WorkloadPolicy]) -> PermissionDenied:
     would fail half-way or leave them behind unseen. Said before anything is written."""
     return PermissionDenied(
         "the job-scoped ACL policies of this manifest need a management Nomad token",
-        [Problem(f"acl policy {p.name}: job {p.job} reads {', '.join(p.paths)}") for p in wanted],
+        [
+            Problem(
+                f"acl policy {p.name}: job {p.job}, group {p.group}, task {p.task} reads "
+                + ", ".join(p.paths)
+            )
+            for p in wanted
+        ],
         hint="Nomad lists and writes ACL policies only for management tokens; run this with one "
         "(NOMAD_TOKEN, --nomad-token-file), see README 'ACL policies'",
     )

@@ -11,6 +11,7 @@ from json.encoder import encode_basestring
 from typing import Any, NamedTuple, TypeVar
 
 from . import names, stateful
+from .groups import zone_grouped, zone_groups
 from .kinds import KINDS, NODE_LOCAL
 from .model import (
     Job,
@@ -95,8 +96,8 @@ def render_job(
     if not group["Services"]:
         del group["Services"]
     groups = [group]
-    if stateful.zone_grouped(s):  # one group per zone: scaling stays in place (stateful.py)
-        groups = stateful.zone_groups(group, s, plan.zones, settings.zone_attribute)
+    if zone_grouped(s, plan.zones):  # one group per zone: scaling stays in place (groups.py)
+        groups = zone_groups(group, s, plan.zones, settings.zone_attribute)
     job: dict[str, Any] = {
         "ID": s.job_id,
         "Name": s.job_id,
@@ -457,14 +458,13 @@ _NOMADVAR = re.compile(r'nomadVar\s+"([^"]+)"')
 
 def workload_policies(manifest: str, jobs: list[Job]) -> list[WorkloadPolicy]:
     """For each task whose templates read variables outside its job's own `nomad/jobs/<job>`
-    (which its workload identity reads anyway), a policy granting read on exactly those paths:
-    `nomadgen-<manifest>-<job>` for the main task, `...-<job>--<task>` for a node-local
-    sidecar reading its own credentials."""
+    (which its workload identity reads anyway), a policy granting read on exactly those paths.
+    A policy with a task is attached to one group (nomad/auth/auth.go
+    ResolvePoliciesForClaims), so a job with zone groups has one per group and task."""
     out = []
     for j in jobs:
         for tg in j.api["TaskGroups"]:
-            for n, task in enumerate(tg["Tasks"]):
-                who = j.id if n == 0 else f"{j.id}--{task['Name']}"
+            for task in tg["Tasks"]:
                 paths = sorted(
                     {
                         p.split("@", 1)[0]
@@ -474,13 +474,12 @@ def workload_policies(manifest: str, jobs: list[Job]) -> list[WorkloadPolicy]:
                     }
                 )
                 if paths:
+                    who = (j.id, tg["Name"], task["Name"])
                     out.append(
                         WorkloadPolicy(
-                            names.workload_policy_name(manifest, who),
-                            names.workload_policy_description(manifest, who),
-                            j.id,
-                            tg["Name"],
-                            task["Name"],
+                            names.workload_policy_name(manifest, *who),
+                            names.workload_policy_description(manifest, *who),
+                            *who,
                             tuple(paths),
                         )
                     )

@@ -178,7 +178,10 @@ def test_job_scoped_policies_need_a_management_token(standin_factory, tmp_path):
         res = c.run(args, env)
         assert res.exit_code == code, res.output
         assert "need a management Nomad token" in res.stderr
-        assert "acl policy nomadgen-dockland-app: job app reads nomad/jobs/psql-app" in res.stderr
+        assert (
+            "acl policy nomadgen-dockland-J-app-G-app-zone-a-T-app: job app, group app-zone-a, "
+            "task app reads nomad/jobs/psql-app"
+        ) in res.stderr, res.stderr
         assert c.written() == {"jobs": [], "variables": [], "kv": [], "services": []}
 
     c.deploy()  # with management tokens

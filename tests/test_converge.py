@@ -182,29 +182,32 @@ def _inplace(cluster, tmp_path, mutate):
 @pytest.mark.parametrize("kind", ["count", "service tags", "check", "constraint", "update block"])
 def test_changes_nomad_can_apply_in_place_keep_every_allocation(cluster, tmp_path, kind):
     def mutate(api):
-        group = api["TaskGroups"][0]
-        if kind == "count":
-            group["Count"] += 1
-            group["Constraints"] = [
-                c for c in group.get("Constraints") or () if c.get("Operand") != "distinct_property"
-            ] or None
-        elif kind == "service tags":
-            group["Services"][0]["Tags"] = list(group["Services"][0].get("Tags") or ()) + ["v2"]
-        elif kind == "check":
-            group["Services"][0]["Checks"][0]["Interval"] *= 2
-        elif kind == "constraint":
-            group["Constraints"] = list(group.get("Constraints") or ()) + [
-                {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"}
-            ]
-        else:
-            (group.get("Update") or api["Update"])["MinHealthyTime"] = 2 * 10**9
+        # app is one group per zone: the change is made to each (the groups share blocks).
+        api["TaskGroups"] = [copy.deepcopy(g) for g in api["TaskGroups"]]
+        for group in api["TaskGroups"]:
+            if kind == "count":
+                group["Count"] += 1  # in place since no group has distinct_property
+            elif kind == "service tags":
+                group["Services"][0]["Tags"] = list(group["Services"][0].get("Tags") or ()) + ["v2"]
+            elif kind == "check":
+                group["Services"][0]["Checks"][0]["Interval"] *= 2
+            elif kind == "constraint":
+                group["Constraints"] = list(group.get("Constraints") or ()) + [
+                    {"LTarget": "${attr.kernel.name}", "Operand": "=", "RTarget": "linux"}
+                ]
+            else:
+                (group.get("Update") or api["Update"])["MinHealthyTime"] = 2 * 10**9
 
     cs, before, after = _inplace(cluster, tmp_path, mutate)
     (app,) = [c for c in cs.jobs if c.id == "app"]
     assert app.action == "update"
-    updates = app.dry_run["Annotations"]["DesiredTGUpdates"]["app"]
-    assert updates["DestructiveUpdate"] == 0 and updates["InPlaceUpdate"] == 3, updates
+    updates = app.dry_run["Annotations"]["DesiredTGUpdates"]
+    assert sorted(updates) == ["app-zone-a", "app-zone-b", "app-zone-c"]
+    for u in updates.values():
+        assert u["DestructiveUpdate"] == 0 and u["InPlaceUpdate"] == 1, updates
+        assert u.get("Place", 0) == (1 if kind == "count" else 0), updates
     assert before and before <= after  # the same allocations keep running
+    assert len(after) == len(before) + (3 if kind == "count" else 0)
 
 
 def test_spread_and_affinity_changes_carry_nothing_of_nomadgens_own(cluster, tmp_path):
@@ -225,7 +228,8 @@ def test_spread_and_affinity_changes_carry_nothing_of_nomadgens_own(cluster, tmp
     mutate(api)
     diff = nomad.plan(api)["Diff"]
     assert not [f for f in diff.get("Fields") or () if f["Type"] != "None"]
-    (group,) = diff["TaskGroups"]
+    group, *others = diff["TaskGroups"]  # the first zone group's
+    assert all(o["Type"] == "None" for o in others)
     assert [o["Name"] for o in group.get("Objects") or () if o["Type"] != "None"] == ["Affinity"]
     assert not [t for t in group.get("Tasks") or () if t["Type"] != "None"]
 
@@ -235,13 +239,14 @@ def test_a_change_made_by_hand_is_drift_that_submit_converges_back(cluster, tmp_
     assert cli(cluster, "submit", str(manifest)).exit_code == 0
     nomad, _ = backends(cluster)
     job = nomad.job("app")
-    job["TaskGroups"][0]["Count"] = 1
+    job["TaskGroups"][0]["Count"] = 2  # app-zone-a
     settled(cluster, nomad, nomad.register(job, job["JobModifyIndex"]))
     res = cli(cluster, "plan", str(manifest))
-    assert res.exit_code == 1 and "~ job app" in res.stdout and 'Count: "1" => "3"' in res.stdout
+    assert res.exit_code == 1 and "~ job app" in res.stdout
+    assert 'group app-zone-a / Count: "2" => "1"' in res.stdout, res.stdout
     res = cli(cluster, "submit", str(manifest))
     assert res.exit_code == 0, res.output
-    assert nomad.job("app")["TaskGroups"][0]["Count"] == 3
+    assert [g["Count"] for g in nomad.job("app")["TaskGroups"]] == [1, 1, 1]
     assert len(_live_ids(nomad, "app")) == 3
     assert cli(cluster, "plan", str(manifest)).exit_code == 0
 

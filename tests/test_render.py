@@ -41,10 +41,47 @@ def test_one_job_per_set_node_local_sets_ride_along():
     assert sorted(jobs) == ["app", "blog", "psql-app", "psql-blog", "worker"]
 
 
-def test_per_zone_set_is_one_per_zone_hard_and_spread_evenly():
+def test_a_set_that_fills_every_zone_is_one_group_per_zone_pinned_to_it():
     _, jobs = jobs_of()
-    (g,) = jobs["app"].api["TaskGroups"]  # stateless; a stateful set has one group per zone
-    assert g["Count"] == 3
+    groups = jobs["app"].api["TaskGroups"]  # stateless, per_zone 1: as a stateful set
+    assert [(g["Name"], g["Count"]) for g in groups] == [
+        ("app-zone-a", 1),
+        ("app-zone-b", 1),
+        ("app-zone-c", 1),
+    ]
+    for g, zone in zip(groups, ("zone-a", "zone-b", "zone-c"), strict=True):
+        assert g["Constraints"][0] == {
+            "LTarget": "${node.datacenter}",
+            "Operand": "=",
+            "RTarget": zone,
+        }
+        # No distinct_property (Nomad counts an in-place updated allocation twice for it) and
+        # nothing to spread inside one zone; no distinct_hosts: a stateless set may share nodes.
+        assert all(
+            c["Operand"] not in ("distinct_property", "distinct_hosts") for c in g["Constraints"]
+        )
+        assert "Spreads" not in g
+    assert jobs["app"].api["Datacenters"] == ["zone-a", "zone-b", "zone-c"]
+    zoned = jobs["psql-app"].api["TaskGroups"]
+    assert [(z["Count"], z["Constraints"][0]["RTarget"]) for z in zoned] == [
+        (1, "zone-a"),
+        (1, "zone-b"),
+        (1, "zone-c"),
+    ]
+
+
+def test_a_count_set_puts_the_remainder_in_the_first_zones_deterministically():
+    _, jobs = jobs_of({"web": {"count": 5}})
+    groups = [(g["Name"], g["Count"]) for g in jobs["web"].api["TaskGroups"]]
+    assert groups == [("web-zone-a", 2), ("web-zone-b", 2), ("web-zone-c", 1)]
+    _, again = jobs_of({"web": {"count": 5}})
+    assert to_json(again["web"]) == to_json(jobs["web"])
+
+
+def test_a_set_smaller_than_its_zones_is_one_group_hard_and_spread_evenly():
+    _, jobs = jobs_of({"web": {"count": 2}})
+    (g,) = jobs["web"].api["TaskGroups"]  # Nomad chooses the zones, at most one per zone
+    assert g["Name"] == "web" and g["Count"] == 2
     assert {"LTarget": "${node.datacenter}", "Operand": "distinct_property", "RTarget": "1"} in g[
         "Constraints"
     ]
@@ -53,13 +90,6 @@ def test_per_zone_set_is_one_per_zone_hard_and_spread_evenly():
     assert [t["Value"] for t in spread["SpreadTarget"]] == ["zone-a", "zone-b", "zone-c"]
     assert sum(t["Percent"] for t in spread["SpreadTarget"]) <= 100
     assert 1 <= spread["Weight"] <= 100
-    assert jobs["app"].api["Datacenters"] == ["zone-a", "zone-b", "zone-c"]
-    zoned = jobs["psql-app"].api["TaskGroups"]
-    assert [(z["Count"], z["Constraints"][0]["RTarget"]) for z in zoned] == [
-        (1, "zone-a"),
-        (1, "zone-b"),
-        (1, "zone-c"),
-    ]
 
 
 def test_zone_attribute_from_node_meta():

@@ -116,9 +116,10 @@ def test_a_stateful_set_is_one_group_per_zone_pinned_to_it():
         # Each zone claims its own CSI volumes: instance N of zone-a is psql-app-zone-a[N].
         assert g["Volumes"]["data"]["Source"] == f"psql-app-{zone}"
         assert g["Services"][0]["Name"] == "psql-app"  # one service, zone-tagged, as before
-    # A stateless per-zone set keeps its one group.
-    (app,) = jobs(APP)["app"]["TaskGroups"]
-    assert any(c["Operand"] == "distinct_property" for c in app["Constraints"])
+    # A stateless per-zone set has its zone groups too, without distinct_hosts.
+    app = jobs(APP)["app"]["TaskGroups"]
+    assert [g["Name"] for g in app] == [f"app-{z}" for z in ZONES]
+    assert all(c["Operand"] != "distinct_hosts" for g in app for c in g["Constraints"])
 
 
 def test_zone_groups_follow_the_instance_slots_and_the_zone_attribute():

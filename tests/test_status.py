@@ -100,10 +100,10 @@ def test_a_count_changed_by_hand_is_drift_and_exits_17(cluster, tmp_path):
     assert res.exit_code == 0, res.output
     nomad, _ = backends(cluster)
     job = nomad.job("app")
-    job["TaskGroups"][0]["Count"] = 1
+    job["TaskGroups"][0]["Count"] = 0  # app-zone-a, by hand
     settled(cluster, nomad, nomad.register(job, job["JobModifyIndex"]))
     cluster.standin.wait_for(
-        lambda: len([a for a in nomad.allocations("app") if a["DesiredStatus"] == "run"]) == 1
+        lambda: len([a for a in nomad.allocations("app") if a["DesiredStatus"] == "run"]) == 2
     )
     res = status(cluster, str(manifest), "--json")
     assert res.exit_code == NOT_CONVERGED, res.output
@@ -112,7 +112,7 @@ def test_a_count_changed_by_hand_is_drift_and_exits_17(cluster, tmp_path):
     # By name only, the push record's count is what it is compared with.
     res = status(cluster, "dockland", "--json")
     assert res.exit_code == NOT_CONVERGED, res.output
-    assert rows(res)["app"]["drift"] == "count changed: 1 live, 3 pushed"
+    assert rows(res)["app"]["drift"] == "count changed: 2 live, 3 pushed"
 
 
 def test_what_observe_reads_from_a_cluster_round_trips_through_json(cluster, tmp_path):

@@ -7,7 +7,6 @@ import json
 import urllib.parse
 
 import pytest
-import requests
 from nomad_standin import acl as standin_acl
 from typer.testing import CliRunner
 
@@ -61,15 +60,25 @@ def _zone_of(a) -> str:
     return a.node["Datacenter"]
 
 
+ZONES = ("zone-a", "zone-b", "zone-c")
+
+
+def _policy(job: str, zone: str, task: str = "") -> str:
+    """The job-scoped policy of one task of a zone group (`<type>-<zone>`, task `<type>`)."""
+    return f"nomadgen-dockland-J-{job}-G-{job}-{zone}-T-{task or job}"
+
+
 def test_a_dependent_reads_its_database_password_and_only_it_can(standin_factory, tmp_path):
     s = standin_factory(nomad_acl_token=MGMT)
     env = {**s.env(), "NOMAD_TOKEN": MGMT}
     path = _write(tmp_path, APP_DB)
     plan = CliRunner().invoke(app, ["plan", str(path)], env=env)
-    assert (
-        "acl policy nomadgen-dockland-app: will write (job app reads nomad/jobs/psql-app)"
-        in plan.stdout
-    )
+    # A policy with a task is attached to one group: one per zone group of app.
+    for zone in ZONES:
+        assert (
+            f"acl policy {_policy('app', zone)}: will write "
+            f"(job app, group app-{zone}, task app reads nomad/jobs/psql-app)"
+        ) in plan.stdout, plan.stdout
     res = CliRunner().invoke(app, ["submit", str(path), "--json"], env=env)
     assert res.exit_code == 0, res.output
     nomad, consul = _backends(s, MGMT)
@@ -101,14 +110,15 @@ def test_a_dependent_reads_its_database_password_and_only_it_can(standin_factory
         json.dumps({k: v[0].decode() for k, v in consul.kv_tree("nomadgen").items()}),
     ):
         assert password not in text
-    # Known-bad: without the policy the dependent's template is denied.
-    nomad.delete_acl_policy("nomadgen-dockland-app")
-    (a, *_) = _allocs(s, "app")
-    view = s.task_view(a.id, "app")
-    assert any(t.get("Denied") for t in view["Templates"])
+    # Known-bad: without its group's policy the dependent's template is denied, in that zone
+    # only (the other groups' policies do not reach it).
+    nomad.delete_acl_policy(_policy("app", "zone-a"))
+    for a in _allocs(s, "app"):
+        view = s.task_view(a.id, "app")
+        assert any(t.get("Denied") for t in view["Templates"]) == (_zone_of(a) == "zone-a")
     # submit puts it back; destroy removes it.
     assert CliRunner().invoke(app, ["submit", str(path)], env=env).exit_code == 0
-    assert "nomadgen-dockland-app" in nomad.acl_policies()
+    assert _policy("app", "zone-a") in nomad.acl_policies()
     assert CliRunner().invoke(app, ["destroy", "dockland", "--yes"], env=env).exit_code == 0
     assert not any(n.startswith("nomadgen-dockland") for n in nomad.acl_policies())
 
@@ -153,11 +163,12 @@ def test_a_node_local_dependency_with_credentials(standin_factory, tmp_path):
     doc = {"app": {"depends": ["cache"], "env": {"REDIS_URL": "${cache.url}"}}, "other": {}}
     path = _write(tmp_path, doc)
     plan = CliRunner().invoke(app, ["plan", str(path)], env=env)
-    for who in ("app", "app--cache-app"):
-        assert (
-            f"acl policy nomadgen-dockland-{who}: will write (job app reads nomad/jobs/cache-app)"
-            in plan.stdout
-        ), plan.stdout
+    for zone in ZONES:
+        for task in ("app", "cache-app"):
+            assert (
+                f"acl policy {_policy('app', zone, task)}: will write "
+                f"(job app, group app-{zone}, task {task} reads nomad/jobs/cache-app)"
+            ) in plan.stdout, plan.stdout
     res = CliRunner().invoke(app, ["submit", str(path), "--json"], env=env)
     assert res.exit_code == 0, res.output
     nomad, _ = _backends(s, MGMT)
@@ -179,11 +190,11 @@ def test_a_node_local_dependency_with_credentials(standin_factory, tmp_path):
     for text in (res.output, plan.output, json.dumps(nomad.job("app"))):
         assert password not in text
     # Known-bad: without its policy the dependent's template is denied; the sidecar has its own.
-    nomad.delete_acl_policy("nomadgen-dockland-app")
     (a, *_) = _allocs(s, "app")
+    nomad.delete_acl_policy(_policy("app", _zone_of(a)))
     assert any(t.get("Denied") for t in s.task_view(a.id, "app")["Templates"])
     assert s.task_view(a.id, "cache-app")["Env"]["REDIS_PASSWORD"] == password
-    nomad.delete_acl_policy("nomadgen-dockland-app--cache-app")
+    nomad.delete_acl_policy(_policy("app", _zone_of(a), "cache-app"))
     assert any(t.get("Denied") for t in s.task_view(a.id, "cache-app")["Templates"])
 
 
@@ -254,13 +265,23 @@ def test_configured_zones_are_enforced(standin_factory, tmp_path):
     prep, report = _push(s, _write(tmp_path, {"web": {"count": 6}}), env=env)
     assert report.ok
     (job,) = [j for j in prep.rendered.jobs if j.id == "web"]
+    # One group per configured zone, each pinned to it by a hard constraint.
+    assert [g["Constraints"][0] for g in job.api["TaskGroups"]] == [
+        {"LTarget": "${meta.zone}", "Operand": "=", "RTarget": z} for z in ("zone-a", "zone-b")
+    ]
+    zones = sorted(_zone_of(a) for a in _allocs(s, "web"))
+    assert len(zones) == 6 and set(zones) == {"zone-a", "zone-b"}
+    # A set smaller than the zones: one group, kept inside them by set_contains_any.
+    prep, report = _push(s, _write(tmp_path, {"web": {"count": 1}}), env=env)
+    assert report.ok
+    (job,) = [j for j in prep.rendered.jobs if j.id == "web"]
     assert {
         "LTarget": "${meta.zone}",
         "Operand": "set_contains_any",
         "RTarget": "zone-a,zone-b",
     } in job.api["TaskGroups"][0]["Constraints"]
-    zones = sorted(_zone_of(a) for a in _allocs(s, "web"))
-    assert len(zones) == 6 and set(zones) == {"zone-a", "zone-b"}
+    s.wait_for(lambda: len(_allocs(s, "web")) == 1, timeout=30)
+    assert {_zone_of(a) for a in _allocs(s, "web")} <= {"zone-a", "zone-b"}
 
 
 # -- what a push restarts: plan's reload list against the restarts the stand-in counts ----------
@@ -298,27 +319,15 @@ def _restarts(s) -> dict[str, int]:
     return out
 
 
-def _change(s, tmp_path, doc, submit=True):
-    """Push `doc` (or, with submit=False, register the jobs its plan updates, as they are);
-    when the stand-in has settled, (predicted reloads, jobs whose tasks restarted or were
-    replaced)."""
+def _change(s, tmp_path, doc):
+    """Push `doc` with submit; when the stand-in has settled, (predicted reloads, jobs whose
+    tasks restarted or were replaced)."""
     before = _restarts(s)
     allocs = {j: {a.id for a in _allocs(s, j)} for j in before}
-    if submit:
-        prep, report = _push(s, _write(tmp_path, doc))
-        assert report.ok
-        reloads = report.reloads
-    else:
-        nomad, consul = _backends(s)
-        prep = prepare(str(_write(tmp_path, doc)), load_config(env={}), nomad, consul)
-        reloads = prep.changes.reloads
-        for c in prep.changes.jobs:
-            if c.action == "update":
-                resp = requests.post(f"{s.nomad_addr}/v1/jobs", json={"Job": c.job}, timeout=10)
-                resp.raise_for_status()
-                want = sum(g["Count"] for g in c.job["TaskGroups"])
-                # The deployment's next evaluation places what the first one could not.
-                s.wait_for(lambda c=c, want=want: len(consul.healthy(c.id)) == want, timeout=60)
+    prep, report = _push(s, _write(tmp_path, doc))
+    assert report.ok
+    assert report.reloads == prep.changes.reloads  # what submit reports is what plan said
+    reloads = report.reloads
     s.wait_for(lambda: _settled(s), timeout=30)
     after = _restarts(s)
     now = {j: {a.id for a in _allocs(s, j)} for j in before}
@@ -366,14 +375,12 @@ def test_plan_predicts_the_restarts(cluster, tmp_path):
     predicted, moved = _change(s, tmp_path, doc)
     assert predicted == {} and moved == set()
 
-    # A provider's scale, up and down: api reads its zone's instance with the lowest alloc index
-    # and keeps it, wherever the new one lands and whichever is stopped (the highest index);
-    # lb reads every instance. Up is registered as planned: submit's placement check refuses
-    # it today, as Nomad's first evaluation counts the in-place updated allocations twice for
-    # distinct_property (scheduler/propertyset.go) and fails the new placement.
-    for count, submit in ((5, False), (4, True)):
+    # A provider's scale, up and down, submitted: web is one group per zone, so zone-b's group
+    # grows in place. api reads its zone's instance with the lowest alloc index and keeps it
+    # (a new one takes a higher index, a scale-down stops the highest); lb reads every one.
+    for count in (5, 4):
         doc["web"]["count"] = count
-        predicted, moved = _change(s, tmp_path, doc, submit=submit)
+        predicted, moved = _change(s, tmp_path, doc)
         assert predicted == {"lb": "template change (change_mode restart)"}
         assert moved == set(predicted)
 

@@ -39,7 +39,7 @@ BASE: dict[str, Any] = {
             "redis": {"change_mode": "noop"},
         },
     },
-    "search": {"image": "example/search:1", "ports": {"http": 9200}, "count": 2},
+    "search": {"image": "example/search:1", "ports": {"http": 9200}, "count": 3},
     "report": {"depends": ["search"], "image": "example/report:1"},
     "legacy": {"external": {"address": "10.0.0.5", "port": 5432}, "protocol": "postgresql"},
 }
@@ -130,19 +130,21 @@ def live(obs: dict[str, Any], api: dict[str, Any], index: int, healthy: bool = T
         "Status": "successful" if healthy else "running",
         "StatusDescription": "Deployment completed successfully",
     }
+    # The n-th allocation of the job on node n % 3 + 1: one node per zone, and zone groups
+    # come in the zones' order.
     obs["allocations"][jid] = [
         {
-            "ID": f"{index:08x}-{k:04x}-4000-8000-{(index * 100 + k):012x}",
+            "ID": f"{index:08x}-{n:04x}-4000-8000-{(index * 100 + n):012x}",
             "Name": f"{jid}.{g}[{k}]",
             "JobID": jid,
             "JobVersion": 0,
+            "TaskGroup": g,
             "DeploymentID": dep,
-            "NodeName": f"node-{k % 3 + 1}",
+            "NodeName": f"node-{n % 3 + 1}",
             "DesiredStatus": "run",
             "ClientStatus": "running",
         }
-        for g, count in groups.items()
-        for k in range(count)
+        for n, (g, k) in enumerate((g, k) for g, count in groups.items() for k in range(count))
     ]
 
 
@@ -259,6 +261,29 @@ def nomad_plan(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any
             "InPlaceUpdate": kept if how == "in-place update" else 0,
             "DestructiveUpdate": kept if how == "create/destroy update" else 0,
         }
+    for og in (old or {}).get("TaskGroups") or ():
+        if any(g["Name"] == og["Name"] for g in new["TaskGroups"]):
+            continue
+        # A group the new version drops: its allocations stop (nomad/structs/diff.go lists it
+        # as Deleted; scheduler/annotate.go counts them as destroy).
+        o = int(og.get("Count") or 0)
+        groups.append(
+            {
+                "Type": "Deleted",
+                "Name": og["Name"],
+                "Fields": [],
+                "Objects": [],
+                "Tasks": [],
+                "Updates": {"destroy": o},
+            }
+        )
+        annotations[og["Name"]] = {
+            "Place": 0,
+            "Ignore": 0,
+            "Stop": o,
+            "InPlaceUpdate": 0,
+            "DestructiveUpdate": 0,
+        }
     top = (
         _fields(old or {}, new, {"TaskGroups", "JobModifyIndex", "Version", "Status", "Stop"})
         if old
@@ -309,14 +334,17 @@ def edited(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, 
 
 
 def case_drift(case: Path) -> dict[str, Any]:
-    """web's count set to 1 by hand (nomad job scale): the desired 3 is a change."""
+    """web's zone-a group scaled to 0 by hand (nomad job scale web web-zone-a 0): the
+    desired 1 is a change."""
     obs = synced(BASE, {}, case)
 
     def scale(api: dict[str, Any]) -> None:
-        api["TaskGroups"][0]["Count"] = 1
+        api["TaskGroups"][0]["Count"] = 0
 
     by_hand(obs, "web", scale)
-    obs["allocations"]["web"] = obs["allocations"]["web"][:1]
+    obs["allocations"]["web"] = [
+        a for a in obs["allocations"]["web"] if a.get("TaskGroup") != "web-zone-a"
+    ]
     return finish(obs, BASE, {}, case)
 
 
@@ -371,10 +399,19 @@ def case_reload_provider_image(case: Path) -> dict[str, Any]:
 
 
 def case_reload_provider_scale(case: Path) -> dict[str, Any]:
-    """search scaled 2 -> 3: no instance is replaced, but the list of all instances changes, so
-    api (reads ${search.addrs}, change_mode signal) is signalled; report reads one instance only."""
+    """search scaled 3 -> 4: its zone-a group grows in place, no instance is replaced, but the
+    list of all instances changes, so api (reads ${search.addrs}, change_mode signal) is
+    signalled; report reads its zone's instance with the lowest index, which stays."""
     obs = synced(BASE, {}, case)
-    return finish(obs, edited(BASE, ("search", "count"), 3), {}, case)
+    return finish(obs, edited(BASE, ("search", "count"), 4), {}, case)
+
+
+def case_reload_provider_regroup(case: Path) -> dict[str, Any]:
+    """search scaled 3 -> 2, fewer instances than zones: its zone groups are replaced by one
+    group (distinct_property and a spread), so every instance is new and every dependent that
+    reads one reloads."""
+    obs = synced(BASE, {}, case)
+    return finish(obs, edited(BASE, ("search", "count"), 2), {}, case)
 
 
 def case_reload_new_consumer(case: Path) -> dict[str, Any]:

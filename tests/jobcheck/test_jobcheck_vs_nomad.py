@@ -19,12 +19,13 @@ S = 1_000_000_000
 
 
 def _bases() -> list[tuple[str, dict]]:
-    """Rendered jobs of different shapes: sidecar + templates, per-zone, external, counts."""
+    """Rendered jobs of different shapes: sidecar + templates, per-zone (one group per zone),
+    external, a set smaller than its zones (one group with a spread)."""
     out = []
     for case, ids in (
         ("seed-example", ("app", "psql-app")),
         ("microservices", None),
-        ("counts", None),
+        ("counts", ("beacon",)),
         ("nasty-values", ("api",)),
     ):
         jobs = json.loads((CASES / case / "render.json").read_text())

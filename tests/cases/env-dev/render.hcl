@@ -17,30 +17,267 @@ job "dev-app" {
     auto_revert       = true
   }
 
-  group "app" {
-    count = 3
+  group "app-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+
+      port "dev_memcache_app" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "dev-app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-dev-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "app"
+      }
+
+      check {
+        name     = "dev-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    service {
+      name     = "dev-memcache-app"
+      provider = "consul"
+      port     = "dev_memcache_app"
+      tags     = ["${node.datacenter}", "set-dev-memcache-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "memcache:app"
+      }
+
+      check {
+        name     = "dev-memcache-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR    = "${NOMAD_IP_dev_memcache_app}:${NOMAD_HOST_PORT_dev_memcache_app}"
+        MEMCACHE_HOST    = "${NOMAD_IP_dev_memcache_app}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_dev_memcache_app}"
+        PSQL_CREDENTIALS = "nomad/jobs/dev-psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/dev-psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".dev-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/dev-psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "dev-memcache-app" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["dev_memcache_app"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "app-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
       }
 
-      target "zone-b" {
-        percent = 33
+      port "dev_memcache_app" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "dev-app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-dev-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "app"
       }
 
-      target "zone-c" {
-        percent = 33
+      check {
+        name     = "dev-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
       }
+    }
+
+    service {
+      name     = "dev-memcache-app"
+      provider = "consul"
+      port     = "dev_memcache_app"
+      tags     = ["${node.datacenter}", "set-dev-memcache-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "memcache:app"
+      }
+
+      check {
+        name     = "dev-memcache-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR    = "${NOMAD_IP_dev_memcache_app}:${NOMAD_HOST_PORT_dev_memcache_app}"
+        MEMCACHE_HOST    = "${NOMAD_IP_dev_memcache_app}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_dev_memcache_app}"
+        PSQL_CREDENTIALS = "nomad/jobs/dev-psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/dev-psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".dev-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/dev-psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "dev-memcache-app" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["dev_memcache_app"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "app-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -181,30 +418,267 @@ job "dev-blog" {
     auto_revert       = true
   }
 
-  group "blog" {
-    count = 3
+  group "blog-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+
+      port "dev_memcache_blog" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "dev-blog"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-dev-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "blog"
+      }
+
+      check {
+        name     = "dev-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    service {
+      name     = "dev-memcache-blog"
+      provider = "consul"
+      port     = "dev_memcache_blog"
+      tags     = ["${node.datacenter}", "set-dev-memcache-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "memcache:blog"
+      }
+
+      check {
+        name     = "dev-memcache-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "blog" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR    = "${NOMAD_IP_dev_memcache_blog}:${NOMAD_HOST_PORT_dev_memcache_blog}"
+        MEMCACHE_HOST    = "${NOMAD_IP_dev_memcache_blog}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_dev_memcache_blog}"
+        PSQL_CREDENTIALS = "nomad/jobs/dev-psql-blog"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/dev-psql-blog" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".dev-psql-blog") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-blog" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/dev-psql-blog.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "dev-memcache-blog" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["dev_memcache_blog"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "blog-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
       }
 
-      target "zone-b" {
-        percent = 33
+      port "dev_memcache_blog" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "dev-blog"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-dev-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "blog"
       }
 
-      target "zone-c" {
-        percent = 33
+      check {
+        name     = "dev-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
       }
+    }
+
+    service {
+      name     = "dev-memcache-blog"
+      provider = "consul"
+      port     = "dev_memcache_blog"
+      tags     = ["${node.datacenter}", "set-dev-memcache-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "memcache:blog"
+      }
+
+      check {
+        name     = "dev-memcache-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "blog" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR    = "${NOMAD_IP_dev_memcache_blog}:${NOMAD_HOST_PORT_dev_memcache_blog}"
+        MEMCACHE_HOST    = "${NOMAD_IP_dev_memcache_blog}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_dev_memcache_blog}"
+        PSQL_CREDENTIALS = "nomad/jobs/dev-psql-blog"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/dev-psql-blog" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".dev-psql-blog") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-blog" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/dev-psql-blog.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "dev-memcache-blog" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["dev_memcache_blog"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "blog-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -853,30 +1327,173 @@ job "dev-worker" {
     auto_revert       = true
   }
 
-  group "worker" {
-    count = 3
+  group "worker-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "dev-worker"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-dev-worker"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "worker"
+      }
+
+      check {
+        name     = "dev-worker tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "worker" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/dev-psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/dev-psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".dev-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/dev-psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "worker-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "dev-worker"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-dev-worker"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-dev@dev"
+        nomadgen_set         = "worker"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "dev-worker tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "worker" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
       }
 
-      target "zone-c" {
-        percent = 33
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/dev-psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
       }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/dev-psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".dev-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-dev@dev/no-healthy-instance/dev-psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/dev-psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "worker-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {

@@ -18,30 +18,269 @@ job "prod-app" {
     auto_revert       = true
   }
 
-  group "app" {
-    count = 6
+  group "app-zone-a" {
+    count = 2
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "2"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+
+      port "prod_memcache_app" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "prod-app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-prod-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "app"
+      }
+
+      check {
+        name     = "prod-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    service {
+      name     = "prod-memcache-app"
+      provider = "consul"
+      port     = "prod_memcache_app"
+      tags     = ["${node.datacenter}", "set-prod-memcache-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "memcache:app"
+      }
+
+      check {
+        name     = "prod-memcache-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        LOG_LEVEL        = "warn"
+        MEMCACHE_ADDR    = "${NOMAD_IP_prod_memcache_app}:${NOMAD_HOST_PORT_prod_memcache_app}"
+        MEMCACHE_HOST    = "${NOMAD_IP_prod_memcache_app}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_prod_memcache_app}"
+        PSQL_CREDENTIALS = "nomad/jobs/prod-psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/prod-psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".prod-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/prod-psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "prod-memcache-app" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["prod_memcache_app"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "app-zone-b" {
+    count = 2
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
       }
 
-      target "zone-b" {
-        percent = 33
+      port "prod_memcache_app" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "prod-app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-prod-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "app"
       }
 
-      target "zone-c" {
-        percent = 33
+      check {
+        name     = "prod-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
       }
+    }
+
+    service {
+      name     = "prod-memcache-app"
+      provider = "consul"
+      port     = "prod_memcache_app"
+      tags     = ["${node.datacenter}", "set-prod-memcache-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "memcache:app"
+      }
+
+      check {
+        name     = "prod-memcache-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        LOG_LEVEL        = "warn"
+        MEMCACHE_ADDR    = "${NOMAD_IP_prod_memcache_app}:${NOMAD_HOST_PORT_prod_memcache_app}"
+        MEMCACHE_HOST    = "${NOMAD_IP_prod_memcache_app}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_prod_memcache_app}"
+        PSQL_CREDENTIALS = "nomad/jobs/prod-psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/prod-psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".prod-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/prod-psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "prod-memcache-app" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["prod_memcache_app"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "app-zone-c" {
+    count = 2
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -184,30 +423,267 @@ job "prod-blog" {
     auto_revert       = true
   }
 
-  group "blog" {
-    count = 3
+  group "blog-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+
+      port "prod_memcache_blog" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "prod-blog"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-prod-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "blog"
+      }
+
+      check {
+        name     = "prod-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    service {
+      name     = "prod-memcache-blog"
+      provider = "consul"
+      port     = "prod_memcache_blog"
+      tags     = ["${node.datacenter}", "set-prod-memcache-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "memcache:blog"
+      }
+
+      check {
+        name     = "prod-memcache-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "blog" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR    = "${NOMAD_IP_prod_memcache_blog}:${NOMAD_HOST_PORT_prod_memcache_blog}"
+        MEMCACHE_HOST    = "${NOMAD_IP_prod_memcache_blog}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_prod_memcache_blog}"
+        PSQL_CREDENTIALS = "nomad/jobs/prod-psql-blog"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/prod-psql-blog" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".prod-psql-blog") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-blog" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/prod-psql-blog.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "prod-memcache-blog" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["prod_memcache_blog"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "blog-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
       }
 
-      target "zone-b" {
-        percent = 33
+      port "prod_memcache_blog" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "prod-blog"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-prod-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "blog"
       }
 
-      target "zone-c" {
-        percent = 33
+      check {
+        name     = "prod-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
       }
+    }
+
+    service {
+      name     = "prod-memcache-blog"
+      provider = "consul"
+      port     = "prod_memcache_blog"
+      tags     = ["${node.datacenter}", "set-prod-memcache-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "memcache:blog"
+      }
+
+      check {
+        name     = "prod-memcache-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "blog" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR    = "${NOMAD_IP_prod_memcache_blog}:${NOMAD_HOST_PORT_prod_memcache_blog}"
+        MEMCACHE_HOST    = "${NOMAD_IP_prod_memcache_blog}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_prod_memcache_blog}"
+        PSQL_CREDENTIALS = "nomad/jobs/prod-psql-blog"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/prod-psql-blog" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".prod-psql-blog") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-blog" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/prod-psql-blog.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "prod-memcache-blog" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["prod_memcache_blog"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "blog-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -859,30 +1335,173 @@ job "prod-worker" {
     auto_revert       = true
   }
 
-  group "worker" {
-    count = 3
+  group "worker-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "prod-worker"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-prod-worker"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "worker"
+      }
+
+      check {
+        name     = "prod-worker tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "worker" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/prod-psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/prod-psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".prod-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/prod-psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "worker-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "prod-worker"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-prod-worker"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "env-prod@prod"
+        nomadgen_set         = "worker"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "prod-worker tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "worker" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
       }
 
-      target "zone-c" {
-        percent = 33
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/prod-psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
       }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/prod-psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".prod-psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/env-prod@prod/no-healthy-instance/prod-psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/prod-psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "worker-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {

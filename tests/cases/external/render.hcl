@@ -17,30 +17,187 @@ job "billing" {
     auto_revert       = true
   }
 
-  group "billing" {
-    count = 3
+  group "billing-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "billing"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-billing"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "external"
+        nomadgen_set         = "billing"
+      }
+
+      check {
+        name     = "billing tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "billing" {
+      driver = "docker"
+
+      config {
+        image = "example/billing:7"
+        ports = ["http"]
+      }
+
+      template {
+        data = <<-EOT
+          {{- with service "legacy-db~_agent" }}{{ with index . 0 }}
+          LEGACY_DB_HOST={{ .Address | toJSON }}
+          LEGACY_DB_PORT={{ .Port | toJSON }}
+          LEGACY_DB_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/external/no-healthy-instance/legacy-db" }}{{ end }}
+        EOT
+        destination = "local/nomadgen/legacy-db.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-billing") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- else }}{{ with service "redis-billing~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/external/no-healthy-instance/redis-billing" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/redis-billing.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "billing-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "billing"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-billing"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "external"
+        nomadgen_set         = "billing"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "billing tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "billing" {
+      driver = "docker"
+
+      config {
+        image = "example/billing:7"
+        ports = ["http"]
       }
 
-      target "zone-c" {
-        percent = 33
+      template {
+        data = <<-EOT
+          {{- with service "legacy-db~_agent" }}{{ with index . 0 }}
+          LEGACY_DB_HOST={{ .Address | toJSON }}
+          LEGACY_DB_PORT={{ .Port | toJSON }}
+          LEGACY_DB_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/external/no-healthy-instance/legacy-db" }}{{ end }}
+        EOT
+        destination = "local/nomadgen/legacy-db.env"
+        env         = true
+        change_mode = "restart"
       }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-billing") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- else }}{{ with service "redis-billing~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/external/no-healthy-instance/redis-billing" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/redis-billing.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "billing-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {

@@ -17,30 +17,161 @@ job "cart" {
     auto_revert       = true
   }
 
-  group "cart" {
-    count = 3
+  group "cart-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "cart"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-cart"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "cart"
+      }
+
+      check {
+        name     = "cart tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "cart" {
+      driver = "docker"
+
+      config {
+        image = "example/cart:3.0"
+        ports = ["http"]
+      }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-cart") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- else }}{{ with service "redis-cart~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/redis-cart" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/redis-cart.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 250
+        memory = 256
+      }
+    }
+  }
+
+  group "cart-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "cart"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-cart"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "cart"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "cart tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "cart" {
+      driver = "docker"
+
+      config {
+        image = "example/cart:3.0"
+        ports = ["http"]
       }
 
-      target "zone-c" {
-        percent = 33
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-cart") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- else }}{{ with service "redis-cart~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/redis-cart" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/redis-cart.env"
+        env         = true
+        change_mode = "restart"
       }
+
+      resources {
+        cpu    = 250
+        memory = 256
+      }
+    }
+  }
+
+  group "cart-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -128,30 +259,219 @@ job "checkout" {
     auto_revert       = true
   }
 
-  group "checkout" {
-    count = 3
+  group "checkout-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "grpc" {
+        to = 9000
+      }
+    }
+
+    service {
+      name     = "checkout"
+      provider = "consul"
+      port     = "grpc"
+      tags     = ["${node.datacenter}", "set-checkout"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "checkout"
+      }
+
+      check {
+        name     = "checkout tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "checkout" {
+      driver = "docker"
+
+      config {
+        image = "example/checkout:1.4"
+        ports = ["grpc"]
+      }
+
+      env {
+        LOG_LEVEL        = "info"
+        PSQL_CREDENTIALS = "nomad/jobs/psql-checkout"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".cart") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/cart.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/psql-checkout" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-checkout") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/psql-checkout" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/psql-checkout.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "checkout-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "grpc" {
+        to = 9000
+      }
+    }
+
+    service {
+      name     = "checkout"
+      provider = "consul"
+      port     = "grpc"
+      tags     = ["${node.datacenter}", "set-checkout"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "checkout"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "checkout tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "checkout" {
+      driver = "docker"
+
+      config {
+        image = "example/checkout:1.4"
+        ports = ["grpc"]
       }
 
-      target "zone-c" {
-        percent = 33
+      env {
+        LOG_LEVEL        = "info"
+        PSQL_CREDENTIALS = "nomad/jobs/psql-checkout"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
       }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".cart") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/cart.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/psql-checkout" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-checkout") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/psql-checkout" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/psql-checkout.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "checkout-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -268,30 +588,215 @@ job "frontend" {
     auto_revert       = true
   }
 
-  group "frontend" {
-    count = 3
+  group "frontend-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "frontend"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-frontend"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "frontend"
+      }
+
+      check {
+        name     = "frontend http"
+        type     = "http"
+        path     = "/healthz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "frontend" {
+      driver = "docker"
+
+      config {
+        image = "example/frontend:2.1"
+        ports = ["http"]
+      }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".cart") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/cart.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".checkout") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          CHECKOUT_HOST={{ .Address | toJSON }}
+          CHECKOUT_PORT={{ .Port | toJSON }}
+          CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
+          {{- else }}{{ with service "checkout~_agent" }}{{ with index . 0 }}
+          CHECKOUT_HOST={{ .Address | toJSON }}
+          CHECKOUT_PORT={{ .Port | toJSON }}
+          CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/checkout" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/checkout.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "frontend-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "frontend"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-frontend"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "microservices"
+        nomadgen_set         = "frontend"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "frontend http"
+        type     = "http"
+        path     = "/healthz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "frontend" {
+      driver = "docker"
+
+      config {
+        image = "example/frontend:2.1"
+        ports = ["http"]
       }
 
-      target "zone-c" {
-        percent = 33
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".cart") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
+          CART_HOST={{ .Address | toJSON }}
+          CART_PORT={{ .Port | toJSON }}
+          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/cart.env"
+        env         = true
+        change_mode = "restart"
       }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".checkout") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          CHECKOUT_HOST={{ .Address | toJSON }}
+          CHECKOUT_PORT={{ .Port | toJSON }}
+          CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
+          {{- else }}{{ with service "checkout~_agent" }}{{ with index . 0 }}
+          CHECKOUT_HOST={{ .Address | toJSON }}
+          CHECKOUT_PORT={{ .Port | toJSON }}
+          CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
+          CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/checkout" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/checkout.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "frontend-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {

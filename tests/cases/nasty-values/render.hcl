@@ -17,30 +17,183 @@ job "api" {
     auto_revert       = true
   }
 
-  group "api" {
-    count = 3
+  group "api-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "api"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-api"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "nasty-values"
+        nomadgen_set         = "api"
+      }
+
+      check {
+        name     = "api tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "api" {
+      driver = "docker"
+
+      config {
+        args    = ["--greeting", "héllo \"wörld\" $${NOMAD_PORT_http} C:\\path\\ 東京", "--tab\there"]
+        command = "/bin/api"
+        image   = "example/api:1"
+        ports   = ["http"]
+      }
+
+      env {
+        BACKSLASHES     = "\\\\server\\share\\"
+        EMOJI           = "🚀 ü ß"
+        ESCAPED         = "$$${already} %%%{kept}"
+        MULTILINE       = "line one\nline two\r\n\ttabbed"
+        TEMPLATE_LIKE   = "{{ env \"SECRET\" }} $${attr.kernel.name} %%{ if true }x%%{ endif }"
+        TRAILING_DOLLAR = "price$"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-api") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- else }}{{ with service "redis-api~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/nasty-values/no-healthy-instance/redis-api" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/redis-api.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "api-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "api"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-api"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "nasty-values"
+        nomadgen_set         = "api"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "api tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "api" {
+      driver = "docker"
+
+      config {
+        args    = ["--greeting", "héllo \"wörld\" $${NOMAD_PORT_http} C:\\path\\ 東京", "--tab\there"]
+        command = "/bin/api"
+        image   = "example/api:1"
+        ports   = ["http"]
       }
 
-      target "zone-c" {
-        percent = 33
+      env {
+        BACKSLASHES     = "\\\\server\\share\\"
+        EMOJI           = "🚀 ü ß"
+        ESCAPED         = "$$${already} %%%{kept}"
+        MULTILINE       = "line one\nline two\r\n\ttabbed"
+        TEMPLATE_LIKE   = "{{ env \"SECRET\" }} $${attr.kernel.name} %%{ if true }x%%{ endif }"
+        TRAILING_DOLLAR = "price$"
       }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-api") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- else }}{{ with service "redis-api~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/nasty-values/no-healthy-instance/redis-api" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/redis-api.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "api-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {

@@ -17,30 +17,267 @@ job "app" {
     auto_revert       = true
   }
 
-  group "app" {
-    count = 3
+  group "app-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+
+      port "memcache_app" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "app"
+      }
+
+      check {
+        name     = "app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    service {
+      name     = "memcache-app"
+      provider = "consul"
+      port     = "memcache_app"
+      tags     = ["${node.datacenter}", "set-memcache-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "memcache:app"
+      }
+
+      check {
+        name     = "memcache-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR    = "${NOMAD_IP_memcache_app}:${NOMAD_HOST_PORT_memcache_app}"
+        MEMCACHE_HOST    = "${NOMAD_IP_memcache_app}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_memcache_app}"
+        PSQL_CREDENTIALS = "nomad/jobs/psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "memcache-app" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["memcache_app"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "app-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
       }
 
-      target "zone-b" {
-        percent = 33
+      port "memcache_app" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "app"
       }
 
-      target "zone-c" {
-        percent = 33
+      check {
+        name     = "app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
       }
+    }
+
+    service {
+      name     = "memcache-app"
+      provider = "consul"
+      port     = "memcache_app"
+      tags     = ["${node.datacenter}", "set-memcache-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "memcache:app"
+      }
+
+      check {
+        name     = "memcache-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR    = "${NOMAD_IP_memcache_app}:${NOMAD_HOST_PORT_memcache_app}"
+        MEMCACHE_HOST    = "${NOMAD_IP_memcache_app}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_memcache_app}"
+        PSQL_CREDENTIALS = "nomad/jobs/psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "memcache-app" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["memcache_app"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "app-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -181,30 +418,267 @@ job "blog" {
     auto_revert       = true
   }
 
-  group "blog" {
-    count = 3
+  group "blog-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+
+      port "memcache_blog" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "blog"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "blog"
+      }
+
+      check {
+        name     = "blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    service {
+      name     = "memcache-blog"
+      provider = "consul"
+      port     = "memcache_blog"
+      tags     = ["${node.datacenter}", "set-memcache-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "memcache:blog"
+      }
+
+      check {
+        name     = "memcache-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "blog" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR    = "${NOMAD_IP_memcache_blog}:${NOMAD_HOST_PORT_memcache_blog}"
+        MEMCACHE_HOST    = "${NOMAD_IP_memcache_blog}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_memcache_blog}"
+        PSQL_CREDENTIALS = "nomad/jobs/psql-blog"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/psql-blog" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-blog") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-blog" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/psql-blog.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "memcache-blog" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["memcache_blog"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "blog-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
       }
 
-      target "zone-b" {
-        percent = 33
+      port "memcache_blog" {
+        to = 11211
+      }
+    }
+
+    service {
+      name     = "blog"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "blog"
       }
 
-      target "zone-c" {
-        percent = 33
+      check {
+        name     = "blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
       }
+    }
+
+    service {
+      name     = "memcache-blog"
+      provider = "consul"
+      port     = "memcache_blog"
+      tags     = ["${node.datacenter}", "set-memcache-blog"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "memcache:blog"
+      }
+
+      check {
+        name     = "memcache-blog tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "blog" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        MEMCACHE_ADDR    = "${NOMAD_IP_memcache_blog}:${NOMAD_HOST_PORT_memcache_blog}"
+        MEMCACHE_HOST    = "${NOMAD_IP_memcache_blog}"
+        MEMCACHE_PORT    = "${NOMAD_HOST_PORT_memcache_blog}"
+        PSQL_CREDENTIALS = "nomad/jobs/psql-blog"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/psql-blog" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-blog") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-blog" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/psql-blog.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+
+    task "memcache-blog" {
+      driver = "docker"
+
+      lifecycle {
+        hook    = "prestart"
+        sidecar = true
+      }
+
+      config {
+        args  = ["-p", "11211", "-m", "64"]
+        image = "memcached:1.6-alpine"
+        ports = ["memcache_blog"]
+      }
+
+      resources {
+        cpu    = 100
+        memory = 96
+      }
+    }
+  }
+
+  group "blog-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -853,30 +1327,173 @@ job "worker" {
     auto_revert       = true
   }
 
-  group "worker" {
-    count = 3
+  group "worker-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "worker"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-worker"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "worker"
+      }
+
+      check {
+        name     = "worker tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "worker" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "worker-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "worker"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-worker"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "seed-example"
+        nomadgen_set         = "worker"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "worker tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "worker" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
       }
 
-      target "zone-c" {
-        percent = 33
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/psql-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
       }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/psql-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/seed-example/no-healthy-instance/psql-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/psql-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "worker-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {

@@ -17,30 +17,201 @@ job "app" {
     auto_revert       = true
   }
 
-  group "app" {
-    count = 3
+  group "app-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "app"
+      }
+
+      check {
+        name     = "app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
+      }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".pgbouncer-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PGBOUNCER_HOST={{ .Address | toJSON }}
+          PGBOUNCER_PORT={{ .Port | toJSON }}
+          {{- else }}{{ with service "pgbouncer-app~_agent" }}{{ with index . 0 }}
+          PGBOUNCER_HOST={{ .Address | toJSON }}
+          PGBOUNCER_PORT={{ .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/pgbouncer-app" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/pgbouncer-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          {{- else }}{{ with service "redis-app~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/redis-app" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/redis-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "app-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "http" {
+        to = 8080
+      }
+    }
+
+    service {
+      name     = "app"
+      provider = "consul"
+      port     = "http"
+      tags     = ["${node.datacenter}", "set-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "app"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "app" {
+      driver = "docker"
+
+      config {
+        args    = ["-f", "-p", "8080", "-h", "/local"]
+        command = "httpd"
+        image   = "busybox:1.36"
+        ports   = ["http"]
       }
 
-      target "zone-c" {
-        percent = 33
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".pgbouncer-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PGBOUNCER_HOST={{ .Address | toJSON }}
+          PGBOUNCER_PORT={{ .Port | toJSON }}
+          {{- else }}{{ with service "pgbouncer-app~_agent" }}{{ with index . 0 }}
+          PGBOUNCER_HOST={{ .Address | toJSON }}
+          PGBOUNCER_PORT={{ .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/pgbouncer-app" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/pgbouncer-app.env"
+        env         = true
+        change_mode = "restart"
       }
+
+      template {
+        data = <<-EOT
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".redis-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          {{- else }}{{ with service "redis-app~_agent" }}{{ with index . 0 }}
+          REDIS_HOST={{ .Address | toJSON }}
+          REDIS_PORT={{ .Port | toJSON }}
+          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/redis-app" }}{{ end }}{{ end }}
+        EOT
+        destination = "local/nomadgen/redis-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "app-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -148,30 +319,169 @@ job "pgbouncer-app" {
     auto_revert       = true
   }
 
-  group "pgbouncer" {
-    count = 3
+  group "pgbouncer-zone-a" {
+    count = 1
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "1"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "pg" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "pgbouncer-app"
+      provider = "consul"
+      port     = "pg"
+      tags     = ["${node.datacenter}", "set-pgbouncer-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "pgbouncer:app"
+      }
+
+      check {
+        name     = "pgbouncer-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "pgbouncer" {
+      driver = "docker"
+
+      config {
+        image = "edoburu/pgbouncer:1.22"
+        ports = ["pg"]
+      }
+
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/psql-pgbouncer-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
+      }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/psql-pgbouncer-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-pgbouncer-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/user-templates/no-healthy-instance/psql-pgbouncer-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/psql-pgbouncer-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "pgbouncer-zone-b" {
+    count = 1
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "pg" {
+        to = 5432
+      }
+    }
+
+    service {
+      name     = "pgbouncer-app"
+      provider = "consul"
+      port     = "pg"
+      tags     = ["${node.datacenter}", "set-pgbouncer-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "pgbouncer:app"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "pgbouncer-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "pgbouncer" {
+      driver = "docker"
+
+      config {
+        image = "edoburu/pgbouncer:1.22"
+        ports = ["pg"]
       }
 
-      target "zone-c" {
-        percent = 33
+      env {
+        PSQL_CREDENTIALS = "nomad/jobs/psql-pgbouncer-app"
+        PSQL_DATABASE    = "app"
+        PSQL_USER        = "app"
       }
+
+      template {
+        data = <<-EOT
+          {{- $creds := nomadVar "nomad/jobs/psql-pgbouncer-app" }}
+          {{- $pick := "" }}{{ $low := -1 }}
+          {{- range service (print (env "node.datacenter") ".psql-pgbouncer-app") }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- with $pick }}
+          PSQL_HOST={{ .Address | toJSON }}
+          PSQL_PORT={{ .Port | toJSON }}
+          PSQL_URL={{ printf "postgresql://app@%v:%v/app" .Address .Port | toJSON }}
+          {{- else }}{{ key "nomadgen/user-templates/no-healthy-instance/psql-pgbouncer-app" }}{{ end }}
+          PSQL_PASSWORD={{ printf "%v" (index $creds "password") | toJSON }}
+        EOT
+        destination = "secrets/nomadgen/psql-pgbouncer-app.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+    }
+  }
+
+  group "pgbouncer-zone-c" {
+    count = 1
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
@@ -517,30 +827,117 @@ job "redis-app" {
     auto_revert       = true
   }
 
-  group "redis" {
-    count = 6
+  group "redis-zone-a" {
+    count = 2
 
     constraint {
       attribute = "${node.datacenter}"
-      operator  = "distinct_property"
-      value     = "2"
+      operator  = "="
+      value     = "zone-a"
     }
 
-    spread {
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-app"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["${node.datacenter}", "set-redis-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "redis:app"
+      }
+
+      check {
+        name     = "redis-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "redis" {
+      driver = "docker"
+
+      config {
+        image = "redis:7.2-alpine"
+        ports = ["redis"]
+      }
+
+      resources {
+        cpu    = 200
+        memory = 1024
+      }
+    }
+  }
+
+  group "redis-zone-b" {
+    count = 2
+
+    constraint {
       attribute = "${node.datacenter}"
-      weight    = 100
+      operator  = "="
+      value     = "zone-b"
+    }
 
-      target "zone-a" {
-        percent = 33
+    network {
+      mode = "host"
+
+      port "redis" {
+        to = 6379
+      }
+    }
+
+    service {
+      name     = "redis-app"
+      provider = "consul"
+      port     = "redis"
+      tags     = ["${node.datacenter}", "set-redis-app"]
+
+      meta {
+        nomadgen_alloc_index = "${NOMAD_ALLOC_INDEX}"
+        nomadgen_manifest    = "user-templates"
+        nomadgen_set         = "redis:app"
       }
 
-      target "zone-b" {
-        percent = 33
+      check {
+        name     = "redis-app tcp"
+        type     = "tcp"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "redis" {
+      driver = "docker"
+
+      config {
+        image = "redis:7.2-alpine"
+        ports = ["redis"]
       }
 
-      target "zone-c" {
-        percent = 33
+      resources {
+        cpu    = 200
+        memory = 1024
       }
+    }
+  }
+
+  group "redis-zone-c" {
+    count = 2
+
+    constraint {
+      attribute = "${node.datacenter}"
+      operator  = "="
+      value     = "zone-c"
     }
 
     network {
