@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import names
 from .errors import Conflict, Problem
-from .model import EXTERNAL, Job, KVEntry, RenderSettings, Resolution
-from .render import META_MANIFEST, META_SET, pretty_json, reads, workload_policies
+from .groups import zone_grouped
+from .kinds import KINDS
+from .model import EXTERNAL, Job, KVEntry, RenderSettings, Resolution, ServiceSet
+from .render import META_MANIFEST, META_SET, Read, pretty_json, reads, workload_policies
 
 if TYPE_CHECKING:  # the record's type only: diff never calls into observe
     from .observe import Observed
@@ -535,18 +537,46 @@ def _reloads(
         for r in reads(plan, s, settings):
             dep = plan.get(r.set)
             djob = plan.job_of(r.set)
+            mode = {"restart": "change_mode restart", "signal": f"change_mode signal {r.signal}"}
+            if r.change_mode not in mode:
+                continue  # noop: the template re-renders, the task runs on
             if (
                 (r.instance or r.all_instances)
                 and (djob in replaced or dep.job_id in moved_ext and dep.kind == EXTERNAL)
                 or (r.all_instances and djob in resized)
             ):
-                if r.change_mode == "restart":
-                    because.append((r.set, "template change (change_mode restart)"))
-                elif r.change_mode == "signal":
-                    because.append((r.set, f"template change (change_mode signal {r.signal})"))
+                because.append((r.set, f"template change ({mode[r.change_mode]})"))
+            elif r.instance and djob in resized and _zone_moves(plan, dep, r):
+                # A set smaller than its zones (one group, at most one instance per zone)
+                # that scales gains or loses an instance in a zone: a dependent instance there
+                # moves from the fallback (the lowest index of all, which stays) to its own
+                # zone's, or back. Nomad picks the zone of a new one: certain only for a
+                # dependent with an instance in every zone.
+                if zone_grouped(s, plan.zones):
+                    because.append((r.set, f"template change ({mode[r.change_mode]})"))
+                else:
+                    because.append(
+                        (
+                            r.set,
+                            f"template change ({mode[r.change_mode]}) if the zone of one of "
+                            f"its instances gains or loses an instance of {r.set}",
+                        )
+                    )
         if because:
             out[s.name] = Reload(s.name, job, because[0][1], tuple(sorted({b for b, _ in because})))
     return tuple(out[n] for n in sorted(out))
+
+
+def _zone_moves(plan: Resolution, dep: ServiceSet, r: Read) -> bool:
+    """Whether a scale of `dep` changes the zones that have an instance of it, for a dependent
+    that falls back to another zone (one that waits neither restarts when its zone gains an
+    instance, nor re-renders when it loses it: the template waits and keeps what it has)."""
+    return (
+        KINDS[dep.kind].zoned
+        and dep.job_hosted
+        and not zone_grouped(dep, plan.zones)
+        and r.zone_fallback
+    )
 
 
 def _replaces(p: dict[str, Any] | None) -> bool:

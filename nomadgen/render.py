@@ -280,6 +280,7 @@ class Read(NamedTuple):
     all_instances: bool  # the list of every healthy instance
     change_mode: str
     signal: str = ""
+    zone_fallback: bool = True  # a zone without an instance of a per-zone set reads another's
 
 
 def reads(
@@ -367,6 +368,8 @@ def _wire(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> _Wiring:
                 for x in segs
                 if not isinstance(x, str) and x[1] == link.set
             }
+            dep = plan.get(link.set)
+            fallback = link.wiring.zone_fallback
             read.append(
                 Read(
                     link.set,
@@ -374,6 +377,7 @@ def _wire(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> _Wiring:
                     "addrs" in used,
                     link.wiring.change_mode,
                     link.wiring.signal,
+                    dep.interface.zone_fallback if fallback is None else fallback,
                 )
             )
     return _Wiring(env, blocks, read)
@@ -556,16 +560,27 @@ def _dependency_block(
             # service ID (dependency/health_service.go ByNodeThenID), so `index . 0` could
             # switch when an instance is added; new allocations take higher indexes
             # (scheduler/reconcile_util.go allocNameIndex), so this choice stays on a scale.
+            # A zone without one falls back (when allowed) to the lowest index of all: unlike
+            # the nearest by RTT, a scale that leaves this zone as it was does not move it, so
+            # plan can say which dependents reload (diff.py _reloads).
             zone_key = settings.zone_attribute[2:-1]
-            own = (
-                '{{- $pick := "" }}{{ $low := -1 }}\n'
-                '{{- range service (print (env "%s") ".%s") }}\n'
+            lowest = (
                 "  {{- $i := parseInt .ServiceMeta.%s }}\n"
                 "  {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}\n"
-                "{{- end }}\n{{- with $pick }}\n%s\n{{- else }}"
-                % (zone_key, svc, META_INDEX, "\n".join(live))
+                "{{- end }}\n" % META_INDEX
             )
-            body.append(own + ("{{ " + nearest if fallback else wait) + "{{ end }}")
+            own = (
+                '{{- $pick := "" }}{{ $low := -1 }}\n'
+                '{{- range service (print (env "%s") ".%s") }}\n%s' % (zone_key, svc, lowest)
+            )
+            if fallback:
+                own += '{{- if lt $low 0 }}{{ range service "%s" }}\n%s{{- end }}\n' % (
+                    svc,
+                    lowest,
+                )
+            body.append(
+                own + "{{- with $pick }}\n%s\n{{- else }}%s{{ end }}" % ("\n".join(live), wait)
+            )
         else:
             body.append("{{- " + nearest)
     body.extend(rest)

@@ -414,6 +414,21 @@ def case_reload_provider_regroup(case: Path) -> dict[str, Any]:
     return finish(obs, edited(BASE, ("search", "count"), 2), {}, case)
 
 
+def case_reload_smaller_than_zones(case: Path) -> dict[str, Any]:
+    """ping has fewer instances than zones (one group) and scales 1 -> 2: the zone that gains
+    it moves the dependent instance there from the fallback to its own zone's. pinger has one
+    instance per zone, so it restarts; probe (2 instances) only if Nomad places the new ping in
+    one of its zones, which plan cannot know."""
+    doc = {
+        **BASE,
+        "ping": {"count": 1},
+        "pinger": {"depends": ["ping"]},
+        "probe": {"count": 2, "depends": ["ping"]},
+    }
+    obs = synced(doc, {}, case)
+    return finish(obs, edited(doc, ("ping", "count"), 2), {}, case)
+
+
 def case_reload_new_consumer(case: Path) -> dict[str, Any]:
     """A new set admin depending on api: admin is created, nothing else reloads (no template
     reads interface documents)."""

@@ -432,15 +432,16 @@ job "web" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-web" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-web~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/counts/no-healthy-instance/redis-web" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/counts/no-healthy-instance/redis-web" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-web.env"
         env         = true
@@ -508,15 +509,16 @@ job "web" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-web" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-web~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/counts/no-healthy-instance/redis-web" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/counts/no-healthy-instance/redis-web" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-web.env"
         env         = true

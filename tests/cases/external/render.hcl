@@ -82,15 +82,16 @@ job "billing" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-billing" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-billing~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/external/no-healthy-instance/redis-billing" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/external/no-healthy-instance/redis-billing" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-billing.env"
         env         = true
@@ -169,15 +170,16 @@ job "billing" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-billing" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-billing~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/external/no-healthy-instance/redis-billing" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/external/no-healthy-instance/redis-billing" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-billing.env"
         env         = true
@@ -256,15 +258,16 @@ job "billing" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-billing" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-billing~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/external/no-healthy-instance/redis-billing" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/external/no-healthy-instance/redis-billing" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-billing.env"
         env         = true

@@ -69,15 +69,16 @@ job "cart" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-cart" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-cart~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/redis-cart" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/redis-cart" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-cart.env"
         env         = true
@@ -143,15 +144,16 @@ job "cart" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-cart" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-cart~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/redis-cart" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/redis-cart" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-cart.env"
         env         = true
@@ -217,15 +219,16 @@ job "cart" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-cart" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-cart~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/redis-cart" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/redis-cart" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-cart.env"
         env         = true
@@ -318,17 +321,17 @@ job "checkout" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "cart" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           CART_HOST={{ .Address | toJSON }}
           CART_PORT={{ .Port | toJSON }}
           CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
-          CART_HOST={{ .Address | toJSON }}
-          CART_PORT={{ .Port | toJSON }}
-          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
-          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}
         EOT
         destination = "local/nomadgen/cart.env"
         env         = true
@@ -421,17 +424,17 @@ job "checkout" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "cart" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           CART_HOST={{ .Address | toJSON }}
           CART_PORT={{ .Port | toJSON }}
           CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
-          CART_HOST={{ .Address | toJSON }}
-          CART_PORT={{ .Port | toJSON }}
-          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
-          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}
         EOT
         destination = "local/nomadgen/cart.env"
         env         = true
@@ -524,17 +527,17 @@ job "checkout" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "cart" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           CART_HOST={{ .Address | toJSON }}
           CART_PORT={{ .Port | toJSON }}
           CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
-          CART_HOST={{ .Address | toJSON }}
-          CART_PORT={{ .Port | toJSON }}
-          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
-          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}
         EOT
         destination = "local/nomadgen/cart.env"
         env         = true
@@ -641,17 +644,17 @@ job "frontend" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "cart" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           CART_HOST={{ .Address | toJSON }}
           CART_PORT={{ .Port | toJSON }}
           CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
-          CART_HOST={{ .Address | toJSON }}
-          CART_PORT={{ .Port | toJSON }}
-          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
-          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}
         EOT
         destination = "local/nomadgen/cart.env"
         env         = true
@@ -665,17 +668,17 @@ job "frontend" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "checkout" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           CHECKOUT_HOST={{ .Address | toJSON }}
           CHECKOUT_PORT={{ .Port | toJSON }}
           CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
-          {{- else }}{{ with service "checkout~_agent" }}{{ with index . 0 }}
-          CHECKOUT_HOST={{ .Address | toJSON }}
-          CHECKOUT_PORT={{ .Port | toJSON }}
-          CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
-          CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/checkout" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/checkout" }}{{ end }}
         EOT
         destination = "local/nomadgen/checkout.env"
         env         = true
@@ -742,17 +745,17 @@ job "frontend" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "cart" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           CART_HOST={{ .Address | toJSON }}
           CART_PORT={{ .Port | toJSON }}
           CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
-          CART_HOST={{ .Address | toJSON }}
-          CART_PORT={{ .Port | toJSON }}
-          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
-          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}
         EOT
         destination = "local/nomadgen/cart.env"
         env         = true
@@ -766,17 +769,17 @@ job "frontend" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "checkout" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           CHECKOUT_HOST={{ .Address | toJSON }}
           CHECKOUT_PORT={{ .Port | toJSON }}
           CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
-          {{- else }}{{ with service "checkout~_agent" }}{{ with index . 0 }}
-          CHECKOUT_HOST={{ .Address | toJSON }}
-          CHECKOUT_PORT={{ .Port | toJSON }}
-          CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
-          CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/checkout" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/checkout" }}{{ end }}
         EOT
         destination = "local/nomadgen/checkout.env"
         env         = true
@@ -843,17 +846,17 @@ job "frontend" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "cart" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           CART_HOST={{ .Address | toJSON }}
           CART_PORT={{ .Port | toJSON }}
           CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- else }}{{ with service "cart~_agent" }}{{ with index . 0 }}
-          CART_HOST={{ .Address | toJSON }}
-          CART_PORT={{ .Port | toJSON }}
-          CART_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
-          CART_URL={{ printf "http://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/cart" }}{{ end }}
         EOT
         destination = "local/nomadgen/cart.env"
         env         = true
@@ -867,17 +870,17 @@ job "frontend" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "checkout" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           CHECKOUT_HOST={{ .Address | toJSON }}
           CHECKOUT_PORT={{ .Port | toJSON }}
           CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
           CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
-          {{- else }}{{ with service "checkout~_agent" }}{{ with index . 0 }}
-          CHECKOUT_HOST={{ .Address | toJSON }}
-          CHECKOUT_PORT={{ .Port | toJSON }}
-          CHECKOUT_ADDR={{ printf "%v:%v" .Address .Port | toJSON }}
-          CHECKOUT_URL={{ printf "grpc://%v:%v" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/microservices/no-healthy-instance/checkout" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/microservices/no-healthy-instance/checkout" }}{{ end }}
         EOT
         destination = "local/nomadgen/checkout.env"
         env         = true

@@ -80,15 +80,16 @@ job "api" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-api" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-api~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/nasty-values/no-healthy-instance/redis-api" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/nasty-values/no-healthy-instance/redis-api" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-api.env"
         env         = true
@@ -165,15 +166,16 @@ job "api" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-api" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-api~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/nasty-values/no-healthy-instance/redis-api" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/nasty-values/no-healthy-instance/redis-api" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-api.env"
         env         = true
@@ -250,15 +252,16 @@ job "api" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-api" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
           REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- else }}{{ with service "redis-api~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          REDIS_URL={{ printf "redis://%v:%v/0" .Address .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/nasty-values/no-healthy-instance/redis-api" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/nasty-values/no-healthy-instance/redis-api" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-api.env"
         env         = true

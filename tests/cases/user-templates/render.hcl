@@ -71,13 +71,15 @@ job "app" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "pgbouncer-app" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           PGBOUNCER_HOST={{ .Address | toJSON }}
           PGBOUNCER_PORT={{ .Port | toJSON }}
-          {{- else }}{{ with service "pgbouncer-app~_agent" }}{{ with index . 0 }}
-          PGBOUNCER_HOST={{ .Address | toJSON }}
-          PGBOUNCER_PORT={{ .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/pgbouncer-app" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/user-templates/no-healthy-instance/pgbouncer-app" }}{{ end }}
         EOT
         destination = "local/nomadgen/pgbouncer-app.env"
         env         = true
@@ -91,13 +93,15 @@ job "app" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-app" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
-          {{- else }}{{ with service "redis-app~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/redis-app" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/user-templates/no-healthy-instance/redis-app" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-app.env"
         env         = true
@@ -165,13 +169,15 @@ job "app" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "pgbouncer-app" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           PGBOUNCER_HOST={{ .Address | toJSON }}
           PGBOUNCER_PORT={{ .Port | toJSON }}
-          {{- else }}{{ with service "pgbouncer-app~_agent" }}{{ with index . 0 }}
-          PGBOUNCER_HOST={{ .Address | toJSON }}
-          PGBOUNCER_PORT={{ .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/pgbouncer-app" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/user-templates/no-healthy-instance/pgbouncer-app" }}{{ end }}
         EOT
         destination = "local/nomadgen/pgbouncer-app.env"
         env         = true
@@ -185,13 +191,15 @@ job "app" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-app" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
-          {{- else }}{{ with service "redis-app~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/redis-app" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/user-templates/no-healthy-instance/redis-app" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-app.env"
         env         = true
@@ -259,13 +267,15 @@ job "app" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "pgbouncer-app" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           PGBOUNCER_HOST={{ .Address | toJSON }}
           PGBOUNCER_PORT={{ .Port | toJSON }}
-          {{- else }}{{ with service "pgbouncer-app~_agent" }}{{ with index . 0 }}
-          PGBOUNCER_HOST={{ .Address | toJSON }}
-          PGBOUNCER_PORT={{ .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/pgbouncer-app" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/user-templates/no-healthy-instance/pgbouncer-app" }}{{ end }}
         EOT
         destination = "local/nomadgen/pgbouncer-app.env"
         env         = true
@@ -279,13 +289,15 @@ job "app" {
             {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
             {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
           {{- end }}
+          {{- if lt $low 0 }}{{ range service "redis-app" }}
+            {{- $i := parseInt .ServiceMeta.nomadgen_alloc_index }}
+            {{- if or (lt $low 0) (lt $i $low) }}{{ $pick = . }}{{ $low = $i }}{{ end }}
+          {{- end }}
+          {{- end }}
           {{- with $pick }}
           REDIS_HOST={{ .Address | toJSON }}
           REDIS_PORT={{ .Port | toJSON }}
-          {{- else }}{{ with service "redis-app~_agent" }}{{ with index . 0 }}
-          REDIS_HOST={{ .Address | toJSON }}
-          REDIS_PORT={{ .Port | toJSON }}
-          {{- end }}{{ else }}{{ key "nomadgen/user-templates/no-healthy-instance/redis-app" }}{{ end }}{{ end }}
+          {{- else }}{{ key "nomadgen/user-templates/no-healthy-instance/redis-app" }}{{ end }}
         EOT
         destination = "local/nomadgen/redis-app.env"
         env         = true
