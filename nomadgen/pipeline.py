@@ -42,7 +42,7 @@ def build_resolution(
     manifest = load(manifest_path, name) if isinstance(manifest_path, str) else manifest_path
     catalog = Catalog(config.templates)
     zones = zones or config.zones
-    if not config.overrides and config.environment is None:
+    if not config.overrides and config.environment is None and not config.render.scope:
         return manifest, resolve(manifest, catalog, zones)  # no environment: as it always was
     from .envplan import apply_overrides, check_collisions, scoped
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .environments import EnvSpec, Value, locator, parse_envs, parse_set, read_var_file
+from .environments import SCOPE_RE, EnvSpec, Value, locator, parse_envs, parse_set, read_var_file
 from .errors import ConfigError, Problem
 from .model import OLDEST_NOMAD, STORAGES, RenderSettings
 from .names import (
@@ -26,6 +26,7 @@ from .names import (
 
 CONFIG_FILE = "nomadgen.toml"
 CONFIG_KEYS = {
+    "scope",
     "zones",
     "zone_attribute",
     "namespace",
@@ -160,7 +161,8 @@ def load_config(
         ns = namespace or env.get("NOMAD_NAMESPACE") or data.get("namespace") or "default"
         reg = region or env.get("NOMAD_REGION", data.get("region", ""))
     dcs = data.get("datacenters", [])
-    problems = []
+    problems: list[Problem] = []
+    scope = chosen.scope if chosen else _scope(env, data, str(path), problems)
     if not isinstance(dcs, list):
         problems.append(Problem("datacenters must be a list", str(path)))
         dcs = []
@@ -181,7 +183,7 @@ def load_config(
             datacenters=tuple(dcs),
             **storage,
             **versioned,
-            scope=chosen.scope if chosen else "",
+            scope=scope,
             consul_datacenter=chosen.consul_datacenter if chosen else "",
         ),
         environment=chosen,
@@ -191,6 +193,23 @@ def load_config(
         + tuple(parse_set(x) for x in sets),
         source=str(path) if data or config else "",
     )
+
+
+def _scope(env: Mapping[str, str], data: dict[str, Any], path: str, problems: list[Any]) -> str:
+    """A scope without environments (NOMADGEN_SCOPE, top-level `scope`): one copy of a
+    manifest beside another, e.g. in a second Nomad namespace, with names of its own."""
+    raw = env.get("NOMADGEN_SCOPE") or data.get("scope") or ""
+    if not isinstance(raw, str) or (raw and not SCOPE_RE.match(raw)):
+        problems.append(
+            Problem(
+                f"scope: {str(raw)[:40]!r} is not a short DNS label",
+                "NOMADGEN_SCOPE" if env.get("NOMADGEN_SCOPE") else path,
+                "lower-case letters, digits and '-', at most 24: it prefixes every job ID and "
+                "service name",
+            )
+        )
+        return ""
+    return raw
 
 
 def _versioned(data: dict[str, Any], path: str, problems: list[Any]) -> dict[str, Any]:
