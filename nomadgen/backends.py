@@ -82,6 +82,7 @@ class ConsulAPI(Protocol):
     def ping(self) -> str: ...
     def kv_tree(self, prefix: str) -> dict[str, tuple[bytes, int]]: ...
     def kv_get(self, key: str) -> tuple[bytes, int] | None: ...
+    def kv_keys(self, prefix: str) -> tuple[list[str], bool]: ...
     def txn(self, ops: list[dict[str, Any]]) -> int: ...
     def healthy(self, service: str) -> list[dict[str, Any]]: ...
     def healthy_since(
@@ -732,6 +733,26 @@ class ConsulBackend:
     def kv_get(self, key: str) -> tuple[bytes, int] | None:
         _, item = self._call(f"reading {key}", self.client.kv.get, key)
         return None if item is None else (item.get("Value") or b"", item["ModifyIndex"])
+
+    def kv_keys(self, prefix: str) -> tuple[list[str], bool]:
+        """The keys under a prefix (`?keys`), without values, and whether Consul left some out:
+        it filters list results by the token's ACL rather than refusing them, and says so in
+        X-Consul-Results-Filtered-By-ACLs (agent/consul/kvs_endpoint.go ListKeys)."""
+        from consul.callback import CB
+
+        as_json = CB.json()
+
+        def read(resp: Any) -> tuple[list[str], bool]:
+            filtered = (resp.headers or {}).get("X-Consul-Results-Filtered-By-ACLs") == "true"
+            return list(as_json(resp) or ()), filtered
+
+        return self._call(
+            f"listing {prefix}",
+            self.client.http.get,
+            read,
+            f"/v1/kv/{prefix}",
+            params=[("keys", "true")],
+        )
 
     def txn(self, ops: list[dict[str, Any]]) -> int:
         """Apply KV ops in transactions of at most 128; each one is atomic. Returns how many

@@ -745,7 +745,7 @@ def destroy(
     """Stop and purge every job this manifest owns, remove its Consul KV keys and ACL policies.
     Exit 16 when the manifest owns nothing on the cluster."""
     from .names import owner
-    from .operations import check_manifest_name, owned, refuse_nothing_owned
+    from .operations import check_manifest_name, owned, refuse_nothing_owned, refuse_other_namespace
     from .operations import destroy as do_destroy
 
     mname = check_manifest_name(name or _manifest_name(manifest))
@@ -754,6 +754,7 @@ def destroy(
     mname = owner(mname, cfg.render.scope)
     what = owned(mname, cfg, nomad, consul)
     refuse_nothing_owned(mname, what)  # exit 16, before asking anything
+    refuse_other_namespace(mname, what, cfg)  # exit 10: another namespace's deployment
     jobs = what.jobs
     if not yes:
         if not sys.stdin.isatty():

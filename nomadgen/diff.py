@@ -22,7 +22,7 @@ from .errors import Conflict, Problem
 from .groups import zone_grouped
 from .kinds import KINDS
 from .model import EXTERNAL, Job, KVEntry, RenderSettings, Resolution, ServiceSet
-from .render import META_MANIFEST, META_SET, Read, pretty_json, reads, workload_policies
+from .render import META_MANIFEST, META_SET, Read, home, pretty_json, reads, workload_policies
 
 if TYPE_CHECKING:  # the record's type only: diff never calls into observe
     from .observe import Observed
@@ -187,7 +187,8 @@ def diff(
     prune: bool = False,
 ) -> ChangeSet:
     """What submit would change, from what is. Raises Conflict for jobs in the way (live jobs
-    with a desired ID that this manifest does not own)."""
+    with a desired ID that this manifest does not own), for a KV root whose records belong to
+    another Nomad namespace, and for service names another manifest publishes."""
     jobs = list(jobs)
     layer_of = {name: i for i, layer in enumerate(plan.layers) for name in layer}
     current = observed.jobs
@@ -217,6 +218,13 @@ def diff(
         )
     if problems:
         raise Conflict("jobs in the way", problems)
+    root = names.kv_root(settings.kv_prefix, plan.manifest)
+    foreign = foreign_records(root, observed.kv, settings, bool(observed.owned()))
+    if foreign:
+        raise other_namespace(plan.manifest, root, foreign, settings, plan)
+    claimed = claimed_services(plan, observed)
+    if claimed:
+        raise claimed
     wanted = {j.id for j in jobs}
     for jid in sorted(current):
         meta = current[jid].get("Meta") or {}
@@ -244,7 +252,6 @@ def diff(
         for c in changes
     ]
 
-    root = names.kv_root(settings.kv_prefix, plan.manifest)
     tree = observed.kv
     kv: list[KVChange] = []
     want = {e.key: e.value for e in interfaces}
@@ -264,7 +271,7 @@ def diff(
     push = []
     for key, value in (
         (names.push_key(root, "manifest"), manifest_text.encode()),
-        (names.push_key(root, "plan"), plan_record(plan, jobs)),
+        (names.push_key(root, "plan"), plan_record(plan, jobs, settings)),
     ):
         have = tree.get(key)
         push.append(
@@ -290,6 +297,121 @@ def diff(
         services,
         tuple(sorted(creds)),
         _policy_changes(plan, jobs, observed, settings, prune),
+    )
+
+
+class Home(NamedTuple):
+    """Where a KV record says its deployment lives."""
+
+    key: str
+    namespace: str
+    region: str  # "" when not recorded
+    unrecorded: bool  # written without a namespace (default, or an older nomadgen)
+
+
+def foreign_records(
+    root: str,
+    tree: dict[str, tuple[bytes, int]],
+    settings: RenderSettings,
+    owns_jobs_here: bool,
+) -> list[Home]:
+    """The records under a manifest's KV root (its interface documents and push record) that
+    belong to another Nomad namespace (or another region, when both are known) than this run's.
+
+    A record without a namespace is `default`'s (render.home leaves default out), or was written
+    by a nomadgen that did not record one: then it is this namespace's when the manifest owns
+    jobs here (its deployment is here), else default's."""
+    here = settings.namespace or "default"
+    out = []
+    iface_root = names.interfaces_root(root)
+    for key in sorted(tree):
+        if key != names.push_key(root, "plan") and not key.startswith(iface_root):
+            continue
+        try:
+            doc = json.loads(tree[key][0])
+        except ValueError:
+            continue
+        if not isinstance(doc, dict) or "manifest" not in doc:
+            continue  # not a record nomadgen wrote
+        ns, region = doc.get("namespace"), doc.get("region")
+        region = region if isinstance(region, str) else ""
+        if isinstance(ns, str) and ns:
+            h = Home(key, ns, region, False)
+        else:
+            h = Home(key, here if owns_jobs_here else "default", region, True)
+        if h.namespace != here or (h.region and settings.region and h.region != settings.region):
+            out.append(h)
+    return out
+
+
+def where(namespace: str, region: str) -> str:
+    return f"namespace {namespace}" + (f" (region {region})" if region else "")
+
+
+def other_namespace(
+    manifest: str,
+    root: str,
+    foreign: list[Home],
+    settings: RenderSettings,
+    plan: Resolution | None = None,
+) -> Conflict:
+    """Exit 10: this manifest's Consul names and KV keys are another namespace's deployment."""
+    here = where(settings.namespace or "default", settings.region)
+    theirs = sorted({where(h.namespace, h.region) for h in foreign})
+    problems = []
+    for there in theirs:
+        keys = [h for h in foreign if where(h.namespace, h.region) == there]
+        note = (
+            " (recorded without a namespace: default's, or an older nomadgen's)"
+            if all(h.unrecorded for h in keys)
+            else ""
+        )
+        problems.append(
+            Problem(
+                f"{len(keys)} record(s) under {root}/ belong to {there}{note}, e.g. {keys[0].key}"
+            )
+        )
+    services = sorted(s.job_id for s in plan.sets) if plan is not None else []
+    if services:
+        shown = ", ".join(services[:4]) + (" ..." if len(services) > 4 else "")
+        problems.append(
+            Problem(f"this run ({here}) would write the same Consul service names: {shown}")
+        )
+    return Conflict(
+        f"manifest {manifest} is deployed from {' and '.join(theirs)}, and this run is in {here}: "
+        "Consul names and KV keys are shared by every Nomad namespace; nothing was written",
+        problems,
+        hint="deploy each copy as an environment (--env NAME, each with its own scope: README "
+        "'Environments'), or give this copy a scope of its own (NOMADGEN_SCOPE, or scope = "
+        '"..." in nomadgen.toml); to work on the existing copy, use its namespace '
+        "(NOMAD_NAMESPACE)",
+    )
+
+
+def claimed_services(plan: Resolution, observed: Observed) -> Conflict | None:
+    """Service names another manifest publishes (its interface document under the KV prefix):
+    one Consul catalog serves every Nomad namespace, so two owners of a name would mix their
+    instances. In one namespace the job in the way says it first; across namespaces, and for
+    external services (agent services), this does."""
+    mine = {s.job_id for s in plan.sets}
+    taken = sorted(
+        (c.get("service", ""), c.get("owner", ""), c.get("namespace") or "default")
+        for c in observed.claims.values()
+        if c.get("service") in mine and c.get("owner") != plan.manifest
+    )
+    if not taken:
+        return None
+    return Conflict(
+        "service names published by other manifests",
+        [
+            Problem(
+                f"service {svc} is published by manifest {owner!r} (namespace {ns})",
+                hint=f"rename the service here, or drop it from {owner} and `nomadgen submit "
+                f"--prune` that manifest (or `nomadgen destroy {owner}`)",
+            )
+            for svc, owner, ns in taken
+        ],
+        hint="Consul has one catalog for every Nomad namespace: a service name has one owner",
     )
 
 
@@ -482,9 +604,12 @@ def _external_changes(
     return tuple(out)
 
 
-def plan_record(plan: Resolution, jobs: Iterable[Job]) -> bytes:
-    """What `status` compares against: the resolved sets and each job's spec hash."""
-    doc = {
+def plan_record(
+    plan: Resolution, jobs: Iterable[Job], settings: RenderSettings | None = None
+) -> bytes:
+    """What `status` compares against: the resolved sets and each job's spec hash; and where
+    the deployment lives (render.home: its namespace and region)."""
+    doc: dict[str, Any] = {
         "manifest": plan.manifest,
         "zones": list(plan.zones),
         "sets": {
@@ -499,6 +624,7 @@ def plan_record(plan: Resolution, jobs: Iterable[Job]) -> bytes:
         },
         "jobs": {j.id: j.spec_hash for j in jobs},
     }
+    doc.update(home(settings) if settings is not None else {})
     return pretty_json(doc).encode() + b"\n"
 
 

@@ -9,6 +9,7 @@ whether the live job differs (drift included) and whether a change is in place o
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -40,6 +41,9 @@ class Observed(NamedTuple):
     checked: dict[str, list[str]] = {}  # per owned job: its Consul services that have checks
     passing: dict[str, int] = {}  # Consul: passing instances per service name
     nodes: tuple[Node, ...] = ()
+    # Interface documents of other manifests under the KV prefix that publish a service name
+    # this manifest wants: key -> {"owner", "service", "namespace"} (diff.claimed_services).
+    claims: dict[str, dict[str, str]] = {}
 
     def owned(self) -> list[str]:
         """The live jobs whose meta names this manifest (no push record needed)."""
@@ -64,6 +68,7 @@ class Observed(NamedTuple):
             "checked": self.checked,
             "passing": self.passing,
             "nodes": [n._asdict() for n in self.nodes],
+            "claims": self.claims,
         }
 
     @classmethod
@@ -84,6 +89,7 @@ class Observed(NamedTuple):
             doc.get("checked") or {},
             doc.get("passing") or {},
             tuple(Node(**n) for n in doc.get("nodes") or ()),
+            doc.get("claims") or {},
         )
 
 
@@ -154,6 +160,7 @@ def observe(
             if p.name in policies:
                 policies[p.name] = nomad.acl_policy(p.name) or policies[p.name]
     services_seen = [names.job_id(s.name, settings.scope) for s in plan.sets] if health else []
+    claims = read_claims(consul, settings.kv_prefix, manifest, {s.job_id for s in plan.sets})
     return Observed(
         manifest,
         current,
@@ -168,7 +175,41 @@ def observe(
         {jid: h.checked for jid, h in read.items()},
         {svc: len(consul.healthy(svc)) for svc in services_seen},
         tuple(nodes),
+        claims,
     )
+
+
+def read_claims(
+    consul: ConsulAPI, kv_prefix: str, manifest: str, services: set[str]
+) -> dict[str, dict[str, str]]:
+    """The interface documents other manifests publish under the KV prefix for any of these
+    service names: one listing of the prefix's keys, then each such document (rare) for its
+    namespace. A token that cannot read every key there would see only some (Consul filters
+    list results by ACL): that is permission denied, said before anything is written."""
+    base = kv_prefix.rstrip("/") + "/"
+    keys, filtered = consul.kv_keys(base)
+    if filtered:
+        raise PermissionDenied(
+            f"the Consul token cannot list every key under {base}, so the service names other "
+            "manifests publish cannot be checked; nothing was written",
+            hint=f'give the token key_prefix "{base}" {{ policy = "list" }} (README \'ACL '
+            "policies'): one Consul catalog serves every Nomad namespace and manifest",
+        )
+    out = {}
+    for key in keys:
+        owner, sep, rest = key[len(base) :].partition("/interfaces/")
+        if not sep or owner == manifest or "/" in owner or rest not in services:
+            continue
+        got = consul.kv_get(key)
+        try:
+            doc = json.loads(got[0]) if got else {}
+        except ValueError:
+            doc = {}
+        if not isinstance(doc, dict) or doc.get("service") != rest:
+            continue  # not an interface document nomadgen wrote
+        ns = doc.get("namespace")
+        out[key] = {"owner": owner, "service": rest, "namespace": ns if isinstance(ns, str) else ""}
+    return out
 
 
 class _Reads(NamedTuple):

@@ -11,7 +11,16 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import converge, data, names, preflight
-from .diff import DEGRADED, HEALTHY, diff, diff_summary, job_health
+from .diff import (
+    DEGRADED,
+    HEALTHY,
+    Home,
+    diff,
+    diff_summary,
+    foreign_records,
+    job_health,
+    other_namespace,
+)
 from .errors import (
     ConfigError,
     Conflict,
@@ -586,6 +595,7 @@ class Owned(NamedTuple):
     policies: tuple[str, ...]
     credentials: tuple[tuple[str, int], ...]  # generated variables: (path, ModifyIndex)
     locked: bool = False  # its lock key is there (a run in progress, or a crashed one's)
+    foreign: tuple[Home, ...] = ()  # its KV records are another namespace's deployment
 
     @property
     def nothing(self) -> bool:
@@ -611,6 +621,7 @@ def owned(manifest_name: str, cfg: Config, nomad: NomadAPI, consul: ConsulAPI) -
         policies,
         generated_credentials(nomad, manifest_name),
         locked,
+        tuple(foreign_records(root, tree, cfg.render, bool(jobs))),
     )
 
 
@@ -628,6 +639,23 @@ def generated_credentials(nomad: NomadAPI, manifest_name: str) -> tuple[tuple[st
         if var is not None and items.get(names.CREDENTIALS_OWNER_ITEM) == manifest_name:
             out.append((path, int(var.get("ModifyIndex") or 0)))
     return tuple(sorted(out))
+
+
+def refuse_other_namespace(manifest_name: str, what: Owned, cfg: Config) -> None:
+    """destroy: the manifest's keys (and external services) are another Nomad namespace's
+    deployment; deleting them would take its interfaces away. Exit 10, before any write."""
+    if what.foreign:
+        root = converge.prefix_of(manifest_name, cfg.render)
+        exc = other_namespace(manifest_name, root, list(what.foreign), cfg.render)
+        if what.jobs:
+            exc.problems = (
+                *exc.problems,
+                Problem(
+                    f"jobs of {manifest_name} in this namespace: {_few(list(what.jobs))}; stop "
+                    "them with `nomad job stop -purge` if they are a copy"
+                ),
+            )
+        raise exc
 
 
 def refuse_nothing_owned(manifest_name: str, what: Owned, *, locked_too: bool = False) -> None:
@@ -729,6 +757,7 @@ def destroy(
         if what.nothing:
             lock.delete_on_release = True  # a crashed run's lock: tidied on the way out
             refuse_nothing_owned(manifest_name, what, locked_too=True)
+        refuse_other_namespace(manifest_name, what, cfg)
         jobs, services, mine, other = list(what.jobs), what.services, what.keys, what.other_keys
         _probe_nomad_write(nomad, jobs)
         _probe_policy_rights(nomad, jobs, manifest_name)

@@ -680,8 +680,22 @@ def interface_document(plan: Resolution, s: ServiceSet, settings: RenderSettings
     }
     if s.external:
         doc["external"] = {"address": s.external[0], "port": s.external[1]}
+    doc.update(home(settings))
     doc["version"] = sha256(canonical(doc)).hexdigest()[:16]
     return pretty_json(doc).encode() + b"\n"
+
+
+def home(settings: RenderSettings) -> dict[str, str]:
+    """Where a deployment lives, as its KV records say it (interface documents, push record):
+    the Nomad namespace, left out for `default` (as nomadgen wrote every record before it was
+    recorded, so an unrecorded one reads as default), and the region when one is set. Consul is
+    shared by every Nomad namespace; diff.foreign_records reads this back."""
+    out = {}
+    if (settings.namespace or "default") != "default":
+        out["namespace"] = settings.namespace
+    if settings.region:
+        out["region"] = settings.region
+    return out
 
 
 def to_json(job: Job | dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from nomadgen.diff import credentials_needed
 from nomadgen.model import EXTERNAL
 from nomadgen.names import external_id, kv_root, push_key
 from nomadgen.pipeline import build_resolution
-from nomadgen.render import META_MANIFEST, META_SET, interfaces, render
+from nomadgen.render import META_MANIFEST, META_SET, interfaces, pretty_json, render
 from nomadgen.settings import load_config
 
 HERE = Path(__file__).parent
@@ -71,7 +71,10 @@ def synced(doc: dict[str, Any], opts: dict[str, Any], case: Path) -> dict[str, A
         for i, e in enumerate(interfaces(plan, cfg.render))
     }
     kv[push_key(root, "manifest")] = {"value": manifest.text, "index": 90}
-    kv[push_key(root, "plan")] = {"value": plan_record(plan, jobs).decode(), "index": 91}
+    kv[push_key(root, "plan")] = {
+        "value": plan_record(plan, jobs, cfg.render).decode(),
+        "index": 91,
+    }
     services = {}
     for s in plan.sets:
         if s.kind == EXTERNAL:
@@ -498,6 +501,69 @@ def case_jobs_in_the_way(case: Path) -> dict[str, Any]:
     foreign["ID"] = foreign["Name"] = "report"
     foreign["Meta"] = {"team": "data"}
     live(obs, foreign, 600)
+    return finish(obs, BASE, {}, case)
+
+
+def _namespaced(case: Path, **tomls: str) -> None:
+    for name, ns in tomls.items():
+        (case / f"{name}.toml").write_text(f'namespace = "{ns}"\n')
+
+
+def _unrecorded(obs: dict[str, Any]) -> None:
+    """The KV records as a nomadgen that did not record the namespace wrote them."""
+    for entry in obs["kv"].values():
+        try:
+            doc = json.loads(entry["value"])
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.pop("namespace", None) is not None:
+            entry["value"] = pretty_json(doc) + "\n"
+
+
+def case_namespace_other(case: Path) -> dict[str, Any]:
+    """shop deployed from Nomad namespace dev; planned again from qa (NOMAD_NAMESPACE=qa): qa
+    sees none of dev's jobs, but the same KV root and Consul names. Refused: exit 10."""
+    _namespaced(case, dev="dev", nomadgen="qa")
+    obs = synced(BASE, {"config": "dev.toml"}, case)
+    obs["jobs"], obs["_live"] = {}, {}
+    for k in ("deployments", "allocations", "groups"):
+        obs[k] = {}
+    return finish(obs, BASE, {"config": "nomadgen.toml"}, case)
+
+
+def case_namespace_unrecorded(case: Path) -> dict[str, Any]:
+    """shop in namespace dev, pushed by a nomadgen that did not record namespaces: its records
+    are taken as dev's (its jobs are here), so it converges; the documents gain the namespace."""
+    _namespaced(case, nomadgen="dev")
+    obs = synced(BASE, {"config": "nomadgen.toml"}, case)
+    _unrecorded(obs)
+    return finish(obs, BASE, {"config": "nomadgen.toml"}, case)
+
+
+def case_namespace_unrecorded_elsewhere(case: Path) -> dict[str, Any]:
+    """The same unrecorded records, planned from qa, where shop has no job: they are taken as
+    namespace default's, and refused as such."""
+    _namespaced(case, dev="dev", nomadgen="qa")
+    obs = synced(BASE, {"config": "dev.toml"}, case)
+    _unrecorded(obs)
+    obs["jobs"], obs["_live"] = {}, {}
+    for k in ("deployments", "allocations", "groups"):
+        obs[k] = {}
+    return finish(obs, BASE, {"config": "nomadgen.toml"}, case)
+
+
+def case_service_claimed(case: Path) -> dict[str, Any]:
+    """shop's first push, while manifest blog publishes search (from namespace qa) and the
+    external legacy (from default): one Consul catalog serves every namespace, so shop may not
+    register them too. Refused: exit 10."""
+    obs = synced(BASE, {}, case)
+    obs["jobs"], obs["_live"], obs["kv"], obs["services"] = {}, {}, {}, {}
+    for k in ("deployments", "allocations", "groups"):
+        obs[k] = {}
+    obs["claims"] = {
+        f"nomadgen/blog/interfaces/{svc}": {"owner": "blog", "service": svc, "namespace": ns}
+        for svc, ns in (("search", "qa"), ("legacy", ""))
+    }
     return finish(obs, BASE, {}, case)
 
 
