@@ -157,6 +157,31 @@ def test_one_capability_less_is_permission_denied_and_writes_nothing(
     assert c.written() == before
 
 
+@pytest.mark.parametrize("command", ["plan", "submit"])
+def test_other_manifests_keys_need_list_on_the_prefix(standin_factory, tmp_path, command):
+    """Which service names other manifests publish is read from a listing of the prefix. Once
+    another manifest has keys there, a token without `list` on the prefix would see only some
+    (Consul filters the list by ACL and says so): permission denied, nothing written. With the
+    README's rule the same command works."""
+    c = Cluster(standin_factory, tmp_path)
+    blog = tmp_path / "blog.json"
+    blog.write_text(json.dumps({"blog": {}}))
+    assert c.run(["submit", str(blog), "--no-wait"], c.admin).exit_code == 0
+    args, deployed, code = COMMANDS[command]
+    if deployed:
+        c.deploy()
+    before = c.written()
+    policy = readme_policies()[command]
+    narrow = _without(policy["consul"], 'key_prefix "nomadgen/" { policy = "list" }')
+    res = c.run(args, c.env_for(policy["nomad"], narrow))
+    assert res.exit_code == (255 if command == "plan" else 8), res.output
+    assert "cannot list every key under nomadgen/" in res.stderr
+    assert 'key_prefix "nomadgen/" { policy = "list" }' in res.stderr
+    assert c.written() == before
+    res = c.run(args, c.env_for(policy["nomad"], policy["consul"]))
+    assert res.exit_code == code, res.output
+
+
 def _for_seed(rules: str) -> str:
     """The README's policies for the seed (manifest `dockland`, no external service)."""
     return "\n".join(
