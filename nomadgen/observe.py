@@ -192,8 +192,9 @@ def read_claims(
         raise PermissionDenied(
             f"the Consul token cannot list every key under {base}, so the service names other "
             "manifests publish cannot be checked; nothing was written",
-            hint=f'give the token key_prefix "{base}" {{ policy = "list" }} (README \'ACL '
-            "policies'): one Consul catalog serves every Nomad namespace and manifest",
+            hint=f'set CONSUL_HTTP_TOKEN (or --consul-token-file) to a token with key_prefix "{base}" '
+            "{ policy = \"list\" } (README 'ACL policies'): one Consul catalog serves every Nomad "
+            "namespace and manifest",
         )
     out = {}
     for key in keys:
