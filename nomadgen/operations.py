@@ -371,6 +371,9 @@ def status(
                 hint="with Consul ACLs, set CONSUL_HTTP_TOKEN (or --consul-token-file); without "
                 "ACLs, run `nomadgen submit MANIFEST` first",
             )
+        foreign = foreign_records(root, seen.kv, cfg.render, bool(seen.owned()))
+        if foreign:  # another namespace's deployment: its sets are not missing, just not here
+            raise other_namespace(manifest_name, root, foreign, cfg.render)
         raw = seen.kv.get(names.push_key(root, "plan"))
         record = json.loads(raw[0]) if raw is not None else {"manifest": manifest_name}
         if raw is not None:

@@ -83,6 +83,8 @@ def test_the_same_manifest_from_a_second_namespace_is_refused_and_writes_nothing
         (["submit", shop, "--no-wait"], 10),
         (["submit", shop, "--prune", "--no-wait"], 10),
         (["destroy", "shop", "--yes"], 10),
+        (["status", "shop"], 10),  # not "every set missing": they are dev's
+        (["status", shop], 10),
     ):
         res = run(cluster, args, NOMAD_NAMESPACE="qa")
         assert res.exit_code == code, (args, res.output)
