@@ -23,6 +23,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -227,6 +228,8 @@ class NomadState:
         self._job_allocs: dict[tuple[str, str], dict[str, Alloc]] = {}  # (ns, job) -> allocs
         self._active: dict[str, Alloc] = {}  # allocations not yet seen terminal (that is final)
         self._node_allocs: dict[str, dict[str, list]] = {}  # node -> alloc -> [alloc, job, ref]
+        # node -> [cpu, memory, ports] its live allocations use, kept by _track_usage
+        self._node_totals: dict[str, list] = {}
         self._job_evals: dict[tuple[str, str], list[dict]] = {}
         self._job_deps: dict[tuple[str, str], list[dict]] = {}
         self.evals: dict[str, dict] = {}
@@ -873,24 +876,46 @@ class NomadState:
         )
 
     def _node_usage(self, node_id: str, skip: tuple[str, str]) -> tuple[int, int, set[int]]:
-        """CPU, memory and ports the node's live allocations use, but those of job `skip`."""
-        cpu = mem = 0
-        ports: set[int] = set()
+        """CPU, memory and ports the node's live allocations use, but those of job `skip`:
+        the node's totals less the job's own (its allocations, not the cluster's, are walked)."""
+        cpu, mem, counts = self._node_totals.get(node_id) or (0, 0, Counter())
+        ports = set(counts)
         entries = self._node_allocs.get(node_id, {})
-        for aid, entry in list(entries.items()):
-            a, job, ref = entry
-            if a.terminal:
-                del entries[aid]
+        own: Counter = Counter()
+        for a in self._job_allocs.get((skip[1], skip[0]), {}).values():
+            entry = entries.get(a.id)
+            if entry is None:
                 continue
-            if (a.job_id, a.namespace) == skip:
-                continue
-            if a.job is not job:  # updated in place: its resources may have changed
-                entry[1], entry[2] = a.job, a.ref()
-                ref = entry[2]
-            cpu += ref.cpu
-            mem += ref.memory_mb
-            ports |= ref.ports
+            ref = entry[2]
+            cpu -= ref.cpu
+            mem -= ref.memory_mb
+            own.update(ref.ports)
+        for port, n in own.items():
+            if counts[port] <= n:
+                ports.discard(port)
         return cpu, mem, ports
+
+    def _track_usage(self, a: Alloc) -> None:
+        """Keep the node's totals current: call when an allocation is placed, updated in place
+        (its resources may change) or turns terminal."""
+        node_id = a.node["ID"]
+        entries = self._node_allocs.setdefault(node_id, {})
+        totals = self._node_totals.setdefault(node_id, [0, 0, Counter()])
+        old = entries.pop(a.id, None)
+        if old is not None:
+            ref = old[2]
+            totals[0] -= ref.cpu
+            totals[1] -= ref.memory_mb
+            totals[2].subtract(ref.ports)
+            for port in ref.ports:
+                if totals[2][port] <= 0:
+                    del totals[2][port]
+        if not a.terminal:
+            ref = a.ref()
+            entries[a.id] = [a, a.job, ref]
+            totals[0] += ref.cpu
+            totals[1] += ref.memory_mb
+            totals[2].update(ref.ports)
 
     def _update_room(self, job: dict, group: str, mine: list[Alloc], dry_run: bool) -> int:
         """How many destructive updates a rolling deployment allows now (update.max_parallel)."""
@@ -1139,6 +1164,7 @@ class NomadState:
         dep = self._active_deployment(job)
         for a in inplace:
             a.job = job
+            self._track_usage(a)
             self._touch(a)
             if a.group_started:  # the client re-syncs its services (tags, checks, ...)
                 # An unchanged check (same ID) keeps its status across the re-sync.
@@ -1212,12 +1238,7 @@ class NomadState:
         rng = self._port_rng.setdefault(
             node["ID"], random.Random(f"ports-{self.seed}-{node['ID']}")
         )
-        taken = set(used)
-        for a, _, _ in self._node_allocs.get(node["ID"], {}).values():
-            if not a.terminal:
-                taken |= {p["Value"] for p in a.ports}
-                for plist in a.task_ports.values():
-                    taken |= {p["Value"] for p in plist}
+        taken = set(used) | set((self._node_totals.get(node["ID"]) or (0, 0, {}))[2])
         out = []
         for net in networks or []:
             for p in net.get("ReservedPorts") or []:
@@ -1290,7 +1311,7 @@ class NomadState:
         self.allocs[a.id] = a
         self._job_allocs.setdefault((a.namespace, a.job_id), {})[a.id] = a
         self._active[a.id] = a
-        self._node_allocs.setdefault(node["ID"], {})[a.id] = [a, a.job, a.ref()]
+        self._track_usage(a)
         if dep is not None and _deploys(job, a.group):
             self._join_deployment(a, dep)
             dep["TaskGroups"][a.group]["PlacedAllocs"] += 1
@@ -1317,6 +1338,7 @@ class NomadState:
                     run.state = "dead"
                     run.finished = a.finished
         self._deregister_services(a)
+        self._track_usage(a)
         self._touch(a)
 
     def _settle(self, allocs: Iterable[Alloc] | None = None) -> None:
