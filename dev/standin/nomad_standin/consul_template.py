@@ -75,24 +75,42 @@ def watch_index(text: str, consul) -> tuple | None:
     see them (a service's health index, the catalog's, the KV table's): while they are the same,
     so is the fingerprint. None where that is not known (Nomad variables, a service named at
     run time): the caller evaluates the template again."""
-    deps = _static_deps(text or "")
-    if deps is None or consul is None:
+    targets = _watch_targets(text or "")
+    if targets is None or consul is None:
         return None
     try:
         tables = consul._tables  # noqa: SLF001 - no public table indexes in the state contract
         out: list = [tables["nodes"]]
-        for fn, arg in deps:
-            if fn == "service":
-                m = _SERVICE.match(arg.partition("|")[0].strip())
-                if m is None or m.group("dc"):
-                    return None
-                out.append(consul.service_index(m.group("name"), True))
-            elif fn == "services":
+        for kind, name in targets:
+            if kind == "service":
+                out.append(consul.service_index(name, True))
+            elif kind == "services":
                 out.append(tables["services"])
-            else:  # key, keyOrDefault, keyExists, ls, safeLs, tree, safeTree
+            else:
                 out.append(consul._kv.index)  # noqa: SLF001
     except (AttributeError, KeyError, TypeError):
         return None
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=16384)  # the clients check every running template on every tick
+def _watch_targets(text: str) -> tuple[tuple[str, str], ...] | None:
+    """What watch_index reads for `text`, parsed once: (service, name), (services, ""), or
+    (kv, "") for key, keyOrDefault, keyExists, ls, safeLs, tree and safeTree."""
+    deps = _static_deps(text)
+    if deps is None:
+        return None
+    out = []
+    for fn, arg in deps:
+        if fn == "service":
+            m = _SERVICE.match(arg.partition("|")[0].strip())
+            if m is None or m.group("dc"):
+                return None
+            out.append(("service", m.group("name")))
+        elif fn == "services":
+            out.append(("services", ""))
+        else:
+            out.append(("kv", ""))
     return tuple(out)
 
 

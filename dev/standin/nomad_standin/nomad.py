@@ -159,6 +159,9 @@ class Alloc:
     data_origin: str = ""  # empty | sticky | migrated | volume
     disk_id: str = ""  # its ephemeral disk's identity (the data's too without a volume)
     migrate: bool = False  # DesiredTransition.Migrate: its node is draining
+    # Nothing for its client to do on a tick: started, every task running, no template to
+    # watch, no check's first run due. Any change to it (_touch) clears this.
+    quiet: bool = False
 
     @property
     def terminal(self) -> bool:
@@ -235,6 +238,7 @@ class NomadState:
         self.evals: dict[str, dict] = {}
         self.sched_errors: list[str] = []  # nomad-sched failures (the stand-in decided instead)
         self.deployments: dict[str, dict] = {}
+        self._running_deps: dict[str, dict] = {}  # the tick judges these, not every deployment
         self.never_healthy_jobs: set[str] = set()
         self.variables: dict[tuple[str, str], dict] = {}  # (namespace, path) -> variable
         self.namespaces: dict[str, dict] = namespaces.default_namespaces()
@@ -1318,6 +1322,7 @@ class NomadState:
         return a
 
     def _touch(self, a: Alloc) -> None:
+        a.quiet = False
         a.modify_index = self.bump()
         a.modify_time = time.time()
 
@@ -1346,6 +1351,8 @@ class NomadState:
         `allocs`, or of every allocation not yet terminal)."""
         now = time.monotonic()
         for a in list(self._active.values()) if allocs is None else list(allocs):
+            if a.quiet:  # the tick's walk costs the allocations that have something to do
+                continue
             if a.terminal:
                 self._active.pop(a.id, None)
                 continue
@@ -1377,6 +1384,12 @@ class NomadState:
             if changed:
                 self._touch(a)
             self._run_first_checks(a, now)
+            a.quiet = (
+                not a.check_due
+                and bool(a.tasks)
+                and all(r.state == "running" for r in a.tasks.values())
+                and not any(t.get("Templates") for t in group.get("Tasks") or [])
+            )
 
     def _run_first_checks(self, a: Alloc, now: float) -> None:
         """A check's first run (Consul staggers it randomly within its interval) makes it
@@ -1717,6 +1730,7 @@ class NomadState:
                 self._dep_clock[dep["ID"]][name] = deadline
                 tg["RequireProgressBy"] = rfc3339(now + (deadline - mono))
         self.deployments[dep["ID"]] = dep
+        self._running_deps[dep["ID"]] = dep
         self._job_deps.setdefault((dep["Namespace"], dep["JobID"]), []).append(dep)
 
     def _join_deployment(self, a: Alloc, dep: dict) -> None:
@@ -1728,6 +1742,7 @@ class NomadState:
 
     def _end_deployment(self, dep: dict, status: str, description: str) -> None:
         dep["Status"] = status
+        self._running_deps.pop(dep["ID"], None)
         dep["StatusDescription"] = description
         dep["ModifyIndex"] = self.bump()
         dep["ModifyTime"] = time.time_ns()
@@ -1740,7 +1755,7 @@ class NomadState:
                 self._run_due_evals()
             self._settle()
             mono = time.monotonic()
-            for dep in list(self.deployments.values()):
+            for dep in list(self._running_deps.values()):
                 if dep["Status"] != "running":
                     continue
                 rec = self.jobs.get((dep["Namespace"], dep["JobID"]))
