@@ -407,6 +407,12 @@ def _register(nomad: NomadAPI, c: JobChange) -> dict[str, Any] | NomadgenError:
     for attempt in range(1 + REGISTER_RETRIES):
         try:
             r = dict(nomad.register(job_spec, c.modify_index))
+            if c.modify_index == 0:
+                # Check-and-set index 0 registers only a job that does not exist, and a new job
+                # keeps the submitted Version, which nomadgen leaves unset: 0
+                # (nomad/state/state_store.go upsertJobImpl). No read back needed.
+                r["Version"] = 0
+                return r
             job = nomad.job(c.id)  # the response names the JobModifyIndex; the version is the job's
             if job is not None and job.get("JobModifyIndex") == r.get("JobModifyIndex"):
                 r["Version"] = job.get("Version")

@@ -64,6 +64,19 @@ def test_submit_waits_for_the_deployment_of_the_version_it_registered(cluster, t
     assert registered.detail == "update, version 1"
 
 
+def test_a_created_job_is_reported_at_the_version_nomad_gave_it(cluster):
+    # A create is not read back (check-and-set index 0 only registers a new job, which Nomad
+    # stores at version 0): the version said must still be Nomad's, after a purge too.
+    nomad, _ = backends(cluster)
+    for _ in range(2):
+        _, report = push(cluster)
+        created = [s for s in report.steps if s.what == "register"]
+        assert created and all(s.detail == "create, version 0" for s in created)
+        assert {nomad.job(s.target)["Version"] for s in created} == {0}
+        for s in created:
+            nomad.stop(s.target, purge=True)
+
+
 def test_a_job_nomad_cannot_place_stops_submit_at_once_with_nomads_reasons(cluster, tmp_path):
     manifest = manifest_copy(tmp_path, {"app": {}})
     cfg = load_config(env={})
