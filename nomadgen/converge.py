@@ -450,7 +450,7 @@ class _Waiter:
 
     def __init__(self, c: JobChange, reg: dict[str, Any] | None, want: dict[str, int]) -> None:
         self.c, self.reg, self.want = c, reg, want
-        # evaluation -> job -> deployment | allocations -> consul; "start" for an unchanged job
+        # evaluation -> (job ->) deployment | allocations -> consul; "start" for an unchanged job
         self.phase = "evaluation" if reg is not None else "start"
         self.dep_id = ""
         self.job: dict[str, Any] = {}
@@ -524,6 +524,16 @@ def _wait_layer(
         if failures:
             raise _unplaceable(w.c.id, failures)
         w.dep_id = ev.get("DeploymentID") or ""
+        if w.dep_id and w.c.job is not None:
+            # The deployment tells the rest without reading the job back: a stop or purge by
+            # someone else cancels it (judge_deployment then says which), and the counts are
+            # the ones just registered (Nomad's default count is 1).
+            w.total = sum(
+                1 if g.get("Count") is None else int(g["Count"])
+                for g in w.c.job.get("TaskGroups") or ()
+            )
+            w.phase, w.index = "deployment", 0
+            return
         w.phase = "job"
 
     @guarded
