@@ -159,9 +159,11 @@ class Alloc:
     data_origin: str = ""  # empty | sticky | migrated | volume
     disk_id: str = ""  # its ephemeral disk's identity (the data's too without a volume)
     migrate: bool = False  # DesiredTransition.Migrate: its node is draining
-    # Nothing for its client to do on a tick: started, every task running, no template to
-    # watch, no check's first run due. Any change to it (_touch) clears this.
+    # Nothing for its client to do on a tick: started, every task running, no check's first
+    # run due, every template rendered from Consul indexes that have not moved since. Any
+    # change to it (_touch), or to an index its templates read (_wake_watchers), clears this.
     quiet: bool = False
+    watching: tuple = ()  # the Consul indexes its templates read, while quiet
 
     @property
     def terminal(self) -> bool:
@@ -239,6 +241,11 @@ class NomadState:
         self.sched_errors: list[str] = []  # nomad-sched failures (the stand-in decided instead)
         self.deployments: dict[str, dict] = {}
         self._running_deps: dict[str, dict] = {}  # the tick judges these, not every deployment
+        # Quiet allocations by the Consul index their templates read (consul_template
+        # watch targets, and ("nodes", "") for the catalog's nodes and Nomad's), and what those
+        # indexes were at the last tick.
+        self._watchers: dict[tuple[str, str], set[str]] = {}
+        self._watch_seen: dict[tuple[str, str], object] = {}
         self.never_healthy_jobs: set[str] = set()
         self.variables: dict[tuple[str, str], dict] = {}  # (namespace, path) -> variable
         self.namespaces: dict[str, dict] = namespaces.default_namespaces()
@@ -1322,7 +1329,7 @@ class NomadState:
         return a
 
     def _touch(self, a: Alloc) -> None:
-        a.quiet = False
+        a.quiet = False  # (a stale entry in _watchers only wakes it once more)
         a.modify_index = self.bump()
         a.modify_time = time.time()
 
@@ -1384,12 +1391,76 @@ class NomadState:
             if changed:
                 self._touch(a)
             self._run_first_checks(a, now)
-            a.quiet = (
-                not a.check_due
-                and bool(a.tasks)
-                and all(r.state == "running" for r in a.tasks.values())
-                and not any(t.get("Templates") for t in group.get("Tasks") or [])
-            )
+            if not a.check_due and a.tasks and all(r.state == "running" for r in a.tasks.values()):
+                self._quieten(a, group)
+
+    def _quieten(self, a: Alloc, group: dict) -> None:
+        """Mark `a` quiet if its templates have nothing in flight, and file it under the
+        Consul indexes they read (a template read again every tick keeps it awake)."""
+        checks: list[tuple[str, tuple]] = []
+        targets: set[tuple[str, str]] = set()
+        for task in group.get("Tasks") or []:
+            run = a.tasks.get(task["Name"])
+            for i, tmpl in enumerate(task.get("Templates") or []):
+                if run is None or i in run.due or i not in run.seen:
+                    return
+                if run.seen[i][0] is None or run.seen[i][1] != run.rendered.get(i):
+                    return
+                text = tmpl.get("EmbeddedTmpl") or ""
+                read = consul_template._watch_targets(text)  # noqa: SLF001
+                if read is None:
+                    return
+                targets.update(read)
+                checks.append((text, run.seen[i][0][3]))
+        if targets:
+            targets.add(("nodes", ""))
+            # Consul moves outside this lock: read the indexes of targets new to the snapshot
+            # first, then require every template's to be still the ones it rendered from, so
+            # that a move after the render wakes it at the next tick.
+            first = self._watch_indexes([t for t in targets if t not in self._watch_seen])
+            if any(consul_template.watch_index(text, self.consul) != was for text, was in checks):
+                return
+            self._watch_seen.update(first)
+            for t in targets:
+                self._watchers.setdefault(t, set()).add(a.id)
+        a.watching = tuple(targets)
+        a.quiet = True
+
+    def _watch_indexes(self, targets: Iterable[tuple[str, str]]) -> dict[tuple[str, str], object]:
+        """The indexes `targets` name, as they are now."""
+        consul = self.consul
+        nodes = tuple(n.get("ModifyIndex") for n in self.nodes)
+        out: dict[tuple[str, str], object] = {}
+        for target in targets:
+            kind, name = target
+            if kind == "service":
+                out[target] = consul.service_index(name, True)
+            elif kind == "services":
+                out[target] = consul._tables["services"]  # noqa: SLF001
+            elif kind == "kv":
+                out[target] = consul._kv.index  # noqa: SLF001
+            else:
+                out[target] = (consul._tables["nodes"], nodes)  # noqa: SLF001
+        return out
+
+    def _wake_watchers(self) -> None:
+        """Wake the quiet allocations whose templates read an index that moved since the last
+        tick: the next _settle looks at them again, as consul-template's blocking queries
+        return when their index moves."""
+        if not self._watchers:
+            self._watch_seen = {}
+            return
+        now = self._watch_indexes(list(self._watchers))
+        for target, index in now.items():
+            if self._watch_seen.get(target, index) == index:
+                continue
+            for aid in self._watchers.pop(target, ()):
+                a = self.allocs.get(aid)
+                if a is not None and a.quiet:
+                    a.quiet = False
+                    for other in a.watching:
+                        self._watchers.get(other, set()).discard(aid)
+        self._watch_seen = now
 
     def _run_first_checks(self, a: Alloc, now: float) -> None:
         """A check's first run (Consul staggers it randomly within its interval) makes it
@@ -1753,6 +1824,7 @@ class NomadState:
         with self.lock:
             if not self.workers:
                 self._run_due_evals()
+            self._wake_watchers()
             self._settle()
             mono = time.monotonic()
             for dep in list(self._running_deps.values()):
