@@ -826,16 +826,22 @@ def _heredoc(s: str, lines_min: int = 2) -> list[str] | None:
         return None
     if not s.isascii() and any(_char_escape(ch) != ch for ch in s if ord(ch) >= 0x80):
         return None
-    lines = s[:-1].split("\n")
-    if any(line.strip(" ") == "" and line for line in lines):
+    end = len(s) - 1  # the regexes below read s[:-1], without its last newline
+    if _SPACES_LINE_RE.search(s, 0, end):
         return None  # whitespace-only lines: Nomad keeps them unstripped
     marker = "EOT"
-    while any(line.strip() == marker for line in lines):
-        marker += "X"
+    if marker in s:  # a line that is the marker (blanks around it aside) would end the text
+        lines = s[:-1].split("\n")
+        while any(line.strip() == marker for line in lines):
+            marker += "X"
     text = _escape_template_text(s)[:-1].split("\n")
-    if any(line and not line.startswith(" ") for line in lines):
-        return [f"<<-{marker}", *(f"  {t}" if t else "\x00" for t in text), marker]
-    return [f"<<{marker}", *(f"\x00{t}" for t in text), f"\x00{marker}"]
+    if _FLUSH_LINE_RE.search(s, 0, end):  # some line starts at column 0
+        return [f"<<-{marker}", *[f"  {t}" if t else "\x00" for t in text], marker]
+    return [f"<<{marker}", *["\x00" + t for t in text], f"\x00{marker}"]
+
+
+_SPACES_LINE_RE = re.compile(r"^ +$", re.M)
+_FLUSH_LINE_RE = re.compile(r"^[^ \n]", re.M)
 
 
 _NS_UNITS = (("h", 3_600_000_000_000), ("m", 60_000_000_000))
