@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from . import names
 from .catalog import Catalog
@@ -108,12 +108,10 @@ def iter_files(
     only when asked for and then dropped: a big manifest never holds every job at once."""
     suffix = ".nomad.json" if fmt == "json" else ".nomad.hcl"
     shared: Shared = {}  # identical blocks, one object across the jobs (render.render_job)
-    written: dict[
-        int, tuple[object, dict[Any, list[str]]]
-    ] = {}  # for HCL: those blocks' lines, written once
-    memo: dict[Any, list[str]] = {}  # for HCL: blocks that repeat by content, written once
     if fmt != "json":
-        from .hcl import to_hcl
+        from .hcl_fast import JobWriter
+
+        hcl = JobWriter()  # writes those blocks once; hcl.to_hcl's bytes (hcl_fast.py)
     with no_gc():
         for s in plan.sets:
             if s.job_hosted and (only is None or s.job_id == only):
@@ -121,10 +119,8 @@ def iter_files(
                 if fmt == "json":
                     text = to_json(job)
                 else:
-                    for v in shared.values():
-                        if id(v) not in written:
-                            written[id(v)] = (v, {})
-                    text = to_hcl(job.api, shared=written, memo=memo)
+                    hcl.share(shared.values())
+                    text = hcl.write(job.api)
                 yield s.job_id + suffix, text
 
 

@@ -20,7 +20,7 @@ ALLOWED = {
 }
 # The pure core never reaches for I/O layers.
 PURE = {"names", "model", "kinds", "errors", "resolve", "render", "hcl", "graph", "preflight"}
-PURE |= {"refs", "data", "stateful", "groups", "fields", "envplan", "diff"}
+PURE |= {"refs", "data", "stateful", "groups", "fields", "envplan", "diff", "hcl_fast"}
 IO_MODULES = {"backends", "converge", "operations", "cli", "discovery", "observe"}
 # Between the two: they read files or format output, but talk to no cluster themselves.
 EDGE = {"files", "manifest", "catalog", "environments", "settings", "pipeline", "console", "entry"}
