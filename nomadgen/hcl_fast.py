@@ -360,6 +360,8 @@ class JobWriter:
         self.shared: dict[int, tuple[object, dict[Any, list[str]]]] = {}
         self.memo: dict[Any, list[str]] = {}  # hcl.to_hcl(memo=)
         self.fallbacks = 0  # jobs the general writer wrote (tests read it)
+        # (id, field) -> (the object, its lines) for the job being written: its objects live.
+        self._again: dict[tuple[int, str], tuple[object, list[str]]] = {}
 
     def share(self, objects: Any) -> None:
         for o in objects:
@@ -368,6 +370,7 @@ class JobWriter:
 
     def write(self, job: dict[str, Any]) -> str:
         """The jobspec text of the bare Job dict: exactly hcl.to_hcl(job)."""
+        self._again.clear()
         try:
             out = self._job(job)
         except _Off:
@@ -376,19 +379,29 @@ class JobWriter:
         out.append("")
         return "\n".join(out)
 
-    def _once(self, value: object, key: str, write: Any, out: list[str]) -> None:
-        """write(value, out), or the lines it wrote for this shared object before."""
-        hit = self.shared.get(id(value))
-        if hit is None or hit[0] is not value:
-            write(value, out)
+    def _field(self, value: object, key: str, write: Any, out: list[str]) -> None:
+        """write(value, out), or the lines it wrote for the same object before: a block render
+        shares across jobs (see share), or an object several groups of this job hold (a
+        stateful set's zone groups are copies of one group)."""
+        if value is None:
             return
-        lines = hit[1].get(key)
-        if lines is None:
-            mark = len(out)
-            write(value, out)
-            hit[1][key] = out[mark:]
-        else:
-            out.extend(lines)
+        hit = self.shared.get(id(value))
+        if hit is not None and hit[0] is value:
+            lines = hit[1].get(key)
+            if lines is None:
+                mark = len(out)
+                write(value, out)
+                hit[1][key] = out[mark:]
+            else:
+                out.extend(lines)
+            return
+        again = self._again.get((id(value), key))
+        if again is not None and again[0] is value:
+            out.extend(again[1])
+            return
+        mark = len(out)
+        write(value, out)
+        self._again[(id(value), key)] = (value, out[mark:])
 
     def _job(self, job: Any) -> list[str]:
         job = _dict(job, _JOB_KEYS)
@@ -402,9 +415,7 @@ class JobWriter:
         attrs = _attrs(job, _JOB_ATTRS, "  ", out)
         start = len(out)
         _map("meta", job.get("Meta"), "  ", out)
-        update = job.get("Update")
-        if update is not None:
-            self._once(update, "update", _update, out)
+        self._field(job.get("Update"), "update", _update, out)
         for g in _items(job.get("TaskGroups")):
             self._group(_dict(g, _GROUP_KEYS), out)
         _close(out, opening, start, attrs, "")
@@ -416,29 +427,13 @@ class JobWriter:
         out.append(opening)
         attrs = _attrs(g, _GROUP_ATTRS, "    ", out)
         start = len(out)
-        value = g.get("Constraints")
-        if value is not None:
-            self._once(value, "constraints", _constraints, out)
-        value = g.get("Spreads")
-        if value is not None:
-            self._once(value, "spreads", _spreads, out)
-        for n in _items(g.get("Networks")):
-            _network(_dict(n, _NETWORK_KEYS), out)
-        volumes = g.get("Volumes")
-        if volumes is not None:
-            if type(volumes) is not dict or not all([type(k) is str for k in volumes]):
-                raise _Off
-            for key in sorted(volumes):
-                if volumes[key] is not None:
-                    v = _dict(volumes[key], _VOLUME_KEYS)
-                    _attrs_block(f"volume {_escape(key)}", v, _VOLUME, "    ", out)
-        for s in _items(g.get("Services")):
-            _service(_dict(s, _SERVICE_KEYS), out)
-        disk = _block(g.get("EphemeralDisk"), _DISK_KEYS)
-        if disk is not None:
-            _attrs_block("ephemeral_disk", disk, _DISK, "    ", out)
-        for t in _items(g.get("Tasks")):
-            _task(_dict(t, _TASK_KEYS), out)
+        self._field(g.get("Constraints"), "constraints", _constraints, out)
+        self._field(g.get("Spreads"), "spreads", _spreads, out)
+        self._field(g.get("Networks"), "networks", _networks, out)
+        self._field(g.get("Volumes"), "volumes", _volumes, out)
+        self._field(g.get("Services"), "services", _services, out)
+        self._field(g.get("EphemeralDisk"), "disk", _disk, out)
+        self._field(g.get("Tasks"), "tasks", _tasks, out)
         _close(out, opening, start, attrs, "  ")
 
 
@@ -465,6 +460,36 @@ def _spreads(value: object, out: list[str]) -> None:
             t = _dict(t, _TARGET_KEYS)
             _attrs_block(f"target {_label(t, 'Value')}", t, _TARGET, "      ", out)
         _close(out, opening, start, attrs, "    ")
+
+
+def _networks(value: object, out: list[str]) -> None:
+    for n in _items(value):
+        _network(_dict(n, _NETWORK_KEYS), out)
+
+
+def _volumes(value: object, out: list[str]) -> None:
+    if type(value) is not dict or not all([type(k) is str for k in value]):
+        raise _Off
+    for key in sorted(value):
+        if value[key] is not None:
+            v = _dict(value[key], _VOLUME_KEYS)
+            _attrs_block(f"volume {_escape(key)}", v, _VOLUME, "    ", out)
+
+
+def _services(value: object, out: list[str]) -> None:
+    for s in _items(value):
+        _service(_dict(s, _SERVICE_KEYS), out)
+
+
+def _disk(value: object, out: list[str]) -> None:
+    disk = _block(value, _DISK_KEYS)
+    if disk is not None:
+        _attrs_block("ephemeral_disk", disk, _DISK, "    ", out)
+
+
+def _tasks(value: object, out: list[str]) -> None:
+    for t in _items(value):
+        _task(_dict(t, _TASK_KEYS), out)
 
 
 def _network(n: dict[str, Any], out: list[str]) -> None:
