@@ -950,13 +950,25 @@ def test_checks_pass_after_their_first_run(cluster, client, job_id):
 def test_agent_lists_the_instances_nomad_registered_through_it(standin_factory):
     s = standin_factory()
     c = nomad.Nomad(host="127.0.0.1", port=s.nomad_port, timeout=5)
-    register(c, "web", {"Job": make_job("web")})
+    job = make_job("web")
+    # The job's service meta, interpolated, with external-source = nomad over any of its own
+    # (command/agent/consul/service_client.go sets it after copying the service's meta).
+    job["TaskGroups"][0]["Services"][0]["Meta"] = {
+        "owner": "team-a",
+        "zone": "${node.datacenter}",
+        "external-source": "not-nomad",
+    }
+    register(c, "web", {"Job": job})
     cc = consul.Consul(host="127.0.0.1", port=s.consul_port)
     poll(lambda: len(cc.catalog.service("web-api")[1]) == 3)
     mine = {sid: svc for sid, svc in cc.agent.services().items() if svc["Service"] == "web-api"}
     assert len(mine) == 3
     assert all(sid.startswith("_nomad-task-") for sid in mine)
-    assert all(svc["Meta"]["external-source"] == "nomad" for svc in mine.values())
+    assert sorted(svc["Meta"]["zone"] for svc in mine.values()) == list(ZONES)
+    assert all(
+        svc["Meta"] | {"zone": ""} == {"owner": "team-a", "zone": "", "external-source": "nomad"}
+        for svc in mine.values()
+    )
     assert all(chk["CheckID"].startswith("_nomad-check-") for chk in cc.agent.checks().values())
     # Deregistering one through the agent removes it, as a real agent does (until Nomad
     # re-syncs): exactly what nomadgen must never do.

@@ -1695,10 +1695,10 @@ class NomadState:
                     a.check_due[sid] = time.monotonic() + self.scaled(int(stagger))
             if a.job_id in self.never_healthy_jobs:
                 status = "critical"
-            meta = {"external-source": "nomad"}
-            meta.update(
-                {k: jobspec.replace_env(v, env) for k, v in (svc.get("Meta") or {}).items()}
-            )
+            # The service's meta, then external-source = nomad over it: a job cannot hide
+            # that Nomad registered it (command/agent/consul/service_client.go serviceRegs).
+            meta = {k: jobspec.replace_env(v, env) for k, v in (svc.get("Meta") or {}).items()}
+            meta["external-source"] = "nomad"
             self.consul.register_service(
                 node=a.node["Name"],
                 service_id=sid,
