@@ -103,6 +103,7 @@ def main() -> None:
         run("nomadgen", "interface", "get", "--env", "prod", "psql:app", *cfg, env=env)
 
         before = allocations(env, "prod")
+        dev_before = allocations(env, "dev")
         banner("6. Change dev only: PostgreSQL 17 for dev's psql:app (--set)")
         run(
             "nomadgen",
@@ -121,6 +122,11 @@ def main() -> None:
             print(
                 f"{job:<16} {'kept' if after[job] == before.get(job) else 'CHANGED'} {' '.join(after[job])}"
             )
+        # CI runs this demo: it fails unless dev really changed and prod did not move at all.
+        if after != before or len(after) != 5:
+            raise SystemExit("demo: prod's jobs or allocations changed with dev's")
+        if allocations(env, "dev")["dev-psql-app"] == dev_before["dev-psql-app"]:
+            raise SystemExit("demo: dev's psql:app was not replaced")
 
         banner("7. prod has nothing to do: plan says no changes (exit 0)")
         run("nomadgen", "plan", "--env", "prod", str(SEED), *cfg, env=env)
