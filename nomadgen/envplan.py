@@ -213,10 +213,12 @@ def scoped(plan: Resolution, scope: str, manifest: Manifest) -> Resolution:
 
 
 def written_names(plan: Resolution, settings: RenderSettings) -> dict[str, set[tuple[str, ...]]]:
-    """What a deployment writes, each with the space it lives in (a Nomad namespace, a Consul
-    datacenter): two deployments collide when they share any entry."""
+    """What a deployment writes, each with the space it lives in: two deployments collide when
+    they share any entry. Jobs and variables live in a Nomad region and namespace. Consul names
+    are keyed by name alone: nomadgen writes KV and reads service health through one agent,
+    without `?dc=`, whatever consul_datacenter the templates read; and Nomad ACL policies are
+    global, replicated from the authoritative region (nomad/leader.go replicateACLPolicies)."""
     ns = (settings.region or "global", settings.namespace or "default")
-    dc = settings.consul_datacenter or "(local)"
     out: dict[str, set[tuple[str, ...]]] = {
         "job": set(),
         "service": set(),
@@ -228,11 +230,11 @@ def written_names(plan: Resolution, settings: RenderSettings) -> dict[str, set[t
         if s.job_hosted:
             out["job"].add((*ns, s.job_id))
         if s.kind == EXTERNAL or s.interface.port:
-            out["service"].add((dc, s.job_id))
+            out["service"].add((s.job_id,))
         if s.run.secret_items:
             out["variable"].add((*ns, names.credentials_path(s.interface.credentials, s.job_id)))
-    out["KV root"].add((dc, names.kv_root(settings.kv_prefix, plan.manifest)))
-    out["ACL policy"].add((ns[0], names.policy_name(plan.manifest)))
+    out["KV root"].add((names.kv_root(settings.kv_prefix, plan.manifest),))
+    out["ACL policy"].add((names.policy_name(plan.manifest),))
     return out
 
 
@@ -254,9 +256,9 @@ def check_collisions(
                 ) + (
                     " and the same namespace"
                     if what in ("job", "variable")
-                    else " and the same Consul datacenter"
+                    else " in one Consul (a namespace or consul_datacenter does not keep them apart)"
                     if what in ("service", "KV root")
-                    else ""
+                    else " (Nomad ACL policies are global to every region)"
                 )
                 problems.append(
                     Problem(
