@@ -95,6 +95,58 @@ def test_an_environment_scopes_every_name_it_writes(tmp_path):
     )
     assert doc["dns"] == "prod-psql-app.service.consul"
     assert doc["credentials"] == "nomad/jobs/prod-psql-app"
+    # the ACL policy names: the deployment's and every job-scoped one carry the scope
+    assert names.policy_name(r.plan.manifest) == "nomadgen-dockland--prod"
+    assert names.workload_policy_name(r.plan.manifest, "prod-app", "app", "app").startswith(
+        "nomadgen-dockland-S-prod-"
+    )
+
+
+def test_an_environment_brings_its_own_cluster_settings(tmp_path):
+    text = (
+        'zones = ["zone-a", "zone-b", "zone-c"]\nnamespace = "top"\n\n[env.dev]\n\n'
+        '[env.prod]\nzones = ["eu-1", "eu-2"]\nzone_attribute = "${meta.zone}"\n'
+        'namespace = "prod"\nregion = "eu"\nconsul_datacenter = "dc2"\n'
+        'datacenters = ["eu-dc"]\nkv_prefix = "ng"\n'
+    )
+    cfg = _cfg(tmp_path, text, environment="prod")
+    r = cfg.render
+    assert cfg.zones == ("eu-1", "eu-2")
+    assert (r.zone_attribute, r.namespace, r.region) == ("${meta.zone}", "prod", "eu")
+    assert (r.consul_datacenter, r.datacenters, r.kv_prefix) == ("dc2", ("eu-dc",), "ng")
+    built = build(EXAMPLE, cfg)
+    job = next(j.api for j in built.jobs if j.id == "prod-psql-app")
+    assert (job["Namespace"], job["Region"], job["Datacenters"]) == ("prod", "eu", ["eu-dc"])
+    assert [g["Constraints"][0]["RTarget"] for g in job["TaskGroups"]] == ["eu-1", "eu-2"]
+    assert {g["Constraints"][0]["LTarget"] for g in job["TaskGroups"]} == {"${meta.zone}"}
+    app_ = next(j.api for j in built.jobs if j.id == "prod-app")
+    tmpl = app_["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"]
+    assert '".prod-psql-app@dc2")' in tmpl  # dependents read the environment's Consul DC
+    assert {k.key.split("/interfaces/")[0] for k in built.interfaces} == {"ng/dockland@prod"}
+    # dev declares none of them: the top level's, as without environments
+    dev = _cfg(tmp_path, text, environment="dev")
+    assert dev.zones == ("zone-a", "zone-b", "zone-c") and dev.render.namespace == "top"
+    assert (dev.render.region, dev.render.consul_datacenter, dev.render.kv_prefix) == (
+        "",
+        "",
+        "nomadgen",
+    )
+    # flags and NOMADGEN_* still win over the environment; NOMAD_NAMESPACE and NOMAD_REGION
+    # do not (--env is the explicit choice), though they do without one
+    path = str(tmp_path / "nomadgen.toml")
+    shell = {"NOMAD_NAMESPACE": "shell", "NOMAD_REGION": "shell", "NOMADGEN_ZONES": "z1,z2"}
+    got = load_config(config=path, environment="prod", env=shell)
+    assert (got.render.namespace, got.render.region, got.zones) == ("prod", "eu", ("z1", "z2"))
+    flags = load_config(
+        config=path, environment="prod", namespace="n", region="r", kv_prefix="k", env={}
+    )
+    assert (flags.render.namespace, flags.render.region, flags.render.kv_prefix) == (
+        "n",
+        "r",
+        "k",
+    )
+    plain = load_config(config=path, env=shell)
+    assert (plain.render.namespace, plain.render.region) == ("shell", "shell")
 
 
 def test_environment_values_apply_and_nomadgen_env_selects(tmp_path, monkeypatch):
@@ -227,6 +279,26 @@ def test_two_environments_with_one_scope_collide(tmp_path):
     assert e.value.exit_code == 4
 
 
+def test_one_scope_collides_across_consul_datacenters_and_regions(tmp_path):
+    """Known-bad for a check that takes consul_datacenter or the region as a separate space:
+    nomadgen writes KV through one Consul agent and Nomad ACL policies are global."""
+    text = (
+        '[env.blue]\nnamespace = "a"\nregion = "eu"\nconsul_datacenter = "dc1"\nscope = "live"\n'
+        '[env.green]\nnamespace = "b"\nregion = "us"\nconsul_datacenter = "dc2"\nscope = "live"\n'
+    )
+    with pytest.raises(ResolutionError) as e:
+        build_resolution(EXAMPLE, _cfg(tmp_path, text, environment="green"))
+    msgs = [p.message for p in e.value.problems]
+    assert any("would both write service 'live-app'" in m and "in one Consul" in m for m in msgs)
+    assert any("would both write KV root 'nomadgen/dockland@live'" in m for m in msgs)
+    assert any("ACL policy 'nomadgen-dockland--live'" in m and "global" in m for m in msgs)
+    assert not any("would both write job" in m or "variable" in m for m in msgs), msgs
+    # a scope of its own for each: no collision, whatever else they share
+    build_resolution(
+        EXAMPLE, _cfg(tmp_path, text.replace('scope = "live"\n', "", 1), environment="green")
+    )
+
+
 def test_unscoped_environments_in_one_namespace_collide_on_jobs(tmp_path):
     text = '[env.a]\nscope = ""\n[env.b]\nscope = ""\n'
     with pytest.raises(ResolutionError) as e:
@@ -298,6 +370,7 @@ def test_diff_shows_what_prod_gets_that_stage_has_not(tmp_path):
     assert sets["psql:app"]["image"] == ["postgres:16-alpine", "postgres:16.4-alpine"]
     assert sets["psql:app"]["memory"][1] == 2048
     assert sets["app"]["count"] == [3, 6]
+    assert "storage" not in sets["psql:app"]  # same storage in both
     assert "blog" not in sets and "worker" not in sets
     same = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "dev", "--env", "stage"])
     assert same.exit_code == 0 and "render the same sets" in same.stdout
@@ -305,6 +378,16 @@ def test_diff_shows_what_prod_gets_that_stage_has_not(tmp_path):
     assert 'image: stage "postgres:16-alpine"  ->  prod "postgres:16.4-alpine"' in text.stdout
     one = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "prod"])
     assert one.exit_code == 2 and "exactly two" in one.stderr
+    (tmp_path / "nomadgen.toml").write_text(
+        CONFIG + '\n[env.prod.overrides."psql:blog"]\nstate = { storage = "host", size = 4096 }\n'
+    )
+    disk = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "stage", "--env", "prod", "--json"])
+    assert disk.exit_code == 1, disk.output
+    assert json.loads(disk.stdout)["sets"]["psql:blog"] == {
+        "storage": ["ephemeral 1024 MB", "host 4096 MB"]
+    }
+    nope = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "stage", "--env", "prd"])
+    assert nope.exit_code == 6 and "did you mean 'prod'" in nope.stderr
 
 
 def test_every_command_takes_env(tmp_path):
