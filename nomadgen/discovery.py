@@ -40,17 +40,20 @@ def lookup(
     via: str = "dns",
     tag: str | None = None,
     dns_server: str | None = None,
-    domain: str = "consul",
+    domain: str | None = None,
     consul_addr: str | None = None,
     manifest: str | None = None,
-    kv_prefix: str = "nomadgen",
+    kv_prefix: str | None = None,
     timeout: float = 2.0,
     env: str | None = None,
     config: str | None = None,
 ) -> Interface:
-    """`env` reads the set of that environment (its scope: the name, or env.NAME.scope in
-    nomadgen.toml / `config` when one declares it)."""
-    scope = _scope(env, config) if env else ""
+    """`env` reads the set of that environment: its scope is the name, or env.NAME.scope in
+    nomadgen.toml / `config` when one declares it, which also gives the environment's KV
+    prefix and Consul domain unless `kv_prefix` / `domain` are passed."""
+    scope, prefix, dom = _env_settings(env, config) if env else ("", "nomadgen", "consul")
+    domain = domain or dom
+    kv_prefix = kv_prefix or prefix
     service = names.job_id(set_name, scope)
     if manifest:
         manifest = names.owner(manifest, scope)
@@ -61,15 +64,17 @@ def lookup(
     raise ValueError(f"via must be 'dns' or 'http', not {via!r}")
 
 
-def _scope(env: str, config: str | None) -> str:
+def _env_settings(env: str, config: str | None) -> tuple[str, str, str]:
+    """(scope, KV prefix, Consul domain) of an environment."""
     from pathlib import Path
 
     from .settings import CONFIG_FILE, load_config
 
     if config is None and not Path(CONFIG_FILE).is_file():
-        return env  # an app without nomadgen.toml: the default scope is the environment's name
+        # an app without nomadgen.toml: the default scope is the environment's name
+        return env, "nomadgen", "consul"
     cfg = load_config(config=config, environment=env, env={})
-    return cfg.render.scope
+    return cfg.render.scope, cfg.render.kv_prefix, cfg.render.consul_domain
 
 
 def _dns(

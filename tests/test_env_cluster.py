@@ -22,7 +22,8 @@ from nomadgen.settings import consul_endpoint, load_config, nomad_endpoint
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "examples" / "dockland.json"
 
-NAMESPACES = '[env.dev]\nnamespace = "dev"\n\n[env.prod]\nnamespace = "prod"\n'
+# prod keeps its KV under a prefix of its own: lookup(env=) must find it there
+NAMESPACES = '[env.dev]\nnamespace = "dev"\n\n[env.prod]\nnamespace = "prod"\nkv_prefix = "ng"\n'
 SCOPES = "[env.blue]\n\n[env.green]\n"  # both in the default namespace
 
 
@@ -110,17 +111,28 @@ def test_two_environments_side_by_side_change_one_other_untouched(cluster, tmp_p
         env=cluster.env(),
     )
     assert res.exit_code == 0, res.output
-    assert f'"key": "nomadgen/dockland@{b}/interfaces/{b}-psql-app"' in res.stdout
-    found = lookup(
-        "psql:app",
-        via="http",
-        consul_addr=cluster.consul_addr,
-        manifest="dockland",
-        env=a,
-        config=str(config),
-    )
-    assert found.service == f"{a}-psql-app" and found.document["set"] == "psql:app"
-    assert len(found.instances) == 3
+    assert f'"key": "{cfg_b.render.kv_prefix}/dockland@{b}/interfaces/{b}-psql-app"' in res.stdout
+    dns = f"{cluster.dns_host}:{cluster.dns_port}"
+    seen = {}
+    for e in (a, b):
+        found = lookup(
+            "psql:app",
+            via="http",
+            consul_addr=cluster.consul_addr,
+            manifest="dockland",
+            env=e,
+            config=str(config),
+        )
+        assert found.service == f"{e}-psql-app" and found.document["set"] == "psql:app"
+        assert found.document["service"] == f"{e}-psql-app"
+        assert len(found.instances) == 3
+        by_dns = lookup("psql:app", dns_server=dns, env=e, config=str(config))
+        assert by_dns.service == f"{e}-psql-app"
+        assert {(i.host, i.port) for i in by_dns.instances} == {
+            (i.host, i.port) for i in found.instances
+        }
+        seen[e] = {(i.host, i.port) for i in found.instances}
+    assert not seen[a] & seen[b]  # each environment's own instances
 
     # status and plan through the CLI, in b's namespace and scope
     st = CliRunner().invoke(

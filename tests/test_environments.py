@@ -355,11 +355,14 @@ def test_interface_get_reads_the_environments_own_document(tmp_path):
 
 
 def test_discovery_scope_is_the_environment_name_or_the_configured_scope(tmp_path):
-    from nomadgen.discovery import _scope
+    from nomadgen.discovery import _env_settings
 
-    assert _scope("prod", None) == "prod"  # no nomadgen.toml: the default scope
-    (tmp_path / "nomadgen.toml").write_text('[env.prod]\nscope = "p"\n')
-    assert _scope("prod", None) == "p"
+    # no nomadgen.toml: the default scope, KV prefix and domain
+    assert _env_settings("prod", None) == ("prod", "nomadgen", "consul")
+    (tmp_path / "nomadgen.toml").write_text(
+        'consul_domain = "corp"\n[env.prod]\nscope = "p"\nkv_prefix = "ng"\n'
+    )
+    assert _env_settings("prod", None) == ("p", "ng", "corp")
 
 
 def test_diff_shows_what_prod_gets_that_stage_has_not(tmp_path):
