@@ -35,6 +35,11 @@ class _ValueChecker(_Checker):
         return "overrides"
 
     def add(self, path: tuple[Any, ...], message: str, hint: str = "") -> None:
+        loc = self.where(path)
+        if loc.startswith("--set ") and hint.endswith(" in quotes"):
+            # the shell has eaten the user's quotes already; a --set value is read as JSON
+            key, _, raw = loc[len("--set ") :].strip("'").partition("=")
+            hint = f"""a --set value is read as JSON: --set '{key}="{raw}"'"""
         super().add(tuple(p for p in path if p != _HOLE), message, hint)
 
 
@@ -184,7 +189,9 @@ def _order(p: Problem) -> tuple[Any, ...]:
 
 
 def _resources(body: dict[str, Any], base: Resources) -> Resources:
-    r = body.get("resources") or {}
+    r = body.get("resources")
+    if not isinstance(r, dict):  # not a table: the checker has said so; keep the base
+        r = {}
     return Resources(cpu=r.get("cpu", base.cpu), memory=r.get("memory", base.memory))
 
 
