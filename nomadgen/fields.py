@@ -93,7 +93,7 @@ class FieldChecker:
 
     def strings(self, value: Any, path: tuple[Any, ...], what: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.add(path, f"{what} must be a list of strings")
+            self.add(path, f"{what} must be a list of strings", 'e.g. ["a", "b"]')
             return ()
         return tuple(value)
 
@@ -158,7 +158,9 @@ class FieldChecker:
         if value is None:
             return ()
         if not isinstance(value, dict):
-            self.add(path, "must be a map of variable names to strings")
+            self.add(
+                path, "must be a map of variable names to strings", 'e.g. {"LOG_LEVEL": "warn"}'
+            )
             return ()
         out = []
         for k in sorted(value):

@@ -33,6 +33,9 @@ HOST_RE = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?\Z
 IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
 
 DEFAULT_IMAGE = "busybox:1.36"
+IMAGE_HINT = (
+    'a non-empty string without spaces, e.g. "postgres:16.4-alpine" or "ghcr.io/org/app:1.2"'
+)
 DEFAULT_PORT = Port("http", 8080)
 # Runnable as-is so the seed's bare manifest renders jobs Nomad can start: a tiny web server.
 DEFAULT_COMMAND = "httpd"
@@ -269,10 +272,14 @@ class _Checker(FieldChecker):
         depends = self.depends(body.get("depends", []), path + ("depends",))
         image = body.get("image", DEFAULT_IMAGE)
         if not isinstance(image, str) or not IMAGE_RE.match(image):
-            self.add(path + ("image",), "must be a container image reference like postgres:16")
+            self.add(
+                path + ("image",),
+                "must be a container image reference like postgres:16",
+                IMAGE_HINT,
+            )
         command = body.get("command", "" if "image" in body else DEFAULT_COMMAND)
         if not isinstance(command, str):
-            self.add(path + ("command",), "must be a string")
+            self.add(path + ("command",), "must be a string", 'e.g. "/bin/server"')
             command = ""
         args = self.strings(
             body.get("args", [] if "image" in body else list(DEFAULT_ARGS)),
@@ -402,12 +409,16 @@ class _Checker(FieldChecker):
                 )
                 continue
             if not isinstance(body, dict):
-                self.add(p, "must be an object")
+                self.add(p, "must be an object", 'e.g. {"image": "postgres:16.4", "per_zone": 2}')
                 continue
             self.unknown(body, OVERRIDE_FIELDS, p)
             image = body.get("image")
             if image is not None and (not isinstance(image, str) or not IMAGE_RE.match(image)):
-                self.add(p + ("image",), "must be a container image reference like postgres:16")
+                self.add(
+                    p + ("image",),
+                    "must be a container image reference like postgres:16",
+                    IMAGE_HINT,
+                )
             args = None
             if "args" in body:
                 args = self.strings(body["args"], p + ("args",), "args")
