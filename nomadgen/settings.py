@@ -267,7 +267,8 @@ def _environments(
         return {}, None
     text = path.read_text(encoding="utf-8") if "env" in data else ""
     problems: list[Problem] = []
-    envs = parse_envs(raw, locator(text, str(path), "toml"), problems)
+    where = locator(text, str(path), "toml")
+    envs = parse_envs(raw, where, problems)
     if problems:
         raise ConfigError(f"{path}: invalid environment(s)", problems)
     if not name:
@@ -279,7 +280,7 @@ def _environments(
         known = ", ".join(sorted(envs)) or f"none (declare [env.{name}] in {path})"
         raise ConfigError(
             f"unknown environment {name!r} (from {origin})",
-            location=str(path) if "env" in data else "",
+            location=where("env") if "env" in data else "",  # where the environments start
             hint=(f"did you mean {close[0]!r}? " if close else "") + f"environments: {known}",
         )
     return envs, envs[name]

@@ -228,6 +228,7 @@ def test_unknown_environment_is_a_config_error_with_the_known_ones(tmp_path):
     with pytest.raises(ConfigError) as e:
         _cfg(tmp_path, environment="prd")
     assert "did you mean 'prod'" in e.value.hint and "dev, prod, stage" in e.value.hint
+    assert e.value.location.endswith("nomadgen.toml:3:1")  # where the environments start
     other = tmp_path / "other.toml"
     other.write_text('zones = ["a"]\n')
     with pytest.raises(ConfigError) as e:
@@ -242,6 +243,34 @@ def test_bad_environment_tables_point_at_their_line(tmp_path):
     locs = sorted(p.location.rsplit("/", 1)[-1] for p in e.value.problems)
     assert locs == ["nomadgen.toml:2:1", "nomadgen.toml:3:1", "nomadgen.toml:4:1"], got
     assert any("did you mean 'namespace'" in p.hint for p in e.value.problems)
+
+
+def test_every_wrong_value_has_its_place_and_a_hint(tmp_path):
+    vars_ = tmp_path / "prod.toml"
+    vars_.write_text('[app]\nimage = "a b"\nargs = "-v"\nenv = 3\ntags = [1]\n')
+    sets = ("worker.env.N=1", "worker.resources=2", 'blog.overrides={"psql": 1}')
+    with pytest.raises(ConfigError) as e:
+        build_resolution(EXAMPLE, _cfg(tmp_path, var_files=(str(vars_),), sets=sets))
+    # the hint, or an example in the message itself ("must be an object like {...}")
+    got = {
+        (p.location.rsplit("/", 1)[-1], p.message.split(":")[0]): p.hint
+        or p.message.partition(" like ")[2]
+        for p in e.value.problems
+    }
+    assert set(got) == {
+        ("prod.toml:2:1", "app.image"),
+        ("prod.toml:3:1", "app.args"),
+        ("prod.toml:4:1", "app.env"),
+        ("prod.toml:5:1", "app.tags"),
+        ("--set 'worker.env.N=1'", "worker.env.N"),
+        ("--set 'worker.resources=2'", "worker.resources"),
+        ("--set 'blog.overrides={\"psql\": 1}'", "blog.overrides"),
+    }, got
+    assert all(got.values()), got
+    # the shell took the user's quotes: the hint shows a --set that works
+    assert got[("--set 'worker.env.N=1'", "worker.env.N")] == (
+        """a --set value is read as JSON: --set 'worker.env.N="1"'"""
+    )
 
 
 def test_a_set_that_runs_elsewhere_has_no_image(tmp_path):
