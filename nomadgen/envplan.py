@@ -291,6 +291,13 @@ def set_summary(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> di
     """The values of a set that a release compares between environments."""
     out: dict[str, Any] = {"kind": s.kind, "count": s.instance_count}
     if s.kind != EXTERNAL:
+        # where the instances run: the same count in other zones is still another job
+        placed = s.host if s.kind == NODE_LOCAL else s.name
+        zones: dict[str, int] = {}
+        for i in plan.instances:
+            if i.set == placed and i.zone:
+                zones[i.zone] = zones.get(i.zone, 0) + 1
+        out["zones"] = zones
         out.update(
             {
                 "image": s.run.image,

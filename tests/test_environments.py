@@ -418,6 +418,15 @@ def test_diff_shows_what_prod_gets_that_stage_has_not(tmp_path):
     assert json.loads(disk.stdout)["sets"]["psql:blog"] == {
         "storage": ["ephemeral 1024 MB", "host 4096 MB"]
     }
+    (tmp_path / "nomadgen.toml").write_text(
+        CONFIG.replace("[env.prod]\n", '[env.prod]\nzones = ["zone-a", "zone-b", "zone-d"]\n')
+    )
+    moved = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "stage", "--env", "prod", "--json"])
+    got = json.loads(moved.stdout)["sets"]
+    assert got["psql:blog"] == {  # the same count, in another zone: not the same job
+        "zones": [{"zone-a": 1, "zone-b": 1, "zone-c": 1}, {"zone-a": 1, "zone-b": 1, "zone-d": 1}]
+    }
+    assert got["memcache:app"]["zones"][1] == {"zone-a": 2, "zone-b": 2, "zone-d": 2}
     nope = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "stage", "--env", "prd"])
     assert nope.exit_code == 6 and "did you mean 'prod'" in nope.stderr
 
