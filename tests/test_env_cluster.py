@@ -24,7 +24,7 @@ SEED = ROOT / "examples" / "dockland.json"
 
 # prod keeps its KV under a prefix of its own: lookup(env=) must find it there
 NAMESPACES = '[env.dev]\nnamespace = "dev"\n\n[env.prod]\nnamespace = "prod"\nkv_prefix = "ng"\n'
-SCOPES = "[env.blue]\n\n[env.green]\n"  # both in the default namespace
+SCOPES = "[env.dev]\n\n[env.prod]\n"  # both in the default namespace, told apart by scope
 
 
 def _push(cluster, config: Path, env: str, sets: tuple[str, ...] = ()):
@@ -59,7 +59,7 @@ def _snapshot(cfg, nomad, consul) -> tuple[dict, dict]:
 def test_two_environments_side_by_side_change_one_other_untouched(cluster, tmp_path, layout):
     config = tmp_path / "nomadgen.toml"
     config.write_text(NAMESPACES if layout == "namespaces" else SCOPES)
-    a, b = ("dev", "prod") if layout == "namespaces" else ("blue", "green")
+    a, b = "dev", "prod"
     if layout == "namespaces":
         for ns in ("dev", "prod"):
             requests.put(
@@ -77,6 +77,9 @@ def test_two_environments_side_by_side_change_one_other_untouched(cluster, tmp_p
         f"{b}-worker",
     ]
     assert all(len(v) >= 3 for v in allocs.values())
+    if layout == "scopes":  # one namespace holds both environments' jobs
+        assert cfg_b.render.namespace == "default"
+        assert {f"{a}-app", f"{b}-app"} <= set(nomad_b.jobs())
     assert len(kv) == 9  # 7 interfaces and 2 push records
     # b converged: a new plan in its namespace has nothing to do (its credentials are found
     # in its own namespace, not looked up in "default").
