@@ -463,3 +463,29 @@ def test_an_environment_has_its_own_storage_table(tmp_path):
     assert _cfg(tmp_path, text, environment="dev").render.storage == "ephemeral"
     with pytest.raises(ConfigError):
         _cfg(tmp_path, text.replace('mode = "host"', 'mode = "nfs"'), environment="prod")
+
+
+def test_the_readme_example_works_as_written(tmp_path):
+    """The dev/stage/prod nomadgen.toml of the README's Environments section, as printed there."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Environments: dev, stage and prod") :]
+    block = section[section.index("```toml\n") + len("```toml\n") :]
+    (tmp_path / "nomadgen.toml").write_text(block[: block.index("```")])
+    jobs = {}
+    for env in ("dev", "stage", "prod"):
+        cfg = load_config(environment=env, env={})
+        assert cfg.render.namespace == env
+        jobs[env] = {j.id: j.api for j in build(EXAMPLE, cfg).jobs}
+    assert sorted(jobs["prod"]) == [
+        f"prod-{j}" for j in ("app", "blog", "psql-app", "psql-blog", "worker")
+    ]
+    psql = jobs["prod"]["prod-psql-app"]["TaskGroups"][0]
+    assert psql["Tasks"][0]["Config"]["image"] == "postgres:16.4-alpine"
+    assert psql["Tasks"][0]["Resources"]["MemoryMB"] == 2048
+    assert psql["Volumes"]["data"]["Type"] == "host"
+    res = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "stage", "--env", "prod", "--json"])
+    sets = json.loads(res.stdout)["sets"]
+    assert res.exit_code == 1 and sorted(sets) == ["app", "memcache:app", "psql:app"], sets
+    assert sets["app"]["env"] == [{}, {"LOG_LEVEL": "warn"}] and sets["app"]["count"] == [3, 6]
+    same = CliRunner().invoke(app, ["diff", EXAMPLE, "--env", "dev", "--env", "stage"])
+    assert same.exit_code == 0, same.output
