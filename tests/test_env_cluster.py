@@ -161,4 +161,5 @@ def test_two_environments_side_by_side_change_one_other_untouched(cluster, tmp_p
         env=cluster.env(),
     )
     assert gone.exit_code == 0, gone.output
+    assert _snapshot(cfg_a, nomad_a, consul_a) == ({}, {})  # a's jobs and KV are gone
     assert _snapshot(cfg_b, nomad_b, consul_b) == (allocs, kv)
