@@ -172,6 +172,22 @@ def apply_overrides(
             state=tuple(sorted({**dict(old.state), **dict(ov.state)}.items())),
         )
         services[owner.name] = owner._replace(overrides=tuple(sorted(mine.items())))
+    # A value a later source overrides is checked too, where it was written: a wrong value in
+    # nomadgen.toml must not wait for the day no --set hides it.
+    seen = {(p.message, p.location) for p in problems}
+    for v in values:
+        if v.set not in base.by_name:
+            continue  # said once above
+        one, at = _bodies((v,))
+        alone = _ValueChecker(at)
+        body = dict(one[v.set])
+        if "tags" in body:
+            alone.tags(body.pop("tags"), (v.set, "tags"))
+        alone.overrides({_HOLE: body}, (v.set, _HOLE), (_HOLE,))
+        for p in alone.problems:
+            if (p.message, p.location) not in seen:
+                seen.add((p.message, p.location))
+                problems.append(p)
     if problems:
         n = len(problems)
         raise ConfigError(

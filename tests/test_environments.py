@@ -273,6 +273,23 @@ def test_every_wrong_value_has_its_place_and_a_hint(tmp_path):
     )
 
 
+def test_a_wrong_value_is_reported_even_when_a_later_source_overrides_it(tmp_path):
+    text = CONFIG.replace("per_zone = 2", "per_zone = 0")
+    with pytest.raises(ConfigError) as e:
+        build_resolution(
+            EXAMPLE, _cfg(tmp_path, text, environment="prod", sets=("app.per_zone=2",))
+        )
+    [p] = e.value.problems
+    assert (
+        p.location.endswith("nomadgen.toml:17:1") and "app.per_zone: 0 is out of range" in p.message
+    )
+    # the same value, right: the flag wins
+    _, plan = build_resolution(
+        EXAMPLE, _cfg(tmp_path, environment="prod", sets=("app.per_zone=1",))
+    )
+    assert plan.get("app").instance_count == 3
+
+
 def test_a_set_that_runs_elsewhere_has_no_image(tmp_path):
     m = _manifest(
         tmp_path,
