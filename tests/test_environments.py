@@ -454,6 +454,12 @@ def test_every_command_takes_env(tmp_path):
         app, ["resolve", EXAMPLE, "--env", "prod", "--set", "blog.per_zone=2", "--json"]
     )
     assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["manifest"] == "dockland@prod"
+    g = CliRunner().invoke(app, ["graph", EXAMPLE, "--env", "prod"])
+    assert (
+        g.exit_code == 0 and 'digraph "dockland@prod"' in g.stdout and 'label="prod-app' in g.stdout
+    )
+    # (plan, submit, status, destroy and interface get with --env: tests/test_env_cluster.py)
     for cmd in ("render", "resolve", "graph", "plan", "submit", "status", "destroy"):
         h = CliRunner().invoke(app, [cmd, "--help"])
         assert "--env" in h.stdout and "--var-file" in h.stdout and "--set" in h.stdout, cmd
