@@ -215,20 +215,52 @@ def test_a_job_purged_while_submit_waits_is_said(cluster):
     assert "job psql-app was purged by someone else while submit waited for it" in str(out["err"])
 
 
-def test_an_external_service_of_another_manifest_is_never_replaced(cluster, tmp_path):
+def test_external_service_ids_cannot_collide_across_manifests(cluster, tmp_path):
+    """Manifest `a` service `b-c` and manifest `a-b` service `c` were both `nomadgen-a-b-c`, and
+    the second replaced the first. A colon (never in a name) keeps the pair apart."""
+    from nomadgen import names
+
+    assert names.external_id("a", "b-c") != names.external_id("a-b", "c")
+    assert "-".join(("nomadgen", "a", "b-c")) == "-".join(("nomadgen", "a-b", "c"))  # old IDs
     a = tmp_path / "a.json"
     a.write_text(json.dumps({"b-c": {"external": {"address": "10.0.0.1", "port": 1}}}))
     ab = tmp_path / "a-b.json"
     ab.write_text(json.dumps({"c": {"external": {"address": "10.0.0.2", "port": 2}}}))
     assert cli(cluster, "submit", str(a)).exit_code == 0
     res = cli(cluster, "submit", str(ab))
+    assert res.exit_code == 0, res.output
     _, consul = backends(cluster)
-    addresses = sorted(s["Address"] for s in consul.services().values())
-    assert "10.0.0.1" in addresses  # manifest a's service is still there, unchanged
-    if res.exit_code == 0:  # IDs that cannot collide: both registered
-        assert "10.0.0.2" in addresses
-    else:  # colliding IDs: refused, never replaced
-        assert res.exit_code == 10 and "is registered by manifest 'a'" in res.stderr, res.output
+    got = {
+        sid: (s["Address"], (s.get("Meta") or {}).get("nomadgen_manifest"))
+        for sid, s in consul.services().items()
+        if sid.startswith("nomadgen:")
+    }
+    assert got == {"nomadgen:a:b-c": ("10.0.0.1", "a"), "nomadgen:a-b:c": ("10.0.0.2", "a-b")}
+    # Each manifest's destroy takes only its own.
+    assert cli(cluster, "destroy", "a", "--yes").exit_code == 0
+    assert [sid for sid in consul.services() if sid.startswith("nomadgen:")] == ["nomadgen:a-b:c"]
+
+
+@pytest.mark.parametrize("meta", [{"nomadgen_manifest": "other"}, {}])
+def test_an_external_service_id_held_by_someone_else_is_never_replaced(cluster, tmp_path, meta):
+    """The ID nomadgen would use, registered by another manifest or by hand: refused (exit 10),
+    nothing of it changed, nothing else written."""
+    _, consul = backends(cluster)
+    consul.register_service("c", "nomadgen:a-b:c", "10.9.9.9", 9, ["theirs"], meta)
+    ab = tmp_path / "a-b.json"
+    ab.write_text(json.dumps({"c": {"external": {"address": "10.0.0.2", "port": 2}}}))
+    for args in (["submit", str(ab)], ["submit", str(ab), "--prune"]):
+        res = cli(cluster, *args)
+        assert res.exit_code == 10, res.output
+        owner = "manifest 'other'" if meta else "someone other than nomadgen"
+        assert f"service ID for c is registered by {owner}" in res.stderr
+    theirs = consul.services()["nomadgen:a-b:c"]
+    assert (theirs["Address"], theirs["Port"], theirs["Tags"]) == ("10.9.9.9", 9, ["theirs"])
+    assert (theirs.get("Meta") or {}) == meta
+    assert consul.kv_tree("nomadgen") == {}  # refused before any write
+    # destroy of a-b does not take it either: it owns nothing.
+    res = cli(cluster, "destroy", "a-b", "--yes")
+    assert res.exit_code == 16 and "nomadgen:a-b:c" in consul.services()
 
 
 def test_a_missing_consul_token_is_said(standin_factory):
