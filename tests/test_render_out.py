@@ -117,6 +117,7 @@ def test_what_a_manifest_value_may_reference(cluster, tmp_path):
                 "OTHER": "$${not.a.thing}",
                 "HOME_DIR": "$${HOME}",
             },
+            "command": "/srv/${NOMAD_TASK_NAME}/run",
             "args": ["-p", "${NOMAD_PORT_http}"],
             "check": {"type": "http", "path": "/health?dc=${node.datacenter}"},
         }
@@ -125,13 +126,21 @@ def test_what_a_manifest_value_may_reference(cluster, tmp_path):
     path.write_text(json.dumps(doc))
     res = run("render", str(path), "-f", "json")
     assert res.exit_code == 0, res.output
-    task = json.loads(res.stdout)["app"]["Job"]["TaskGroups"][0]["Tasks"][0]
-    assert (
-        task["Env"]["SELF"] == "${NOMAD_PORT_http}"
-        and task["Config"]["args"][1] == "${NOMAD_PORT_http}"
-    )
+    group = json.loads(res.stdout)["app"]["Job"]["TaskGroups"][0]
+    task = group["Tasks"][0]
+    # Each reaches the job unchanged, for Nomad to fill in (env, args, command, check path).
+    assert task["Env"]["SELF"] == "${NOMAD_PORT_http}"
+    assert task["Env"]["OTHER"] == "${not.a.thing}"
+    assert task["Config"]["args"] == ["-p", "${NOMAD_PORT_http}"]
+    assert task["Config"]["command"] == "/srv/${NOMAD_TASK_NAME}/run"
+    assert [c["Path"] for c in group["Services"][0]["Checks"]] == ["/health?dc=${node.datacenter}"]
     hcl = run("render", str(path)).stdout
-    assert '"$${NOMAD_PORT_http}"' in hcl  # escaped for HCL: the same value as the JSON
+    for escaped in (  # escaped for HCL: the same values as the JSON
+        '"$${NOMAD_PORT_http}"',
+        '"/srv/$${NOMAD_TASK_NAME}/run"',
+        '"/health?dc=$${node.datacenter}"',
+    ):
+        assert escaped in hcl, escaped
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"app": {"env": {"X": "${NOMAD_PORT_http}"}}}))
     assert run("render", str(bad)).exit_code == 3  # in env, ${...} must name a dependency
