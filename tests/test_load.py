@@ -70,3 +70,39 @@ def test_failure_summaries_are_short():
     assert "applied: 300: register job-0" in text and "and 294 more (--json lists all)" in text
     assert "not applied: 200: create j0" in text
     assert len(report.to_json()["applied"]) == 300  # --json still has every one
+
+
+def test_a_register_that_met_a_503_and_did_not_land_is_sent_again(cluster):
+    """Safe to repeat: the register carries check-and-set on JobModifyIndex. The 503 answers in
+    Nomad's place, so nothing landed: the read-back finds no job of ours and it is sent again.
+    (A plain 500 is Nomad's answer to an invalid job and is not repeated: test_e2e.)"""
+    if cluster.faults is None:
+        pytest.skip("needs the stand-in's faults")
+    rule = cluster.faults.add(
+        service="nomad", kind="status", status=503, method="POST", path_prefix="/v1/job/app?", nth=1
+    )
+    seed = str(
+        __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "dockland.json"
+    )
+    res = cli(cluster, "submit", seed, "--json")
+    assert rule.fired == 1
+    assert res.exit_code == 0, res.output[-3000:]
+    report = json.loads(res.stdout)
+    assert [s["target"] for s in report["applied"] if s["what"] == "register"].count("app") == 1
+    assert report["failed"] == []
+    assert cli(cluster, "plan", seed).exit_code == 0
+
+
+def test_without_the_resend_a_503_on_register_fails_the_submit(cluster, monkeypatch):
+    """Known-bad for the test above: with no resend the same fault stops the submit."""
+    if cluster.faults is None:
+        pytest.skip("needs the stand-in's faults")
+    monkeypatch.setattr(converge, "REGISTER_RETRIES", 0)
+    cluster.faults.add(
+        service="nomad", kind="status", status=503, method="POST", path_prefix="/v1/job/app?", nth=1
+    )
+    seed = str(
+        __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "dockland.json"
+    )
+    res = cli(cluster, "submit", seed)
+    assert res.exit_code == 7, res.output[-3000:]
