@@ -622,6 +622,7 @@ def submit(
         needs_lock,
         prepare,
         refuse_data_loss,
+        refuse_if_locked,
         refuse_unplaceable,
     )
 
@@ -638,6 +639,8 @@ def submit(
     lock = None
     if needs_lock(prep.changes):
         lock = ManifestLock(consul, prefix_of(mname, cfg.render), mname, "submit").__enter__()
+    else:
+        refuse_if_locked(consul, prefix_of(mname, cfg.render), mname)  # exit 13, a read
     try:
         if lock is not None:
             again = prepare(manifest, cfg, nomad, consul, name=name, prune=prune, dry_run=False)

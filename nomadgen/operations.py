@@ -861,6 +861,32 @@ LOCK_DELAY_S = 5  # holder's lock frees within 30 s, and can be taken again 5 s 
 LOCK_RENEW_S = 5.0
 
 
+def lock_holder(consul: ConsulAPI, key: str) -> str:
+    """Who holds a manifest's lock, from the JSON its holder wrote into the key."""
+    try:
+        got = consul.kv_get(key)
+        doc = json.loads(got[0]) if got and got[0] else {}
+        since = time.strftime("%H:%M:%S", time.localtime(doc.get("since", 0)))
+        return (
+            f"{doc.get('command', '?')} on {doc.get('host', '?')}, pid {doc.get('pid', '?')}, "
+            f"since {since}"
+        )
+    except (NomadgenError, ValueError, TypeError, AttributeError):
+        return "holder unknown"
+
+
+def refuse_if_locked(consul: ConsulAPI, root: str, manifest: str) -> None:
+    """A submit with nothing to write takes no lock (a write), but must not call the manifest
+    converged while another run holds it: a destroy under way would make that exit 0 a lie."""
+    key = names.lock_key(root)
+    if consul.kv_session(key):
+        raise Locked(
+            f"manifest {manifest} is locked by another nomadgen run ({lock_holder(consul, key)})",
+            hint="wait for it to finish and run again; a run that was killed frees "
+            f"its lock within {2 * LOCK_TTL_S + LOCK_DELAY_S} s",
+        )
+
+
 class ManifestLock:
     """`consul lock` for one manifest: a session with a TTL, `?acquire=` on
     <kv_prefix>/<manifest>/lock, renewed in the background, released (session destroyed) on
@@ -910,16 +936,7 @@ class ManifestLock:
         return self
 
     def _holder(self) -> str:
-        try:
-            got = self.consul.kv_get(self.key)
-            doc = json.loads(got[0]) if got and got[0] else {}
-            since = time.strftime("%H:%M:%S", time.localtime(doc.get("since", 0)))
-            return (
-                f"{doc.get('command', '?')} on {doc.get('host', '?')}, pid {doc.get('pid', '?')}, "
-                f"since {since}"
-            )
-        except (NomadgenError, ValueError, TypeError, AttributeError):
-            return "holder unknown"
+        return lock_holder(self.consul, self.key)
 
     def _renew(self) -> None:
         while not self._stop.wait(LOCK_RENEW_S):

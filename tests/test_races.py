@@ -278,3 +278,102 @@ def test_a_missing_consul_token_is_said(standin_factory):
     assert "set CONSUL_HTTP_TOKEN" in res.stderr
     res = CliRunner().invoke(app, ["status", "dockland"], env=env)
     assert res.exit_code == 0, res.output
+
+
+# --- real races: two nomadgen runs at once ------------------------------------------------------
+
+
+def _snapshot(cluster) -> dict:
+    """What a writer can change: each job's modify index and stop flag, each key's modify index
+    (the lock key's holder aside), the agent services."""
+    nomad, consul = backends(cluster)
+    return {
+        "jobs": {
+            j: (int(d.get("JobModifyIndex") or 0), bool(d.get("Stop")))
+            for j in sorted(nomad.jobs())
+            if (d := nomad.job(j)) is not None
+        },
+        "kv": {k: i for k, (_, i) in consul.kv_tree("nomadgen").items() if not k.endswith("/lock")},
+        "services": sorted(sid for sid in consul.services() if sid.startswith("nomadgen:")),
+    }
+
+
+def test_a_submit_and_a_destroy_meet_a_submit_in_flight(cluster):
+    """A real `nomadgen submit` (another process) holds the lock while it waits for psql-app; a
+    second submit and a destroy of the same manifest exit 13 and change nothing; the first then
+    finishes with exit 0, converged."""
+    import os
+    import subprocess
+    import sys
+
+    if cluster.standin is None:
+        pytest.skip("needs the stand-in's health lever")
+    s = cluster.standin
+    s.nomad.never_healthy("psql-app")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "nomadgen", "submit", str(SEED), "--timeout", "600"],
+        env={**os.environ, **cluster.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        nomad, _ = backends(cluster)
+        # A condition, not a time: psql-app registered means the first run holds the lock.
+        s.wait_for(lambda: first.poll() is not None or nomad.job("psql-app"), timeout=600)
+        assert first.poll() is None, first.communicate()
+        before = _snapshot(cluster)
+        for args in (["submit", str(SEED)], ["destroy", "dockland", "--yes"]):
+            res = cli(cluster, *args)
+            assert res.exit_code == 13, (args, res.output)
+            assert "manifest dockland is locked by another nomadgen run (submit on " in res.stderr
+        assert _snapshot(cluster) == before  # the losers wrote nothing
+        s.nomad.never_healthy("psql-app", on=False)
+        out, err = first.communicate(timeout=600)
+        assert first.returncode == 0, err[-3000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert cli(cluster, "plan", str(SEED)).exit_code == 0  # converged, the lock released
+
+
+def test_a_submit_meets_a_destroy_in_flight(cluster, monkeypatch):
+    """destroy holds the lock from before its first purge to after its last key: a submit that
+    arrives in between exits 13 and writes nothing; destroy ends with nothing of the manifest
+    left, and the next submit deploys it again."""
+    submit(cluster)
+    nomad, consul = backends(cluster)
+    purging, go_on = threading.Event(), threading.Event()
+    real_stop = nomad.stop
+
+    def held_stop(job_id, purge=False):
+        purging.set()  # destroy holds the lock and is about to purge its first job
+        assert go_on.wait(600)
+        return real_stop(job_id, purge=purge)
+
+    monkeypatch.setattr(nomad, "stop", held_stop)
+    out = {}
+
+    def run():
+        try:
+            out["done"] = destroy("dockland", load_config(env={}), nomad, consul)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertions below
+            out["err"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        assert purging.wait(600), out
+        before = _snapshot(cluster)
+        res = cli(cluster, "submit", str(SEED))
+        assert res.exit_code == 13, res.output
+        assert "manifest dockland is locked by another nomadgen run (destroy on " in res.stderr
+        assert _snapshot(cluster) == before
+    finally:
+        go_on.set()
+        t.join(600)
+    assert "err" not in out, out
+    assert _snapshot(cluster) == {"jobs": {}, "kv": {}, "services": []}
+    assert consul.kv_tree("nomadgen") == {}  # the lock key too: destroy tidies it
+    assert cli(cluster, "submit", str(SEED)).exit_code == 0
