@@ -100,6 +100,7 @@ class ConsulAPI(Protocol):
         meta: dict[str, str],
     ) -> None: ...
     def deregister_service(self, service_id: str) -> None: ...
+    def may_write_service(self, service_id: str) -> None: ...
     def services(self) -> dict[str, dict[str, Any]]: ...
     def session_create(self, name: str, ttl_s: int, lock_delay_s: int) -> str: ...
     def session_renew(self, session: str) -> bool: ...
@@ -775,7 +776,8 @@ class ConsulBackend:
             try:
                 self._call("writing interfaces", self.client.txn.put, payload, read=False)
             except Rejected as exc:
-                text = str(exc)
+                # The client's own text: ours is cut short, which would leave the JSON unparsed.
+                text = str(exc.__cause__ or exc)
                 is_409 = " 409 " in f" {text} " or "409" in text.split(":", 1)[-1][:6]
                 if is_409 and "permission denied" in _txn_errors(text).lower():
                     # An ACL refusal inside a transaction comes back as a 409 with the op's
@@ -857,6 +859,21 @@ class ConsulBackend:
             read=False,
         )
         self.writes += 1
+
+    def may_write_service(self, service_id: str) -> None:
+        """PermissionDenied unless the token may write (so deregister) this agent service, asked
+        without a change: turning maintenance off passes the same ACL check as a deregister and
+        does nothing to a service not in maintenance (agent/agent_endpoint.go
+        AgentServiceMaintenance). A service that is gone already is no refusal."""
+        try:
+            self._call(
+                f"checking service:write on {service_id}",
+                self.client.agent.service.maintenance,
+                service_id,
+                False,
+            )
+        except self._cex.NotFound:
+            pass
 
     def services(self) -> dict[str, dict[str, Any]]:
         return self._call("listing agent services", self.client.agent.services)

@@ -43,6 +43,8 @@ from .render import META_MANIFEST, META_SET, interfaces, render, workload_polici
 from .settings import Config
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .backends import ConsulAPI, Node, NomadAPI
     from .model import Job
 
@@ -764,10 +766,12 @@ def destroy(
         jobs, services, mine, other = list(what.jobs), what.services, what.keys, what.other_keys
         _probe_nomad_write(nomad, jobs)
         _probe_policy_rights(nomad, jobs, manifest_name)
+        _probe_consul_write(consul, list(mine), services)
         creds = what.credentials if delete_credentials else ()
         todo = (
             [f"purge {j}" for j in jobs]
             + [f"deregister {s}" for s in services]
+            + [f"delete acl policy {name}" for name in what.policies]
             + [f"delete variable {p}" for p, _ in creds]
             + ([f"delete {len(mine)} key(s)"] if mine else [])
         )
@@ -793,6 +797,7 @@ def destroy(
             for name in what.policies:
                 lock.check()
                 nomad.delete_acl_policy(name)
+                todo.remove(f"delete acl policy {name}")
                 done.append(f"delete acl policy {name}")
             for path, index in creds:
                 lock.check()
@@ -841,6 +846,27 @@ def _probe_nomad_write(nomad: NomadAPI, jobs: list[str]) -> None:
         raise
     except NomadgenError:
         pass  # a plan the server finds fault with still passed the ACL check
+
+
+def _probe_consul_write(consul: ConsulAPI, keys: list[str], services: Iterable[str]) -> None:
+    """Consul refuses a write only at the write, so destroy asks first, with requests that pass
+    the same ACL checks and change nothing: `check-not-exists` on keys that exist needs
+    key:write and fails, rolling its transaction back (agent/consul/kvs_endpoint.go
+    kvsPreApply); maintenance off needs service:write (ConsulAPI.may_write_service)."""
+    for start in range(0, len(keys), 64):
+        try:
+            consul.txn([{"Verb": "check-not-exists", "Key": k} for k in keys[start : start + 64]])
+        except Conflict:
+            pass  # the keys exist: every op passed its ACL check, and nothing was written
+        except PermissionDenied as exc:
+            raise PermissionDenied(
+                "the Consul token may not delete the manifest's keys ("
+                + exc.subject.split(": ", 1)[-1]
+                + ")",
+                hint="it needs key:write on the manifest's keys (see ACL policies in the README)",
+            ) from exc
+    for sid in services:
+        consul.may_write_service(sid)
 
 
 def _probe_policy_rights(nomad: NomadAPI, jobs: list[str], manifest: str) -> None:

@@ -241,3 +241,48 @@ def test_permission_denied_inside_a_consul_transaction_is_exit_8(standin_factory
     assert "lacks permission 'key:write'" in res.stderr
     assert "another push ran at the same time" not in res.output
     assert c.written() == {"jobs": [], "variables": [], "kv": [], "services": []}
+
+
+DESTROY_NARROWED = {
+    # The external service readable, not writable: deregister would be refused.
+    "service": (
+        'service "billing" { policy = "write" }',
+        'service "billing" { policy = "read" }',
+        "Permission denied",
+    ),
+    # The lock key writable, the interface documents and push record not.
+    "keys": (
+        'key_prefix "nomadgen/shop/" { policy = "write" }',
+        'key_prefix "nomadgen/shop/" { policy = "read" }\nkey "nomadgen/shop/lock" { policy = "write" }',
+        "the Consul token may not delete the manifest's keys",
+    ),
+}
+
+
+@pytest.mark.parametrize("narrowed", sorted(DESTROY_NARROWED))
+def test_destroy_checks_its_consul_writes_before_it_purges(
+    standin_factory, tmp_path, monkeypatch, narrowed
+):
+    """Consul refuses a write only at the write, so destroy asks first (a check-not-exists
+    transaction on the keys it will delete, maintenance off on its external services): a token
+    that cannot delete a key or deregister a service stops it before any job is purged.
+    Known-bad: without that check the same destroy purges every job, then fails."""
+    from nomadgen import operations
+
+    c = Cluster(standin_factory, tmp_path)
+    c.deploy()
+    before = c.written()
+    policy = readme_policies()["destroy"]
+    old, new, named = DESTROY_NARROWED[narrowed]
+    assert old in policy["consul"]
+    env = c.env_for(policy["nomad"], policy["consul"].replace(old, new))
+    res = c.run(["destroy", "shop", "--yes"], env)
+    assert res.exit_code == 8, res.output
+    assert named in res.stderr and "Traceback" not in res.output
+    assert c.written() == before  # nothing purged, deregistered or deleted
+
+    monkeypatch.setattr(operations, "_probe_consul_write", lambda *a: None)
+    res = c.run(["destroy", "shop", "--yes"], env)
+    assert res.exit_code == 8, res.output
+    assert "destroy stopped" in res.stderr and "done: purge " in res.stderr
+    assert c.written()["jobs"] == []  # the harm the check prevents

@@ -377,3 +377,34 @@ def test_a_submit_meets_a_destroy_in_flight(cluster, monkeypatch):
     assert _snapshot(cluster) == {"jobs": {}, "kv": {}, "services": []}
     assert consul.kv_tree("nomadgen") == {}  # the lock key too: destroy tidies it
     assert cli(cluster, "submit", str(SEED)).exit_code == 0
+
+
+def test_destroy_stopped_part_way_says_what_was_and_was_not_done(cluster):
+    """A failure after the first purge (the second purge's connection reset): destroy names
+    what it did and what it did not, and running it again finishes the rest."""
+    if cluster.faults is None:
+        pytest.skip("needs the stand-in's faults")
+    submit(cluster)
+    nomad, consul = backends(cluster)
+    jobs = operations.owned_jobs("dockland", nomad)
+    keys = [k for k in consul.kv_tree("nomadgen/dockland") if not k.endswith("/lock")]
+    cluster.faults.add(
+        service="nomad", method="DELETE", path_prefix="/v1/job/", nth=2, kind="reset"
+    )
+    res = cli(cluster, "destroy", "dockland", "--yes")
+    assert res.exit_code == 7, res.output
+    assert "destroy stopped: cannot reach Nomad" in res.stderr
+    done = next(line for line in res.stderr.splitlines() if line.strip().startswith("done:"))
+    not_done = next(line for line in res.stderr.splitlines() if "not done:" in line)
+    assert done.strip() == f"done: purge {jobs[0]}"
+    assert not_done.strip() == "not done: " + ", ".join(
+        [f"purge {j}" for j in jobs[1:]] + [f"delete {len(keys)} key(s)"]
+    )
+    assert nomad.job(jobs[0]) is None and nomad.job(jobs[1]) is not None
+    assert sorted(
+        k for k in consul.kv_tree("nomadgen/dockland") if not k.endswith("/lock")
+    ) == sorted(keys)  # every key is still there
+    cluster.faults.clear()
+    res = cli(cluster, "destroy", "dockland", "--yes")
+    assert res.exit_code == 0, res.output
+    assert nomad.jobs() == {} and consul.kv_tree("nomadgen") == {}

@@ -12,8 +12,10 @@ Notable real-Consul details kept on purpose:
     single reads/writes get 403, list endpoints are silently filtered (200 + empty),
     txn ops fail per-op with 409; an unknown token gets 403 "ACL not found";
   * a Consul server registers itself as service "consul" on its own node.
-Not simulated: sessions/locks (any session is "invalid"), TTL expiry, running HTTP/TCP
-checks (they keep their initial status), prepared queries, namespaces, peering.
+Sessions and locks are modelled (create/renew/destroy/info, TTL expiry, lock-delay, ?acquire=
+and ?release=); the txn `lock`/`unlock` verbs are not (they answer as for an unknown session).
+Not simulated: running HTTP/TCP checks (they keep their initial status), service maintenance
+mode, prepared queries, namespaces, peering.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ _DUR_UNITS = {
 }
 
 
+_GO_BOOLS = {  # strconv.ParseBool
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
+}
 SESSION_TTL_MIN, SESSION_TTL_MAX = 10.0, 86400.0  # structs.SessionTTLMax; config session_ttl_min
 
 
@@ -1239,6 +1245,11 @@ _ROUTES: list[_Route] = [
         ("PUT",),
         "agent_service_deregister",
     ),
+    (
+        re.compile(r"^/v1/agent/service/maintenance/(?P<arg>.+)$", re.DOTALL),
+        ("PUT",),
+        "agent_service_maintenance",
+    ),
     (re.compile(r"^/v1/agent/service/(?P<arg>[^/]+)$", re.DOTALL), ("GET",), "agent_service"),
     (
         re.compile(r"^/v1/agent/check/(?P<verb>pass|warn|fail|update)/(?P<arg>.+)$", re.DOTALL),
@@ -2312,6 +2323,33 @@ class _ConsulHandlerBase(BaseHTTPRequestHandler):
                 )
             st._drop_service(st._next_index(), node, arg)
             st._notify()
+        self._send(200, b"", None)
+
+    def _r_agent_service_maintenance(self, arg: str) -> None:
+        """agent/agent_endpoint.go AgentServiceMaintenance: `enable` must be present and a Go
+        bool (400 otherwise); vetServiceUpdateWithAuthorizer: an unknown ID is 404, a known one
+        needs service:write on its name; enable=false on a service not in maintenance changes
+        nothing (agent.go DisableServiceMaintenance). Maintenance mode itself (a critical
+        `_service_maintenance:<id>` check) is not modelled: enable=true is a 501."""
+        st = self.state
+        if not self._has("enable"):
+            raise _HTTPError(400, "Missing value for enable")
+        raw = self._q("enable") or ""
+        if raw not in _GO_BOOLS:
+            raise _HTTPError(400, f'Invalid value for enable: "{raw}"')
+        with st._cond:
+            svc = st._services.get((st.node_name, arg))
+            if svc is None:
+                node = next((n for n, i in st._agent_extra if i == arg), None)
+                svc = st._services.get((node, arg)) if node else None
+            if svc is None or arg == "consul":
+                raise _HTTPError(
+                    404,
+                    f'Unknown service ID "{arg}". Ensure that the service ID is passed, not the service name.',
+                )
+            self._need("service:write", svc["Service"])
+        if _GO_BOOLS[raw]:
+            raise _HTTPError(501, "stand-in: service maintenance mode is not modelled")
         self._send(200, b"", None)
 
     def _r_agent_check_ttl(self, verb: str, arg: str) -> None:
