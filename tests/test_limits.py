@@ -193,3 +193,23 @@ def test_debug_keeps_the_plan_exit_code(monkeypatch):
     res = CliRunner().invoke(app, ["--debug", "plan", EXAMPLE])
     cli._state["debug"] = False
     assert res.exit_code == 255 and "kaboom" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "var,value,fragment",
+    [
+        ("NOMAD_TOKEN", "abc\ndef", "line break"),
+        ("CONSUL_HTTP_TOKEN", "abc\ndef", "line break"),
+        ("NOMAD_TOKEN", "s3cr3t\u20ac", "outside Latin-1"),
+    ],
+)
+def test_a_bad_token_is_said_before_any_request(var, value, fragment):
+    """It was "unreachable, is nomad running there?" (exit 7): the command now names what is
+    wrong with the token (never the token) and contacts nothing (the address is a closed
+    port: reaching for it would be exit 7 / 255 with "cannot reach")."""
+    env = {"NOMAD_ADDR": "http://127.0.0.1:9", "CONSUL_HTTP_ADDR": "127.0.0.1:9", var: value}
+    for args, code in ((["plan", EXAMPLE], 255), (["submit", EXAMPLE], 6), (["status", "x"], 6)):
+        res = run(*args, env=env)
+        assert res.exit_code == code, (args, res.output)
+        assert fragment in res.stderr and "cannot reach" not in res.stderr, res.stderr
+        assert value not in res.output
