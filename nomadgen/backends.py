@@ -70,6 +70,7 @@ class NomadAPI(Protocol):
     def put_acl_policy(self, body: dict[str, Any]) -> None: ...
     def delete_acl_policy(self, name: str) -> None: ...
     def create_variable(self, path: str, items: dict[str, str]) -> bool: ...
+    def may_write_variable(self, path: str) -> None: ...
     def register(self, job: dict[str, Any], modify_index: int) -> dict[str, Any]: ...
     def stop(self, job_id: str, purge: bool = False) -> dict[str, Any] | None: ...
 
@@ -563,6 +564,28 @@ class NomadBackend:
             return True
         except self._nex.VariableConflict:
             return False
+
+    # No variable has this modify index: a check-and-set on it can only lose.
+    _PROBE_CAS = 2**62
+
+    def may_write_variable(self, path: str) -> None:
+        """PermissionDenied unless the token may write this variable, asked without a write:
+        Nomad checks the ACL before the check-and-set (nomad/variables_endpoint.go Apply), and
+        a check-and-set on an index no variable has loses (409), storing nothing."""
+        body = {"Namespace": self.ep.namespace or "default", "Path": path, "Items": {"probe": "-"}}
+        try:
+            self._call(
+                f"checking variables write on {path}",
+                self.client.variable.create_variable,
+                path,
+                body,
+                namespace=self.ep.namespace or None,
+                cas=self._PROBE_CAS,
+                read=False,
+            )
+        except self._nex.VariableConflict:
+            return
+        raise AssertionError(f"a check-and-set at {self._PROBE_CAS} wrote {path}")  # impossible
 
     def register(self, job: dict[str, Any], modify_index: int) -> dict[str, Any]:
         """Check-and-set: 0 creates only; N updates only from the state we read."""

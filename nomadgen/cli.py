@@ -621,6 +621,7 @@ def submit(
         fingerprint,
         needs_lock,
         prepare,
+        probe_submit_writes,
         refuse_data_loss,
         refuse_if_locked,
         refuse_unplaceable,
@@ -651,6 +652,7 @@ def submit(
                 refuse_unplaceable(prep)
                 if not allow_data_loss:
                     refuse_data_loss(prep)
+            probe_submit_writes(prep.changes, nomad)  # exit 8 before the first write
 
         def progress(step: Step) -> None:
             if lock is not None:

@@ -280,6 +280,16 @@ def needs_lock(cs: converge.ChangeSet) -> bool:
     return cs.changed or any(k.action != converge.UNCHANGED for k in cs.push)
 
 
+def probe_submit_writes(cs: converge.ChangeSet, nomad: NomadAPI) -> None:
+    """Ask, before submit's first write, what Nomad can answer without a write: whether the
+    token may create the credentials submit will generate (else the interface documents would
+    be written, then the run stop). Consul's key:write is checked by the interface transaction,
+    the first write; service:write on a new external service cannot be asked (Consul checks
+    it only against a registered service), so that refusal still comes at its write."""
+    for path, _ in cs.credentials:
+        nomad.may_write_variable(path)
+
+
 def fingerprint(cs: converge.ChangeSet) -> tuple[Any, ...]:
     """What a change set was computed from: each job's and key's action and index."""
     # A job's index says whether it changed since; its action is derived from it and the fixed

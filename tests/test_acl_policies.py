@@ -285,3 +285,31 @@ def test_destroy_checks_its_consul_writes_before_it_purges(standin_factory, tmp_
     assert "destroy stopped" in res.stderr and "done: purge " in res.stderr
     assert "not done: deregister nomadgen:shop:billing" in res.stderr
     assert c.written()["jobs"] == []  # the harm the check prevents
+
+
+def test_submit_asks_for_variables_write_before_its_first_write(
+    standin_factory, tmp_path, monkeypatch
+):
+    """The credentials submit generates are written after the interface documents. A token
+    without `write` on the variables is asked first (a check-and-set that can only lose, so
+    nothing is stored) and stops submit with nothing written. Known-bad: without asking, the
+    interface documents are written and then the run stops."""
+    from nomadgen import operations
+
+    c = Cluster(standin_factory, tmp_path)
+    policy = readme_policies()["submit"]
+    nomad_rules = policy["nomad"].replace(
+        'capabilities = ["list", "write"]', 'capabilities = ["list"]'
+    )
+    assert nomad_rules != policy["nomad"]
+    env = c.env_for(nomad_rules, policy["consul"])
+    empty = {"jobs": [], "variables": [], "kv": [], "services": []}
+    res = c.run(["submit", "MANIFEST"], env)
+    assert res.exit_code == 8, res.output
+    assert "checking variables write on nomad/jobs/psql-web" in res.stderr
+    assert c.written() == empty
+
+    monkeypatch.setattr(operations, "probe_submit_writes", lambda *a: None)
+    res = c.run(["submit", "MANIFEST"], env)
+    assert res.exit_code == 8, res.output
+    assert c.written()["kv"] != []  # the harm the question prevents
