@@ -663,15 +663,14 @@ def _reloads(
         for r in reads(plan, s, settings):
             dep = plan.get(r.set)
             djob = plan.job_of(r.set)
-            mode = {"restart": "change_mode restart", "signal": f"change_mode signal {r.signal}"}
-            if r.change_mode not in mode:
+            if r.change_mode != "restart":
                 continue  # noop: the template re-renders, the task runs on
             if (
                 (r.instance or r.all_instances)
                 and (djob in replaced or dep.job_id in moved_ext and dep.kind == EXTERNAL)
                 or (r.all_instances and djob in resized)
             ):
-                because.append((r.set, f"template change ({mode[r.change_mode]})"))
+                because.append((r.set, "template change (change_mode restart)"))
             elif r.instance and djob in resized and _zone_moves(plan, dep, r):
                 # A set smaller than its zones (one group, at most one instance per zone)
                 # that scales gains or loses an instance in a zone: a dependent instance there
@@ -679,12 +678,12 @@ def _reloads(
                 # zone's, or back. Nomad picks the zone of a new one: certain only for a
                 # dependent with an instance in every zone.
                 if zone_grouped(s, plan.zones):
-                    because.append((r.set, f"template change ({mode[r.change_mode]})"))
+                    because.append((r.set, "template change (change_mode restart)"))
                 else:
                     because.append(
                         (
                             r.set,
-                            f"template change ({mode[r.change_mode]}) if the zone of one of "
+                            "template change (change_mode restart) if the zone of one of "
                             f"its instances gains or loses an instance of {r.set}",
                         )
                     )

@@ -56,14 +56,21 @@ FIELDS = {
     "external": 'a service that runs elsewhere, e.g. {"address": "db.example.com", "port": 5432}: '
     "nomadgen registers it in Consul so dependents find it like any other",
     "overrides": 'tuning of this service\'s dedicated sets, e.g. {"psql": {"image": "postgres:17"}}',
-    "wiring": 'how each dependency is taken, e.g. {"psql": {"change_mode": "signal", "signal": "SIGHUP"}}',
+    "wiring": 'how each dependency is taken, e.g. {"psql": {"change_mode": "noop"}}',
     "tags": "extra Consul tags of this service (for ingress such as Traefik or Fabio)",
     "constraints": 'placement constraints, e.g. [{"attribute": "${node.class}", "value": "web"}]',
     "node_pool": "the Nomad node pool to run in",
 }
-WIRING_FIELDS = {"change_mode", "signal", "zone_fallback"}
-CHANGE_MODES = ("restart", "signal", "noop")
-SIGNAL_RE = re.compile(r"^SIG[A-Z0-9]{2,8}\Z")
+WIRING_FIELDS = {"change_mode", "zone_fallback"}
+# No "signal": a dependency reaches its task as environment variables (an `env = true`
+# template), which a running process cannot re-read, and Nomad refuses a signal for such a
+# template ("cannot use signals with env var templates", nomad/structs/structs.go
+# Template.Validate; nomad-jobspec validate says the same).
+CHANGE_MODES = ("restart", "noop")
+NO_SIGNAL = (
+    "a signal cannot reach a dependency's values: they are environment variables, which a "
+    "running process cannot re-read, and Nomad refuses a signal for an environment template"
+)
 CONSTRAINT_FIELDS = {"attribute", "operator", "value"}
 # Nomad's constraint operators (structs.Constraint.Validate), without the ones nomadgen sets itself.
 OPERATORS = (
@@ -531,25 +538,22 @@ class _Checker(FieldChecker):
                 self.add(p, "must be an object")
                 continue
             self.dups(body, p)
-            self.unknown(body, WIRING_FIELDS, p)
+            self.unknown({k: v for k, v in body.items() if k != "signal"}, WIRING_FIELDS, p)
             mode = body.get("change_mode", "restart")
-            if mode not in CHANGE_MODES:
+            if mode == "signal" or "signal" in body:
+                where = ("change_mode",) if mode == "signal" else ("signal",)
+                self.add(p + where, NO_SIGNAL, "use restart (the default) or noop")
+                mode = "restart"
+            elif mode not in CHANGE_MODES:
                 self.add(
-                    p + ("change_mode",),
-                    f"unknown change_mode {mode!r}",
-                    "use restart, signal or noop",
+                    p + ("change_mode",), f"unknown change_mode {mode!r}", "use restart or noop"
                 )
                 mode = "restart"
-            signal = body.get("signal", "")
-            if mode == "signal" and not (isinstance(signal, str) and SIGNAL_RE.match(signal)):
-                self.add(p + ("signal",), "change_mode signal needs a signal like SIGHUP")
-            elif mode != "signal" and "signal" in body:
-                self.add(p + ("signal",), "a signal is only sent with change_mode signal")
             fallback = body.get("zone_fallback")
             if fallback is not None and not isinstance(fallback, bool):
                 self.add(p + ("zone_fallback",), "must be true or false")
                 fallback = None
-            out.append((dep, Wiring(mode, signal if mode == "signal" else "", fallback)))
+            out.append((dep, Wiring(mode, fallback)))
         return tuple(out)
 
     def tags(self, value: Any, path: tuple[Any, ...]) -> tuple[str, ...]:

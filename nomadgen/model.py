@@ -116,8 +116,8 @@ class Override(NamedTuple):
 class Wiring(NamedTuple):
     """How a dependent takes one of its dependencies (`wiring` in the manifest)."""
 
-    change_mode: str = "restart"  # restart | signal | noop: what a change of its data does
-    signal: str = ""  # with change_mode signal
+    change_mode: str = "restart"  # restart | noop: what a change of its data does (no signal:
+    # manifest.py CHANGE_MODES)
     zone_fallback: bool | None = None  # None: the dependency's template decides
 
 

@@ -279,7 +279,6 @@ class Read(NamedTuple):
     instance: bool  # one instance (its own zone's, or the nearest)
     all_instances: bool  # the list of every healthy instance
     change_mode: str
-    signal: str = ""
     zone_fallback: bool = True  # a zone without an instance of a per-zone set reads another's
 
 
@@ -376,7 +375,6 @@ def _wire(plan: Resolution, s: ServiceSet, settings: RenderSettings) -> _Wiring:
                     bool(used & {"host", "port"}),
                     "addrs" in used,
                     link.wiring.change_mode,
-                    link.wiring.signal,
                     dep.interface.zone_fallback if fallback is None else fallback,
                 )
             )
@@ -590,8 +588,6 @@ def _dependency_block(
         "Envvars": True,
         "ChangeMode": link.wiring.change_mode,
     }
-    if link.wiring.change_mode == "signal":
-        tmpl["ChangeSignal"] = link.wiring.signal
     return tmpl
 
 

@@ -159,7 +159,7 @@ MANIFESTS: list[tuple[str, dict[str, Any], RenderSettings, tuple[str, ...], str 
                     {"attribute": "${meta.rack}", "operator": "regexp", "value": '^r[0-9]+"$'},
                 ],
                 "check": {"type": "http", "path": "/health?q=${x}&p=%{y}", "interval": 7},
-                "wiring": {"redis": {"change_mode": "signal", "signal": "SIGHUP"}},
+                "wiring": {"redis": {"change_mode": "noop"}},
             },
             "web": {
                 "depends": ["api"],
@@ -220,7 +220,7 @@ def test_the_generated_manifests_cover_the_shapes_render_emits():
         'operator = "distinct_hosts"',
         'operator  = "set_contains_any"',
         "data = <<-EOT",  # a dependency's template
-        "change_signal",
+        'change_mode = "noop"',
         'namespace   = "team-a"',
         'node_pool   = "shared"',
         "kill_timeout",

@@ -543,7 +543,7 @@ def test_change_mode_zone_fallback_tags_and_constraints():
         "app": {
             "depends": ["web", "psql"],
             "wiring": {
-                "web": {"change_mode": "signal", "signal": "SIGHUP"},
+                "web": {"change_mode": "restart"},
                 "psql": {"change_mode": "noop", "zone_fallback": True},
             },
         },
@@ -556,7 +556,7 @@ def test_change_mode_zone_fallback_tags_and_constraints():
     assert {"LTarget": "${node.pool}", "Operand": "=", "RTarget": "edge"} in group["Constraints"]
     tmpls = {t["DestPath"]: t for t in jobs["app"]["TaskGroups"][0]["Tasks"][0]["Templates"]}
     web = tmpls["local/nomadgen/web.env"]
-    assert web["ChangeMode"] == "signal" and web["ChangeSignal"] == "SIGHUP"
+    assert web["ChangeMode"] == "restart" and "ChangeSignal" not in web
     pg = tmpls["secrets/nomadgen/psql-app.env"]
     # Allowed to fall back: a zone without psql reads the instance with the lowest index of all.
     assert pg["ChangeMode"] == "noop"
@@ -571,7 +571,21 @@ def test_change_mode_zone_fallback_tags_and_constraints():
             {"depends": ["psql"], "wiring": {"psql": {"change_mode": "reload"}}},
             "unknown change_mode",
         ),
-        ({"depends": ["psql"], "wiring": {"psql": {"change_mode": "signal"}}}, "needs a signal"),
+        # Nomad refuses a signal for an env template (nomad/structs/structs.go
+        # Template.Validate): a job with one could never be submitted.
+        (
+            {
+                "depends": ["psql"],
+                "wiring": {"psql": {"change_mode": "signal", "signal": "SIGHUP"}},
+            },
+            "Nomad refuses a signal for an environment template",
+        ),
+        ({"depends": ["psql"], "wiring": {"psql": {"change_mode": "signal"}}}, "restart"),
+        ({"depends": ["psql"], "wiring": {"psql": {"signal": "SIGHUP"}}}, "cannot re-read"),
+        (
+            {"depends": ["psql"], "wiring": {"psql": {"change_mode": "script"}}},
+            "use restart or noop",
+        ),
         ({"tags": ["${node.unique.id}"]}, "interpolates"),
         ({"constraints": [{"attribute": "node.class", "value": "x"}]}, "node attribute"),
         ({"constraints": [{"attribute": "${node.class}", "operator": "=="}]}, "did you mean '='?"),
@@ -595,7 +609,7 @@ def test_the_readme_example_renders_as_it_says():
     assert task["Env"]["GREETING"] == "costs 5$, literal ${x}"
     tmpls = {t["DestPath"]: t for t in task["Templates"]}
     assert "DB_PASSWORD=" in tmpls["secrets/nomadgen/psql-app.env"]["EmbeddedTmpl"]
-    assert tmpls["local/nomadgen/search.env"]["ChangeSignal"] == "SIGHUP"
+    assert tmpls["local/nomadgen/search.env"]["ChangeMode"] == "restart"
 
 
 def test_the_own_zone_instance_stays_when_another_is_added():

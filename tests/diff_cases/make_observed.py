@@ -34,10 +34,7 @@ BASE: dict[str, Any] = {
         "depends": ["psql", "search", "redis", "legacy"],
         "ports": {"http": 8000},
         "env": {"SEARCH_NODES": "${search.addrs}"},
-        "wiring": {
-            "search": {"change_mode": "signal", "signal": "SIGHUP"},
-            "redis": {"change_mode": "noop"},
-        },
+        "wiring": {"redis": {"change_mode": "noop"}},
     },
     "search": {"image": "example/search:1", "ports": {"http": 9200}, "count": 3},
     "report": {"depends": ["search"], "image": "example/report:1"},
@@ -403,8 +400,7 @@ def case_reload_provider_image(case: Path) -> dict[str, Any]:
 
 def case_reload_provider_scale(case: Path) -> dict[str, Any]:
     """search scaled 3 -> 4: its zone-a group grows in place, no instance is replaced, but the
-    list of all instances changes, so api (reads ${search.addrs}, change_mode signal) is
-    signalled; report reads its zone's instance with the lowest index, which stays."""
+    list of all instances changes, so api (reads ${search.addrs}) restarts; report reads its zone's instance with the lowest index, which stays."""
     obs = synced(BASE, {}, case)
     return finish(obs, edited(BASE, ("search", "count"), 4), {}, case)
 
@@ -449,13 +445,6 @@ def case_reload_tag_change(case: Path) -> dict[str, Any]:
     """web gets a tag: an in-place update; web's instances and its readers stay as they are."""
     obs = synced(BASE, {}, case)
     return finish(obs, edited(BASE, ("web", "tags"), ["public"]), {}, case)
-
-
-def case_reload_signal(case: Path) -> dict[str, Any]:
-    """search's image bumped: replaced; api reads it with change_mode signal (SIGHUP), report
-    with the default restart."""
-    obs = synced(BASE, {}, case)
-    return finish(obs, edited(BASE, ("search", "image"), "example/search:2"), {}, case)
 
 
 def case_reload_noop(case: Path) -> dict[str, Any]:
