@@ -15,6 +15,7 @@ from nomadgen.hcl import escape_string, to_hcl
 from nomadgen.model import Runtime
 from tests.hcl_parity import hcl_to_job
 from tests.nomad_tools import (
+    RenderedJobs,
     assert_proven,
     dropped_keys,
     json_diff,
@@ -27,6 +28,7 @@ from tests.nomad_tools import (
 )
 
 CASES = Path(__file__).parent / "cases"
+ROOT = Path(__file__).resolve().parents[1]
 RENDERED = sorted(p.name for p in CASES.iterdir() if (p / "render.json").is_file())
 
 
@@ -196,9 +198,28 @@ needs_examples = pytest.mark.skipif(
 )
 
 
+def _examples(pattern: str) -> list[str]:
+    return sorted(p.name for p in EXAMPLES.glob(pattern)) if EXAMPLES.is_dir() else []
+
+
+def test_every_example_job_is_taken():
+    """Each example job file of ../shared/nomad/examples is in the round trips below (the
+    one other file is a plan response, which holds no job)."""
+    if not EXAMPLES.is_dir():
+        pytest.skip(f"Nomad's example jobs are not at {EXAMPLES} (set NOMADGEN_SHARED)")
+    assert _examples("*.nomad.hcl") == ["example-short.nomad.hcl", "example.nomad.hcl"]
+    jobs = [n for n in _examples("*.json") if n != "plan-response.json"]
+    assert jobs == sorted(JSON_EXAMPLES)
+    plan = json.loads((EXAMPLES / "plan-response.json").read_text())
+    assert "Job" not in plan and "TaskGroups" not in plan
+
+
+JSON_EXAMPLES = ["example-short.json", "json-jobs-doc-example.json", "job-read-response.json"]
+
+
 @requires_nomad
 @needs_examples
-@pytest.mark.parametrize("name", ["example.nomad.hcl", "example-short.nomad.hcl"])
+@pytest.mark.parametrize("name", _examples("*.nomad.hcl"))
 def test_nomad_hcl_examples_round_trip_through_the_writer(name):
     job = nomad_parse((EXAMPLES / name).read_text())
     assert json_diff(nomad_parse(to_hcl(job)), job) == []
@@ -206,9 +227,7 @@ def test_nomad_hcl_examples_round_trip_through_the_writer(name):
 
 @requires_nomad
 @needs_examples
-@pytest.mark.parametrize(
-    "name", ["example-short.json", "json-jobs-doc-example.json", "job-read-response.json"]
-)
+@pytest.mark.parametrize("name", JSON_EXAMPLES)
 def test_nomad_json_examples_round_trip_through_the_writer(name):
     """What Nomad 1.5.8 keeps of the job (fields added later, like NodePool, are dropped by its
     decoder and rejected by its parser), written as HCL, reads back the same after Canonicalize,
@@ -394,3 +413,104 @@ def test_a_one_line_template_body_is_a_heredoc_too():
     assert 'ONE = "line\\n"' in text  # other one-line values stay quoted
     task = nomad_parse(text)["TaskGroups"][0]["Tasks"][0]
     assert task["Templates"][0]["EmbeddedTmpl"] == body and task["Env"] == {"ONE": "line\n"}
+
+
+# --- every job a test renders is proven (conftest.py) ------------------------------------------
+
+
+def _priority_zero(monkeypatch):
+    """render_job that renders a job Nomad rejects (priority 0), wrapped under a fresh recorder."""
+    import nomadgen.pipeline
+    import nomadgen.render
+
+    real = nomadgen.render.render_job
+
+    def bad(*args, **kwargs):
+        job = real(*args, **kwargs)
+        return job._replace(api={**job.api, "Priority": 0})
+
+    for module in (nomadgen.render, nomadgen.pipeline):
+        monkeypatch.setattr(module, "render_job", bad)
+    return RenderedJobs(monkeypatch)
+
+
+def _dockland():
+    from nomadgen.pipeline import build_resolution
+    from nomadgen.settings import load_config
+
+    cfg = load_config(env={})
+    return build_resolution(str(ROOT / "examples/dockland.json"), cfg, name="dockland")[1], cfg
+
+
+@requires_nomad
+@pytest.mark.parametrize("fmt", ["json", "hcl"])
+def test_the_recorder_sees_every_render_path_and_its_proof_fails_a_bad_job(fmt):
+    """render.render and the CLI's render (pipeline.iter_files) are both recorded, each job
+    once; a job Nomad rejects fails the proof with Nomad's message."""
+    from typer.testing import CliRunner
+
+    import nomadgen.render
+    from nomadgen.cli import app
+
+    plan, cfg = _dockland()
+    with pytest.MonkeyPatch.context() as mp:
+        rec = _priority_zero(mp)
+        assert all(j.api["Priority"] == 0 for j in nomadgen.render.render(plan, cfg.render))
+        res = CliRunner().invoke(app, ["render", str(ROOT / "examples/dockland.json"), "-f", fmt])
+        assert res.exit_code == 0, res.output
+    assert len(rec.jobs) == 10  # five jobs, rendered twice
+    items = rec.items()
+    assert sorted(name for name, _, _ in items) == [
+        "app",
+        "blog",
+        "psql-app",
+        "psql-blog",
+        "worker",
+    ]
+    with pytest.raises(AssertionError, match="job priority must be between"):
+        assert_proven(items)
+
+
+@requires_nomad
+def test_the_bench_manifest_is_proven():
+    """dev/bench.py's generator (test_memory renders hundreds of its jobs, unproven there):
+    its services' dependencies repeat every 60 (i % 4, i % 3, i % 5), so 60 cover each shape."""
+    import nomadgen.render
+    from dev.bench import manifest
+    from nomadgen.catalog import Catalog
+    from nomadgen.manifest import parse
+    from nomadgen.resolve import resolve
+
+    zones = ("zone-a", "zone-b", "zone-c")
+    plan = resolve(parse(json.dumps(manifest(60)), "m.json", "m"), Catalog(), zones)
+    jobs = nomadgen.render.render(plan)
+    assert len(jobs) > 60  # with the dedicated sets' jobs
+    assert_proven((j.id, to_hcl(j.api), j.api) for j in jobs)
+
+
+@requires_nomad
+def test_every_test_records_what_it_renders(_rendered_jobs_are_proven_by_nomad):
+    """The autouse fixture of conftest.py is on for ordinary tests: what this test renders is
+    proven when it ends."""
+    import nomadgen.render
+
+    plan, cfg = _dockland()
+    jobs = nomadgen.render.render(plan, cfg.render)
+    assert [j.api for j in _rendered_jobs_are_proven_by_nomad.jobs] == [j.api for j in jobs]
+
+
+@requires_nomad
+def test_a_newer_target_is_proven_on_its_1_5_part():
+    from nomadgen.model import Job
+
+    with pytest.MonkeyPatch.context() as mp:
+        rec = RenderedJobs(mp)
+    _, hcl, job = case_jobs("seed-example")[0]
+    job = job["Job"]
+    rec.jobs.append(Job(id="x", set="x", api={**job, "NodePool": "edge"}, spec_hash=""))
+    ((_, hcl_back, api),) = rec.items()
+    assert api == job and hcl_back == to_hcl(job)
+    group = {**job["TaskGroups"][0], "Disconnect": {"LostAfter": 1}}  # 1.8, nested
+    rec.jobs[:] = [Job(id="x", set="x", api={**job, "TaskGroups": [group]}, spec_hash="")]
+    with pytest.raises(AssertionError, match="Disconnect: needs Nomad 1.8"):
+        rec.items()

@@ -3,6 +3,7 @@ Each mode is read by Nomad 1.5.8's own parser and validator (../shared/tools/nom
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -272,9 +273,11 @@ def test_every_mode_is_valid_for_nomad_1_5_8(mode, tmp_path):
 @needs_tool
 def test_the_nomad_check_catches_a_bad_volume(tmp_path):
     """Known-bad: the validation above fails on a mount of an undeclared volume."""
-    job = jobs(
-        {"app": {"depends": ["psql"], "overrides": {"psql": {"state": {"storage": "host"}}}}}
-    )["psql-app"]
+    job = copy.deepcopy(  # a rendered job is read-only: its groups share blocks (render.py)
+        jobs({"app": {"depends": ["psql"], "overrides": {"psql": {"state": {"storage": "host"}}}}})[
+            "psql-app"
+        ]
+    )
     job["TaskGroups"][0]["Tasks"][0]["VolumeMounts"][0]["Volume"] = "nope"
     body = tmp_path / "bad.json"
     body.write_text(to_json(job))
