@@ -69,3 +69,56 @@ def test_a_body_nomad_cannot_decode_is_a_400(cluster, job_id):
     r = requests.put(f"{cluster.nomad_addr}/v1/job/{job_id}", json={"Job": bad}, timeout=10)
     assert r.status_code == 400
     assert "cannot unmarshal string" in r.text and "Priority" in r.text
+
+
+@pytest.fixture
+def standin():
+    from nomad_standin.server import StandIn
+
+    with StandIn(lifetime=120, eval_delay=3600) as s:
+        yield s
+
+
+def _answers(addr: str, job: dict) -> list[tuple[int, str]]:
+    """(status, text) of register, plan and validate for one job."""
+    jid = job["ID"]
+    out = []
+    for method, path in (
+        ("PUT", f"/v1/job/{jid}"),
+        ("PUT", f"/v1/job/{jid}/plan"),
+        ("PUT", "/v1/validate/job"),
+    ):
+        r = requests.request(method, addr + path, json={"Job": job}, timeout=10)
+        out.append((r.status_code, r.json()["Error"] if path.endswith("validate/job") else r.text))
+    return out
+
+
+def test_nomads_validation_decides_even_where_jobcheck_would_accept(standin, monkeypatch, job_id):
+    """The stand-in runs Nomad's own Job.Validate, not only jobcheck: with jobcheck made to
+    accept everything, a job Nomad rejects is still refused, in Nomad's words, on each
+    endpoint (register and plan 500, validate 200 with the errors)."""
+    import nomad_standin.nomad as standin_nomad
+
+    monkeypatch.setattr(standin_nomad.jobcheck, "check_job", lambda *a, **k: [])
+    bad = make_job(job_id)
+    bad["Priority"] = 0
+    ok, message = nomad_validate(bad)
+    assert not ok
+    assert _answers(standin.nomad_addr, bad) == [(500, message), (500, message), (200, message)]
+    # Known-bad: without the tool (jobcheck alone, here made lenient) the same job is taken,
+    # so the refusal above is Nomad's code at work.
+    monkeypatch.setattr(standin_nomad.nomad_jobspec, "binary", lambda: None)
+    (reg, _, val) = _answers(standin.nomad_addr, bad)
+    assert reg[0] == 200 and val == (200, "")
+
+
+def test_jobcheck_still_checks_what_nomad_1_5_does_not_know(standin, job_id):
+    """A field newer than 1.5 with a wrong type: Nomad 1.5.8's decoder drops it and its
+    validation passes, jobcheck (which knows the field) refuses it, as Nomad 1.6 would."""
+    bad = make_job(job_id)
+    bad["NodePool"] = 5
+    assert nomad_validate(bad) == (True, "")
+    (reg, plan, val) = _answers(standin.nomad_addr, bad)
+    assert reg[0] >= 400 and plan[0] >= 400 and val[0] == 200  # refused (the point here)
+    for _, text in (reg, plan, val):
+        assert "Job.NodePool: expected string, got integer 5" in text
