@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import nomadgen.render
 from nomadgen import hcl_fast
 from nomadgen.catalog import Catalog
 from nomadgen.cli import app
@@ -26,7 +27,7 @@ from nomadgen.hcl import to_hcl
 from nomadgen.hcl_fast import JobWriter
 from nomadgen.manifest import parse
 from nomadgen.model import RenderSettings, Runtime
-from nomadgen.render import Shared, render_job
+from nomadgen.render import Shared
 from nomadgen.resolve import resolve
 
 CASES = Path(__file__).parent / "cases"
@@ -44,7 +45,8 @@ def rendered(
     shared: Shared = {}
     for s in plan.sets:
         if s.job_hosted:
-            yield render_job(plan, s, settings, shared).api, shared
+            # looked up on the module: conftest.py proves what each test renders
+            yield nomadgen.render.render_job(plan, s, settings, shared).api, shared
 
 
 def differences(jobs: Iterable[tuple[dict[str, Any], Shared]]) -> tuple[list[str], int]:
