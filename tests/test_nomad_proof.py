@@ -499,6 +499,24 @@ def test_every_test_records_what_it_renders(_rendered_jobs_are_proven_by_nomad):
     assert [j.api for j in _rendered_jobs_are_proven_by_nomad.jobs] == [j.api for j in jobs]
 
 
+def test_no_test_holds_its_own_reference_to_render_job():
+    """The recorder replaces render_job on nomadgen.render and nomadgen.pipeline; a test
+    module that imported the function itself would render past it, unproven."""
+    pattern = re.compile(r"from nomadgen\.(render|pipeline) import[^\n]*\brender_job\b")
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "tests").rglob("*.py"))
+        if p != Path(__file__) and pattern.search(p.read_text(encoding="utf-8"))  # quotes it
+    ]
+    assert offenders == []
+
+
+def test_the_guard_above_finds_an_import_by_name():
+    pattern = re.compile(r"from nomadgen\.(render|pipeline) import[^\n]*\brender_job\b")
+    assert pattern.search("from nomadgen.render import Shared, render_job\n")
+    assert not pattern.search("import nomadgen.render\nnomadgen.render.render_job(plan)\n")
+
+
 @requires_nomad
 def test_a_newer_target_is_proven_on_its_1_5_part():
     from nomadgen.model import Job
