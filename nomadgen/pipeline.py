@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from . import names
 from .catalog import Catalog
+from .errors import ManifestError, Problem
 from .manifest import load
 from .model import Job, KVEntry, Manifest, RenderSettings, Resolution
 from .render import (
@@ -40,6 +41,7 @@ def build_resolution(
 ) -> tuple[Manifest, Resolution]:
     """Resolve a manifest (a path, or one already loaded) against the zones."""
     manifest = load(manifest_path, name) if isinstance(manifest_path, str) else manifest_path
+    check_target(manifest, config.render.nomad_version)
     catalog = Catalog(config.templates)
     zones = zones or config.zones
     if not config.overrides and config.environment is None and not config.render.scope:
@@ -63,6 +65,25 @@ def build_resolution(
                 others.append((other.name, scoped(plan, other.scope, manifest), st))
         check_collisions((env.name, plan, config.render), others)
     return manifest, plan
+
+
+def check_target(manifest: Manifest, target: tuple[int, int]) -> None:
+    """A service's node_pool is a constraint on `${node.pool}`, which Nomad 1.5's scheduler
+    does not know: no 1.5 node matches it (scheduler/feasible.go resolveTarget, v1.5.8;
+    nomad-sched shows every node filtered), so the set could never be placed."""
+    if target >= (1, 6):
+        return
+    pooled = [s for s in manifest.services if s.node_pool]
+    if pooled:
+        raise ManifestError(
+            f"node_pool needs Nomad 1.6 or later; the target is Nomad {target[0]}.{target[1]}",
+            [
+                Problem(f"node_pool {s.node_pool!r}", f"{manifest.path}: {s.name}.node_pool")
+                for s in pooled
+            ],
+            hint='Nomad 1.5 nodes are in no pool: set nomad_version = "1.6" (or later) in '
+            "nomadgen.toml if every cluster you submit to runs it, or drop node_pool",
+        )
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from nomad_jobcheck import FIELD_SINCE, OLDEST_NOMAD, check_job, newer_fields
+from nomad_standin import nomadsched
 from typer.testing import CliRunner
 
 from nomadgen.cli import app
@@ -209,3 +210,73 @@ def test_a_1_6_job_is_proven_on_its_1_5_part_and_refused_whole_by_1_5(tmp_path):
     older = {k: v for k, v in job.items() if k != "NodePool"}
     assert newer_fields(older, OLDEST_NOMAD) == []
     assert_proven([("psql-app without NodePool", to_hcl(older), older)])
+
+
+# A service's node_pool is a constraint on ${node.pool}: a Nomad 1.6 attribute too.
+POOLED = {"web": {"node_pool": "edge"}, "api": {}}
+
+
+def _render_manifest(tmp_path: Path, doc: dict, toml: str):
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    cfg = tmp_path / "nomadgen.toml"
+    cfg.write_text(toml)
+    return CliRunner().invoke(
+        app, ["render", str(tmp_path / "m.json"), "--config", str(cfg), "-f", "json"]
+    )
+
+
+def test_a_service_node_pool_needs_a_1_6_target(tmp_path, cluster):
+    res = _render_manifest(tmp_path, POOLED, "")
+    assert res.exit_code == 3 and res.stdout == "" and "Traceback" not in res.output
+    assert "node_pool needs Nomad 1.6 or later; the target is Nomad 1.5" in res.output
+    assert "web.node_pool" in res.output and 'nomad_version = "1.6"' in res.output
+    for cmd, code in (("plan", 255), ("submit", 3)):  # plan: 255 for any error, as Nomad's
+        out = CliRunner().invoke(
+            app,
+            [cmd, str(tmp_path / "m.json"), "--config", str(tmp_path / "nomadgen.toml")],
+            env=cluster.env(),
+        )
+        assert out.exit_code == code and "node_pool needs Nomad 1.6" in out.output, cmd
+    assert cluster.standin is None or cluster.standin.nomad.jobs == {}  # nothing submitted
+    ok = _render_manifest(tmp_path, POOLED, 'nomad_version = "1.6"\n')
+    assert ok.exit_code == 0, ok.output
+    web = json.loads(ok.stdout)["web"]["Job"]
+    assert {"LTarget": "${node.pool}", "Operand": "=", "RTarget": "edge"} in web["TaskGroups"][0][
+        "Constraints"
+    ]
+    assert _render_manifest(tmp_path, {"api": {}}, "").exit_code == 0  # no node_pool: fine
+
+
+@pytest.mark.skipif(nomadsched.binary() is None, reason="nomad-sched is not in ../shared/tools")
+def test_nomad_1_5_places_nothing_with_a_node_pool_constraint():
+    """Why: Nomad 1.5.8's own scheduler filters every node for `${node.pool}` (and places the
+    same job without it)."""
+    job = {
+        "ID": "j",
+        "Datacenters": ["dc1"],
+        "TaskGroups": [
+            {
+                "Name": "g",
+                "Count": 1,
+                "Tasks": [
+                    {
+                        "Name": "t",
+                        "Driver": "docker",
+                        "Config": {"image": "x"},
+                        "Resources": {"CPU": 100, "MemoryMB": 64},
+                    }
+                ],
+            }
+        ],
+    }
+    nodes = [{"Name": "n1", "Datacenter": "dc1"}]
+    out = nomadsched.run(nomadsched.binary(), {"nodes": nodes, "job": job})
+    assert len(out["run"]["task_groups"]["g"]["placed"]) == 1
+    pooled = copy.deepcopy(job)
+    pooled["TaskGroups"][0]["Constraints"] = [
+        {"LTarget": "${node.pool}", "Operand": "=", "RTarget": "default"}
+    ]
+    group = nomadsched.run(nomadsched.binary(), {"nodes": nodes, "job": pooled})["run"][
+        "task_groups"
+    ]["g"]
+    assert group["placed"] == [] and group["failed_tg_allocs"]["NodesFiltered"] == 1
