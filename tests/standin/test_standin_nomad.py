@@ -896,6 +896,8 @@ def test_register_returns_before_the_scheduler_runs(standin_factory):
     # A change: until the scheduler runs, "the latest deployment" is still the old one.
     reg = c.job.register_job("web", {"Job": make_job("web", env={"MODE": "two"})})
     assert c.job.get_deployment("web")["ID"] == first["ID"]
+    assert c.deployment.get_deployment(first["ID"])["Status"] == "running"  # not cancelled yet
+    assert c.evaluation.get_evaluation(reg["EvalID"])["Status"] == "pending"
     assert c.job.get_job("web")["Version"] == 1
     s.nomad.run_evals()
     second = c.job.get_deployment("web")
