@@ -432,6 +432,12 @@ def test_without_acls_templates_read_any_variable(standin):
     assert s.task_view(alloc["ID"], "app")["Env"]["DB_PASSWORD"] == "theirs"
 
 
+def _get(url: str, headers: dict) -> list:
+    r = requests.get(url, headers=headers, timeout=5)
+    r.raise_for_status()
+    return r.json()
+
+
 # -- Consul ACLs --------------------------------------------------------------------------------
 def test_consul_token_rules_and_a_denied_transaction(standin_factory):
     import base64
@@ -497,6 +503,13 @@ def test_consul_token_rules_and_a_denied_transaction(standin_factory):
     assert set(r.json()) == {"web"}
     assert r.headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
     assert requests.get(f"{base}/v1/health/service/db", headers=hdr, timeout=5).json() == []
+    assert [e["Service"]["ID"] for e in _get(f"{base}/v1/health/service/web", hdr)] == ["w1"]
+    # Without a node rule the same service's rows are filtered too: Consul's ACL filter keeps a
+    # health row only when both its node and its service may be read (agent/consul/acl.go
+    # filterCheckServiceNodes).
+    no_node = {"X-Consul-Token": s.consul_token('service "web" { policy = "read" }')}
+    r = requests.get(f"{base}/v1/health/service/web", headers=no_node, timeout=5)
+    assert r.json() == [] and r.headers["X-Consul-Results-Filtered-By-ACLs"] == "true"
     r = requests.get(f"{base}/v1/kv/nope", headers={"X-Consul-Token": "wrong"}, timeout=5)
     assert (r.status_code, r.text) == (403, "ACL not found")
 
