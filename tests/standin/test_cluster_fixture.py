@@ -361,3 +361,47 @@ def test_cluster_py_up_never_judges_the_starting_standin_by_its_command_line(
         cluster_py.cmd_down(args)
     assert "stopped standin" in capsys.readouterr().err
     assert not _running(pid)
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Live processes whose command line holds `text` (a test's own state dir)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline and _running(int(proc.name)):
+                out.append(int(proc.name))
+    return out
+
+
+def test_cluster_py_up_reports_a_stand_in_that_exits_and_keeps_nothing(tmp_path):
+    """`up` judges its own child by its exit status: the status and the log are reported, and
+    no pid file is left for a process that is gone."""
+    state = tmp_path / "state"
+    up = _cluster_py(state, "up", "--backend", "standin", "--zones=-x")
+    assert up.returncode != 0
+    assert "the stand-in exited early (status 2)" in up.stderr
+    assert "argument --zones: expected one argument" in up.stderr  # the log, as it is
+    assert not list(state.glob("*.pid")) and not (state / "env").exists()
+
+
+def test_cluster_py_up_that_times_out_stops_what_it_started(tmp_path):
+    """A stand-in that does not answer within --timeout is stopped, not left running for
+    its 8 h lifetime, and its pid file goes only once it is gone."""
+    state = tmp_path / "state"
+    up = _cluster_py(state, "up", "--backend", "standin", "--timeout", "0")
+    assert up.returncode != 0 and "did not come up within 0s" in up.stderr, up.stderr
+    assert _processes_naming(str(state)) == []
+    assert not list(state.glob("*.pid"))
+    # Known-bad for the process check: a running stand-in of this state dir is found.
+    up = _cluster_py(state, "up", "--backend", "standin")
+    try:
+        assert up.returncode == 0, up.stderr
+        pid = int((state / "standin.pid").read_text().split()[0])
+        assert _processes_naming(str(state)) == [pid]
+    finally:
+        _cluster_py(state, "down")
+    assert _processes_naming(str(state)) == []
