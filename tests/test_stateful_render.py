@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from nomad_jobcheck.jobspec import shared_dir
 
 from nomadgen.catalog import Catalog, load_template
 from nomadgen.errors import ConfigError, ManifestError, ResolutionError, TemplateError
@@ -25,9 +25,7 @@ ZONES = ("zone-a", "zone-b", "zone-c")
 
 
 def _tool() -> Path:
-    base = os.environ.get("NOMADGEN_SHARED")
-    shared = Path(base) if base else Path(__file__).resolve().parents[1].parent / "shared"
-    return shared / "tools" / "nomad-jobspec" / "nomad-jobspec"
+    return shared_dir() / "tools" / "nomad-jobspec" / "nomad-jobspec"  # honours NOMADGEN_SHARED
 
 
 TOOL = _tool()
