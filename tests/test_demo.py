@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Live (not zombie) processes whose command line holds `text`."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if proc.name.isdigit() and text in cmdline and stat != "Z":
+            out.append(int(proc.name))
+    return out
 
 
 def test_demo_change_keeps_each_instances_data():
@@ -27,3 +42,6 @@ def test_demo_change_keeps_each_instances_data():
     rows = [line for line in table.splitlines() if line.startswith("psql-app.psql-zone-")]
     assert len(rows) == 3 and all(line.endswith("(kept)") for line in rows), table[:1500]
     assert "continued, carried over" in out
+    # The demo stops the cluster it started: nothing of its state dir is left running.
+    (state,) = re.findall(r"dev cluster up \(standin\); state in (\S+)", out)
+    assert _processes_naming(state) == []
