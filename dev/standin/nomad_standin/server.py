@@ -56,6 +56,10 @@ class StandinHTTPServer(ThreadingHTTPServer):
 
     def get_request(self):
         request, addr = super().get_request()
+        # Go's net package turns Nagle off on every TCP connection (net/tcpsock_posix.go
+        # newTCPConn: setNoDelay(fd, true)). With it on, a reply written as headers then body
+        # waits for the client's delayed ACK: 40 ms on every request the real servers lack.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._reset_lock:
             self._open.add(request)
         return request, addr
@@ -134,6 +138,8 @@ class StandIn:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> StandIn:
+        if self._servers:  # a second set of servers, workers and tickers would run unseen
+            raise RuntimeError("this stand-in is already started")
         nomad_port, consul_port, dns_port = self._ports
         nomad_handler = make_handler(
             self.nomad, hook=self.faults.hook, acl_token=self.nomad_acl_token, control=self._control
