@@ -8,9 +8,11 @@
 - 1000 jobs in 3 layers: the stand-in scales; the push against its request-count floor
   (requests x latency / concurrency + layers x health delay).
 
-Both are also set against the floor plus the CPU of Nomad's own tools that the stand-in runs
-(a nomad-sched process per evaluation and dry-run plan, a nomad-jobspec validate per job
-text) spread over the cores; each line says which target is met on which floor.
+Both are also set against a fuller floor: the issue's, plus the stand-in's other waits on each
+layer's path (the evaluation delay after a register, and the layer's latest first check run,
+which Consul staggers within the check's interval), plus the CPU of Nomad's own tools that the
+stand-in runs (a nomad-sched process per evaluation and dry-run plan, a nomad-jobspec validate
+per job text) spread over the cores; each line says which target is met on which floor.
 """
 
 from __future__ import annotations
