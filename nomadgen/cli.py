@@ -743,6 +743,10 @@ def destroy(
             "outlives the jobs may need them).",
         ),
     ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Seconds to wait for the jobs' allocations to stop."),
+    ] = 300.0,
     config: ConfigOpt = None,
     name: NameOpt = None,
     conn: Connection = Connection(),
@@ -771,7 +775,9 @@ def destroy(
             f"({', '.join(jobs) or 'none'}) and remove its KV keys?",
             abort=True,
         )
-    done = do_destroy(mname, cfg, nomad, consul, delete_credentials=delete_credentials)
+    done = do_destroy(
+        mname, cfg, nomad, consul, delete_credentials=delete_credentials, timeout=timeout
+    )
     typer.echo(
         f"stopped and purged {len(done.jobs)} job(s); removed {done.keys} KV key(s)"
         + (f"; deregistered {len(done.services)} external service(s)" if done.services else "")

@@ -298,11 +298,22 @@ def apply(
                 )
 
         # 3. Prune: only jobs this manifest owns and no longer declares.
+        stopped = []
         for c in cs.jobs:
             if c.action == STOP:
-                stop_owned(nomad, c.id, cs.manifest)
+                if stop_owned(nomad, c.id, cs.manifest):
+                    stopped.append(c.id)
                 record(Step("stop", c.id, True))
                 pending.remove(f"stop {c.id}")
+        if stopped and wait:  # stopped means stopped on the clients, out of Consul
+            running = wait_stopped(nomad, stopped, max(0.0, deadline - time.monotonic()))
+            if running:
+                raise NotHealthy(
+                    f"{len(running)} pruned job(s) still have allocations running: "
+                    + _summary(running),
+                    hint="their clients may be down or slow to stop them; see `nomad job "
+                    "status`, and submit again (or with a larger --timeout)",
+                )
         for sc in cs.services:
             if sc.action == DEREGISTER:
                 consul.deregister_service(sc.id)
@@ -371,6 +382,36 @@ def stop_owned(nomad: NomadAPI, job_id: str, manifest: str, purge: bool = False)
         )
     nomad.stop(job_id, purge=purge)
     return True
+
+
+_CLIENT_TERMINAL = ("complete", "failed", "lost")
+
+
+def wait_stopped(nomad: NomadAPI, job_ids: list[str], timeout: float) -> list[str]:
+    """Wait until every allocation of these stopped or purged jobs has stopped on its client;
+    the jobs still running some at the deadline. Nomad answers a purge before its scheduler
+    stops the allocations, and a client deregisters their Consul services as it stops them,
+    so until then dependents still find the instances. A purged job's allocations stay
+    listed until garbage collection (nomad/job_endpoint.go Allocations reads them by job ID)."""
+    deadline = time.monotonic() + timeout
+    index: dict[str, int] = {}
+    left = list(job_ids)
+    while True:
+        left = [
+            j
+            for j in left
+            if any(a.get("ClientStatus") not in _CLIENT_TERMINAL for a in nomad.allocations(j))
+        ]
+        remaining = deadline - time.monotonic()
+        if not left or remaining <= 0:
+            return left
+        # one blocking query on the first job still running: it returns when its allocations move
+        j = left[0]
+        got = nomad.wait_for_change("allocations", j, max(1, index.get(j, 0)), min(remaining, 10))
+        if got:
+            index[j] = got
+        else:
+            time.sleep(min(remaining, 0.5))
 
 
 REGISTER_RETRIES = 2

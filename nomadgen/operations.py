@@ -28,6 +28,7 @@ from .errors import (
     Locked,
     ManifestError,
     NomadgenError,
+    NotHealthy,
     NothingOwned,
     PermissionDenied,
     Problem,
@@ -757,6 +758,7 @@ def destroy(
     consul: ConsulAPI,
     *,
     delete_credentials: bool = False,
+    timeout: float = 300.0,
 ) -> Destroyed:
     """Purge the jobs this manifest owns (ownership read again right before each), deregister
     its external services, delete its job-scoped ACL policies and the keys it wrote; run under
@@ -799,6 +801,19 @@ def destroy(
                     left_alone.append(exc)
                 todo.remove(f"purge {jid}")
                 done.append(f"purge {jid}")
+            if purged:
+                # exit 0 means they are gone: stopped on their clients, out of Consul
+                todo.insert(0, "wait for the purged jobs' allocations to stop")
+                running = converge.wait_stopped(nomad, purged, timeout)
+                if running:
+                    raise NotHealthy(
+                        f"{len(running)} purged job(s) still have allocations running after "
+                        f"{timeout:g} s: {_few(running)}",
+                        hint="their clients may be down or slow to stop them; see `nomad job "
+                        "status`, and run destroy again (or with a larger --timeout)",
+                    )
+                todo.pop(0)
+                done.append("allocations stopped")
             for sid in services:
                 lock.check()
                 consul.deregister_service(sid)

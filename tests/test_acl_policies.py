@@ -166,7 +166,7 @@ def test_other_manifests_keys_need_list_on_the_prefix(standin_factory, tmp_path,
     c = Cluster(standin_factory, tmp_path)
     blog = tmp_path / "blog.json"
     blog.write_text(json.dumps({"blog": {}}))
-    assert c.run(["submit", str(blog), "--no-wait"], c.admin).exit_code == 0
+    assert c.run(["submit", str(blog), "--timeout", "120"], c.admin).exit_code == 0
     args, deployed, code = COMMANDS[command]
     if deployed:
         c.deploy()

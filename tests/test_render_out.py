@@ -144,7 +144,7 @@ def test_what_a_manifest_value_may_reference(cluster, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"app": {"env": {"X": "${NOMAD_PORT_http}"}}}))
     assert run("render", str(bad)).exit_code == 3  # in env, ${...} must name a dependency
-    res = CliRunner().invoke(app, ["submit", str(path), "--no-wait"], env=cluster.env())
+    res = CliRunner().invoke(app, ["submit", str(path), "--timeout", "120"], env=cluster.env())
     assert res.exit_code == 0, res.output
     s = cluster.standin
     alloc = next(a for a in s.nomad.allocs.values() if a.job_id == "app")

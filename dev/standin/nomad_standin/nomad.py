@@ -2712,10 +2712,10 @@ def _r_job_allocations(r: _Request) -> _Result:
     state, (job_id,) = r.state, r.args
 
     def allocs():
-        rec = state._record(job_id, r.ns)
+        # nomad/job_endpoint.go Allocations reads the allocations by job ID without looking
+        # the job up: a purged job's are listed (until garbage collection), never a 404.
         return [
-            state.alloc_view(a, full=False)
-            for a in state._allocs_of(rec.job["Namespace"], rec.job["ID"])
+            state.alloc_view(a, full=False) for a in state._allocs_of(r.ns or "default", job_id)
         ]
 
     return r.read(allocs)
