@@ -271,6 +271,21 @@ def check_collisions(
     problems = []
     for other, oplan, osettings in others:
         theirs = written_names(oplan, osettings)
+        # a KV root inside the other's tree is the same as a shared one: a destroy of the outer
+        # deletes the tree (kv_prefix "nomadgen/dockland" beside an unscoped dockland)
+        (mine_root,) = have["KV root"]
+        (their_root,) = theirs["KV root"]
+        if mine_root != their_root and (
+            mine_root[0].startswith(their_root[0] + "/")
+            or their_root[0].startswith(mine_root[0] + "/")
+        ):
+            problems.append(
+                Problem(
+                    f"environments {name} and {other} would write KV roots one inside the "
+                    f"other: {mine_root[0]!r} and {their_root[0]!r}",
+                    hint=f"give env.{name}.kv_prefix a path outside the other's root",
+                )
+            )
         for what in have:
             both = sorted(have[what] & theirs[what])
             if both:

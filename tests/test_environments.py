@@ -345,6 +345,23 @@ def test_one_scope_collides_across_consul_datacenters_and_regions(tmp_path):
     )
 
 
+def test_a_kv_root_inside_another_environments_root_collides(tmp_path):
+    text = (
+        '[env.a]\nscope = ""\nnamespace = "a"\nkv_prefix = "nomadgen"\n'
+        '[env.b]\nkv_prefix = "nomadgen/dockland"\n'
+    )
+    for env in ("a", "b"):
+        with pytest.raises(ResolutionError) as e:
+            build_resolution(EXAMPLE, _cfg(tmp_path, text, environment=env))
+        [p] = e.value.problems
+        assert "would write KV roots one inside the other" in p.message, p.message
+        assert "'nomadgen/dockland'" in p.message and "'nomadgen/dockland/dockland@b'" in p.message
+    # a prefix beside the root, not inside it: no collision
+    build_resolution(
+        EXAMPLE, _cfg(tmp_path, text.replace("nomadgen/dockland", "ng"), environment="b")
+    )
+
+
 def test_unscoped_environments_in_one_namespace_collide_on_jobs(tmp_path):
     text = '[env.a]\nscope = ""\n[env.b]\nscope = ""\n'
     with pytest.raises(ResolutionError) as e:
