@@ -122,7 +122,8 @@ def main() -> None:
             print(
                 f"{job:<16} {'kept' if after[job] == before.get(job) else 'CHANGED'} {' '.join(after[job])}"
             )
-        # CI runs this demo: it fails unless dev really changed and prod did not move at all.
+        # CI runs this demo (tests/test_demo.py): it fails unless dev really changed and prod
+        # did not move at all.
         if after != before or len(after) != 5:
             raise SystemExit("demo: prod's jobs or allocations changed with dev's")
         if allocations(env, "dev")["dev-psql-app"] == dev_before["dev-psql-app"]:

@@ -45,3 +45,23 @@ def test_demo_change_keeps_each_instances_data():
     # The demo stops the cluster it started: nothing of its state dir is left running.
     (state,) = re.findall(r"dev cluster up \(standin\); state in (\S+)", out)
     assert _processes_naming(state) == []
+
+
+def test_demo_envs_changes_dev_and_leaves_prod_where_it_was():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "CONSUL_"))}
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "dev" / "demo_envs.py")],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
+    out = res.stdout + res.stderr
+    # The demo checks itself (exit 1 if prod moved or dev did not); the table is what it shows.
+    assert res.returncode == 0, out[-3000:]
+    table = out[out.index("PROD JOB") :].splitlines()[1:6]
+    assert [row.split()[1] for row in table] == ["kept"] * 5, table
+    assert "no changes" in out[out.index("7. prod") :]
+    (state,) = re.findall(r"dev cluster up \(standin\); state in (\S+)", out)
+    assert _processes_naming(state) == []
