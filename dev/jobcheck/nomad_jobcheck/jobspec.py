@@ -8,8 +8,7 @@ One place for the tests and the stand-in to find and call the binary:
     canonicalize(job)        api.Job.Canonicalize()
     validate(job)            the server's validation: (ok, Nomad's message)
 
-Each call is one process of the tool, taken from processes started ahead (warm.py), so a call
-pays for its input and not for Go's start-up. Input is the bare job or {"Job": ...}; output is
+Each call is one short process (a few ms). Input is the bare job or {"Job": ...}; output is
 the bare job. A problem raises JobspecError with Nomad's own message.
 """
 
@@ -17,11 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
-
-from . import warm
 
 __all__ = [
     "JobspecError",
@@ -68,7 +66,9 @@ def _run(args: list[str], text: str) -> str:
     path = binary()
     if path is None:
         raise FileNotFoundError(missing_reason())
-    res = warm.run([str(path), *args, "-"], text.encode())
+    res = subprocess.run(
+        [str(path), *args, "-"], input=text.encode(), capture_output=True, timeout=60
+    )
     if res.returncode != 0:
         raise JobspecError((res.stderr or res.stdout).decode(errors="replace").strip())
     return res.stdout.decode()
@@ -121,7 +121,9 @@ def _validate(text: str) -> tuple[bool, str] | JobspecError:
     path = binary()
     if path is None:
         raise FileNotFoundError(missing_reason())
-    res = warm.run([str(path), "validate", "-"], text.encode())
+    res = subprocess.run(
+        [str(path), "validate", "-"], input=text.encode(), capture_output=True, timeout=60
+    )
     out = res.stdout.decode(errors="replace")
     if res.returncode == 0:
         return True, ""

@@ -19,8 +19,6 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nomad_jobcheck import warm
-
 from . import jobspec
 
 log = logging.getLogger("standin.nomad")
@@ -191,20 +189,26 @@ _GO_ENV = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}
 
 
 def run(binary_path: Path, data: dict | str) -> dict:
-    text = data if isinstance(data, str) else json.dumps(data)
     try:
-        # A process started ahead (nomad_jobcheck.warm): Go's start-up is paid while the
-        # stand-in waits on something else, not on the evaluation's path.
-        proc = warm.run([str(binary_path)], text.encode(), env={**os.environ, **_GO_ENV})
+        proc = subprocess.run(
+            [str(binary_path)],
+            capture_output=True,
+            input=data if isinstance(data, str) else json.dumps(data),
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, **_GO_ENV},
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SchedError(f"nomad-sched did not run: {exc}") from exc
-    stderr = proc.stderr.decode(errors="replace").strip()
     try:
         out = json.loads(proc.stdout)
     except ValueError as exc:
-        raise SchedError(f"nomad-sched exit {proc.returncode}: {stderr[-500:]}") from exc
+        raise SchedError(
+            f"nomad-sched exit {proc.returncode}: {proc.stderr.strip()[-500:]}"
+        ) from exc
     if proc.returncode != 0 or "error" in out:
-        raise SchedError(str(out.get("error") or stderr[-500:]))
+        raise SchedError(str(out.get("error") or proc.stderr.strip()[-500:]))
     return out
 
 
